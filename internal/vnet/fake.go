@@ -27,12 +27,12 @@ func (r *Recorder) rec(format string, args ...any) error {
 	return nil
 }
 
-func (r *Recorder) AddNS(name string) error          { return r.rec("addns %s", name) }
-func (r *Recorder) DelNS(name string) error          { return r.rec("delns %s", name) }
-func (r *Recorder) AddBridge(ns, name string) error  { return r.rec("bridge %s/%s", ns, name) }
-func (r *Recorder) DelLink(ns, name string) error    { return r.rec("dellink %s/%s", ns, name) }
-func (r *Recorder) LinkUp(ns, link string) error     { return r.rec("up %s/%s", ns, link) }
-func (r *Recorder) SetMaster(ns, l, b string) error  { return r.rec("master %s/%s %s", ns, l, b) }
+func (r *Recorder) AddNS(name string) error         { return r.rec("addns %s", name) }
+func (r *Recorder) DelNS(name string) error         { return r.rec("delns %s", name) }
+func (r *Recorder) AddBridge(ns, name string) error { return r.rec("bridge %s/%s", ns, name) }
+func (r *Recorder) DelLink(ns, name string) error   { return r.rec("dellink %s/%s", ns, name) }
+func (r *Recorder) LinkUp(ns, link string) error    { return r.rec("up %s/%s", ns, link) }
+func (r *Recorder) SetMaster(ns, l, b string) error { return r.rec("master %s/%s %s", ns, l, b) }
 func (r *Recorder) SetForwarding(ns string, on bool) error {
 	return r.rec("forward %s %v", ns, on)
 }
