@@ -1,0 +1,89 @@
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serviceStartTimeout bounds how long a server may take to open its port;
+// Node-based servers on a busy 2-core machine need a few seconds.
+const serviceStartTimeout = 60 * time.Second
+
+// loopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func loopbackPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startService runs a server in its own process group with output in a log
+// file, waits until 127.0.0.1:port accepts connections, and kills the whole
+// group in t.Cleanup. name (prefixed "hv-") is the process's argv[0].
+func startService(t testing.TB, name string, port int, prog string, args ...string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(prog, args...)
+	cmd.Args[0] = "hv-" + name
+	cmd.Dir = t.TempDir() // whatever the server writes beside itself goes away
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		logf.Close()
+	})
+	if err := waitPort(port, exited); err != nil {
+		t.Fatalf("%s did not start: %v\n%s", name, err, tail(logPath))
+	}
+}
+
+// waitPort polls until the port accepts a connection or the process exits.
+func waitPort(port int, exited <-chan struct{}) error {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(serviceStartTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("process exited")
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("port %d not open after %v", port, serviceStartTimeout)
+}
+
+// tail returns the end of a log file for a failure message.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(bytes.TrimSpace(b))
+}
