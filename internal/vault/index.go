@@ -1,0 +1,141 @@
+package vault
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+)
+
+const indexPrefix = "index/"
+
+// location is where a blob lives.
+type location struct {
+	Pack ID
+	blobEntry
+}
+
+// Index maps blob IDs to their packs. It is the union of all index/* objects.
+type Index struct {
+	mu    sync.RWMutex
+	blobs map[ID]location
+	packs map[ID][]blobEntry // pack -> blobs, as listed by the index objects
+	files []string           // index objects loaded
+}
+
+func newIndex() *Index {
+	return &Index{blobs: make(map[ID]location), packs: make(map[ID][]blobEntry)}
+}
+
+func (x *Index) lookup(id ID) (location, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	l, ok := x.blobs[id]
+	return l, ok
+}
+
+func (x *Index) has(id ID) bool {
+	_, ok := x.lookup(id)
+	return ok
+}
+
+func (x *Index) addPack(pack ID, entries []blobEntry) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, dup := x.packs[pack]; dup {
+		return
+	}
+	x.packs[pack] = entries
+	for _, e := range entries {
+		if _, ok := x.blobs[e.ID]; !ok {
+			x.blobs[e.ID] = location{Pack: pack, blobEntry: e}
+		}
+	}
+}
+
+// loadIndex reads every index object. A damaged index object is an error
+// naming it: silently ignoring it could make prune delete live data.
+func (v *Vault) loadIndex(ctx context.Context) (*Index, error) {
+	names, err := listNames(ctx, v.be, indexPrefix)
+	if err != nil {
+		return nil, err
+	}
+	x := newIndex()
+	x.files = names
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, name := range names {
+		g.Go(func() error {
+			plain, err := v.getSealed(ctx, name)
+			if err != nil {
+				return err
+			}
+			return decodeIndex(name, plain, x)
+		})
+	}
+	return x, g.Wait()
+}
+
+const indexMagic = "HVX1"
+
+func encodeIndex(packs map[ID][]blobEntry) []byte {
+	ids := make([]ID, 0, len(packs))
+	for id := range packs {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return strings.Compare(string(ids[i][:]), string(ids[j][:])) < 0 })
+	b := append([]byte(indexMagic), binary.AppendUvarint(nil, uint64(len(ids)))...)
+	for _, p := range ids {
+		b = append(b, p[:]...)
+		b = binary.AppendUvarint(b, uint64(len(packs[p])))
+		for _, e := range packs[p] {
+			b = append(b, byte(e.Type), e.Flags)
+			b = append(b, e.ID[:]...)
+			for _, n := range []uint32{e.Offset, e.Length, e.RawLength} {
+				b = binary.AppendUvarint(b, uint64(n))
+			}
+		}
+	}
+	return b
+}
+
+func decodeIndex(name string, b []byte, x *Index) error {
+	if len(b) < 4 || string(b[:4]) != indexMagic {
+		return corrupt(name, "bad magic")
+	}
+	r := &byteReader{b: b[4:]}
+	n := r.uvarint()
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		var pack ID
+		r.read(pack[:])
+		m := r.uvarint()
+		if m > uint64(len(r.b)) {
+			return corrupt(name, "implausible blob count")
+		}
+		entries := make([]blobEntry, m)
+		for j := range entries {
+			e := &entries[j]
+			e.Type, e.Flags = blobType(r.byte()), r.byte()
+			r.read(e.ID[:])
+			e.Offset, e.Length, e.RawLength = uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint())
+		}
+		x.addPack(pack, entries)
+	}
+	if r.err != nil {
+		return corrupt(name, "%v", r.err)
+	}
+	return nil
+}
+
+// saveIndex writes one index object for the given packs.
+func (v *Vault) saveIndex(ctx context.Context, packs map[ID][]blobEntry) (string, error) {
+	name := indexPrefix + randomHex(16)
+	if err := v.putSealed(ctx, name, encodeIndex(packs)); err != nil {
+		return "", fmt.Errorf("write index: %w", err)
+	}
+	return name, nil
+}

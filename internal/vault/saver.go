@@ -1,0 +1,117 @@
+package vault
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// saver dedupes, seals and packs blobs for one snapshot and uploads full
+// packs in the background. Nothing it writes is referenced by anything until
+// the snapshot writes its index and then its manifest, so a crash at any
+// moment leaves only unreferenced packs, which prune collects.
+type saver struct {
+	v       *Vault
+	idx     *Index
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	mu      sync.Mutex
+	seen    map[ID]struct{}
+	cur     *packBuf
+	uploads chan *packBuf
+	wg      sync.WaitGroup
+	packs   map[ID][]blobEntry // uploaded, to be indexed
+
+	newChunks, newBytes, storedBytes atomic.Int64
+	nPacks                           atomic.Int64
+}
+
+const uploaders = 3
+
+func newSaver(ctx context.Context, v *Vault, idx *Index) *saver {
+	ctx, cancel := context.WithCancelCause(ctx)
+	s := &saver{v: v, idx: idx, ctx: ctx, cancel: cancel, seen: make(map[ID]struct{}),
+		cur: &packBuf{}, uploads: make(chan *packBuf, 1), packs: make(map[ID][]blobEntry)}
+	for range uploaders {
+		s.wg.Add(1)
+		go s.uploader()
+	}
+	return s
+}
+
+// save stores plain under id unless the vault or this snapshot has it already.
+func (s *saver) save(t blobType, id ID, plain []byte) error {
+	if s.idx.has(id) {
+		return nil
+	}
+	s.mu.Lock()
+	_, dup := s.seen[id]
+	s.seen[id] = struct{}{}
+	s.mu.Unlock()
+	if dup {
+		return nil
+	}
+	sealed, flags := s.v.sealBlob(t, id, plain)
+	if t == dataBlob {
+		s.newChunks.Add(1)
+		s.newBytes.Add(int64(len(plain)))
+	}
+	s.mu.Lock()
+	s.cur.add(t, id, sealed, flags, len(plain))
+	var full *packBuf
+	if len(s.cur.data) >= s.v.cfg.PackSize {
+		full, s.cur = s.cur, &packBuf{}
+	}
+	s.mu.Unlock()
+	if full == nil {
+		return nil
+	}
+	select {
+	case s.uploads <- full:
+		return nil
+	case <-s.ctx.Done():
+		return context.Cause(s.ctx)
+	}
+}
+
+func (s *saver) uploader() {
+	defer s.wg.Done()
+	for pb := range s.uploads {
+		if s.ctx.Err() != nil {
+			continue
+		}
+		id, data := s.v.finishPack(pb)
+		if err := s.v.be.Put(s.ctx, packName(id), data); err != nil {
+			s.cancel(err)
+			continue
+		}
+		s.storedBytes.Add(int64(len(data)))
+		s.nPacks.Add(1)
+		s.mu.Lock()
+		s.packs[id] = pb.entries
+		s.mu.Unlock()
+	}
+}
+
+// finish uploads the last pack and waits for all uploads.
+func (s *saver) finish() error {
+	s.mu.Lock()
+	last := s.cur
+	s.cur = &packBuf{}
+	s.mu.Unlock()
+	if len(last.entries) > 0 {
+		select {
+		case s.uploads <- last:
+		case <-s.ctx.Done():
+		}
+	}
+	close(s.uploads)
+	s.wg.Wait()
+	return context.Cause(s.ctx)
+}
+
+// abort stops the uploads after a failure.
+func (s *saver) abort(err error) {
+	s.cancel(err)
+	s.finish()
+}
