@@ -1,0 +1,219 @@
+package dns
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// ednsSize is the UDP payload size Haven advertises (DNS flag day 2020).
+const ednsSize = 1232
+
+// maxChase bounds CNAME chains followed inside Haven's own zones.
+const maxChase = 8
+
+// responder builds the reply to one query.
+type responder struct {
+	t     *table
+	c     client
+	q     dns.Question
+	m     *dns.Msg
+	ecs   *dns.EDNS0_SUBNET
+	prof  *profile    // the profile queried, for metrics
+	eps   []*endpoint // endpoints answered, for metrics
+	scope int
+}
+
+// respond answers a query against a table; it never panics on any message
+// that miekg/dns could unpack (see FuzzRespond).
+func respond(t *table, r *dns.Msg, remote netip.Addr) *responder {
+	rs := &responder{t: t, c: client{addr: remote}, m: new(dns.Msg)}
+	rs.m.SetReply(r)
+	rs.m.RecursionAvailable = false
+	opt := r.IsEdns0()
+	if opt != nil {
+		defer rs.addOPT()
+		if opt.Version() != 0 {
+			rs.m.Rcode = dns.RcodeBadVers
+			return rs
+		}
+		rs.useECS(opt)
+	}
+	switch {
+	case len(r.Question) != 1:
+		rs.m.Rcode = dns.RcodeFormatError
+	case r.Opcode != dns.OpcodeQuery:
+		rs.m.Rcode = dns.RcodeNotImplemented
+	default:
+		rs.q = r.Question[0]
+		rs.c.qtype = rs.q.Qtype
+		rs.query()
+	}
+	return rs
+}
+
+func (rs *responder) useECS(opt *dns.OPT) {
+	for _, o := range opt.Option {
+		e, ok := o.(*dns.EDNS0_SUBNET)
+		if !ok {
+			continue
+		}
+		rs.ecs = e
+		if a, ok := netip.AddrFromSlice(e.Address); ok && e.SourceNetmask > 0 {
+			rs.c.addr = a.Unmap()
+		}
+	}
+}
+
+func (rs *responder) addOPT() {
+	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	o.SetUDPSize(ednsSize)
+	if rs.ecs != nil {
+		e := *rs.ecs
+		e.SourceScope = uint8(min(rs.scope, int(e.SourceNetmask)))
+		o.Option = append(o.Option, &e)
+	}
+	rs.m.Extra = append(rs.m.Extra, o)
+}
+
+func (rs *responder) query() {
+	if rs.q.Qclass != dns.ClassINET && rs.q.Qclass != dns.ClassANY {
+		rs.m.Rcode = dns.RcodeRefused
+		return
+	}
+	name := strings.ToLower(rs.q.Name)
+	z, n := rs.t.lookup(name)
+	switch {
+	case z == nil:
+		rs.m.Rcode = dns.RcodeRefused // not ours, and no recursion
+		return
+	case rs.q.Qtype == dns.TypeAXFR || rs.q.Qtype == dns.TypeIXFR:
+		rs.m.Rcode = dns.RcodeRefused // no zone transfers
+		return
+	}
+	rs.m.Authoritative = true
+	if n == nil {
+		rs.negative(z, dns.RcodeNameError, -1)
+		return
+	}
+	if n.profile != nil {
+		rs.prof = n.profile
+		rs.profileAnswer(z, n.profile)
+		return
+	}
+	rs.staticAnswer(z, n)
+}
+
+// negative answers NXDOMAIN or NODATA with the SOA (RFC 2308); ttlCap keeps
+// profile names from being negatively cached longer than their TTL.
+func (rs *responder) negative(z *zone, rcode int, ttlCap int64) {
+	rs.m.Rcode = rcode
+	rs.m.Ns = append(rs.m.Ns, z.negSOA(ttlCap))
+}
+
+func (rs *responder) staticAnswer(z *zone, n *node) {
+	rrs, cname := staticData(n, rs.q.Qtype)
+	if len(rrs) == 0 {
+		rs.negative(z, dns.RcodeSuccess, -1)
+		return
+	}
+	rs.m.Answer = append(rs.m.Answer, rrs...)
+	rs.chase(cname)
+}
+
+// staticData returns the records of a type at a node, or its CNAME.
+func staticData(n *node, qtype uint16) ([]dns.RR, string) {
+	var out []dns.RR
+	for _, rr := range n.rrs {
+		t := rr.Header().Rrtype
+		if t == qtype || qtype == dns.TypeANY {
+			out = append(out, rr)
+		} else if c, ok := rr.(*dns.CNAME); ok {
+			return []dns.RR{rr}, c.Target
+		}
+	}
+	return out, ""
+}
+
+func (rs *responder) profileAnswer(z *zone, p *profile) {
+	pk := p.route(rs.c)
+	rs.scope = pk.scope
+	rs.eps = pk.eps
+	if pk.allDown {
+		p.noteAllDown(p.servfail)
+	} else {
+		p.noteRecovered()
+	}
+	switch {
+	case pk.none:
+		rs.negative(z, dns.RcodeNameError, int64(p.ttl))
+		return
+	case pk.allDown && p.servfail:
+		rs.m.Rcode = dns.RcodeServerFailure
+		return
+	}
+	rrs, cname := rs.endpointRRs(p.ttl, pk.eps)
+	if len(rrs) == 0 {
+		rs.negative(z, dns.RcodeSuccess, int64(p.ttl))
+		return
+	}
+	rs.m.Answer = append(rs.m.Answer, rrs...)
+	rs.chase(cname)
+}
+
+// endpointRRs turns picked endpoints into records of the asked type: one
+// CNAME when the first pick is a name, else its A/AAAA records.
+func (rs *responder) endpointRRs(ttl uint32, eps []*endpoint) ([]dns.RR, string) {
+	owner := rs.q.Name
+	if len(eps) > 0 && eps[0].cname != "" {
+		return []dns.RR{&dns.CNAME{Hdr: hdr(owner, dns.TypeCNAME, ttl), Target: eps[0].cname}}, eps[0].cname
+	}
+	var out []dns.RR
+	for _, e := range eps {
+		out = appendAddr(out, owner, ttl, e.addr, rs.q.Qtype)
+	}
+	return out, ""
+}
+
+func appendAddr(out []dns.RR, owner string, ttl uint32, a netip.Addr, qtype uint16) []dns.RR {
+	any := qtype == dns.TypeANY
+	switch {
+	case !a.IsValid():
+	case a.Is4() && (qtype == dns.TypeA || any):
+		out = append(out, &dns.A{Hdr: hdr(owner, dns.TypeA, ttl), A: net.IP(a.AsSlice())})
+	case a.Is6() && (qtype == dns.TypeAAAA || any):
+		out = append(out, &dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA, ttl), AAAA: net.IP(a.AsSlice())})
+	}
+	return out
+}
+
+// chase follows a CNAME inside Haven's own zones, as authoritative servers
+// do, so resolvers need no second query. Names elsewhere are left to them.
+func (rs *responder) chase(target string) {
+	if rs.q.Qtype == dns.TypeCNAME || rs.q.Qtype == dns.TypeANY {
+		return
+	}
+	for i := 0; target != "" && i < maxChase; i++ {
+		_, n := rs.t.lookup(strings.ToLower(target))
+		if n == nil {
+			return
+		}
+		var rrs []dns.RR
+		if n.profile != nil {
+			pk := n.profile.route(rs.c)
+			rrs, target = rs.endpointRRsFor(target, n.profile.ttl, pk.eps)
+		} else {
+			rrs, target = staticData(n, rs.q.Qtype)
+		}
+		rs.m.Answer = append(rs.m.Answer, rrs...)
+	}
+}
+
+func (rs *responder) endpointRRsFor(owner string, ttl uint32, eps []*endpoint) ([]dns.RR, string) {
+	q := rs.q
+	rs.q.Name = owner
+	defer func() { rs.q = q }()
+	return rs.endpointRRs(ttl, eps)
+}

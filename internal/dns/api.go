@@ -1,0 +1,114 @@
+package dns
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ErrNotFound is returned for an unknown profile or endpoint.
+var ErrNotFound = errors.New("not found")
+
+// ErrBadRequest is returned for a change the API refuses.
+var ErrBadRequest = errors.New("bad request")
+
+// Handler returns the HTTP API: profiles and endpoints as JSON, run-time
+// endpoint changes, reload, and /metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/profiles", s.getProfiles)
+	mux.HandleFunc("GET /v1/profiles/{profile}", s.getProfile)
+	mux.HandleFunc("GET /v1/profiles/{profile}/endpoints/{endpoint}", s.getEndpoint)
+	mux.HandleFunc("PATCH /v1/profiles/{profile}/endpoints/{endpoint}", s.patchEndpoint)
+	mux.HandleFunc("POST /v1/reload", s.postReload)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func (s *Server) startAPI(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("dns api listen: %w", err)
+	}
+	s.apiL = l
+	s.api = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Go(func() {
+		if err := s.api.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("dns api ended", "err", err)
+		}
+	})
+	return nil
+}
+
+func (s *Server) getProfiles(w http.ResponseWriter, _ *http.Request) {
+	out := []ProfileStatus{}
+	for _, p := range s.table.Load().profiles {
+		out = append(out, p.status())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) {
+	p := s.table.Load().profile(r.PathValue("profile"))
+	if p == nil {
+		writeErr(w, fmt.Errorf("profile %q: %w", r.PathValue("profile"), ErrNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, p.status())
+}
+
+func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
+	p, e, err := s.table.Load().endpoint(r.PathValue("profile"), r.PathValue("endpoint"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, e.status(p))
+}
+
+func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
+	var patch EndpointPatch
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&patch); err != nil {
+		writeErr(w, fmt.Errorf("%w: %w", ErrBadRequest, err))
+		return
+	}
+	st, err := s.UpdateEndpoint(r.PathValue("profile"), r.PathValue("endpoint"), patch)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) postReload(w http.ResponseWriter, _ *http.Request) {
+	if err := s.ReloadFile(); err != nil {
+		writeErr(w, fmt.Errorf("%w: %w", ErrBadRequest, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrConfig):
+		code = http.StatusBadRequest
+	}
+	writeJSON(w, code, apiError{Error: err.Error()})
+}

@@ -1,0 +1,116 @@
+package dns
+
+import (
+	"time"
+
+	"github.com/haven-dr/haven/internal/dns/health"
+)
+
+// Config is the whole `haven dns` configuration file. Field names follow the
+// documented YAML; every struct keeps the source lines of its fields so that
+// validation errors can name the line and the field.
+type Config struct {
+	Listen   string    `yaml:"listen"`
+	API      string    `yaml:"api"`
+	Zones    []Zone    `yaml:"zones"`
+	Profiles []Profile `yaml:"profiles"`
+
+	dir string // of the file, for relative paths
+
+	at pos `yaml:"-"`
+}
+
+// Zone is one zone the server is authoritative for.
+type Zone struct {
+	Name        string   `yaml:"name"`
+	TTL         uint32   `yaml:"ttl"`          // default TTL of static records
+	NegativeTTL uint32   `yaml:"negative_ttl"` // SOA minimum
+	NS          []string `yaml:"ns"`           // name servers; default ns1.<zone>
+	Mbox        string   `yaml:"mbox"`         // SOA responsible mailbox
+	Serial      uint32   `yaml:"serial"`
+	Records     []Record `yaml:"records"`
+
+	at pos `yaml:"-"`
+}
+
+// Record is a static record; Name is relative to the zone ("@" is the apex)
+// unless it ends with a dot.
+type Record struct {
+	Name  string `yaml:"name"`
+	Type  string `yaml:"type"`
+	Value string `yaml:"value"`
+	TTL   uint32 `yaml:"ttl"`
+
+	at pos `yaml:"-"`
+}
+
+// Profile is a traffic-manager profile: a name whose answers follow the
+// health of its endpoints.
+type Profile struct {
+	Name       string     `yaml:"name"`
+	Routing    string     `yaml:"routing"`
+	TTL        *uint32    `yaml:"ttl"`
+	Enabled    *bool      `yaml:"enabled"`
+	MaxAnswers int        `yaml:"max_answers"` // multivalue: how many addresses
+	AllDown    string     `yaml:"all_down"`    // "fail_open" (default) or "servfail"
+	GeoFile    string     `yaml:"geo_file"`    // geographic: "CIDR REGION" lines
+	Monitor    *Monitor   `yaml:"monitor"`
+	Endpoints  []Endpoint `yaml:"endpoints"`
+
+	at pos `yaml:"-"`
+}
+
+// Monitor configures the health probe of every endpoint of a profile.
+type Monitor struct {
+	Protocol          string            `yaml:"protocol"`
+	Port              int               `yaml:"port"`
+	Path              string            `yaml:"path"`
+	Host              string            `yaml:"host"`
+	Headers           map[string]string `yaml:"headers"`
+	ExpectedStatus    []string          `yaml:"expected_status"`
+	Body              string            `yaml:"body"`
+	TLSVerify         *bool             `yaml:"tls_verify"`
+	Interval          Duration          `yaml:"interval"`
+	Timeout           Duration          `yaml:"timeout"`
+	ToleratedFailures int               `yaml:"tolerated_failures"`
+	RequiredSuccesses int               `yaml:"required_successes"`
+
+	at pos `yaml:"-"`
+}
+
+// Endpoint is one place a profile can send clients.
+type Endpoint struct {
+	Name        string   `yaml:"name"`
+	Target      string   `yaml:"target"`  // IPv4, IPv6 or a host name (CNAME)
+	Profile     string   `yaml:"profile"` // nested: another profile's name
+	MinHealthy  int      `yaml:"min_healthy"`
+	Enabled     *bool    `yaml:"enabled"`
+	Priority    int      `yaml:"priority"`
+	Weight      int      `yaml:"weight"`
+	AlwaysServe bool     `yaml:"always_serve"`
+	Subnets     []string `yaml:"subnets"`
+	Regions     []string `yaml:"regions"`
+	ProbeAddr   string   `yaml:"probe_address"` // probe here instead of target
+
+	at pos `yaml:"-"`
+}
+
+// Duration accepts "500ms"/"1s" strings or a bare number of seconds.
+type Duration time.Duration
+
+// HealthSpec turns a profile's monitor into the prober's settings.
+func (m *Monitor) healthSpec() health.Spec {
+	return health.Spec{
+		Protocol:          m.Protocol,
+		Port:              m.Port,
+		Path:              m.Path,
+		Host:              m.Host,
+		Headers:           m.Headers,
+		Body:              m.Body,
+		TLSVerify:         m.TLSVerify == nil || *m.TLSVerify,
+		Interval:          time.Duration(m.Interval),
+		Timeout:           time.Duration(m.Timeout),
+		ToleratedFailures: m.ToleratedFailures,
+		RequiredSuccesses: m.RequiredSuccesses,
+	}
+}

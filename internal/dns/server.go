@@ -1,0 +1,186 @@
+// Package dns is Haven's traffic manager: an authoritative DNS server whose
+// answers for a profile's name follow the health of the profile's endpoints,
+// with an HTTP API for run-time changes and Prometheus metrics.
+package dns
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/haven-dr/haven/internal/dns/health"
+)
+
+// Options configure a Server beyond its config file.
+type Options struct {
+	Log        *slog.Logger
+	ConfigPath string // for Reload from the API or SIGHUP; may be empty
+}
+
+// Server serves DNS and the API for one configuration at a time.
+type Server struct {
+	log     *slog.Logger
+	path    string
+	table   atomic.Pointer[table]
+	pool    *health.Pool
+	metrics *metrics
+
+	mu        sync.Mutex // serialises reloads and API edits
+	overrides map[string]override
+
+	lis  *listeners
+	dns  []*dns.Server
+	api  *http.Server
+	apiL net.Listener
+	wg   sync.WaitGroup
+}
+
+// override is a run-time change from the API; it survives reloads so a
+// reload during a failover cannot send traffic back to the old site.
+type override struct {
+	enabled  *bool
+	priority *int32
+	weight   *int32
+}
+
+// New compiles cfg and starts health checks; Start opens the sockets.
+func New(cfg *Config, o Options) (*Server, error) {
+	s := &Server{log: o.Log, path: o.ConfigPath, overrides: map[string]override{}}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.metrics = newMetrics(s)
+	s.pool = health.NewPool(health.Hooks{Result: s.probeResult, Change: s.stateChange})
+	if err := s.Reload(cfg); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload swaps in a new configuration; on error the old one keeps serving.
+func (s *Server) Reload(cfg *Config) error {
+	t, err := compile(cfg)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.table.Load(); old != nil && (old.listen != t.listen || old.api != t.api) {
+		s.log.Warn("listen and api addresses change only on restart")
+	}
+	s.applyOverrides(t)
+	if err := s.attachCheckers(t); err != nil {
+		return err
+	}
+	s.table.Store(t)
+	s.log.Info("dns config loaded", "zones", len(t.zones), "profiles", len(t.profiles))
+	return nil
+}
+
+// ReloadFile re-reads the config file given in Options.
+func (s *Server) ReloadFile() error {
+	if s.path == "" {
+		return errors.New("no config file to reload")
+	}
+	cfg, err := LoadConfig(s.path)
+	if err != nil {
+		return err
+	}
+	return s.Reload(cfg)
+}
+
+func (s *Server) attachCheckers(t *table) error {
+	var targets []health.Target
+	var eps []*endpoint
+	for _, p := range t.profiles {
+		p.log = s.log
+		p.metrics = s.metrics.forProfile(p.name)
+		for _, e := range p.endpoints {
+			e.metrics = s.metrics.forEndpoint(p.name, e.name)
+			if e.spec != nil {
+				targets = append(targets, health.Target{Profile: p.name, Endpoint: e.name, Host: e.probeHost, Spec: *e.spec})
+				eps = append(eps, e)
+			}
+		}
+	}
+	cs, err := s.pool.Sync(targets)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	for i, c := range cs {
+		eps[i].checker = c
+	}
+	return nil
+}
+
+// Start opens the DNS sockets (UDP and TCP) and the API listener.
+func (s *Server) Start() error {
+	t := s.table.Load()
+	lis, err := listen(t.listen, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return err
+	}
+	s.lis = lis
+	for _, pc := range lis.udp {
+		s.serve(&dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.MaxMsgSize})
+	}
+	s.serve(&dns.Server{Listener: lis.tcp, Handler: s, ReadTimeout: 5 * time.Second})
+	if t.api != "" {
+		if err := s.startAPI(t.api); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	s.log.Info("dns serving", "listen", s.DNSAddr(), "api", s.APIAddr())
+	return nil
+}
+
+func (s *Server) serve(srv *dns.Server) {
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	s.dns = append(s.dns, srv)
+	s.wg.Go(func() {
+		if err := srv.ActivateAndServe(); err != nil {
+			s.log.Debug("dns server ended", "err", err)
+		}
+	})
+	<-started
+}
+
+// DNSAddr is the bound DNS address (UDP and TCP share the port).
+func (s *Server) DNSAddr() string {
+	if s.lis == nil {
+		return ""
+	}
+	return s.lis.tcp.Addr().String()
+}
+
+// APIAddr is the bound API address, "" without an API.
+func (s *Server) APIAddr() string {
+	if s.apiL == nil {
+		return ""
+	}
+	return s.apiL.Addr().String()
+}
+
+// Close stops serving and probing.
+func (s *Server) Close() error {
+	for _, srv := range s.dns {
+		_ = srv.Shutdown()
+	}
+	if s.api != nil {
+		_ = s.api.Close()
+	}
+	s.wg.Wait()
+	s.pool.Close()
+	return nil
+}
