@@ -147,3 +147,9 @@ type Spec struct {
 // Key identifies a spec, so a reload keeps a checker whose settings did not
 // change (and with it the endpoint's state).
 func (s Spec) Key() string { return fmt.Sprintf("%+v", s) }
+
+// ProberFunc adapts a function to Prober (used for custom probes and tests).
+type ProberFunc func(ctx context.Context, host string) error
+
+// Probe calls f.
+func (f ProberFunc) Probe(ctx context.Context, host string) error { return f(ctx, host) }
