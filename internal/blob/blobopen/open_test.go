@@ -39,7 +39,7 @@ func TestBadURLs(t *testing.T) {
 func TestLocationHasNoSecrets(t *testing.T) {
 	e := env(map[string]string{"AWS_ACCESS_KEY_ID": "AKIDSECRET", "AWS_SECRET_ACCESS_KEY": "topsecret", "AZURE_STORAGE_KEY": "c2VjcmV0a2V5"})
 	for raw, want := range map[string]string{
-		"s3://bk/pre/fix?endpoint=127.0.0.1:9&insecure=true":     "s3://bk/pre/fix?endpoint=127.0.0.1%3A9&insecure=true",
+		"s3://bk/pre/fix?endpoint=127.0.0.1:9&insecure=true":      "s3://bk/pre/fix?endpoint=127.0.0.1%3A9&insecure=true",
 		"azblob://ct?account=acc&endpoint=http://127.0.0.1:9/acc": "azblob://ct?account=acc&endpoint=http%3A%2F%2F127.0.0.1%3A9%2Facc",
 	} {
 		b, err := blobopen.OpenEnv(context.Background(), raw, blob.DefaultLimits(), e)
