@@ -4,4 +4,8 @@ import "github.com/spf13/cobra"
 
 // subcommands lists the top-level commands. One line per command file keeps
 // parallel work on separate commands from colliding.
-var subcommands = []func() *cobra.Command{}
+var subcommands = []func() *cobra.Command{
+	newVaultCmd,
+	newSnapshotCmd,
+	newRestoreCmd,
+}
