@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
-	"time"
 	"text/tabwriter"
+	"time"
 
 	"github.com/haven-dr/haven/internal/vault"
 	"github.com/spf13/cobra"
@@ -226,7 +226,7 @@ func newVaultPruneCmd() *cobra.Command {
 	var vf vaultFlags
 	var opt vault.PruneOptions
 	cmd := &cobra.Command{
-		Use: "prune --keep-last N | --keep-within D | --keep-hourly N | --keep-daily N | --keep-weekly N [--dry-run]",
+		Use:   "prune --keep-last N | --keep-within D | --keep-hourly N | --keep-daily N | --keep-weekly N [--dry-run]",
 		Short: "Forget points outside the retention policy and delete the data only they used",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -205,4 +205,3 @@ func (r *restorer) account(n int64) {
 		r.progress(n)
 	}
 }
-
