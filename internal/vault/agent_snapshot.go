@@ -1,0 +1,209 @@
+package vault
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// This file and agent_scan.go are the hooks the replication agent
+// (internal/agent) needs from the vault. They reuse the snapshot machinery
+// but let the caller name chunks it already knows to be unchanged, so a
+// replication cycle reads and hashes only what changed.
+
+// KnownFunc reports the ID of chunk i of a disk when the caller knows the
+// chunk is unchanged since a point already in the vault (for example from
+// reflink extent maps). A known ID that the vault's index does not hold is
+// ignored and the chunk is read, so a stale hint costs time, never data.
+type KnownFunc func(i int64) (ID, bool)
+
+// AgentSnapshot is what SnapshotKnown returns.
+type AgentSnapshot struct {
+	Point *Point
+	Stats *SnapshotStats
+	IDs   map[string][]ID // per disk, the chunk IDs in disk order
+	Known int64           // chunks taken from hints without reading
+}
+
+// SnapshotKnown is Snapshot with per-disk hints (known may be nil or miss
+// disks). It also indexes uploaded packs every indexEvery, so a cycle that
+// fails half-way (vault outage) does not upload those packs again.
+func (v *Vault) SnapshotKnown(ctx context.Context, opt SnapshotOptions, known map[string]KnownFunc) (*AgentSnapshot, error) {
+	if err := opt.validate(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if opt.Time.IsZero() {
+		opt.Time = start
+	}
+	lock, err := v.acquire(ctx, lockShared, opt.LockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	idx, err := v.loadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	p := &Point{ID: newPointID(opt.Time), Machine: opt.Machine, Time: opt.Time.UTC(), Consistency: opt.Consistency,
+		Provider: opt.Provider, Group: opt.Group, Host: host, Tags: opt.Tags, ChunkSize: v.cfg.ChunkSize}
+	res := &AgentSnapshot{Point: p, Stats: &SnapshotStats{}, IDs: map[string][]ID{}}
+	s := newSaver(ctx, v, idx)
+	inc := startIncrementalIndex(ctx, s)
+	for _, src := range opt.Disks {
+		d, ids, err := s.saveDiskKnown(src, known[src.Name], res, opt.Progress)
+		if err != nil {
+			inc.stop()
+			s.abort(err)
+			inc.flush(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		p.Disks = append(p.Disks, *d)
+		res.IDs[src.Name] = ids
+	}
+	err = s.finish()
+	inc.stop()
+	if err != nil {
+		inc.flush(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("upload: %w", err)
+	}
+	inc.dropIndexed()
+	if err := v.commit(ctx, s, p, res.Stats); err != nil {
+		return nil, err
+	}
+	res.Stats.Duration = time.Since(start)
+	return res, nil
+}
+
+func (s *saver) saveDiskKnown(src DiskSource, known KnownFunc, res *AgentSnapshot, progress func(int64)) (*Disk, []ID, error) {
+	f, err := os.Open(src.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("disk %s: %w", src.Name, err)
+	}
+	defer f.Close()
+	size, err := f.Seek(0, 2)
+	if err != nil {
+		return nil, nil, fmt.Errorf("disk %s: size: %w", src.Name, err)
+	}
+	ids, zero, nKnown, err := s.chunkFileKnown(f, size, known, progress)
+	if err != nil {
+		return nil, nil, fmt.Errorf("disk %s: %w", src.Name, err)
+	}
+	res.Stats.Bytes += size
+	res.Stats.ZeroBytes += zero
+	res.Known += nKnown
+	d := &Disk{Name: src.Name, Size: size}
+	for i := 0; i < len(ids); i += pageEntries {
+		page := encodePage(ids[i:min(i+pageEntries, len(ids))])
+		pid := s.v.hashID(page)
+		if err := s.save(pageBlob, pid, page); err != nil {
+			return nil, nil, err
+		}
+		d.Pages = append(d.Pages, pid)
+	}
+	return d, ids, nil
+}
+
+// DiskChunkIDs loads the chunk IDs of one disk of a point from the vault
+// (used to rebuild the agent's change-tracking cache).
+func (v *Vault) DiskChunkIDs(ctx context.Context, p *Point, disk string) ([]ID, error) {
+	d, err := p.Disk(disk)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := v.loadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return v.chunkIDs(ctx, idx, d, p.ChunkSize)
+}
+
+// PagesMatch reports whether ids are exactly the chunk list of disk d:
+// the page IDs are recomputed locally, so a cache is verified against the
+// point's manifest without downloading anything.
+func (v *Vault) PagesMatch(d *Disk, chunkSize int, ids []ID) bool {
+	want := int((d.Size + int64(chunkSize) - 1) / int64(chunkSize))
+	if len(ids) != want || len(d.Pages) != (want+pageEntries-1)/pageEntries {
+		return false
+	}
+	for n, i := 0, 0; i < len(ids); n, i = n+1, i+pageEntries {
+		if v.hashID(encodePage(ids[i:min(i+pageEntries, len(ids))])) != d.Pages[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// incrementalIndex writes index objects for packs already uploaded while a
+// snapshot is still running, so their chunks count as stored even if the
+// snapshot then fails.
+type incrementalIndex struct {
+	s       *saver
+	mu      sync.Mutex
+	indexed map[ID]bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+const indexEvery = 10 * time.Second
+
+func startIncrementalIndex(ctx context.Context, s *saver) *incrementalIndex {
+	x := &incrementalIndex{s: s, indexed: map[ID]bool{}, done: make(chan struct{})}
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		t := time.NewTicker(indexEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-x.done:
+				return
+			case <-t.C:
+				x.flush(ctx)
+			}
+		}
+	}()
+	return x
+}
+
+func (x *incrementalIndex) stop() {
+	close(x.done)
+	x.wg.Wait()
+}
+
+// flush indexes the uploaded packs not indexed yet (best effort: failing
+// only means they may be uploaded again).
+func (x *incrementalIndex) flush(ctx context.Context) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	todo := map[ID][]blobEntry{}
+	x.s.mu.Lock()
+	for id, e := range x.s.packs {
+		if !x.indexed[id] {
+			todo[id] = e
+		}
+	}
+	x.s.mu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	if _, err := x.s.v.saveIndex(ctx, todo); err != nil {
+		return
+	}
+	for id := range todo {
+		x.indexed[id] = true
+	}
+}
+
+// dropIndexed removes already-indexed packs from the saver, so commit
+// indexes only the rest.
+func (x *incrementalIndex) dropIndexed() {
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	for id := range x.indexed {
+		delete(x.s.packs, id)
+	}
+}

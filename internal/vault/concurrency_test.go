@@ -1,0 +1,185 @@
+package vault
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestConcurrentSnapshots(t *testing.T) {
+	ctx := context.Background()
+	_, be := testVault(t)
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	imgs := make([]string, 4)
+	for i := range imgs {
+		imgs[i] = filepath.Join(dir, fmt.Sprintf("d%d.img", i))
+		// Two machines, two snapshots each, sharing some data.
+		writeImage(t, imgs[i], uint64(i%2), segment{"random", 2 << 20}, segment{"text", 1 << 20})
+		writeImage(t, imgs[i], uint64(100+i), segment{"hole", 3 << 20}, segment{"random", 512 << 10})
+	}
+	for i := range imgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := Open(ctx, be, "secret", fastKDF)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer v.Close()
+			_, _, errs[i] = v.Snapshot(ctx, SnapshotOptions{Machine: fmt.Sprintf("m%d", i%2), Disks: []DiskSource{{"root", imgs[i]}}})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("snapshot %d: %v", i, err)
+		}
+	}
+	v, _ := Open(ctx, be, "secret", fastKDF)
+	defer v.Close()
+	points, _ := v.Points(ctx, "")
+	if len(points) != 4 {
+		t.Fatalf("%d points, want 4", len(points))
+	}
+	if rep, err := v.Check(ctx, CheckOptions{ReadData: true}); err != nil || rep.Err() != nil {
+		t.Fatalf("check: %v %v", err, rep.Err())
+	}
+	sums := map[string]bool{}
+	for _, img := range imgs {
+		sums[sha(t, img)] = true
+	}
+	for _, p := range points {
+		out := filepath.Join(dir, "out-"+p.ID)
+		restore(t, v, p.Machine, p.ID, "root", out)
+		if !sums[sha(t, out)] {
+			t.Fatalf("point %s restores to an image that was never snapshotted", p.ID)
+		}
+	}
+}
+
+// TestPruneDuringSnapshot holds a snapshot that dedupes against an old point
+// while prune forgets that point: the data must survive.
+func TestPruneDuringSnapshot(t *testing.T) {
+	ctx := context.Background()
+	v, be := testVault(t)
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "shared.img")
+	other := filepath.Join(dir, "other.img")
+	writeImage(t, shared, 20, segment{"random", 4 << 20})
+	writeImage(t, other, 21, segment{"random", 1 << 20})
+	snap(t, v, "old", DiskSource{"root", shared}) // will be forgotten
+	snap(t, v, "old", DiskSource{"root", other})  // newest of "old": kept
+
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	done := make(chan error)
+	go func() {
+		v2, _ := Open(ctx, be, "secret", fastKDF)
+		defer v2.Close()
+		_, _, err := v2.Snapshot(ctx, SnapshotOptions{Machine: "new", Disks: []DiskSource{{"root", shared}},
+			Progress: func(int64) { once.Do(func() { close(paused); <-resume }) }})
+		done <- err
+	}()
+	<-paused
+	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, LockWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Forgotten != 1 || rep.Deferred == "" || rep.DeletedPacks != 0 {
+		t.Fatalf("prune during snapshot: forgot %d, deleted %d packs, deferred %q", rep.Forgotten, rep.DeletedPacks, rep.Deferred)
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Now nothing runs: a second prune collects, and must keep "new"'s data.
+	if _, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := v.Check(ctx, CheckOptions{ReadData: true}); err != nil || rep.Err() != nil {
+		t.Fatalf("check after prune: %v %v", err, rep.Err())
+	}
+	out := filepath.Join(dir, "out.img")
+	restore(t, v, "new", "latest", "root", out)
+	if sha(t, out) != sha(t, shared) {
+		t.Fatal("point taken during prune does not restore bit-exact")
+	}
+}
+
+func TestPruneCollects(t *testing.T) {
+	ctx := context.Background()
+	v, _ := testVault(t)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "d.img")
+	for i := range 4 {
+		writeImage(t, img, uint64(30+i), segment{"random", 1 << 20})
+		snap(t, v, "web", DiskSource{"root", img})
+	}
+	before, _ := v.Stats(ctx)
+	dry, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 2}, DryRun: true})
+	if err != nil || dry.Forgotten != 0 {
+		t.Fatalf("dry run: %v %+v", err, dry)
+	}
+	removed := 0
+	for _, d := range dry.Decisions {
+		if !d.Keep {
+			removed++
+		}
+	}
+	if removed != 2 {
+		t.Fatalf("dry run would remove %d points, want 2", removed)
+	}
+	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 2}})
+	if err != nil || rep.Forgotten != 2 || rep.DeletedPacks == 0 {
+		t.Fatalf("prune: %v %+v", err, rep)
+	}
+	after, _ := v.Stats(ctx)
+	if after.StoredBytes >= before.StoredBytes*3/4 || after.Points != 2 {
+		t.Fatalf("stored %d -> %d bytes, %d points", before.StoredBytes, after.StoredBytes, after.Points)
+	}
+	if rep, err := v.Check(ctx, CheckOptions{ReadData: true}); err != nil || rep.Err() != nil || rep.UnreferencedPacks != 0 {
+		t.Fatalf("check after prune: %v %v %+v", err, rep.Err(), rep)
+	}
+	out := filepath.Join(dir, "out.img")
+	restore(t, v, "web", "latest", "root", out)
+	if sha(t, out) != sha(t, img) {
+		t.Fatal("latest point damaged by prune")
+	}
+}
+
+func TestRetention(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.Local)
+	var ps []*Point
+	for h := range 72 { // a point every hour for three days
+		ps = append(ps, &Point{Machine: "m", ID: fmt.Sprint(h), Time: now.Add(-time.Duration(h) * time.Hour)})
+	}
+	count := func(r Retention) int {
+		n := 0
+		for _, d := range r.Apply(ps, now) {
+			if d.Keep {
+				n++
+			}
+		}
+		return n
+	}
+	for _, c := range []struct {
+		r    Retention
+		want int
+	}{
+		{Retention{Last: 5}, 5},
+		{Retention{Within: 10*time.Hour + time.Minute}, 11},
+		{Retention{Hourly: 24}, 24},
+		{Retention{Daily: 7}, 4},        // 12:00 today, and three earlier calendar days
+		{Retention{Last: 3, Daily: 2}, 4}, // newest three + one from yesterday
+	} {
+		if got := count(c.r); got != c.want {
+			t.Errorf("%+v keeps %d, want %d", c.r, got, c.want)
+		}
+	}
+}
