@@ -1,6 +1,7 @@
 package vnet
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -112,9 +113,14 @@ func (Netlink) AddVeth(ns, name, peerNS, peer string, peerMAC net.HardwareAddr) 
 	})
 }
 
+// DelLink deletes a link; a link already gone is not an error, since a
+// veth vanishes with its peer's namespace.
 func (Netlink) DelLink(ns, name string) error {
 	return withHandle(ns, func(h *netlink.Handle) error {
 		l, err := h.LinkByName(name)
+		if errors.As(err, &netlink.LinkNotFoundError{}) {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("vnet: link %s/%s: %w", ns, name, err)
 		}

@@ -1,0 +1,159 @@
+// Package loop attaches raw disk image files to loop block devices with the
+// kernel's ioctls directly (no losetup binary). Devices are attached with
+// autoclear, so the kernel detaches them as soon as the last user (the
+// mount) goes away, and they carry a name starting with "hv" so leftovers of
+// a crashed run can be found and detached.
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrBusy is returned when no free loop device could be claimed.
+var ErrBusy = errors.New("loop: no free loop device")
+
+// Device is an attached loop device. Its fd keeps it alive; Close releases
+// that reference, after which autoclear detaches it once nothing else (a
+// mount) uses it.
+type Device struct {
+	Path   string
+	Number int
+	file   *os.File
+}
+
+// File returns the open device, e.g. to hand to a child process.
+func (d *Device) File() *os.File { return d.file }
+
+// Close drops this process's reference to the device.
+func (d *Device) Close() error { return d.file.Close() }
+
+// Attach binds image to a free loop device, tagging it with name (which
+// should start with "hv"). Claiming races with other processes, so a busy
+// device is retried.
+func Attach(image, name string, readOnly bool) (*Device, error) {
+	flag := os.O_RDWR
+	if readOnly {
+		flag = os.O_RDONLY
+	}
+	img, err := os.OpenFile(image, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("loop: open image: %w", err)
+	}
+	defer img.Close()
+	ctl, err := os.OpenFile("/dev/loop-control", os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("loop: %w", err)
+	}
+	defer ctl.Close()
+	for try := 0; try < 20; try++ {
+		d, err := claim(ctl, img, name, readOnly)
+		if errors.Is(err, unix.EBUSY) {
+			continue
+		}
+		return d, err
+	}
+	return nil, ErrBusy
+}
+
+func claim(ctl, img *os.File, name string, readOnly bool) (*Device, error) {
+	n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
+	if err != nil {
+		return nil, fmt.Errorf("loop: get free: %w", err)
+	}
+	path := fmt.Sprintf("/dev/loop%d", n)
+	if err := ensureNode(path, n); err != nil {
+		return nil, err
+	}
+	dev, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("loop: open %s: %w", path, err)
+	}
+	cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
+	cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
+	if readOnly {
+		cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
+	}
+	copy(cfg.Info.File_name[:63], name)
+	if err := unix.IoctlLoopConfigure(int(dev.Fd()), &cfg); err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("loop: configure %s: %w", path, err)
+	}
+	return &Device{Path: path, Number: n, file: dev}, nil
+}
+
+// ensureNode creates /dev/loopN when /dev is not managed by devtmpfs/udev.
+func ensureNode(path string, n int) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	err := unix.Mknod(path, unix.S_IFBLK|0o600, int(unix.Mkdev(7, uint32(n))))
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("loop: mknod %s: %w", path, err)
+	}
+	return nil
+}
+
+// Attached lists loop devices whose name starts with prefix, as
+// "/dev/loopN name".
+func Attached(prefix string) ([]Info, error) {
+	ents, err := os.ReadDir("/sys/block")
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
+	for _, e := range ents {
+		var n int
+		if _, err := fmt.Sscanf(e.Name(), "loop%d", &n); err != nil {
+			continue
+		}
+		if info, ok := status(n); ok && strings.HasPrefix(info.Name, prefix) {
+			out = append(out, info)
+		}
+	}
+	return out, nil
+}
+
+// Info describes an attached loop device.
+type Info struct {
+	Path string
+	Name string
+}
+
+func status(n int) (Info, bool) {
+	path := fmt.Sprintf("/dev/loop%d", n)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Info{}, false
+	}
+	defer f.Close()
+	st, err := unix.IoctlLoopGetStatus64(int(f.Fd()))
+	if err != nil { // ENXIO: not attached
+		return Info{}, false
+	}
+	name := string(st.File_name[:])
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	return Info{Path: path, Name: name}, true
+}
+
+// Detach detaches a loop device (cleanup of a crashed run).
+func Detach(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.IoctlSetInt(int(f.Fd()), unix.LOOP_CLR_FD, 0)
+}
+
+// Gone reports whether loop device n is no longer attached to anything.
+func Gone(n int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/sys/block/loop%d/loop/backing_file", n))
+	return err != nil || len(b) == 0
+}

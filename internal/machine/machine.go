@@ -1,0 +1,128 @@
+// Package machine defines how Haven boots a recovery machine from restored
+// raw disk images and stops it again: a plain Spec the orchestrator fills,
+// and one small Driver interface implemented by the ns driver (namespaces,
+// the embedded default) and the qemu driver (a real VM). One conformance
+// suite (machinetest) runs against every driver.
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"time"
+
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// Sentinel errors.
+var (
+	ErrBadSpec    = errors.New("machine: bad spec")
+	ErrNotRunning = errors.New("machine: not running")
+	ErrUnhealthy  = errors.New("machine: health check did not pass")
+)
+
+// Disk is one raw disk image. The first disk is the root filesystem.
+type Disk struct {
+	Name   string `json:"name" yaml:"name"`
+	Path   string `json:"path" yaml:"path"`                         // raw image file
+	FSType string `json:"fstype,omitempty" yaml:"fstype,omitempty"` // ns driver; default ext4
+	Mount  string `json:"mount,omitempty" yaml:"mount,omitempty"`   // ns driver, non-root disks
+}
+
+// HealthCheck says how to tell the machine is serving: a TCP connect, or an
+// HTTP GET answered 2xx, on the first NIC's address.
+type HealthCheck struct {
+	TCPPort  int    `json:"tcp_port,omitempty" yaml:"tcp_port,omitempty"`
+	HTTPPort int    `json:"http_port,omitempty" yaml:"http_port,omitempty"`
+	HTTPPath string `json:"http_path,omitempty" yaml:"http_path,omitempty"`
+}
+
+// Spec is everything a driver needs to boot one machine.
+type Spec struct {
+	Name     string      `json:"name" yaml:"name"`
+	Disks    []Disk      `json:"disks" yaml:"disks"`
+	NICs     []vnet.NIC  `json:"nics" yaml:"nics"`
+	MemoryMB int         `json:"memory_mb,omitempty" yaml:"memory_mb,omitempty"` // qemu; default 256
+	CPUs     int         `json:"cpus,omitempty" yaml:"cpus,omitempty"`           // qemu; default 1
+	Init     string      `json:"init,omitempty" yaml:"init,omitempty"`           // default /sbin/init
+	Health   HealthCheck `json:"health" yaml:"health"`
+	// StopTimeout is how long a graceful stop may take before the
+	// machine is killed; default 10s.
+	StopTimeout time.Duration `json:"stop_timeout,omitempty" yaml:"stop_timeout,omitempty"`
+	// ConsoleLog is where console output goes; default in the driver's
+	// state directory.
+	ConsoleLog string `json:"console_log,omitempty" yaml:"console_log,omitempty"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+
+// Validate checks the parts every driver relies on and fills defaults.
+func (s *Spec) Validate() error {
+	if !nameRE.MatchString(s.Name) {
+		return fmt.Errorf("%w: name %q", ErrBadSpec, s.Name)
+	}
+	if len(s.Disks) == 0 {
+		return fmt.Errorf("%w: %s has no disks", ErrBadSpec, s.Name)
+	}
+	for i, n := range s.NICs {
+		if n.Name == "" || n.Network == "" || !n.Addr.IsValid() {
+			return fmt.Errorf("%w: %s NIC %d needs name, network and address", ErrBadSpec, s.Name, i)
+		}
+		if n.MAC == nil {
+			s.NICs[i].MAC = vnet.StableMAC(s.Name, n.Name)
+		}
+	}
+	if s.Init == "" {
+		s.Init = "/sbin/init"
+	}
+	if s.StopTimeout == 0 {
+		s.StopTimeout = 10 * time.Second
+	}
+	return nil
+}
+
+// Addr is the machine's first NIC address, where health checks go.
+func (s Spec) Addr() (netip.Addr, error) {
+	if len(s.NICs) == 0 {
+		return netip.Addr{}, fmt.Errorf("%w: %s has no NIC", ErrBadSpec, s.Name)
+	}
+	return s.NICs[0].Addr.Addr(), nil
+}
+
+// State is a machine's life-cycle state.
+type State string
+
+const (
+	Starting State = "starting"
+	Running  State = "running"
+	Stopping State = "stopping"
+	Stopped  State = "stopped"
+)
+
+// Networks tells a driver where a NIC's network is; *vnet.Lab implements it.
+type Networks interface {
+	Attachment(network string) (vnet.Attachment, error)
+}
+
+// Driver boots machines.
+type Driver interface {
+	// Start boots the machine and returns once it is running (not
+	// necessarily healthy: see WaitHealthy).
+	Start(ctx context.Context, spec Spec) (Instance, error)
+	Name() string
+}
+
+// Instance is one running machine.
+type Instance interface {
+	Spec() Spec
+	State() State
+	// Stop shuts down gracefully, kills after Spec.StopTimeout, and
+	// returns once every host resource of the machine is released.
+	Stop(ctx context.Context) error
+	// Done is closed when the machine has stopped by itself or by Stop.
+	Done() <-chan struct{}
+	// ConsoleLog is the path of the console output.
+	ConsoleLog() string
+}

@@ -1,0 +1,199 @@
+package nsdrv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/loop"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+type instance struct {
+	spec    machine.Spec
+	dir     string
+	console string
+	pid     int
+	loops   []int
+	stopSig syscall.Signal
+	syncW   *os.File
+	ops     vnet.Ops
+	links   [][2]string // bridge-side veths: namespace, name
+	done    chan struct{}
+
+	mu    sync.Mutex
+	state machine.State
+}
+
+var _ machine.Instance = (*instance)(nil)
+
+// spawn starts the child in new namespaces and waits until its root is
+// mounted. The child is started and waited for on one locked OS thread:
+// Pdeathsig fires when the thread that forked dies, and Go may retire any
+// unlocked thread.
+func (d *Driver) spawn(spec machine.Spec, dir string, loops []*loop.Device) (*instance, error) {
+	console, consolePath, err := openConsole(spec, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer console.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	statR, statW, err := os.Pipe()
+	if err != nil {
+		syncR.Close()
+		syncW.Close()
+		return nil, err
+	}
+	defer statR.Close()
+	cmd := childCmd(spec, dir, loops, console, syncR, statW)
+	m := &instance{spec: spec, dir: dir, console: consolePath, stopSig: d.StopSignal, ops: d.ops(),
+		syncW: syncW, done: make(chan struct{}), state: machine.Starting}
+	if m.stopSig == 0 {
+		m.stopSig = syscall.SIGTERM
+	}
+	for _, l := range loops {
+		m.loops = append(m.loops, l.Number)
+	}
+	started := make(chan error, 1)
+	go m.run(cmd, started)
+	err = <-started
+	syncR.Close()
+	statW.Close()
+	if err != nil {
+		syncW.Close()
+		return nil, err
+	}
+	if err := readStatus(statR); err != nil {
+		m.kill()
+		return nil, err
+	}
+	return m, nil
+}
+
+func childCmd(spec machine.Spec, dir string, loops []*loop.Device, console, syncR, statW *os.File) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"haven-ns:" + spec.Name}
+	cmd.Env = []string{childEnv + "=" + encodeConf(childConf(spec, dir, loops))}
+	cmd.Stdout, cmd.Stderr = console, console
+	cmd.ExtraFiles = []*os.File{syncR, statW}
+	for _, l := range loops {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, l.File())
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS |
+			syscall.CLONE_NEWIPC | syscall.CLONE_NEWNET,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	return cmd
+}
+
+func (m *instance) run(cmd *exec.Cmd, started chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		started <- fmt.Errorf("spawn: %w", err)
+		close(m.done)
+		return
+	}
+	m.pid = cmd.Process.Pid
+	os.WriteFile(filepath.Join(m.dir, "pid"), []byte(pidRecord(m.pid)), 0o644)
+	started <- nil
+	cmd.Wait()
+	m.setState(machine.Stopped)
+	close(m.done)
+}
+
+// release lets the child exec the disk's init.
+func (m *instance) release() {
+	m.syncW.Write([]byte("go"))
+	m.syncW.Close()
+	m.setState(machine.Running)
+}
+
+func (m *instance) kill() {
+	m.syncW.Close()
+	syscall.Kill(m.pid, syscall.SIGKILL)
+	<-m.done
+	m.cleanup()
+}
+
+func (m *instance) setState(s machine.State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state != machine.Stopped {
+		m.state = s
+	}
+}
+
+func (m *instance) Spec() machine.Spec    { return m.spec }
+func (m *instance) Done() <-chan struct{} { return m.done }
+func (m *instance) ConsoleLog() string    { return m.console }
+
+func (m *instance) State() machine.State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state
+}
+
+// Stop signals init, kills it after the timeout, then waits until the
+// kernel has unmounted the disks and detached their loop devices.
+func (m *instance) Stop(ctx context.Context) error {
+	select {
+	case <-m.done: // already gone: never signal a pid that may be reused
+		return m.cleanup()
+	default:
+	}
+	m.setState(machine.Stopping)
+	syscall.Kill(m.pid, m.stopSig)
+	t := time.NewTimer(m.spec.StopTimeout)
+	defer t.Stop()
+	select {
+	case <-m.done:
+	case <-t.C:
+		syscall.Kill(m.pid, syscall.SIGKILL)
+	case <-ctx.Done():
+		syscall.Kill(m.pid, syscall.SIGKILL)
+	}
+	<-m.done
+	return m.cleanup()
+}
+
+// cleanup waits for autoclear to detach the loop devices (the kernel does
+// it once the dying mount namespace drops the last mount), then removes
+// the state directory.
+func (m *instance) cleanup() error {
+	// The kernel tears a dead namespace's veths down asynchronously;
+	// delete the bridge sides now so the names are free for a restart.
+	for _, l := range m.links {
+		if err := m.ops.DelLink(l[0], l[1]); err != nil {
+			return fmt.Errorf("ns: %s: %w", m.spec.Name, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range m.loops {
+		for !loop.Gone(n) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("ns: %s: loop%d still attached", m.spec.Name, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return os.RemoveAll(m.dir)
+}
+
+// pidRecord is "pid starttime": cleanup only kills a pid whose start time
+// still matches, never an unrelated process that reused the number.
+func pidRecord(pid int) string {
+	return strconv.Itoa(pid) + " " + startTime(pid)
+}

@@ -1,0 +1,213 @@
+// Package nsdrv is the ns machine driver, Haven's embedded default: a
+// machine is its root disk image on a loop device, mounted in a new mount
+// namespace, with the disk's own init run as PID 1 of new PID, UTS, IPC and
+// network namespaces after pivot_root. Writes land in the image.
+package nsdrv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/loop"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// DefaultStateDir holds one directory per running machine.
+const DefaultStateDir = "/run/haven/ns"
+
+// DefaultLogDir keeps console logs after machines stop.
+const DefaultLogDir = "/var/log/haven/machines"
+
+// Driver starts machines as namespaces.
+type Driver struct {
+	Networks   machine.Networks
+	Ops        vnet.Ops       // default vnet.Netlink{}
+	StateDir   string         // default DefaultStateDir
+	StopSignal syscall.Signal // default SIGTERM
+}
+
+var _ machine.Driver = (*Driver)(nil)
+
+func (d *Driver) Name() string { return "ns" }
+
+// SetStateDir moves the driver's state (tests keep theirs apart).
+func (d *Driver) SetStateDir(dir string) { d.StateDir = dir }
+
+func (d *Driver) ops() vnet.Ops {
+	if d.Ops == nil {
+		return vnet.Netlink{}
+	}
+	return d.Ops
+}
+
+func (d *Driver) stateDir() string {
+	if d.StateDir == "" {
+		return DefaultStateDir
+	}
+	return d.StateDir
+}
+
+// Start boots spec and returns once its init runs with its NICs in place.
+func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	atts, err := d.attachments(spec)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(d.stateDir(), spec.Name)
+	if err := claimDir(dir); err != nil {
+		return nil, err
+	}
+	m, err := d.boot(spec, dir, atts)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("ns: start %s: %w", spec.Name, err)
+	}
+	return m, nil
+}
+
+func (d *Driver) attachments(spec machine.Spec) ([]vnet.Attachment, error) {
+	var out []vnet.Attachment
+	for _, n := range spec.NICs {
+		if d.Networks == nil {
+			return nil, fmt.Errorf("%w: driver has no networks for NIC %s", machine.ErrBadSpec, n.Name)
+		}
+		a, err := d.Networks.Attachment(n.Network)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// claimDir makes the machine's state directory, refusing a second start.
+func claimDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("%w: %s is already running (or left over: run haven site cleanup)", machine.ErrBadSpec, filepath.Base(dir))
+	} else if err != nil {
+		return err
+	}
+	return os.Mkdir(filepath.Join(dir, "root"), 0o755)
+}
+
+func (d *Driver) boot(spec machine.Spec, dir string, atts []vnet.Attachment) (*instance, error) {
+	loops, err := attachDisks(spec)
+	if err != nil {
+		return nil, err
+	}
+	m, err := d.spawn(spec, dir, loops)
+	for _, l := range loops {
+		l.Close() // the child holds them now; autoclear follows its mounts
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := d.plugNICs(m, atts); err != nil {
+		m.kill()
+		return nil, err
+	}
+	m.release()
+	return m, nil
+}
+
+func attachDisks(spec machine.Spec) ([]*loop.Device, error) {
+	var out []*loop.Device
+	for _, disk := range spec.Disks {
+		l, err := loop.Attach(disk.Path, LoopName(spec.Name, disk.Name), false)
+		if err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("disk %s: %w", disk.Name, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// LoopName tags a machine's loop device so cleanup can find it.
+func LoopName(machineName, disk string) string {
+	n := vnet.Prefix + "-" + machineName + "/" + disk
+	if len(n) > 63 {
+		n = n[:63]
+	}
+	return n
+}
+
+func childConf(spec machine.Spec, dir string, loops []*loop.Device) childConfig {
+	cfg := childConfig{Hostname: spec.Name, Root: filepath.Join(dir, "root"), Init: spec.Init}
+	for i, disk := range spec.Disks {
+		target, fs := disk.Mount, disk.FSType
+		if i == 0 {
+			target = "/"
+		}
+		if fs == "" {
+			fs = "ext4"
+		}
+		cfg.Disks = append(cfg.Disks, childMount{Dev: loops[i].Path, FSType: fs, Target: target})
+	}
+	return cfg
+}
+
+func (d *Driver) plugNICs(m *instance, atts []vnet.Attachment) error {
+	for i, n := range m.spec.NICs {
+		host := hostLink(m.spec.Name, n.Name)
+		m.links = append(m.links, [2]string{atts[i].NS, host})
+		if err := vnet.Plug(d.ops(), atts[i], host, fmt.Sprintf("pid:%d", m.pid), n.Name, n.MAC, n.Addr); err != nil {
+			return fmt.Errorf("NIC %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// hostLink names the bridge side of a NIC's veth: "hv" plus a hash, unique
+// per machine and NIC, within the 15 bytes Linux allows.
+func hostLink(machineName, nic string) string {
+	sum := sha256.Sum256([]byte(machineName + "\x00" + nic))
+	return vnet.Prefix + hex.EncodeToString(sum[:6])
+}
+
+func openConsole(spec machine.Spec, dir string) (*os.File, string, error) {
+	path := spec.ConsoleLog
+	if path == "" {
+		path = filepath.Join(DefaultLogDir, spec.Name+".console.log")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, "", err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return f, path, err
+}
+
+func encodeConf(cfg childConfig) string {
+	b, _ := json.Marshal(cfg)
+	return string(b)
+}
+
+// readStatus waits for the child to report its root ready.
+func readStatus(r io.Reader) error {
+	b, _ := io.ReadAll(io.LimitReader(r, 4096))
+	if s := string(b); s != "ok" {
+		if s == "" {
+			s = "child exited before reporting"
+		}
+		return errors.New(strings.TrimPrefix(s, "error: "))
+	}
+	return nil
+}
