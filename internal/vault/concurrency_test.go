@@ -175,7 +175,7 @@ func TestRetention(t *testing.T) {
 		{Retention{Last: 5}, 5},
 		{Retention{Within: 10*time.Hour + time.Minute}, 11},
 		{Retention{Hourly: 24}, 24},
-		{Retention{Daily: 7}, 4},        // 12:00 today, and three earlier calendar days
+		{Retention{Daily: 7}, 4},          // 12:00 today, and three earlier calendar days
 		{Retention{Last: 3, Daily: 2}, 4}, // newest three + one from yesterday
 	} {
 		if got := count(c.r); got != c.want {
