@@ -135,7 +135,10 @@ func probeCount(t *testing.T, s *Server, ep, result string) float64 {
 	return 0
 }
 
-func labels[L interface{ GetName() string; GetValue() string }](ls []L) map[string]string {
+func labels[L interface {
+	GetName() string
+	GetValue() string
+}](ls []L) map[string]string {
 	m := map[string]string{}
 	for _, l := range ls {
 		m[l.GetName()] = l.GetValue()
