@@ -8,4 +8,5 @@ var subcommands = []func() *cobra.Command{
 	newVaultCmd,
 	newSnapshotCmd,
 	newRestoreCmd,
+	newDNSCmd,
 }
