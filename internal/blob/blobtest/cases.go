@@ -109,6 +109,8 @@ func testSubdirectories(t *testing.T, b blob.Backend) {
 	}
 	_, err := b.Stat(context.Background(), "a/b")
 	wantNotFound(t, "Stat of a directory-like prefix", err)
+	_, err = b.Get(context.Background(), "a/b", 0, -1)
+	wantNotFound(t, "Get of a directory-like prefix", err)
 	_, err = b.Get(context.Background(), "z/below-an-object", 0, -1)
 	wantNotFound(t, "Get below an object", err)
 }

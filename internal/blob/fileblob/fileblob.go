@@ -86,7 +86,7 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 		return err
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirDurable(dir); err != nil {
 		return fmt.Errorf("fileblob: put %s: %w", name, err)
 	}
 	if err := writeAtomic(dir, p, data); err != nil {
@@ -123,6 +123,28 @@ func writeAtomic(dir, p string, data []byte) (err error) {
 	return syncDir(dir)
 }
 
+// mkdirDurable creates dir and missing parents, fsyncing each new
+// directory's parent so the new entries survive a power loss too (the
+// object's own rename is made durable by writeAtomic).
+func mkdirDurable(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // a concurrent Put made it
+		}
+		return err
+	}
+	return syncDir(parent)
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -149,6 +171,9 @@ func (b *Backend) Get(ctx context.Context, name string, offset, length int64) ([
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, b.mapErr(name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, blob.NotFound(name)
 	}
 	n := max(fi.Size()-offset, 0)
 	if length >= 0 {
