@@ -9,4 +9,5 @@ var subcommands = []func() *cobra.Command{
 	newSnapshotCmd,
 	newRestoreCmd,
 	newDNSCmd,
+	newAgentCmd,
 }

@@ -1,0 +1,213 @@
+// Package agent is Haven's replication agent: it keeps protected machines'
+// disks replicated into the vault as recovery points, on a policy, and
+// reports at every moment the RPO a disaster would cost (docs/agent.md).
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/haven-dr/haven/internal/vault"
+	"gopkg.in/yaml.v3"
+)
+
+// ErrConfig marks an invalid configuration (exit code "usage").
+var ErrConfig = errors.New("invalid agent config")
+
+// Consistency providers.
+const (
+	ProviderReflink  = "reflink"
+	ProviderFsfreeze = "fsfreeze"
+	ProviderHooks    = "hooks"
+	ProviderNone     = "none"
+)
+
+// MinFrequency is the shortest recovery point interval the agent accepts.
+const MinFrequency = 15 * time.Second
+
+// Config is the agent's YAML configuration (docs/agent.md has an example).
+type Config struct {
+	Vault        string          `yaml:"vault"`         // vault URL (blobopen)
+	PasswordFile string          `yaml:"password_file"` // else $HAVEN_PASSWORD
+	StateDir     string          `yaml:"state_dir"`     // change-tracking caches
+	Listen       string          `yaml:"listen"`        // status API, loopback only
+	Bandwidth    string          `yaml:"bandwidth"`     // upload cap per second, e.g. "20MiB"
+	Machines     []MachineConfig `yaml:"machines"`
+
+	uploadLimit int64
+}
+
+// MachineConfig is one protected machine.
+type MachineConfig struct {
+	Name     string       `yaml:"name"`
+	Group    string       `yaml:"group"`    // consistency group; default: the machine's name
+	Provider string       `yaml:"provider"` // reflink, fsfreeze, hooks or none (required)
+	Disks    []DiskConfig `yaml:"disks"`
+	Freeze   []string     `yaml:"freeze"`    // mounted filesystems frozen around the capture
+	CloneDir string       `yaml:"clone_dir"` // reflink: clones live here (same filesystem as the disks)
+	Hooks    Hooks        `yaml:"hooks"`
+	Policy   Policy       `yaml:"policy"`
+}
+
+// DiskConfig is a raw image file or block device.
+type DiskConfig struct {
+	Name string `yaml:"name"`
+	Path string `yaml:"path"`
+}
+
+// Hooks are app-consistency commands run through /bin/sh.
+type Hooks struct {
+	Pre     string        `yaml:"pre"`
+	Post    string        `yaml:"post"`
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Policy is a machine's replication policy.
+type Policy struct {
+	Frequency    time.Duration   `yaml:"frequency"`     // recovery point interval (>= 15s)
+	AppFrequency time.Duration   `yaml:"app_frequency"` // app-consistent interval (0: never)
+	RPOAlert     time.Duration   `yaml:"rpo_alert"`     // alert when RPO exceeds this
+	Retention    vault.Retention `yaml:"retention"`
+	PruneEvery   time.Duration   `yaml:"prune_every"`
+}
+
+// LoadConfig reads and validates a config file. $VAR and ${VAR} are
+// expanded first, so secrets and paths can come from the environment.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(os.ExpandEnv(string(b)))
+}
+
+// ParseConfig parses and validates YAML text.
+func ParseConfig(text string) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(strings.NewReader(text))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	return &c, nil
+}
+
+// UploadLimit is the bandwidth cap in bytes per second (0: none).
+func (c *Config) UploadLimit() int64 { return c.uploadLimit }
+
+func (c *Config) validate() error {
+	if c.Vault == "" {
+		return errors.New("vault: missing")
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/haven/agent"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7717"
+	}
+	if err := loopbackOnly(c.Listen); err != nil {
+		return err
+	}
+	if c.Bandwidth != "" {
+		n, err := humanize.ParseBytes(c.Bandwidth)
+		if err != nil {
+			return fmt.Errorf("bandwidth %q: %v", c.Bandwidth, err)
+		}
+		c.uploadLimit = int64(n)
+	}
+	if len(c.Machines) == 0 {
+		return errors.New("machines: none configured")
+	}
+	seen := map[string]bool{}
+	for i := range c.Machines {
+		m := &c.Machines[i]
+		if seen[m.Name] {
+			return fmt.Errorf("machine %q configured twice", m.Name)
+		}
+		seen[m.Name] = true
+		if err := m.validate(); err != nil {
+			return fmt.Errorf("machine %q: %w", m.Name, err)
+		}
+	}
+	return nil
+}
+
+// loopbackOnly keeps the unauthenticated status API off the network.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen %q: %v", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("listen %q: the status API serves loopback addresses only", addr)
+	}
+	return nil
+}
+
+func (m *MachineConfig) validate() error {
+	if err := vault.ValidName("machine", m.Name); err != nil {
+		return err
+	}
+	if m.Group == "" {
+		m.Group = m.Name
+	}
+	switch m.Provider {
+	case ProviderReflink, ProviderFsfreeze, ProviderHooks, ProviderNone:
+	case "":
+		return errors.New("provider: missing (reflink, fsfreeze, hooks, or explicitly none)")
+	default:
+		return fmt.Errorf("provider %q: want reflink, fsfreeze, hooks or none", m.Provider)
+	}
+	if len(m.Disks) == 0 {
+		return errors.New("disks: none")
+	}
+	for _, d := range m.Disks {
+		if err := vault.ValidName("disk", d.Name); err != nil {
+			return err
+		}
+		if !filepath.IsAbs(d.Path) {
+			return fmt.Errorf("disk %s: path %q is not absolute", d.Name, d.Path)
+		}
+	}
+	if m.Provider == ProviderFsfreeze && len(m.Freeze) == 0 {
+		return errors.New("provider fsfreeze needs freeze: [mountpoints]")
+	}
+	if m.Provider == ProviderHooks && m.Hooks.Pre == "" {
+		return errors.New("provider hooks needs hooks.pre")
+	}
+	if m.CloneDir == "" {
+		m.CloneDir = filepath.Join(filepath.Dir(m.Disks[0].Path), ".haven-clones")
+	}
+	if m.Hooks.Timeout == 0 {
+		m.Hooks.Timeout = time.Minute
+	}
+	return m.Policy.validate()
+}
+
+func (p *Policy) validate() error {
+	if p.Frequency == 0 {
+		p.Frequency = 5 * time.Minute
+	}
+	if p.Frequency < MinFrequency {
+		return fmt.Errorf("policy.frequency %v is below the minimum %v", p.Frequency, MinFrequency)
+	}
+	if p.AppFrequency != 0 && p.AppFrequency < p.Frequency {
+		return fmt.Errorf("policy.app_frequency %v is below frequency %v", p.AppFrequency, p.Frequency)
+	}
+	if p.RPOAlert == 0 {
+		p.RPOAlert = 2 * p.Frequency
+	}
+	if p.PruneEvery == 0 {
+		p.PruneEvery = 10 * time.Minute
+	}
+	return nil
+}

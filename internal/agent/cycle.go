@@ -1,0 +1,181 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"time"
+
+	"github.com/haven-dr/haven/internal/vault"
+)
+
+// ErrNoGroup is returned by Cycle for an unknown consistency group.
+var ErrNoGroup = errors.New("no such consistency group")
+
+// snapshotLockWait is how long a cycle waits for a prune holding the vault.
+const snapshotLockWait = time.Minute
+
+// Cycle takes one recovery point of every machine in the consistency group
+// (all captured at one instant), then prunes if a member's retention is
+// due. Run calls it on the policy's schedule; tests call it directly.
+func (a *Agent) Cycle(ctx context.Context, groupName string) error {
+	g := a.group(groupName)
+	if g == nil {
+		return fmt.Errorf("%w: %q", ErrNoGroup, groupName)
+	}
+	for _, m := range g.machines {
+		a.verifyTrackers(ctx, m)
+	}
+	app := g.appFreq > 0 && a.now().Sub(g.lastApp) >= g.appFreq
+	c, err := g.takeCapture(ctx, app)
+	if err != nil {
+		for _, m := range g.machines {
+			a.fail(m, fmt.Errorf("capture: %w", err))
+		}
+		return err
+	}
+	var errs []error
+	for _, m := range g.machines {
+		if err := a.replicate(ctx, m, c); err != nil {
+			a.fail(m, err)
+			errs = append(errs, err)
+		}
+	}
+	c.release()
+	c.removeClones() // what is left failed; the good ones became baselines
+	if c.consistency == vault.AppConsistent && len(errs) == 0 {
+		g.lastApp = c.time
+	}
+	for _, m := range g.machines {
+		a.maybePrune(ctx, m)
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) group(name string) *group {
+	for _, g := range a.groups {
+		if g.name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// verifyTrackers checks the change-tracking caches against the machine's
+// newest point once after start; a cache that does not match is dropped.
+func (a *Agent) verifyTrackers(ctx context.Context, m *machine) {
+	if m.verified {
+		return
+	}
+	p, err := a.latest(ctx, m)
+	if err != nil {
+		return // vault unreachable: no hints until it can be checked
+	}
+	for name, t := range m.trackers {
+		if !t.verify(a.vault, p, name) {
+			slog.Info("change-tracking cache absent or stale; next point reads the whole disk", "machine", m.cfg.Name, "disk", name)
+		}
+	}
+	m.verified = true
+}
+
+// replicate stores one machine's part of a capture as a recovery point.
+func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
+	known := a.hints(m, c)
+	opt := vault.SnapshotOptions{Machine: m.cfg.Name, Disks: c.sources[m.cfg.Name], Time: c.time,
+		Consistency: c.consistency, Provider: m.cfg.Provider, Group: m.cfg.Group,
+		Tags: a.pointTags(m, c), LockWait: snapshotLockWait}
+	start := a.now()
+	res, err := a.vault.SnapshotKnown(ctx, opt, known)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	for _, d := range res.Point.Disks {
+		t := m.trackers[d.Name]
+		if clone, ok := c.clones[m.cfg.Name][d.Name]; ok {
+			if err := t.promote(clone); err != nil {
+				slog.Warn("keeping clone as baseline", "machine", m.cfg.Name, "err", err)
+			}
+		}
+		if err := t.save(&diskCache{Point: res.Point.ID, Size: d.Size, ChunkSize: res.Point.ChunkSize, IDs: res.IDs[d.Name]}); err != nil {
+			slog.Warn("saving change-tracking cache", "machine", m.cfg.Name, "err", err)
+		}
+	}
+	a.record(m, res, start, known != nil)
+	return nil
+}
+
+// hints builds change-tracking hints for the reflink clones of a capture.
+func (a *Agent) hints(m *machine, c *capture) map[string]vault.KnownFunc {
+	var known map[string]vault.KnownFunc
+	for disk, clone := range c.clones[m.cfg.Name] {
+		fi, err := os.Stat(clone)
+		if err != nil {
+			continue
+		}
+		k, err := m.trackers[disk].known(clone, fi.Size())
+		if err != nil {
+			slog.Warn("change tracking unavailable; reading the whole disk", "machine", m.cfg.Name, "disk", disk, "err", err)
+		}
+		if k != nil {
+			if known == nil {
+				known = map[string]vault.KnownFunc{}
+			}
+			known[disk] = k
+		}
+	}
+	return known
+}
+
+func (a *Agent) pointTags(m *machine, c *capture) map[string]string {
+	tags := maps.Clone(c.notes)
+	if m.cfg.Provider == ProviderNone {
+		tags["warning"] = "provider none: disks were read while in use; the point may be inconsistent"
+	}
+	if m.cfg.Provider == ProviderReflink && (len(c.clones) > 1 || len(m.cfg.Disks) > 1) {
+		if len(m.cfg.Freeze) == 0 && c.consistency != vault.AppConsistent {
+			tags["note"] = "several disks cloned one after another without a freeze"
+		}
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	return tags
+}
+
+// record updates the status after a committed point.
+func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, incremental bool) {
+	st, p := res.Stats, res.Point
+	slog.Info("recovery point", "machine", m.cfg.Name, "point", p.ID, "consistency", p.Consistency,
+		"new_bytes", st.NewBytes, "stored_bytes", st.StoredBytes, "known_chunks", res.Known, "seconds", st.Duration.Seconds())
+	a.board.update(m.slot, func(s *MachineStatus) {
+		if s.LastPoint != nil {
+			if dt := p.Time.Sub(s.LastPoint.Time).Seconds(); dt > 0 {
+				s.ChurnBPS = float64(st.NewBytes) / dt
+			}
+		}
+		s.LastPoint = summarize(p)
+		s.Points++
+		s.UploadedBytes += st.StoredBytes
+		s.LastCycle = &CycleStats{Start: start.UTC(), Seconds: st.Duration.Seconds(), DiskBytes: st.Bytes,
+			KnownChunks: res.Known, NewBytes: st.NewBytes, StoredBytes: st.StoredBytes, Incremental: incremental}
+	})
+}
+
+// maybePrune applies the machine's retention when it is due.
+func (a *Agent) maybePrune(ctx context.Context, m *machine) {
+	pol := m.cfg.Policy
+	if pol.Retention.Empty() || a.now().Sub(m.lastPrune) < pol.PruneEvery {
+		return
+	}
+	rep, err := a.vault.Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name, LockWait: snapshotLockWait})
+	if err != nil {
+		slog.Warn("prune failed", "machine", m.cfg.Name, "err", err)
+		return
+	}
+	m.lastPrune = a.now()
+	slog.Info("pruned", "machine", m.cfg.Name, "forgotten", rep.Forgotten, "deleted_packs", rep.DeletedPacks, "deferred", rep.Deferred)
+}

@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/haven-dr/haven/internal/agent/consistency"
+	"github.com/haven-dr/haven/internal/vault"
+)
+
+// tracker is the change-tracking state of one disk: the chunk IDs of the
+// machine's newest point (cached in the state dir) and, for the reflink
+// provider, the clone that point was read from. Chunks whose blocks in the
+// new clone are the very blocks of the previous clone are unchanged, so
+// their IDs are reused without reading them.
+type tracker struct {
+	cachePath string
+	prevClone string // reflink only
+	cache     *diskCache
+}
+
+// diskCache is the on-disk cache format (gob).
+type diskCache struct {
+	Point     string // point ID the IDs belong to
+	Size      int64
+	ChunkSize int
+	IDs       []vault.ID
+}
+
+func newTracker(stateDir, cloneDir, machine, disk string) *tracker {
+	return &tracker{
+		cachePath: filepath.Join(stateDir, machine, disk+".cache"),
+		prevClone: filepath.Join(cloneDir, machine+"."+disk+".prev"),
+	}
+}
+
+func (t *tracker) newClone() string { return t.prevClone[:len(t.prevClone)-len(".prev")] + ".new" }
+
+// load reads the cache; a missing or unreadable cache is simply absent.
+func (t *tracker) load() {
+	t.cache = nil
+	b, err := os.ReadFile(t.cachePath)
+	if err != nil {
+		return
+	}
+	var c diskCache
+	if gob.NewDecoder(bytes.NewReader(b)).Decode(&c) == nil {
+		t.cache = &c
+	}
+}
+
+// verify keeps the cache only if it describes exactly the given point's
+// disk (its page IDs are recomputed and compared with the manifest). A
+// stale cache and its clone are dropped: the next cycle reads everything.
+func (t *tracker) verify(v *vault.Vault, p *vault.Point, disk string) bool {
+	if t.cache == nil {
+		t.load()
+	}
+	ok := t.cache != nil && p != nil && t.cache.Point == p.ID && t.cache.ChunkSize == p.ChunkSize
+	if ok {
+		d, err := p.Disk(disk)
+		ok = err == nil && d.Size == t.cache.Size && v.PagesMatch(d, p.ChunkSize, t.cache.IDs)
+	}
+	if !ok {
+		t.cache = nil
+		os.Remove(t.prevClone)
+	}
+	return ok
+}
+
+// save records the IDs of a newly committed point.
+func (t *tracker) save(c *diskCache) error {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(c); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(t.cachePath), 0o700); err != nil {
+		return err
+	}
+	tmp := t.cachePath + ".tmp"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, t.cachePath); err != nil {
+		return err
+	}
+	t.cache = c
+	return nil
+}
+
+// known returns a hint for a new clone: chunk i is known when it lies
+// within both sizes and its blocks are the previous clone's blocks.
+func (t *tracker) known(newClone string, size int64) (vault.KnownFunc, error) {
+	if t.cache == nil {
+		return nil, nil
+	}
+	if _, err := os.Stat(t.prevClone); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	prev, err := consistency.ReadMap(t.prevClone)
+	if err != nil {
+		return nil, fmt.Errorf("extent map of previous clone: %w", err)
+	}
+	cur, err := consistency.ReadMap(newClone)
+	if err != nil {
+		return nil, fmt.Errorf("extent map of clone: %w", err)
+	}
+	c, cs := t.cache, int64(t.cache.ChunkSize)
+	whole := min(c.Size, size) / cs // chunks entirely inside both versions
+	return func(i int64) (vault.ID, bool) {
+		if i >= whole || i >= int64(len(c.IDs)) {
+			return vault.ID{}, false
+		}
+		if !consistency.Same(prev, cur, uint64(i*cs), uint64(cs)) {
+			return vault.ID{}, false
+		}
+		return c.IDs[i], true
+	}, nil
+}
+
+// promote makes the clone just read the baseline for the next cycle.
+func (t *tracker) promote(newClone string) error {
+	return os.Rename(newClone, t.prevClone)
+}
