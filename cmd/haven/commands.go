@@ -5,6 +5,7 @@ import "github.com/spf13/cobra"
 // subcommands lists the top-level commands. One line per command file keeps
 // parallel work on separate commands from colliding.
 var subcommands = []func() *cobra.Command{
+	newDemoCmd,
 	newVaultCmd,
 	newSnapshotCmd,
 	newRestoreCmd,
