@@ -62,12 +62,10 @@ func (s *Semaphore) Delete(ctx context.Context, name string) error {
 	return s.Backend.Delete(ctx, name)
 }
 
-// List holds one slot for the whole listing. fn runs while the slot is held,
-// so fn must not call back into the same wrapped backend if n is 1.
+// List takes no slot: fn runs inside the listing and often calls back into
+// the same backend (list index files, then Get each), and a listing holding
+// slots while its callbacks wait for one would deadlock once all slots were
+// held by listings. Listings are few and light next to data transfers.
 func (s *Semaphore) List(ctx context.Context, prefix string, fn func(Info) error) error {
-	if err := s.acquire(ctx); err != nil {
-		return err
-	}
-	defer s.release()
 	return s.Backend.List(ctx, prefix, fn)
 }

@@ -139,3 +139,19 @@ func TestSemaphoreCancelWhileWaiting(t *testing.T) {
 	}
 	f.gate <- struct{}{}
 }
+
+// TestSemaphoreListCallsBack: a listing whose callback uses the same
+// backend must not deadlock, even with a single slot.
+func TestSemaphoreListCallsBack(t *testing.T) {
+	f := newFake()
+	f.objs["a"], f.objs["b"] = []byte("1"), []byte("2")
+	s := blob.NewSemaphore(f, 1)
+	ctx := context.Background()
+	err := s.List(ctx, "", func(fi blob.Info) error {
+		_, err := s.Get(ctx, fi.Name, 0, -1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
