@@ -11,4 +11,5 @@ var subcommands = []func() *cobra.Command{
 	newRestoreCmd,
 	newDNSCmd,
 	newAgentCmd,
+	newSiteCmd,
 }

@@ -138,6 +138,10 @@ func powerOff() {
 	if os.Getpid() != 1 {
 		os.Exit(0)
 	}
+	// Leave the root file system clean: a VM's kernel will not unmount it
+	// for us before powering off.
+	unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	unix.Sync()
 	// In a PID namespace this ends the namespace's init; in a VM it powers
 	// the machine off and QEMU exits.
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)

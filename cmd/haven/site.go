@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/haven-dr/haven/internal/machine/nsdrv"
+	"github.com/haven-dr/haven/internal/machine/qemudrv"
+	"github.com/haven-dr/haven/internal/vnet"
+	"github.com/spf13/cobra"
+)
+
+func newSiteCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "site",
+		Short: "Recovery-site runtime: networks and machines on this host",
+	}
+	cmd.AddCommand(newSiteCleanupCmd())
+	return cmd
+}
+
+func newSiteCleanupCmd() *cobra.Command {
+	var prefix, nsState, qemuState string
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove machines, loop devices and namespaces a crashed run left behind",
+		Long: `Kills machines recorded in the drivers' state directories, detaches loop
+devices tagged by the ns driver and deletes network namespaces whose name
+starts with --prefix (with every bridge, veth and tap inside them).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var removed []string
+			q, qerr := qemudrv.Cleanup(qemuState)
+			m, merr := nsdrv.Cleanup(nsState)
+			n, nerr := vnet.CleanupNamespaces(vnet.Netlink{}, prefix)
+			for _, r := range append(append(append(removed, q...), m...), prefixed("netns ", n)...) {
+				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)
+			}
+			if err := firstErr(qerr, merr, nerr); err != nil {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "prefix", vnet.Prefix, "namespace name prefix to remove")
+	cmd.Flags().StringVar(&nsState, "ns-state", nsdrv.DefaultStateDir, "ns driver state directory")
+	cmd.Flags().StringVar(&qemuState, "qemu-state", qemudrv.DefaultStateDir, "qemu driver state directory")
+	return cmd
+}
+
+func prefixed(p string, ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = p + s
+	}
+	return out
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+// Package qemudrv is the qemu machine driver: a real VM booting the same
+// raw disk images as the ns driver with qemu-system-x86_64, direct kernel
+// boot of a Debian kernel and Haven's small initramfs, virtio disks,
+// virtio-net on a tap in the network's bridge, serial console to the log,
+// and graceful shutdown over QMP.
+package qemudrv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// DefaultStateDir holds one directory per running VM (QMP socket, pid).
+const DefaultStateDir = "/run/haven/qemu"
+
+// DefaultLogDir keeps console logs after machines stop.
+const DefaultLogDir = "/var/log/haven/machines"
+
+// Driver starts machines as QEMU VMs.
+type Driver struct {
+	Networks machine.Networks
+	Ops      vnet.Ops // default vnet.Netlink{}
+	Boot     BootFiles
+	StateDir string // default DefaultStateDir
+	QEMU     string // default qemu-system-x86_64
+	// Accel is "tcg" (default), "kvm", or "auto": KVM only if a probe boot
+	// proves it works (on some hosts /dev/kvm exists but cannot boot a
+	// stock kernel).
+	Accel string
+}
+
+var _ machine.Driver = (*Driver)(nil)
+
+func (d *Driver) Name() string { return "qemu" }
+
+// SetStateDir moves the driver's state (tests keep theirs apart).
+func (d *Driver) SetStateDir(dir string) { d.StateDir = dir }
+
+func (d *Driver) ops() vnet.Ops {
+	if d.Ops == nil {
+		return vnet.Netlink{}
+	}
+	return d.Ops
+}
+
+func (d *Driver) stateDir() string {
+	if d.StateDir == "" {
+		return DefaultStateDir
+	}
+	return d.StateDir
+}
+
+func (d *Driver) qemu() string {
+	if d.QEMU == "" {
+		return "qemu-system-x86_64"
+	}
+	return d.QEMU
+}
+
+// Start boots spec and returns once QEMU runs; the guest is healthy later.
+func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	accel, err := d.accel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(d.stateDir(), spec.Name)
+	if err := os.MkdirAll(d.stateDir(), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o755); errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("%w: %s is already running (or left over: run haven site cleanup)", machine.ErrBadSpec, spec.Name)
+	} else if err != nil {
+		return nil, err
+	}
+	m, err := d.boot(spec, dir, accel)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("qemu: start %s: %w", spec.Name, err)
+	}
+	return m, nil
+}
+
+func (d *Driver) boot(spec machine.Spec, dir, accel string) (*instance, error) {
+	m := &instance{spec: spec, dir: dir, ops: d.ops(), done: make(chan struct{}), state: machine.Starting}
+	taps, err := d.openTaps(m)
+	defer func() {
+		for _, t := range taps {
+			t.Close() // QEMU holds its own copies
+		}
+	}()
+	if err != nil {
+		m.removeLinks()
+		return nil, err
+	}
+	console := spec.ConsoleLog
+	if console == "" {
+		console = filepath.Join(DefaultLogDir, spec.Name+".console.log")
+	}
+	if err := os.MkdirAll(filepath.Dir(console), 0o755); err != nil {
+		return nil, err
+	}
+	m.console = console
+	args := d.args(spec, dir, console, accel)
+	if err := m.start(d.qemu(), args, taps); err != nil {
+		m.removeLinks()
+		return nil, err
+	}
+	return m, nil
+}
+
+// openTaps creates one tap per NIC in its network's namespace and puts it
+// on the bridge.
+func (d *Driver) openTaps(m *instance) ([]*os.File, error) {
+	var taps []*os.File
+	for _, n := range m.spec.NICs {
+		if d.Networks == nil {
+			return taps, fmt.Errorf("%w: driver has no networks", machine.ErrBadSpec)
+		}
+		att, err := d.Networks.Attachment(n.Network)
+		if err != nil {
+			return taps, err
+		}
+		name := tapName(m.spec.Name, n.Name)
+		f, err := vnet.OpenTap(att.NS, name)
+		if err != nil {
+			return taps, err
+		}
+		taps = append(taps, f)
+		m.links = append(m.links, [2]string{att.NS, name})
+		if err := d.ops().SetMaster(att.NS, name, att.Bridge); err != nil {
+			return taps, err
+		}
+		if err := d.ops().LinkUp(att.NS, name); err != nil {
+			return taps, err
+		}
+	}
+	return taps, nil
+}
+
+func tapName(machineName, nic string) string {
+	sum := sha256.Sum256([]byte("tap\x00" + machineName + "\x00" + nic))
+	return vnet.Prefix + hex.EncodeToString(sum[:6])
+}
+
+// args is the QEMU command line. NIC addresses go on the kernel command
+// line for the initramfs to apply (haven.nic=MAC,ADDR,GW).
+func (d *Driver) args(spec machine.Spec, dir, console, accel string) []string {
+	mem, cpus := spec.MemoryMB, spec.CPUs
+	if mem == 0 {
+		mem = 256
+	}
+	if cpus == 0 {
+		cpus = 1
+	}
+	cmdline := []string{"console=ttyS0", "quiet", "panic=-1", "haven.host=" + spec.Name, "haven.init=" + spec.Init}
+	a := []string{"-name", spec.Name, "-accel", accel, "-m", fmt.Sprint(mem), "-smp", fmt.Sprint(cpus),
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-chardev", "file,id=con,append=on,path=" + console, "-serial", "chardev:con",
+		"-qmp", "unix:" + filepath.Join(dir, "qmp.sock") + ",server=on,wait=off",
+		"-kernel", d.Boot.Kernel, "-initrd", d.Boot.Initrd}
+	for _, disk := range spec.Disks {
+		a = append(a, "-drive", "file="+strings.ReplaceAll(disk.Path, ",", ",,")+",format=raw,if=virtio")
+	}
+	for i, n := range spec.NICs {
+		a = append(a, "-netdev", fmt.Sprintf("tap,id=n%d,fd=%d", i, 3+i),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=n%d,mac=%s", i, n.MAC))
+		gw := ""
+		if att, err := d.Networks.Attachment(n.Network); err == nil {
+			gw = att.Network.Gateway.String()
+		}
+		cmdline = append(cmdline, fmt.Sprintf("haven.nic=%s,%s,%s", n.MAC, n.Addr, gw))
+	}
+	return append(a, "-append", strings.Join(cmdline, " "))
+}
