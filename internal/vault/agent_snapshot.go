@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// This file and agent_scan.go are the hooks the replication agent
-// (internal/agent) needs from the vault. They reuse the snapshot machinery
-// but let the caller name chunks it already knows to be unchanged, so a
-// replication cycle reads and hashes only what changed.
+// SnapshotKnown is the one snapshot path: Snapshot is SnapshotKnown without
+// hints. The replication agent (internal/agent) passes hints naming chunks it
+// knows to be unchanged, so a replication cycle reads and hashes only what
+// changed.
 
 // KnownFunc reports the ID of chunk i of a disk when the caller knows the
 // chunk is unchanged since a point already in the vault (for example from

@@ -28,25 +28,40 @@ type readJob struct {
 	data []byte // nil: the range is a hole
 }
 
-// scanFile reads f front to back on one goroutine, in blocks of whole chunks,
-// and hands the chunks to one worker per CPU. Holes of sparse files are found
-// with SEEK_DATA and never read. Snapshot (hash and store) and restore
-// (compare with the point) both walk disks this way.
+// scanFile reads all of f: see scanRuns.
 func (v *Vault) scanFile(ctx context.Context, f *os.File, size int64, fn chunkFunc, progress func(int64)) error {
+	block := v.blockSize()
+	var runs []readJob
+	for off := int64(0); off < size; off += block {
+		runs = append(runs, readJob{off: off, n: min(block, size-off)})
+	}
+	return v.scanRuns(ctx, f, size, runs, fn, progress)
+}
+
+// blockSize is how much is read at once: whole chunks, about 1 MiB.
+func (v *Vault) blockSize() int64 {
 	cs := int64(v.cfg.ChunkSize)
-	block := max(cs, (1<<20)/cs*cs)
+	return max(cs, (1<<20)/cs*cs)
+}
+
+// scanRuns reads the given ascending, chunk-aligned ranges of f (each at
+// most blockSize) on one goroutine and hands their chunks to one worker per
+// CPU. Holes of sparse files are found with SEEK_DATA and never read.
+// Snapshot (hash and store) and restore (compare with the point) both walk
+// disks this way.
+func (v *Vault) scanRuns(ctx context.Context, f *os.File, size int64, runs []readJob, fn chunkFunc, progress func(int64)) error {
+	cs, block := int64(v.cfg.ChunkSize), v.blockSize()
 	pool := sync.Pool{New: func() any { return make([]byte, block) }}
 	jobs := make(chan readJob, 4)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(jobs)
 		holes := &holeMap{fd: int(f.Fd()), size: size}
-		for off := int64(0); off < size; off += block {
-			j := readJob{off: off, n: min(block, size-off)}
-			if !holes.hole(off, j.n) {
+		for _, j := range runs {
+			if !holes.hole(j.off, j.n) {
 				buf := pool.Get().([]byte)[:j.n]
-				if _, err := f.ReadAt(buf, off); err != nil {
-					return fmt.Errorf("read at %d: %w", off, err)
+				if _, err := f.ReadAt(buf, j.off); err != nil {
+					return fmt.Errorf("read at %d: %w", j.off, err)
 				}
 				j.data = buf
 			}

@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"sync/atomic"
 	"time"
-
-	"github.com/zeebo/blake3"
 )
 
 // DiskSource is a disk to capture: a raw image file or a block device.
@@ -70,43 +66,11 @@ func (o *SnapshotOptions) validate() error {
 
 // Snapshot takes one recovery point of a machine's disks.
 func (v *Vault) Snapshot(ctx context.Context, opt SnapshotOptions) (*Point, *SnapshotStats, error) {
-	if err := opt.validate(); err != nil {
-		return nil, nil, err
-	}
-	start := time.Now()
-	if opt.Time.IsZero() {
-		opt.Time = start
-	}
-	lock, err := v.acquire(ctx, lockShared, opt.LockWait)
+	res, err := v.SnapshotKnown(ctx, opt, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer lock.Release()
-	idx, err := v.loadIndex(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	host, _ := os.Hostname()
-	p := &Point{ID: newPointID(opt.Time), Machine: opt.Machine, Time: opt.Time.UTC(), Consistency: opt.Consistency,
-		Provider: opt.Provider, Group: opt.Group, Host: host, Tags: opt.Tags, ChunkSize: v.cfg.ChunkSize}
-	st := &SnapshotStats{}
-	s := newSaver(ctx, v, idx)
-	for _, src := range opt.Disks {
-		d, err := s.saveDisk(src, st, opt.Progress)
-		if err != nil {
-			s.abort(err)
-			return nil, nil, err
-		}
-		p.Disks = append(p.Disks, *d)
-	}
-	if err := s.finish(); err != nil {
-		return nil, nil, fmt.Errorf("upload: %w", err)
-	}
-	if err := v.commit(ctx, s, p, st); err != nil {
-		return nil, nil, err
-	}
-	st.Duration = time.Since(start)
-	return p, st, nil
+	return res.Point, res.Stats, nil
 }
 
 // commit writes the index of the new packs, then the manifest: the point
@@ -123,51 +87,4 @@ func (v *Vault) commit(ctx context.Context, s *saver, p *Point, st *SnapshotStat
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return nil
-}
-
-// saveDisk reads one disk, stores its new chunks and pages, and returns its
-// manifest entry.
-func (s *saver) saveDisk(src DiskSource, st *SnapshotStats, progress func(int64)) (*Disk, error) {
-	f, err := os.Open(src.Path)
-	if err != nil {
-		return nil, fmt.Errorf("disk %s: %w", src.Name, err)
-	}
-	defer f.Close()
-	size, err := f.Seek(0, 2)
-	if err != nil {
-		return nil, fmt.Errorf("disk %s: size: %w", src.Name, err)
-	}
-	ids, zero, err := s.chunkFile(f, size, progress)
-	if err != nil {
-		return nil, fmt.Errorf("disk %s: %w", src.Name, err)
-	}
-	st.Bytes += size
-	st.ZeroBytes += zero
-	d := &Disk{Name: src.Name, Size: size}
-	for i := 0; i < len(ids); i += pageEntries {
-		page := encodePage(ids[i:min(i+pageEntries, len(ids))])
-		pid := s.v.hashID(page)
-		if err := s.save(pageBlob, pid, page); err != nil {
-			return nil, err
-		}
-		d.Pages = append(d.Pages, pid)
-	}
-	return d, nil
-}
-
-// chunkFile stores f's chunks and returns their IDs in disk order and how
-// many bytes were all-zero chunks.
-func (s *saver) chunkFile(f *os.File, size int64, progress func(int64)) ([]ID, int64, error) {
-	cs := int64(s.v.cfg.ChunkSize)
-	ids := make([]ID, (size+cs-1)/cs)
-	var zero atomic.Int64
-	err := s.v.scanFile(s.ctx, f, size, func(h *blake3.Hasher, i, n int64, chunk []byte) error {
-		if chunk == nil {
-			zero.Add(n)
-			return nil // ids[i] is already zeroID
-		}
-		ids[i] = sumID(h, chunk)
-		return s.save(dataBlob, ids[i], chunk)
-	}, progress)
-	return ids, zero.Load(), err
 }
