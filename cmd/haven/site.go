@@ -30,7 +30,7 @@ starts with --prefix (with every bridge, veth and tap inside them).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var removed []string
 			q, qerr := qemudrv.Cleanup(qemuState)
-			m, merr := nsdrv.Cleanup(nsState)
+			m, merr := nsdrv.Cleanup(nsState, vnet.Prefix+"-")
 			n, nerr := vnet.CleanupNamespaces(vnet.Netlink{}, prefix)
 			for _, r := range append(append(append(removed, q...), m...), prefixed("netns ", n)...) {
 				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)

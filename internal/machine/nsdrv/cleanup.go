@@ -10,7 +10,6 @@ import (
 	"syscall"
 
 	"github.com/haven-dr/haven/internal/machine/loop"
-	"github.com/haven-dr/haven/internal/vnet"
 )
 
 // startTime is field 22 of /proc/pid/stat (after the parenthesised name).
@@ -29,9 +28,9 @@ func startTime(pid int) string {
 }
 
 // Cleanup kills machines a crashed run left in stateDir, removes their
-// state, and detaches loop devices tagged by this driver. It returns what
-// it removed.
-func Cleanup(stateDir string) ([]string, error) {
+// state, and detaches loop devices whose tag starts with loopPrefix
+// (LoopName tags them "hv-<machine>/<disk>"). It returns what it removed.
+func Cleanup(stateDir, loopPrefix string) ([]string, error) {
 	var done []string
 	var errs []error
 	ents, err := os.ReadDir(stateDir)
@@ -47,7 +46,7 @@ func Cleanup(stateDir string) ([]string, error) {
 		}
 		done = append(done, "machine "+e.Name())
 	}
-	loops, err := loop.Attached(vnet.Prefix + "-")
+	loops, err := loop.Attached(loopPrefix)
 	errs = append(errs, err)
 	for _, l := range loops {
 		if err := loop.Detach(l.Path); err != nil {
