@@ -20,7 +20,7 @@ import (
 // Config plugs a driver into the suite.
 type Config struct {
 	// New returns the driver under test, using nets for NICs.
-	New func(t *testing.T, nets machine.Networks) machine.Driver
+	New func(t testing.TB, nets machine.Networks) machine.Driver
 	// Boot bounds how long a boot to healthy may take (generous: this is
 	// a hang guard, not a timing test).
 	Boot time.Duration
@@ -31,7 +31,7 @@ type Config struct {
 // Env is one lab for a test: a recovery site "rec" with network "app"
 // reached from edge "edge", and a driver.
 type Env struct {
-	T      *testing.T
+	T      testing.TB
 	Lab    *vnet.Lab
 	Edge   string
 	Driver machine.Driver
@@ -39,7 +39,7 @@ type Env struct {
 }
 
 // NewEnv builds the lab and the driver; everything goes in t.Cleanup.
-func NewEnv(t *testing.T, cfg Config) *Env {
+func NewEnv(t testing.TB, cfg Config) *Env {
 	lab := vnettest.NewLab(t)
 	if _, err := lab.AddSite("rec", []vnet.Network{vnettest.Net("app", "10.91.0.0/24")}); err != nil {
 		t.Fatal(err)

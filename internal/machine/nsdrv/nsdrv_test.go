@@ -15,7 +15,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	machinetest.Run(t, machinetest.Config{
-		New: func(t *testing.T, nets machine.Networks) machine.Driver {
+		New: func(t testing.TB, nets machine.Networks) machine.Driver {
 			return &nsdrv.Driver{Networks: nets, StateDir: filepath.Join(t.TempDir(), "state")}
 		},
 		Boot: 30 * time.Second,
@@ -29,7 +29,7 @@ func TestConformance(t *testing.T) {
 func TestCleanupAfterCrash(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	e := machinetest.NewEnv(t, machinetest.Config{
-		New: func(t *testing.T, nets machine.Networks) machine.Driver {
+		New: func(t testing.TB, nets machine.Networks) machine.Driver {
 			return &nsdrv.Driver{Networks: nets, StateDir: state}
 		},
 		Boot: 30 * time.Second,

@@ -27,7 +27,7 @@ func bootFiles(t *testing.T) qemudrv.BootFiles {
 func TestConformance(t *testing.T) {
 	bf := bootFiles(t)
 	machinetest.Run(t, machinetest.Config{
-		New: func(t *testing.T, nets machine.Networks) machine.Driver {
+		New: func(t testing.TB, nets machine.Networks) machine.Driver {
 			return &qemudrv.Driver{Networks: nets, Boot: bf, StateDir: filepath.Join(t.TempDir(), "state")}
 		},
 		Boot: 3 * time.Minute,
