@@ -39,7 +39,8 @@ type machine struct {
 	slot      int // index in the status board
 	trackers  map[string]*tracker
 	lastPrune time.Time
-	verified  bool // trackers checked against the vault since start
+	verified  bool          // trackers checked against the vault since start
+	pending   vault.Pending // uploaded by a failed cycle, not yet indexed
 }
 
 // New opens the vault named by cfg and prepares the machines.

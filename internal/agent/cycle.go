@@ -89,7 +89,7 @@ func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
 		Consistency: c.consistency, Provider: m.cfg.Provider, Group: m.cfg.Group,
 		Tags: a.pointTags(m, c), LockWait: snapshotLockWait}
 	start := a.now()
-	res, err := a.vault.SnapshotKnown(ctx, opt, known)
+	res, err := a.vault.SnapshotPending(ctx, opt, known, &m.pending)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}

@@ -2,10 +2,13 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"time"
+
+	"github.com/haven-dr/haven/internal/blob"
 )
 
 // SnapshotKnown is the one snapshot path: Snapshot is SnapshotKnown without
@@ -31,6 +34,12 @@ type AgentSnapshot struct {
 // disks). It also indexes uploaded packs every indexEvery, so a cycle that
 // fails half-way (vault outage) does not upload those packs again.
 func (v *Vault) SnapshotKnown(ctx context.Context, opt SnapshotOptions, known map[string]KnownFunc) (*AgentSnapshot, error) {
+	return v.SnapshotPending(ctx, opt, known, nil)
+}
+
+// SnapshotPending is SnapshotKnown that carries unindexed uploads across
+// failed calls: see Pending.
+func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known map[string]KnownFunc, pending *Pending) (*AgentSnapshot, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
@@ -43,6 +52,9 @@ func (v *Vault) SnapshotKnown(ctx context.Context, opt SnapshotOptions, known ma
 		return nil, err
 	}
 	defer lock.Release()
+	if err := v.indexPending(ctx, pending); err != nil { // under the lock: prune must see them
+		return nil, err
+	}
 	idx, err := v.loadIndex(ctx)
 	if err != nil {
 		return nil, err
@@ -59,6 +71,7 @@ func (v *Vault) SnapshotKnown(ctx context.Context, opt SnapshotOptions, known ma
 			inc.stop()
 			s.abort(err)
 			inc.flush(context.WithoutCancel(ctx))
+			inc.keepPending(pending)
 			return nil, err
 		}
 		p.Disks = append(p.Disks, *d)
@@ -68,10 +81,12 @@ func (v *Vault) SnapshotKnown(ctx context.Context, opt SnapshotOptions, known ma
 	inc.stop()
 	if err != nil {
 		inc.flush(context.WithoutCancel(ctx))
+		inc.keepPending(pending)
 		return nil, fmt.Errorf("upload: %w", err)
 	}
 	inc.dropIndexed()
 	if err := v.commit(ctx, s, p, res.Stats); err != nil {
+		inc.keepPending(pending) // if only the manifest failed, re-indexing is a harmless duplicate
 		return nil, err
 	}
 	res.Stats.Duration = time.Since(start)
@@ -206,4 +221,60 @@ func (x *incrementalIndex) dropIndexed() {
 	for id := range x.indexed {
 		delete(x.s.packs, id)
 	}
+}
+
+// Pending carries packs that a failed SnapshotPending uploaded but could
+// not index: the next call indexes them first (if still stored), so a vault
+// outage never makes the agent upload the same data twice. The zero value
+// is empty and ready to use.
+type Pending struct {
+	packs map[ID][]blobEntry
+}
+
+// Packs is how many packs wait to be indexed.
+func (p *Pending) Packs() int {
+	if p == nil {
+		return 0
+	}
+	return len(p.packs)
+}
+
+// keepPending moves the packs not indexed yet into p.
+func (x *incrementalIndex) keepPending(p *Pending) {
+	if p == nil {
+		return
+	}
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	for id, e := range x.s.packs {
+		if !x.indexed[id] {
+			if p.packs == nil {
+				p.packs = map[ID][]blobEntry{}
+			}
+			p.packs[id] = e
+		}
+	}
+}
+
+// indexPending writes an index for the pending packs that are still
+// stored (a prune elsewhere may have collected them meanwhile).
+func (v *Vault) indexPending(ctx context.Context, p *Pending) error {
+	if p.Packs() == 0 {
+		return nil
+	}
+	live := map[ID][]blobEntry{}
+	for id, e := range p.packs {
+		if _, err := v.be.Stat(ctx, packName(id)); err == nil {
+			live[id] = e
+		} else if !errors.Is(err, blob.ErrNotFound) {
+			return err
+		}
+	}
+	if len(live) > 0 {
+		if _, err := v.saveIndex(ctx, live); err != nil {
+			return err
+		}
+	}
+	p.packs = nil
+	return nil
 }
