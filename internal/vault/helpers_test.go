@@ -25,9 +25,14 @@ func newBackend(t *testing.T) blob.Backend {
 	return be
 }
 
-func testVault(t *testing.T) (*Vault, blob.Backend) {
+func testVault(t *testing.T) (*Vault, blob.Backend) { return testVaultF(t) }
+
+func testVaultF(t testing.TB) (*Vault, blob.Backend) {
 	t.Helper()
-	be := newBackend(t)
+	be, err := fileblob.New(filepath.Join(t.TempDir(), "vault"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	v, err := Init(context.Background(), be, "secret", fastKDF)
 	if err != nil {
 		t.Fatal(err)

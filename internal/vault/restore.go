@@ -165,27 +165,62 @@ func (r *restorer) fetchPack(ctx context.Context, pack ID, locs []location, wher
 			return err
 		}
 		r.fetched.Add(int64(len(data)))
+		w := coalescer{r: r}
 		for _, l := range locs[:n] {
-			plain, err := r.v.openBlob(name, l.blobEntry, data[l.Offset-first.Offset:l.Offset-first.Offset+l.Length])
+			plain, err := r.v.openBlobAEAD(name, l.blobEntry, data[l.Offset-first.Offset:l.Offset-first.Offset+l.Length])
 			if err != nil {
 				return err
 			}
 			for _, i := range where[l.ID] {
-				if err := r.write(i, plain); err != nil {
+				if err := w.add(i, plain); err != nil {
 					return err
 				}
 			}
+		}
+		if err := w.flush(); err != nil {
+			return err
 		}
 		locs = locs[n:]
 	}
 	return nil
 }
 
-func (r *restorer) write(i int64, plain []byte) error {
-	if _, err := r.t.f.WriteAt(plain, i*r.cs); err != nil {
-		return fmt.Errorf("write %s: %w", r.t.path, err)
+// coalescer turns runs of consecutive chunks (a snapshot packs chunks in
+// disk order, so a pack often holds a run) into one write each.
+type coalescer struct {
+	r      *restorer
+	buf    []byte
+	first  int64 // chunk number of buf's start
+	chunks int64
+}
+
+func (w *coalescer) add(i int64, plain []byte) error {
+	if w.chunks > 0 && (i != w.first+w.chunks || len(w.buf) >= 4<<20) {
+		if err := w.flush(); err != nil {
+			return err
+		}
 	}
-	r.account(int64(len(plain)))
+	if w.chunks == 0 {
+		w.first = i
+	}
+	w.buf = append(w.buf, plain...)
+	w.chunks++
+	return nil
+}
+
+func (w *coalescer) flush() error {
+	if w.chunks == 0 {
+		return nil
+	}
+	if _, err := w.r.t.f.WriteAt(w.buf, w.first*w.r.cs); err != nil {
+		return fmt.Errorf("write %s: %w", w.r.t.path, err)
+	}
+	w.r.written.Add(int64(len(w.buf)))
+	w.r.chunks.Add(w.chunks)
+	if w.r.progress != nil && !w.r.t.existing {
+		w.r.progress(int64(len(w.buf)))
+	}
+	w.buf, w.chunks = w.buf[:0], 0
 	return nil
 }
 

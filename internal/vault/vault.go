@@ -99,7 +99,9 @@ func Open(ctx context.Context, be blob.Backend, password string, opt Options) (*
 }
 
 func newVault(be blob.Backend, cfg Config, mk *masterKey, opt Options) *Vault {
-	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	// No zstd checksum: every blob and object is authenticated by its AEAD tag.
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(1<<17))
 	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
 	kdf := opt.KDF
 	if kdf.N == 0 {
