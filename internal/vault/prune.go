@@ -20,16 +20,17 @@ type PruneOptions struct {
 
 // PruneReport says what prune removed, or would remove.
 type PruneReport struct {
-	Decisions     []Decision `json:"decisions"`
-	Forgotten     int        `json:"forgotten"`
-	DeletedPacks  int        `json:"deleted_packs"`
-	DeletedBytes  int64      `json:"deleted_bytes"`
-	KeptPacks     int        `json:"kept_packs"`
-	Deferred      string     `json:"deferred,omitempty"` // why data was not collected now
-	RewrittenIdx  int        `json:"rewritten_indexes"`
-	DryRun        bool       `json:"dry_run"`
-	PartlyUsed    int        `json:"partly_used_packs"`
-	PartlyUnusedB int64      `json:"partly_unused_bytes"`
+	Decisions      []Decision `json:"decisions"`
+	Forgotten      int        `json:"forgotten"`
+	DeletedPacks   int        `json:"deleted_packs"`
+	DeletedBytes   int64      `json:"deleted_bytes"`
+	DeletedPartial int        `json:"deleted_partial_uploads"`
+	KeptPacks      int        `json:"kept_packs"`
+	Deferred       string     `json:"deferred,omitempty"` // why data was not collected now
+	RewrittenIdx   int        `json:"rewritten_indexes"`
+	DryRun         bool       `json:"dry_run"`
+	PartlyUsed     int        `json:"partly_used_packs"`
+	PartlyUnusedB  int64      `json:"partly_unused_bytes"`
 }
 
 // Prune forgets points that retention does not keep, then deletes the packs
@@ -109,6 +110,10 @@ func (v *Vault) collect(ctx context.Context, rep *PruneReport) error {
 	}
 	if err := v.deletePacks(ctx, idx, keep, rep); err != nil {
 		return err
+	}
+	// Debris of writes killed mid-way (local directory temp files).
+	if n, b, err := blob.SweepPartial(ctx, v.be, LockLease); err == nil {
+		rep.DeletedPartial, rep.DeletedBytes = n, rep.DeletedBytes+b
 	}
 	if len(keep) == len(idx.packs) && len(idx.files) <= 1 {
 		return nil
