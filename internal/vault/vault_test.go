@@ -163,3 +163,40 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("removed key still opens: %v", err)
 	}
 }
+
+// TestManifestGrowsWithChangeNotSize: a point of a large disk that changed
+// in one place stores one chunk and one page, not a new full chunk list.
+func TestManifestGrowsWithChangeNotSize(t *testing.T) {
+	ctx := context.Background()
+	v, _ := testVault(t)
+	src := filepath.Join(t.TempDir(), "big.img")
+	writeImage(t, src, 40, segment{"text", 64 << 20}, segment{"hole", 960 << 20}) // 1 GiB, 64 pages
+	snap(t, v, "big", DiskSource{"root", src})
+	pagesBefore := countBlobs(t, v, pageBlob)
+	f, _ := os.OpenFile(src, os.O_RDWR, 0)
+	f.WriteAt([]byte("one changed block"), 33<<20)
+	f.Close()
+	snap(t, v, "big", DiskSource{"root", src})
+	if added := countBlobs(t, v, pageBlob) - pagesBefore; added != 1 {
+		t.Fatalf("one changed chunk added %d pages, want 1", added)
+	}
+	p, _ := v.FindPoint(ctx, "big", "latest")
+	if n := len(p.Disks[0].Pages); n != 64 {
+		t.Fatalf("manifest lists %d pages, want 64", n)
+	}
+}
+
+func countBlobs(t *testing.T, v *Vault, typ blobType) int {
+	t.Helper()
+	idx, err := v.loadIndex(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range idx.blobs {
+		if l.Type == typ {
+			n++
+		}
+	}
+	return n
+}
