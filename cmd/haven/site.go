@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/haven-dr/haven/internal/machine/nsdrv"
@@ -19,7 +20,7 @@ func newSiteCmd() *cobra.Command {
 }
 
 func newSiteCleanupCmd() *cobra.Command {
-	var prefix, nsState, qemuState string
+	var prefix, loopPrefix, nsState, qemuState string
 	cmd := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove machines, loop devices and namespaces a crashed run left behind",
@@ -28,20 +29,17 @@ devices tagged by the ns driver and deletes network namespaces whose name
 starts with --prefix (with every bridge, veth and tap inside them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var removed []string
 			q, qerr := qemudrv.Cleanup(qemuState)
-			m, merr := nsdrv.Cleanup(nsState, vnet.Prefix+"-")
+			m, merr := nsdrv.Cleanup(nsState, loopPrefix)
 			n, nerr := vnet.CleanupNamespaces(vnet.Netlink{}, prefix)
-			for _, r := range append(append(append(removed, q...), m...), prefixed("netns ", n)...) {
+			for _, r := range append(append(q, m...), prefixed("netns ", n)...) {
 				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)
 			}
-			if err := firstErr(qerr, merr, nerr); err != nil {
-				return err
-			}
-			return nil
+			return errors.Join(qerr, merr, nerr)
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", vnet.Prefix, "namespace name prefix to remove")
+	cmd.Flags().StringVar(&loopPrefix, "loop-prefix", vnet.Prefix+"-", "tag prefix of loop devices to detach")
 	cmd.Flags().StringVar(&nsState, "ns-state", nsdrv.DefaultStateDir, "ns driver state directory")
 	cmd.Flags().StringVar(&qemuState, "qemu-state", qemudrv.DefaultStateDir, "qemu driver state directory")
 	return cmd
@@ -53,13 +51,4 @@ func prefixed(p string, ss []string) []string {
 		out[i] = p + s
 	}
 	return out
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
