@@ -19,7 +19,8 @@ RESULTS=$WORK/results.txt
 
 log() { echo "[$(date +%T)] $*" >&2; }
 
-# put KEY VALUE records a number for the report.
+# put KEY VALUE records a number for the report (repeated keys: the report
+# takes the median).
 put() { echo "$1 $2" >>"$RESULTS"; }
 
 build_tools() {
@@ -27,10 +28,12 @@ build_tools() {
 	SRC_SHA=$(cat "$CACHE_IMG.sha256")
 	if [[ -n ${HAVEN_BIN:-} ]]; then
 		HAVEN=$HAVEN_BIN
+		HAVEN_COMMIT=${HAVEN_COMMIT:-prebuilt}
 	else
 		log "building haven from $REPO_ROOT"
 		(cd "$REPO_ROOT" && go build -o /tmp/haven-bench ./cmd/haven)
 		HAVEN=/tmp/haven-bench
+		HAVEN_COMMIT=$(git -C "$REPO_ROOT" describe --always --dirty)
 	fi
 	(cd "$REPO_ROOT" && go build -o "$WORK/scatter" ./bench/vault/scatter)
 	IMG_SIZE=$(stat -c %s "$CACHE_IMG")
@@ -80,5 +83,5 @@ machine_info() {
 	put img_size "$IMG_SIZE"
 	put img_used "$(du -B1 "$CACHE_IMG" | cut -f1)"
 	echo "cores=$(nproc) kernel=$(uname -r) load_at_start=\"$(cut -d' ' -f1-3 /proc/loadavg)\"" \
-		"haven=$(git -C "$REPO_ROOT" rev-parse --short HEAD) date=$(date -u +%FT%TZ)" >"$WORK/info"
+		"haven=$HAVEN_COMMIT runs=${RUNS:-1} date=$(date -u +%FT%TZ)" >"$WORK/info"
 }

@@ -7,36 +7,17 @@
 #
 #   bench/vault/run.sh            (as root; installs restic with apt if missing)
 #   HAVEN_BIN=/path/haven bench/vault/run.sh   (use a prebuilt binary)
+#   RUNS=3 bench/vault/run.sh                  (repeat; the report shows medians)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 command -v restic >/dev/null || apt-get install -y restic >&2
 build_tools
 machine_info
-fresh_image
 export RESTIC_PASSWORD=${RESTIC_PASSWORD:-bench-password}
 export RESTIC_REPOSITORY=$WORK/restic-repo RESTIC_CACHE_DIR=$WORK/restic-cache
 restic version >>"$WORK/info"
-haven_init "$WORK/haven-vault"
-restic init >"$WORK/restic-init.log"
-put haven.empty "$(repo_bytes "$WORK/haven-vault")"
-put restic.empty "$(repo_bytes "$RESTIC_REPOSITORY")"
 
-# a: first snapshot
-haven_snapshot haven.a
-timed restic.a restic backup "$IMG"
-put haven.a.stored "$(repo_bytes "$WORK/haven-vault")"
-put restic.a.stored "$(repo_bytes "$RESTIC_REPOSITORY")"
-
-# b: 1 % changed
-scatter
-CHANGED_SHA=$(sha256sum "$IMG" | cut -d' ' -f1)
-haven_snapshot haven.b
-timed restic.b restic backup "$IMG"
-put haven.b.stored "$(repo_bytes "$WORK/haven-vault")"
-put restic.b.stored "$(repo_bytes "$RESTIC_REPOSITORY")"
-
-# c: full restore of the latest point to a new file, then verify
 verify() { # verify NAME FILE
 	local got
 	got=$(sha256sum "$2" | cut -d' ' -f1)
@@ -45,9 +26,37 @@ verify() { # verify NAME FILE
 	put "$1.c.verified" 1
 	rm -rf "$2"
 }
-timed haven.c "$HAVEN" restore --machine bench --disk root --to "$WORK/haven-restore.img" --json
-verify haven "$WORK/haven-restore.img"
-timed restic.c restic restore latest --target "$WORK/restic-restore"
-verify restic "$WORK/restic-restore$IMG"
+one_run() {
+	rm -rf "$WORK/haven-vault" "$RESTIC_REPOSITORY" "$RESTIC_CACHE_DIR"
+	fresh_image
+	haven_init "$WORK/haven-vault"
+	restic init >"$WORK/restic-init.log"
+	put haven.empty "$(repo_bytes "$WORK/haven-vault")"
+	put restic.empty "$(repo_bytes "$RESTIC_REPOSITORY")"
 
+	# a: first snapshot
+	haven_snapshot haven.a
+	timed restic.a restic backup "$IMG"
+	put haven.a.stored "$(repo_bytes "$WORK/haven-vault")"
+	put restic.a.stored "$(repo_bytes "$RESTIC_REPOSITORY")"
+
+	# b: 1 % changed
+	scatter
+	CHANGED_SHA=$(sha256sum "$IMG" | cut -d' ' -f1)
+	haven_snapshot haven.b
+	timed restic.b restic backup "$IMG"
+	put haven.b.stored "$(repo_bytes "$WORK/haven-vault")"
+	put restic.b.stored "$(repo_bytes "$RESTIC_REPOSITORY")"
+
+	# c: full restore of the latest point to a new file, then verify
+	timed haven.c "$HAVEN" restore --machine bench --disk root --to "$WORK/haven-restore.img" --json
+	verify haven "$WORK/haven-restore.img"
+	timed restic.c restic restore latest --target "$WORK/restic-restore"
+	verify restic "$WORK/restic-restore$IMG"
+}
+
+for ((run = 1; run <= ${RUNS:-1}; run++)); do
+	log "run $run of ${RUNS:-1}"
+	one_run
+done
 python3 "$BENCH_DIR/report.py" compare "$RESULTS" "$WORK/info" | tee "$BENCH_DIR/results.md"
