@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ func main() {
 	work := flag.String("work", "", "work dir for the vault and agent state")
 	rates := flag.String("churn", "10,20,40", "churn rates to try, MB/s")
 	dur := flag.Duration("churn-time", 75*time.Second, "how long each churn rate runs")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the churn runs here")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx := context.Background()
@@ -38,6 +40,12 @@ func main() {
 	}
 	n := scatter(*disk, 0.01)
 	fmt.Printf("1%% changed cycle (%d scattered 4 KiB writes): %s\n", n, cycle(ctx, a))
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	for _, r := range strings.Split(*rates, ",") {
 		var mbps int
 		fmt.Sscan(r, &mbps)

@@ -187,6 +187,12 @@ func (m *MachineConfig) validate() error {
 	if m.CloneDir == "" {
 		m.CloneDir = filepath.Join(filepath.Dir(m.Disks[0].Path), ".haven-clones")
 	}
+	for _, mp := range m.Freeze {
+		// FICLONE writes to the clone's filesystem: frozen, it would hang.
+		if m.Provider == ProviderReflink && (m.CloneDir == mp || strings.HasPrefix(m.CloneDir, strings.TrimSuffix(mp, "/")+"/")) {
+			return fmt.Errorf("freeze %s: it holds clone_dir %s; freeze the guest filesystems, not the one with the images", mp, m.CloneDir)
+		}
+	}
 	if m.Hooks.Timeout == 0 {
 		m.Hooks.Timeout = time.Minute
 	}

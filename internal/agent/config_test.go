@@ -61,6 +61,7 @@ func TestConfigErrors(t *testing.T) {
 		{"    provider: none\n    policy: {frequency: 1m, app_frequency: 30s}\n", "app_frequency"},
 		{"    provider: none\n    colour: blue\n", "colour"},
 		{"    provider: none\nlisten: 0.0.0.0:7717\n", "loopback"},
+		{"    provider: reflink\n    freeze: [/]\n", "holds clone_dir"},
 	} {
 		_, err := ParseConfig(base + tc.extra)
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
