@@ -85,7 +85,9 @@ func TestCatchUpAfterOutage(t *testing.T) {
 	}
 
 	// Packs get through, indexes and manifests do not.
-	o.set(func(op, name string) bool { return op == "put" && !strings.HasPrefix(name, "data/") && !strings.HasPrefix(name, "locks/") })
+	o.set(func(op, name string) bool {
+		return op == "put" && !strings.HasPrefix(name, "data/") && !strings.HasPrefix(name, "locks/")
+	})
 	if err := a.Cycle(ctx, "m1"); err == nil {
 		t.Fatal("cycle succeeded without an index")
 	}

@@ -94,14 +94,11 @@ func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	for _, d := range res.Point.Disks {
-		t := m.trackers[d.Name]
 		if clone, ok := c.clones[m.cfg.Name][d.Name]; ok {
-			if err := t.promote(clone); err != nil {
-				slog.Warn("keeping clone as baseline", "machine", m.cfg.Name, "err", err)
+			dc := &diskCache{Point: res.Point.ID, Size: d.Size, ChunkSize: res.Point.ChunkSize, IDs: res.IDs[d.Name]}
+			if err := m.trackers[d.Name].commit(clone, dc); err != nil {
+				slog.Warn("change tracking reset; next point reads the whole disk", "machine", m.cfg.Name, "disk", d.Name, "err", err)
 			}
-		}
-		if err := t.save(&diskCache{Point: res.Point.ID, Size: d.Size, ChunkSize: res.Point.ChunkSize, IDs: res.IDs[d.Name]}); err != nil {
-			slog.Warn("saving change-tracking cache", "machine", m.cfg.Name, "err", err)
 		}
 	}
 	a.record(m, res, start, known != nil)

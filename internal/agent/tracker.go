@@ -122,7 +122,21 @@ func (t *tracker) known(newClone string, size int64) (vault.KnownFunc, error) {
 	}, nil
 }
 
-// promote makes the clone just read the baseline for the next cycle.
-func (t *tracker) promote(newClone string) error {
-	return os.Rename(newClone, t.prevClone)
+// commit makes the clone just read the baseline for the next cycle and c
+// its cache. The cache is written first: a newer cache with an older
+// baseline clone is still right (blocks the same as in the older clone were
+// not written since, so the newer IDs describe them), while a newer clone
+// with an older cache would be wrong, so on any failure both are dropped.
+func (t *tracker) commit(clone string, c *diskCache) error {
+	err := t.save(c)
+	if err == nil {
+		err = os.Rename(clone, t.prevClone)
+	}
+	if err != nil {
+		t.cache = nil
+		os.Remove(t.cachePath)
+		os.Remove(t.prevClone)
+		os.Remove(clone)
+	}
+	return err
 }
