@@ -21,6 +21,8 @@ type tracker struct {
 	cachePath string
 	prevClone string // reflink only
 	cache     *diskCache
+	prevMap   consistency.Map // extent map of prevClone, kept from the last cycle
+	newMap    consistency.Map // extent map of the clone being read
 }
 
 // diskCache is the on-disk cache format (gob).
@@ -66,7 +68,7 @@ func (t *tracker) verify(v *vault.Vault, p *vault.Point, disk string) bool {
 		ok = err == nil && d.Size == t.cache.Size && v.PagesMatch(d, p.ChunkSize, t.cache.IDs)
 	}
 	if !ok {
-		t.cache = nil
+		t.cache, t.prevMap = nil, nil
 		os.Remove(t.prevClone)
 	}
 	return ok
@@ -95,20 +97,25 @@ func (t *tracker) save(c *diskCache) error {
 // known returns a hint for a new clone: chunk i is known when it lies
 // within both sizes and its blocks are the previous clone's blocks.
 func (t *tracker) known(newClone string, size int64) (vault.KnownFunc, error) {
+	t.newMap = nil // never let a map of an older, failed clone become the baseline
 	if t.cache == nil {
 		return nil, nil
 	}
 	if _, err := os.Stat(t.prevClone); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	prev, err := consistency.ReadMap(t.prevClone)
-	if err != nil {
-		return nil, fmt.Errorf("extent map of previous clone: %w", err)
+	prev := t.prevMap
+	if prev == nil {
+		var err error
+		if prev, err = consistency.ReadMap(t.prevClone); err != nil {
+			return nil, fmt.Errorf("extent map of previous clone: %w", err)
+		}
 	}
 	cur, err := consistency.ReadMap(newClone)
 	if err != nil {
 		return nil, fmt.Errorf("extent map of clone: %w", err)
 	}
+	t.newMap = cur
 	c, cs := t.cache, int64(t.cache.ChunkSize)
 	whole := min(c.Size, size) / cs // chunks entirely inside both versions
 	return func(i int64) (vault.ID, bool) {
@@ -132,7 +139,9 @@ func (t *tracker) commit(clone string, c *diskCache) error {
 	if err == nil {
 		err = os.Rename(clone, t.prevClone)
 	}
+	t.prevMap, t.newMap = t.newMap, nil // a rename keeps the blocks, so the map stays valid
 	if err != nil {
+		t.prevMap = nil
 		t.cache = nil
 		os.Remove(t.cachePath)
 		os.Remove(t.prevClone)
