@@ -4,6 +4,8 @@
 # of the image. Writes chunksize.md (cited by docs/vault-format.md).
 #
 #   bench/vault/chunksize.sh [KiB ...]     (default: 8 16 32 64)
+#   RUNS=3 CHUNKSIZE_MD=/tmp/x.md HAVEN_BIN=... bench/vault/chunksize.sh 16
+#                                          (repeat, medians; other output file)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -11,7 +13,8 @@ sizes=("${@:-8 16 32 64}")
 read -r -a sizes <<<"${sizes[*]}"
 build_tools
 machine_info
-for kib in "${sizes[@]}"; do
+one_size() {
+	local kib=$1
 	fresh_image
 	rm -rf "$WORK/vault"
 	haven_init "$WORK/vault" $((kib << 10))
@@ -20,5 +23,12 @@ for kib in "${sizes[@]}"; do
 	scatter
 	haven_snapshot "cs$kib.b"
 	put "cs$kib.b.stored" "$(repo_bytes "$WORK/vault")"
+}
+
+for ((run = 1; run <= ${RUNS:-1}; run++)); do
+	for kib in "${sizes[@]}"; do
+		log "run $run of ${RUNS:-1}, $kib KiB"
+		one_size "$kib"
+	done
 done
-python3 "$BENCH_DIR/report.py" chunks "$RESULTS" "$WORK/info" | tee "$BENCH_DIR/chunksize.md"
+python3 "$BENCH_DIR/report.py" chunks "$RESULTS" "$WORK/info" | tee "${CHUNKSIZE_MD:-$BENCH_DIR/chunksize.md}"

@@ -50,7 +50,7 @@ drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # timed KEY CMD...: drop the page cache, run CMD followed by sync (so data
 # left dirty in the page cache is paid for by the step that wrote it), and
-# record KEY.wall, KEY.cpu (user+sys seconds). Output goes to $WORK/KEY.log.
+# record KEY.wall, KEY.cpu (user+sys seconds), KEY.user, KEY.sys. Output goes to $WORK/KEY.log.
 timed() {
 	local key=$1
 	shift
@@ -62,6 +62,8 @@ timed() {
 	read -r wall user sys <"$WORK/$key.time"
 	put "$key.wall" "$wall"
 	put "$key.cpu" "$(awk -v u="$user" -v s="$sys" 'BEGIN{print u+s}')"
+	put "$key.user" "$user"
+	put "$key.sys" "$sys"
 	log "$key: ${wall}s wall, user ${user}s sys ${sys}s"
 }
 

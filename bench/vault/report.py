@@ -11,7 +11,8 @@ MIB = 1 << 20
 NOTE = ("Page cache dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`) before every timed "
         "step, so every step reads cold; every timed step ends with `sync`, so data left dirty "
         "is paid for by the step that wrote it. MB/s = logical image size (4 GiB = 4295 MB) / wall "
-        "time. CPU = user + system seconds. With RUNS > 1 every number is the median over runs. Stored = `du -sb` of the repository.")
+        "time. CPU = user + system seconds (user / system in brackets: on this shared VM the system "
+        "time of cold reads varies much more between runs than user time). With RUNS > 1 every number is the median over runs. Stored = `du -sb` of the repository.")
 
 
 def load(path):
@@ -23,6 +24,13 @@ def load(path):
     return {k: statistics.median(v) for k, v in runs.items()}
 
 
+def cpu(r, k):
+    """user+sys seconds with the split, from the medians of each."""
+    if f"{k}.user" not in r:
+        return f"{r[k + '.cpu']:.1f}"
+    return f"{r[k + '.cpu']:.1f} ({r[k + '.user']:.1f}/{r[k + '.sys']:.1f})"
+
+
 def mib(b):
     return f"{b / MIB:,.1f} MiB"
 
@@ -32,16 +40,17 @@ def compare(r, info):
     out = [f"# Haven vault vs restic: 4 GiB ext4 image ({mib(r['img_used'])} allocated)", "",
            f"`{info}`", "", NOTE, "",
            "| step | Haven s | restic s | Haven MB/s | restic MB/s | speed Haven/restic "
-           "| Haven CPU s | restic CPU s | CPU Haven/restic |",
+           "| Haven CPU s (user/sys) | restic CPU s (user/sys) | CPU Haven/restic |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     names = {"a": "a. first snapshot", "b": "b. snapshot after 1 % changed", "c": "c. full restore (sha256 verified)"}
     speed = {}
     for s, name in names.items():
         hw, rw = r[f"haven.{s}.wall"], r[f"restic.{s}.wall"]
         hc, rc = r[f"haven.{s}.cpu"], r[f"restic.{s}.cpu"]
+        hcs, rcs = cpu(r, f"haven.{s}"), cpu(r, f"restic.{s}")
         speed[s] = rw / hw
         out.append(f"| {name} | {hw:.1f} | {rw:.1f} | {size / 1e6 / hw:,.0f} | {size / 1e6 / rw:,.0f} "
-                   f"| {speed[s]:.2f}× | {hc:.1f} | {rc:.1f} | {hc / rc:.2f}× |")
+                   f"| {speed[s]:.2f}× | {hcs} | {rcs} | {hc / rc:.2f}× |")
     ch = r["changed"]
     hg, rg = r["haven.b.stored"] - r["haven.a.stored"], r["restic.b.stored"] - r["restic.a.stored"]
     out += ["", f"Bytes changed in step b: {mib(ch)} ({ch:,.0f} B, random 4 KiB blocks at distinct scattered offsets).", "",
@@ -67,14 +76,14 @@ def chunks(r, info):
     sizes = sorted({int(k.split(".")[0][2:]) for k in r if k.startswith("cs")})
     out = [f"# Haven vault: chunk size (4 GiB ext4 image, {mib(r['img_used'])} allocated)", "",
            f"`{info}`", "", NOTE, f" Step b changes {mib(ch)}.", "",
-           "| chunk | a: s | a: MB/s | a: CPU s | stored after a | b: s | b: MB/s | b: CPU s "
+           "| chunk | a: s | a: MB/s | a: CPU s (user/sys) | stored after a | b: s | b: MB/s | b: CPU s (user/sys) "
            "| growth in b | growth / changed |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for cs in sizes:
         p = f"cs{cs}"
         aw, bw = r[f"{p}.a.wall"], r[f"{p}.b.wall"]
         g = r[f"{p}.b.stored"] - r[f"{p}.a.stored"]
-        out.append(f"| {cs} KiB | {aw:.1f} | {size / 1e6 / aw:,.0f} | {r[f'{p}.a.cpu']:.1f} | {mib(r[f'{p}.a.stored'])} "
-                   f"| {bw:.1f} | {size / 1e6 / bw:,.0f} | {r[f'{p}.b.cpu']:.1f} | {mib(g)} | {g / ch:.1f}× |")
+        out.append(f"| {cs} KiB | {aw:.1f} | {size / 1e6 / aw:,.0f} | {cpu(r, p + '.a')} | {mib(r[f'{p}.a.stored'])} "
+                   f"| {bw:.1f} | {size / 1e6 / bw:,.0f} | {cpu(r, p + '.b')} | {mib(g)} | {g / ch:.1f}× |")
     return out
 
 
