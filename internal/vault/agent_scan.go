@@ -4,7 +4,6 @@ import (
 	"os"
 	"sync/atomic"
 
-	"github.com/zeebo/blake3"
 )
 
 // chunkFileKnown is chunkFile that reads only the chunks known does not
@@ -35,13 +34,13 @@ func (s *saver) chunkFileKnown(f *os.File, size int64, known KnownFunc, progress
 		progress(nKnown * cs)
 	}
 	var zero atomic.Int64
-	err := s.v.scanRuns(s.ctx, f, size, jobs, func(h *blake3.Hasher, i, n int64, chunk []byte) error {
+	err := s.v.scanRuns(s.ctx, f, size, jobs, func(w *worker, i, n int64, chunk []byte) error {
 		if chunk == nil {
 			zero.Add(n)
 			return nil
 		}
-		ids[i] = sumID(h, chunk)
-		return s.save(dataBlob, ids[i], chunk)
+		ids[i] = w.id(chunk)
+		return s.save(w, dataBlob, ids[i], chunk)
 	}, progress)
 	return ids, zero.Load(), nKnown, err
 }

@@ -114,7 +114,7 @@ func (s *saver) saveDiskKnown(src DiskSource, known KnownFunc, res *AgentSnapsho
 	for i := 0; i < len(ids); i += pageEntries {
 		page := encodePage(ids[i:min(i+pageEntries, len(ids))])
 		pid := s.v.hashID(page)
-		if err := s.save(pageBlob, pid, page); err != nil {
+		if err := s.save(nil, pageBlob, pid, page); err != nil {
 			return nil, nil, err
 		}
 		d.Pages = append(d.Pages, pid)

@@ -37,7 +37,7 @@ func FuzzDecodeSigned(f *testing.F) {
 func FuzzParsePack(f *testing.F) {
 	v, _ := testVaultF(f)
 	pb := &packBuf{}
-	sealed, flags := v.sealBlob(dataBlob, v.hashID([]byte("chunk")), []byte("chunk"))
+	sealed, flags := v.sealBlob(nil, dataBlob, v.hashID([]byte("chunk")), []byte("chunk"))
 	pb.add(dataBlob, v.hashID([]byte("chunk")), sealed, flags, 5)
 	_, data := v.finishPack(pb)
 	f.Add(data)

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -137,11 +136,11 @@ func (r *restorer) differing(ctx context.Context) ([]bool, error) {
 		}
 		return need, nil
 	}
-	err := r.v.scanFile(ctx, r.t.f, r.st.Size, func(h *blake3.Hasher, i, n int64, chunk []byte) error {
+	err := r.v.scanFile(ctx, r.t.f, r.st.Size, func(w *worker, i, n int64, chunk []byte) error {
 		if chunk == nil {
 			need[i] = !r.ids[i].IsZero()
 		} else {
-			need[i] = sumID(h, chunk) != r.ids[i]
+			need[i] = w.id(chunk) != r.ids[i]
 		}
 		return nil
 	}, r.progress)
@@ -167,14 +166,9 @@ func (r *restorer) fetchPack(ctx context.Context, pack ID, locs []location, wher
 		r.fetched.Add(int64(len(data)))
 		w := coalescer{r: r}
 		for _, l := range locs[:n] {
-			plain, err := r.v.openBlobAEAD(name, l.blobEntry, data[l.Offset-first.Offset:l.Offset-first.Offset+l.Length])
-			if err != nil {
+			sealed := data[l.Offset-first.Offset : l.Offset-first.Offset+l.Length]
+			if err := w.blob(name, l.blobEntry, sealed, where[l.ID]); err != nil {
 				return err
-			}
-			for _, i := range where[l.ID] {
-				if err := w.add(i, plain); err != nil {
-					return err
-				}
 			}
 		}
 		if err := w.flush(); err != nil {
@@ -194,7 +188,36 @@ type coalescer struct {
 	chunks int64
 }
 
-func (w *coalescer) add(i int64, plain []byte) error {
+// blob decrypts one blob straight into the write buffer at the place of
+// chunk at[0], and copies it to the other places the disk has it.
+func (w *coalescer) blob(pack string, e blobEntry, sealed []byte, at []int64) error {
+	if err := w.place(at[0]); err != nil {
+		return err
+	}
+	start := len(w.buf)
+	buf, err := w.r.v.appendBlob(w.buf, pack, e, sealed)
+	if err != nil {
+		return err
+	}
+	w.buf = buf
+	w.chunks++
+	if len(at) == 1 {
+		return nil
+	}
+	plain := append([]byte(nil), w.buf[start:]...)
+	for _, i := range at[1:] {
+		if err := w.place(i); err != nil {
+			return err
+		}
+		w.buf = append(w.buf, plain...)
+		w.chunks++
+	}
+	return nil
+}
+
+// place makes chunk i the next in the buffer, writing the buffer out first
+// unless i continues it.
+func (w *coalescer) place(i int64) error {
 	if w.chunks > 0 && (i != w.first+w.chunks || len(w.buf) >= 4<<20) {
 		if err := w.flush(); err != nil {
 			return err
@@ -203,8 +226,6 @@ func (w *coalescer) add(i int64, plain []byte) error {
 	if w.chunks == 0 {
 		w.first = i
 	}
-	w.buf = append(w.buf, plain...)
-	w.chunks++
 	return nil
 }
 

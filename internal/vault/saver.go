@@ -39,8 +39,9 @@ func newSaver(ctx context.Context, v *Vault, idx *Index) *saver {
 	return s
 }
 
-// save stores plain under id unless the vault or this snapshot has it already.
-func (s *saver) save(t blobType, id ID, plain []byte) error {
+// save stores plain under id unless the vault or this snapshot has it
+// already. w is the calling worker (nil for metadata blobs).
+func (s *saver) save(w *worker, t blobType, id ID, plain []byte) error {
 	if s.idx.has(id) {
 		return nil
 	}
@@ -51,7 +52,7 @@ func (s *saver) save(t blobType, id ID, plain []byte) error {
 	if dup {
 		return nil
 	}
-	sealed, flags := s.v.sealBlob(t, id, plain)
+	sealed, flags := s.v.sealBlob(w, t, id, plain)
 	if t == dataBlob {
 		s.newChunks.Add(1)
 		s.newBytes.Add(int64(len(plain)))

@@ -19,8 +19,17 @@ var zeroChunk = make([]byte, 16<<20) // compared against, never written
 func isZero(b []byte) bool { return bytes.Equal(b, zeroChunk[:len(b)]) }
 
 // chunkFunc is called for chunk number i of length n; chunk is nil when the
-// chunk is all zeros. h is the calling worker's own keyed hasher.
-type chunkFunc func(h *blake3.Hasher, i, n int64, chunk []byte) error
+// chunk is all zeros. w is the calling worker's own state.
+type chunkFunc func(w *worker, i, n int64, chunk []byte) error
+
+// worker is the per-goroutine state of a scan: a keyed hasher, and whether
+// the last chunk it sealed was incompressible (see sealBlob).
+type worker struct {
+	h              *blake3.Hasher
+	incompressible bool
+}
+
+func (w *worker) id(b []byte) ID { return sumID(w.h, b) }
 
 type readJob struct {
 	off  int64
@@ -75,9 +84,9 @@ func (v *Vault) scanRuns(ctx context.Context, f *os.File, size int64, runs []rea
 	})
 	for range runtime.GOMAXPROCS(0) {
 		g.Go(func() error {
-			h := v.key.hasher()
+			w := &worker{h: v.key.hasher()}
 			for j := range jobs {
-				err := scanBlock(h, j, cs, fn)
+				err := scanBlock(w, j, cs, fn)
 				if j.data != nil {
 					pool.Put(j.data[:cap(j.data)])
 				}
@@ -94,7 +103,7 @@ func (v *Vault) scanRuns(ctx context.Context, f *os.File, size int64, runs []rea
 	return g.Wait()
 }
 
-func scanBlock(h *blake3.Hasher, j readJob, cs int64, fn chunkFunc) error {
+func scanBlock(w *worker, j readJob, cs int64, fn chunkFunc) error {
 	for off := j.off; off < j.off+j.n; off += cs {
 		n := min(cs, j.off+j.n-off)
 		var chunk []byte
@@ -104,7 +113,7 @@ func scanBlock(h *blake3.Hasher, j readJob, cs int64, fn chunkFunc) error {
 				chunk = nil
 			}
 		}
-		if err := fn(h, off/cs, n, chunk); err != nil {
+		if err := fn(w, off/cs, n, chunk); err != nil {
 			return err
 		}
 	}

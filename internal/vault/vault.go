@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/haven-dr/haven/internal/blob"
@@ -100,7 +101,9 @@ func Open(ctx context.Context, be blob.Backend, password string, opt Options) (*
 
 func newVault(be blob.Backend, cfg Config, mk *masterKey, opt Options) *Vault {
 	// No zstd checksum: every blob and object is authenticated by its AEAD tag.
-	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+	// Concurrency is how many EncodeAll calls may run at once: one per
+	// scanning worker, or they queue behind each other.
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithEncoderCRC(false), zstd.WithWindowSize(1<<17))
 	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
 	kdf := opt.KDF
