@@ -30,11 +30,17 @@ func main() {
 	rates := flag.String("churn", "10,20,40", "churn rates to try, MB/s")
 	dur := flag.Duration("churn-time", 75*time.Second, "how long each churn rate runs")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the churn runs here")
+	chunk := flag.Int("chunk", 0, "vault chunk size (0: the vault's default)")
+	verbose := flag.Bool("v", false, "log every recovery point")
 	flag.Parse()
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	ctx := context.Background()
-	a := setup(ctx, *disk, *work)
-	fmt.Printf("initial full cycle: %s\n", cycle(ctx, a))
+	a := setup(ctx, *disk, *work, *chunk)
+	fmt.Printf("chunk size %d\ninitial full cycle: %s\n", a.Vault().Config().ChunkSize, cycle(ctx, a))
 	for i := range 3 {
 		fmt.Printf("unchanged cycle %d: %s\n", i+1, cycle(ctx, a))
 	}
@@ -54,10 +60,10 @@ func main() {
 	}
 }
 
-func setup(ctx context.Context, disk, work string) *agent.Agent {
+func setup(ctx context.Context, disk, work string, chunk int) *agent.Agent {
 	be, err := fileblob.New(filepath.Join(work, "vault"))
 	check(err)
-	v, err := vault.Init(ctx, be, "bench", vault.Options{})
+	v, err := vault.Init(ctx, be, "bench", vault.Options{ChunkSize: chunk})
 	check(err)
 	v.Close()
 	os.Setenv("HAVEN_PASSWORD", "bench")
@@ -82,8 +88,8 @@ func cycle(ctx context.Context, a *agent.Agent) string {
 	check(a.Cycle(ctx, "bench"))
 	wall, cpu := time.Since(t0), cpuTime()-cpu0
 	c := a.Status().Machines[0].LastCycle
-	return fmt.Sprintf("wall %.3fs cpu %.3fs (disk %d MiB, %d chunks known unchanged, %.1f MiB new, %.1f MiB stored)",
-		wall.Seconds(), cpu.Seconds(), c.DiskBytes>>20, c.KnownChunks, float64(c.NewBytes)/(1<<20), float64(c.StoredBytes)/(1<<20))
+	return fmt.Sprintf("wall %.3fs cpu %.3fs (capture %.3fs, tracking %.3fs, disk %d MiB, %d chunks known unchanged, %.1f MiB new, %.1f MiB stored)",
+		wall.Seconds(), cpu.Seconds(), c.CaptureSeconds, c.TrackingSeconds, c.DiskBytes>>20, c.KnownChunks, float64(c.NewBytes)/(1<<20), float64(c.StoredBytes)/(1<<20))
 }
 
 func cpuTime() time.Duration {

@@ -16,6 +16,7 @@ import (
 // each machine, and what to undo once it has been read.
 type capture struct {
 	time        time.Time
+	took        time.Duration // hooks, freeze and clones
 	consistency string
 	sources     map[string][]vault.DiskSource // machine -> disks to read
 	clones      map[string]map[string]string  // machine -> disk -> clone path
@@ -66,6 +67,7 @@ func (g *group) takeCapture(ctx context.Context, app bool) (*capture, error) {
 		c.release()
 		c.release = func() {}
 	}
+	c.took = time.Since(c.time)
 	return c, nil
 }
 

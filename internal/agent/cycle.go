@@ -84,7 +84,9 @@ func (a *Agent) verifyTrackers(ctx context.Context, m *machine) {
 
 // replicate stores one machine's part of a capture as a recovery point.
 func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
+	t0 := time.Now()
 	known := a.hints(m, c)
+	tracking := time.Since(t0)
 	opt := vault.SnapshotOptions{Machine: m.cfg.Name, Disks: c.sources[m.cfg.Name], Time: c.time,
 		Consistency: c.consistency, Provider: m.cfg.Provider, Group: m.cfg.Group,
 		Tags: a.pointTags(m, c), LockWait: snapshotLockWait}
@@ -101,7 +103,7 @@ func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
 			}
 		}
 	}
-	a.record(m, res, start, known != nil)
+	a.record(m, res, start, known != nil, c.took, tracking)
 	return nil
 }
 
@@ -144,10 +146,11 @@ func (a *Agent) pointTags(m *machine, c *capture) map[string]string {
 }
 
 // record updates the status after a committed point.
-func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, incremental bool) {
+func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, incremental bool, capture, tracking time.Duration) {
 	st, p := res.Stats, res.Point
 	slog.Info("recovery point", "machine", m.cfg.Name, "point", p.ID, "consistency", p.Consistency,
-		"new_bytes", st.NewBytes, "stored_bytes", st.StoredBytes, "known_chunks", res.Known, "seconds", st.Duration.Seconds())
+		"new_bytes", st.NewBytes, "stored_bytes", st.StoredBytes, "known_chunks", res.Known, "seconds", st.Duration.Seconds(),
+		"capture_seconds", capture.Seconds(), "tracking_seconds", tracking.Seconds())
 	a.board.update(m.slot, func(s *MachineStatus) {
 		if s.LastPoint != nil {
 			if dt := p.Time.Sub(s.LastPoint.Time).Seconds(); dt > 0 {
@@ -157,7 +160,8 @@ func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, in
 		s.LastPoint = summarize(p)
 		s.Points++
 		s.UploadedBytes += st.StoredBytes
-		s.LastCycle = &CycleStats{Start: start.UTC(), Seconds: st.Duration.Seconds(), DiskBytes: st.Bytes,
+		s.LastCycle = &CycleStats{Start: start.UTC(), Seconds: st.Duration.Seconds(), CaptureSeconds: capture.Seconds(),
+			TrackingSeconds: tracking.Seconds(), DiskBytes: st.Bytes,
 			KnownChunks: res.Known, NewBytes: st.NewBytes, StoredBytes: st.StoredBytes, Incremental: incremental}
 	})
 }

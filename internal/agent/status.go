@@ -50,13 +50,15 @@ type PointSummary struct {
 
 // CycleStats describes the last successful replication cycle of a machine.
 type CycleStats struct {
-	Start       time.Time `json:"start"`
-	Seconds     float64   `json:"seconds"`
-	DiskBytes   int64     `json:"disk_bytes"`   // logical size of the disks
-	KnownChunks int64     `json:"known_chunks"` // unchanged per change tracking, not read
-	NewBytes    int64     `json:"new_bytes"`    // plaintext of chunks new to the vault
-	StoredBytes int64     `json:"stored_bytes"` // bytes uploaded
-	Incremental bool      `json:"incremental"`  // change tracking was used
+	Start           time.Time `json:"start"`
+	Seconds         float64   `json:"seconds"`
+	CaptureSeconds  float64   `json:"capture_seconds"`  // hooks, freeze, clones (before the snapshot)
+	TrackingSeconds float64   `json:"tracking_seconds"` // extent maps compared
+	DiskBytes       int64     `json:"disk_bytes"`       // logical size of the disks
+	KnownChunks     int64     `json:"known_chunks"`     // unchanged per change tracking, not read
+	NewBytes        int64     `json:"new_bytes"`        // plaintext of chunks new to the vault
+	StoredBytes     int64     `json:"stored_bytes"`     // bytes uploaded
+	Incremental     bool      `json:"incremental"`      // change tracking was used
 }
 
 // statusBoard holds every machine's status behind one lock.
