@@ -2,7 +2,8 @@
 # run.sh — agent replication cycle cost on the 4 GiB image of the vault
 # benchmark, against restic's backup of the same image after `touch`.
 #   bench/agent/run.sh            (as root; installs restic and xfsprogs with apt if missing)
-# Results go to stdout and bench/agent/results.txt.
+# Results go to stdout and bench/agent/results.txt (or $OUT); arguments go
+# to bench/agent/main.go (-churn 10,20,40 -churn-time 75s -chunk N -v -cpuprofile F).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v restic >/dev/null || apt-get install -y restic >&2
@@ -24,7 +25,7 @@ DEV=$(losetup --find --show "$WORK/hvxfs.img")
 mkdir "$MNT" && mount -t xfs "$DEV" "$MNT"
 cp --sparse=always "$IMG" "$MNT/disk.img"
 go build -o "$WORK/agentbench" ./bench/agent
-out=bench/agent/results.txt
+out=${OUT:-bench/agent/results.txt}
 {
 	echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(uname -r)"
 	echo "## haven agent (reflink on XFS, vault on local disk)"

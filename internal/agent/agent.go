@@ -141,6 +141,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) runGroup(ctx context.Context, g *group) {
+	go g.flushAhead(ctx)
 	next := a.catchUp(ctx, g)
 	for {
 		wait := time.Until(next)

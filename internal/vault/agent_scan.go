@@ -1,9 +1,12 @@
 package vault
 
 import (
+	"context"
 	"os"
 	"sync/atomic"
+	"time"
 
+	"golang.org/x/sys/unix"
 )
 
 // chunkFileKnown is chunkFile that reads only the chunks known does not
@@ -34,6 +37,8 @@ func (s *saver) chunkFileKnown(f *os.File, size int64, known KnownFunc, progress
 		progress(nKnown * cs)
 	}
 	var zero atomic.Int64
+	progress, stop := prefetch(s.ctx, f, jobs, progress)
+	defer stop() // before f is closed: the prefetcher uses its descriptor
 	err := s.v.scanRuns(s.ctx, f, size, jobs, func(w *worker, i, n int64, chunk []byte) error {
 		if chunk == nil {
 			zero.Add(n)
@@ -43,4 +48,51 @@ func (s *saver) chunkFileKnown(f *os.File, size int64, known KnownFunc, progress
 		return s.save(w, dataBlob, ids[i], chunk)
 	}, progress)
 	return ids, zero.Load(), nKnown, err
+}
+
+// prefetchAhead bounds how far readahead runs ahead of the scan.
+const prefetchAhead = 256 << 20
+
+// prefetch asks the kernel to read the scattered runs ahead of the scan
+// (POSIX_FADV_WILLNEED, asynchronous), so the single reader of scanRuns
+// does not wait for each small read in turn: after heavy random writes a
+// cycle reads tens of thousands of separate chunks. It returns progress
+// wrapped to track how far the scan got, and a func that stops prefetching.
+func prefetch(ctx context.Context, f *os.File, runs []readJob, progress func(int64)) (func(int64), func()) {
+	if len(runs) < 2 {
+		return progress, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	var done atomic.Int64
+	wake := make(chan struct{}, 1)
+	go func() {
+		defer close(stopped)
+		var issued int64
+		for _, j := range runs {
+			for issued-done.Load() > prefetchAhead {
+				select {
+				case <-ctx.Done():
+					return
+				case <-wake:
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			unix.Fadvise(int(f.Fd()), j.off, j.n, unix.FADV_WILLNEED)
+			issued += j.n
+		}
+	}()
+	return func(n int64) {
+		done.Add(n)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		if progress != nil {
+			progress(n)
+		}
+	}, func() { cancel(); <-stopped }
 }
