@@ -100,11 +100,13 @@ func Open(ctx context.Context, be blob.Backend, password string, opt Options) (*
 }
 
 func newVault(be blob.Backend, cfg Config, mk *masterKey, opt Options) *Vault {
-	// No zstd checksum: every blob and object is authenticated by its AEAD tag.
+	// No zstd checksum: every blob and object is authenticated by its AEAD
+	// tag. No entropy coding of literals: on the benchmark image it cuts
+	// snapshot CPU by 15 % for 10 % more stored bytes (docs/vault-bench.md).
 	// Concurrency is how many EncodeAll calls may run at once: one per
 	// scanning worker, or they queue behind each other.
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		zstd.WithEncoderCRC(false), zstd.WithWindowSize(1<<17))
+		zstd.WithEncoderCRC(false), zstd.WithWindowSize(1<<17), zstd.WithNoEntropyCompression(true))
 	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
 	kdf := opt.KDF
 	if kdf.N == 0 {
