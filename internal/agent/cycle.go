@@ -75,7 +75,7 @@ func (a *Agent) verifyTrackers(ctx context.Context, m *machine) {
 		return // vault unreachable: no hints until it can be checked
 	}
 	for name, t := range m.trackers {
-		if !t.verify(a.vault, p, name) {
+		if !t.verify(a.vault, p, name) && m.cfg.Provider == ProviderReflink {
 			slog.Info("change-tracking cache absent or stale; next point reads the whole disk", "machine", m.cfg.Name, "disk", name)
 		}
 	}
