@@ -11,11 +11,6 @@ import (
 	"github.com/haven-dr/haven/internal/blob"
 )
 
-// SnapshotKnown is the one snapshot path: Snapshot is SnapshotKnown without
-// hints. The replication agent (internal/agent) passes hints naming chunks it
-// knows to be unchanged, so a replication cycle reads and hashes only what
-// changed.
-
 // KnownFunc reports the ID of chunk i of a disk when the caller knows the
 // chunk is unchanged since a point already in the vault (for example from
 // reflink extent maps). A known ID that the vault's index does not hold is
@@ -30,9 +25,11 @@ type AgentSnapshot struct {
 	Known int64           // chunks taken from hints without reading
 }
 
-// SnapshotKnown is Snapshot with per-disk hints (known may be nil or miss
-// disks). It also indexes uploaded packs every indexEvery, so a cycle that
-// fails half-way (vault outage) does not upload those packs again.
+// SnapshotKnown is the one snapshot path (Snapshot is SnapshotKnown without
+// hints). The replication agent passes per-disk hints naming chunks it knows
+// to be unchanged, so a cycle reads and hashes only what changed; known may
+// be nil or miss disks. Uploaded packs are indexed every indexEvery, so a
+// snapshot that fails half-way (vault outage) does not upload them again.
 func (v *Vault) SnapshotKnown(ctx context.Context, opt SnapshotOptions, known map[string]KnownFunc) (*AgentSnapshot, error) {
 	return v.SnapshotPending(ctx, opt, known, nil)
 }
