@@ -53,9 +53,13 @@ func NewPostgres(t testing.TB, dataDir, socketDir string) *Postgres {
 }
 
 // Initdb creates the cluster (its parent must be writable by postgres).
+// It lets initdb fsync the new cluster: files such as PG_VERSION are never
+// written again, so with --no-sync they may sit in the page cache for the
+// first 30 s and a crash-consistent copy taken then is not a cluster at all
+// (a real crash would lose it too).
 func (p *Postgres) Initdb(t testing.TB) {
 	t.Helper()
-	if out, err := p.command("initdb", "-D", p.DataDir, "-A", "trust", "-U", "postgres", "--no-sync").CombinedOutput(); err != nil {
+	if out, err := p.command("initdb", "-D", p.DataDir, "-A", "trust", "-U", "postgres").CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
 }
