@@ -101,7 +101,11 @@ func (p *httpProber) Probe(ctx context.Context, host string) error {
 
 func (p *httpProber) check(resp *http.Response) error {
 	if !statusOK(p.spec.ExpectedStatus, resp.StatusCode) {
-		return fmt.Errorf("%w: HTTP status %d not in %v", ErrProbe, resp.StatusCode, p.spec.ExpectedStatus)
+		want := fmt.Sprint(p.spec.ExpectedStatus)
+		if len(p.spec.ExpectedStatus) == 0 {
+			want = "200-299 (default)"
+		}
+		return fmt.Errorf("%w: HTTP status %d not in %s", ErrProbe, resp.StatusCode, want)
 	}
 	if p.spec.Body == "" {
 		return nil
