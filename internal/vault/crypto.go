@@ -75,6 +75,19 @@ func seal(key, dst, plain, aad []byte) []byte {
 	return aead.Seal(dst, dst[start:start+nonceSize], plain, aad)
 }
 
+// sealTo seals plain into dst, which must be exactly len(plain)+overhead
+// bytes (a region reserved in a pack buffer).
+func sealTo(key, dst, plain, aad []byte) {
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		panic(err)
+	}
+	if _, err := rand.Read(dst[:nonceSize]); err != nil {
+		panic(err)
+	}
+	aead.Seal(dst[nonceSize:nonceSize], dst[:nonceSize], plain, aad)
+}
+
 // open authenticates and decrypts nonce||ciphertext.
 func open(key, sealed, aad []byte) ([]byte, error) {
 	if len(sealed) < overhead {

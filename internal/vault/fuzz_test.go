@@ -36,9 +36,11 @@ func FuzzDecodeSigned(f *testing.F) {
 
 func FuzzParsePack(f *testing.F) {
 	v, _ := testVaultF(f)
-	pb := &packBuf{}
-	sealed, flags := v.sealBlob(nil, dataBlob, v.hashID([]byte("chunk")), []byte("chunk"))
-	pb.add(dataBlob, v.hashID([]byte("chunk")), sealed, flags, 5)
+	pb := newPackBuf(1 << 10)
+	id := v.hashID([]byte("chunk"))
+	payload, flags := v.compressBlob(nil, []byte("chunk"))
+	sealTo(v.key.Enc, pb.reserve(dataBlob, id, flags, len(payload)+overhead, 5), payload, blobAAD(dataBlob, id))
+	pb.pending.Done()
 	_, data := v.finishPack(pb)
 	f.Add(data)
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/zeebo/blake3"
 )
@@ -36,27 +37,35 @@ func blobAAD(t blobType, id ID) []byte {
 	return append([]byte{byte(t)}, id[:]...)
 }
 
-// sealBlob compresses (when that helps) and encrypts one blob.
+// compressBlob returns what a blob stores of plain: its zstd frame when
+// that is clearly smaller, else plain itself (flags say which).
 //
 // Disks hold long runs of incompressible data (media, archives, encrypted
 // files) where zstd only burns CPU. After a worker meets an incompressible
 // chunk, it first compresses a 2 KiB sample of the next one and compresses
-// the whole chunk only if the sample shrinks; on the benchmark image this
-// halves the CPU spent on such runs and costs nothing on compressible data.
-func (v *Vault) sealBlob(w *worker, t blobType, id ID, plain []byte) (sealed []byte, flags byte) {
-	payload := plain
+// the whole chunk only if the sample shrinks. The frame is written into the
+// worker's scratch buffer, valid until its next call.
+func (v *Vault) compressBlob(w *worker, plain []byte) (payload []byte, flags byte) {
+	payload = plain
 	const sample = 2048
+	var scratch []byte
+	if w != nil {
+		scratch = w.scratch[:0]
+	}
 	if w == nil || !w.incompressible || len(plain) <= 2*sample ||
-		len(v.enc.EncodeAll(plain[:sample], make([]byte, 0, sample+64))) < sample*31/32 {
-		c := v.enc.EncodeAll(plain, make([]byte, 0, len(plain)/2+64))
+		len(v.enc.EncodeAll(plain[:sample], scratch)) < sample*31/32 {
+		c := v.enc.EncodeAll(plain, scratch)
 		if len(c) < len(plain)*31/32 {
 			payload, flags = c, flagZstd
+		}
+		if w != nil {
+			w.scratch = c[:0]
 		}
 	}
 	if w != nil {
 		w.incompressible = flags == 0
 	}
-	return seal(v.key.Enc, make([]byte, 0, len(payload)+overhead), payload, blobAAD(t, id)), flags
+	return payload, flags
 }
 
 // openBlob authenticates, decompresses and verifies one blob read from pack.
@@ -103,22 +112,39 @@ func (v *Vault) hashID(b []byte) ID {
 	return id
 }
 
-// packBuf accumulates sealed blobs until it is large enough to upload.
+// packBuf accumulates sealed blobs until it is large enough to upload. Its
+// buffer is allocated once with room for a whole pack, so space can be
+// reserved under the saver's lock and sealed into by several workers at
+// once without the buffer ever moving; pending counts those writers.
 type packBuf struct {
 	data    []byte
 	entries []blobEntry
+	pending sync.WaitGroup
 }
 
-func (p *packBuf) add(t blobType, id ID, sealed []byte, flags byte, raw int) {
+func newPackBuf(capacity int) *packBuf {
+	return &packBuf{data: make([]byte, 0, capacity)}
+}
+
+// fits reports whether a blob of n sealed bytes fits without moving data.
+func (p *packBuf) fits(n int) bool { return len(p.data)+n <= cap(p.data) }
+
+// reserve records a blob and returns its n bytes of the buffer, to be
+// filled by the caller, who must call p.pending.Done() when it has.
+func (p *packBuf) reserve(t blobType, id ID, flags byte, n, raw int) []byte {
 	p.entries = append(p.entries, blobEntry{Type: t, Flags: flags, ID: id,
-		Offset: uint32(len(p.data)), Length: uint32(len(sealed)), RawLength: uint32(raw)})
-	p.data = append(p.data, sealed...)
+		Offset: uint32(len(p.data)), Length: uint32(n), RawLength: uint32(raw)})
+	off := len(p.data)
+	p.data = p.data[:off+n]
+	p.pending.Add(1)
+	return p.data[off : off+n : off+n]
 }
 
 // finish appends the sealed header and its length; the pack's name is the
 // BLAKE3 hash of the complete file, so 'check --read-data' can verify a whole
 // pack without a key.
 func (v *Vault) finishPack(p *packBuf) (ID, []byte) {
+	p.pending.Wait()
 	hdr := encodePackHeader(p.entries)
 	data := seal(v.key.Enc, p.data, hdr, packHeaderAAD)
 	data = binary.LittleEndian.AppendUint32(data, uint32(len(data)-len(p.data)))

@@ -31,7 +31,8 @@ const uploaders = 3
 func newSaver(ctx context.Context, v *Vault, idx *Index) *saver {
 	ctx, cancel := context.WithCancelCause(ctx)
 	s := &saver{v: v, idx: idx, ctx: ctx, cancel: cancel, seen: make(map[ID]struct{}),
-		cur: &packBuf{}, uploads: make(chan *packBuf, 1), packs: make(map[ID][]blobEntry)}
+		uploads: make(chan *packBuf, 1), packs: make(map[ID][]blobEntry)}
+	s.cur = s.newPackBuf(0)
 	for range uploaders {
 		s.wg.Add(1)
 		go s.uploader()
@@ -52,27 +53,41 @@ func (s *saver) save(w *worker, t blobType, id ID, plain []byte) error {
 	if dup {
 		return nil
 	}
-	sealed, flags := s.v.sealBlob(w, t, id, plain)
+	payload, flags := s.v.compressBlob(w, plain)
 	if t == dataBlob {
 		s.newChunks.Add(1)
 		s.newBytes.Add(int64(len(plain)))
 	}
+	n := len(payload) + overhead
+	var full []*packBuf
 	s.mu.Lock()
-	s.cur.add(t, id, sealed, flags, len(plain))
-	var full *packBuf
-	if len(s.cur.data) >= s.v.cfg.PackSize {
-		full, s.cur = s.cur, &packBuf{}
+	if !s.cur.fits(n) && len(s.cur.entries) > 0 {
+		full, s.cur = append(full, s.cur), s.newPackBuf(n)
+	}
+	pb := s.cur
+	region := pb.reserve(t, id, flags, n, len(plain))
+	if len(pb.data) >= s.v.cfg.PackSize {
+		full, s.cur = append(full, pb), s.newPackBuf(0)
 	}
 	s.mu.Unlock()
-	if full == nil {
-		return nil
+	// Seal outside the lock, straight into the pack: no copy, and workers
+	// encrypt in parallel; the uploader waits for pb.pending.
+	sealTo(s.v.key.Enc, region, payload, blobAAD(t, id))
+	pb.pending.Done()
+	for _, f := range full {
+		select {
+		case s.uploads <- f:
+		case <-s.ctx.Done():
+			return context.Cause(s.ctx)
+		}
 	}
-	select {
-	case s.uploads <- full:
-		return nil
-	case <-s.ctx.Done():
-		return context.Cause(s.ctx)
-	}
+	return nil
+}
+
+// newPackBuf makes a pack buffer with room for a full pack plus the largest
+// blob (a chunk or a page), or for n bytes if more.
+func (s *saver) newPackBuf(n int) *packBuf {
+	return newPackBuf(max(n, s.v.cfg.PackSize+max(s.v.cfg.ChunkSize, pageEntries*len(ID{}))+overhead+64<<10))
 }
 
 func (s *saver) uploader() {
@@ -98,7 +113,7 @@ func (s *saver) uploader() {
 func (s *saver) finish() error {
 	s.mu.Lock()
 	last := s.cur
-	s.cur = &packBuf{}
+	s.cur = newPackBuf(0)
 	s.mu.Unlock()
 	if len(last.entries) > 0 {
 		select {

@@ -23,10 +23,11 @@ func isZero(b []byte) bool { return bytes.Equal(b, zeroChunk[:len(b)]) }
 type chunkFunc func(w *worker, i, n int64, chunk []byte) error
 
 // worker is the per-goroutine state of a scan: a keyed hasher, and whether
-// the last chunk it sealed was incompressible (see sealBlob).
+// the last chunk it sealed was incompressible (see compressBlob).
 type worker struct {
 	h              *blake3.Hasher
 	incompressible bool
+	scratch        []byte // compression output, reused
 }
 
 func (w *worker) id(b []byte) ID { return sumID(w.h, b) }
