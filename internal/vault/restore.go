@@ -164,7 +164,9 @@ func (r *restorer) fetchPack(ctx context.Context, pack ID, locs []location, wher
 			return err
 		}
 		r.fetched.Add(int64(len(data)))
-		w := coalescer{r: r}
+		// Room for a full write plus one chunk: DecodeAll then never has to
+		// grow (and copy) the buffer.
+		w := coalescer{r: r, buf: make([]byte, 0, coalesceMax+int(r.cs))}
 		for _, l := range locs[:n] {
 			sealed := data[l.Offset-first.Offset : l.Offset-first.Offset+l.Length]
 			if err := w.blob(name, l.blobEntry, sealed, where[l.ID]); err != nil {
@@ -218,7 +220,7 @@ func (w *coalescer) blob(pack string, e blobEntry, sealed []byte, at []int64) er
 // place makes chunk i the next in the buffer, writing the buffer out first
 // unless i continues it.
 func (w *coalescer) place(i int64) error {
-	if w.chunks > 0 && (i != w.first+w.chunks || len(w.buf) >= 4<<20) {
+	if w.chunks > 0 && (i != w.first+w.chunks || len(w.buf) >= coalesceMax) {
 		if err := w.flush(); err != nil {
 			return err
 		}
@@ -233,7 +235,8 @@ func (w *coalescer) flush() error {
 	if w.chunks == 0 {
 		return nil
 	}
-	if _, err := w.r.t.f.WriteAt(w.buf, w.first*w.r.cs); err != nil {
+	off := w.first * w.r.cs
+	if _, err := w.r.t.f.WriteAt(w.buf, off); err != nil {
 		return fmt.Errorf("write %s: %w", w.r.t.path, err)
 	}
 	w.r.written.Add(int64(len(w.buf)))
@@ -261,3 +264,6 @@ func (r *restorer) account(n int64) {
 		r.progress(n)
 	}
 }
+
+// coalesceMax is the most a coalescer writes at once.
+const coalesceMax = 4 << 20
