@@ -253,8 +253,8 @@ func newVaultPruneCmd() *cobra.Command {
 				fmt.Println("dry run: nothing removed")
 				return nil
 			}
-			fmt.Printf("forgot %d points; deleted %d packs (%s); %d packs kept (%d partly used)\n",
-				rep.Forgotten, rep.DeletedPacks, mib(rep.DeletedBytes), rep.KeptPacks, rep.PartlyUsed)
+			fmt.Printf("forgot %d points; deleted %d packs (%s); repacked %d; %d packs kept (%d partly used)\n",
+				rep.Forgotten, rep.DeletedPacks, mib(rep.DeletedBytes), rep.RepackedPacks, rep.KeptPacks, rep.PartlyUsed)
 			if rep.Deferred != "" {
 				fmt.Println("data collection deferred:", rep.Deferred)
 			}
@@ -270,6 +270,8 @@ func newVaultPruneCmd() *cobra.Command {
 	fs.IntVar(&opt.Retention.Weekly, "keep-weekly", 0, "keep one point for each of the last N weeks")
 	fs.StringVar(&opt.Machine, "machine", "", "only this machine's points")
 	fs.BoolVar(&opt.DryRun, "dry-run", false, "show what would be removed")
+	fs.Float64Var(&opt.RepackUnused, "repack-unused", vault.DefaultRepackUnused,
+		"rewrite packs whose share of unused bytes exceeds this (0: never)")
 	fs.DurationVar(&opt.LockWait, "lock-wait", time.Minute, "how long to wait for another prune")
 	return cmd
 }

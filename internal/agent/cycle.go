@@ -172,7 +172,8 @@ func (a *Agent) maybePrune(ctx context.Context, m *machine) {
 	if pol.Retention.Empty() || a.now().Sub(m.lastPrune) < pol.PruneEvery {
 		return
 	}
-	rep, err := a.vault.Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name, LockWait: snapshotLockWait})
+	rep, err := a.vault.Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name, LockWait: snapshotLockWait,
+		RepackUnused: vault.DefaultRepackUnused})
 	if err != nil {
 		slog.Warn("prune failed", "machine", m.cfg.Name, "err", err)
 		return

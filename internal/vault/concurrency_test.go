@@ -183,3 +183,38 @@ func TestRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneRepacksMostlyUnusedPacks: a pack that the remaining points use
+// only a little is rewritten with just the used blobs.
+func TestPruneRepacksMostlyUnusedPacks(t *testing.T) {
+	ctx := context.Background()
+	v, _ := testVault(t)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "d.img")
+	writeImage(t, img, 50, segment{"random", 4 << 20}, segment{"text", 4 << 20})
+	snap(t, v, "web", DiskSource{"root", img})
+	writeImage(t, img, 51, segment{"random", 4 << 20}) // new data, same text
+	snap(t, v, "web", DiskSource{"root", img})
+	before, _ := v.Stats(ctx)
+
+	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, RepackUnused: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RepackedPacks != 1 {
+		t.Fatalf("repacked %d packs, want 1: %+v", rep.RepackedPacks, rep)
+	}
+	after, _ := v.Stats(ctx)
+	if freed := before.StoredBytes - after.StoredBytes; freed < 3<<20 {
+		t.Fatalf("repack freed %d bytes, want the ~4 MiB only the forgotten point used", freed)
+	}
+	chk, err := v.Check(ctx, CheckOptions{ReadData: true})
+	if err != nil || chk.Err() != nil || chk.UnreferencedPacks != 0 {
+		t.Fatalf("check after repack: %v %v %+v", err, chk.Err(), chk)
+	}
+	out := filepath.Join(dir, "out.img")
+	restore(t, v, "web", "latest", "root", out)
+	if sha(t, out) != sha(t, img) {
+		t.Fatal("point damaged by repack")
+	}
+}

@@ -16,7 +16,15 @@ type PruneOptions struct {
 	DryRun    bool
 	Now       time.Time // for tests; zero means now
 	LockWait  time.Duration
+	// RepackUnused: a pack whose bytes are more than this share unused is
+	// rewritten with only its used blobs (0 keeps partly used packs;
+	// DefaultRepackUnused is what the CLI and the agent use).
+	RepackUnused float64
 }
+
+// DefaultRepackUnused repacks packs that are more than half garbage: the
+// copy costs at most twice the space it frees.
+const DefaultRepackUnused = 0.5
 
 // PruneReport says what prune removed, or would remove.
 type PruneReport struct {
@@ -31,6 +39,7 @@ type PruneReport struct {
 	DryRun         bool       `json:"dry_run"`
 	PartlyUsed     int        `json:"partly_used_packs"`
 	PartlyUnusedB  int64      `json:"partly_unused_bytes"`
+	RepackedPacks  int        `json:"repacked_packs"` // rewritten with only their used blobs
 }
 
 // Prune forgets points that retention does not keep, then deletes the packs
@@ -73,13 +82,15 @@ func (v *Vault) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, erro
 		rep.Deferred = "snapshots in progress (" + sharedWithOthers(lock.Peers) + "); unused data is collected by a later prune"
 		return rep, nil
 	}
-	return rep, v.collect(ctx, rep)
+	return rep, v.collect(ctx, rep, opt.RepackUnused)
 }
 
-// collect deletes packs that no point uses, then rewrites the index without
-// them: new index first, old index objects after, so a crash in between
-// leaves duplicates (harmless), never a hole.
-func (v *Vault) collect(ctx context.Context, rep *PruneReport) error {
+// collect deletes packs that no point uses and repacks those that points
+// use only a little. Order is what makes a crash at any step safe: new packs
+// first, then an index of exactly the packs that stay, then the old index
+// objects, and only then the packs. A stale index listing a deleted pack
+// would make the next snapshot dedupe against data that is gone.
+func (v *Vault) collect(ctx context.Context, rep *PruneReport, repackAbove float64) error {
 	idx, err := v.loadIndex(ctx)
 	if err != nil {
 		return err
@@ -89,23 +100,45 @@ func (v *Vault) collect(ctx context.Context, rep *PruneReport) error {
 		return err
 	}
 	keep := map[ID][]blobEntry{}
+	var repack []ID
 	for pack, entries := range idx.packs {
 		n := 0
-		var unused int64
+		var unused, total int64
 		for _, e := range entries {
+			total += int64(e.Length)
 			if used[e.ID] {
 				n++
 			} else {
 				unused += int64(e.Length)
 			}
 		}
-		if n > 0 {
+		switch {
+		case n == 0:
+		case n < len(entries) && repackAbove > 0 && float64(unused) > repackAbove*float64(total):
+			repack = append(repack, pack)
+		default:
 			keep[pack] = entries
 			rep.KeptPacks++
 			if n < len(entries) {
 				rep.PartlyUsed++
 				rep.PartlyUnusedB += unused
 			}
+		}
+	}
+	if err := v.repack(ctx, idx, repack, used, keep, rep); err != nil {
+		return err
+	}
+	if !samePacks(keep, idx.packs) || len(idx.files) > 1 {
+		if len(keep) > 0 {
+			if _, err := v.saveIndex(ctx, keep); err != nil {
+				return err
+			}
+		}
+		for _, name := range idx.files {
+			if err := v.be.Delete(ctx, name); err != nil {
+				return err
+			}
+			rep.RewrittenIdx++
 		}
 	}
 	if err := v.deletePacks(ctx, idx, keep, rep); err != nil {
@@ -115,19 +148,76 @@ func (v *Vault) collect(ctx context.Context, rep *PruneReport) error {
 	if n, b, err := blob.SweepPartial(ctx, v.be, LockLease); err == nil {
 		rep.DeletedPartial, rep.DeletedBytes = n, rep.DeletedBytes+b
 	}
-	if len(keep) == len(idx.packs) && len(idx.files) <= 1 {
+	return nil
+}
+
+func samePacks(a, b map[ID][]blobEntry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id := range a {
+		if _, ok := b[id]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// repack copies the used blobs of the given packs into new packs, as sealed
+// bytes (a blob's AAD is its type and ID, not its pack, so no re-encryption
+// is needed), after authenticating each: a damaged blob stops the prune
+// before anything is deleted. The new packs are added to keep.
+func (v *Vault) repack(ctx context.Context, idx *Index, packs []ID, used map[ID]bool, keep map[ID][]blobEntry, rep *PruneReport) error {
+	newBuf := func() *packBuf {
+		return newPackBuf(v.cfg.PackSize + max(v.cfg.ChunkSize, pageEntries*len(ID{})) + overhead + 64<<10)
+	}
+	pb := newBuf()
+	flush := func() error {
+		id, data := v.finishPack(pb)
+		if err := v.be.Put(ctx, packName(id), data); err != nil {
+			return err
+		}
+		keep[id] = pb.entries
+		rep.KeptPacks++
+		pb = newBuf()
 		return nil
 	}
-	if len(keep) > 0 {
-		if _, err := v.saveIndex(ctx, keep); err != nil {
+	copied := map[ID]bool{}
+	for _, p := range packs {
+		name := packName(p)
+		data, err := getObject(ctx, v.be, name)
+		if err != nil {
 			return err
 		}
+		for _, e := range idx.packs[p] {
+			if !used[e.ID] || copied[e.ID] {
+				continue
+			}
+			if int64(e.Offset)+int64(e.Length) > int64(len(data)) {
+				return corrupt(name, "blob %s beyond the end of the pack", e.ID)
+			}
+			sealed := data[e.Offset : e.Offset+e.Length]
+			if _, err := v.openBlob(name, e, append([]byte(nil), sealed...)); err != nil {
+				return err
+			}
+			if !pb.fits(len(sealed)) {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			copy(pb.reserve(e.Type, e.ID, e.Flags, len(sealed), int(e.RawLength)), sealed)
+			pb.pending.Done()
+			copied[e.ID] = true
+			if len(pb.data) >= v.cfg.PackSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		rep.RepackedPacks++
 	}
-	for _, name := range idx.files {
-		if err := v.be.Delete(ctx, name); err != nil {
-			return err
-		}
-		rep.RewrittenIdx++
+	if len(pb.entries) > 0 {
+		return flush()
 	}
 	return nil
 }
