@@ -3,7 +3,6 @@ package vault
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -167,5 +166,3 @@ func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, erro
 func (v *Vault) deletePoint(ctx context.Context, p *Point) error {
 	return v.be.Delete(ctx, pointName(p.Machine, p.ID))
 }
-
-var errStop = errors.New("stop")
