@@ -126,6 +126,12 @@ func newPackBuf(capacity int) *packBuf {
 	return &packBuf{data: make([]byte, 0, capacity)}
 }
 
+// newPackBuf makes a buffer with room for a full pack plus the largest blob
+// (a chunk or a page, sealed) and the header, so it never has to move.
+func (v *Vault) newPackBuf() *packBuf {
+	return newPackBuf(v.cfg.PackSize + max(v.cfg.ChunkSize, pageEntries*len(ID{})) + overhead + 64<<10)
+}
+
 // fits reports whether a blob of n sealed bytes fits without moving data.
 func (p *packBuf) fits(n int) bool { return len(p.data)+n <= cap(p.data) }
 

@@ -168,10 +168,7 @@ func samePacks(a, b map[ID][]blobEntry) bool {
 // is needed), after authenticating each: a damaged blob stops the prune
 // before anything is deleted. The new packs are added to keep.
 func (v *Vault) repack(ctx context.Context, idx *Index, packs []ID, used map[ID]bool, keep map[ID][]blobEntry, rep *PruneReport) error {
-	newBuf := func() *packBuf {
-		return newPackBuf(v.cfg.PackSize + max(v.cfg.ChunkSize, pageEntries*len(ID{})) + overhead + 64<<10)
-	}
-	pb := newBuf()
+	pb := v.newPackBuf()
 	flush := func() error {
 		id, data := v.finishPack(pb)
 		if err := v.be.Put(ctx, packName(id), data); err != nil {
@@ -179,7 +176,7 @@ func (v *Vault) repack(ctx context.Context, idx *Index, packs []ID, used map[ID]
 		}
 		keep[id] = pb.entries
 		rep.KeptPacks++
-		pb = newBuf()
+		pb = v.newPackBuf()
 		return nil
 	}
 	copied := map[ID]bool{}

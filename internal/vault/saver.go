@@ -32,7 +32,7 @@ func newSaver(ctx context.Context, v *Vault, idx *Index) *saver {
 	ctx, cancel := context.WithCancelCause(ctx)
 	s := &saver{v: v, idx: idx, ctx: ctx, cancel: cancel, seen: make(map[ID]struct{}),
 		uploads: make(chan *packBuf, 1), packs: make(map[ID][]blobEntry)}
-	s.cur = s.newPackBuf(0)
+	s.cur = v.newPackBuf()
 	for range uploaders {
 		s.wg.Add(1)
 		go s.uploader()
@@ -62,12 +62,12 @@ func (s *saver) save(w *worker, t blobType, id ID, plain []byte) error {
 	var full []*packBuf
 	s.mu.Lock()
 	if !s.cur.fits(n) && len(s.cur.entries) > 0 {
-		full, s.cur = append(full, s.cur), s.newPackBuf(n)
+		full, s.cur = append(full, s.cur), s.v.newPackBuf()
 	}
 	pb := s.cur
 	region := pb.reserve(t, id, flags, n, len(plain))
 	if len(pb.data) >= s.v.cfg.PackSize {
-		full, s.cur = append(full, pb), s.newPackBuf(0)
+		full, s.cur = append(full, pb), s.v.newPackBuf()
 	}
 	s.mu.Unlock()
 	// Seal outside the lock, straight into the pack: no copy, and workers
@@ -82,12 +82,6 @@ func (s *saver) save(w *worker, t blobType, id ID, plain []byte) error {
 		}
 	}
 	return nil
-}
-
-// newPackBuf makes a pack buffer with room for a full pack plus the largest
-// blob (a chunk or a page), or for n bytes if more.
-func (s *saver) newPackBuf(n int) *packBuf {
-	return newPackBuf(max(n, s.v.cfg.PackSize+max(s.v.cfg.ChunkSize, pageEntries*len(ID{}))+overhead+64<<10))
 }
 
 func (s *saver) uploader() {

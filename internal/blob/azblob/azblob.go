@@ -72,13 +72,7 @@ func (b *Backend) Location() string { return b.cfg.location() }
 // Close does nothing; the HTTP client is shared.
 func (b *Backend) Close() error { return nil }
 
-// key maps an object name to its blob name.
-func (b *Backend) key(name string) string {
-	if b.cfg.Prefix == "" {
-		return name
-	}
-	return b.cfg.Prefix + "/" + name
-}
+func (b *Backend) key(name string) string { return blob.Prefix(b.cfg.Prefix).Key(name) }
 
 // Put uploads data as one block blob, creating the container if needed.
 func (b *Backend) Put(ctx context.Context, name string, data []byte) error {

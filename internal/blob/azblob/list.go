@@ -3,7 +3,6 @@ package azblob
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
@@ -12,10 +11,7 @@ import (
 
 // List pages through a flat listing of the prefix.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
-	full := b.key(prefix)
-	if b.cfg.Prefix != "" && prefix == "" {
-		full = b.cfg.Prefix + "/"
-	}
+	full := blob.Prefix(b.cfg.Prefix).ListKey(prefix)
 	pager := b.cont.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{
 		Prefix: &full, MaxResults: ptr(int32(listPageSize)),
 	})
@@ -38,10 +34,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(blob.Info) er
 
 // info converts a listing entry, stripping the backend's prefix.
 func (b *Backend) info(it *container.BlobItem) blob.Info {
-	fi := blob.Info{Name: *it.Name}
-	if b.cfg.Prefix != "" {
-		fi.Name = strings.TrimPrefix(fi.Name, b.cfg.Prefix+"/")
-	}
+	fi := blob.Info{Name: blob.Prefix(b.cfg.Prefix).Name(*it.Name)}
 	if p := it.Properties; p != nil {
 		if p.ContentLength != nil {
 			fi.Size = *p.ContentLength

@@ -2,7 +2,6 @@ package s3blob
 
 import (
 	"context"
-	"strings"
 
 	"github.com/minio/minio-go/v7"
 
@@ -13,10 +12,7 @@ import (
 func (b *Backend) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
 	ctx, cancel := context.WithCancel(ctx) // stops minio's lister if fn fails
 	defer cancel()
-	full := b.key(prefix)
-	if b.cfg.Prefix != "" && prefix == "" {
-		full = b.cfg.Prefix + "/"
-	}
+	full := blob.Prefix(b.cfg.Prefix).ListKey(prefix)
 	for oi := range b.client.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true}) {
 		if oi.Err != nil {
 			if code(oi.Err) == "NoSuchBucket" {
@@ -24,11 +20,7 @@ func (b *Backend) List(ctx context.Context, prefix string, fn func(blob.Info) er
 			}
 			return classify("list", prefix, oi.Err)
 		}
-		name := oi.Key
-		if b.cfg.Prefix != "" {
-			name = strings.TrimPrefix(name, b.cfg.Prefix+"/")
-		}
-		if err := fn(blob.Info{Name: name, Size: oi.Size, ModTime: oi.LastModified}); err != nil {
+		if err := fn(blob.Info{Name: blob.Prefix(b.cfg.Prefix).Name(oi.Key), Size: oi.Size, ModTime: oi.LastModified}); err != nil {
 			return err
 		}
 	}
