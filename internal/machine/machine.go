@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/haven-dr/haven/internal/vnet"
@@ -125,4 +126,27 @@ type Instance interface {
 	Done() <-chan struct{}
 	// ConsoleLog is the path of the console output.
 	ConsoleLog() string
+}
+
+// Status holds an instance's State for its driver. Once Stopped it stays
+// Stopped, so a late Running from a start path cannot resurrect it.
+type Status struct {
+	mu    sync.Mutex
+	state State
+}
+
+// Set records s unless the instance has already stopped.
+func (st *Status) Set(s State) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.state != Stopped {
+		st.state = s
+	}
+}
+
+// Get returns the current state.
+func (st *Status) Get() State {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.state
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -29,8 +28,7 @@ type instance struct {
 	links   [][2]string // bridge-side veths: namespace, name
 	done    chan struct{}
 
-	mu    sync.Mutex
-	state machine.State
+	status machine.Status
 }
 
 var _ machine.Instance = (*instance)(nil)
@@ -58,7 +56,8 @@ func (d *Driver) spawn(spec machine.Spec, dir string, loops []*loop.Device) (*in
 	defer statR.Close()
 	cmd := childCmd(spec, dir, loops, console, syncR, statW)
 	m := &instance{spec: spec, dir: dir, console: consolePath, stopSig: d.StopSignal, ops: d.ops(),
-		syncW: syncW, done: make(chan struct{}), state: machine.Starting}
+		syncW: syncW, done: make(chan struct{})}
+	m.status.Set(machine.Starting)
 	if m.stopSig == 0 {
 		m.stopSig = syscall.SIGTERM
 	}
@@ -110,7 +109,7 @@ func (m *instance) run(cmd *exec.Cmd, started chan<- error) {
 	os.WriteFile(filepath.Join(m.dir, "pid"), []byte(pidRecord(m.pid)), 0o644)
 	started <- nil
 	cmd.Wait()
-	m.setState(machine.Stopped)
+	m.status.Set(machine.Stopped)
 	close(m.done)
 }
 
@@ -118,7 +117,7 @@ func (m *instance) run(cmd *exec.Cmd, started chan<- error) {
 func (m *instance) release() {
 	m.syncW.Write([]byte("go"))
 	m.syncW.Close()
-	m.setState(machine.Running)
+	m.status.Set(machine.Running)
 }
 
 func (m *instance) kill() {
@@ -128,23 +127,11 @@ func (m *instance) kill() {
 	m.cleanup()
 }
 
-func (m *instance) setState(s machine.State) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.state != machine.Stopped {
-		m.state = s
-	}
-}
-
 func (m *instance) Spec() machine.Spec    { return m.spec }
 func (m *instance) Done() <-chan struct{} { return m.done }
 func (m *instance) ConsoleLog() string    { return m.console }
 
-func (m *instance) State() machine.State {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.state
-}
+func (m *instance) State() machine.State { return m.status.Get() }
 
 // Stop signals init, kills it after the timeout, then waits until the
 // kernel has unmounted the disks and detached their loop devices.
@@ -154,7 +141,7 @@ func (m *instance) Stop(ctx context.Context) error {
 		return m.cleanup()
 	default:
 	}
-	m.setState(machine.Stopping)
+	m.status.Set(machine.Stopping)
 	syscall.Kill(m.pid, m.stopSig)
 	t := time.NewTimer(m.spec.StopTimeout)
 	defer t.Stop()

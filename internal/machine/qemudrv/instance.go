@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -25,8 +24,7 @@ type instance struct {
 	pid     int
 	done    chan struct{}
 
-	mu    sync.Mutex
-	state machine.State
+	status machine.Status
 }
 
 var _ machine.Instance = (*instance)(nil)
@@ -54,32 +52,20 @@ func (m *instance) start(qemu string, args []string, taps []*os.File) error {
 		}
 		m.pid = cmd.Process.Pid
 		os.WriteFile(filepath.Join(m.dir, "pid"), []byte(strconv.Itoa(m.pid)), 0o644)
-		m.setState(machine.Running)
+		m.status.Set(machine.Running)
 		started <- nil
 		cmd.Wait()
-		m.setState(machine.Stopped)
+		m.status.Set(machine.Stopped)
 		close(m.done)
 	}()
 	return <-started
-}
-
-func (m *instance) setState(s machine.State) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.state != machine.Stopped {
-		m.state = s
-	}
 }
 
 func (m *instance) Spec() machine.Spec    { return m.spec }
 func (m *instance) Done() <-chan struct{} { return m.done }
 func (m *instance) ConsoleLog() string    { return m.console }
 
-func (m *instance) State() machine.State {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.state
-}
+func (m *instance) State() machine.State { return m.status.Get() }
 
 // Stop presses the ACPI power button over QMP, kills QEMU after the
 // timeout, and removes the taps and state.
@@ -89,7 +75,7 @@ func (m *instance) Stop(ctx context.Context) error {
 		return m.cleanup()
 	default:
 	}
-	m.setState(machine.Stopping)
+	m.status.Set(machine.Stopping)
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err := qmp(qctx, filepath.Join(m.dir, "qmp.sock"), "system_powerdown")
 	cancel()

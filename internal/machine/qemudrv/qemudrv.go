@@ -93,7 +93,8 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 }
 
 func (d *Driver) boot(spec machine.Spec, dir, accel string) (*instance, error) {
-	m := &instance{spec: spec, dir: dir, ops: d.ops(), done: make(chan struct{}), state: machine.Starting}
+	m := &instance{spec: spec, dir: dir, ops: d.ops(), done: make(chan struct{})}
+	m.status.Set(machine.Starting)
 	taps, err := d.openTaps(m)
 	defer func() {
 		for _, t := range taps {
