@@ -1,0 +1,5 @@
+package store
+
+// NumMigrations lets the external tests check SchemaVersion against the
+// migrations this binary carries.
+var NumMigrations = len(migrations)
