@@ -12,4 +12,11 @@ var subcommands = []func() *cobra.Command{
 	newDNSCmd,
 	newAgentCmd,
 	newSiteCmd,
+	newServerCmd,
+	newApplyCmd,
+	newStatusCmd,
+	newFailoverCmd,
+	newReprotectCmd,
+	newFailbackCmd,
+	newJobCmd,
 }

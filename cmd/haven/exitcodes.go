@@ -32,9 +32,12 @@ func usageError(msg string) error { return &usageErr{msg} }
 // matters: a corrupt object found while storage flickers is still corrupt.
 func exitCode(err error) int {
 	var ue *usageErr
+	var ee *exitErr
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, vault.ErrNoVault):

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haven-dr/haven/internal/server"
+)
+
+func newServerCmd() *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane: recovery plans, failover and failback jobs, API",
+		Long: "Runs at the recovery site. Keeps its state in SQLite under state_dir, reads\n" +
+			"recovery points from the vault, keeps standby images current, resumes\n" +
+			"unfinished jobs after a restart and serves the API (token in token_file).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := server.LoadConfig(path)
+			if errors.Is(err, server.ErrConfig) {
+				return usageError(err.Error())
+			} else if err != nil {
+				return err
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			s, err := server.New(cmd.Context(), cfg, server.Options{Logger: log})
+			if errors.Is(err, server.ErrConfig) {
+				return usageError(err.Error())
+			} else if err != nil {
+				return err
+			}
+			defer s.Close()
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return usageError("listen: " + err.Error())
+			}
+			return s.Run(cmd.Context(), ln)
+		},
+	}
+	c.Flags().StringVar(&path, "config", "/etc/haven/server.yaml", "server configuration file")
+	return c
+}

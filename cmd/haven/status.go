@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newStatusCmd() *cobra.Command {
+	var f serverFlags
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Machines (last point, RPO, consistency), agents, plans, alerts, running jobs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return serverErr(err)
+			}
+			if f.json {
+				return printJSONTo(cmd.OutOrStdout(), st)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "MACHINE\tAGENT\tLAST POINT\tCONSISTENCY\tRPO\tSTANDBY")
+			for _, m := range st.Machines {
+				rpo := "unknown"
+				if m.RPOSeconds != nil {
+					rpo = (time.Duration(*m.RPOSeconds) * time.Second).String()
+				}
+				sb := "-"
+				if m.Standby != "" {
+					sb = "at " + short(m.Standby)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Agent, short(m.LastPoint), m.Consistency, rpo, sb)
+			}
+			w.Flush()
+			for _, a := range st.Agents {
+				hb := "never"
+				if a.LastHeartbeat != nil {
+					hb = time.Since(*a.LastHeartbeat).Round(time.Second).String() + " ago"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "agent %s: healthy=%v, last heartbeat %s\n", a.Name, a.Healthy, hb)
+			}
+			for _, p := range st.Plans {
+				extra := ""
+				if p.Test != "" {
+					extra = ", test copy " + p.Test
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "plan %s: %s%s\n", p.Plan, p.Phase, extra)
+			}
+			for _, j := range st.Jobs {
+				fmt.Fprintf(cmd.OutOrStdout(), "job %s: %s of %s, %s\n", j.ID, j.Type, j.Plan, j.State)
+			}
+			for _, a := range st.Alerts {
+				fmt.Fprintf(cmd.OutOrStdout(), "ALERT: %s\n", a)
+			}
+			return nil
+		},
+	}
+	f.add(c)
+	return c
+}
+
+func short(id string) string {
+	if len(id) > 24 {
+		return id[:24]
+	}
+	if id == "" {
+		return "-"
+	}
+	return id
+}

@@ -1,0 +1,152 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/haven-dr/haven/internal/vault"
+	"golang.org/x/sys/unix"
+)
+
+// diskRecord sits beside a prepared disk once it holds the point
+// completely; a disk without it is unfinished and is completed in place.
+type diskRecord struct {
+	Machine string `json:"machine"`
+	Disk    string `json:"disk"`
+	Point   string `json:"point"`
+}
+
+func doneFile(path string) string { return path + ".hvdone" }
+
+func (h *Local) standbyPath(machineName, disk string) string {
+	return filepath.Join(h.dir, "standby", machineName, disk+".img")
+}
+
+func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, error) {
+	start := time.Now()
+	var rec diskRecord
+	if readJSON(doneFile(req.Target), &rec) == nil && rec.Point == req.Point && rec.Disk == req.Disk && rec.Machine == req.Machine {
+		if fi, err := os.Stat(req.Target); err == nil {
+			return &DiskResult{Method: "existing", Size: fi.Size()}, nil
+		}
+	}
+	os.Remove(doneFile(req.Target))
+	if err := os.MkdirAll(filepath.Dir(req.Target), 0o700); err != nil {
+		return nil, err
+	}
+	res := &DiskResult{Method: "restore"}
+	standby := h.standbyPath(req.Machine, req.Disk)
+	if _, err := os.Stat(doneFile(standby)); err == nil && !req.NoStandby {
+		if _, err := os.Stat(req.Target); errors.Is(err, os.ErrNotExist) {
+			if err := cloneFile(standby, req.Target); err != nil {
+				return nil, fmt.Errorf("host: clone standby of %s/%s: %w", req.Machine, req.Disk, err)
+			}
+		}
+		res.Method = "standby-clone"
+	}
+	// Onto a clone (or a disk a crash left unfinished) this writes only
+	// the chunks that differ from the point; onto nothing, all of it.
+	st, err := h.vault.Restore(ctx, vault.RestoreOptions{Machine: req.Machine, Point: req.Point, Disk: req.Disk, Target: req.Target})
+	if err != nil {
+		return nil, fmt.Errorf("host: disk %s/%s of point %s: %w", req.Machine, req.Disk, req.Point, err)
+	}
+	res.Size, res.BytesWritten, res.BytesFetched = st.Size, st.BytesWritten, st.BytesFetched
+	res.Duration = time.Since(start)
+	return res, writeJSON(doneFile(req.Target), diskRecord{Machine: req.Machine, Disk: req.Disk, Point: req.Point})
+}
+
+func (h *Local) RemoveDisk(ctx context.Context, path string) error {
+	for _, p := range []string{doneFile(path), path} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Local) UpdateStandby(ctx context.Context, machineName, disk, point string) (*DiskResult, error) {
+	target := h.standbyPath(machineName, disk)
+	var rec diskRecord
+	if readJSON(doneFile(target), &rec) == nil && rec.Point == point {
+		fi, err := os.Stat(target)
+		if err == nil {
+			return &DiskResult{Method: "existing", Size: fi.Size()}, nil
+		}
+	}
+	// The record goes first: a standby being written is no standby.
+	os.Remove(doneFile(target))
+	return h.PrepareDisk(ctx, DiskRequest{Machine: machineName, Disk: disk, Point: point, Target: target, NoStandby: true})
+}
+
+// StandbyPoint is the point a machine's standby disk holds ("" if none).
+func (h *Local) StandbyPoint(machineName, disk string) string {
+	var rec diskRecord
+	if readJSON(doneFile(h.standbyPath(machineName, disk)), &rec) != nil {
+		return ""
+	}
+	return rec.Point
+}
+
+// cloneFile makes dst a copy of src: a reflink (FICLONE) where the
+// filesystem shares blocks, so a clone of any size takes milliseconds;
+// otherwise a sparse copy. dst appears only complete.
+func cloneFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".hvtmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd())); err != nil {
+		if err := sparseCopy(out, in); err != nil {
+			out.Close()
+			return err
+		}
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// sparseCopy copies only the data extents of in (SEEK_DATA/SEEK_HOLE).
+func sparseCopy(out, in *os.File) error {
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	if err := out.Truncate(size); err != nil {
+		return err
+	}
+	fd := int(in.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err != nil {
+			break // ENXIO: only a hole is left
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			hole = size
+		}
+		if _, err := io.Copy(io.NewOffsetWriter(out, data), io.NewSectionReader(in, data, hole-data)); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+// Package host is the seam between the orchestrator and the machines of the
+// recovery site: standby images, recovery and test networks, disks prepared
+// from recovery points, and machines booted by a driver. The orchestrator
+// sees only the Host interface, so a later `haven host` worker on another
+// machine can implement it over the network (docs/orchestrator.md); Local
+// implements it in-process with internal/vnet and internal/machine.
+//
+// Every method is idempotent (a reconcile step): called again after a
+// crash, a retry or a success, it looks at what exists and does only what
+// is missing. Removing what is already gone succeeds.
+package host
+
+import (
+	"context"
+	"time"
+
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// Host runs recovery-site work for the orchestrator.
+type Host interface {
+	// EnsureSite makes a site (a namespace routing for nets, one bridge
+	// each) and, when edge is set, joins it to that existing namespace
+	// (the site's uplink: customers and the traffic manager are there).
+	EnsureSite(ctx context.Context, site string, nets []vnet.Network, edge string) error
+	// RemoveSite removes the site and everything plugged into it.
+	RemoveSite(ctx context.Context, site string) error
+	// SiteNS is the namespace of a site, from which its machines are
+	// probed.
+	SiteNS(site string) string
+
+	// PrepareDisk makes req.Target hold a disk of a recovery point.
+	PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, error)
+	// RemoveDisk deletes a prepared disk.
+	RemoveDisk(ctx context.Context, path string) error
+	// UpdateStandby brings a machine's standby copy of a disk up to a
+	// point by writing only the chunks that differ.
+	UpdateStandby(ctx context.Context, machineName, disk, point string) (*DiskResult, error)
+
+	// StartMachine boots spec on site unless it already runs there.
+	StartMachine(ctx context.Context, site, driver string, spec machine.Spec) error
+	// StopMachine stops it gracefully (killed after its stop timeout).
+	StopMachine(ctx context.Context, site, name string) error
+	// Running reports whether the machine runs on site.
+	Running(site, name string) bool
+	// WaitHealthy waits until the machine's health check passes.
+	WaitHealthy(ctx context.Context, site string, spec machine.Spec) error
+}
+
+// DiskRequest asks for one disk of one point at Target.
+type DiskRequest struct {
+	Machine string
+	Disk    string
+	Point   string // point ID
+	Target  string
+	// NoStandby forces a full restore even when a standby copy exists.
+	NoStandby bool
+}
+
+// DiskResult says how a disk was prepared.
+type DiskResult struct {
+	Method       string        `json:"method"` // standby-clone, restore, existing
+	Size         int64         `json:"size"`
+	BytesWritten int64         `json:"bytes_written"`
+	BytesFetched int64         `json:"bytes_fetched"`
+	Duration     time.Duration `json:"duration_ns"`
+}

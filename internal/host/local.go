@@ -1,0 +1,114 @@
+package host
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/qemudrv"
+	"github.com/haven-dr/haven/internal/vault"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// Local is the in-process Host: everything happens on this machine.
+type Local struct {
+	dir   string
+	id    string
+	ops   vnet.Ops
+	vault *vault.Vault
+	// QEMUBoot, when set, enables the qemu driver.
+	QEMUBoot *qemudrv.BootFiles
+
+	mu        sync.Mutex
+	instances map[string]machine.Instance // site/name
+}
+
+var _ Host = (*Local)(nil)
+
+// NewLocal keeps its state under dir (standby images, prepared disks,
+// site records, machine state) and reads points from v. The host's ID is
+// made once and kept, so the names of its namespaces survive a restart
+// and a resumed job finds what it created.
+func NewLocal(dir string, v *vault.Vault, ops vnet.Ops) (*Local, error) {
+	if ops == nil {
+		ops = vnet.Netlink{}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	id, err := loadID(filepath.Join(dir, "host-id"))
+	if err != nil {
+		return nil, err
+	}
+	h := &Local{dir: dir, id: id, ops: ops, vault: v, instances: map[string]machine.Instance{}}
+	return h, nil
+}
+
+// ID is the host's name prefix ("hv" + 6 hex).
+func (h *Local) ID() string { return h.id }
+
+func loadID(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if !strings.HasPrefix(id, vnet.Prefix) || len(id) != 8 {
+			return "", fmt.Errorf("host: %s: bad host id %q", path, id)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	b = make([]byte, 3)
+	rand.Read(b)
+	id := vnet.Prefix + hex.EncodeToString(b)
+	return id, writeFileAtomic(path, []byte(id+"\n"))
+}
+
+// writeFileAtomic writes a small record so a crash leaves the old or the
+// new version, never a torn one.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".hvtmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b)
+}

@@ -1,0 +1,153 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/nsdrv"
+	"github.com/haven-dr/haven/internal/machine/qemudrv"
+)
+
+func (h *Local) driver(site, kind string) (machine.Driver, error) {
+	dir := filepath.Join(h.dir, "machines", site, kind)
+	switch kind {
+	case "ns", "":
+		return &nsdrv.Driver{Networks: h, StateDir: dir}, nil
+	case "qemu":
+		if h.QEMUBoot == nil {
+			return nil, fmt.Errorf("%w: the qemu driver needs boot files (server config qemu_boot_cache)", machine.ErrBadSpec)
+		}
+		return &qemudrv.Driver{Networks: h, StateDir: dir, Boot: *h.QEMUBoot}, nil
+	}
+	return nil, fmt.Errorf("%w: driver %q", machine.ErrBadSpec, kind)
+}
+
+func key(site, name string) string { return site + "/" + name }
+
+func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machine.Spec) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.instances[key(site, spec.Name)]; m != nil && alive(m) {
+		return nil
+	}
+	d, err := h.driver(site, kind)
+	if err != nil {
+		return err
+	}
+	// A machine of a previous server process died with it (the drivers
+	// kill machines whose parent dies); its state is a leftover.
+	if err := h.clearLeftover(site, kind, spec.Name); err != nil {
+		return err
+	}
+	m, err := d.Start(ctx, spec)
+	if err != nil {
+		return err
+	}
+	h.instances[key(site, spec.Name)] = m
+	return nil
+}
+
+func alive(m machine.Instance) bool {
+	select {
+	case <-m.Done():
+		return false
+	default:
+		return m.State() != machine.Stopped
+	}
+}
+
+func (h *Local) clearLeftover(site, kind, name string) error {
+	dir := filepath.Join(h.dir, "machines", site, kind)
+	if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	// Cleanup kills a recorded process only if its start time matches,
+	// so a reused pid is never hit. Loop devices autoclear.
+	tmp, err := os.MkdirTemp(dir, ".hvleft")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Rename(filepath.Join(dir, name), filepath.Join(tmp, name)); err != nil {
+		return err
+	}
+	var cerr error
+	if kind == "qemu" {
+		_, cerr = qemudrv.Cleanup(tmp)
+	} else {
+		_, cerr = nsdrv.Cleanup(tmp, "\x00none")
+	}
+	return cerr
+}
+
+func (h *Local) StopMachine(ctx context.Context, site, name string) error {
+	h.mu.Lock()
+	m := h.instances[key(site, name)]
+	delete(h.instances, key(site, name))
+	h.mu.Unlock()
+	if m != nil {
+		if err := m.Stop(ctx); err != nil && alive(m) {
+			return fmt.Errorf("host: stop %s: %w", name, err)
+		}
+	}
+	for _, kind := range []string{"ns", "qemu"} {
+		if err := h.clearLeftover(site, kind, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Local) stopSiteMachines(ctx context.Context, site string) {
+	h.mu.Lock()
+	var names []string
+	for k := range h.instances {
+		if s, n, _ := cut(k); s == site {
+			names = append(names, n)
+		}
+	}
+	h.mu.Unlock()
+	for _, n := range names {
+		h.StopMachine(ctx, site, n)
+	}
+	for _, kind := range []string{"ns", "qemu"} {
+		ents, _ := os.ReadDir(filepath.Join(h.dir, "machines", site, kind))
+		for _, e := range ents {
+			if e.IsDir() && e.Name()[0] != '.' {
+				h.clearLeftover(site, kind, e.Name())
+			}
+		}
+	}
+}
+
+func cut(k string) (string, string, bool) { return strings.Cut(k, "/") }
+
+func (h *Local) Running(site, name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.instances[key(site, name)]
+	return m != nil && alive(m)
+}
+
+func (h *Local) WaitHealthy(ctx context.Context, site string, spec machine.Spec) error {
+	return machine.WaitHealthy(ctx, h.SiteNS(site), spec)
+}
+
+// Close stops every machine this host runs (server shutdown).
+func (h *Local) Close(ctx context.Context) {
+	h.mu.Lock()
+	var keys []string
+	for k := range h.instances {
+		keys = append(keys, k)
+	}
+	h.mu.Unlock()
+	for _, k := range keys {
+		s, n, _ := cut(k)
+		h.StopMachine(ctx, s, n)
+	}
+}

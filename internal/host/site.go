@@ -1,0 +1,180 @@
+package host
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+var siteRE = regexp.MustCompile(`^[a-z0-9]{1,8}$`)
+
+// siteRecord is written once a site is complete; a namespace without it
+// is a half-made site from a crash, removed and made again.
+type siteRecord struct {
+	Site     string         `json:"site"`
+	NS       string         `json:"ns"`
+	Networks []vnet.Network `json:"networks"`
+	Edge     string         `json:"edge,omitempty"`
+}
+
+func (h *Local) siteFile(site string) string {
+	return filepath.Join(h.dir, "sites", site+".json")
+}
+
+// SiteNS is "<host id>-<site>".
+func (h *Local) SiteNS(site string) string { return h.id + "-" + site }
+
+func nsExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", name))
+	return err == nil
+}
+
+func (h *Local) EnsureSite(ctx context.Context, site string, nets []vnet.Network, edge string) error {
+	if !siteRE.MatchString(site) {
+		return fmt.Errorf("host: site %q: 1-8 of a-z0-9", site)
+	}
+	ns := h.SiteNS(site)
+	var rec siteRecord
+	if readJSON(h.siteFile(site), &rec) == nil && nsExists(ns) && sameNets(rec.Networks, nets) && rec.Edge == edge {
+		return nil
+	}
+	if nsExists(ns) {
+		// Half-made (crash) or made for another config: nothing runs
+		// on a site before its record exists, so start over.
+		if err := h.RemoveSite(ctx, site); err != nil {
+			return err
+		}
+	}
+	if err := h.makeSite(ns, nets, edge); err != nil {
+		err = fmt.Errorf("host: site %s: %w", site, err)
+		if rerr := h.ops.DelNS(ns); rerr != nil && nsExists(ns) {
+			err = errors.Join(err, rerr)
+		}
+		return err
+	}
+	return writeJSON(h.siteFile(site), siteRecord{Site: site, NS: ns, Networks: nets, Edge: edge})
+}
+
+func sameNets(a, b []vnet.Network) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || a[i].Subnet != b[i].Subnet || a[i].Gateway != b[i].Gateway {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Local) makeSite(ns string, nets []vnet.Network, edge string) error {
+	if err := h.ops.AddNS(ns); err != nil {
+		return err
+	}
+	if err := h.ops.SetForwarding(ns, true); err != nil {
+		return err
+	}
+	for _, n := range nets {
+		if err := n.Validate(); err != nil {
+			return err
+		}
+		br := "br-" + n.Name
+		if err := h.ops.AddBridge(ns, br); err != nil {
+			return err
+		}
+		if err := h.ops.AddAddr(ns, br, n.GatewayPrefix()); err != nil {
+			return err
+		}
+		if err := h.ops.LinkUp(ns, br); err != nil {
+			return err
+		}
+	}
+	if edge == "" {
+		return nil
+	}
+	return h.joinEdge(ns, nets, edge)
+}
+
+// joinEdge links the site to its uplink namespace with a link-local /30
+// (chosen from the site's name, so a restarted host picks the same), routes
+// the site's subnets from the edge, and routes everything else from the
+// site to the edge, so replies reach customers behind it.
+func (h *Local) joinEdge(ns string, nets []vnet.Network, edge string) error {
+	if !nsExists(edge) {
+		return fmt.Errorf("uplink namespace %q does not exist", edge)
+	}
+	edgeIP, siteIP := transit(ns)
+	link := "hv" + hex.EncodeToString(sum(ns)[:6])
+	steps := []func() error{
+		func() error { return h.ops.AddVeth(edge, link, ns, "uplink", nil) },
+		func() error { return h.ops.AddAddr(edge, link, edgeIP) },
+		func() error { return h.ops.LinkUp(edge, link) },
+		func() error { return h.ops.AddAddr(ns, "uplink", siteIP) },
+		func() error { return h.ops.LinkUp(ns, "uplink") },
+		func() error {
+			return h.ops.AddRoute(ns, netip.MustParsePrefix("0.0.0.0/0"), edgeIP.Addr())
+		},
+	}
+	for _, n := range nets {
+		steps = append(steps, func() error { return h.ops.AddRoute(edge, n.Subnet, siteIP.Addr()) })
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sum(s string) []byte {
+	b := sha256.Sum256([]byte(s))
+	return b[:]
+}
+
+// transit picks a /30 in 169.254.0.0/16 from the namespace name.
+func transit(ns string) (edge, site netip.Prefix) {
+	s := sum(ns)
+	n := (uint32(s[0])<<8 | uint32(s[1])) & 0x3fff
+	base := netip.AddrFrom4([4]byte{169, 254, byte(n >> 6), byte(n<<2) & 0xff})
+	return netip.PrefixFrom(base.Next(), 30), netip.PrefixFrom(base.Next().Next(), 30)
+}
+
+func (h *Local) RemoveSite(ctx context.Context, site string) error {
+	h.stopSiteMachines(ctx, site)
+	ns := h.SiteNS(site)
+	if nsExists(ns) {
+		if err := h.ops.DelNS(ns); err != nil && nsExists(ns) {
+			return fmt.Errorf("host: remove site %s: %w", site, err)
+		}
+	}
+	if err := os.Remove(h.siteFile(site)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Attachment implements machine.Networks from the site records, so it
+// answers the same after a restart.
+func (h *Local) Attachment(network string) (vnet.Attachment, error) {
+	files, _ := filepath.Glob(filepath.Join(h.dir, "sites", "*.json"))
+	for _, f := range files {
+		var rec siteRecord
+		if readJSON(f, &rec) != nil {
+			continue
+		}
+		for _, n := range rec.Networks {
+			if n.Name == network {
+				return vnet.Attachment{NS: rec.NS, Bridge: "br-" + n.Name, Network: n}, nil
+			}
+		}
+	}
+	return vnet.Attachment{}, fmt.Errorf("%w: network %q is on no site of this host", vnet.ErrUnknown, network)
+}

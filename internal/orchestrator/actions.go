@@ -1,0 +1,137 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/haven-dr/haven/internal/dns"
+	"github.com/haven-dr/haven/internal/protection"
+)
+
+func (r *run) runAction(ctx context.Context, name string, a protection.Action, machines []string, site, typ, dir string) error {
+	switch a.Type {
+	case protection.ActionManual:
+		if r.out.Approved[name] {
+			return nil
+		}
+		msg := a.Message
+		if msg == "" {
+			msg = "manual step"
+		}
+		r.logf("info", "waiting for approval: %s (haven job approve %s)", msg, r.job.ID)
+		return errWaiting
+	case protection.ActionWaitHealth:
+		if dir == "failback" {
+			return errSkipped // the primary is probed by the traffic manager
+		}
+		return r.waitHealthy(ctx, site, machines, typ == "test")
+	case protection.ActionScript:
+		return r.script(ctx, a, site, typ, dir)
+	case protection.ActionDNS:
+		return r.cutOver(ctx, a)
+	}
+	return fmt.Errorf("unknown action type %q", a.Type)
+}
+
+// script runs through /bin/sh with the job's facts in its environment;
+// each machine's recovery address is HAVEN_ADDR_<NAME> (upper case, - as
+// _), and HAVEN_SITE_NS is the namespace the machines are reached from.
+func (r *run) script(ctx context.Context, a protection.Action, site, typ, dir string) error {
+	t := a.Timeout
+	if t == 0 {
+		t = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", a.Run)
+	cmd.Env = append(os.Environ(), "HAVEN_JOB="+r.job.ID, "HAVEN_PLAN="+r.job.Plan,
+		"HAVEN_FAILOVER_TYPE="+typ, "HAVEN_DIRECTION="+dir, "HAVEN_SITE="+site)
+	if site != "" {
+		cmd.Env = append(cmd.Env, "HAVEN_SITE_NS="+r.o.Host.SiteNS(site))
+	}
+	for m, mr := range r.out.Machines {
+		k := strings.ToUpper(strings.ReplaceAll(m, "-", "_"))
+		cmd.Env = append(cmd.Env, "HAVEN_ADDR_"+k+"="+mr.Address)
+	}
+	out, err := cmd.CombinedOutput()
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			r.logf("info", "script: %s", l)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("script %q: %w", a.Run, err)
+	}
+	return nil
+}
+
+// cutOver makes a.Endpoint the profile's only answer and waits until the
+// DNS server answers with it. The endpoints' previous settings are
+// recorded first, so cancel can put them back.
+func (r *run) cutOver(ctx context.Context, a protection.Action) error {
+	tr, err := r.o.Traffic(r.cfg.Traffic)
+	if err != nil {
+		return err
+	}
+	prof, err := tr.Profile(ctx, a.Profile)
+	if err != nil {
+		return fmt.Errorf("traffic manager: profile %s: %w", a.Profile, err)
+	}
+	var target string
+	for _, e := range prof.Endpoints {
+		if e.Name == a.Endpoint {
+			target = e.Target
+		}
+	}
+	if target == "" {
+		return fmt.Errorf("traffic manager: profile %s has no endpoint %q with a target", a.Profile, a.Endpoint)
+	}
+	for _, e := range prof.Endpoints {
+		want := dns.EndpointPatch{Enabled: ptr(e.Name == a.Endpoint)}
+		if e.Name == a.Endpoint {
+			want.Priority = ptr(1)
+		}
+		if e.Enabled == *want.Enabled && (want.Priority == nil || e.Priority == *want.Priority) {
+			continue
+		}
+		if err := r.intend(ctx, Resource{Kind: ResDNS, Name: a.Profile + "/" + e.Name,
+			Enabled: ptr(e.Enabled), Priority: ptr(e.Priority)}); err != nil {
+			return err
+		}
+		if err := tr.UpdateEndpoint(ctx, a.Profile, e.Name, want); err != nil {
+			return fmt.Errorf("traffic manager: %s/%s: %w", a.Profile, e.Name, err)
+		}
+	}
+	r.logf("info", "DNS: %s -> %s (%s); waiting for the answer to change", a.Profile, a.Endpoint, target)
+	t := a.Timeout
+	if t == 0 {
+		t = 2 * time.Minute
+	}
+	deadline := time.Now().Add(t)
+	var last []string
+	for {
+		ans, err := tr.Answers(ctx, a.Profile)
+		if err == nil && len(ans) > 0 && !slices.ContainsFunc(ans, func(s string) bool { return s != target }) {
+			now := time.Now().UTC()
+			r.out.DNSAt = &now
+			r.logf("info", "DNS answers %s with %s after %s", a.Profile, target, now.Sub(r.out.Started).Round(time.Millisecond))
+			return nil
+		}
+		last = ans
+		if time.Now().After(deadline) {
+			return fmt.Errorf("DNS still answers %s with %v (error: %v), not %s, after %s", a.Profile, last, err, target, t)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,125 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/haven-dr/haven/internal/agent"
+	"github.com/haven-dr/haven/internal/protection"
+)
+
+// AgentClient is what the orchestrator asks of a primary site's agent.
+// Every call is bounded by the agent's timeout: a dead primary is an
+// error, never a hang.
+type AgentClient interface {
+	Status(ctx context.Context) (*agent.Report, error)
+	// Stop runs the machine's stop hook and pauses its replication.
+	Stop(ctx context.Context, machine string) error
+	// Start runs the start hook and resumes replication.
+	Start(ctx context.Context, machine string) error
+	// Snapshot takes a point of the machine's group now and returns the
+	// machine's point ID.
+	Snapshot(ctx context.Context, machine string) (string, error)
+	// Restore writes point onto the machine's own disks (only chunks that
+	// differ), after keeping their current state as a point when preserve.
+	Restore(ctx context.Context, machine, point string, preserve bool) (*agent.RestoreResult, error)
+}
+
+// AgentDialer connects to a configured agent.
+type AgentDialer func(a protection.Agent) (AgentClient, error)
+
+// HTTPAgents dials agents over their HTTP control API.
+func HTTPAgents(a protection.Agent) (AgentClient, error) {
+	tok := ""
+	if a.TokenFile != "" {
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent %s: token: %w", a.Name, err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	t := a.Timeout
+	if t == 0 {
+		t = 5 * time.Second
+	}
+	return &httpAgent{name: a.Name, base: strings.TrimSuffix(a.URL, "/"), token: tok, timeout: t,
+		hc: &http.Client{}}, nil
+}
+
+type httpAgent struct {
+	name, base, token string
+	timeout           time.Duration
+	hc                *http.Client
+}
+
+// call bounds short calls by the agent's timeout; long ones (snapshot,
+// restore) by long, since they move data.
+func (c *httpAgent) call(ctx context.Context, method, path string, limit time.Duration, in, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent %s unreachable: %w", c.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
+		return fmt.Errorf("agent %s: %s %s: %s: %s", c.name, method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	return nil
+}
+
+func mpath(machine, action string) string {
+	return "/v1/machines/" + url.PathEscape(machine) + "/" + action
+}
+
+func (c *httpAgent) Status(ctx context.Context) (*agent.Report, error) {
+	var r agent.Report
+	return &r, c.call(ctx, http.MethodGet, "/v1/status", c.timeout, nil, &r)
+}
+
+func (c *httpAgent) Stop(ctx context.Context, m string) error {
+	return c.call(ctx, http.MethodPost, mpath(m, "stop"), c.timeout+5*time.Minute, nil, nil)
+}
+
+func (c *httpAgent) Start(ctx context.Context, m string) error {
+	return c.call(ctx, http.MethodPost, mpath(m, "start"), c.timeout+5*time.Minute, nil, nil)
+}
+
+func (c *httpAgent) Snapshot(ctx context.Context, m string) (string, error) {
+	var out agent.SnapshotResult
+	if err := c.call(ctx, http.MethodPost, mpath(m, "snapshot"), 6*time.Hour, nil, &out); err != nil {
+		return "", err
+	}
+	return out.Points[m], nil
+}
+
+func (c *httpAgent) Restore(ctx context.Context, m, point string, preserve bool) (*agent.RestoreResult, error) {
+	var out agent.RestoreResult
+	in := agent.RestoreRequest{Point: point, Preserve: preserve}
+	return &out, c.call(ctx, http.MethodPost, mpath(m, "restore"), 24*time.Hour, in, &out)
+}

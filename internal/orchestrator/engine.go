@@ -1,0 +1,348 @@
+package orchestrator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/store"
+)
+
+// step is one reconcile step: safe to run again after a crash or a retry.
+type step struct {
+	name string
+	run  func(ctx context.Context, r *run) error
+}
+
+// run is a job in progress: the job record, its config snapshot and the
+// outputs its steps recorded.
+type run struct {
+	o   *Orchestrator
+	job *store.Job
+	cfg *protection.Config
+	out *Outputs
+	p   Params
+}
+
+func newJobID() string {
+	return time.Now().UTC().Format("20060102T150405") + "-" + strings.ToLower(rand.Text()[:6])
+}
+
+// Submit checks that a job of typ may run on plan now, records it and
+// starts it. A second job on a busy plan is refused naming the job.
+func (o *Orchestrator) Submit(ctx context.Context, typ, plan string, p Params) (*store.Job, error) {
+	cfg, _, err := o.Config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Plan(plan) == nil {
+		return nil, fmt.Errorf("%w: no plan %q in the applied config", ErrBadRequest, plan)
+	}
+	st, err := o.Store.PlanState(ctx, plan)
+	if err != nil {
+		return nil, err
+	}
+	if err := precondition(typ, st); err != nil {
+		return nil, err
+	}
+	if p.Point != "" && typ != TestFailover && typ != UnplannedFailover && typ != ChangePoint {
+		return nil, fmt.Errorf("%w: --point is for test, unplanned failover and change-point", ErrBadRequest)
+	}
+	j := &store.Job{ID: newJobID(), Plan: plan, Type: typ, State: store.Running, Created: time.Now().UTC()}
+	j.Params, _ = json.Marshal(p)
+	j.Config, _ = json.Marshal(cfg)
+	out := &Outputs{Started: j.Created, From: st}
+	if typ == ChangePoint || typ == Reprotect || typ == Failback {
+		out.DiskJob = st.Failover
+	}
+	r := &run{o: o, job: j, cfg: cfg, out: out, p: p}
+	steps, err := r.steps()
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range steps {
+		j.Steps = append(j.Steps, store.Step{Name: s.name, State: store.StepPending})
+	}
+	j.Outputs, _ = json.Marshal(out)
+	if err := o.Store.CreateJob(ctx, j); err != nil {
+		return nil, err
+	}
+	o.metrics.jobsStarted.WithLabelValues(typ).Inc()
+	o.launch(j)
+	return j, nil
+}
+
+func precondition(typ string, st *store.PlanState) error {
+	need := func(ok bool, why string) error {
+		if ok {
+			return nil
+		}
+		return fmt.Errorf("%w: plan %s is %s%s: %s", ErrPrecondition, st.Plan, st.Phase, testNote(st), why)
+	}
+	switch typ {
+	case TestFailover:
+		return need(st.Test == "", "a test copy is still up (haven failover cleanup)")
+	case TestCleanup:
+		return need(st.Test != "", "no test failover to clean up")
+	case PlannedFailover, UnplannedFailover:
+		return need(st.Phase == PhaseProtected, "it is not running at the primary site")
+	case ChangePoint, Commit, CancelFailover:
+		return need(st.Phase == PhaseFailedOver, "only an uncommitted failover can change point, commit or be canceled")
+	case Reprotect:
+		return need(st.Phase == PhaseCommitted, "reprotect follows a committed failover")
+	case Failback:
+		return need(st.Phase == PhaseReprotected, "failback needs reprotect first")
+	}
+	return fmt.Errorf("%w: unknown job type %q", ErrBadRequest, typ)
+}
+
+func testNote(st *store.PlanState) string {
+	if st.Test != "" {
+		return " (test copy " + st.Test + " up)"
+	}
+	return ""
+}
+
+// load rebuilds a run from a stored job.
+func (o *Orchestrator) load(j *store.Job) (*run, []step, error) {
+	var cfg protection.Config
+	if err := json.Unmarshal(j.Config, &cfg); err != nil {
+		return nil, nil, fmt.Errorf("job %s: config snapshot: %w", j.ID, err)
+	}
+	r := &run{o: o, job: j, cfg: &cfg, out: &Outputs{}}
+	if err := json.Unmarshal(j.Outputs, r.out); err != nil {
+		return nil, nil, fmt.Errorf("job %s: outputs: %w", j.ID, err)
+	}
+	if len(j.Params) > 0 {
+		if err := json.Unmarshal(j.Params, &r.p); err != nil {
+			return nil, nil, err
+		}
+	}
+	steps, err := r.steps()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(steps) != len(j.Steps) {
+		return nil, nil, fmt.Errorf("job %s: %d steps recorded, %d now: was it made by another haven version?", j.ID, len(j.Steps), len(steps))
+	}
+	return r, steps, nil
+}
+
+func (o *Orchestrator) launch(j *store.Job) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.running[j.ID] != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(o.ctx)
+	rj := &runningJob{cancel: cancel, done: make(chan struct{})}
+	o.running[j.ID] = rj
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		defer close(rj.done)
+		defer func() {
+			o.mu.Lock()
+			delete(o.running, j.ID)
+			o.mu.Unlock()
+		}()
+		o.execute(ctx, j.ID)
+	}()
+}
+
+// execute runs the job's remaining steps (or its undo when canceling).
+func (o *Orchestrator) execute(ctx context.Context, id string) {
+	j, err := o.Store.Job(ctx, id)
+	if err != nil {
+		o.log.Error("load job", "job", id, "err", err)
+		return
+	}
+	r, steps, err := o.load(j)
+	if err != nil {
+		o.finish(ctx, j, store.Failed, err.Error())
+		return
+	}
+	if j.State == store.Canceling {
+		o.undo(ctx, r)
+		return
+	}
+	for i, s := range steps {
+		if st := j.Steps[i].State; st == store.StepDone || st == store.StepSkipped {
+			continue
+		}
+		if err := o.runStep(ctx, r, i, s); err != nil {
+			return
+		}
+	}
+	r.finishReport()
+	o.finish(ctx, j, store.Succeeded, "")
+	o.metrics.observeJob(j)
+	r.logf("info", "job %s succeeded", j.Type)
+}
+
+// runStep persists the step as running, runs it and records the outcome.
+// A non-nil return stops the job (failed, waiting or server shutdown).
+func (o *Orchestrator) runStep(ctx context.Context, r *run, i int, s step) error {
+	j := r.job
+	now := time.Now().UTC()
+	st := &j.Steps[i]
+	if st.State != store.StepRunning || st.Started == nil {
+		st.Started = &now
+	}
+	st.State, st.Error = store.StepRunning, ""
+	st.Tries++
+	if err := r.save(ctx); err != nil {
+		return err
+	}
+	if st.Tries > 1 {
+		r.logf("info", "step %q: try %d (resumed or retried)", s.name, st.Tries)
+	}
+	err := s.run(ctx, r)
+	end := time.Now().UTC()
+	switch {
+	case err == nil:
+		st.State, st.Ended = store.StepDone, &end
+		o.metrics.stepSeconds.WithLabelValues(j.Type, stepKind(s.name)).Observe(end.Sub(*st.Started).Seconds())
+		return r.save(ctx)
+	case errors.Is(err, errSkipped):
+		st.State, st.Ended = store.StepSkipped, &end
+		return r.save(ctx)
+	case errors.Is(err, errWaiting):
+		j.State = store.Waiting
+		r.save(context.WithoutCancel(ctx))
+		return err
+	case ctx.Err() != nil:
+		// Server shutting down or the job canceled: the step stays
+		// "running" and is run again on resume.
+		return ctx.Err()
+	default:
+		st.State, st.Error, st.Ended = store.StepFailed, err.Error(), &end
+		r.logf("error", "step %q failed: %v", s.name, err)
+		o.finish(ctx, j, store.Failed, fmt.Sprintf("step %q: %v", s.name, err))
+		o.metrics.observeJob(j)
+		return err
+	}
+}
+
+var errSkipped = errors.New("skipped")
+
+func stepKind(name string) string {
+	if i := strings.Index(name, ": "); i >= 0 {
+		return name[i+2:]
+	}
+	return name
+}
+
+func (r *run) save(ctx context.Context) error {
+	r.job.Outputs, _ = json.Marshal(r.out)
+	return r.o.Store.SaveJob(context.WithoutCancel(ctx), r.job)
+}
+
+func (o *Orchestrator) finish(ctx context.Context, j *store.Job, state, msg string) {
+	now := time.Now().UTC()
+	j.State, j.Error = state, msg
+	if !store.Active(state) {
+		j.Ended = &now
+	}
+	if err := o.Store.SaveJob(context.WithoutCancel(ctx), j); err != nil {
+		o.log.Error("save job", "job", j.ID, "err", err)
+	}
+}
+
+// logf appends a line to the job's log and the server's log.
+func (r *run) logf(level, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.o.log.Info(msg, "job", r.job.ID, "plan", r.job.Plan, "level", level)
+	r.o.Store.AppendLog(context.Background(), r.job.ID, store.LogLine{Time: time.Now().UTC(), Level: level, Msg: msg})
+}
+
+// Approve lets a job waiting at a manual step go on.
+func (o *Orchestrator) Approve(ctx context.Context, id string) (*store.Job, error) {
+	j, err := o.Store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != store.Waiting {
+		return nil, fmt.Errorf("%w: job %s is %s, not waiting for approval", ErrPrecondition, id, j.State)
+	}
+	r, _, err := o.load(j)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range j.Steps {
+		if s.State == store.StepRunning {
+			if r.out.Approved == nil {
+				r.out.Approved = map[string]bool{}
+			}
+			r.out.Approved[s.Name] = true
+			r.logf("info", "step %q approved", s.Name)
+		}
+	}
+	j.State = store.Running
+	if err := r.save(ctx); err != nil {
+		return nil, err
+	}
+	o.launch(j)
+	return j, nil
+}
+
+// Retry runs a failed job again from its failed step.
+func (o *Orchestrator) Retry(ctx context.Context, id string) (*store.Job, error) {
+	j, err := o.Store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.State != store.Failed {
+		return nil, fmt.Errorf("%w: job %s is %s; only a failed job can be retried", ErrPrecondition, id, j.State)
+	}
+	j.State, j.Error, j.Ended = store.Running, "", nil
+	if err := o.Store.SaveJob(ctx, j); err != nil {
+		return nil, err
+	}
+	o.Store.AppendLog(ctx, id, store.LogLine{Time: time.Now().UTC(), Level: "info", Msg: "retry requested"})
+	o.launch(j)
+	return j, nil
+}
+
+// Cancel stops a job and removes what it created (machines, disks,
+// networks, DNS changes), newest first.
+func (o *Orchestrator) Cancel(ctx context.Context, id string) (*store.Job, error) {
+	j, err := o.Store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !store.Active(j.State) {
+		return nil, fmt.Errorf("%w: job %s is %s; an ended failover is undone with `haven failover cancel`", ErrPrecondition, id, j.State)
+	}
+	o.mu.Lock()
+	rj := o.running[id]
+	o.mu.Unlock()
+	if rj != nil {
+		rj.cancel()
+		<-rj.done
+		if j, err = o.Store.Job(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	j.State = store.Canceling
+	if err := o.Store.SaveJob(ctx, j); err != nil {
+		return nil, err
+	}
+	o.launch(j)
+	return j, nil
+}
+
+// Wait blocks until job id is no longer running in this process.
+func (o *Orchestrator) Wait(id string) {
+	o.mu.Lock()
+	rj := o.running[id]
+	o.mu.Unlock()
+	if rj != nil {
+		<-rj.done
+	}
+}

@@ -1,0 +1,394 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vnet"
+	"golang.org/x/sync/errgroup"
+)
+
+// intend records a resource and saves the job before the resource is
+// created, so a crash in between leaves a record cancel can act on.
+func (r *run) intend(ctx context.Context, res Resource) error {
+	if r.out.DiskJob != "" && (res.Kind == ResDisk || res.Kind == ResMachine) {
+		return nil // the failover job owns them (change-point)
+	}
+	n := len(r.out.Resources)
+	r.record(res)
+	if len(r.out.Resources) == n {
+		return nil
+	}
+	return r.save(ctx)
+}
+
+func (r *run) agentFor(m string) (AgentClient, *protection.Agent, error) {
+	mc := r.cfg.Machine(m)
+	if mc == nil || mc.Agent == "" {
+		return nil, nil, fmt.Errorf("machine %s has no agent in the config", m)
+	}
+	a := r.cfg.AgentByName(mc.Agent)
+	c, err := r.o.Agents(*a)
+	return c, a, err
+}
+
+// stopPrimary stops the plan's primary machines through their agents, web
+// before database (the reverse of the start order).
+func (r *run) stopPrimary(ctx context.Context, plan *protection.Plan) error {
+	all := machinesOf(plan)
+	for _, m := range slices.Backward(all) {
+		c, _, err := r.agentFor(m)
+		if err != nil {
+			return err
+		}
+		if err := r.intend(ctx, Resource{Kind: ResPrimaryStopped, Name: m}); err != nil {
+			return err
+		}
+		if err := c.Stop(ctx, m); err != nil {
+			return fmt.Errorf("stop primary %s: %w", m, err)
+		}
+		r.logf("info", "primary %s stopped by its agent", m)
+	}
+	return nil
+}
+
+// finalPoints takes a point of each machine after it stopped: nothing is
+// written after it, so the failover loses no data.
+func (r *run) finalPoints(ctx context.Context, machines []string) error {
+	if r.out.Points == nil {
+		r.out.Points = map[string]PointUse{}
+	}
+	for _, m := range machines {
+		if _, ok := r.out.Points[m]; ok {
+			continue
+		}
+		c, _, err := r.agentFor(m)
+		if err != nil {
+			return err
+		}
+		id, err := c.Snapshot(ctx, m)
+		if err != nil {
+			return fmt.Errorf("final point of %s: %w", m, err)
+		}
+		p, err := r.o.Vault.FindPoint(ctx, m, id)
+		if err != nil {
+			return fmt.Errorf("final point %s of %s: %w", id, m, err)
+		}
+		r.out.Points[m] = use(p)
+		r.logf("info", "final point of %s: %s", m, id)
+		if err := r.save(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPrimary guards against split brain: a primary whose agent still
+// answers is fenced (its machines stopped) unless the operator forces.
+// It also fixes the disaster moment for the data-loss report.
+func (r *run) checkPrimary(ctx context.Context, machines []string) error {
+	if r.p.DisasterTime != nil {
+		t := r.p.DisasterTime.UTC()
+		r.out.Disaster = &t
+	}
+	for _, m := range machines {
+		c, a, err := r.agentFor(m)
+		if err != nil {
+			r.warn("%s: %v: cannot check the primary", m, err)
+			continue
+		}
+		if r.out.Disaster == nil {
+			r.disasterFromHeartbeat(ctx, a.Name)
+		}
+		if _, err := c.Status(ctx); err != nil {
+			r.logf("info", "primary agent %s for %s does not answer (%v): the primary is taken as down", a.Name, m, err)
+			continue
+		}
+		if r.p.Force {
+			r.warn("SPLIT-BRAIN RISK: the primary agent %s still answers and --force skipped fencing %s; both sites may take writes", a.Name, m)
+			continue
+		}
+		r.warn("primary agent %s still answers: fencing %s (stopping it through the agent) so two sites never take writes", a.Name, m)
+		if err := r.intend(ctx, Resource{Kind: ResPrimaryStopped, Name: m}); err != nil {
+			return err
+		}
+		if err := c.Stop(ctx, m); err != nil {
+			return fmt.Errorf("fence primary %s: %w (use --force to fail over without fencing)", m, err)
+		}
+	}
+	if r.out.Disaster == nil {
+		t := r.out.Started
+		r.out.Disaster = &t
+		r.warn("no heartbeat from the primary's agents: data loss is counted from the failover command")
+	}
+	return nil
+}
+
+func (r *run) disasterFromHeartbeat(ctx context.Context, agentName string) {
+	hbs, err := r.o.Store.Heartbeats(ctx)
+	if err != nil {
+		return
+	}
+	for _, h := range hbs {
+		if h.Agent == agentName {
+			t := h.Time.UTC()
+			r.out.Disaster = &t
+		}
+	}
+}
+
+func (r *run) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if !slices.Contains(r.out.Warnings, msg) {
+		r.out.Warnings = append(r.out.Warnings, msg)
+	}
+	r.logf("warn", "%s", msg)
+}
+
+func (r *run) choosePoints(ctx context.Context, machines []string) error {
+	if len(r.out.Points) == len(machines) {
+		return nil // chosen before a crash, or final points of a planned failover
+	}
+	groups := map[string]string{}
+	for _, m := range machines {
+		groups[m] = r.cfg.Machine(m).GroupOf()
+	}
+	pts, err := choosePoints(ctx, r.o.Vault, machines, groups, r.p.Point)
+	if err != nil {
+		return err
+	}
+	r.out.Points = pts
+	for _, m := range machines {
+		p := pts[m]
+		r.logf("info", "%s: point %s (%s, %s old)", m, p.ID, p.Consistency, r.out.Started.Sub(p.Time).Round(time.Second))
+	}
+	return nil
+}
+
+func (r *run) networks(test bool) []vnet.Network {
+	if test {
+		return r.cfg.Networks.Test
+	}
+	return r.cfg.Networks.Recovery
+}
+
+func (r *run) ensureSite(ctx context.Context, site string, test bool) error {
+	r.out.Site = site
+	if err := r.intend(ctx, Resource{Kind: ResSite, Site: site}); err != nil {
+		return err
+	}
+	edge := r.o.Edge
+	if test {
+		edge = "" // a test network is isolated: no uplink at all
+	}
+	return r.o.Host.EnsureSite(ctx, site, r.networks(test), edge)
+}
+
+func (r *run) diskPath(m, disk string) string {
+	job := r.job.ID
+	if r.out.DiskJob != "" {
+		job = r.out.DiskJob
+	}
+	return filepath.Join(r.o.DiskDir, job, m, disk+".img")
+}
+
+// prepareDisks makes every disk of the machines hold its chosen point,
+// all disks at once.
+func (r *run) prepareDisks(ctx context.Context, machines []string) error {
+	type res struct {
+		m, d string
+		dr   *host.DiskResult
+	}
+	var mu sync.Mutex
+	var done []res
+	for _, m := range machines {
+		for _, d := range r.cfg.Machine(m).Disks {
+			if err := r.intend(ctx, Resource{Kind: ResDisk, Name: m, Path: r.diskPath(m, d.Name)}); err != nil {
+				return err
+			}
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, m := range machines {
+		pt := r.out.Points[m]
+		for _, d := range r.cfg.Machine(m).Disks {
+			g.Go(func() error {
+				dr, err := r.o.Host.PrepareDisk(gctx, host.DiskRequest{Machine: m, Disk: d.Name, Point: pt.ID,
+					Target: r.diskPath(m, d.Name), NoStandby: r.p.NoStandby})
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				done = append(done, res{m, d.Name, dr})
+				mu.Unlock()
+				return nil
+			})
+		}
+	}
+	err := g.Wait()
+	if r.out.Disks == nil {
+		r.out.Disks = map[string]map[string]*host.DiskResult{}
+	}
+	for _, x := range done {
+		if r.out.Disks[x.m] == nil {
+			r.out.Disks[x.m] = map[string]*host.DiskResult{}
+		}
+		if prev := r.out.Disks[x.m][x.d]; prev == nil || x.dr.Method != "existing" {
+			r.out.Disks[x.m][x.d] = x.dr
+		}
+		r.logf("info", "%s/%s: %s, %d bytes written", x.m, x.d, x.dr.Method, x.dr.BytesWritten)
+	}
+	return err
+}
+
+// spec is the machine as it boots at the recovery (or test) site.
+func (r *run) spec(m string, test bool) (machine.Spec, error) {
+	mc := r.cfg.Machine(m)
+	sp := machine.Spec{Name: m, CPUs: mc.CPUs, MemoryMB: mc.MemoryMB, Init: mc.Init, Health: mc.Health}
+	for _, d := range mc.Disks {
+		d.Path = r.diskPath(m, d.Name)
+		sp.Disks = append(sp.Disks, d)
+	}
+	for _, n := range mc.NICs {
+		netName, err := r.cfg.Mapping.Resolve(n.Network, test)
+		if err != nil {
+			return sp, err
+		}
+		net, _ := r.cfg.Network(netName)
+		addr, err := r.address(net, m, n)
+		if err != nil {
+			return sp, err
+		}
+		sp.NICs = append(sp.NICs, vnet.NIC{Name: n.Name, Network: netName, Addr: addr})
+	}
+	return sp, nil
+}
+
+func (r *run) address(net vnet.Network, m string, n protection.NIC) (netip.Prefix, error) {
+	switch n.Recovery {
+	case vnet.Static:
+		return netip.PrefixFrom(n.Static, net.Subnet.Bits()), nil
+	case vnet.Allocate:
+		if r.o.Alloc == nil {
+			return netip.Prefix{}, fmt.Errorf("%s/%s: allocate needs the server's address record", m, n.Name)
+		}
+		return r.o.Alloc.Assign(net, m, n.Name, vnet.Request{Mode: vnet.Allocate})
+	}
+	return netip.PrefixFrom(n.Address.Addr(), net.Subnet.Bits()), nil
+}
+
+func (r *run) machineRun(m string) *MachineRun {
+	if r.out.Machines == nil {
+		r.out.Machines = map[string]*MachineRun{}
+	}
+	if r.out.Machines[m] == nil {
+		r.out.Machines[m] = &MachineRun{}
+	}
+	return r.out.Machines[m]
+}
+
+func (r *run) startMachines(ctx context.Context, site string, machines []string, test bool) error {
+	for _, m := range machines {
+		sp, err := r.spec(m, test)
+		if err != nil {
+			return err
+		}
+		if err := r.intend(ctx, Resource{Kind: ResMachine, Site: site, Name: m}); err != nil {
+			return err
+		}
+		if err := r.o.Host.StartMachine(ctx, site, r.cfg.Machine(m).Driver, sp); err != nil {
+			return fmt.Errorf("start %s: %w", m, err)
+		}
+		now := time.Now().UTC()
+		mr := r.machineRun(m)
+		mr.Started, mr.Address = &now, sp.NICs[0].Addr.Addr().String()
+		for _, d := range sp.Disks {
+			mr.Disks = appendOnce(mr.Disks, d.Path)
+		}
+		r.logf("info", "%s started at %s on %s", m, mr.Address, site)
+	}
+	return nil
+}
+
+func appendOnce(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func (r *run) waitHealthy(ctx context.Context, site string, machines []string, test bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex
+	for _, m := range machines {
+		sp, err := r.spec(m, test)
+		if err != nil {
+			return err
+		}
+		if !r.o.Host.Running(site, m) {
+			// It died (or the server restarted and it died with it):
+			// start it again, from the same disks.
+			if err := r.startMachines(ctx, site, []string{m}, test); err != nil {
+				return err
+			}
+		}
+		g.Go(func() error {
+			hctx, cancel := context.WithTimeout(gctx, r.cfg.Machine(m).HealthTimeout)
+			defer cancel()
+			if err := r.o.Host.WaitHealthy(hctx, site, sp); err != nil {
+				return err
+			}
+			now := time.Now().UTC()
+			mu.Lock()
+			r.machineRun(m).HealthyAt = &now
+			mu.Unlock()
+			r.logf("info", "%s healthy after %s", m, now.Sub(r.out.Started).Round(time.Millisecond))
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (r *run) setPhase(ctx context.Context, phase, failover string) error {
+	st, err := r.o.Store.PlanState(ctx, r.job.Plan)
+	if err != nil {
+		return err
+	}
+	st.Phase, st.Failover = phase, failover
+	return r.o.Store.PutPlanState(ctx, st)
+}
+
+func (r *run) setTest(ctx context.Context, id string) error {
+	st, err := r.o.Store.PlanState(ctx, r.job.Plan)
+	if err != nil {
+		return err
+	}
+	st.Test = id
+	return r.o.Store.PutPlanState(ctx, st)
+}
+
+// jobOutputs loads another job's outputs (the failover a later job acts on).
+func (r *run) jobOutputs(ctx context.Context, id string) (*store.Job, *Outputs, error) {
+	if id == "" {
+		return nil, nil, fmt.Errorf("%w: no job recorded for plan %s", ErrPrecondition, r.job.Plan)
+	}
+	j, err := r.o.Store.Job(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	rr, _, err := r.o.load(j)
+	if err != nil {
+		return nil, nil, err
+	}
+	return j, rr.out, nil
+}

@@ -1,0 +1,181 @@
+// Package orchestrator runs recovery plans: test, planned and unplanned
+// failover, change of point, commit, reprotect and failback, each as a job
+// of reconcile steps persisted in the store. A step looks at what exists
+// (networks, disks, machines, DNS) and does only what is missing, so a
+// server killed at any moment resumes its jobs on restart without creating
+// anything twice. It sits above the parts it drives (vault, host, agents,
+// the traffic manager); none of them imports it.
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vault"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// Job types.
+const (
+	TestFailover      = "test-failover"
+	TestCleanup       = "test-cleanup"
+	PlannedFailover   = "planned-failover"
+	UnplannedFailover = "unplanned-failover"
+	ChangePoint       = "change-point"
+	Commit            = "commit"
+	CancelFailover    = "cancel-failover"
+	Reprotect         = "reprotect"
+	Failback          = "failback"
+)
+
+// Plan phases (store.PlanState.Phase).
+const (
+	PhaseProtected   = "protected"
+	PhaseFailedOver  = "failed-over"
+	PhaseCommitted   = "committed"
+	PhaseReprotected = "reprotected"
+)
+
+// Site names on the recovery host.
+const (
+	SiteRecovery = "rec"
+	SiteTest     = "test"
+)
+
+// Errors a caller can tell apart.
+var (
+	ErrPrecondition = errors.New("not possible now")
+	ErrBadRequest   = errors.New("bad request")
+	errWaiting      = errors.New("waiting for approval")
+)
+
+// Params are what an operator passes to a job.
+type Params struct {
+	// Point: latest, latest-app, latest-consistent, an RFC 3339 time
+	// (newest at or before it) or a point ID.
+	Point     string `json:"point,omitempty"`
+	NoStandby bool   `json:"no_standby,omitempty"`
+	// Force: unplanned failover without fencing a primary that answers.
+	Force bool `json:"force,omitempty"`
+	// DisasterTime overrides the agent's last heartbeat as the moment
+	// of the disaster in the data-loss report.
+	DisasterTime *time.Time `json:"disaster_time,omitempty"`
+	Note         string     `json:"note,omitempty"`
+}
+
+// Options wire an Orchestrator.
+type Options struct {
+	Store  store.Store
+	Host   host.Host
+	Vault  *vault.Vault
+	Agents AgentDialer
+	// Traffic connects to the traffic manager of the config.
+	Traffic TrafficDialer
+	// DiskDir holds the disks of recovered machines, one directory per job.
+	DiskDir string
+	// Edge is the namespace the recovery site is joined to (where
+	// customers and the traffic manager are); "" for none.
+	Edge string
+	// Alloc records addresses of NICs in allocate mode.
+	Alloc  *vnet.Allocator
+	Logger *slog.Logger
+}
+
+// Orchestrator runs jobs.
+type Orchestrator struct {
+	Options
+	log     *slog.Logger
+	metrics *metrics
+
+	mu      sync.Mutex
+	running map[string]*runningJob
+	reps    replicators
+	wg      sync.WaitGroup
+	ctx     context.Context
+	stop    context.CancelFunc
+}
+
+type runningJob struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New makes an orchestrator; Start resumes unfinished jobs.
+func New(o Options) *Orchestrator {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Orchestrator{Options: o, log: o.Logger, metrics: newMetrics(),
+		running: map[string]*runningJob{}, ctx: ctx, stop: stop}
+}
+
+// Start resumes every job that was running or being canceled when the
+// server stopped; jobs waiting for approval or stopped at a failure wait
+// for the operator.
+func (o *Orchestrator) Start(ctx context.Context) error {
+	jobs, err := o.Store.Jobs(ctx, store.JobFilter{Active: true})
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j.State == store.Running || j.State == store.Canceling {
+			o.log.Info("resuming job", "job", j.ID, "type", j.Type, "plan", j.Plan, "state", j.State)
+			o.launch(j)
+		}
+	}
+	o.resumeReplication(ctx)
+	return nil
+}
+
+// Close stops running jobs where they are (they resume on next Start).
+func (o *Orchestrator) Close() {
+	o.stop()
+	o.wg.Wait()
+	o.reps.mu.Lock()
+	defer o.reps.mu.Unlock()
+	for _, rep := range o.reps.m {
+		rep.stop()
+	}
+}
+
+// Config returns the applied protection config.
+func (o *Orchestrator) Config(ctx context.Context) (*protection.Config, int64, error) {
+	v, doc, err := o.Store.Config(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var c protection.Config
+	if err := json.Unmarshal(doc, &c); err != nil {
+		return nil, 0, fmt.Errorf("stored config %d: %w", v, err)
+	}
+	return &c, v, nil
+}
+
+// Apply validates a protection document and stores it atomically.
+// Nothing changes when it is refused. A plan with a job in flight keeps
+// running against the config its job started with.
+func (o *Orchestrator) Apply(ctx context.Context, yamlDoc []byte) (int64, *protection.Config, error) {
+	c, err := protection.Parse(yamlDoc)
+	if err != nil {
+		return 0, nil, err
+	}
+	doc, err := json.Marshal(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, cur, err := o.Store.Config(ctx); err == nil && string(cur) == string(doc) {
+		v, _, _ := o.Store.Config(ctx)
+		return v, c, nil // idempotent: the same document is no new version
+	}
+	v, err := o.Store.PutConfig(ctx, doc)
+	return v, c, err
+}

@@ -1,0 +1,97 @@
+package orchestrator
+
+import (
+	"time"
+
+	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/store"
+)
+
+// Outputs is what a job's steps recorded; it is saved with the job after
+// every step, so a resumed job knows what exists.
+type Outputs struct {
+	Started time.Time `json:"started"`
+	// From is the plan's state when the job was submitted.
+	From *store.PlanState `json:"from,omitempty"`
+	// DiskJob: the job whose disk directory this job works on (a
+	// change-point or failback acts on its failover's disks).
+	DiskJob string `json:"disk_job,omitempty"`
+	// Site the job brings machines up on (rec or test).
+	Site string `json:"site,omitempty"`
+	// Points chosen per machine.
+	Points map[string]PointUse `json:"points,omitempty"`
+	// Disks prepared: machine -> disk -> result.
+	Disks    map[string]map[string]*host.DiskResult `json:"disks,omitempty"`
+	Machines map[string]*MachineRun                 `json:"machines,omitempty"`
+	// Resources this job created, in order; cancel removes them newest
+	// first. Recorded before they are created.
+	Resources []Resource `json:"resources,omitempty"`
+	// DNS answered the new site at this time.
+	DNSAt    *time.Time      `json:"dns_at,omitempty"`
+	Approved map[string]bool `json:"approved,omitempty"`
+	Warnings []string        `json:"warnings,omitempty"`
+	// Disaster is the moment data-loss is counted from (unplanned).
+	Disaster *time.Time `json:"disaster,omitempty"`
+	// Failback: what the primary's old disks got.
+	Failback map[string]*FailbackDisk `json:"failback,omitempty"`
+	// Preserved: machine -> point that keeps the old primary's state.
+	Preserved map[string]string `json:"preserved,omitempty"`
+}
+
+// PointUse is the point a machine was recovered from.
+type PointUse struct {
+	ID          string    `json:"id"`
+	Time        time.Time `json:"time"`
+	Consistency string    `json:"consistency"`
+	Group       string    `json:"group,omitempty"`
+}
+
+// MachineRun is a machine the job brought up.
+type MachineRun struct {
+	Address   string     `json:"address"`
+	Started   *time.Time `json:"started,omitempty"`
+	HealthyAt *time.Time `json:"healthy_at,omitempty"`
+	Disks     []string   `json:"disks"`
+}
+
+// FailbackDisk is what a failback wrote to one of the primary's disks.
+type FailbackDisk struct {
+	Machine      string `json:"machine"`
+	Disk         string `json:"disk"`
+	Size         int64  `json:"size"`
+	BytesWritten int64  `json:"bytes_written"`
+	// Differed: bytes of the old primary disk that differed from the
+	// failover point when it was preserved (writes it took after).
+	Differed int64 `json:"preserved_bytes_differing,omitempty"`
+}
+
+// Resource kinds.
+const (
+	ResSite    = "site"
+	ResDisk    = "disk"
+	ResMachine = "machine"
+	ResDNS     = "dns"
+	// ResPrimaryStopped: a primary machine the job stopped through its
+	// agent (planned failover, fencing); cancel starts it again.
+	ResPrimaryStopped = "primary-stopped"
+)
+
+// Resource is something a job created on the recovery side.
+type Resource struct {
+	Kind string `json:"kind"`
+	Site string `json:"site,omitempty"`
+	Name string `json:"name,omitempty"` // machine, or profile/endpoint
+	Path string `json:"path,omitempty"` // disk
+	// DNS: the endpoint's settings before the change.
+	Enabled  *bool `json:"enabled,omitempty"`
+	Priority *int  `json:"priority,omitempty"`
+}
+
+func (r *run) record(res Resource) {
+	for _, x := range r.out.Resources {
+		if x.Kind == res.Kind && x.Site == res.Site && x.Name == res.Name && x.Path == res.Path {
+			return
+		}
+	}
+	r.out.Resources = append(r.out.Resources, res)
+}

@@ -1,0 +1,317 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/haven-dr/haven/internal/agent"
+	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/vault"
+	"golang.org/x/sys/unix"
+)
+
+// replicator replicates a plan's recovered machines back into the vault
+// (reprotect) with the agent's own code.
+type replicator struct {
+	agent  *agent.Agent
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type replicators struct {
+	mu sync.Mutex
+	m  map[string]*replicator
+}
+
+// reprotectConfig describes the recovered machines to the agent code:
+// their disks are the failover's disk files at the recovery site.
+func (r *run) reprotectConfig(plan *protection.Plan) *agent.Config {
+	dir := filepath.Join(r.o.DiskDir, r.out.DiskJob)
+	provider := agent.ProviderNone
+	if reflinks(dir) {
+		provider = agent.ProviderReflink
+	}
+	cfg := &agent.Config{Vault: "server", StateDir: filepath.Join(dir, ".agent"), Listen: "127.0.0.1:0"}
+	for _, m := range machinesOf(plan) {
+		mc := r.cfg.Machine(m)
+		amc := agent.MachineConfig{Name: m, Group: mc.GroupOf(), Provider: provider,
+			CloneDir: filepath.Join(dir, ".clones", m),
+			Policy:   agent.Policy{Frequency: agent.MinFrequency, RPOAlert: 2 * time.Minute}}
+		for _, d := range mc.Disks {
+			amc.Disks = append(amc.Disks, agent.DiskConfig{Name: d.Name, Path: r.diskPath(m, d.Name)})
+		}
+		os.MkdirAll(amc.CloneDir, 0o700)
+		cfg.Machines = append(cfg.Machines, amc)
+	}
+	return cfg
+}
+
+// reflinks reports whether files in dir can be cloned (FICLONE).
+func reflinks(dir string) bool {
+	os.MkdirAll(dir, 0o700)
+	a, err := os.CreateTemp(dir, ".hvprobe")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(a.Name())
+	defer a.Close()
+	a.Write([]byte("x"))
+	b, err := os.CreateTemp(dir, ".hvprobe")
+	if err != nil {
+		return false
+	}
+	defer os.Remove(b.Name())
+	defer b.Close()
+	return unix.IoctlFileClone(int(b.Fd()), int(a.Fd())) == nil
+}
+
+func (o *Orchestrator) replicatorFor(plan string) *replicator {
+	o.reps.mu.Lock()
+	defer o.reps.mu.Unlock()
+	return o.reps.m[plan]
+}
+
+// ensureReplicator builds the plan's agent if this process has none.
+func (r *run) ensureReplicator(plan *protection.Plan) (*replicator, error) {
+	o := r.o
+	o.reps.mu.Lock()
+	defer o.reps.mu.Unlock()
+	if o.reps.m == nil {
+		o.reps.m = map[string]*replicator{}
+	}
+	if rep := o.reps.m[plan.Name]; rep != nil {
+		return rep, nil
+	}
+	a, err := agent.NewWithVault(r.reprotectConfig(plan), o.Vault)
+	if err != nil {
+		return nil, err
+	}
+	rep := &replicator{agent: a}
+	o.reps.m[plan.Name] = rep
+	return rep, nil
+}
+
+func (rep *replicator) start() {
+	if rep.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rep.cancel, rep.done = cancel, make(chan struct{})
+	go func() {
+		defer close(rep.done)
+		rep.agent.Run(ctx)
+	}()
+}
+
+func (rep *replicator) stop() {
+	if rep.cancel != nil {
+		rep.cancel()
+		<-rep.done
+		rep.cancel = nil
+	}
+}
+
+func groupsOf(cfg *protection.Config, plan *protection.Plan) []string {
+	var out []string
+	for _, m := range machinesOf(plan) {
+		if g := cfg.Machine(m).GroupOf(); !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (r *run) reprotectSteps(plan *protection.Plan) []step {
+	return []step{
+		{"first point back", func(ctx context.Context, r *run) error {
+			rep, err := r.ensureReplicator(plan)
+			if err != nil {
+				return err
+			}
+			for _, g := range groupsOf(r.cfg, plan) {
+				if err := rep.agent.Cycle(ctx, g); err != nil {
+					return fmt.Errorf("replicating group %s back: %w", g, err)
+				}
+			}
+			r.logf("info", "the recovered machines' disks are in the vault; replication back runs every %s", agent.MinFrequency)
+			return nil
+		}},
+		{"finish", func(ctx context.Context, r *run) error {
+			rep, err := r.ensureReplicator(plan)
+			if err != nil {
+				return err
+			}
+			rep.start()
+			return r.setPhase(ctx, PhaseReprotected, r.out.From.Failover)
+		}},
+	}
+}
+
+// resumeReplication restarts replication back for reprotected plans after
+// a server restart.
+func (o *Orchestrator) resumeReplication(ctx context.Context) {
+	cfg, _, err := o.Config(ctx)
+	if err != nil {
+		return
+	}
+	for _, p := range cfg.Plans {
+		st, err := o.Store.PlanState(ctx, p.Name)
+		if err != nil || st.Phase != PhaseReprotected {
+			continue
+		}
+		fj, err := o.Store.Job(ctx, st.Failover)
+		if err != nil {
+			continue
+		}
+		r, _, err := o.load(fj)
+		if err != nil {
+			continue
+		}
+		r.out.DiskJob = fj.ID
+		if rep, err := r.ensureReplicator(r.cfg.Plan(p.Name)); err == nil {
+			rep.start()
+			o.log.Info("replicating back again", "plan", p.Name)
+		}
+	}
+}
+
+func (r *run) failbackSteps(plan *protection.Plan) []step {
+	all := machinesOf(plan)
+	s := []step{
+		{"stop recovery machines", func(ctx context.Context, r *run) error {
+			for _, m := range slices.Backward(all) {
+				if err := r.o.Host.StopMachine(ctx, SiteRecovery, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPointsBack(ctx, plan) }},
+		{"fence the old primary", func(ctx context.Context, r *run) error {
+			for _, m := range slices.Backward(all) {
+				c, _, err := r.agentFor(m)
+				if err != nil {
+					return err
+				}
+				if err := c.Stop(ctx, m); err != nil {
+					return fmt.Errorf("stop old primary %s before writing its disks: %w", m, err)
+				}
+			}
+			return nil
+		}},
+		{"restore primary disks", func(ctx context.Context, r *run) error { return r.restorePrimary(ctx, all) }},
+		{"start primary machines", func(ctx context.Context, r *run) error {
+			for _, m := range all {
+				if err := r.startPrimary(ctx, m); err != nil {
+					return fmt.Errorf("start primary %s: %w", m, err)
+				}
+				r.logf("info", "primary %s started by its agent", m)
+			}
+			return nil
+		}},
+	}
+	for i, g := range plan.Groups {
+		s = append(s, r.actionSteps(groupLabel(i, g)+": after", g.After, "planned", "failback", g.Machines, "")...)
+	}
+	s = append(s,
+		step{"remove the recovery copy", func(ctx context.Context, r *run) error {
+			fj, fout, err := r.jobOutputs(ctx, r.out.From.Failover)
+			if err != nil {
+				return err
+			}
+			fcfg, _ := r.o.jobConfig(fj)
+			return r.removeResources(ctx, fcfg, fout.Resources, func(x Resource) bool {
+				return x.Kind == ResDNS || x.Kind == ResPrimaryStopped
+			})
+		}},
+		step{"finish", func(ctx context.Context, r *run) error {
+			if rep := r.o.replicatorFor(plan.Name); rep != nil {
+				rep.stop()
+				r.o.reps.mu.Lock()
+				delete(r.o.reps.m, plan.Name)
+				r.o.reps.mu.Unlock()
+			}
+			return r.setPhase(ctx, PhaseProtected, "")
+		}})
+	return s
+}
+
+// finalPointsBack takes the last point of the recovered machines after
+// they stopped, with the agent code that replicated them back.
+func (r *run) finalPointsBack(ctx context.Context, plan *protection.Plan) error {
+	all := machinesOf(plan)
+	if len(r.out.Points) == len(all) {
+		return nil
+	}
+	rep, err := r.ensureReplicator(plan)
+	if err != nil {
+		return err
+	}
+	rep.stop()
+	since := time.Now().Add(-time.Second)
+	for _, g := range groupsOf(r.cfg, plan) {
+		if err := rep.agent.Cycle(ctx, g); err != nil {
+			return fmt.Errorf("final point of group %s: %w", g, err)
+		}
+	}
+	pts := map[string]PointUse{}
+	for _, m := range all {
+		ps, err := r.o.Vault.Points(ctx, m)
+		if err != nil {
+			return err
+		}
+		var newest *vault.Point
+		for _, p := range ps {
+			if !p.Time.Before(since) && (newest == nil || p.Time.After(newest.Time)) {
+				newest = p
+			}
+		}
+		if newest == nil {
+			return fmt.Errorf("no point of %s after the recovery machines stopped", m)
+		}
+		pts[m] = use(newest)
+		r.logf("info", "final point of %s at the recovery site: %s", m, newest.ID)
+	}
+	r.out.Points = pts
+	return nil
+}
+
+func (r *run) restorePrimary(ctx context.Context, machines []string) error {
+	if r.out.Failback == nil {
+		r.out.Failback = map[string]*FailbackDisk{}
+		r.out.Preserved = map[string]string{}
+	}
+	for _, m := range machines {
+		c, _, err := r.agentFor(m)
+		if err != nil {
+			return err
+		}
+		_, preserved := r.out.Preserved[m]
+		res, err := c.Restore(ctx, m, r.out.Points[m].ID, !preserved)
+		if err != nil {
+			return fmt.Errorf("restore %s onto the primary's disks: %w (the disks may be partly written; retry the job to finish)", m, err)
+		}
+		if !preserved {
+			r.out.Preserved[m] = res.Preserved
+		}
+		for _, d := range res.Disks {
+			fd := r.out.Failback[m+"/"+d.Disk]
+			if fd == nil {
+				fd = &FailbackDisk{Machine: m, Disk: d.Disk, Size: d.Size, Differed: d.Differing}
+				r.out.Failback[m+"/"+d.Disk] = fd
+			}
+			fd.BytesWritten += d.BytesWritten
+			r.logf("info", "%s/%s: wrote %d of %d bytes onto the primary's disk (kept its previous state as point %s)",
+				m, d.Disk, d.BytesWritten, d.Size, r.out.Preserved[m])
+		}
+		if err := r.save(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// StandbyHost is what a host offers for standby images.
+type StandbyHost interface {
+	StandbyPoint(machine, disk string) string
+}
+
+// RefreshStandby brings every protected machine's standby disks up to its
+// newest point; each refresh writes only the chunks that changed, so the
+// recovery site always holds a near-current copy and a failover clones it
+// instead of restoring whole disks.
+func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
+	cfg, _, err := o.Config(ctx)
+	if err != nil {
+		return nil // nothing applied yet
+	}
+	sh, _ := o.Host.(StandbyHost)
+	var errs []error
+	for _, m := range cfg.Machines {
+		ps, err := o.Vault.Points(ctx, m.Name)
+		if err != nil || len(ps) == 0 {
+			continue
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
+		newest := ps[0]
+		for _, d := range m.Disks {
+			if sh != nil && sh.StandbyPoint(m.Name, d.Name) == newest.ID {
+				continue
+			}
+			if _, err := o.Host.UpdateStandby(ctx, m.Name, d.Name, newest.ID); err != nil {
+				errs = append(errs, fmt.Errorf("standby %s/%s: %w", m.Name, d.Name, err))
+				continue
+			}
+			o.log.Info("standby image updated", "machine", m.Name, "disk", d.Name, "point", newest.ID)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,122 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/haven-dr/haven/internal/protection"
+)
+
+// steps lists a job's steps. It depends only on the job's type, params and
+// config snapshot, so a resumed job gets the same list.
+func (r *run) steps() ([]step, error) {
+	plan := r.cfg.Plan(r.job.Plan)
+	if plan == nil {
+		return nil, fmt.Errorf("%w: no plan %q", ErrBadRequest, r.job.Plan)
+	}
+	switch r.job.Type {
+	case TestFailover:
+		return r.failoverSteps(plan, "test", SiteTest), nil
+	case PlannedFailover:
+		return r.failoverSteps(plan, "planned", SiteRecovery), nil
+	case UnplannedFailover:
+		return r.failoverSteps(plan, "unplanned", SiteRecovery), nil
+	case TestCleanup:
+		return r.cleanupSteps(), nil
+	case CancelFailover:
+		return r.cancelFailoverSteps(), nil
+	case ChangePoint:
+		return r.changePointSteps(plan), nil
+	case Commit:
+		return []step{{"commit", func(ctx context.Context, r *run) error {
+			return r.setPhase(ctx, PhaseCommitted, r.out.From.Failover)
+		}}}, nil
+	case Reprotect:
+		return r.reprotectSteps(plan), nil
+	case Failback:
+		return r.failbackSteps(plan), nil
+	}
+	return nil, fmt.Errorf("%w: unknown job type %q", ErrBadRequest, r.job.Type)
+}
+
+// machinesOf lists the plan's machines in start order.
+func machinesOf(p *protection.Plan) []string {
+	var out []string
+	for _, g := range p.Groups {
+		out = append(out, g.Machines...)
+	}
+	return out
+}
+
+func groupLabel(i int, g protection.Group) string {
+	if g.Name != "" {
+		return fmt.Sprintf("group %d (%s)", i+1, g.Name)
+	}
+	return fmt.Sprintf("group %d (%s)", i+1, strings.Join(g.Machines, ", "))
+}
+
+func actionLabel(a protection.Action) string {
+	if a.Name != "" {
+		return a.Type + " " + a.Name
+	}
+	switch a.Type {
+	case protection.ActionDNS:
+		return "dns " + a.Profile + " -> " + a.Endpoint
+	case protection.ActionScript:
+		s := a.Run
+		if len(s) > 40 {
+			s = s[:40] + "..."
+		}
+		return "script " + s
+	}
+	return a.Type
+}
+
+func (r *run) failoverSteps(plan *protection.Plan, typ, site string) []step {
+	var s []step
+	all := machinesOf(plan)
+	switch typ {
+	case "planned":
+		s = append(s, step{"stop primary machines", func(ctx context.Context, r *run) error { return r.stopPrimary(ctx, plan) }},
+			step{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPoints(ctx, all) }})
+	case "unplanned":
+		s = append(s, step{"check primary", func(ctx context.Context, r *run) error { return r.checkPrimary(ctx, all) }})
+	}
+	s = append(s, step{"choose recovery points", func(ctx context.Context, r *run) error { return r.choosePoints(ctx, all) }},
+		step{"network", func(ctx context.Context, r *run) error { return r.ensureSite(ctx, site, typ == "test") }})
+	for i, g := range plan.Groups {
+		label := groupLabel(i, g)
+		s = append(s, r.actionSteps(label+": before", g.Before, typ, "failover", g.Machines, site)...)
+		s = append(s,
+			step{label + ": disks", func(ctx context.Context, r *run) error { return r.prepareDisks(ctx, g.Machines) }},
+			step{label + ": start", func(ctx context.Context, r *run) error { return r.startMachines(ctx, site, g.Machines, typ == "test") }},
+			step{label + ": health", func(ctx context.Context, r *run) error { return r.waitHealthy(ctx, site, g.Machines, typ == "test") }})
+		s = append(s, r.actionSteps(label+": after", g.After, typ, "failover", g.Machines, site)...)
+	}
+	s = append(s, step{"finish", func(ctx context.Context, r *run) error {
+		if typ == "test" {
+			return r.setTest(ctx, r.job.ID)
+		}
+		return r.setPhase(ctx, PhaseFailedOver, r.job.ID)
+	}})
+	return s
+}
+
+func (r *run) actionSteps(label string, actions []protection.Action, typ, dir string, machines []string, site string) []step {
+	var s []step
+	for _, a := range actions {
+		name := label + ": " + actionLabel(a)
+		s = append(s, step{name, func(ctx context.Context, r *run) error {
+			if !a.Applies(typ, dir) {
+				return errSkipped
+			}
+			if a.Type == protection.ActionDNS && typ == "test" {
+				r.logf("info", "%s: a test failover never touches customer DNS", name)
+				return errSkipped
+			}
+			return r.runAction(ctx, name, a, machines, site, typ, dir)
+		}})
+	}
+	return s
+}

@@ -1,0 +1,182 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/haven-dr/haven/internal/dns"
+	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/store"
+)
+
+// removeResources undoes resources newest first. Each removal is
+// idempotent; every failure is reported and the rest still tried, so a
+// retry finishes what one pass could not.
+func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res []Resource, keep func(Resource) bool) error {
+	var errs []error
+	for _, x := range slices.Backward(res) {
+		if keep != nil && keep(x) {
+			continue
+		}
+		var err error
+		switch x.Kind {
+		case ResMachine:
+			err = r.o.Host.StopMachine(ctx, x.Site, x.Name)
+		case ResDisk:
+			err = r.o.Host.RemoveDisk(ctx, x.Path)
+		case ResSite:
+			err = r.o.Host.RemoveSite(ctx, x.Site)
+		case ResDNS:
+			err = r.revertDNS(ctx, cfg, x)
+		case ResPrimaryStopped:
+			err = r.startPrimary(ctx, x.Name)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s%s: %w", x.Kind, x.Site, x.Name+x.Path, err))
+			continue
+		}
+		r.logf("info", "removed %s %s", x.Kind, strings.TrimPrefix(x.Site+" "+x.Name+x.Path, " "))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *run) revertDNS(ctx context.Context, cfg *protection.Config, x Resource) error {
+	if cfg.Traffic == nil {
+		return nil
+	}
+	tr, err := r.o.Traffic(cfg.Traffic)
+	if err != nil {
+		return err
+	}
+	prof, ep, _ := strings.Cut(x.Name, "/")
+	return tr.UpdateEndpoint(ctx, prof, ep, dns.EndpointPatch{Enabled: x.Enabled, Priority: x.Priority})
+}
+
+func (r *run) startPrimary(ctx context.Context, m string) error {
+	c, _, err := r.agentFor(m)
+	if err != nil {
+		return err
+	}
+	return c.Start(ctx, m)
+}
+
+// undo is what a canceled job runs: remove what it created and put the
+// plan back where it was.
+func (o *Orchestrator) undo(ctx context.Context, r *run) {
+	r.logf("info", "canceling: removing what the job created")
+	if err := r.removeResources(ctx, r.cfg, r.out.Resources, nil); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: stays canceling, resumed at start
+		}
+		r.logf("error", "cancel incomplete: %v", err)
+		o.finish(ctx, r.job, store.Failed, "cancel incomplete (retry with haven job cancel): "+err.Error())
+		return
+	}
+	st, err := o.Store.PlanState(ctx, r.job.Plan)
+	if err == nil {
+		if st.Test == r.job.ID {
+			st.Test = ""
+		}
+		if st.Failover == r.job.ID {
+			st.Phase, st.Failover = PhaseProtected, ""
+		}
+		o.Store.PutPlanState(ctx, st)
+	}
+	o.finish(ctx, r.job, store.Canceled, "")
+	o.metrics.observeJob(r.job)
+}
+
+// cleanupSteps remove a test failover's copy and record the drill.
+func (r *run) cleanupSteps() []step {
+	return []step{
+		{"remove the test copy", func(ctx context.Context, r *run) error {
+			tj, tout, err := r.jobOutputs(ctx, r.out.From.Test)
+			if err != nil {
+				return err
+			}
+			if tj.State == store.Running || tj.State == store.Waiting {
+				return fmt.Errorf("%w: test failover %s is still %s", ErrPrecondition, tj.ID, tj.State)
+			}
+			tcfg, _ := r.o.jobConfig(tj)
+			return r.removeResources(ctx, tcfg, tout.Resources, nil)
+		}},
+		{"record the drill", func(ctx context.Context, r *run) error {
+			tj, tout, err := r.jobOutputs(ctx, r.out.From.Test)
+			if err != nil {
+				return err
+			}
+			d := store.Drill{JobID: tj.ID, Plan: tj.Plan, Started: tj.Created, CleanedUp: time.Now().UTC(),
+				Passed: tj.State == store.Succeeded, Note: r.p.Note, Error: tj.Error}
+			if rep := buildReport(tj, tout); rep.RTOSeconds != nil {
+				d.RTOSeconds = *rep.RTOSeconds
+			}
+			if tj.State == store.Failed {
+				// The test copy of a failed drill is removed; the
+				// failed job ends so the plan is free again.
+				r.o.finish(ctx, tj, store.Canceled, tj.Error)
+			}
+			if err := r.o.Store.AddDrill(ctx, d); err != nil {
+				return err
+			}
+			return r.setTest(ctx, "")
+		}},
+	}
+}
+
+func (o *Orchestrator) jobConfig(j *store.Job) (*protection.Config, error) {
+	r, _, err := o.load(j)
+	if err != nil {
+		return nil, err
+	}
+	return r.cfg, nil
+}
+
+// cancelFailoverSteps undo an uncommitted failover: recovery machines,
+// disks, network and DNS changes go; primaries it stopped start again.
+func (r *run) cancelFailoverSteps() []step {
+	return []step{
+		{"undo the failover", func(ctx context.Context, r *run) error {
+			fj, fout, err := r.jobOutputs(ctx, r.out.From.Failover)
+			if err != nil {
+				return err
+			}
+			fcfg, _ := r.o.jobConfig(fj)
+			return r.removeResources(ctx, fcfg, fout.Resources, nil)
+		}},
+		{"finish", func(ctx context.Context, r *run) error { return r.setPhase(ctx, PhaseProtected, "") }},
+	}
+}
+
+// changePointSteps bring the failed-over machines up again from other
+// points; each disk gets only the chunks that differ.
+func (r *run) changePointSteps(plan *protection.Plan) []step {
+	all := machinesOf(plan)
+	s := []step{
+		{"stop recovery machines", func(ctx context.Context, r *run) error {
+			for _, m := range slices.Backward(all) {
+				if err := r.o.Host.StopMachine(ctx, SiteRecovery, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"choose recovery points", func(ctx context.Context, r *run) error { return r.choosePoints(ctx, all) }},
+	}
+	for i, g := range plan.Groups {
+		label := groupLabel(i, g)
+		s = append(s,
+			step{label + ": disks", func(ctx context.Context, r *run) error { return r.reuseDisks(ctx, g.Machines) }},
+			step{label + ": start", func(ctx context.Context, r *run) error { return r.startMachines(ctx, SiteRecovery, g.Machines, false) }},
+			step{label + ": health", func(ctx context.Context, r *run) error { return r.waitHealthy(ctx, SiteRecovery, g.Machines, false) }})
+	}
+	return s
+}
+
+// reuseDisks rewrites the failover's own disks in place to the new points.
+func (r *run) reuseDisks(ctx context.Context, machines []string) error {
+	return r.prepareDisks(ctx, machines)
+}

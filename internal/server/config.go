@@ -1,0 +1,86 @@
+// Package server is `haven server`: the control plane's HTTP API under /v1
+// (token-authenticated), its state store, the orchestrator it drives, the
+// standby images it keeps current, and the agents' heartbeats.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrConfig marks an invalid server config (exit code 2).
+var ErrConfig = errors.New("invalid server config")
+
+// Config is the server's YAML configuration.
+type Config struct {
+	Listen       string `yaml:"listen"`        // API address; default 127.0.0.1:7780
+	StateDir     string `yaml:"state_dir"`     // default /var/lib/haven/server
+	Vault        string `yaml:"vault"`         // vault URL
+	PasswordFile string `yaml:"password_file"` // else $HAVEN_PASSWORD
+	// Edge is an existing network namespace the recovery site is joined
+	// to: where customers and the traffic manager reach it from.
+	Edge string `yaml:"edge"`
+	// TokenFile holds the admin token; made at first start (mode 0600).
+	TokenFile string `yaml:"token_file"`
+	// Standby keeps a local copy of each protected disk current from the
+	// newest point, so failover clones it instead of restoring it whole.
+	Standby         *bool         `yaml:"standby"`
+	StandbyInterval time.Duration `yaml:"standby_interval"` // default 15s
+	// AgentSilent: an agent not heard from for this long is an alert.
+	AgentSilent time.Duration `yaml:"agent_silent"` // default 60s
+}
+
+// LoadConfig reads a server config; unknown keys are refused.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+	}
+	if err := c.Defaults(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+	}
+	return &c, nil
+}
+
+// Defaults fills unset fields and checks the rest.
+func (c *Config) Defaults() error {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7780"
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: %v", c.Listen, err)
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/haven/server"
+	}
+	if c.Vault == "" {
+		return errors.New("vault: missing")
+	}
+	if c.TokenFile == "" {
+		c.TokenFile = filepath.Join(c.StateDir, "admin.token")
+	}
+	if c.Standby == nil {
+		on := true
+		c.Standby = &on
+	}
+	if c.StandbyInterval == 0 {
+		c.StandbyInterval = 15 * time.Second
+	}
+	if c.AgentSilent == 0 {
+		c.AgentSilent = time.Minute
+	}
+	return nil
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/haven-dr/haven/internal/blob"
+	"github.com/haven-dr/haven/internal/blob/blobopen"
+	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/orchestrator"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vault"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// Server is a running control plane.
+type Server struct {
+	cfg   *Config
+	log   *slog.Logger
+	store store.Store
+	vault *vault.Vault
+	host  *host.Local
+	orch  *orchestrator.Orchestrator
+	token string
+	start time.Time
+}
+
+// Options are the parts a caller (a test) may replace.
+type Options struct {
+	Logger *slog.Logger
+	Agents orchestrator.AgentDialer // default HTTP
+}
+
+// New opens the state, the vault and the recovery host. It does not
+// start jobs or listen yet (Run does).
+func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Agents == nil {
+		o.Agents = orchestrator.HTTPAgents
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	tok, err := EnsureToken(cfg.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := password(cfg.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	be, err := blobopen.Open(ctx, cfg.Vault, blob.DefaultLimits())
+	if err != nil {
+		return nil, err
+	}
+	v, err := vault.Open(ctx, be, pw, vault.Options{Holder: "haven-server"})
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	st, err := store.OpenSQLite(ctx, filepath.Join(cfg.StateDir, "state.db"))
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	h, err := host.NewLocal(filepath.Join(cfg.StateDir, "host"), v, nil)
+	if err != nil {
+		st.Close()
+		v.Close()
+		return nil, err
+	}
+	alloc, err := vnet.OpenAllocator(filepath.Join(cfg.StateDir, "addresses.json"))
+	if err != nil {
+		st.Close()
+		v.Close()
+		return nil, err
+	}
+	orch := orchestrator.New(orchestrator.Options{Store: st, Host: h, Vault: v, Agents: o.Agents,
+		Traffic: orchestrator.DNSTraffic, DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
+		Alloc: alloc, Logger: o.Logger})
+	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, token: tok, start: time.Now()}, nil
+}
+
+func password(file string) (string, error) {
+	if file == "" {
+		if p := os.Getenv("HAVEN_PASSWORD"); p != "" {
+			return p, nil
+		}
+		return "", fmt.Errorf("%w: no password_file and $HAVEN_PASSWORD is empty", ErrConfig)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// Orchestrator is the server's job runner (tests).
+func (s *Server) Orchestrator() *orchestrator.Orchestrator { return s.orch }
+
+// Run resumes unfinished jobs, keeps standby images current and serves
+// the API on ln until ctx ends.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	if err := s.orch.Start(ctx); err != nil {
+		return err
+	}
+	defer s.orch.Close()
+	if *s.cfg.Standby {
+		go s.standbyLoop(ctx)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	s.log.Info("haven server listening", "addr", ln.Addr().String(), "state", s.cfg.StateDir, "token_file", s.cfg.TokenFile)
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the state and the vault; the recovery machines this
+// process runs are stopped gracefully.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.host.Close(ctx)
+	return errors.Join(s.store.Close(), s.vault.Close())
+}
+
+func (s *Server) standbyLoop(ctx context.Context) {
+	for {
+		if err := s.orch.RefreshStandby(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("standby images", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.StandbyInterval):
+		}
+	}
+}
