@@ -162,4 +162,3 @@ func printReport(w io.Writer, r *orchestrator.Report) {
 		fmt.Fprintf(w, "  error: %s\n", r.Error)
 	}
 }
-
