@@ -61,8 +61,9 @@ func (rs *responder) useECS(opt *dns.OPT) {
 			continue
 		}
 		rs.ecs = e
-		if a, ok := netip.AddrFromSlice(e.Address); ok && e.SourceNetmask > 0 {
-			rs.c.addr = a.Unmap()
+		a, ok := netip.AddrFromSlice(e.Address)
+		if pfx, err := a.Unmap().Prefix(int(e.SourceNetmask)); ok && err == nil && e.SourceNetmask > 0 {
+			rs.c.addr = pfx.Addr() // bits past the source prefix must not steer routing
 		}
 	}
 }
@@ -72,7 +73,13 @@ func (rs *responder) addOPT() {
 	o.SetUDPSize(ednsSize)
 	if rs.ecs != nil {
 		e := *rs.ecs
-		e.SourceScope = uint8(min(rs.scope, int(e.SourceNetmask)))
+		// RFC 7871 7.2.1: a scope longer than the source prefix tells the
+		// resolver that its prefix was too short to pick the answer; a /0
+		// source asks for an answer that does not depend on the client.
+		e.SourceScope = uint8(rs.scope)
+		if e.SourceNetmask == 0 {
+			e.SourceScope = 0
+		}
 		o.Option = append(o.Option, &e)
 	}
 	rs.m.Extra = append(rs.m.Extra, o)
@@ -203,6 +210,7 @@ func (rs *responder) chase(target string) {
 		var rrs []dns.RR
 		if n.profile != nil {
 			pk := n.profile.route(rs.c)
+			rs.scope = max(rs.scope, pk.scope)
 			rrs, target = rs.endpointRRsFor(target, n.profile.ttl, pk.eps)
 		} else {
 			rrs, target = staticData(n, rs.q.Qtype)
