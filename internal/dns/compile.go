@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -69,7 +70,7 @@ func compileZone(e *errs, t *table, zc *Zone, field string) {
 		e.add(zc.at.lineOf("name"), field+".name", "%q is not a domain name", zc.Name)
 		return
 	}
-	if _, ok := dns.IsDomainName(zc.Name); !ok {
+	if _, ok := dns.IsDomainName(zc.Name); !ok || strings.Contains(zc.Name, "*") {
 		e.add(zc.at.lineOf("name"), field+".name", "%q is not a domain name", zc.Name)
 		return
 	}
