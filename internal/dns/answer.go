@@ -3,6 +3,7 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -224,4 +225,27 @@ func (rs *responder) endpointRRsFor(owner string, ttl uint32, eps []*endpoint) (
 	rs.q.Name = owner
 	defer func() { rs.q = q }()
 	return rs.endpointRRs(ttl, eps)
+}
+
+// minimalANY keeps the smallest RRset of an ANY answer (RFC 8482 section
+// 4.1): ANY over UDP is the classic amplification query, and a client that
+// wants everything can ask over TCP, which keeps the full answer.
+func (rs *responder) minimalANY() {
+	if rs.q.Qtype != dns.TypeANY || len(rs.m.Answer) < 2 {
+		return
+	}
+	size := map[uint16]int{}
+	for _, rr := range rs.m.Answer {
+		size[rr.Header().Rrtype] += dns.Len(rr)
+	}
+	keep := rs.m.Answer[0].Header().Rrtype
+	for t, n := range size {
+		if n < size[keep] || (n == size[keep] && t < keep) {
+			keep = t
+		}
+	}
+	rs.m.Answer = slices.DeleteFunc(rs.m.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype != keep })
+	rs.eps = slices.DeleteFunc(rs.eps, func(e *endpoint) bool {
+		return e.addr.IsValid() && e.addr.Is4() != (keep == dns.TypeA)
+	})
 }

@@ -44,6 +44,7 @@ func compile(c *Config) (*table, error) {
 		compileZone(&e, t, &c.Zones[i], fmt.Sprintf("zones[%d]", i))
 	}
 	compileProfiles(&e, t, c)
+	compileRateLimit(&e, t, c.RateLimit)
 	return t, e.err()
 }
 

@@ -13,6 +13,7 @@ type table struct {
 	profiles []*profile
 	listen   string
 	api      string
+	rrl      *rateLimiter // nil: no rate limiting; a reload starts afresh
 }
 
 type zone struct {
