@@ -3,6 +3,7 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -61,8 +62,9 @@ func (rs *responder) useECS(opt *dns.OPT) {
 			continue
 		}
 		rs.ecs = e
-		if a, ok := netip.AddrFromSlice(e.Address); ok && e.SourceNetmask > 0 {
-			rs.c.addr = a.Unmap()
+		a, ok := netip.AddrFromSlice(e.Address)
+		if pfx, err := a.Unmap().Prefix(int(e.SourceNetmask)); ok && err == nil && e.SourceNetmask > 0 {
+			rs.c.addr = pfx.Addr() // bits past the source prefix must not steer routing
 		}
 	}
 }
@@ -72,7 +74,13 @@ func (rs *responder) addOPT() {
 	o.SetUDPSize(ednsSize)
 	if rs.ecs != nil {
 		e := *rs.ecs
-		e.SourceScope = uint8(min(rs.scope, int(e.SourceNetmask)))
+		// RFC 7871 7.2.1: a scope longer than the source prefix tells the
+		// resolver that its prefix was too short to pick the answer; a /0
+		// source asks for an answer that does not depend on the client.
+		e.SourceScope = uint8(rs.scope)
+		if e.SourceNetmask == 0 {
+			e.SourceScope = 0
+		}
 		o.Option = append(o.Option, &e)
 	}
 	rs.m.Extra = append(rs.m.Extra, o)
@@ -203,6 +211,7 @@ func (rs *responder) chase(target string) {
 		var rrs []dns.RR
 		if n.profile != nil {
 			pk := n.profile.route(rs.c)
+			rs.scope = max(rs.scope, pk.scope)
 			rrs, target = rs.endpointRRsFor(target, n.profile.ttl, pk.eps)
 		} else {
 			rrs, target = staticData(n, rs.q.Qtype)
@@ -216,4 +225,27 @@ func (rs *responder) endpointRRsFor(owner string, ttl uint32, eps []*endpoint) (
 	rs.q.Name = owner
 	defer func() { rs.q = q }()
 	return rs.endpointRRs(ttl, eps)
+}
+
+// minimalANY keeps the smallest RRset of an ANY answer (RFC 8482 section
+// 4.1): ANY over UDP is the classic amplification query, and a client that
+// wants everything can ask over TCP, which keeps the full answer.
+func (rs *responder) minimalANY() {
+	if rs.q.Qtype != dns.TypeANY || len(rs.m.Answer) < 2 {
+		return
+	}
+	size := map[uint16]int{}
+	for _, rr := range rs.m.Answer {
+		size[rr.Header().Rrtype] += dns.Len(rr)
+	}
+	keep := rs.m.Answer[0].Header().Rrtype
+	for t, n := range size {
+		if n < size[keep] || (n == size[keep] && t < keep) {
+			keep = t
+		}
+	}
+	rs.m.Answer = slices.DeleteFunc(rs.m.Answer, func(rr dns.RR) bool { return rr.Header().Rrtype != keep })
+	rs.eps = slices.DeleteFunc(rs.eps, func(e *endpoint) bool {
+		return e.addr.IsValid() && e.addr.Is4() != (keep == dns.TypeA)
+	})
 }

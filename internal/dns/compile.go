@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -43,6 +44,7 @@ func compile(c *Config) (*table, error) {
 		compileZone(&e, t, &c.Zones[i], fmt.Sprintf("zones[%d]", i))
 	}
 	compileProfiles(&e, t, c)
+	compileRateLimit(&e, t, c.RateLimit)
 	return t, e.err()
 }
 
@@ -69,7 +71,7 @@ func compileZone(e *errs, t *table, zc *Zone, field string) {
 		e.add(zc.at.lineOf("name"), field+".name", "%q is not a domain name", zc.Name)
 		return
 	}
-	if _, ok := dns.IsDomainName(zc.Name); !ok {
+	if _, ok := dns.IsDomainName(zc.Name); !ok || strings.Contains(zc.Name, "*") {
 		e.add(zc.at.lineOf("name"), field+".name", "%q is not a domain name", zc.Name)
 		return
 	}

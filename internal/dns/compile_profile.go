@@ -69,6 +69,9 @@ func placeProfile(e *errs, t *table, pc *Profile, p *profile, field string) bool
 	}
 	z := t.findZone(p.name)
 	switch {
+	case badWildcard(p.name):
+		e.add(pc.at.lineOf("name"), field+".name", "%q: '*' is a wildcard only as the whole leftmost label (RFC 4592)", pc.Name)
+		return false
 	case z == nil:
 		e.add(pc.at.lineOf("name"), field+".name", "%s is not inside any zone", p.name)
 		return false

@@ -15,6 +15,10 @@ func compileRecord(e *errs, z *zone, rc *Record, ttl uint32, field string) {
 		e.add(rc.at.lineOf("name"), field+".name", "%q is not a name inside %s", rc.Name, z.origin)
 		return
 	}
+	if badWildcard(name) {
+		e.add(rc.at.lineOf("name"), field+".name", "%q: '*' is a wildcard only as the whole leftmost label (RFC 4592)", rc.Name)
+		return
+	}
 	typ := strings.ToUpper(rc.Type)
 	t, known := dns.StringToType[typ]
 	switch {

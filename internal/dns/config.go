@@ -10,12 +10,23 @@ import (
 // documented YAML; every struct keeps the source lines of its fields so that
 // validation errors can name the line and the field.
 type Config struct {
-	Listen   string    `yaml:"listen"`
-	API      string    `yaml:"api"`
-	Zones    []Zone    `yaml:"zones"`
-	Profiles []Profile `yaml:"profiles"`
+	Listen    string     `yaml:"listen"`
+	API       string     `yaml:"api"`
+	Zones     []Zone     `yaml:"zones"`
+	Profiles  []Profile  `yaml:"profiles"`
+	RateLimit *RateLimit `yaml:"rate_limit"` // omit: no response-rate limiting
 
 	dir string // of the file, for relative paths
+
+	at pos `yaml:"-"`
+}
+
+// RateLimit is response-rate limiting (RRL) of UDP answers per client
+// prefix (/24 for IPv4, /56 for IPv6), as in BIND and Knot.
+type RateLimit struct {
+	ResponsesPerSecond int      `yaml:"responses_per_second"` // per prefix; 0: off
+	Slip               *int     `yaml:"slip"`                 // every Nth limited answer goes out truncated; 0: none
+	Window             Duration `yaml:"window"`               // how long an excess is remembered
 
 	at pos `yaml:"-"`
 }

@@ -107,6 +107,11 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	return decodeMapping(n, (*plain)(c), &c.at, "config")
 }
 
+func (r *RateLimit) UnmarshalYAML(n *yaml.Node) error {
+	type plain RateLimit
+	return decodeMapping(n, (*plain)(r), &r.at, "rate_limit")
+}
+
 func (z *Zone) UnmarshalYAML(n *yaml.Node) error {
 	type plain Zone
 	return decodeMapping(n, (*plain)(z), &z.at, "zone")

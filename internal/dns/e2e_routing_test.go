@@ -46,12 +46,15 @@ profiles:
       - {name: eu, target: 192.0.2.31, regions: [europe]}
       - {name: asia, target: 192.0.2.32, regions: [asia]}
       - {name: world, target: 192.0.2.33, regions: [WORLD]}
+  - name: nsn.example.test
+    endpoints:
+      - {name: inner, profile: sn.example.test}
 `
 
 func startRoutingServer(t *testing.T) *Server {
 	t.Helper()
 	geo := filepath.Join(t.TempDir(), "geo.txt")
-	if err := os.WriteFile(geo, []byte("10.0.0.0/8 europe\n172.16.0.0/12 asia\n"), 0o600); err != nil {
+	if err := os.WriteFile(geo, []byte("10.0.0.0/8 europe\n172.16.0.0/12 asia\n10.200.0.0/16 asia\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return startServer(t, fmt.Sprintf(routingConfig, bigRecords(), geo))

@@ -16,7 +16,8 @@ func FuzzRespond(f *testing.F) {
 	for _, seed := range fuzzSeeds() {
 		f.Add(seed)
 	}
-	s, err := New(mustParseF(f, fmt.Sprintf(logicConfig, bigRecords())), Options{})
+	wild := "      - {name: '*.wild', type: CNAME, value: www.example.test.}\n"
+	s, err := New(mustParseF(f, fmt.Sprintf(logicConfig, bigRecords()+wild)), Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func fuzzSeeds() [][]byte {
 		out = append(out, b)
 	}
 	for _, n := range []string{"app.example.test.", "WWW.example.test.", "sn.example.test.", "nest.example.test.",
-		"big.example.test.", "alias.example.test.", "nope.example.test.", "example.org.", "."} {
+		"big.example.test.", "alias.example.test.", "a.b.wild.example.test.", "nope.example.test.", "example.org.", "."} {
 		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeANY, dns.TypeCNAME, dns.TypeTXT} {
 			add(n, t, nil)
 		}

@@ -46,16 +46,29 @@ func loadGeo(path string) (*geoMap, error) {
 	return g, sc.Err()
 }
 
-// region returns the region of a client address and the matched prefix
-// length (the ECS scope), or WORLD and 0.
+// region returns the region of a client address (WORLD when no prefix
+// matches) and the ECS scope of that decision: the matched prefix length,
+// or longer where a more specific prefix of another region lies close to
+// the client.
 func (g *geoMap) region(a netip.Addr) (string, int) {
 	if g == nil {
 		return worldRegion, 0
 	}
+	region, bits := worldRegion, -1
 	for _, e := range g.entries {
 		if e.prefix.Contains(a) {
-			return e.region, e.prefix.Bits()
+			region, bits = e.region, e.prefix.Bits()
+			break
 		}
 	}
-	return worldRegion, 0
+	scope := max(bits, 0)
+	for _, e := range g.entries {
+		if e.prefix.Bits() <= bits {
+			break // sorted longest first
+		}
+		if !strings.EqualFold(e.region, region) {
+			scope = max(scope, excludeScope(a, bits, []netip.Prefix{e.prefix}))
+		}
+	}
+	return region, scope
 }

@@ -9,14 +9,42 @@ import (
 
 // ServeDNS implements dns.Handler.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	rs := respond(s.table.Load(), r, remoteAddr(w.RemoteAddr()))
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+	t := s.table.Load()
+	remote := remoteAddr(w.RemoteAddr())
+	_, udp := w.RemoteAddr().(*net.UDPAddr)
+	if udp && t.rrl != nil && s.rateLimited(w, r, t.rrl.check(remote)) {
+		return
+	}
+	rs := respond(t, r, remote)
+	if udp {
+		rs.minimalANY()
 		rs.m.Truncate(udpLimit(r))
 	}
 	if err := w.WriteMsg(rs.m); err != nil {
 		s.log.Debug("dns write", "err", err)
 	}
 	s.metrics.observe(rs)
+}
+
+// rateLimited drops or slips a limited answer before any work is spent on
+// it; a slip is an empty truncated reply, which a real client retries over
+// TCP and which is no larger than the query.
+func (s *Server) rateLimited(w dns.ResponseWriter, r *dns.Msg, v rrlVerdict) bool {
+	switch v {
+	case rrlDrop:
+		s.metrics.limited.WithLabelValues("drop").Inc()
+		return true
+	case rrlSlip:
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Truncated = true
+		if err := w.WriteMsg(m); err != nil {
+			s.log.Debug("dns write", "err", err)
+		}
+		s.metrics.limited.WithLabelValues("slip").Inc()
+		return true
+	}
+	return false
 }
 
 // udpLimit is the reply size a UDP client accepts (RFC 6891).

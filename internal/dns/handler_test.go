@@ -203,9 +203,10 @@ func TestRespondHealth(t *testing.T) {
 	want("app.example.test.", dns.TypeAAAA, 0, "2001:db8::3")
 	want("nest.example.test.", dns.TypeA, 0, "192.0.2.40")
 	setHealth(t, s, "app.example.test", "p3", false)
-	// every endpoint down: fail open with every enabled endpoint
-	want("app.example.test.", dns.TypeA, 0, "192.0.2.1", "192.0.2.2")
-	want("app.example.test.", dns.TypeAAAA, 0, "2001:db8::3")
+	// every endpoint down: fail open routes as if all were healthy, so the
+	// priority profile still names one site (p1, which has no AAAA)
+	want("app.example.test.", dns.TypeA, 0, "192.0.2.1")
+	want("app.example.test.", dns.TypeAAAA, 0)
 	setHealth(t, s, "app.example.test", "p1", true)
 	want("app.example.test.", dns.TypeA, 0, "192.0.2.1")
 	setHealth(t, s, "strict.example.test", "only", false)
@@ -247,9 +248,13 @@ func TestRespondSubnetAndMultivalue(t *testing.T) {
 		scope uint8
 	}{
 		{"10.1.2.0", 24, "192.0.2.22", 16},
-		{"10.2.0.0", 16, "192.0.2.21", 8},
+		// 10.0.0.0/8 matched, but 10.1.0.0/16 inside it maps elsewhere:
+		// the scope must stop short of it (10.2/15 does not reach 10.1).
+		{"10.2.0.0", 16, "192.0.2.21", 15},
 		{"198.51.100.7", 32, "192.0.2.22", 32},
-		{"203.0.113.0", 24, "192.0.2.23", 0},
+		// no subnet matched: the fallback holds up to 203/5 (198.51.100.7
+		// is 198/5 and 10/8 is 0/1), never for all of /0.
+		{"203.0.113.0", 24, "192.0.2.23", 5},
 	} {
 		r := query(s, "sn.example.test.", dns.TypeA, true, ecs(tc.ip, tc.bits))
 		got := addrsOf(r)

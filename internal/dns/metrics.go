@@ -18,6 +18,7 @@ type metrics struct {
 	answers   *prometheus.CounterVec
 	probes    *prometheus.CounterVec
 	probeTime *prometheus.HistogramVec
+	limited   *prometheus.CounterVec
 }
 
 // profileMetrics and endpointMetrics cache label lookups off the query path.
@@ -43,7 +44,11 @@ func newMetrics(s *Server) *metrics {
 		Namespace: "haven_dns", Name: "probe_duration_seconds",
 		Help: "Health probe latency.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 	}, []string{"profile", "endpoint"})
-	m.reg.MustRegister(m.queries, m.answers, m.probes, m.probeTime, stateCollector{s},
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "haven_dns", Name: "rate_limited_total",
+		Help: "UDP answers withheld by response-rate limiting: dropped, or slipped (sent empty and truncated).",
+	}, []string{"action"})
+	m.reg.MustRegister(m.queries, m.answers, m.probes, m.probeTime, m.limited, stateCollector{s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

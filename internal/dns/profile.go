@@ -112,7 +112,7 @@ func (p *profile) noteAllDown(servfail bool) {
 	if !p.allDown.CompareAndSwap(false, true) {
 		return
 	}
-	what := "failing open: answering with every enabled endpoint"
+	what := "failing open: routing as if every enabled endpoint were healthy"
 	if servfail {
 		what = "answering SERVFAIL"
 	}

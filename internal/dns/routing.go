@@ -1,8 +1,10 @@
 package dns
 
 import (
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -24,45 +26,38 @@ type pick struct {
 
 type healthFn func(*endpoint) bool
 
-// route applies the profile's routing method to its healthy endpoints and
-// falls back (fail open or not) when none is healthy.
+// route applies the profile's routing method to its healthy endpoints. When
+// none is healthy it fails open as Traffic Manager does: the same method as
+// if every enabled endpoint were healthy, so a priority profile still names
+// one site (never both: that would split clients between the sites).
 func (p *profile) route(c client) pick {
 	if p.healthyCount() > 0 {
-		eps, scope := p.method(c, func(e *endpoint) bool { return e.state(p).Routable() })
-		return pick{eps: p.flatten(c, eps), scope: scope}
+		return p.decide(c, func(e *endpoint) bool { return e.state(p).Routable() }, false)
 	}
 	enabled := func(e *endpoint) bool { return e.enabled.Load() }
-	var all []*endpoint
-	for _, e := range p.endpoints {
-		if enabled(e) {
-			all = append(all, e)
-		}
-	}
 	switch {
-	case len(all) == 0 || !p.enabled:
+	case !p.enabled || !slices.ContainsFunc(p.endpoints, enabled):
 		return pick{none: true}
 	case p.servfail:
 		return pick{allDown: true}
 	}
-	// Fail open: every enabled endpoint, so clients can try them all; a
-	// CNAME cannot share a name, so then route as if all were healthy.
-	for _, e := range all {
-		if e.cname != "" {
-			all, _ = p.method(c, enabled)
-			break
-		}
-	}
-	return pick{eps: p.flatten(c, all), allDown: true}
+	return p.decide(c, enabled, true)
 }
 
-func (p *profile) flatten(c client, eps []*endpoint) []*endpoint {
-	var out []*endpoint
+// decide routes among the endpoints ok accepts and resolves nested ones; the
+// scope is the longest of the parent's and the children's (RFC 7871 7.2.1:
+// the answer must hold for every client inside it).
+func (p *profile) decide(c client, ok healthFn, allDown bool) pick {
+	eps, scope := p.method(c, ok)
+	out := pick{allDown: allDown, scope: scope}
 	for _, e := range eps {
 		if e.child == nil {
-			out = append(out, e)
+			out.eps = append(out.eps, e)
 			continue
 		}
-		out = append(out, e.child.route(c).eps...)
+		sub := e.child.route(c)
+		out.eps = append(out.eps, sub.eps...)
+		out.scope = max(out.scope, sub.scope)
 	}
 	return out
 }
@@ -173,19 +168,56 @@ func (p *profile) subnet(c client, ok healthFn) ([]*endpoint, int) {
 		}
 	}
 	if best == nil {
-		return one(fallback), 0
+		best = fallback
 	}
-	return one(best), bits
+	scope := max(bits, 0)
+	for _, e := range p.endpoints {
+		if ok(e) && e != best {
+			scope = max(scope, excludeScope(c.addr, bits, e.subnets))
+		}
+	}
+	return one(best), scope
+}
+
+// excludeScope is the shortest prefix length around a that leaves out every
+// prefix more specific than the match (bits) that does not contain a: such
+// a prefix decides differently, and a resolver caching a's answer for the
+// whole scope would hand it to the clients inside it.
+func excludeScope(a netip.Addr, bits int, prefixes []netip.Prefix) int {
+	scope := 0
+	for _, s := range prefixes {
+		if s.Bits() > bits && s.Addr().Is4() == a.Is4() && !s.Contains(a) {
+			scope = max(scope, commonBits(a, s.Addr())+1)
+		}
+	}
+	return scope
+}
+
+// commonBits is the length of the common prefix of two same-family addresses.
+func commonBits(a, b netip.Addr) int {
+	x, y := a.As16(), b.As16()
+	n := 0
+	for i := range x {
+		if d := x[i] ^ y[i]; d != 0 {
+			n += bits.LeadingZeros8(d)
+			break
+		}
+		n += 8
+	}
+	if a.Is4() {
+		n -= 96
+	}
+	return n
 }
 
 // geographic: the healthy endpoint serving the client's region, else one
 // serving WORLD.
 func (p *profile) geographic(c client, ok healthFn) ([]*endpoint, int) {
-	region, bits := p.geo.region(c.addr)
+	region, scope := p.geo.region(c.addr)
 	if e := p.inRegion(region, ok); e != nil {
-		return one(e), bits
+		return one(e), scope
 	}
-	return one(p.inRegion(worldRegion, ok)), bits
+	return one(p.inRegion(worldRegion, ok)), scope
 }
 
 func (p *profile) inRegion(region string, ok healthFn) *endpoint {

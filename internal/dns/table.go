@@ -13,12 +13,14 @@ type table struct {
 	profiles []*profile
 	listen   string
 	api      string
+	rrl      *rateLimiter // nil: no rate limiting; a reload starts afresh
 }
 
 type zone struct {
 	origin string
 	soa    *dns.SOA
 	names  map[string]*node // every existing name, including empty non-terminals
+	wild   bool             // some name is a wildcard ("*" leftmost)
 }
 
 // node is what exists at one name: static records or a profile.
@@ -37,13 +39,45 @@ func (t *table) findZone(name string) *zone {
 	return nil
 }
 
-// lookup finds the zone and node of a name; node is nil for NXDOMAIN.
+// lookup finds the zone and node of a name; node is nil for NXDOMAIN. A
+// name that does not exist takes the wildcard of its closest encloser
+// (RFC 4592), answered under the asked name.
 func (t *table) lookup(name string) (*zone, *node) {
 	z := t.findZone(name)
 	if z == nil {
 		return nil, nil
 	}
-	return z, z.names[name]
+	if n := z.names[name]; n != nil || !z.wild {
+		return z, n
+	}
+	return z, z.wildcard(name)
+}
+
+// wildcard finds the closest encloser, the nearest existing ancestor (empty
+// non-terminals exist too), and synthesises from its "*" child if any.
+func (z *zone) wildcard(name string) *node {
+	for off, end := dns.NextLabel(name, 0); !end && len(name)-off >= len(z.origin); off, end = dns.NextLabel(name, off) {
+		if z.names[name[off:]] == nil {
+			continue
+		}
+		w := z.names["*."+name[off:]]
+		if w == nil {
+			return nil
+		}
+		return w.synthesize(name)
+	}
+	return nil
+}
+
+// synthesize copies a wildcard node's records under owner; a profile answers
+// under the asked name anyway.
+func (n *node) synthesize(owner string) *node {
+	out := &node{profile: n.profile, rrs: make([]dns.RR, len(n.rrs))}
+	for i, rr := range n.rrs {
+		out.rrs[i] = dns.Copy(rr)
+		out.rrs[i].Header().Name = owner
+	}
+	return out
 }
 
 // negSOA is the SOA for the authority section of a negative answer: its TTL
@@ -65,6 +99,7 @@ func (z *zone) addName(name string) *node {
 		n = &node{}
 		z.names[name] = n
 	}
+	z.wild = z.wild || strings.HasPrefix(name, "*.")
 	for off, end := dns.NextLabel(name, 0); !end && len(name[off:]) >= len(z.origin); off, end = dns.NextLabel(name, off) {
 		if z.names[name[off:]] == nil {
 			z.names[name[off:]] = &node{}
@@ -74,3 +109,15 @@ func (z *zone) addName(name string) *node {
 }
 
 func canonical(name string) string { return strings.ToLower(dns.Fqdn(name)) }
+
+// badWildcard reports a '*' that RFC 4592 takes literally (anywhere but as
+// the whole leftmost label): serving it so would silently differ from what
+// the operator meant.
+func badWildcard(name string) bool {
+	for i, l := range dns.SplitDomainName(name) {
+		if strings.Contains(l, "*") && (i > 0 || l != "*") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,36 @@
+package dns
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// BenchmarkServeDNS is the query path without sockets: a priority profile
+// answered over "UDP", with and without a (never reached) rate limit.
+//
+//	go test -run '^$' -bench ServeDNS ./internal/dns/
+func BenchmarkServeDNS(b *testing.B) {
+	for _, rl := range []string{"", "rate_limit: {responses_per_second: 1000000}\n"} {
+		b.Run(fmt.Sprintf("rrl=%v", rl != ""), func(b *testing.B) {
+			c, err := ParseConfig([]byte(fmt.Sprintf(logicConfig, "") + rl))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := New(c, Options{Log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			m := new(dns.Msg)
+			m.SetQuestion("app.example.test.", dns.TypeA)
+			w := newRecorder(true, "127.0.0.1")
+			b.ReportAllocs()
+			for b.Loop() {
+				s.ServeDNS(w, m)
+			}
+		})
+	}
+}

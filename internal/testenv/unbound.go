@@ -1,0 +1,61 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// Unbound starts Unbound on 127.0.0.1 as a caching resolver for zone, with
+// the authoritative server at 127.0.0.1:authPort as its stub, sending EDNS
+// Client Subnet to it and caching answers by the returned scope (its
+// subnetcache module). It returns the resolver's address; the process is
+// killed in t.Cleanup.
+func Unbound(t testing.TB, zone string, authPort int) string {
+	t.Helper()
+	bin := LookPath(t, "unbound")
+	dir := t.TempDir()
+	port := loopbackPort(t)
+	conf := fmt.Sprintf(`server:
+  interface: 127.0.0.1
+  port: %d
+  do-ip6: no
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "%s"
+  pidfile: "%s/unbound.pid"
+  use-syslog: no
+  verbosity: 1
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  qname-minimisation: no
+  module-config: "subnetcache iterator"
+  send-client-subnet: 127.0.0.1
+  max-client-subnet-ipv4: 24
+  local-zone: "%s" nodefault
+stub-zone:
+  name: "%s"
+  stub-addr: 127.0.0.1@%d
+`, port, dir, dir, tld(zone), zone, authPort)
+	path := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startService(t, "unbound", port, bin, "-d", "-c", path)
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// tld is the last label: Unbound serves reserved names such as "test." as
+// local zones unless told otherwise.
+func tld(zone string) string {
+	for i := len(zone) - 2; i >= 0; i-- {
+		if zone[i] == '.' {
+			return zone[i+1:]
+		}
+	}
+	return zone
+}
