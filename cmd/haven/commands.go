@@ -19,4 +19,5 @@ var subcommands = []func() *cobra.Command{
 	newReprotectCmd,
 	newFailbackCmd,
 	newJobCmd,
+	newMachineCmd,
 }

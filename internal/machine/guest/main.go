@@ -1,6 +1,6 @@
 // Command guest is the init of Haven's test images: a static binary run as
 // PID 1 by both machine drivers. It serves HTTP on :80 ("/" answers the
-// hostname, "/fetch?addr=" relays a GET made from inside the machine, "/write" writes a file and syncs, "/ignore-shutdown" makes it
+// hostname, "/fetch?addr=" relays a GET made from inside the machine, "/write" writes a file and syncs, "/read" reads one back, "/ignore-shutdown" makes it
 // ignore graceful shutdown, for the kill-after-timeout test) and powers off
 // on SIGTERM, SIGINT, SIGPWR or an ACPI power-button press.
 package main
@@ -59,6 +59,7 @@ func serve() {
 		fmt.Fprintf(w, "hello from %s\n", host)
 	})
 	mux.HandleFunc("POST /write", writeFile)
+	mux.HandleFunc("GET /read", readFile)
 	mux.HandleFunc("GET /fetch", fetch)
 	mux.HandleFunc("POST /ignore-shutdown", func(w http.ResponseWriter, r *http.Request) {
 		ignoreShutdown.Store(true)
@@ -97,6 +98,16 @@ func writeFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ok")
+}
+
+// readFile answers the content of ?path= (what a machine has on its disk).
+func readFile(w http.ResponseWriter, r *http.Request) {
+	b, err := os.ReadFile(filepath.Clean("/" + r.URL.Query().Get("path")))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	w.Write(b)
 }
 
 func watchSignals(out chan<- string) {

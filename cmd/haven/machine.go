@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/nsdrv"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// machineFile describes one machine to run outside the server: a
+// primary-site machine on the ns driver, started and stopped by the
+// agent's control hooks (`haven machine start|stop`).
+type machineFile struct {
+	Machine  machine.Spec               `json:"machine"`
+	Networks map[string]vnet.Attachment `json:"networks"` // network -> namespace and bridge
+	StateDir string                     `json:"state_dir"`
+	PIDFile  string                     `json:"pid_file"`
+	Log      string                     `json:"log,omitempty"` // where start sends run's output
+}
+
+func (f *machineFile) Attachment(network string) (vnet.Attachment, error) {
+	a, ok := f.Networks[network]
+	if !ok {
+		return vnet.Attachment{}, fmt.Errorf("%w: network %q not in the machine file", vnet.ErrUnknown, network)
+	}
+	return a, nil
+}
+
+func loadMachineFile(path string) (*machineFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageError(err.Error())
+	}
+	var f machineFile
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, usageError(fmt.Sprintf("%s: %v", path, err))
+	}
+	if f.PIDFile == "" || f.StateDir == "" {
+		return nil, usageError(path + ": pid_file and state_dir are required")
+	}
+	return &f, nil
+}
+
+func newMachineCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "machine",
+		Short: "Run one ns machine in the foreground, or start/stop it in the background (agent hooks)",
+	}
+	c.AddCommand(machineRunCmd(), machineStartCmd(), machineStopCmd())
+	return c
+}
+
+func machineRunCmd() *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:   "run --file machine.json",
+		Short: "Boot the machine and keep it running until SIGTERM (then stop it gracefully)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := loadMachineFile(path)
+			if err != nil {
+				return err
+			}
+			d := &nsdrv.Driver{Networks: f, StateDir: f.StateDir}
+			m, err := d.Start(cmd.Context(), f.Machine)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(f.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+				m.Stop(context.Background())
+				return err
+			}
+			defer os.Remove(f.PIDFile)
+			select {
+			case <-cmd.Context().Done():
+				ctx, cancel := context.WithTimeout(context.Background(), f.Machine.StopTimeout+30*time.Second)
+				defer cancel()
+				return m.Stop(ctx)
+			case <-m.Done():
+				return errors.New("machine stopped by itself")
+			}
+		},
+	}
+	c.Flags().StringVar(&path, "file", "", "machine file (JSON)")
+	_ = c.MarkFlagRequired("file")
+	return c
+}
+
+func runningPID(pidFile string) int {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	return pid
+}
+
+func machineStartCmd() *cobra.Command {
+	var path string
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "start --file machine.json",
+		Short: "Start `haven machine run` detached; returns once the machine runs (idempotent)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := loadMachineFile(path)
+			if err != nil {
+				return err
+			}
+			if runningPID(f.PIDFile) != 0 {
+				return nil
+			}
+			logPath := f.Log
+			if logPath == "" {
+				logPath = filepath.Join(f.StateDir, f.Machine.Name+".run.log")
+			}
+			os.MkdirAll(filepath.Dir(logPath), 0o755)
+			lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return err
+			}
+			defer lf.Close()
+			self, _ := os.Executable()
+			run := exec.Command(self, "machine", "run", "--file", path)
+			run.Stdout, run.Stderr = lf, lf
+			run.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := run.Start(); err != nil {
+				return err
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- run.Wait() }()
+			deadline := time.After(wait)
+			for runningPID(f.PIDFile) != run.Process.Pid {
+				select {
+				case err := <-exited:
+					return fmt.Errorf("machine %s did not start (%v); see %s", f.Machine.Name, err, logPath)
+				case <-deadline:
+					run.Process.Kill()
+					return fmt.Errorf("machine %s not running after %s; see %s", f.Machine.Name, wait, logPath)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&path, "file", "", "machine file (JSON)")
+	c.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for the machine to run")
+	_ = c.MarkFlagRequired("file")
+	return c
+}
+
+func machineStopCmd() *cobra.Command {
+	var path string
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "stop --file machine.json",
+		Short: "Stop a machine started with `haven machine start` and wait until it is gone (idempotent)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := loadMachineFile(path)
+			if err != nil {
+				return err
+			}
+			pid := runningPID(f.PIDFile)
+			if pid == 0 {
+				return nil
+			}
+			syscall.Kill(pid, syscall.SIGTERM)
+			deadline := time.Now().Add(wait)
+			for syscall.Kill(pid, 0) == nil {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("machine %s (pid %d) still running after %s", f.Machine.Name, pid, wait)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&path, "file", "", "machine file (JSON)")
+	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the machine to stop")
+	_ = c.MarkFlagRequired("file")
+	return c
+}
