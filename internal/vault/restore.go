@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"errors"
+	"os"
 	"time"
 )
 
@@ -24,14 +26,14 @@ type RestoreOptions struct {
 // RestoreStats report what a restore did (or, with DryRun, would do).
 type RestoreStats struct {
 	Point           string        `json:"point"`
-	Size            int64         `json:"size"`              // the disk's size: the target's size afterwards
-	TargetSize      int64         `json:"target_size"`       // the target's size before (0 for a new file)
-	Existing        bool          `json:"existing"`          // target existed: restored in place, only differing chunks written
-	DryRun          bool          `json:"dry_run,omitempty"` // nothing was written
-	BytesWritten    int64         `json:"bytes_written"`     // data written or holes punched in the target
-	ChunksWritten   int64         `json:"chunks_written"`    // chunks that differed
-	ChunksUnchanged int64         `json:"chunks_unchanged"`  // chunks the target already had
-	BytesFetched    int64         `json:"bytes_fetched"`     // bytes read from storage (dry run: sealed size of the blobs needed)
+	Size            int64         `json:"size"`             // the disk's size: the target's size afterwards
+	TargetSize      int64         `json:"target_size"`      // the target's size before (0 for a new file)
+	Existing        bool          `json:"existing"`         // target existed: restored in place, only differing chunks written
+	DryRun          bool          `json:"dry_run"`          // nothing was written
+	BytesWritten    int64         `json:"bytes_written"`    // data written or holes punched in the target
+	ChunksWritten   int64         `json:"chunks_written"`   // chunks that differed
+	ChunksUnchanged int64         `json:"chunks_unchanged"` // chunks the target already had
+	BytesFetched    int64         `json:"bytes_fetched"`    // bytes read from storage (dry run: sealed size of the blobs needed)
 	Duration        time.Duration `json:"duration_ns"`
 }
 
@@ -46,8 +48,21 @@ type RestoreStats struct {
 // the target is synced, and only then shrunk if the disk is smaller. A
 // failure returns a *RestoreError saying whether the target is untouched or
 // partially written; either way, running the same restore again completes
-// it. Errors that are not a *RestoreError came before the target was opened.
+// it. Every error of Restore is a *RestoreError.
 func (v *Vault) Restore(ctx context.Context, opt RestoreOptions) (*RestoreStats, error) {
+	st, err := v.restore(ctx, opt)
+	var re *RestoreError
+	if err != nil && !errors.As(err, &re) { // failed before opening the target
+		state := TargetUntouched
+		if _, serr := os.Stat(opt.Target); os.IsNotExist(serr) {
+			state = TargetNotCreated
+		}
+		err = &RestoreError{Target: opt.Target, State: state, Err: err}
+	}
+	return st, err
+}
+
+func (v *Vault) restore(ctx context.Context, opt RestoreOptions) (*RestoreStats, error) {
 	start := time.Now()
 	p, err := v.FindPoint(ctx, opt.Machine, opt.Point)
 	if err != nil {
