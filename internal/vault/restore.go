@@ -45,10 +45,11 @@ type RestoreStats struct {
 // An existing target (failback onto the old disk) is compared chunk by chunk,
 // and only differing chunks are fetched, verified and staged in a temporary
 // file before the first byte of the target changes; then they are written,
-// the target is synced, and only then shrunk if the disk is smaller. A
-// failure returns a *RestoreError saying whether the target is untouched or
-// partially written; either way, running the same restore again completes
-// it. Every error of Restore is a *RestoreError.
+// the target is synced, and only then shrunk if the disk is smaller.
+//
+// Every error is a *RestoreError saying whether the target is untouched,
+// not created, or partially written; from each, running the same restore
+// again completes it.
 func (v *Vault) Restore(ctx context.Context, opt RestoreOptions) (*RestoreStats, error) {
 	st, err := v.restore(ctx, opt)
 	var re *RestoreError
