@@ -54,7 +54,7 @@ func exitCode(err error) int {
 		return exitUnavailable
 	case errors.Is(err, vault.ErrLocked):
 		return exitLocked
-	case errors.Is(err, vault.ErrNoPoint):
+	case errors.Is(err, vault.ErrNoPoint), errors.Is(err, vault.ErrNoDisk):
 		return exitNoPoint
 	}
 	return exitFailure

@@ -20,6 +20,11 @@ func newSnapshotCmd() *cobra.Command {
 		Short: "Take one recovery point of a machine's disks (raw images or block devices)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch consistency {
+			case vault.Inconsistent, vault.CrashConsistent, vault.AppConsistent:
+			default:
+				return usageError(fmt.Sprintf("--consistency %q: want inconsistent, crash or app", consistency))
+			}
 			srcs, total, err := parseDisks(disks)
 			if err != nil {
 				return err
@@ -49,7 +54,8 @@ func newSnapshotCmd() *cobra.Command {
 	fs := cmd.Flags()
 	fs.StringVar(&machine, "machine", "", "machine name (required)")
 	fs.StringArrayVar(&disks, "disk", nil, "disk as NAME=PATH (repeatable)")
-	fs.StringVar(&consistency, "consistency", vault.CrashConsistent, "crash or app (app only when the caller quiesced the application)")
+	fs.StringVar(&consistency, "consistency", vault.Inconsistent, "what the copy is: inconsistent (disks read while in use), "+
+		"crash (the disks did not change while read: a stopped machine, or an LVM/reflink snapshot), app (the application was quiesced too)")
 	fs.StringVar(&group, "group", "", "consistency group recorded in the point")
 	fs.DurationVar(&lockWait, "lock-wait", time.Minute, "how long to wait for a running prune")
 	cmd.MarkFlagRequired("machine")

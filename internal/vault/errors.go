@@ -16,6 +16,7 @@ var (
 	ErrCorrupt            = errors.New("object corrupt")
 	ErrLocked             = errors.New("vault is locked by another process")
 	ErrNoPoint            = errors.New("no such recovery point")
+	ErrNoDisk             = errors.New("no such disk")
 )
 
 // ObjectError names the stored object an integrity problem was found in, so an

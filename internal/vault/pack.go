@@ -71,18 +71,14 @@ func (v *Vault) compressBlob(w *worker, plain []byte) (payload []byte, flags byt
 // openBlob authenticates, decompresses and verifies one blob read from pack.
 // It decrypts in place: sealed is destroyed.
 func (v *Vault) openBlob(pack string, e blobEntry, sealed []byte) ([]byte, error) {
-	plain, err := v.appendBlob(nil, pack, e, sealed)
-	if err == nil && v.hashID(plain) != e.ID {
-		return nil, corrupt(pack, "blob %s: content does not match its ID", e.ID)
-	}
-	return plain, err
+	return v.appendBlob(nil, pack, e, sealed, v.key.hasher())
 }
 
-// appendBlob appends a blob's plaintext to dst without recomputing its keyed
-// hash. The AEAD tag already authenticates the plaintext together with its
-// ID (the AAD), so restore, which writes gigabytes, skips the second hash;
-// check keeps it. sealed is destroyed.
-func (v *Vault) appendBlob(dst []byte, pack string, e blobEntry, sealed []byte) ([]byte, error) {
+// appendBlob appends a blob's plaintext to dst and verifies it against its
+// ID with the keyed hasher h. The AEAD tag alone is not enough: anyone with
+// the encryption key (a buggy or hostile writer) can seal any content under
+// any ID. sealed is destroyed.
+func (v *Vault) appendBlob(dst []byte, pack string, e blobEntry, sealed []byte, h *blake3.Hasher) ([]byte, error) {
 	if uint32(len(sealed)) != e.Length {
 		return nil, corrupt(pack, "blob %s truncated (%d of %d bytes)", e.ID, len(sealed), e.Length)
 	}
@@ -100,6 +96,9 @@ func (v *Vault) appendBlob(dst []byte, pack string, e blobEntry, sealed []byte) 
 	}
 	if uint32(len(dst)-n) != e.RawLength {
 		return nil, corrupt(pack, "blob %s: %d bytes, index says %d", e.ID, len(dst)-n, e.RawLength)
+	}
+	if sumID(h, dst[n:]) != e.ID {
+		return nil, corrupt(pack, "blob %s: content does not match its ID", e.ID)
 	}
 	return dst, nil
 }

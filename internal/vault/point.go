@@ -17,6 +17,7 @@ const pointsPrefix = "points/"
 
 // Consistency of a recovery point.
 const (
+	Inconsistent    = "inconsistent" // disks read while in use: no single instant
 	CrashConsistent = "crash"
 	AppConsistent   = "app"
 )
@@ -54,7 +55,7 @@ func (p *Point) Disk(name string) (*Disk, error) {
 	for _, d := range p.Disks {
 		names = append(names, d.Name)
 	}
-	return nil, fmt.Errorf("point %s of %s has no disk %q (disks: %s)", p.ID, p.Machine, name, strings.Join(names, ", "))
+	return nil, fmt.Errorf("%w: point %s of %s has no disk %q (disks: %s)", ErrNoDisk, p.ID, p.Machine, name, strings.Join(names, ", "))
 }
 
 // Size is the sum of the disks' sizes.
@@ -135,7 +136,8 @@ func (v *Vault) Points(ctx context.Context, machine string) ([]*Point, error) {
 	return out, g.Wait()
 }
 
-// FindPoint returns machine's point by ID, unique ID prefix, or "latest".
+// FindPoint returns machine's point by ID, unique ID prefix, "latest", or
+// a selector of point_select.go.
 func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, error) {
 	names, err := v.pointNames(ctx, machine)
 	if err != nil {
@@ -146,6 +148,9 @@ func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, erro
 	}
 	if id == "" || id == "latest" {
 		return v.loadPoint(ctx, names[len(names)-1])
+	}
+	if match, ok := selector(id); ok {
+		return v.newestMatching(ctx, machine, names, id, match)
 	}
 	var match []string
 	for _, n := range names {

@@ -2,41 +2,68 @@ package vault
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"sync/atomic"
+	"errors"
+	"os"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 )
 
 // RestoreOptions select a disk of a point and where to write it.
 type RestoreOptions struct {
-	Machine  string
-	Point    string // ID, unique ID prefix, or "latest"/"" for the newest
-	Disk     string
-	Target   string            // file or block device; a new file is created sparse
-	Progress func(bytes int64) // called as the target is compared and written
+	Machine string
+	Point   string // ID, unique ID prefix, "latest"/"" or another selector of FindPoint
+	Disk    string
+	Target  string // file or block device; a new file is created sparse
+	// DryRun compares and plans but writes nothing: the stats say what a
+	// real run would write.
+	DryRun bool
+	// StagingDir holds the verified chunks of an in-place restore until all
+	// are fetched. Default: the target's directory, or os.TempDir() for a
+	// block device. It needs room for the chunks that differ.
+	StagingDir string
+	Progress   func(bytes int64) // called as the target is compared and written
 }
 
-// RestoreStats report what a restore did.
+// RestoreStats report what a restore did (or, with DryRun, would do).
 type RestoreStats struct {
 	Point           string        `json:"point"`
-	Size            int64         `json:"size"`
-	Existing        bool          `json:"existing"`         // target existed: only differing chunks written
+	Size            int64         `json:"size"`             // the disk's size: the target's size afterwards
+	TargetSize      int64         `json:"target_size"`      // the target's size before (0 for a new file)
+	Existing        bool          `json:"existing"`         // target existed: restored in place, only differing chunks written
+	DryRun          bool          `json:"dry_run"`          // nothing was written
 	BytesWritten    int64         `json:"bytes_written"`    // data written or holes punched in the target
 	ChunksWritten   int64         `json:"chunks_written"`   // chunks that differed
 	ChunksUnchanged int64         `json:"chunks_unchanged"` // chunks the target already had
-	BytesFetched    int64         `json:"bytes_fetched"`    // bytes read from storage
+	BytesFetched    int64         `json:"bytes_fetched"`    // bytes read from storage (dry run: sealed size of the blobs needed)
 	Duration        time.Duration `json:"duration_ns"`
 }
 
-// Restore writes one disk of a recovery point to opt.Target. A new target is
-// written to a temporary file renamed into place only when complete and
-// verified, so a failed restore leaves nothing. An existing target is
-// compared chunk by chunk and only differing chunks are fetched and written,
-// which is what makes failback cheap.
+// Restore writes one disk of a recovery point to opt.Target.
+//
+// A new target is written to a temporary file renamed into place only when
+// complete and verified, so a failed restore leaves nothing.
+//
+// An existing target (failback onto the old disk) is compared chunk by chunk,
+// and only differing chunks are fetched, verified and staged in a temporary
+// file before the first byte of the target changes; then they are written,
+// the target is synced, and only then shrunk if the disk is smaller.
+//
+// Every error is a *RestoreError saying whether the target is untouched,
+// not created, or partially written; from each, running the same restore
+// again completes it.
 func (v *Vault) Restore(ctx context.Context, opt RestoreOptions) (*RestoreStats, error) {
+	st, err := v.restore(ctx, opt)
+	var re *RestoreError
+	if err != nil && !errors.As(err, &re) { // failed before opening the target
+		state := TargetUntouched
+		if _, serr := os.Stat(opt.Target); os.IsNotExist(serr) {
+			state = TargetNotCreated
+		}
+		err = &RestoreError{Target: opt.Target, State: state, Err: err}
+	}
+	return st, err
+}
+
+func (v *Vault) restore(ctx context.Context, opt RestoreOptions) (*RestoreStats, error) {
 	start := time.Now()
 	p, err := v.FindPoint(ctx, opt.Machine, opt.Point)
 	if err != nil {
@@ -54,39 +81,35 @@ func (v *Vault) Restore(ctx context.Context, opt RestoreOptions) (*RestoreStats,
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range ids {
-		if !id.IsZero() && !idx.has(id) {
-			return nil, &ObjectError{Object: pointName(p.Machine, p.ID), Detail: "chunk " + id.String() + " is in no index", Err: ErrMissing}
-		}
-	}
-	t, err := openTarget(opt.Target, d.Size)
+	t, err := openTarget(opt.Target, d.Size, opt.DryRun)
 	if err != nil {
-		return nil, err
+		return nil, &RestoreError{Target: opt.Target, State: t.state(), Err: err}
 	}
-	st := &RestoreStats{Point: p.ID, Size: d.Size, Existing: t.existing}
-	r := &restorer{v: v, idx: idx, t: t, ids: ids, cs: int64(p.ChunkSize), st: st, progress: opt.Progress}
+	st := &RestoreStats{Point: p.ID, Size: d.Size, TargetSize: t.size, Existing: t.existing, DryRun: opt.DryRun}
+	r := &restorer{v: v, idx: idx, t: t, ids: ids, cs: int64(p.ChunkSize), st: st, opt: opt,
+		object: pointName(p.Machine, p.ID)}
 	if err := r.run(ctx); err != nil {
 		t.abort()
-		return nil, err
+		return nil, r.failed(err)
 	}
-	if err := t.commit(); err != nil {
-		return nil, err
+	if err := t.commit(d.Size); err != nil {
+		return nil, r.failed(err)
 	}
 	st.Duration = time.Since(start)
 	return st, nil
 }
 
 type restorer struct {
-	v        *Vault
-	idx      *Index
-	t        *target
-	ids      []ID
-	cs       int64
-	st       *RestoreStats
-	progress func(int64)
-	written  atomic.Int64
-	chunks   atomic.Int64
-	fetched  atomic.Int64
+	v      *Vault
+	idx    *Index
+	t      *target
+	ids    []ID
+	cs     int64
+	st     *RestoreStats
+	opt    RestoreOptions
+	object string // the point's manifest, named in errors
+
+	applied int64 // chunks written to an existing target so far
 }
 
 func (r *restorer) run(ctx context.Context) error {
@@ -94,176 +117,60 @@ func (r *restorer) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	byPack := map[ID][]location{}
-	where := map[ID][]int64{}
-	for i, id := range r.ids {
-		if !need[i] {
-			continue
-		}
-		if id.IsZero() {
-			if err := r.zero(int64(i)); err != nil {
-				return err
-			}
-			continue
-		}
-		if where[id] == nil {
-			loc, _ := r.idx.lookup(id)
-			byPack[loc.Pack] = append(byPack[loc.Pack], loc)
-		}
-		where[id] = append(where[id], int64(i))
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
-	for pack, locs := range byPack {
-		g.Go(func() error { return r.fetchPack(ctx, pack, locs, where) })
-	}
-	if err := g.Wait(); err != nil {
+	pl, err := r.plan(need)
+	if err != nil {
 		return err
 	}
-	r.st.BytesWritten, r.st.ChunksWritten, r.st.BytesFetched = r.written.Load(), r.chunks.Load(), r.fetched.Load()
-	r.st.ChunksUnchanged = int64(len(r.ids)) - r.st.ChunksWritten
-	return nil
+	r.st.ChunksWritten, r.st.BytesWritten = pl.chunks, pl.bytes
+	r.st.ChunksUnchanged = int64(len(r.ids)) - pl.chunks
+	switch {
+	case r.opt.DryRun:
+		r.st.BytesFetched = pl.sealed
+		return nil
+	case r.t.existing:
+		return r.inPlace(ctx, pl)
+	}
+	dst := map[ID][]int64{}
+	for id, at := range pl.where {
+		for _, i := range at {
+			dst[id] = append(dst[id], i*r.cs)
+		}
+	}
+	return r.fetch(ctx, pl, sink{dst: r.t.f, name: r.t.path, at: dst, progress: r.opt.Progress})
 }
 
 // differing reports which chunks the target must get. A new target is sparse
 // and zero, so it needs every non-zero chunk; an existing one is read and
-// hashed to find the chunks that differ from the point.
+// hashed to find the chunks that differ from the point. Beyond the end of a
+// shorter file, the chunks the point has as zeros need nothing: growing
+// the file makes them read as zeros.
 func (r *restorer) differing(ctx context.Context) ([]bool, error) {
 	need := make([]bool, len(r.ids))
+	for i, id := range r.ids {
+		need[i] = !id.IsZero()
+	}
 	if !r.t.existing {
-		for i, id := range r.ids {
-			need[i] = !id.IsZero()
-		}
 		return need, nil
 	}
-	err := r.v.scanFile(ctx, r.t.f, r.st.Size, func(w *worker, i, n int64, chunk []byte) error {
-		if chunk == nil {
+	size := r.st.Size
+	scan := min(r.t.size, size)
+	err := r.v.scanFile(ctx, r.t.f, scan, func(w *worker, i, n int64, chunk []byte) error {
+		if full := min(r.cs, size-i*r.cs); n < full && chunk != nil {
+			// The file ends inside this chunk: growing it pads it with zeros.
+			padded := make([]byte, full)
+			copy(padded, chunk)
+			need[i] = w.id(padded) != r.ids[i]
+		} else if chunk == nil {
 			need[i] = !r.ids[i].IsZero()
 		} else {
 			need[i] = w.id(chunk) != r.ids[i]
 		}
 		return nil
-	}, r.progress)
+	}, r.opt.Progress)
 	return need, err
 }
 
-// fetchPack reads the needed blobs of one pack in as few ranged reads as
-// possible, verifies each, and writes it wherever the disk has it.
-func (r *restorer) fetchPack(ctx context.Context, pack ID, locs []location, where map[ID][]int64) error {
-	sort.Slice(locs, func(i, j int) bool { return locs[i].Offset < locs[j].Offset })
-	name := packName(pack)
-	for len(locs) > 0 {
-		n := 1 // merge blobs whose gap is small into one read
-		for n < len(locs) && int64(locs[n].Offset)-int64(locs[n-1].Offset+locs[n-1].Length) < 256<<10 &&
-			locs[n].Offset+locs[n].Length-locs[0].Offset < 16<<20 {
-			n++
-		}
-		first, last := locs[0], locs[n-1]
-		data, err := getRange(ctx, r.v.be, name, int64(first.Offset), int64(last.Offset+last.Length-first.Offset))
-		if err != nil {
-			return err
-		}
-		r.fetched.Add(int64(len(data)))
-		// Room for a full write plus one chunk: DecodeAll then never has to
-		// grow (and copy) the buffer.
-		w := coalescer{r: r, buf: make([]byte, 0, coalesceMax+int(r.cs))}
-		for _, l := range locs[:n] {
-			sealed := data[l.Offset-first.Offset : l.Offset-first.Offset+l.Length]
-			if err := w.blob(name, l.blobEntry, sealed, where[l.ID]); err != nil {
-				return err
-			}
-		}
-		if err := w.flush(); err != nil {
-			return err
-		}
-		locs = locs[n:]
-	}
-	return nil
+// failed says what state a failed restore left the target in.
+func (r *restorer) failed(err error) error {
+	return &RestoreError{Target: r.t.path, State: r.t.state(), Written: r.applied, Differing: r.st.ChunksWritten, Err: err}
 }
-
-// coalescer turns runs of consecutive chunks (a snapshot packs chunks in
-// disk order, so a pack often holds a run) into one write each.
-type coalescer struct {
-	r      *restorer
-	buf    []byte
-	first  int64 // chunk number of buf's start
-	chunks int64
-}
-
-// blob decrypts one blob straight into the write buffer at the place of
-// chunk at[0], and copies it to the other places the disk has it.
-func (w *coalescer) blob(pack string, e blobEntry, sealed []byte, at []int64) error {
-	if err := w.place(at[0]); err != nil {
-		return err
-	}
-	start := len(w.buf)
-	buf, err := w.r.v.appendBlob(w.buf, pack, e, sealed)
-	if err != nil {
-		return err
-	}
-	w.buf = buf
-	w.chunks++
-	if len(at) == 1 {
-		return nil
-	}
-	plain := append([]byte(nil), w.buf[start:]...)
-	for _, i := range at[1:] {
-		if err := w.place(i); err != nil {
-			return err
-		}
-		w.buf = append(w.buf, plain...)
-		w.chunks++
-	}
-	return nil
-}
-
-// place makes chunk i the next in the buffer, writing the buffer out first
-// unless i continues it.
-func (w *coalescer) place(i int64) error {
-	if w.chunks > 0 && (i != w.first+w.chunks || len(w.buf) >= coalesceMax) {
-		if err := w.flush(); err != nil {
-			return err
-		}
-	}
-	if w.chunks == 0 {
-		w.first = i
-	}
-	return nil
-}
-
-func (w *coalescer) flush() error {
-	if w.chunks == 0 {
-		return nil
-	}
-	off := w.first * w.r.cs
-	if _, err := w.r.t.f.WriteAt(w.buf, off); err != nil {
-		return fmt.Errorf("write %s: %w", w.r.t.path, err)
-	}
-	w.r.written.Add(int64(len(w.buf)))
-	w.r.chunks.Add(w.chunks)
-	if w.r.progress != nil && !w.r.t.existing {
-		w.r.progress(int64(len(w.buf)))
-	}
-	w.buf, w.chunks = w.buf[:0], 0
-	return nil
-}
-
-func (r *restorer) zero(i int64) error {
-	n := min(r.cs, r.st.Size-i*r.cs)
-	if err := r.t.zero(i*r.cs, n); err != nil {
-		return err
-	}
-	r.account(n)
-	return nil
-}
-
-func (r *restorer) account(n int64) {
-	r.written.Add(n)
-	r.chunks.Add(1)
-	if r.progress != nil && !r.t.existing {
-		r.progress(n)
-	}
-}
-
-// coalesceMax is the most a coalescer writes at once.
-const coalesceMax = 4 << 20

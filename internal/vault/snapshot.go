@@ -18,7 +18,7 @@ type SnapshotOptions struct {
 	Machine     string
 	Disks       []DiskSource
 	Time        time.Time // capture instant; zero means now
-	Consistency string    // CrashConsistent (default) or AppConsistent
+	Consistency string    // Inconsistent (default: nothing kept the disks still), CrashConsistent or AppConsistent
 	Provider    string    // how consistency was obtained (reflink, fsfreeze, hooks, none)
 	Group       string
 	Tags        map[string]string
@@ -56,10 +56,10 @@ func (o *SnapshotOptions) validate() error {
 	}
 	switch o.Consistency {
 	case "":
-		o.Consistency = CrashConsistent
-	case CrashConsistent, AppConsistent:
+		o.Consistency = Inconsistent
+	case Inconsistent, CrashConsistent, AppConsistent:
 	default:
-		return fmt.Errorf("consistency %q: want %q or %q", o.Consistency, CrashConsistent, AppConsistent)
+		return fmt.Errorf("consistency %q: want %q, %q or %q", o.Consistency, Inconsistent, CrashConsistent, AppConsistent)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,61 +12,100 @@ import (
 // target is where a restore writes: a new file (written under a temporary
 // name and renamed at the end), an existing file, or a block device.
 type target struct {
-	f        *os.File
+	f        *os.File // nil for a new file in a dry run
 	path     string
 	tmp      string
+	size     int64 // before the restore (0 for a new file)
 	existing bool
 	device   bool
+	readOnly bool // dry run
+	touched  bool // an existing target may have been changed
 }
 
-func openTarget(path string, size int64) (*target, error) {
+// openTarget never changes an existing target: its size too stays as it is
+// until the restore has written everything (see grow and commit). A block
+// device is opened exclusively, which Linux refuses with EBUSY while the
+// device is mounted or held by another exclusive opener.
+func openTarget(path string, size int64, dryRun bool) (*target, error) {
 	fi, err := os.Stat(path)
 	if os.IsNotExist(err) {
-		tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".haven-restore-"+randomHex(4))
-		f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		if err := f.Truncate(size); err != nil {
-			f.Close()
-			os.Remove(tmp)
-			return nil, err
-		}
-		return &target{f: f, path: path, tmp: tmp}, nil
+		return newTarget(path, size, dryRun)
 	}
+	t := &target{path: path, existing: true, readOnly: dryRun}
 	if err != nil {
-		return nil, err
+		return t, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, err
+	t.device = fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0
+	if !t.device && !fi.Mode().IsRegular() {
+		return t, fmt.Errorf("%s is neither a regular file nor a block device", path)
 	}
-	t := &target{f: f, path: path, existing: true, device: fi.Mode()&os.ModeDevice != 0}
+	flag := os.O_RDWR
+	if dryRun {
+		flag = os.O_RDONLY
+	}
 	if t.device {
-		n, err := f.Seek(0, 2)
-		if err == nil && n < size {
-			err = fmt.Errorf("device %s has %d bytes, the disk needs %d", path, n, size)
+		flag |= unix.O_EXCL
+	}
+	if t.f, err = os.OpenFile(path, flag, 0); err != nil {
+		if t.device && errors.Is(err, unix.EBUSY) {
+			err = fmt.Errorf("block device %s is in use (mounted, or held by another program): refusing to write to it", path)
 		}
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
+		return t, err
+	}
+	if t.size, err = t.f.Seek(0, 2); err == nil && t.device && t.size < size {
+		err = fmt.Errorf("device %s has %d bytes, the disk needs %d", path, t.size, size)
+	}
+	if err != nil {
+		t.f.Close()
+		return t, err
+	}
+	return t, nil
+}
+
+func newTarget(path string, size int64, dryRun bool) (*target, error) {
+	t := &target{path: path, readOnly: dryRun}
+	if dryRun {
 		return t, nil
 	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s is neither a regular file nor a block device", path)
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".haven-restore-"+randomHex(4))
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return t, err
 	}
 	if err := f.Truncate(size); err != nil {
 		f.Close()
-		return nil, err
+		os.Remove(tmp)
+		return t, err
 	}
+	t.f, t.tmp = f, tmp
 	return t, nil
+}
+
+// state names what a failure leaves (see RestoreError).
+func (t *target) state() string {
+	switch {
+	case t == nil || !t.existing:
+		return TargetNotCreated
+	case t.touched:
+		return TargetPartial
+	}
+	return TargetUntouched
+}
+
+// grow extends a shorter file to size before anything is written, so the
+// written chunks land inside it; shrinking waits for commit.
+func (t *target) grow(size int64) error {
+	if t.device || t.size >= size {
+		return nil
+	}
+	t.touched = true
+	return t.f.Truncate(size)
 }
 
 // zero makes [off, off+n) read as zeros: a punched hole in a file, written
 // zeros on a device.
 func (t *target) zero(off, n int64) error {
+	t.touched = true
 	if !t.device {
 		err := unix.Fallocate(int(t.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
 		if err == nil {
@@ -78,14 +118,37 @@ func (t *target) zero(off, n int64) error {
 	return nil
 }
 
-func (t *target) commit() error {
-	if err := t.f.Sync(); err != nil {
-		t.abort()
-		return err
+func (t *target) writeAt(b []byte, off int64) error {
+	t.touched = true
+	if _, err := t.f.WriteAt(b, off); err != nil {
+		return fmt.Errorf("write %s: %w", t.path, err)
 	}
-	if err := t.f.Close(); err != nil {
+	return nil
+}
+
+// commit makes the written data durable and only then shrinks a larger
+// file to size, so a failure never leaves a target shorter than it was
+// with its data not yet restored.
+func (t *target) commit(size int64) error {
+	if t.readOnly {
 		t.abort()
-		return err
+		return nil
+	}
+	err := t.f.Sync()
+	if err == nil && t.existing && !t.device && t.size > size {
+		t.touched = true
+		if err = t.f.Truncate(size); err == nil {
+			err = t.f.Sync()
+		}
+	}
+	if err == nil {
+		err = t.f.Close()
+	} else {
+		t.f.Close()
+	}
+	if err != nil {
+		t.removeTmp()
+		return fmt.Errorf("%s: %w", t.path, err)
 	}
 	if t.tmp == "" {
 		return nil
@@ -102,7 +165,13 @@ func (t *target) commit() error {
 }
 
 func (t *target) abort() {
-	t.f.Close()
+	if t.f != nil {
+		t.f.Close()
+	}
+	t.removeTmp()
+}
+
+func (t *target) removeTmp() {
 	if t.tmp != "" {
 		os.Remove(t.tmp)
 	}
