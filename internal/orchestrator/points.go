@@ -86,7 +86,7 @@ func consistentPoints(machines []string, groups map[string]string, lists map[str
 			picks := map[string]*vault.Point{}
 			for _, m := range members {
 				for _, p := range lists[m] {
-					if p.Time.Equal(cand.Time) && p.Group == g {
+					if p.Time.Equal(cand.Time) && p.Group == g && p.Consistent() {
 						picks[m] = p
 						break
 					}
