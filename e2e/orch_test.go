@@ -21,31 +21,44 @@ type resources struct {
 	names                                         []string
 }
 
-func countResources(t *testing.T, diskDir string) resources {
+// countResources counts what belongs to this test's server (namespaces
+// named by its host ID, loop devices and mounts of its state, processes of
+// this test's haven binary, files under its disk directory), so tests of
+// other packages running beside it do not count.
+func countResources(t *testing.T, s *drSite) resources {
 	var r resources
+	hostID := s.hostID()
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
-		r.netns++
-		r.names = append(r.names, "netns "+e.Name())
+		if strings.HasPrefix(e.Name(), hostID) {
+			r.netns++
+			r.names = append(r.names, "netns "+e.Name())
+		}
 	}
 	links, _ := os.ReadDir("/sys/class/net")
 	r.rootLinks = len(links)
 	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	r.loops = len(loops)
 	for _, l := range loops {
 		b, _ := os.ReadFile(l)
-		r.names = append(r.names, "loop "+strings.TrimSpace(string(b)))
+		if strings.HasPrefix(string(b), s.serverState) {
+			r.loops++
+			r.names = append(r.names, "loop "+strings.TrimSpace(string(b)))
+		}
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
-	r.mounts = strings.Count(string(mi), "\n")
+	for _, l := range strings.Split(string(mi), "\n") {
+		if strings.Contains(l, s.serverState) {
+			r.mounts++
+		}
+	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)
-		if strings.Contains(string(b), "haven") || strings.Contains(string(b), "guest") {
+		if strings.Contains(string(b), havenBin) {
 			r.procs++
 		}
 	}
-	filepath.Walk(diskDir, func(p string, fi os.FileInfo, err error) error {
+	filepath.Walk(filepath.Join(s.serverState, "disks"), func(p string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			r.files++
 			r.names = append(r.names, "file "+p)
@@ -87,10 +100,9 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 		}
 		return nil
 	})
-	diskDir := filepath.Join(s.serverState, "disks")
 
 	t.Run("test failover and cleanup", func(t *testing.T) {
-		before := countResources(t, diskDir)
+		before := countResources(t, s)
 		rep, r := s.runJob("failover", "test", "--plan", "shop")
 		if r.code != 0 || rep.State != store.Succeeded {
 			t.Fatalf("test failover: exit %d, %s: %s\n%s", r.code, rep.State, rep.Error, r.stderr)
@@ -128,7 +140,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 		if r3.code != 0 || crep.State != store.Succeeded {
 			t.Fatalf("cleanup: exit %d %s: %s", r3.code, crep.State, crep.Error)
 		}
-		after := countResources(t, diskDir)
+		after := countResources(t, s)
 		if !equalCounts(before, after) {
 			t.Fatalf("resources before the drill:\n%v\nafter cleanup:\n%v", before, after)
 		}
