@@ -1,0 +1,113 @@
+package dns
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/haven-dr/haven/internal/testenv"
+)
+
+// Health across reloads and unprobed endpoints: real HTTP endpoints on
+// loopback (the primary answers 503), real DNS queries.
+
+const healthProfile = `listen: 127.0.0.1:0
+zones: [{name: example.test}]
+profiles:
+  - name: app.example.test
+    ttl: 5
+    monitor: {protocol: http, port: %d, path: /health, interval: %s, tolerated_failures: %d}
+    endpoints:
+      - {name: primary, target: 127.0.0.1, priority: 1}
+      - {name: recovery, target: 127.0.0.2, priority: 2}
+`
+
+func deadHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	})
+}
+
+// gatedHandler answers 200, or once closed is set, waits for release: a
+// probe in flight that the test controls.
+type gatedHandler struct {
+	hold    chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-g.hold:
+		select {
+		case <-g.release:
+		case <-r.Context().Done():
+		}
+	default:
+	}
+}
+
+func endpointState(s *Server, ep string) string {
+	_, e, err := s.table.Load().endpoint("app.example.test", ep)
+	if err != nil {
+		return err.Error()
+	}
+	p := s.table.Load().profile("app.example.test")
+	return e.state(p).String()
+}
+
+// TestReloadKeepsKnownHealth: a reload that changes the monitor used to
+// restart every endpoint in CheckingEndpoint, so the dead primary was served
+// again. The recovery's new probe is held in flight, so the answer right
+// after the reload can only come from the health known before it.
+func TestReloadKeepsKnownHealth(t *testing.T) {
+	ls, port := testenv.LoopbackListeners(t, "127.0.0.1", "127.0.0.2")
+	testenv.NewHTTPEndpoint(t, ls[0], deadHandler())
+	gate := &gatedHandler{hold: make(chan struct{}), release: make(chan struct{})}
+	testenv.NewHTTPEndpoint(t, ls[1], gate)
+	defer close(gate.release)
+	s := startServer(t, fmt.Sprintf(healthProfile, port, "1s", 0))
+	eventually(t, "primary Degraded and recovery Online", func() bool {
+		return endpointState(s, "primary") == "Degraded" && endpointState(s, "recovery") == "Online"
+	})
+	if got := exchangeA(t, s.DNSAddr(), "app.example.test."); !slices.Equal(got, []string{"127.0.0.2"}) {
+		t.Fatalf("before reload: %v", got)
+	}
+	close(gate.hold)
+	// A new monitor: every checker is replaced. Two tolerated failures and a
+	// long interval keep a fresh primary checker in CheckingEndpoint.
+	y := fmt.Sprintf(healthProfile, port, "300s", 2)
+	if err := os.WriteFile(s.path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReloadFile(); err != nil {
+		t.Fatal(err)
+	}
+	if got := exchangeA(t, s.DNSAddr(), "app.example.test."); !slices.Equal(got, []string{"127.0.0.2"}) {
+		t.Fatalf("right after the reload: %v (primary %s, recovery %s)", got,
+			endpointState(s, "primary"), endpointState(s, "recovery"))
+	}
+	if st := endpointState(s, "primary"); st != "Degraded" {
+		t.Fatalf("primary after reload: %s", st)
+	}
+}
+
+// TestUnprobedNotPreferred: a primary whose probes failed but not yet often
+// enough for a verdict (CheckingEndpoint) must not be answered while the
+// recovery has passed its probe.
+func TestUnprobedNotPreferred(t *testing.T) {
+	ls, port := testenv.LoopbackListeners(t, "127.0.0.1", "127.0.0.2")
+	testenv.NewHTTPEndpoint(t, ls[0], deadHandler())
+	testenv.NewHTTPEndpoint(t, ls[1], healthHandler())
+	s := startServer(t, fmt.Sprintf(healthProfile, port, "300s", 3))
+	eventually(t, "recovery Online and the primary's first probe failed", func() bool {
+		return endpointState(s, "recovery") == "Online" && probeCount(t, s, "primary", "failure") >= 1
+	})
+	if st := endpointState(s, "primary"); st != "CheckingEndpoint" {
+		t.Fatalf("primary: %s, want CheckingEndpoint (3 tolerated failures)", st)
+	}
+	if got := exchangeA(t, s.DNSAddr(), "app.example.test."); !slices.Equal(got, []string{"127.0.0.2"}) {
+		t.Fatalf("answered %v, want the probed recovery", got)
+	}
+}
