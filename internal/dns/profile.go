@@ -46,6 +46,7 @@ type endpoint struct {
 	enabled  atomic.Bool
 	priority atomic.Int32
 	weight   atomic.Int32
+	conf     EndpointValues // as compiled, before API overrides
 
 	metrics *endpointMetrics
 }
