@@ -238,3 +238,23 @@ func TestClientTimeout(t *testing.T) {
 		t.Fatal("the call is still held: the client has no timeout")
 	}
 }
+
+// TestConfigClientOptions: `haven dns status --config` finds the API from
+// the server's own config (wildcard host → loopback, token and TLS files).
+func TestConfigClientOptions(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dns.yml")
+	y := strings.Replace(stateConfig, "api: 127.0.0.1:0\n", "api: 0.0.0.0:8053\napi_tls_cert: api.crt\napi_tls_key: api.key\n", 1)
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, o, err := ConfigClientOptions(cfg)
+	if err != nil || base != "https://127.0.0.1:8053" || o.TokenFile != filepath.Join(dir, "dns.api-token") ||
+		o.CAFile != filepath.Join(dir, "api.crt") {
+		t.Fatalf("%s %+v %v", base, o, err)
+	}
+}
