@@ -18,7 +18,7 @@ zones: [{name: example.test}]
 profiles:
   - name: app.example.test
     ttl: 5
-    monitor: {protocol: http, port: %d, path: /health, interval: %s, tolerated_failures: %d}
+    monitor: {protocol: http, port: %d, path: /health, interval: %s, tolerated_failures: %d%s}
     endpoints:
       - {name: primary, target: 127.0.0.1, priority: 1}
       - {name: recovery, target: 127.0.0.2, priority: 2}
@@ -30,21 +30,17 @@ func deadHandler() http.Handler {
 	})
 }
 
-// gatedHandler answers 200, or once closed is set, waits for release: a
-// probe in flight that the test controls.
-type gatedHandler struct {
-	hold    chan struct{}
-	release chan struct{}
-}
+// heldHandler answers 200 at once, except to probes with an X-Hold header,
+// which it holds until release: a probe in flight that the test controls.
+type heldHandler struct{ release chan struct{} }
 
-func (g *gatedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g heldHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-Hold") == "" {
+		return
+	}
 	select {
-	case <-g.hold:
-		select {
-		case <-g.release:
-		case <-r.Context().Done():
-		}
-	default:
+	case <-g.release:
+	case <-r.Context().Done():
 	}
 }
 
@@ -64,20 +60,20 @@ func endpointState(s *Server, ep string) string {
 func TestReloadKeepsKnownHealth(t *testing.T) {
 	ls, port := testenv.LoopbackListeners(t, "127.0.0.1", "127.0.0.2")
 	testenv.NewHTTPEndpoint(t, ls[0], deadHandler())
-	gate := &gatedHandler{hold: make(chan struct{}), release: make(chan struct{})}
+	gate := heldHandler{release: make(chan struct{})}
 	testenv.NewHTTPEndpoint(t, ls[1], gate)
 	defer close(gate.release)
-	s := startServer(t, fmt.Sprintf(healthProfile, port, "1s", 0))
+	s := startServer(t, fmt.Sprintf(healthProfile, port, "1s", 0, ""))
 	eventually(t, "primary Degraded and recovery Online", func() bool {
 		return endpointState(s, "primary") == "Degraded" && endpointState(s, "recovery") == "Online"
 	})
 	if got := exchangeA(t, s.DNSAddr(), "app.example.test."); !slices.Equal(got, []string{"127.0.0.2"}) {
 		t.Fatalf("before reload: %v", got)
 	}
-	close(gate.hold)
-	// A new monitor: every checker is replaced. Two tolerated failures and a
-	// long interval keep a fresh primary checker in CheckingEndpoint.
-	y := fmt.Sprintf(healthProfile, port, "300s", 2)
+	// A new monitor: every checker is replaced, and the new ones' probes of
+	// the recovery are held. Two tolerated failures and a long interval keep
+	// a fresh primary checker in CheckingEndpoint.
+	y := fmt.Sprintf(healthProfile, port, "300s", 2, ", headers: {X-Hold: '1'}")
 	if err := os.WriteFile(s.path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +96,7 @@ func TestUnprobedNotPreferred(t *testing.T) {
 	ls, port := testenv.LoopbackListeners(t, "127.0.0.1", "127.0.0.2")
 	testenv.NewHTTPEndpoint(t, ls[0], deadHandler())
 	testenv.NewHTTPEndpoint(t, ls[1], healthHandler())
-	s := startServer(t, fmt.Sprintf(healthProfile, port, "300s", 3))
+	s := startServer(t, fmt.Sprintf(healthProfile, port, "300s", 3, ""))
 	eventually(t, "recovery Online and the primary's first probe failed", func() bool {
 		return endpointState(s, "recovery") == "Online" && probeCount(t, s, "primary", "failure") >= 1
 	})

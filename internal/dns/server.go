@@ -53,11 +53,8 @@ func New(cfg *Config, o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	t, err := compile(cfg)
-	if err != nil {
-		return nil, err
-	}
-	s.statePath = t.files.state
+	var e errs
+	s.statePath = compileFiles(&e, cfg).state
 	ov, err := loadOverrides(s.statePath)
 	if err != nil {
 		return nil, err
