@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/haven-dr/haven/internal/dns/health"
 	"github.com/haven-dr/haven/internal/testenv"
 )
 
@@ -106,4 +107,44 @@ func TestUnprobedNotPreferred(t *testing.T) {
 	if got := exchangeA(t, s.DNSAddr(), "app.example.test."); !slices.Equal(got, []string{"127.0.0.2"}) {
 		t.Fatalf("answered %v, want the probed recovery", got)
 	}
+}
+
+// TestNestedUnprobedChild: a nested endpoint whose child has only unprobed
+// endpoints is itself unprobed (CheckingEndpoint), so it loses to a proven
+// sibling instead of counting as Online.
+func TestNestedUnprobedChild(t *testing.T) {
+	s := newTestServer(t, `zones: [{name: example.test}]
+profiles:
+  - name: child.example.test
+    endpoints:
+      - {name: c1, target: 127.0.0.11}
+  - name: app.example.test
+    endpoints:
+      - {name: nested, profile: child.example.test, priority: 1}
+      - {name: direct, target: 127.0.0.12, priority: 2}
+`)
+	_, c1, err := s.table.Load().endpoint("child.example.test", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.checker = health.NewChecker("child.example.test.", "c1", "127.0.0.11", health.Spec{}, nil, health.Hooks{})
+	setHealth(t, s, "app.example.test", "direct", true)
+	a, err := s.Answer("app.example.test", "A", "")
+	if err != nil || !slices.Equal(a.Endpoints, []string{"direct"}) {
+		t.Fatalf("answer %+v, %v", a, err)
+	}
+	if st, _ := s.Answer("child.example.test", "A", ""); !slices.Equal(st.Endpoints, []string{"c1"}) {
+		t.Fatalf("the child alone still answers its unprobed endpoint (nothing proven there): %+v", st)
+	}
+	if got := endpointStateOf(s, "app.example.test", "nested"); got != "CheckingEndpoint" {
+		t.Fatalf("nested endpoint state %s", got)
+	}
+}
+
+func endpointStateOf(s *Server, profile, ep string) string {
+	p, e, err := s.table.Load().endpoint(profile, ep)
+	if err != nil {
+		return err.Error()
+	}
+	return e.state(p).String()
 }
