@@ -20,17 +20,18 @@ import (
 // orchestrator and the CLI. Every call ends at its context's deadline or
 // after ClientOptions.Timeout, whichever is first.
 type Client struct {
-	base    string
-	hc      *http.Client
-	token   string
-	timeout time.Duration
+	base      string
+	hc        *http.Client
+	token     string
+	tokenFile string
+	timeout   time.Duration
 }
 
 // ClientOptions configure a Client; the server refuses calls without the
 // token of its api_token_file.
 type ClientOptions struct {
 	Token      string        // sent as "Authorization: Bearer"
-	TokenFile  string        // read once by NewClient when Token is empty
+	TokenFile  string        // read at every call when Token is empty (rotation needs no new client)
 	CAFile     string        // PEM roots for an https API; default: the system's
 	Timeout    time.Duration // per call; default DefaultClientTimeout
 	HTTPClient *http.Client  // replaces the transport (CAFile is then ignored)
@@ -48,11 +49,10 @@ func NewClient(base string, o ClientOptions) (*Client, error) {
 	c := &Client{base: strings.TrimSuffix(base, "/"), hc: o.HTTPClient, token: o.Token,
 		timeout: orDefault(o.Timeout, DefaultClientTimeout)}
 	if c.token == "" && o.TokenFile != "" {
-		tok, err := ReadTokenFile(o.TokenFile)
-		if err != nil {
-			return nil, err
+		if _, err := ReadTokenFile(o.TokenFile); err != nil {
+			return nil, err // a wrong path fails here, not at the first call
 		}
-		c.token = tok
+		c.tokenFile = o.TokenFile
 	}
 	if c.hc == nil {
 		tr, err := clientTransport(o.CAFile)
@@ -217,8 +217,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	tok := c.token
+	if c.tokenFile != "" {
+		if tok, err = ReadTokenFile(c.tokenFile); err != nil {
+			return err
+		}
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -91,6 +91,7 @@ func TestAPIToken(t *testing.T) {
 	if again, _ := ReadTokenFile(tokenFile); again != token {
 		t.Fatal("token regenerated at restart")
 	}
+	before := apiClient(t, s) // made before the rotation: reads the file at each call
 	rotated := strings.Repeat("r", 40)
 	if err := os.WriteFile(tokenFile, []byte(rotated+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -100,6 +101,9 @@ func TestAPIToken(t *testing.T) {
 	}
 	if rawGet(t, "GET", s.APIURL()+"/v1/profiles", token) != 401 || rawGet(t, "GET", s.APIURL()+"/v1/profiles", rotated) != 200 {
 		t.Fatal("rotated token not in effect after reload")
+	}
+	if _, err := before.Profiles(context.Background()); err != nil {
+		t.Fatalf("client made before the rotation: %v", err)
 	}
 }
 
