@@ -21,7 +21,9 @@ func newDNSCmd() *cobra.Command {
 		Use:   "dns",
 		Short: "Run the traffic manager: authoritative DNS that follows endpoint health",
 		Long: "Serves the zones and profiles of --config over UDP and TCP, probes endpoints, and\n" +
-			"serves the HTTP API and /metrics on the config's api address. SIGHUP reloads.",
+			"serves the HTTP API and /metrics on the config's api address. SIGHUP reloads.\n" +
+			"The API needs the bearer token in api_token_file (created, mode 0600, at the first\n" +
+			"start); API changes are kept in state_file across reloads and restarts.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
