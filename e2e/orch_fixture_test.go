@@ -282,8 +282,8 @@ plans:
         after:
           - {type: dns, profile: %[3]s, endpoint: recovery, directions: [failover], timeout: 1m}
           - {type: dns, profile: %[3]s, endpoint: primary, directions: [failback], timeout: 1m}
-traffic: {api: "http://127.0.0.1:8053", netns: %[4]s, resolve: "127.0.0.1:53"}
-`, s.agentPort, s.agentToken, shopName, s.inet)
+traffic: {api: "http://127.0.0.1:8053", token_file: %[5]s, netns: %[4]s, resolve: "127.0.0.1:53"}
+`, s.agentPort, s.agentToken, shopName, s.inet, filepath.Join(s.dir, "dns.api-token"))
 }
 
 func (s *drSite) apply() {

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,17 +18,26 @@ var ErrNotFound = errors.New("not found")
 // ErrBadRequest is returned for a change the API refuses.
 var ErrBadRequest = errors.New("bad request")
 
+// ErrUnauthorized is returned when the API refuses the client's token.
+var ErrUnauthorized = errors.New("unauthorized")
+
 // Handler returns the HTTP API: profiles and endpoints as JSON, run-time
-// endpoint changes, reload, and /metrics.
+// endpoint changes, reload, and /metrics. Everything under /v1/ needs the
+// bearer token; /healthz (liveness, reveals nothing) never does; /metrics
+// does unless the API listens on loopback.
 func (s *Server) Handler() http.Handler {
+	v1 := http.NewServeMux()
+	v1.HandleFunc("GET /v1/profiles", s.getProfiles)
+	v1.HandleFunc("GET /v1/profiles/{profile}", s.getProfile)
+	v1.HandleFunc("GET /v1/profiles/{profile}/answer", s.getAnswer)
+	v1.HandleFunc("GET /v1/profiles/{profile}/endpoints/{endpoint}", s.getEndpoint)
+	v1.HandleFunc("PATCH /v1/profiles/{profile}/endpoints/{endpoint}", s.patchEndpoint)
+	v1.HandleFunc("DELETE /v1/profiles/{profile}/endpoints/{endpoint}/override", s.deleteOverride)
+	v1.HandleFunc("POST /v1/reload", s.postReload)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/profiles", s.getProfiles)
-	mux.HandleFunc("GET /v1/profiles/{profile}", s.getProfile)
-	mux.HandleFunc("GET /v1/profiles/{profile}/endpoints/{endpoint}", s.getEndpoint)
-	mux.HandleFunc("PATCH /v1/profiles/{profile}/endpoints/{endpoint}", s.patchEndpoint)
-	mux.HandleFunc("POST /v1/reload", s.postReload)
+	mux.Handle("/v1/", s.requireToken(v1))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.metricsAuth(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 	return mux
 }
 
@@ -35,6 +45,9 @@ func (s *Server) startAPI(addr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("dns api listen: %w", err)
+	}
+	if s.auth.Load().cert != nil {
+		l, s.apiTLS = tls.NewListener(l, s.tlsConfig()), true
 	}
 	s.apiL = l
 	s.api = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -48,8 +61,9 @@ func (s *Server) startAPI(addr string) error {
 
 func (s *Server) getProfiles(w http.ResponseWriter, _ *http.Request) {
 	out := []ProfileStatus{}
+	ov := s.overrides()
 	for _, p := range s.table.Load().profiles {
-		out = append(out, p.status())
+		out = append(out, ov.profileStatus(p))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -60,7 +74,7 @@ func (s *Server) getProfile(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("profile %q: %w", r.PathValue("profile"), ErrNotFound))
 		return
 	}
-	writeJSON(w, http.StatusOK, p.status())
+	writeJSON(w, http.StatusOK, s.overrides().profileStatus(p))
 }
 
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
@@ -69,7 +83,7 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, e.status(p))
+	writeJSON(w, http.StatusOK, s.overrides().endpointStatus(p, e))
 }
 
 func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
@@ -86,6 +100,24 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
+	st, err := s.ResetEndpoint(r.PathValue("profile"), r.PathValue("endpoint"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) getAnswer(w http.ResponseWriter, r *http.Request) {
+	a, err := s.Answer(r.PathValue("profile"), r.URL.Query().Get("type"), r.URL.Query().Get("client"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
 }
 
 func (s *Server) postReload(w http.ResponseWriter, _ *http.Request) {

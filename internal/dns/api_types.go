@@ -20,6 +20,19 @@ type EndpointStatus struct {
 	Weight    int    `json:"weight"`
 	State     string `json:"state"` // CheckingEndpoint, Online, Degraded, Disabled, Stopped, Unmonitored
 	LastError string `json:"last_error,omitempty"`
+
+	// Enabled, Priority and Weight above are in effect: Override's fields
+	// where set, else Config's.
+	Config   EndpointValues `json:"config"`
+	Override *Override      `json:"override,omitempty"`
+}
+
+// EndpointValues are the settings the API can override, as the config file
+// has them.
+type EndpointValues struct {
+	Enabled  bool `json:"enabled"`
+	Priority int  `json:"priority"`
+	Weight   int  `json:"weight"`
 }
 
 // EndpointPatch changes an endpoint at run time; nil fields stay as they are.
@@ -31,4 +44,15 @@ type EndpointPatch struct {
 
 type apiError struct {
 	Error string `json:"error"`
+}
+
+// Answer is what the server would answer now to one query for a profile's
+// name: one sample, so weighted and multivalue picks vary between calls.
+type Answer struct {
+	Name      string   `json:"name"`
+	Type      string   `json:"type"`
+	Client    string   `json:"client,omitempty"` // routing's client address (subnet, geographic)
+	Rcode     string   `json:"rcode"`            // NOERROR, NXDOMAIN (nothing enabled), SERVFAIL
+	Endpoints []string `json:"endpoints"`        // endpoints answered, nested ones resolved
+	Records   []string `json:"records"`          // answer section, zone-file syntax
 }

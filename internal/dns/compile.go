@@ -37,6 +37,7 @@ func compile(c *Config) (*table, error) {
 	t := &table{zones: map[string]*zone{}, listen: c.Listen, api: c.API}
 	checkAddr(&e, c.at, "listen", c.Listen)
 	checkAddr(&e, c.at, "api", c.API)
+	t.files = compileFiles(&e, c)
 	if len(c.Zones) == 0 {
 		e.add(c.at.line, "zones", "at least one zone is required")
 	}

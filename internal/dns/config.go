@@ -10,13 +10,18 @@ import (
 // documented YAML; every struct keeps the source lines of its fields so that
 // validation errors can name the line and the field.
 type Config struct {
-	Listen    string     `yaml:"listen"`
-	API       string     `yaml:"api"`
-	Zones     []Zone     `yaml:"zones"`
-	Profiles  []Profile  `yaml:"profiles"`
-	RateLimit *RateLimit `yaml:"rate_limit"` // omit: no response-rate limiting
+	Listen       string     `yaml:"listen"`
+	API          string     `yaml:"api"`
+	APITokenFile string     `yaml:"api_token_file"` // bearer token; created (0600) if absent
+	APITLSCert   string     `yaml:"api_tls_cert"`   // PEM; with api_tls_key the API speaks HTTPS
+	APITLSKey    string     `yaml:"api_tls_key"`
+	StateFile    string     `yaml:"state_file"` // API changes, kept across restarts
+	Zones        []Zone     `yaml:"zones"`
+	Profiles     []Profile  `yaml:"profiles"`
+	RateLimit    *RateLimit `yaml:"rate_limit"` // omit: no response-rate limiting
 
-	dir string // of the file, for relative paths
+	dir  string // of the file, for relative paths
+	file string // the file itself, to name the default state and token files
 
 	at pos `yaml:"-"`
 }

@@ -53,7 +53,7 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	c.dir = dirOf(path)
+	c.dir, c.file = dirOf(path), path
 	if _, err := compile(c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

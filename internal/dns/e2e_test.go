@@ -43,6 +43,17 @@ func startServer(t *testing.T, y string) *Server {
 	return s
 }
 
+// apiClient is the orchestrator's view: the typed client with the token
+// the server created next to its config.
+func apiClient(t *testing.T, s *Server) *Client {
+	t.Helper()
+	c, err := NewClient(s.APIURL(), ClientOptions{TokenFile: s.table.Load().files.token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // dig runs the real dig against the server and returns its output.
 func dig(t *testing.T, server string, args ...string) string {
 	t.Helper()
@@ -96,7 +107,7 @@ func TestFailoverWithDig(t *testing.T) {
 	primary := testenv.NewHTTPEndpoint(t, ls[0], healthHandler())
 	testenv.NewHTTPEndpoint(t, ls[1], healthHandler())
 	s := startServer(t, failoverConfig(port))
-	c := NewClient(s.APIAddr(), nil)
+	c := apiClient(t, s)
 	addr := s.DNSAddr()
 	ask := func() string { return strings.Join(digShort(t, addr, "app.example.test", "A"), " ") }
 	if got := ask(); got != "127.0.0.1" {
@@ -165,7 +176,7 @@ profiles:
 `, port)
 	s := startServer(t, y)
 	ctx := context.Background()
-	c := NewClient(s.APIAddr(), nil)
+	c := apiClient(t, s)
 	eventually(t, "both endpoints Online", func() bool {
 		p, err := c.Profile(ctx, "app.example.test")
 		return err == nil && p.State == "Online" && p.Endpoints[0].State == "Online" && p.Endpoints[1].State == "Online"

@@ -46,6 +46,7 @@ type endpoint struct {
 	enabled  atomic.Bool
 	priority atomic.Int32
 	weight   atomic.Int32
+	conf     EndpointValues // as compiled, before API overrides
 
 	metrics *endpointMetrics
 }
@@ -58,24 +59,61 @@ func (e *endpoint) state(p *profile) health.State {
 	case !e.enabled.Load():
 		return health.Disabled
 	case e.child != nil:
-		if e.child.healthyCount() >= e.minHealthy {
-			return health.Online
-		}
-		return health.Degraded
+		return e.child.asChild(e.minHealthy)
 	case e.checker == nil:
 		return health.Unmonitored
 	}
 	return e.checker.State()
 }
 
+// healthy tells which endpoints routing may use. An endpoint in
+// CheckingEndpoint has no successful probe yet: it is used only while no
+// endpoint has one (a fresh start, where moving traffic to a backup before
+// anything was probed would be worse), never beside a proven one, so a dead
+// primary whose checker is new is not served while a healthy site exists.
+func (p *profile) healthy() healthFn {
+	anyProven := p.count(proven) > 0
+	return func(e *endpoint) bool {
+		s := e.state(p)
+		return proven(s) || s == health.CheckingEndpoint && !anyProven
+	}
+}
+
 func (p *profile) healthyCount() int {
+	ok := p.healthy()
 	n := 0
 	for _, e := range p.endpoints {
-		if e.state(p).Routable() {
+		if ok(e) {
 			n++
 		}
 	}
 	return n
+}
+
+func (p *profile) count(f func(health.State) bool) int {
+	n := 0
+	for _, e := range p.endpoints {
+		if f(e.state(p)) {
+			n++
+		}
+	}
+	return n
+}
+
+// proven: routable on evidence (a successful probe, or no probing at all).
+func proven(s health.State) bool { return s == health.Online || s == health.Unmonitored }
+
+// asChild is the state of a nested endpoint pointing at p: Online only when
+// enough of p's endpoints are proven, CheckingEndpoint when that rests on
+// endpoints not yet probed, so the parent's routing ranks it like one.
+func (p *profile) asChild(minHealthy int) health.State {
+	switch {
+	case p.count(proven) >= minHealthy:
+		return health.Online
+	case p.count(health.State.Routable) >= minHealthy:
+		return health.CheckingEndpoint
+	}
+	return health.Degraded
 }
 
 // ProfileState is derived from the endpoints, as in Traffic Manager.

@@ -32,7 +32,7 @@ type healthFn func(*endpoint) bool
 // one site (never both: that would split clients between the sites).
 func (p *profile) route(c client) pick {
 	if p.healthyCount() > 0 {
-		return p.decide(c, func(e *endpoint) bool { return e.state(p).Routable() }, false)
+		return p.decide(c, p.healthy(), false)
 	}
 	enabled := func(e *endpoint) bool { return e.enabled.Load() }
 	switch {

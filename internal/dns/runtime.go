@@ -2,12 +2,16 @@ package dns
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/haven-dr/haven/internal/dns/health"
 )
 
 // UpdateEndpoint applies a run-time change; the next query sees it. The
-// change is kept across reloads (see override).
+// change is an Override: it is written to the state file before it takes
+// effect, so an acknowledged change survives reloads and restarts, and a
+// change that could not be kept is refused.
 func (s *Server) UpdateEndpoint(profile, endpoint string, patch EndpointPatch) (EndpointStatus, error) {
 	if err := patch.check(); err != nil {
 		return EndpointStatus{}, err
@@ -18,24 +22,55 @@ func (s *Server) UpdateEndpoint(profile, endpoint string, patch EndpointPatch) (
 	if err != nil {
 		return EndpointStatus{}, err
 	}
-	o := s.overrides[key(p.name, e.name)]
+	k := key(p.name, e.name)
+	o := s.overrides()[k]
 	if patch.Enabled != nil {
-		o.enabled = patch.Enabled
+		o.Enabled = patch.Enabled
 	}
 	if patch.Priority != nil {
-		v := int32(*patch.Priority)
-		o.priority = &v
+		o.Priority = patch.Priority
 	}
 	if patch.Weight != nil {
-		v := int32(*patch.Weight)
-		o.weight = &v
+		o.Weight = patch.Weight
 	}
-	s.overrides[key(p.name, e.name)] = o
+	o.Changed = time.Now().UTC()
+	if err := s.keep(s.overrides().with(k, o)); err != nil {
+		return EndpointStatus{}, err
+	}
 	o.apply(e)
 	s.log.Info("endpoint changed through the API", "profile", p.name, "endpoint", e.name,
 		"enabled", e.enabled.Load(), "priority", e.priority.Load(), "weight", e.weight.Load())
-	return e.status(p), nil
+	return s.overrides().endpointStatus(p, e), nil
 }
+
+// ResetEndpoint drops the API's override of an endpoint: the config's
+// values apply again, now and after restarts.
+func (s *Server) ResetEndpoint(profile, endpoint string) (EndpointStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, e, err := s.table.Load().endpoint(profile, endpoint)
+	if err != nil {
+		return EndpointStatus{}, err
+	}
+	if err := s.keep(s.overrides().without(key(p.name, e.name))); err != nil {
+		return EndpointStatus{}, err
+	}
+	e.reset()
+	s.log.Info("endpoint override dropped through the API", "profile", p.name, "endpoint", e.name)
+	return s.overrides().endpointStatus(p, e), nil
+}
+
+// keep persists next and then makes it current; s.mu is held.
+func (s *Server) keep(next overrides) error {
+	if err := next.save(s.statePath); err != nil {
+		return fmt.Errorf("change not applied: saving %s: %w", s.statePath, err)
+	}
+	s.ovr.Store(&next)
+	return nil
+}
+
+// overrides are replaced (under s.mu), never mutated, so readers need no lock.
+func (s *Server) overrides() overrides { return *s.ovr.Load() }
 
 func (p EndpointPatch) check() error {
 	if p.Priority != nil && (*p.Priority < 1 || *p.Priority > 1000) {
@@ -49,25 +84,43 @@ func (p EndpointPatch) check() error {
 
 func key(profile, endpoint string) string { return profile + "\x00" + endpoint }
 
-func (o override) apply(e *endpoint) {
-	if o.enabled != nil {
-		e.enabled.Store(*o.enabled)
+func (o Override) apply(e *endpoint) {
+	if o.Enabled != nil {
+		e.enabled.Store(*o.Enabled)
 	}
-	if o.priority != nil {
-		e.priority.Store(*o.priority)
+	if o.Priority != nil {
+		e.priority.Store(int32(*o.Priority))
 	}
-	if o.weight != nil {
-		e.weight.Store(*o.weight)
+	if o.Weight != nil {
+		e.weight.Store(int32(*o.Weight))
 	}
 }
 
-// applyOverrides carries API changes into a freshly compiled table.
+func (e *endpoint) reset() {
+	e.enabled.Store(e.conf.Enabled)
+	e.priority.Store(int32(e.conf.Priority))
+	e.weight.Store(int32(e.conf.Weight))
+}
+
+// applyOverrides carries API changes into a freshly compiled table, keeping
+// the config's values for status and reset. Overrides of endpoints the
+// config no longer has are kept (the endpoint may come back) and logged.
 func (s *Server) applyOverrides(t *table) {
+	ov := s.overrides()
+	used := map[string]bool{}
 	for _, p := range t.profiles {
 		for _, e := range p.endpoints {
-			if o, ok := s.overrides[key(p.name, e.name)]; ok {
+			e.conf = EndpointValues{Enabled: e.enabled.Load(), Priority: int(e.priority.Load()), Weight: int(e.weight.Load())}
+			if o, ok := ov[key(p.name, e.name)]; ok {
 				o.apply(e)
+				used[key(p.name, e.name)] = true
 			}
+		}
+	}
+	for k := range ov {
+		if !used[k] {
+			p, e, _ := strings.Cut(k, "\x00")
+			s.log.Warn("API override kept for an endpoint the config does not have", "profile", p, "endpoint", e)
 		}
 	}
 }
@@ -95,10 +148,19 @@ func (t *table) endpoint(profile, endpoint string) (*profile, *endpoint, error) 
 	return nil, nil, fmt.Errorf("endpoint %q of %s: %w", endpoint, p.name, ErrNotFound)
 }
 
-func (p *profile) status() ProfileStatus {
+func (ov overrides) profileStatus(p *profile) ProfileStatus {
 	st := ProfileStatus{Name: p.name, Routing: p.routing, TTL: p.ttl, Enabled: p.enabled, State: p.state()}
 	for _, e := range p.endpoints {
-		st.Endpoints = append(st.Endpoints, e.status(p))
+		st.Endpoints = append(st.Endpoints, ov.endpointStatus(p, e))
+	}
+	return st
+}
+
+func (ov overrides) endpointStatus(p *profile, e *endpoint) EndpointStatus {
+	st := e.status(p)
+	st.Config = e.conf
+	if o, ok := ov[key(p.name, e.name)]; ok {
+		st.Override = &o
 	}
 	return st
 }

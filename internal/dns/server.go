@@ -34,29 +34,32 @@ type Server struct {
 	metrics *metrics
 
 	mu        sync.Mutex // serialises reloads and API edits
-	overrides map[string]override
+	ovr       atomic.Pointer[overrides]
+	statePath string
+	auth      atomic.Pointer[apiAuth]
 
-	lis  *listeners
-	dns  []*dns.Server
-	api  *http.Server
-	apiL net.Listener
-	wg   sync.WaitGroup
+	lis    *listeners
+	dns    []*dns.Server
+	api    *http.Server
+	apiL   net.Listener
+	apiTLS bool
+	wg     sync.WaitGroup
 }
 
-// override is a run-time change from the API; it survives reloads so a
-// reload during a failover cannot send traffic back to the old site.
-type override struct {
-	enabled  *bool
-	priority *int32
-	weight   *int32
-}
-
-// New compiles cfg and starts health checks; Start opens the sockets.
+// New compiles cfg, reads the state file of API changes, creates the API
+// token if absent, and starts health checks; Start opens the sockets.
 func New(cfg *Config, o Options) (*Server, error) {
-	s := &Server{log: o.Log, path: o.ConfigPath, overrides: map[string]override{}}
+	s := &Server{log: o.Log, path: o.ConfigPath}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	var e errs
+	s.statePath = compileFiles(&e, cfg).state
+	ov, err := loadOverrides(s.statePath)
+	if err != nil {
+		return nil, err
+	}
+	s.ovr.Store(&ov)
 	s.metrics = newMetrics(s)
 	s.pool = health.NewPool(health.Hooks{Result: s.probeResult, Change: s.stateChange})
 	if err := s.Reload(cfg); err != nil {
@@ -74,14 +77,21 @@ func (s *Server) Reload(cfg *Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old := s.table.Load(); old != nil && (old.listen != t.listen || old.api != t.api) {
-		s.log.Warn("listen and api addresses change only on restart")
+	old := s.table.Load()
+	if old != nil && (old.listen != t.listen || old.api != t.api || old.files.state != t.files.state ||
+		(old.files.cert == "") != (t.files.cert == "")) {
+		s.log.Warn("listen, api, state_file and turning API TLS on or off change only on restart")
+	}
+	auth, err := loadAPIAuth(t, s.log)
+	if err != nil {
+		return err
 	}
 	s.applyOverrides(t)
 	if err := s.attachCheckers(t); err != nil {
 		return err
 	}
 	s.table.Store(t)
+	s.auth.Store(auth)
 	s.log.Info("dns config loaded", "zones", len(t.zones), "profiles", len(t.profiles))
 	return nil
 }
@@ -170,6 +180,17 @@ func (s *Server) APIAddr() string {
 		return ""
 	}
 	return s.apiL.Addr().String()
+}
+
+// APIURL is the API's base URL for NewClient, "" without an API.
+func (s *Server) APIURL() string {
+	if s.apiL == nil {
+		return ""
+	}
+	if s.apiTLS {
+		return "https://" + s.APIAddr()
+	}
+	return "http://" + s.APIAddr()
 }
 
 // Close stops serving and probing.

@@ -14,6 +14,7 @@ type table struct {
 	listen   string
 	api      string
 	rrl      *rateLimiter // nil: no rate limiting; a reload starts afresh
+	files    serverFiles
 }
 
 type zone struct {

@@ -46,7 +46,11 @@ func DNSTraffic(t *protection.Traffic) (Traffic, error) {
 		}
 		resolve = net.JoinHostPort(host, "53")
 	}
-	return &dnsTraffic{c: dns.NewClient(t.API, hc), dial: dial, resolve: resolve}, nil
+	c, err := dns.NewClient(t.API, dns.ClientOptions{HTTPClient: hc})
+	if err != nil {
+		return nil, err
+	}
+	return &dnsTraffic{c: c, dial: dial, resolve: resolve}, nil
 }
 
 // tokenTransport adds the traffic manager's API token, read at each call

@@ -45,6 +45,19 @@ func NewChecker(profile, endpoint, host string, spec Spec, p Prober, h Hooks) *C
 	return c
 }
 
+// seed starts a not yet started checker from the verdict of the checker it
+// replaces. Only a verdict is carried: CheckingEndpoint has none to give.
+// The anti-flap counters start afresh under the new settings.
+func (c *Checker) seed(old *Checker) {
+	s := old.State()
+	if s != Online && s != Degraded {
+		return
+	}
+	c.m.state = s
+	c.state.Store(int32(s))
+	c.lastErr = old.LastError()
+}
+
 // State is safe to call from the query path: one atomic load.
 func (c *Checker) State() State { return State(c.state.Load()) }
 

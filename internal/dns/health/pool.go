@@ -9,12 +9,20 @@ type Target struct {
 }
 
 func (t Target) key() string {
-	return t.Profile + "\x00" + t.Endpoint + "\x00" + t.Host + "\x00" + t.Spec.Key()
+	return t.identity() + "\x00" + t.Spec.Key()
+}
+
+// identity is the probed endpoint regardless of how it is probed: health
+// known for it stays meaningful under a new monitor, not under a new address.
+func (t Target) identity() string {
+	return t.Profile + "\x00" + t.Endpoint + "\x00" + t.Host
 }
 
 // Pool owns the running checkers. Sync replaces the watched set, keeping the
-// checkers (and therefore the states) of targets that did not change, so a
-// config reload never sends an endpoint back to CheckingEndpoint.
+// checkers (and therefore the states) of targets that did not change. A
+// target whose monitor changed gets a new checker that starts from the old
+// one's verdict, so a reload never sends a known-dead endpoint back to
+// CheckingEndpoint (which routing would otherwise treat as usable).
 type Pool struct {
 	hooks Hooks
 
@@ -33,6 +41,7 @@ func (p *Pool) Sync(targets []Target) ([]*Checker, error) {
 	next := make(map[string]*Checker, len(targets))
 	out := make([]*Checker, len(targets))
 	var started []*Checker
+	known := p.verdicts()
 	for i, t := range targets {
 		k := t.key()
 		c := next[k]
@@ -45,6 +54,9 @@ func (p *Pool) Sync(targets []Target) ([]*Checker, error) {
 				return nil, err
 			}
 			c = NewChecker(t.Profile, t.Endpoint, t.Host, t.Spec, pr, p.hooks)
+			if old := known[t.identity()]; old != nil {
+				c.seed(old)
+			}
 			started = append(started, c)
 		}
 		next[k], out[i] = c, c
@@ -59,6 +71,15 @@ func (p *Pool) Sync(targets []Target) ([]*Checker, error) {
 	}
 	p.checkers = next
 	return out, nil
+}
+
+// verdicts indexes the running checkers by endpoint identity.
+func (p *Pool) verdicts() map[string]*Checker {
+	m := make(map[string]*Checker, len(p.checkers))
+	for _, c := range p.checkers {
+		m[Target{Profile: c.Profile, Endpoint: c.Endpoint, Host: c.Host}.identity()] = c
+	}
+	return m
 }
 
 // Close stops every checker.

@@ -7,8 +7,9 @@ package health
 type State int32
 
 const (
-	// CheckingEndpoint: no verdict yet. Routed as healthy, so a restart never
-	// moves traffic to a backup just because nothing has been probed yet.
+	// CheckingEndpoint: no verdict yet. Routed as healthy while no endpoint
+	// of the profile has a verdict, so a restart never moves traffic to a
+	// backup just because nothing has been probed yet.
 	CheckingEndpoint State = iota
 	Online
 	Degraded
@@ -31,7 +32,9 @@ func States() []State {
 	return []State{CheckingEndpoint, Online, Degraded, Disabled, Stopped, Unmonitored}
 }
 
-// Routable reports whether traffic may be sent to an endpoint in this state.
+// Routable reports whether traffic may be sent to an endpoint in this state
+// at all; CheckingEndpoint is routable only while no endpoint of the profile
+// is proven healthy (see dns profile.healthy).
 func (s State) Routable() bool {
 	return s == Online || s == CheckingEndpoint || s == Unmonitored
 }

@@ -1,0 +1,171 @@
+package dns
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Override is what the API changed on one endpoint. It wins over the config
+// and is kept in the state file, so neither a reload nor a restart can send
+// traffic back to a site that a failover took out.
+type Override struct {
+	Enabled  *bool     `json:"enabled,omitempty"`
+	Priority *int      `json:"priority,omitempty"`
+	Weight   *int      `json:"weight,omitempty"`
+	Changed  time.Time `json:"changed"`
+}
+
+// stateVersion is the state file's format; a newer one is refused rather
+// than misread.
+const stateVersion = 1
+
+type stateDoc struct {
+	Version   int             `json:"version"`
+	Overrides []stateOverride `json:"overrides"`
+}
+
+type stateOverride struct {
+	Profile  string `json:"profile"`
+	Endpoint string `json:"endpoint"`
+	Override
+}
+
+// overrides maps key(profile, endpoint) to the API's change; it is replaced,
+// never mutated, so a failed save leaves the served state as it was.
+type overrides map[string]Override
+
+// loadOverrides reads the state file; a missing file is an empty state, an
+// unreadable or invalid one is an error (serving the config's values instead
+// would silently undo a failover).
+func loadOverrides(path string) (overrides, error) {
+	out := overrides{}
+	if path == "" {
+		return out, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("state file: %w", err)
+	}
+	var d stateDoc
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	if d.Version != stateVersion {
+		return nil, fmt.Errorf("state file %s: version %d, this haven reads %d", path, d.Version, stateVersion)
+	}
+	for _, o := range d.Overrides {
+		if err := (EndpointPatch{Priority: o.Priority, Weight: o.Weight}).check(); err != nil {
+			return nil, fmt.Errorf("state file %s: %s/%s: %w", path, o.Profile, o.Endpoint, err)
+		}
+		out[key(canonical(o.Profile), o.Endpoint)] = o.Override
+	}
+	return out, nil
+}
+
+// save writes the state file atomically: a crash leaves the old or the new
+// state, never a torn one.
+func (o overrides) save(path string) error {
+	if path == "" {
+		return nil
+	}
+	d := stateDoc{Version: stateVersion, Overrides: []stateOverride{}}
+	for k, v := range o {
+		p, e, _ := strings.Cut(k, "\x00")
+		d.Overrides = append(d.Overrides, stateOverride{Profile: p, Endpoint: e, Override: v})
+	}
+	slices.SortFunc(d.Overrides, func(a, b stateOverride) int {
+		return strings.Compare(a.Profile+"\x00"+a.Endpoint, b.Profile+"\x00"+b.Endpoint)
+	})
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+func (o overrides) with(k string, v Override) overrides {
+	next := make(overrides, len(o)+1)
+	for kk, vv := range o {
+		next[kk] = vv
+	}
+	next[k] = v
+	return next
+}
+
+func (o overrides) without(k string) overrides {
+	next := make(overrides, len(o))
+	for kk, vv := range o {
+		if kk != k {
+			next[kk] = vv
+		}
+	}
+	return next
+}
+
+// writeFileAtomic replaces path with data (mode 0600): temp file, fsync,
+// rename, fsync of the directory so the rename itself is durable.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := writeTemp(path, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// createFileAtomic is writeFileAtomic that never replaces an existing file:
+// it reports fs.ErrExist instead.
+func createFileAtomic(path string, data []byte) error {
+	tmp, err := writeTemp(path, data)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func writeTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
