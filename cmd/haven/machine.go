@@ -15,21 +15,16 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/machine/nsdrv"
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
 // machineFile describes one machine to run outside the server: a
-// primary-site machine on the ns driver, started and stopped by the
-// agent's control hooks (`haven machine start|stop`).
-type machineFile struct {
-	Machine  machine.Spec               `json:"machine"`
-	Networks map[string]vnet.Attachment `json:"networks"` // network -> namespace and bridge
-	StateDir string                     `json:"state_dir"`
-	PIDFile  string                     `json:"pid_file"`
-	Log      string                     `json:"log,omitempty"` // where start sends run's output
-}
+// primary-site machine on the ns driver started and stopped by the agent's
+// control hooks, or a recovered machine the server runs detached so that
+// it outlives a server restart (`haven machine start|stop`).
+type machineFile struct{ host.MachineFile }
 
 func (f *machineFile) Attachment(network string) (vnet.Attachment, error) {
 	a, ok := f.Networks[network]

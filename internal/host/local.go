@@ -25,6 +25,9 @@ type Local struct {
 	vault *vault.Vault
 	// QEMUBoot, when set, enables the qemu driver.
 	QEMUBoot *qemudrv.BootFiles
+	// Exec, when set, is the haven binary: ns machines then run detached
+	// in `haven machine run` processes and outlive the server.
+	Exec string
 
 	mu        sync.Mutex
 	instances map[string]machine.Instance // site/name

@@ -30,6 +30,12 @@ func (h *Local) driver(site, kind string) (machine.Driver, error) {
 func key(site, name string) string { return site + "/" + name }
 
 func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machine.Spec) error {
+	if h.Exec != "" && (kind == "ns" || kind == "") {
+		if err := spec.Validate(); err != nil {
+			return err
+		}
+		return h.startDetached(ctx, site, spec)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if m := h.instances[key(site, spec.Name)]; m != nil && alive(m) {
@@ -66,8 +72,19 @@ func (h *Local) clearLeftover(site, kind, name string) error {
 	if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	// Cleanup kills a recorded process only if its start time matches,
-	// so a reused pid is never hit. Loop devices autoclear.
+	if kind == "qemu" {
+		return clearLeftoverQEMU(dir, name)
+	}
+	return clearLeftoverDir(dir, name)
+}
+
+// clearLeftoverDir removes the ns driver state of a machine whose process
+// is gone. Cleanup kills a recorded process only if its start time
+// matches, so a reused pid is never hit. Loop devices autoclear.
+func clearLeftoverDir(dir, name string) error {
+	if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	tmp, err := os.MkdirTemp(dir, ".hvleft")
 	if err != nil {
 		return err
@@ -76,16 +93,29 @@ func (h *Local) clearLeftover(site, kind, name string) error {
 	if err := os.Rename(filepath.Join(dir, name), filepath.Join(tmp, name)); err != nil {
 		return err
 	}
-	var cerr error
-	if kind == "qemu" {
-		_, cerr = qemudrv.Cleanup(tmp)
-	} else {
-		_, cerr = nsdrv.Cleanup(tmp, "\x00none")
+	_, err = nsdrv.Cleanup(tmp, "\x00none")
+	return err
+}
+
+func clearLeftoverQEMU(dir, name string) error {
+	tmp, err := os.MkdirTemp(dir, ".hvleft")
+	if err != nil {
+		return err
 	}
-	return cerr
+	defer os.RemoveAll(tmp)
+	if err := os.Rename(filepath.Join(dir, name), filepath.Join(tmp, name)); err != nil {
+		return err
+	}
+	_, err = qemudrv.Cleanup(tmp)
+	return err
 }
 
 func (h *Local) StopMachine(ctx context.Context, site, name string) error {
+	if h.Exec != "" {
+		if err := h.stopDetached(ctx, site, name); err != nil {
+			return err
+		}
+	}
 	h.mu.Lock()
 	m := h.instances[key(site, name)]
 	delete(h.instances, key(site, name))
@@ -112,6 +142,9 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 		}
 	}
 	h.mu.Unlock()
+	if h.Exec != "" {
+		names = append(names, h.detachedNames(site)...)
+	}
 	for _, n := range names {
 		h.StopMachine(ctx, site, n)
 	}
@@ -128,6 +161,9 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 func cut(k string) (string, string, bool) { return strings.Cut(k, "/") }
 
 func (h *Local) Running(site, name string) bool {
+	if h.Exec != "" && h.pidAlive(h.pidFile(site, name)) != 0 {
+		return true
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.instances[key(site, name)]

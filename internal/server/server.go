@@ -79,6 +79,11 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		v.Close()
 		return nil, err
 	}
+	// Recovered machines run detached, so a server restart leaves them
+	// serving; tests that build a server in-process have no haven binary.
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "haven" {
+		h.Exec = exe
+	}
 	alloc, err := vnet.OpenAllocator(filepath.Join(cfg.StateDir, "addresses.json"))
 	if err != nil {
 		st.Close()
