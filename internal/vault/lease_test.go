@@ -110,3 +110,72 @@ func TestLapsedWriterCannotCommit(t *testing.T) {
 	}
 	checkAndRestoreAll(t, v)
 }
+
+// TestLeaseLapsesForGood: once refreshes have failed for the trusted
+// window, guarded writes are refused, and a refresh that succeeds later
+// does not revive the lease (a prune may have acted on its absence).
+func TestLeaseLapsesForGood(t *testing.T) {
+	ctx := context.Background()
+	_, be := testVault(t)
+	shortLease(t)
+	f := blobtest.NewFault(be)
+	v, err := Open(ctx, f, "secret", fastKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	l, err := v.acquire(ctx, lockShared, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	wrote := false
+	write := func(context.Context) error { wrote = true; return nil }
+	if err := l.guarded(ctx, write); err != nil || !wrote {
+		t.Fatalf("guarded write under a fresh lease: %v (ran: %v)", err, wrote)
+	}
+	f.Set(blobtest.FailWhen(func(op, name string) bool { return op == "put" && name == l.name }))
+	for l.check() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.Set(nil)
+	if err := l.write(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wrote = false
+	if err := l.guarded(ctx, write); !errors.Is(err, ErrLeaseLost) || wrote {
+		t.Fatalf("guarded write after the lease lapsed and a late refresh: err %v, ran %v", err, wrote)
+	}
+}
+
+// TestDamagedMarkIsLoud: a damaged deletion mark is reported by check and
+// stops snapshots (which could otherwise dedupe against a pack about to be
+// deleted) instead of being skipped.
+func TestDamagedMarkIsLoud(t *testing.T) {
+	ctx := context.Background()
+	v, be := testVault(t)
+	img := filepath.Join(t.TempDir(), "d.img")
+	for i := range 2 {
+		writeImage(t, img, uint64(60+i), segment{"random", 1 << 20})
+		snap(t, v, "web", DiskSource{"root", img})
+	}
+	if rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}}); err != nil || rep.MarkedPacks == 0 {
+		t.Fatalf("prune: %v %+v", err, rep)
+	}
+	names, err := listNames(ctx, be, garbagePrefix)
+	if err != nil || len(names) != 1 {
+		t.Fatalf("marks: %v %v", names, err)
+	}
+	data, _ := be.Get(ctx, names[0], 0, -1)
+	data[len(data)/2] ^= 1
+	if err := be.Put(ctx, names[0], data); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := v.Check(ctx, CheckOptions{})
+	if err != nil || rep.Err() == nil || !strings.Contains(rep.Err().Error(), names[0]) {
+		t.Fatalf("check with a damaged mark: %v %v", err, rep.Err())
+	}
+	if _, _, err := v.Snapshot(ctx, SnapshotOptions{Machine: "web", Disks: []DiskSource{{"root", img}}}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("snapshot with a damaged mark: %v, want ErrCorrupt", err)
+	}
+}

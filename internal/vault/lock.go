@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -51,13 +50,12 @@ type lockFile struct {
 
 // Lock is a held lease, refreshed in the background until Release.
 type Lock struct {
-	v     *Vault
-	name  string
-	file  lockFile
-	stop  chan struct{}
-	done  sync.WaitGroup
-	once  sync.Once
-	Peers []lockFile // other live locks seen when acquired
+	v    *Vault
+	name string
+	file lockFile
+	stop chan struct{}
+	done sync.WaitGroup
+	once sync.Once
 
 	mu        sync.Mutex
 	safeUntil time.Time // monotonic; zero until the first write succeeded
@@ -193,8 +191,7 @@ func (v *Vault) holderName(host string) string {
 
 // acquire writes a lock of kind, then looks at the others (write first, then
 // list: of two racing lockers at least one sees the other). A shared lock
-// never waits. An exclusive lock waits while another exclusive one is live
-// and reports live shared locks in Peers.
+// never waits. An exclusive lock waits while another exclusive one is live.
 func (v *Vault) acquire(ctx context.Context, kind string, wait time.Duration) (*Lock, error) {
 	host, _ := os.Hostname()
 	l := &Lock{v: v, name: locksPrefix + randomHex(16), stop: make(chan struct{}), lapsed: make(chan struct{}),
@@ -217,7 +214,6 @@ func (v *Vault) acquire(ctx context.Context, kind string, wait time.Duration) (*
 			}
 		}
 		if blocker == "" {
-			l.Peers = peers
 			l.done.Add(1)
 			go l.refresh()
 			return l, nil
@@ -276,12 +272,4 @@ func (l *Lock) Release() {
 		defer cancel()
 		l.v.be.Delete(ctx, l.name)
 	})
-}
-
-func holders(peers []lockFile) string {
-	var hs []string
-	for _, p := range peers {
-		hs = append(hs, p.Holder)
-	}
-	return strings.Join(hs, ", ")
 }

@@ -3,6 +3,8 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,7 +38,9 @@ func TestSnapshotDuringPrune(t *testing.T) {
 		}
 		return nil
 	})
-	pa, err := Open(ctx, slow, "secret", fastKDF)
+	opt := fastKDF
+	opt.Holder = "haven-agent"
+	pa, err := Open(ctx, slow, "secret", opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +59,9 @@ func TestSnapshotDuringPrune(t *testing.T) {
 	}
 	_, err = v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}})
 	close(release)
-	if !errors.Is(err, ErrLocked) {
-		t.Errorf("second prune while the first runs: err = %v, want ErrLocked", err)
+	host, _ := os.Hostname()
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("haven-agent@%s/%d", host, os.Getpid())) {
+		t.Errorf("second prune while the first runs: err = %v, want ErrLocked naming the holder's process", err)
 	}
 	if err := <-pruned; err != nil {
 		t.Fatal(err)
