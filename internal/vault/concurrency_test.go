@@ -138,7 +138,7 @@ func TestWriterAfterMarkStoresAgain(t *testing.T) {
 	}
 	// Lock creation times within the allowed clock skew of the mark count
 	// as older than the mark.
-	time.Sleep(2 * LockRefresh)
+	time.Sleep(markVisible() + LockRefresh)
 	paused, resume, done := pausedSnapshot(t, blobtest.NewFault(be), "new", shared)
 	<-paused
 	rep, err = v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, Now: afterGrace()})

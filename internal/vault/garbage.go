@@ -93,23 +93,39 @@ func decodeMark(name string, plain []byte, g *garbageFile) error {
 	return nil
 }
 
-// writeMark stores one deletion mark for packs.
+// markPutBound is how long writing a mark may take: a writer whose lock
+// was created later than written + markVisible certainly sees the mark.
+func markPutBound() time.Duration { return LockRefresh / 2 }
+
+// markVisible allows for the write itself and for clock skew (< LockRefresh)
+// between the prune and the writers.
+func markVisible() time.Duration { return markPutBound() + 3*LockRefresh/2 }
+
+// writeMark stores one deletion mark for packs; the write must finish
+// within markPutBound of the time recorded in it.
 func (v *Vault) writeMark(ctx context.Context, lock *Lock, packs []ID, now time.Time) error {
 	plain, err := json.Marshal(&garbageFile{Marked: now.UTC(), Written: time.Now().UTC(), Packs: packs})
 	if err != nil {
 		return err
 	}
 	name := garbagePrefix + randomHex(16)
-	return lock.guarded(ctx, func(ctx context.Context) error { return v.putSealed(ctx, name, plain) })
+	pctx, cancel := context.WithTimeout(ctx, markPutBound())
+	defer cancel()
+	err = lock.guarded(pctx, func(ctx context.Context) error { return v.putSealed(ctx, name, plain) })
+	if err != nil {
+		// A mark that arrives late would carry too early a time; remove
+		// it in case the service still applies the write.
+		v.be.Delete(context.WithoutCancel(ctx), name)
+	}
+	return err
 }
 
 // blockingWriter names a live lock whose holder may have loaded the index
 // before a mark written at written became visible to it, and so may still
-// commit a point that references a marked pack. Creation times come from
-// the holders' clocks, so the comparison allows LockRefresh of skew.
+// commit a point that references a marked pack.
 func blockingWriter(live []lockFile, written time.Time) string {
 	for _, l := range live {
-		if l.Kind == lockShared && !l.Created.After(written.Add(LockRefresh)) || l.Created.IsZero() {
+		if l.Kind == lockShared && !l.Created.After(written.Add(markVisible())) || l.Created.IsZero() {
 			return l.Holder
 		}
 	}

@@ -63,7 +63,7 @@ type Lock struct {
 	lapsed    chan struct{}
 }
 
-// writeLock rewrites the lock and, on success, extends how long the holder
+// write rewrites the lock and, on success, extends how long the holder
 // may trust it: from the moment the write started, since the lock may have
 // become visible to others at any point of the call.
 func (l *Lock) write(ctx context.Context) error {
