@@ -75,3 +75,46 @@ func TestSnapshotDuringPrune(t *testing.T) {
 		t.Fatal("b's point taken during a's prune does not restore bit-exact")
 	}
 }
+
+// TestSnapshotSurvivesIndexRewrite: a prune replaces the index objects a
+// running snapshot has listed but not read yet; the snapshot must list
+// again and find the replacement, not fail.
+func TestSnapshotSurvivesIndexRewrite(t *testing.T) {
+	ctx := context.Background()
+	v, be := testVault(t)
+	img := filepath.Join(t.TempDir(), "d.img")
+	for i := range 2 {
+		writeImage(t, img, uint64(70+i), segment{"random", 1 << 20})
+		snap(t, v, "web", DiskSource{"root", img})
+	}
+	f := blobtest.NewFault(be)
+	held, release := make(chan struct{}), make(chan struct{})
+	f.Set(func(ctx context.Context, op, name string) error {
+		if op == "get" && strings.HasPrefix(name, indexPrefix) {
+			f.Set(nil)
+			close(held)
+			<-release
+		}
+		return nil
+	})
+	w, err := Open(ctx, f, "secret", fastKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := w.Snapshot(ctx, SnapshotOptions{Machine: "web", Disks: []DiskSource{{"root", img}}})
+		done <- err
+	}()
+	<-held
+	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 10}})
+	close(release)
+	if err != nil || rep.RewrittenIdx < 2 {
+		t.Fatalf("prune: %v, rewrote %d index objects, want the 2 the snapshot listed", err, rep.RewrittenIdx)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("snapshot across an index rewrite: %v", err)
+	}
+	checkAndRestoreAll(t, v)
+}
