@@ -12,11 +12,13 @@ import (
 	"github.com/haven-dr/haven/internal/blob/blobtest"
 )
 
-// shortLease makes leases short enough for real-time tests.
+// shortLease makes leases short enough for real-time tests, yet long
+// enough (2.5 s trusted after each refresh) that a loaded machine does
+// not lose a lease the test expects to hold.
 func shortLease(t *testing.T) {
 	t.Helper()
 	l, r := LockLease, LockRefresh
-	LockLease, LockRefresh = time.Second, 200*time.Millisecond
+	LockLease, LockRefresh = 3*time.Second, 500*time.Millisecond
 	t.Cleanup(func() { LockLease, LockRefresh = l, r })
 }
 
