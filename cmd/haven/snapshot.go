@@ -57,7 +57,7 @@ func newSnapshotCmd() *cobra.Command {
 	fs.StringVar(&consistency, "consistency", vault.Inconsistent, "what the copy is: inconsistent (disks read while in use), "+
 		"crash (the disks did not change while read: a stopped machine, or an LVM/reflink snapshot), app (the application was quiesced too)")
 	fs.StringVar(&group, "group", "", "consistency group recorded in the point")
-	fs.DurationVar(&lockWait, "lock-wait", time.Minute, "how long to wait for a running prune")
+	fs.DurationVar(&lockWait, "lock-wait", time.Minute, "ignored: a snapshot never waits for a prune (kept for scripts)")
 	cmd.MarkFlagRequired("machine")
 	cmd.MarkFlagRequired("disk")
 	return cmd

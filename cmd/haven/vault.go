@@ -255,8 +255,12 @@ func newVaultPruneCmd() *cobra.Command {
 			}
 			fmt.Printf("forgot %d points; deleted %d packs (%s); repacked %d; %d packs kept (%d partly used)\n",
 				rep.Forgotten, rep.DeletedPacks, mib(rep.DeletedBytes), rep.RepackedPacks, rep.KeptPacks, rep.PartlyUsed)
+			if rep.MarkedPacks > 0 || rep.Unmarked > 0 {
+				fmt.Printf("marked %d unused packs (%s) for deletion by a later prune; %d marked packs are in use again\n",
+					rep.MarkedPacks, mib(rep.MarkedBytes), rep.Unmarked)
+			}
 			if rep.Deferred != "" {
-				fmt.Println("data collection deferred:", rep.Deferred)
+				fmt.Println("deletion deferred:", rep.Deferred)
 			}
 			return nil
 		},

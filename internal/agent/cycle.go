@@ -172,7 +172,9 @@ func (a *Agent) maybePrune(ctx context.Context, m *machine) {
 	if pol.Retention.Empty() || a.now().Sub(m.lastPrune) < pol.PruneEvery {
 		return
 	}
-	rep, err := a.vault.Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name, LockWait: snapshotLockWait,
+	// No waiting for another machine's prune: this group's next snapshot
+	// would wait too. The prune runs at a later cycle instead.
+	rep, err := a.vault.Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name,
 		RepackUnused: vault.DefaultRepackUnused})
 	if err != nil {
 		slog.Warn("prune failed", "machine", m.cfg.Name, "err", err)

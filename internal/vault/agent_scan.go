@@ -20,7 +20,7 @@ func (s *saver) chunkFileKnown(f *os.File, size int64, known KnownFunc, progress
 	maxRun := s.v.blockSize()
 	for i := int64(0); i < int64(len(ids)); i++ {
 		if known != nil {
-			if id, ok := known(i); ok && (id.IsZero() || s.idx.has(id)) {
+			if id, ok := known(i); ok && (id.IsZero() || s.idx.canDedupe(id)) {
 				ids[i] = id
 				nKnown++
 				continue

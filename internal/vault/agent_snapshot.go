@@ -36,7 +36,7 @@ func (v *Vault) SnapshotKnown(ctx context.Context, opt SnapshotOptions, known ma
 
 // SnapshotPending is SnapshotKnown that carries unindexed uploads across
 // failed calls: see Pending.
-func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known map[string]KnownFunc, pending *Pending) (*AgentSnapshot, error) {
+func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known map[string]KnownFunc, pending *Pending) (_ *AgentSnapshot, err error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
@@ -49,18 +49,27 @@ func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known 
 		return nil, err
 	}
 	defer lock.Release()
-	if err := v.indexPending(ctx, pending); err != nil { // under the lock: prune must see them
-		return nil, err
-	}
+	ctx, cancel := lock.bind(ctx)
+	defer cancel()
+	defer func() {
+		// Work stopped because the lease was lost reports that, not
+		// the cancellation it caused.
+		if lost := lock.check(); err != nil && lost != nil && !errors.Is(err, ErrLeaseLost) {
+			err = fmt.Errorf("%w (%v)", lost, err)
+		}
+	}()
 	idx, err := v.loadIndex(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.indexPending(ctx, lock, idx, pending); err != nil { // under the lock: prune must see them
 		return nil, err
 	}
 	host, _ := os.Hostname()
 	p := &Point{ID: newPointID(opt.Time), Machine: opt.Machine, Time: opt.Time.UTC(), Consistency: opt.Consistency,
 		Provider: opt.Provider, Group: opt.Group, Host: host, Tags: opt.Tags, ChunkSize: v.cfg.ChunkSize}
 	res := &AgentSnapshot{Point: p, Stats: &SnapshotStats{}, IDs: map[string][]ID{}}
-	s := newSaver(ctx, v, idx)
+	s := newSaver(ctx, v, idx, lock)
 	inc := startIncrementalIndex(ctx, s)
 	for _, src := range opt.Disks {
 		d, ids, err := s.saveDiskKnown(src, known[src.Name], res, opt.Progress)
@@ -82,7 +91,7 @@ func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known 
 		return nil, fmt.Errorf("upload: %w", err)
 	}
 	inc.dropIndexed()
-	if err := v.commit(ctx, s, p, res.Stats); err != nil {
+	if err := lock.guarded(ctx, func(ctx context.Context) error { return v.commit(ctx, s, p, res.Stats) }); err != nil {
 		inc.keepPending(pending) // if only the manifest failed, re-indexing is a harmless duplicate
 		return nil, err
 	}
@@ -202,7 +211,8 @@ func (x *incrementalIndex) flush(ctx context.Context) {
 	if len(todo) == 0 {
 		return
 	}
-	if _, err := x.s.v.saveIndex(ctx, todo); err != nil {
+	err := x.s.lock.guarded(ctx, func(ctx context.Context) error { _, err := x.s.v.saveIndex(ctx, todo); return err })
+	if err != nil {
 		return
 	}
 	for id := range todo {
@@ -254,13 +264,18 @@ func (x *incrementalIndex) keepPending(p *Pending) {
 }
 
 // indexPending writes an index for the pending packs that are still
-// stored (a prune elsewhere may have collected them meanwhile).
-func (v *Vault) indexPending(ctx context.Context, p *Pending) error {
+// stored and not marked as garbage (a prune elsewhere may have marked or
+// collected them meanwhile; their data is then stored again), and adds
+// them to idx.
+func (v *Vault) indexPending(ctx context.Context, lock *Lock, idx *Index, p *Pending) error {
 	if p.Packs() == 0 {
 		return nil
 	}
 	live := map[ID][]blobEntry{}
 	for id, e := range p.packs {
+		if idx.marks.packs[id] {
+			continue
+		}
 		if _, err := v.be.Stat(ctx, packName(id)); err == nil {
 			live[id] = e
 		} else if !errors.Is(err, blob.ErrNotFound) {
@@ -268,8 +283,12 @@ func (v *Vault) indexPending(ctx context.Context, p *Pending) error {
 		}
 	}
 	if len(live) > 0 {
-		if _, err := v.saveIndex(ctx, live); err != nil {
+		err := lock.guarded(ctx, func(ctx context.Context) error { _, err := v.saveIndex(ctx, live); return err })
+		if err != nil {
 			return err
+		}
+		for id, e := range live {
+			idx.addPack(id, e)
 		}
 	}
 	p.packs = nil

@@ -64,6 +64,9 @@ func (v *Vault) Check(ctx context.Context, opt CheckOptions) (*CheckReport, erro
 	if err := c.index(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.marks(ctx); err != nil {
+		return nil, err
+	}
 	used, err := c.points(ctx)
 	if err != nil {
 		return nil, err

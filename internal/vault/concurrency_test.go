@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/haven-dr/haven/internal/blob/blobtest"
 )
 
 func TestConcurrentSnapshots(t *testing.T) {
@@ -63,8 +66,13 @@ func TestConcurrentSnapshots(t *testing.T) {
 	}
 }
 
+// afterGrace is a prune time at which every existing mark is due.
+func afterGrace() time.Time { return time.Now().Add(deleteGrace() + time.Minute) }
+
 // TestPruneDuringSnapshot holds a snapshot that dedupes against an old point
-// while prune forgets that point: the data must survive.
+// while prune forgets that point and marks its data: the data must survive
+// a prune after the grace while the snapshot still runs, and be unmarked
+// once the snapshot's point uses it.
 func TestPruneDuringSnapshot(t *testing.T) {
 	ctx := context.Background()
 	v, be := testVault(t)
@@ -76,39 +84,76 @@ func TestPruneDuringSnapshot(t *testing.T) {
 	snap(t, v, "old", DiskSource{"root", shared}) // will be forgotten
 	snap(t, v, "old", DiskSource{"root", other})  // newest of "old": kept
 
-	paused, resume := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	done := make(chan error)
-	go func() {
-		v2, _ := Open(ctx, be, "secret", fastKDF)
-		defer v2.Close()
-		_, _, err := v2.Snapshot(ctx, SnapshotOptions{Machine: "new", Disks: []DiskSource{{"root", shared}},
-			Progress: func(int64) { once.Do(func() { close(paused); <-resume }) }})
-		done <- err
-	}()
+	paused, resume, done := pausedSnapshot(t, blobtest.NewFault(be), "new", shared)
 	<-paused
 	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, LockWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Forgotten != 1 || rep.Deferred == "" || rep.DeletedPacks != 0 {
-		t.Fatalf("prune during snapshot: forgot %d, deleted %d packs, deferred %q", rep.Forgotten, rep.DeletedPacks, rep.Deferred)
+	if rep.Forgotten != 1 || rep.MarkedPacks == 0 || rep.DeletedPacks != 0 {
+		t.Fatalf("prune during snapshot: forgot %d, marked %d, deleted %d packs", rep.Forgotten, rep.MarkedPacks, rep.DeletedPacks)
+	}
+	rep, err = v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, Now: afterGrace()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DeletedPacks != 0 || !strings.Contains(rep.Deferred, "finishes") {
+		t.Fatalf("prune after the grace deleted %d packs while a writer older than the mark runs (deferred %q)", rep.DeletedPacks, rep.Deferred)
 	}
 	close(resume)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// Now nothing runs: a second prune collects, and must keep "new"'s data.
-	if _, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}}); err != nil {
+	rep, err = v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, Now: afterGrace()})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := v.Check(ctx, CheckOptions{ReadData: true}); err != nil || rep.Err() != nil {
-		t.Fatalf("check after prune: %v %v", err, rep.Err())
+	if rep.Unmarked == 0 {
+		t.Fatalf("marked packs the new point uses were not unmarked: %+v", rep)
 	}
+	checkAndRestoreAll(t, v)
 	out := filepath.Join(dir, "out.img")
 	restore(t, v, "new", "latest", "root", out)
 	if sha(t, out) != sha(t, shared) {
 		t.Fatal("point taken during prune does not restore bit-exact")
+	}
+}
+
+// TestWriterAfterMarkStoresAgain: a snapshot that starts after data was
+// marked does not reference the marked packs (it stores the data again), so
+// a prune may delete them while that snapshot is still running.
+func TestWriterAfterMarkStoresAgain(t *testing.T) {
+	ctx := context.Background()
+	v, be := testVault(t)
+	dir := t.TempDir()
+	shared, other := filepath.Join(dir, "shared.img"), filepath.Join(dir, "other.img")
+	writeImage(t, shared, 22, segment{"random", 3 << 20})
+	writeImage(t, other, 23, segment{"random", 1 << 20})
+	snap(t, v, "old", DiskSource{"root", shared})
+	snap(t, v, "old", DiskSource{"root", other})
+	shortLease(t)
+	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}})
+	if err != nil || rep.MarkedPacks == 0 {
+		t.Fatalf("prune: %v %+v", err, rep)
+	}
+	// Lock creation times within the allowed clock skew of the mark count
+	// as older than the mark.
+	time.Sleep(markVisible() + LockRefresh)
+	paused, resume, done := pausedSnapshot(t, blobtest.NewFault(be), "new", shared)
+	<-paused
+	rep, err = v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, Now: afterGrace()})
+	if err != nil || rep.DeletedPacks == 0 {
+		t.Fatalf("prune after the grace with only a newer writer running: %v %+v", err, rep)
+	}
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkAndRestoreAll(t, v)
+	out := filepath.Join(dir, "out.img")
+	restore(t, v, "new", "latest", "root", out)
+	if sha(t, out) != sha(t, shared) {
+		t.Fatal("point taken after the mark does not restore bit-exact")
 	}
 }
 
@@ -136,8 +181,13 @@ func TestPruneCollects(t *testing.T) {
 		t.Fatalf("dry run would remove %d points, want 2", removed)
 	}
 	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 2}})
-	if err != nil || rep.Forgotten != 2 || rep.DeletedPacks == 0 {
-		t.Fatalf("prune: %v %+v", err, rep)
+	if err != nil || rep.Forgotten != 2 || rep.MarkedPacks == 0 || rep.DeletedPacks != 0 {
+		t.Fatalf("prune (marks, deletes nothing yet): %v %+v", err, rep)
+	}
+	marked := rep.MarkedPacks
+	rep, err = v.Prune(ctx, PruneOptions{Retention: Retention{Last: 2}, Now: afterGrace()})
+	if err != nil || rep.DeletedPacks != marked || rep.MarkedPacks != 0 {
+		t.Fatalf("prune after the grace: %v %+v, want %d packs deleted", err, rep, marked)
 	}
 	after, _ := v.Stats(ctx)
 	if after.StoredBytes >= before.StoredBytes*3/4 || after.Points != 2 {
@@ -203,6 +253,13 @@ func TestPruneRepacksMostlyUnusedPacks(t *testing.T) {
 	}
 	if rep.RepackedPacks != 1 {
 		t.Fatalf("repacked %d packs, want 1: %+v", rep.RepackedPacks, rep)
+	}
+	// The repacked pack is marked like unused ones, and goes after the grace.
+	if rep, err = v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, RepackUnused: 0.5, Now: afterGrace()}); err != nil {
+		t.Fatal(err)
+	}
+	if rep.RepackedPacks != 0 || rep.DeletedPacks == 0 {
+		t.Fatalf("second prune: %+v, want the marked packs deleted and nothing repacked again", rep)
 	}
 	after, _ := v.Stats(ctx)
 	if freed := before.StoredBytes - after.StoredBytes; freed < 3<<20 {

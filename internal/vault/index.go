@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -25,6 +26,7 @@ type Index struct {
 	blobs map[ID]location
 	packs map[ID][]blobEntry // pack -> blobs, as listed by the index objects
 	files []string           // index objects loaded
+	marks *marks             // packs marked as garbage when the index was loaded
 }
 
 func newIndex() *Index {
@@ -43,6 +45,33 @@ func (x *Index) has(id ID) bool {
 	return ok
 }
 
+// canDedupe reports whether a snapshot may reference the stored blob: only
+// if a pack that is not marked as garbage holds it. A blob found only in
+// marked packs is stored again, since a prune deletes those packs once no
+// writer that loaded the index before the mark is left.
+func (x *Index) canDedupe(id ID) bool {
+	l, ok := x.lookup(id)
+	return ok && (x.marks == nil || !x.marks.packs[l.Pack])
+}
+
+// preferUnmarked points every blob that also lives in an unmarked pack at
+// that pack, so readers and writers use the copies that stay.
+func (x *Index) preferUnmarked(m *marks) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.marks = m
+	for pack, entries := range x.packs {
+		if m.packs[pack] {
+			continue
+		}
+		for _, e := range entries {
+			if l := x.blobs[e.ID]; m.packs[l.Pack] {
+				x.blobs[e.ID] = location{Pack: pack, blobEntry: e}
+			}
+		}
+	}
+}
+
 func (x *Index) addPack(pack ID, entries []blobEntry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -57,9 +86,30 @@ func (x *Index) addPack(pack ID, entries []blobEntry) {
 	}
 }
 
-// loadIndex reads every index object. A damaged index object is an error
-// naming it: silently ignoring it could make prune delete live data.
+// loadIndex reads the deletion marks, then every index object. A damaged
+// index object is an error naming it: silently ignoring it could make
+// prune delete live data. An index object that vanishes between listing and
+// reading was replaced by a prune's rewrite, which is written before the
+// old objects are deleted: listing again gives the complete index.
 func (v *Vault) loadIndex(ctx context.Context) (*Index, error) {
+	m, err := v.loadMarks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for try := 0; ; try++ {
+		x, err := v.loadIndexOnce(ctx)
+		if errors.Is(err, ErrMissing) && try < 5 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		x.preferUnmarked(m)
+		return x, nil
+	}
+}
+
+func (v *Vault) loadIndexOnce(ctx context.Context) (*Index, error) {
 	names, err := listNames(ctx, v.be, indexPrefix)
 	if err != nil {
 		return nil, err

@@ -14,8 +14,10 @@ type PruneOptions struct {
 	Retention Retention
 	Machine   string // only this machine's points ("" for all)
 	DryRun    bool
-	Now       time.Time // for tests; zero means now
-	LockWait  time.Duration
+	// Now is when retention and the deletion grace are measured from
+	// (tests; zero means now). Lock leases always use the real clock.
+	Now      time.Time
+	LockWait time.Duration // how long to wait for another prune
 	// RepackUnused: a pack whose bytes are more than this share unused is
 	// rewritten with only its used blobs (0 keeps partly used packs;
 	// DefaultRepackUnused is what the CLI and the agent use).
@@ -33,8 +35,11 @@ type PruneReport struct {
 	DeletedPacks   int        `json:"deleted_packs"`
 	DeletedBytes   int64      `json:"deleted_bytes"`
 	DeletedPartial int        `json:"deleted_partial_uploads"`
+	MarkedPacks    int        `json:"marked_packs"`   // newly marked as garbage, deleted by a later prune
+	MarkedBytes    int64      `json:"marked_bytes"`   // their size
+	Unmarked       int        `json:"unmarked_packs"` // marked earlier, but a point taken meanwhile uses them
 	KeptPacks      int        `json:"kept_packs"`
-	Deferred       string     `json:"deferred,omitempty"` // why data was not collected now
+	Deferred       string     `json:"deferred,omitempty"` // why marked data was not deleted now
 	RewrittenIdx   int        `json:"rewritten_indexes"`
 	DryRun         bool       `json:"dry_run"`
 	PartlyUsed     int        `json:"partly_used_packs"`
@@ -42,10 +47,11 @@ type PruneReport struct {
 	RepackedPacks  int        `json:"repacked_packs"` // rewritten with only their used blobs
 }
 
-// Prune forgets points that retention does not keep, then deletes the packs
-// no remaining point uses. It holds an exclusive lock; if a snapshot holds a
-// shared lock, points are still forgotten but no data is deleted (it may be
-// what the snapshot is about to reference), and Deferred says so.
+// Prune forgets points that retention does not keep and collects data in
+// two phases: it deletes the packs that an earlier prune marked as garbage
+// (if still unneeded, see sweep), then marks the packs that no remaining
+// point needs. Snapshots run on meanwhile: prune's lock only excludes other
+// prunes, and a writer never dedupes against a marked pack.
 func (v *Vault) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, error) {
 	if opt.Retention.Empty() {
 		return nil, errNoRules
@@ -72,76 +78,102 @@ func (v *Vault) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, erro
 	}
 	for _, d := range rep.Decisions {
 		if !d.Keep {
-			if err := v.deletePoint(ctx, d.Point); err != nil {
+			if err := lock.guarded(ctx, func(ctx context.Context) error { return v.deletePoint(ctx, d.Point) }); err != nil {
 				return rep, err
 			}
 			rep.Forgotten++
 		}
 	}
-	if len(lock.Peers) > 0 {
-		rep.Deferred = "snapshots in progress (" + sharedWithOthers(lock.Peers) + "); unused data is collected by a later prune"
-		return rep, nil
-	}
-	return rep, v.collect(ctx, rep, opt.RepackUnused)
+	return rep, v.collect(ctx, lock, rep, opt)
 }
 
-// collect deletes packs that no point uses and repacks those that points
-// use only a little. Order is what makes a crash at any step safe: new packs
-// first, then an index of exactly the packs that stay, then the old index
-// objects, and only then the packs. A stale index listing a deleted pack
-// would make the next snapshot dedupe against data that is gone.
-func (v *Vault) collect(ctx context.Context, rep *PruneReport, repackAbove float64) error {
-	idx, err := v.loadIndex(ctx)
-	if err != nil {
-		return err
+// gcState is what both phases of collection work from.
+type gcState struct {
+	live  []lockFile // other live locks, listed before everything else
+	marks *marks
+	idx   *Index
+	used  map[ID]bool  // blobs that some point references
+	where map[ID][]ID  // used blob -> packs that hold it
+	sizes map[ID]int64 // stored pack sizes
+	dates map[ID]time.Time
+}
+
+func (v *Vault) loadGC(ctx context.Context, lock *Lock) (*gcState, error) {
+	st := &gcState{sizes: map[ID]int64{}, dates: map[ID]time.Time{}, where: map[ID][]ID{}}
+	var err error
+	// Locks first: a writer that starts after this listing sees every mark
+	// that exists now, and its points are not needed to decide.
+	if st.live, err = v.liveLocks(ctx, lock.name); err != nil {
+		return nil, err
 	}
-	used, err := v.usedBlobs(ctx, idx)
-	if err != nil {
-		return err
+	if st.idx, err = v.loadIndex(ctx); err != nil {
+		return nil, err
 	}
-	keep := map[ID][]blobEntry{}
-	var repack []ID
-	for pack, entries := range idx.packs {
-		n := 0
-		var unused, total int64
+	st.marks = st.idx.marks
+	if st.used, err = v.usedBlobs(ctx, st.idx); err != nil {
+		return nil, err
+	}
+	for p, entries := range st.idx.packs {
 		for _, e := range entries {
-			total += int64(e.Length)
-			if used[e.ID] {
-				n++
-			} else {
-				unused += int64(e.Length)
-			}
-		}
-		switch {
-		case n == 0:
-		case n < len(entries) && repackAbove > 0 && float64(unused) > repackAbove*float64(total):
-			repack = append(repack, pack)
-		default:
-			keep[pack] = entries
-			rep.KeptPacks++
-			if n < len(entries) {
-				rep.PartlyUsed++
-				rep.PartlyUnusedB += unused
+			if st.used[e.ID] {
+				st.where[e.ID] = append(st.where[e.ID], p)
 			}
 		}
 	}
-	if err := v.repack(ctx, idx, repack, used, keep, rep); err != nil {
+	err = v.be.List(ctx, "data/", func(fi blob.Info) error {
+		if id, err := ParseID(fi.Name[strings.LastIndexByte(fi.Name, '/')+1:]); err == nil {
+			st.sizes[id], st.dates[id] = fi.Size, fi.ModTime
+		}
+		return nil // not ours: leave it alone
+	})
+	return st, err
+}
+
+// keepNeeded removes from gone every pack holding a used blob that no pack
+// outside gone holds, until no such pack is left.
+func (st *gcState) keepNeeded(gone map[ID]bool) {
+	for changed := true; changed; {
+		changed = false
+		for p := range gone {
+			if !st.replaceable(p, gone) {
+				delete(gone, p)
+				changed = true
+			}
+		}
+	}
+}
+
+func (st *gcState) replaceable(p ID, gone map[ID]bool) bool {
+	for _, e := range st.idx.packs[p] {
+		if st.used[e.ID] && !st.hasCopy(e.ID, func(q ID) bool { return gone[q] }) {
+			return false
+		}
+	}
+	return true
+}
+
+// hasCopy reports whether a stored pack that is not going holds blob id.
+func (st *gcState) hasCopy(id ID, going func(ID) bool) bool {
+	for _, q := range st.where[id] {
+		if _, stored := st.sizes[q]; stored && !going(q) {
+			return true
+		}
+	}
+	return false
+}
+
+// collect deletes due garbage, then marks new garbage. Every step is safe
+// to interrupt: marks only ever name packs, deletions only follow a mark
+// older than the grace, and the index is rewritten before packs go.
+func (v *Vault) collect(ctx context.Context, lock *Lock, rep *PruneReport, opt PruneOptions) error {
+	st, err := v.loadGC(ctx, lock)
+	if err != nil {
 		return err
 	}
-	if !samePacks(keep, idx.packs) || len(idx.files) > 1 {
-		if len(keep) > 0 {
-			if _, err := v.saveIndex(ctx, keep); err != nil {
-				return err
-			}
-		}
-		for _, name := range idx.files {
-			if err := v.be.Delete(ctx, name); err != nil {
-				return err
-			}
-			rep.RewrittenIdx++
-		}
+	if err := v.sweep(ctx, lock, st, rep, opt.Now); err != nil {
+		return err
 	}
-	if err := v.deletePacks(ctx, idx, keep, rep); err != nil {
+	if err := v.markGarbage(ctx, lock, st, rep, opt); err != nil {
 		return err
 	}
 	// Debris of writes killed mid-way (local directory temp files).
@@ -151,34 +183,89 @@ func (v *Vault) collect(ctx context.Context, rep *PruneReport, repackAbove float
 	return nil
 }
 
-func samePacks(a, b map[ID][]blobEntry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for id := range a {
-		if _, ok := b[id]; !ok {
-			return false
+// markGarbage marks the packs that no point needs: unused ones, ones
+// repacked now, and unindexed ones (left by interrupted snapshots) older
+// than a lease.
+func (v *Vault) markGarbage(ctx context.Context, lock *Lock, st *gcState, rep *PruneReport, opt PruneOptions) error {
+	var garbage, repack []ID
+	for pack, entries := range st.idx.packs {
+		if st.marks.packs[pack] {
+			continue
+		}
+		n := 0
+		var unused, total int64
+		for _, e := range entries {
+			total += int64(e.Length)
+			if st.used[e.ID] {
+				n++
+			} else {
+				unused += int64(e.Length)
+			}
+		}
+		switch {
+		case n == 0:
+			garbage = append(garbage, pack)
+		case n < len(entries) && opt.RepackUnused > 0 && float64(unused) > opt.RepackUnused*float64(total):
+			repack = append(repack, pack)
+		default:
+			rep.KeptPacks++
+			if n < len(entries) {
+				rep.PartlyUsed++
+				rep.PartlyUnusedB += unused
+			}
 		}
 	}
-	return true
+	for id, mod := range st.dates {
+		_, indexed := st.idx.packs[id]
+		if !indexed && !st.marks.packs[id] && time.Since(mod) >= LockLease {
+			garbage = append(garbage, id)
+		}
+	}
+	if err := v.repack(ctx, lock, st, repack, rep); err != nil {
+		return err
+	}
+	garbage = append(garbage, repack...)
+	if len(garbage) == 0 {
+		return nil
+	}
+	if err := v.writeMark(ctx, lock, garbage, opt.Now); err != nil {
+		return err
+	}
+	for _, p := range garbage {
+		rep.MarkedPacks++
+		rep.MarkedBytes += st.sizes[p]
+	}
+	if rep.Deferred == "" {
+		rep.Deferred = deferral("", opt.Now.Add(deleteGrace()))
+	}
+	return nil
 }
 
-// repack copies the used blobs of the given packs into new packs, as sealed
-// bytes (a blob's AAD is its type and ID, not its pack, so no re-encryption
-// is needed), after authenticating each: a damaged blob stops the prune
-// before anything is deleted. The new packs are added to keep.
-func (v *Vault) repack(ctx context.Context, idx *Index, packs []ID, used map[ID]bool, keep map[ID][]blobEntry, rep *PruneReport) error {
+// repack copies the used blobs of the given packs that no other pack holds
+// into new packs, as sealed bytes (a blob's AAD is its type and ID, not its
+// pack, so no re-encryption is needed), after authenticating each: a
+// damaged blob stops the prune before anything is marked. The new packs
+// are indexed before the old ones are marked.
+func (v *Vault) repack(ctx context.Context, lock *Lock, st *gcState, packs []ID, rep *PruneReport) error {
+	old := map[ID]bool{}
+	for _, p := range packs {
+		old[p] = true
+	}
 	pb := v.newPackBuf()
+	written := map[ID][]blobEntry{}
 	flush := func() error {
 		id, data := v.finishPack(pb)
 		if err := v.be.Put(ctx, packName(id), data); err != nil {
 			return err
 		}
-		keep[id] = pb.entries
+		written[id] = pb.entries
 		rep.KeptPacks++
 		pb = v.newPackBuf()
 		return nil
 	}
+	// A blob with a copy in a pack that is neither repacked now nor marked
+	// needs no new copy.
+	going := func(q ID) bool { return old[q] || st.marks.packs[q] }
 	copied := map[ID]bool{}
 	for _, p := range packs {
 		name := packName(p)
@@ -186,8 +273,8 @@ func (v *Vault) repack(ctx context.Context, idx *Index, packs []ID, used map[ID]
 		if err != nil {
 			return err
 		}
-		for _, e := range idx.packs[p] {
-			if !used[e.ID] || copied[e.ID] {
+		for _, e := range st.idx.packs[p] {
+			if !st.used[e.ID] || copied[e.ID] || st.hasCopy(e.ID, going) {
 				continue
 			}
 			if int64(e.Offset)+int64(e.Length) > int64(len(data)) {
@@ -214,39 +301,14 @@ func (v *Vault) repack(ctx context.Context, idx *Index, packs []ID, used map[ID]
 		rep.RepackedPacks++
 	}
 	if len(pb.entries) > 0 {
-		return flush()
+		if err := flush(); err != nil {
+			return err
+		}
 	}
-	return nil
-}
-
-// deletePacks removes every stored pack not in keep. Packs that no index
-// lists come from interrupted snapshots; they are deleted only once older
-// than a lock lease, in case their writer is alive but slow.
-func (v *Vault) deletePacks(ctx context.Context, idx *Index, keep map[ID][]blobEntry, rep *PruneReport) error {
-	var victims []blob.Info
-	err := v.be.List(ctx, "data/", func(fi blob.Info) error {
-		id, err := ParseID(fi.Name[strings.LastIndexByte(fi.Name, '/')+1:])
-		if err != nil {
-			return nil // not ours: leave it alone
-		}
-		_, kept := keep[id]
-		_, indexed := idx.packs[id]
-		if !kept && (indexed || time.Since(fi.ModTime) >= LockLease) {
-			victims = append(victims, fi)
-		}
+	if len(written) == 0 {
 		return nil
-	})
-	if err != nil {
-		return err
 	}
-	for _, fi := range victims {
-		if err := v.be.Delete(ctx, fi.Name); err != nil {
-			return fmt.Errorf("delete %s: %w", fi.Name, err)
-		}
-		rep.DeletedPacks++
-		rep.DeletedBytes += fi.Size
-	}
-	return nil
+	return lock.guarded(ctx, func(ctx context.Context) error { _, err := v.saveIndex(ctx, written); return err })
 }
 
 // usedBlobs returns every blob (pages and chunks) that a point references.

@@ -12,6 +12,7 @@ import (
 // moment leaves only unreferenced packs, which prune collects.
 type saver struct {
 	v       *Vault
+	lock    *Lock // index writes must land while it holds
 	idx     *Index
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
@@ -28,9 +29,9 @@ type saver struct {
 
 const uploaders = 3
 
-func newSaver(ctx context.Context, v *Vault, idx *Index) *saver {
+func newSaver(ctx context.Context, v *Vault, idx *Index, lock *Lock) *saver {
 	ctx, cancel := context.WithCancelCause(ctx)
-	s := &saver{v: v, idx: idx, ctx: ctx, cancel: cancel, seen: make(map[ID]struct{}),
+	s := &saver{v: v, idx: idx, lock: lock, ctx: ctx, cancel: cancel, seen: make(map[ID]struct{}),
 		uploads: make(chan *packBuf, 1), packs: make(map[ID][]blobEntry)}
 	s.cur = v.newPackBuf()
 	for range uploaders {
@@ -43,7 +44,7 @@ func newSaver(ctx context.Context, v *Vault, idx *Index) *saver {
 // save stores plain under id unless the vault or this snapshot has it
 // already. w is the calling worker (nil for metadata blobs).
 func (s *saver) save(w *worker, t blobType, id ID, plain []byte) error {
-	if s.idx.has(id) {
+	if s.idx.canDedupe(id) {
 		return nil
 	}
 	s.mu.Lock()

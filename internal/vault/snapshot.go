@@ -23,7 +23,7 @@ type SnapshotOptions struct {
 	Group       string
 	Tags        map[string]string
 	Progress    func(bytes int64) // called as data is read
-	LockWait    time.Duration     // how long to wait for a prune to finish
+	LockWait    time.Duration     // unused: snapshots never wait for a prune (kept for callers)
 }
 
 // SnapshotStats reports what a snapshot read and stored.
