@@ -236,6 +236,7 @@ func (s *drSite) startServer() {
 		s.serverPort, s.serverState, s.vaultURL, s.inet)
 	path := s.write("server.yaml", cfg)
 	s.start("server", "", "server", "--config", path)
+	s.t.Cleanup(s.removeRecoverySite)
 	tokFile := filepath.Join(s.serverState, "admin.token")
 	s.eventually(60*time.Second, "server up", func() error {
 		b, err := os.ReadFile(tokFile)
@@ -392,4 +393,25 @@ func (s *drSite) hostID() string {
 		s.t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// removeRecoverySite stops what the server left running on purpose (its
+// machines run detached so they outlive it) and removes its namespaces.
+func (s *drSite) removeRecoverySite() {
+	s.kill("server", syscall.SIGTERM)
+	files, _ := filepath.Glob(filepath.Join(s.serverState, "host", "machines", "*", "detached", "*.json"))
+	for _, f := range files {
+		haven(s.t, nil, "machine", "stop", "--file", f)
+	}
+	b, err := os.ReadFile(filepath.Join(s.serverState, "host", "host-id"))
+	if err != nil {
+		return
+	}
+	id := strings.TrimSpace(string(b))
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), id+"-") {
+			vnet.Netlink{}.DelNS(e.Name())
+		}
+	}
 }
