@@ -84,6 +84,9 @@ type Options struct {
 	// Edge is the namespace the recovery site is joined to (where
 	// customers and the traffic manager are); "" for none.
 	Edge string
+	// StandbyEnabled: RefreshStandby keeps standby images (else it only
+	// tracks RPO).
+	StandbyEnabled bool
 	// Alloc records addresses of NICs in allocate mode.
 	Alloc  *vnet.Allocator
 	Logger *slog.Logger

@@ -21,6 +21,7 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 	if err != nil {
 		return nil // nothing applied yet
 	}
+	standby := o.StandbyEnabled
 	sh, _ := o.Host.(StandbyHost)
 	var errs []error
 	for _, m := range cfg.Machines {
@@ -30,7 +31,11 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 		}
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
 		newest := ps[0]
+		o.metrics.rpo.set(m.Name, newest.Time)
 		for _, d := range m.Disks {
+			if !standby {
+				break
+			}
 			if sh != nil && sh.StandbyPoint(m.Name, d.Name) == newest.ID {
 				continue
 			}

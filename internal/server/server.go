@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	}
 	orch := orchestrator.New(orchestrator.Options{Store: st, Host: h, Vault: v, Agents: o.Agents,
 		Traffic: orchestrator.DNSTraffic, DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
-		Alloc: alloc, Logger: o.Logger})
+		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby})
 	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, token: tok, start: time.Now()}, nil
 }
 
@@ -120,9 +120,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer s.orch.Close()
-	if *s.cfg.Standby {
-		go s.standbyLoop(ctx)
-	}
+	go s.standbyLoop(ctx)
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
