@@ -20,6 +20,7 @@ import (
 var Routes = []string{
 	"GET /healthz",
 	"GET /metrics",
+	"GET /v1/openapi.yaml",
 	"POST /v1/apply",
 	"GET /v1/config",
 	"GET /v1/status",
@@ -43,6 +44,7 @@ func (s *Server) Handler() http.Handler {
 	h := map[string]http.HandlerFunc{
 		"GET /healthz":                      func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) },
 		"GET /metrics":                      promhttp.HandlerFor(s.orch.Registry(), promhttp.HandlerOpts{}).ServeHTTP,
+		"GET /v1/openapi.yaml":              serveOpenAPI,
 		"POST /v1/apply":                    s.apply,
 		"GET /v1/config":                    s.getConfig,
 		"GET /v1/status":                    s.status,
