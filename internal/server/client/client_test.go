@@ -1,0 +1,196 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/haven-dr/haven/internal/blob/fileblob"
+	"github.com/haven-dr/haven/internal/orchestrator"
+	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/server/client"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vault"
+)
+
+const doc = `sites: {primary: dc1, recovery: dc2}
+networks:
+  primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
+  recovery: [{name: rec, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
+  test: [{name: drill, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
+mapping: {recovery: {prod: rec}, test: {prod: drill}}
+machines:
+  - name: db
+    disks: [{name: root, path: /nonexistent/db.img}]
+    nics: [{name: eth0, network: prod, address: 10.1.0.10/24}]
+    health: {tcp_port: 5432}
+plans:
+  - name: shop
+    groups: [{machines: [db]}]
+`
+
+// startServer runs a real server (file vault, SQLite state) on loopback
+// with doc applied, and returns it with a client holding the admin token.
+func startServer(t *testing.T) (*server.Server, *client.Client, string) {
+	t.Helper()
+	dir := t.TempDir()
+	be, err := fileblob.New(filepath.Join(dir, "vault"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.Init(context.Background(), be, "pw", vault.Options{KDF: vault.KDFParams{N: 1 << 10, R: 8, P: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("pw"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	cfg := &server.Config{StateDir: filepath.Join(dir, "state"), Vault: "file://" + filepath.Join(dir, "vault"),
+		PasswordFile: pw, Standby: &off}
+	if err := cfg.Defaults(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		s.Close()
+	})
+	tok, err := server.ReadToken(cfg.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(ln.Addr().String(), tok, 10*time.Second)
+	if _, err := c.Apply(context.Background(), []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	return s, c, ln.Addr().String()
+}
+
+func wantAPIError(t *testing.T, what string, err error, status int, code string, says string) {
+	t.Helper()
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		t.Errorf("%s: err = %v (%T), want a *client.Error", what, err, err)
+		return
+	}
+	if ce.Status != status || ce.Code != code || !strings.Contains(ce.Msg, says) {
+		t.Errorf("%s: %+v, want status %d, code %q, a message saying %q", what, ce, status, code, says)
+	}
+	if errors.Is(err, client.ErrUnreachable) {
+		t.Errorf("%s: an answer of the server is reported as unreachable", what)
+	}
+}
+
+// TestErrorCodes: each kind of refusal reaches the caller as a
+// *client.Error with the server's status, code and message.
+func TestErrorCodes(t *testing.T) {
+	s, c, addr := startServer(t)
+	ctx := context.Background()
+
+	_, err := c.Apply(ctx, []byte(strings.Replace(doc, "machines: [db]", "machines: [db, cache]", 1)))
+	wantAPIError(t, "apply naming an unknown machine", err, 400, "invalid", `unknown machine "cache"`)
+	_, err = c.Submit(ctx, "nope", orchestrator.TestFailover, orchestrator.Params{})
+	wantAPIError(t, "submit on an unknown plan", err, 400, "invalid", `no plan "nope"`)
+	_, err = c.Submit(ctx, "shop", orchestrator.Commit, orchestrator.Params{})
+	wantAPIError(t, "commit before any failover", err, 412, "precondition", "only an uncommitted failover")
+	_, err = c.Job(ctx, "nojob")
+	wantAPIError(t, "unknown job", err, 404, "not_found", "nojob")
+	_, err = c.Report(ctx, "nojob")
+	wantAPIError(t, "report of an unknown job", err, 404, "not_found", "nojob")
+
+	// A job stopped at a failed step holds the plan. It is put in the
+	// store directly so that no failover runs in this test.
+	held := &store.Job{ID: "held-1", Plan: "shop", Type: orchestrator.TestFailover, State: store.Failed,
+		Created: time.Now().UTC(), Config: []byte("{}"), Outputs: []byte("{}")}
+	if err := s.Orchestrator().Store.CreateJob(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Submit(ctx, "shop", orchestrator.TestFailover, orchestrator.Params{})
+	wantAPIError(t, "a second job on a busy plan", err, 409, "conflict", "job held-1")
+	_, err = c.Approve(ctx, "held-1")
+	wantAPIError(t, "approve of a job not waiting", err, 412, "precondition", "not waiting for approval")
+	if js, err := c.Jobs(ctx, "shop", false, 0); err != nil || len(js) != 1 || js[0].ID != "held-1" || js[0].State != store.Failed {
+		t.Errorf("jobs after the refusals: %+v, %v; want only held-1, still failed", js, err)
+	}
+
+	_, err = client.New(addr, "not-the-token-0123456789", 10*time.Second).Status(ctx)
+	wantAPIError(t, "wrong token", err, 401, "unauthorized", "token")
+}
+
+// TestUnreachable: a server that accepts connections and never answers
+// (a hung host) costs the caller at most the client's timeout, and a
+// closed port fails at once; both are ErrUnreachable, not an API error.
+func TestUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int32
+	stop := make(chan struct{})
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() { <-stop; conn.Close() }() // read nothing, answer nothing
+		}
+	}()
+	t.Cleanup(func() { close(stop); ln.Close() })
+
+	got := make(chan error, 1)
+	go func() {
+		// No deadline on ctx: only the client's own timeout can end it.
+		_, err := client.New(ln.Addr().String(), "tok", 200*time.Millisecond).Status(context.Background())
+		got <- err
+	}()
+	select {
+	case err = <-got:
+	case <-time.After(time.Minute):
+		t.Fatal("the call to a silent server did not return: the client's timeout does not bound it")
+	}
+	var ce *client.Error
+	if !errors.Is(err, client.ErrUnreachable) || errors.As(err, &ce) {
+		t.Fatalf("silent server: err = %v, want ErrUnreachable", err)
+	}
+	if !strings.Contains(err.Error(), "Timeout") {
+		t.Errorf("silent server: err = %v, want the client's timeout as the cause", err)
+	}
+	if accepted.Load() == 0 {
+		t.Errorf("the silent server never got the connection: the test did not test a hung server")
+	}
+
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := closed.Addr().String()
+	closed.Close()
+	_, err = client.New(addr, "tok", 10*time.Second).Status(context.Background())
+	if !errors.Is(err, client.ErrUnreachable) {
+		t.Errorf("closed port: err = %v, want ErrUnreachable", err)
+	}
+}
