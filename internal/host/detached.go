@@ -29,7 +29,9 @@ type MachineFile struct {
 	Log      string                     `json:"log,omitempty"`
 }
 
-func (h *Local) machineDir(site string) string { return filepath.Join(h.dir, "machines", site, "detached") }
+func (h *Local) machineDir(site string) string {
+	return filepath.Join(h.dir, "machines", site, "detached")
+}
 
 func (h *Local) machineFile(site, name string) string {
 	return filepath.Join(h.machineDir(site), name+".json")
