@@ -21,6 +21,7 @@ import (
 // Status and metrics need the control token from clients off loopback.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
+	a.loadCtl()
 	token, disabled := a.controlToken()
 	mux.HandleFunc("GET /v1/status", localOr(token, disabled, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -46,27 +46,6 @@ func (t *turn) take(ctx context.Context) error {
 
 func (t *turn) give() { <-t.ch }
 
-// ctlState is what the control API did to a machine.
-type ctlState struct {
-	mu      sync.Mutex
-	paused  bool // no scheduled cycle of its group (set as soon as a stop is asked)
-	stopped bool // the stop hook succeeded and no start since
-}
-
-func (s *ctlState) get() (paused, stopped bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.paused, s.stopped
-}
-
-// setCtl records a machine's control state and shows it in the status.
-func (a *Agent) setCtl(m *machine, paused, stopped bool) {
-	m.ctl.mu.Lock()
-	m.ctl.paused, m.ctl.stopped = paused, stopped
-	m.ctl.mu.Unlock()
-	a.board.update(m.slot, func(s *MachineStatus) { s.Paused = paused })
-}
-
 // Cycle takes one recovery point of every machine in the consistency group
 // (all captured at one instant), then prunes if a member's retention is
 // due. Run calls it on the policy's schedule; tests call it directly. It
@@ -82,7 +61,7 @@ func (a *Agent) Cycle(ctx context.Context, groupName string) error {
 	}
 	defer g.turn.give()
 	for _, m := range g.machines {
-		if paused, _ := m.ctl.get(); paused {
+		if paused, _ := a.ctlOf(m); paused {
 			return fmt.Errorf("%w: machine %s is stopped", ErrPaused, m.cfg.Name)
 		}
 	}
@@ -125,8 +104,12 @@ func (a *Agent) StopMachine(ctx context.Context, name string) error {
 	if m.cfg.Control.Stop == "" {
 		return ctlErrorf(http.StatusConflict, "machine %s has no control.stop hook in the agent's config", name)
 	}
-	wasPaused, wasStopped := m.ctl.get()
-	a.setCtl(m, true, wasStopped) // before waiting: no new cycle may start meanwhile
+	wasPaused, wasStopped := a.ctlOf(m)
+	// Paused before waiting, so no new cycle starts meanwhile; on disk, so
+	// an agent restart does not resume replicating a fenced machine.
+	if err := a.setCtl(m, true, wasStopped); err != nil {
+		return err
+	}
 	if err := g.turn.take(ctx); err != nil {
 		a.setCtl(m, wasPaused, wasStopped)
 		return ctlErrorf(http.StatusServiceUnavailable, "stop %s: %v", name, err)
@@ -136,8 +119,7 @@ func (a *Agent) StopMachine(ctx context.Context, name string) error {
 		a.setCtl(m, wasPaused, wasStopped)
 		return err
 	}
-	a.setCtl(m, true, true)
-	return nil
+	return a.setCtl(m, true, true)
 }
 
 // StartMachine runs the start hook, then resumes replication. A failed
@@ -158,8 +140,7 @@ func (a *Agent) StartMachine(ctx context.Context, name string) error {
 	if err := runControlHook(ctx, m, "start", m.cfg.Control.Start); err != nil {
 		return err
 	}
-	a.setCtl(m, false, false)
-	return nil
+	return a.setCtl(m, false, false)
 }
 
 // SnapshotMachine takes a point of the machine's group now, paused or not

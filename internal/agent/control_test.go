@@ -300,9 +300,21 @@ func TestControlStopPausesReplication(t *testing.T) {
 	if code, msg := f.post(t, "/v1/machines/m1/stop", nil, &struct{}{}); code != http.StatusOK || lines(t, f.stops) != 2 {
 		t.Fatalf("second stop: %d %s", code, msg)
 	}
+	// A restarted agent keeps the machine stopped.
+	f.a = newAgent(f.a.cfg, f.v)
+	srv := httptest.NewServer(f.a.Handler())
+	defer srv.Close()
+	f.url = srv.URL
+	if !f.a.Status().Machines[0].Paused {
+		t.Fatal("after a restart the status does not show the stopped machine paused")
+	}
+	if err := f.a.Cycle(ctx, "m1"); !errors.Is(err, ErrPaused) {
+		t.Fatalf("after a restart, cycle of a stopped machine: %v", err)
+	}
 	if code, msg := f.post(t, "/v1/machines/m1/start", nil, &struct{}{}); code != http.StatusOK || lines(t, f.starts) != 1 {
 		t.Fatalf("start: %d %s", code, msg)
 	}
+	g = f.a.group("m1")
 	if f.a.Status().Machines[0].Paused {
 		t.Fatal("status still says paused after start")
 	}

@@ -37,7 +37,7 @@ func (a *Agent) RestoreMachine(ctx context.Context, name string, req RestoreRequ
 	}
 	defer g.turn.give()
 	ctx = context.WithoutCancel(ctx)
-	if _, stopped := m.ctl.get(); !stopped {
+	if _, stopped := a.ctlOf(m); !stopped {
 		return nil, ctlErrorf(http.StatusConflict, "restore %s: the machine is not stopped (POST /v1/machines/%s/stop first)", name, name)
 	}
 	p, err := a.restorable(ctx, m, req.Point)
