@@ -60,7 +60,9 @@ func (a *Agent) RestoreMachine(ctx context.Context, name string, req RestoreRequ
 	for _, d := range m.cfg.Disks {
 		dr, err := a.restoreDisk(ctx, m, p, d, now[d.Name], nowSize[d.Name])
 		if err != nil {
-			return nil, fmt.Errorf("restore %s: disk %s (%s) may be partly written, retry the restore: %w", name, d.Name, d.Path, err)
+			// The vault's RestoreError says what state the disk is in.
+			return nil, fmt.Errorf("restore %s: disk %s: %w (disks restored before it: %d of %d; the same restore again completes it)",
+				name, d.Name, err, len(res.Disks), len(m.cfg.Disks))
 		}
 		res.Disks = append(res.Disks, *dr)
 	}
