@@ -439,3 +439,29 @@ func TestDifferingBytes(t *testing.T) {
 		t.Fatalf("differing %d, want 15", n)
 	}
 }
+
+// TestControlRestoreRefusesOtherDisks: a point whose disks are not the
+// machine's configured disks is refused before anything is written or
+// preserved.
+func TestControlRestoreRefusesOtherDisks(t *testing.T) {
+	f := newCtlFixture(t, ProviderNone, t.TempDir(), true)
+	other := filepath.Join(t.TempDir(), "other.img")
+	writeRandom(t, other, 1<<20)
+	p, _, err := f.v.Snapshot(context.Background(), vault.SnapshotOptions{Machine: "m1",
+		Disks: []vault.DiskSource{{Name: "d0", Path: f.disk}, {Name: "data", Path: other}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := f.post(t, "/v1/machines/m1/stop", nil, &struct{}{}); code != http.StatusOK {
+		t.Fatalf("stop: %d %s", code, msg)
+	}
+	writeRandom(t, f.disk, 4<<20)
+	before, n := fileSum(t, f.disk), pointCount(t, f.v)
+	code, msg := f.post(t, "/v1/machines/m1/restore", RestoreRequest{Point: p.ID, Preserve: true}, nil)
+	if code != http.StatusConflict || !strings.Contains(msg, "data") || !strings.Contains(msg, "nothing was written") {
+		t.Fatalf("restore of a point with other disks: %d %s", code, msg)
+	}
+	if fileSum(t, f.disk) != before || pointCount(t, f.v) != n {
+		t.Fatal("a refused restore changed the disk or took a point")
+	}
+}
