@@ -60,6 +60,7 @@ func runAgent(ctx context.Context, cfg *agent.Config) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.Serve(ctx, ln) })
 	g.Go(func() error { return a.Run(ctx) })
+	g.Go(func() error { return a.Heartbeats(ctx) })
 	return g.Wait()
 }
 

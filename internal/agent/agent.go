@@ -27,6 +27,7 @@ type Agent struct {
 
 // group is a consistency group: its machines are captured at one instant.
 type group struct {
+	turn     turn // one cycle or control operation at a time
 	name     string
 	machines []*machine
 	freq     time.Duration // smallest frequency of the members
@@ -41,6 +42,7 @@ type machine struct {
 	lastPrune time.Time
 	verified  bool          // trackers checked against the vault since start
 	pending   vault.Pending // uploaded by a failed cycle, not yet indexed
+	ctl       ctlState      // stopped/paused through the control API
 }
 
 // New opens the vault named by cfg and prepares the machines.

@@ -36,9 +36,13 @@ type Config struct {
 	Vault        string          `yaml:"vault"`         // vault URL (blobopen)
 	PasswordFile string          `yaml:"password_file"` // else $HAVEN_PASSWORD
 	StateDir     string          `yaml:"state_dir"`     // change-tracking caches
-	Listen       string          `yaml:"listen"`        // status API, loopback only
+	Listen       string          `yaml:"listen"`        // status API: loopback only without control_token_file
 	Bandwidth    string          `yaml:"bandwidth"`     // upload cap per second, e.g. "20MiB"
 	Machines     []MachineConfig `yaml:"machines"`
+	// ControlTokenFile holds the Bearer token the server presents on the
+	// control API (docs/agent.md, "Control API"); unset: control disabled.
+	ControlTokenFile string        `yaml:"control_token_file"`
+	Server           *ServerConfig `yaml:"server"` // heartbeats to `haven server`
 
 	uploadLimit int64
 }
@@ -53,6 +57,7 @@ type MachineConfig struct {
 	CloneDir string       `yaml:"clone_dir"` // reflink: clones live here (same filesystem as the disks)
 	Hooks    Hooks        `yaml:"hooks"`
 	Policy   Policy       `yaml:"policy"`
+	Control  Control      `yaml:"control"` // stop/start hooks for failover
 }
 
 // DiskConfig is a raw image file or block device.
@@ -114,7 +119,7 @@ func (c *Config) validate() error {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:7717"
 	}
-	if err := loopbackOnly(c.Listen); err != nil {
+	if err := c.validateControl(); err != nil {
 		return err
 	}
 	if c.Bandwidth != "" {
@@ -195,6 +200,9 @@ func (m *MachineConfig) validate() error {
 	}
 	if m.Hooks.Timeout == 0 {
 		m.Hooks.Timeout = time.Minute
+	}
+	if m.Control.Timeout == 0 {
+		m.Control.Timeout = 5 * time.Minute
 	}
 	return m.Policy.validate()
 }

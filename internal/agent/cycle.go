@@ -18,10 +18,10 @@ var ErrNoGroup = errors.New("no such consistency group")
 // snapshotLockWait is how long a cycle waits for a prune holding the vault.
 const snapshotLockWait = time.Minute
 
-// Cycle takes one recovery point of every machine in the consistency group
-// (all captured at one instant), then prunes if a member's retention is
-// due. Run calls it on the policy's schedule; tests call it directly.
-func (a *Agent) Cycle(ctx context.Context, groupName string) error {
+// cycleNow takes one recovery point of every machine in the consistency
+// group (all captured at one instant), then prunes if a member's retention
+// is due. The caller holds the group's turn (Cycle, snapshotGroup).
+func (a *Agent) cycleNow(ctx context.Context, groupName string) error {
 	g := a.group(groupName)
 	if g == nil {
 		return fmt.Errorf("%w: %q", ErrNoGroup, groupName)

@@ -38,6 +38,9 @@ type MachineStatus struct {
 	LastCycle       *CycleStats `json:"last_cycle,omitempty"`
 	LastError       string      `json:"last_error,omitempty"`
 	LastErrorTime   *time.Time  `json:"last_error_time,omitempty"`
+	// Paused: replication is paused by a control-API stop (no points are
+	// taken until start), so a growing RPO is expected.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // PointSummary describes a committed recovery point.

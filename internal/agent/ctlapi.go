@@ -1,0 +1,144 @@
+package agent
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// validateControl checks the control and heartbeat settings. Without a
+// control token nothing on the API is authenticated, so it may only listen
+// on loopback; with one, clients off loopback need the token everywhere.
+func (c *Config) validateControl() error {
+	if c.ControlTokenFile == "" {
+		if err := loopbackOnly(c.Listen); err != nil {
+			return fmt.Errorf("%w (or set control_token_file: other clients then need its token)", err)
+		}
+	} else if !filepath.IsAbs(c.ControlTokenFile) {
+		return fmt.Errorf("control_token_file %q is not absolute", c.ControlTokenFile)
+	}
+	if c.Server != nil {
+		return c.Server.validate()
+	}
+	return nil
+}
+
+// readToken reads a token file; an empty token would let any request in.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
+}
+
+// controlToken is the control API's token, or why the API is disabled.
+func (a *Agent) controlToken() (token string, disabled string) {
+	if a.cfg.ControlTokenFile == "" {
+		return "", "the control API is disabled: set control_token_file in the agent's config"
+	}
+	tok, err := readToken(a.cfg.ControlTokenFile)
+	if err != nil {
+		return "", "the control API is disabled: control_token_file: " + err.Error()
+	}
+	return tok, ""
+}
+
+// auth answers 401 without a Bearer token and 403 with a wrong one or
+// while the control API is disabled.
+func auth(token, disabled string, fn http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if disabled != "" {
+			writeCtlErr(w, http.StatusForbidden, disabled)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		switch {
+		case !ok || strings.TrimSpace(got) == "":
+			writeCtlErr(w, http.StatusUnauthorized, "missing token (Authorization: Bearer <token of control_token_file>)")
+		case subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1:
+			writeCtlErr(w, http.StatusForbidden, "wrong token")
+		default:
+			fn(w, r)
+		}
+	}
+}
+
+// localOr serves loopback clients as is and the others only with the token.
+func localOr(token, disabled string, fn http.HandlerFunc) http.HandlerFunc {
+	guarded := auth(token, disabled, fn)
+	return func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			fn(w, r)
+			return
+		}
+		guarded(w, r)
+	}
+}
+
+// controlRoutes adds the control API (docs/agent.md, "Control API").
+func (a *Agent) controlRoutes(mux *http.ServeMux, token, disabled string) {
+	mux.HandleFunc("POST /v1/machines/{name}/stop", auth(token, disabled, func(w http.ResponseWriter, r *http.Request) {
+		writeCtl(w, nil, a.StopMachine(r.Context(), r.PathValue("name")))
+	}))
+	mux.HandleFunc("POST /v1/machines/{name}/start", auth(token, disabled, func(w http.ResponseWriter, r *http.Request) {
+		writeCtl(w, nil, a.StartMachine(r.Context(), r.PathValue("name")))
+	}))
+	mux.HandleFunc("POST /v1/machines/{name}/snapshot", auth(token, disabled, func(w http.ResponseWriter, r *http.Request) {
+		pts, err := a.SnapshotMachine(r.Context(), r.PathValue("name"))
+		writeCtl(w, &SnapshotResult{Points: pts}, err)
+	}))
+	mux.HandleFunc("POST /v1/machines/{name}/restore", auth(token, disabled, func(w http.ResponseWriter, r *http.Request) {
+		var req RestoreRequest
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeCtlErr(w, http.StatusBadRequest, "body must be {\"point\": ID, \"preserve\": bool}: "+err.Error())
+			return
+		}
+		res, err := a.RestoreMachine(r.Context(), r.PathValue("name"), req)
+		writeCtl(w, res, err)
+	}))
+}
+
+// writeCtl answers out, or err with the status its ctlError carries (500
+// otherwise).
+func writeCtl(w http.ResponseWriter, out any, err error) {
+	if err != nil {
+		code := http.StatusInternalServerError
+		var ce *ctlError
+		if errors.As(err, &ce) {
+			code = ce.code
+		}
+		slog.Warn("control request failed", "status", code, "err", err)
+		writeCtlErr(w, code, err.Error())
+		return
+	}
+	if out == nil {
+		out = struct{}{}
+	}
+	writeCtlJSON(w, http.StatusOK, out)
+}
+
+func writeCtlErr(w http.ResponseWriter, code int, msg string) {
+	writeCtlJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeCtlJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/haven-dr/haven/internal/vault"
+)
+
+// ServerConfig sends heartbeats to `haven server`: the agent's Report to
+// POST {url}/v1/agents/{agent}/heartbeat, as Bearer the token in
+// token_file (which may be the control token file too).
+type ServerConfig struct {
+	URL       string        `yaml:"url"`
+	Agent     string        `yaml:"agent"` // this agent's name in the server's protection config
+	TokenFile string        `yaml:"token_file"`
+	Interval  time.Duration `yaml:"interval"`
+}
+
+// heartbeatLogEvery bounds how often failed heartbeats are logged.
+const heartbeatLogEvery = time.Minute
+
+func (s *ServerConfig) validate() error {
+	u, err := url.Parse(s.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("server.url %q: want http(s)://host:port", s.URL)
+	}
+	if err := vault.ValidName("server.agent", s.Agent); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(s.TokenFile) {
+		return fmt.Errorf("server.token_file %q: missing or not absolute", s.TokenFile)
+	}
+	if s.Interval == 0 {
+		s.Interval = 10 * time.Second
+	}
+	if s.Interval < time.Second {
+		return fmt.Errorf("server.interval %v is below 1s", s.Interval)
+	}
+	return nil
+}
+
+// Heartbeats reports the status to the server every interval until ctx
+// ends (at once when no server is configured). Each beat is bounded by the
+// interval, and failures are only logged: replication never waits on it.
+func (a *Agent) Heartbeats(ctx context.Context) error {
+	s := a.cfg.Server
+	if s == nil {
+		return nil
+	}
+	hb := &heartbeat{cfg: s, hc: &http.Client{}}
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		hb.note(hb.send(ctx, a.Status()))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+type heartbeat struct {
+	cfg     *ServerConfig
+	hc      *http.Client
+	failing int       // consecutive failures
+	logged  time.Time // last failure logged
+}
+
+func (h *heartbeat) send(ctx context.Context, r *Report) error {
+	tok, err := readToken(h.cfg.TokenFile)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Interval)
+	defer cancel()
+	u := strings.TrimSuffix(h.cfg.URL, "/") + "/v1/agents/" + url.PathEscape(h.cfg.Agent) + "/heartbeat"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := h.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 500))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// note logs the first failure, then at most one a heartbeatLogEvery, and
+// the recovery.
+func (h *heartbeat) note(err error) {
+	switch {
+	case err == nil && h.failing > 0:
+		slog.Info("heartbeats delivered again", "server", h.cfg.URL, "failed", h.failing)
+		h.failing = 0
+	case err != nil && errors.Is(err, context.Canceled):
+	case err != nil:
+		h.failing++
+		if now := time.Now(); now.Sub(h.logged) >= heartbeatLogEvery {
+			slog.Warn("heartbeat to the server failed", "server", h.cfg.URL, "agent", h.cfg.Agent, "failed", h.failing, "err", err)
+			h.logged = now
+		}
+	}
+}

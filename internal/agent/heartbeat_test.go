@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+)
+
+type beat struct {
+	path, auth string
+	report     Report
+	err        error
+}
+
+// TestHeartbeats runs the heartbeat loop against a real HTTP server on
+// loopback: each beat carries the agent's report to the agent's route with
+// its token, and a server that fails (500, then a wrong-token 401) does
+// not stop the beats.
+func TestHeartbeats(t *testing.T) {
+	beats := make(chan beat, 16)
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := beat{path: r.Method + " " + r.URL.Path, auth: r.Header.Get("Authorization")}
+		b.err = json.NewDecoder(r.Body).Decode(&b.report)
+		switch n.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusInternalServerError)
+		case 2:
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+		select {
+		case beats <- b:
+		default:
+		}
+	}))
+	defer srv.Close()
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	writeRandom(t, disk, 1<<20)
+	cfg, err := ParseConfig(fmt.Sprintf(`
+vault: /unused
+state_dir: %s
+server: {url: %s/, agent: site-a, token_file: %s, interval: 1s}
+machines: [{name: m1, provider: none, disks: [{name: d0, path: %s}]}]
+`, t.TempDir(), srv.URL, tok, disk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAgent(cfg, newVault(t, nil))
+	if err := a.Cycle(context.Background(), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Heartbeats(ctx) }()
+	for range 3 {
+		b := <-beats
+		if b.path != "POST /v1/agents/site-a/heartbeat" || b.auth != "Bearer s3cret" || b.err != nil {
+			t.Fatalf("heartbeat %+v", b)
+		}
+		if len(b.report.Machines) != 1 || b.report.Machines[0].LastPoint == nil ||
+			b.report.Machines[0].LastPoint.ID != a.Status().Machines[0].LastPoint.ID {
+			t.Fatalf("heartbeat report %+v", b.report)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHeartbeatsOff: without a server section the loop returns at once.
+func TestHeartbeatsOff(t *testing.T) {
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	a := newAgent(testConfig(t, ProviderNone, disk), newVault(t, nil))
+	if err := a.Heartbeats(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHeartbeatLogIsRateLimited(t *testing.T) {
+	h := &heartbeat{cfg: &ServerConfig{URL: "http://127.0.0.1:1"}}
+	h.note(fmt.Errorf("refused"))
+	first := h.logged
+	h.note(fmt.Errorf("refused"))
+	if h.failing != 2 || h.logged != first || first.IsZero() {
+		t.Fatalf("failing %d, logged %v then %v", h.failing, first, h.logged)
+	}
+	h.note(nil)
+	if h.failing != 0 {
+		t.Fatal("recovery not noted")
+	}
+}
