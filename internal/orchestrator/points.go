@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/vault"
 )
 
@@ -42,6 +43,9 @@ func choosePoints(ctx context.Context, v *vault.Vault, machines []string, groups
 		for _, p := range lists[m] {
 			ok := false
 			switch {
+			case preserved(p) && p.ID != choice:
+				// An old primary's disks kept before a failback are
+				// evidence, not a recovery point to fail over to.
 			case choice == PointLatest:
 				ok = true
 			case choice == PointLatestApp:
@@ -63,6 +67,8 @@ func choosePoints(ctx context.Context, v *vault.Vault, machines []string, groups
 	}
 	return out, nil
 }
+
+func preserved(p *vault.Point) bool { return p.Tags[agent.PreservedTag] == "true" }
 
 func use(p *vault.Point) PointUse {
 	return PointUse{ID: p.ID, Time: p.Time, Consistency: p.Consistency, Group: p.Group}
@@ -86,7 +92,7 @@ func consistentPoints(machines []string, groups map[string]string, lists map[str
 			picks := map[string]*vault.Point{}
 			for _, m := range members {
 				for _, p := range lists[m] {
-					if p.Time.Equal(cand.Time) && p.Group == g && p.Consistent() {
+					if p.Time.Equal(cand.Time) && p.Group == g && p.Consistent() && !preserved(p) {
 						picks[m] = p
 						break
 					}

@@ -267,7 +267,7 @@ func (r *run) finalPointsBack(ctx context.Context, plan *protection.Plan) error 
 		}
 		var newest *vault.Point
 		for _, p := range ps {
-			if !p.Time.Before(since) && (newest == nil || p.Time.After(newest.Time)) {
+			if !p.Time.Before(since) && !preserved(p) && (newest == nil || p.Time.After(newest.Time)) {
 				newest = p
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -27,6 +28,10 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 	for _, m := range cfg.Machines {
 		ps, err := o.Vault.Points(ctx, m.Name)
 		if err != nil || len(ps) == 0 {
+			continue
+		}
+		ps = slices.DeleteFunc(ps, preserved)
+		if len(ps) == 0 {
 			continue
 		}
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
