@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,12 +56,21 @@ func New(ctx context.Context, cfg *Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := vault.Open(ctx, be, pw, vault.Options{Holder: "haven-agent"})
+	v, err := vault.Open(ctx, be, pw, vault.Options{Holder: lockHolder()})
 	if err != nil {
 		be.Close()
 		return nil, err
 	}
 	return newAgent(cfg, v), nil
+}
+
+// lockHolder names this agent process in the vault's lock files. It is
+// unique per process (host, pid and a random part, as a pid can be reused
+// and a container's host name repeated), so a lock left by one agent is
+// never taken for another's.
+func lockHolder() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("haven-agent@%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
 }
 
 func readPassword(file string) (string, error) {
