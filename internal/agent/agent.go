@@ -19,11 +19,15 @@ import (
 // Agent replicates the configured machines. Build it with New, run it with
 // Run; Status may be called at any time.
 type Agent struct {
-	cfg    *Config
-	vault  *vault.Vault
-	groups []*group
-	board  *statusBoard
-	now    func() time.Time
+	cfg       *Config
+	be        blob.Backend // the vault's storage, set by New
+	password  string
+	vault     *vault.Vault // nil until opened (Run retries)
+	openEvery time.Duration
+	groups    []*group
+	board     *statusBoard
+	now       func() time.Time
+	cycled    func(cycleRecord) // called by Run after each cycle (tests)
 }
 
 // group is a consistency group: its machines are captured at one instant.
@@ -32,7 +36,7 @@ type group struct {
 	machines []*machine
 	freq     time.Duration // smallest frequency of the members
 	appFreq  time.Duration // smallest non-zero app frequency (0: never)
-	lastApp  time.Time
+	lastApp  time.Time     // start of the last app-consistent cycle
 }
 
 type machine struct {
@@ -44,7 +48,11 @@ type machine struct {
 	pending   vault.Pending // uploaded by a failed cycle, not yet indexed
 }
 
-// New opens the vault named by cfg and prepares the machines.
+// New opens the vault named by cfg and prepares the machines. When the
+// storage cannot be reached the agent is returned all the same: Run keeps
+// trying to open the vault, and until it can, the status says why and
+// reports every RPO as unknown, which raises the alert (an agent that
+// exited instead would report nothing at all).
 func New(ctx context.Context, cfg *Config) (*Agent, error) {
 	pw, err := readPassword(cfg.PasswordFile)
 	if err != nil {
@@ -56,12 +64,41 @@ func New(ctx context.Context, cfg *Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := vault.Open(ctx, be, pw, vault.Options{Holder: lockHolder()})
-	if err != nil {
+	a := newAgent(cfg, nil)
+	a.be, a.password, a.board.vault = be, pw, be.Location()
+	if err := a.open(ctx); err != nil && !errors.Is(err, blob.ErrUnavailable) {
 		be.Close()
 		return nil, err
 	}
-	return newAgent(cfg, v), nil
+	return a, nil
+}
+
+// open opens the vault; a failure is recorded against every machine.
+func (a *Agent) open(ctx context.Context) error {
+	v, err := vault.Open(ctx, a.be, a.password, vault.Options{Holder: lockHolder()})
+	if err != nil {
+		for _, g := range a.groups {
+			for _, m := range g.machines {
+				a.fail(m, fmt.Errorf("opening the vault: %w", err))
+			}
+		}
+		return err
+	}
+	a.vault = v
+	return nil
+}
+
+// waitVault retries opening the vault until it is open or ctx ends.
+func (a *Agent) waitVault(ctx context.Context) bool {
+	for a.vault == nil {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(a.openEvery):
+		}
+		a.open(ctx)
+	}
+	return true
 }
 
 // lockHolder names this agent process in the vault's lock files. It is
@@ -87,10 +124,14 @@ func readPassword(file string) (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
+// newAgent prepares the machines of cfg on v (nil: not open yet).
 func newAgent(cfg *Config, v *vault.Vault) *Agent {
 	host, _ := os.Hostname()
-	a := &Agent{cfg: cfg, vault: v, now: time.Now,
-		board: &statusBoard{host: host, vault: v.Backend().Location(), started: time.Now().UTC()}}
+	a := &Agent{cfg: cfg, vault: v, now: time.Now, openEvery: MinFrequency,
+		board: &statusBoard{host: host, started: time.Now().UTC()}}
+	if v != nil {
+		a.be, a.board.vault = v.Backend(), v.Backend().Location()
+	}
 	byName := map[string]*group{}
 	for i, mc := range cfg.Machines {
 		m := &machine{cfg: mc, slot: i, trackers: map[string]*tracker{}}
@@ -98,7 +139,7 @@ func newAgent(cfg *Config, v *vault.Vault) *Agent {
 			m.trackers[d.Name] = newTracker(cfg.StateDir, mc.CloneDir, mc.Name, d.Name)
 		}
 		a.board.machines = append(a.board.machines, &MachineStatus{Name: mc.Name, Group: mc.Group,
-			Provider: mc.Provider, RPOAlertSeconds: mc.Policy.RPOAlert.Seconds()})
+			Provider: mc.Provider, RPOAlertSeconds: mc.Policy.RPOAlert.Seconds(), RPOUnknown: true})
 		g := byName[mc.Group]
 		if g == nil {
 			g = &group{name: mc.Group, freq: mc.Policy.Frequency}
@@ -125,19 +166,26 @@ func (g *group) add(m *machine) {
 // Status returns the current report.
 func (a *Agent) Status() *Report { return a.board.report(a.now()) }
 
-// Vault returns the open vault.
+// Vault returns the open vault (nil while New could not reach it and Run
+// has not opened it yet).
 func (a *Agent) Vault() *vault.Vault { return a.vault }
 
 // Close releases the vault.
 func (a *Agent) Close() error {
-	be := a.vault.Backend()
-	return errors.Join(a.vault.Close(), be.Close())
+	var err error
+	if a.vault != nil {
+		err = a.vault.Close()
+	}
+	return errors.Join(err, a.be.Close())
 }
 
-// Run replicates until ctx ends. It first loads each machine's newest point
-// from the vault, so after a restart the RPO is honest at once and an
-// overdue machine is replicated immediately.
+// Run replicates until ctx ends. It opens the vault if New could not, then
+// loads each machine's newest point from it, so after a restart the RPO is
+// honest at once and an overdue machine is replicated immediately.
 func (a *Agent) Run(ctx context.Context) error {
+	if !a.waitVault(ctx) {
+		return nil
+	}
 	var wg sync.WaitGroup
 	for _, g := range a.groups {
 		wg.Add(1)
@@ -160,10 +208,24 @@ func (a *Agent) runGroup(ctx context.Context, g *group) {
 			return
 		case <-time.After(max(wait, 0)):
 		}
+		if ctx.Err() != nil {
+			return // both cases were ready; do not start a cycle bound to fail
+		}
 		start := a.now()
-		a.Cycle(ctx, g.name)
+		err := a.Cycle(ctx, g.name)
+		if a.cycled != nil {
+			a.cycled(cycleRecord{group: g.name, start: start, end: a.now(), err: err})
+		}
 		next = start.Add(g.freq)
 	}
+}
+
+// cycleRecord is one scheduled cycle as Run ran it, for tests that check
+// the schedule against the points it produced.
+type cycleRecord struct {
+	group      string
+	start, end time.Time
+	err        error
 }
 
 // catchUp reads the newest committed point of each member and returns when
@@ -187,13 +249,14 @@ func (a *Agent) catchUp(ctx context.Context, g *group) time.Time {
 func (a *Agent) latest(ctx context.Context, m *machine) (*vault.Point, error) {
 	p, err := a.vault.FindPoint(ctx, m.cfg.Name, "latest")
 	if errors.Is(err, vault.ErrNoPoint) {
+		a.board.update(m.slot, func(s *MachineStatus) { s.RPOUnknown = false })
 		return nil, nil
 	}
 	if err != nil {
 		a.fail(m, fmt.Errorf("reading newest point: %w", err))
 		return nil, err
 	}
-	a.board.update(m.slot, func(s *MachineStatus) { s.LastPoint = summarize(p) })
+	a.board.update(m.slot, func(s *MachineStatus) { s.LastPoint, s.RPOUnknown = summarize(p), false })
 	return p, nil
 }
 
