@@ -123,8 +123,9 @@ func assertRPO(t *testing.T, ran []cycleRecord, points []*vault.Point, freq time
 		prev, next := ran[k], ran[k+1]
 		// Upper bound of the RPO just before point k+1 was committed.
 		rpo := next.end.Sub(points[k].Time)
-		bound := max(freq, prev.end.Sub(prev.start)) + next.end.Sub(next.start) + wakeSlack
-		if rpo > bound || next.start.Sub(prev.start) < freq {
+		due := max(freq, prev.end.Sub(prev.start)) // after prev.start
+		bound := due + next.end.Sub(next.start) + wakeSlack
+		if gap := next.start.Sub(prev.start); rpo > bound || gap < freq || gap > due+wakeSlack {
 			t.Errorf("cycle %d started %v after cycle %d (took %v, took %v): RPO %v, bound %v",
 				k+1, next.start.Sub(prev.start), k, prev.end.Sub(prev.start), next.end.Sub(next.start), rpo, bound)
 		}
