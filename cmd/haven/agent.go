@@ -106,12 +106,15 @@ func printStatus(w io.Writer, r *agent.Report) {
 		if m.LastPoint != nil {
 			last, cons = m.LastPoint.Time.Local().Format(time.TimeOnly), m.LastPoint.Consistency+"/"+m.LastPoint.Provider
 		}
+		rpo := time.Duration(m.RPOSeconds * float64(time.Second)).Round(time.Second).String()
 		alert := ""
-		if m.RPOAlert {
+		switch {
+		case m.RPOUnknown:
+			rpo, alert = ">= "+rpo, "unknown"
+		case m.RPOAlert:
 			alert = fmt.Sprintf("> %v", time.Duration(m.RPOAlertSeconds*float64(time.Second)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/s\t%s\t%s\n", m.Name, m.Group, last, cons,
-			time.Duration(m.RPOSeconds*float64(time.Second)).Round(time.Second), alert,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/s\t%s\t%s\n", m.Name, m.Group, last, cons, rpo, alert,
 			humanize.IBytes(uint64(m.ChurnBPS)), humanize.IBytes(uint64(m.UploadedBytes)), m.LastError)
 	}
 	tw.Flush()

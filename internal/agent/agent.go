@@ -6,23 +6,25 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/haven-dr/haven/internal/blob"
-	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/vault"
 )
 
 // Agent replicates the configured machines. Build it with New, run it with
 // Run; Status may be called at any time.
 type Agent struct {
-	cfg    *Config
-	vault  *vault.Vault
-	groups []*group
-	board  *statusBoard
-	now    func() time.Time
+	cfg       *Config
+	be        blob.Backend // the vault's storage, set by New
+	password  string
+	vault     *vault.Vault // nil until opened (Run retries)
+	openEvery time.Duration
+	groups    []*group
+	board     *statusBoard
+	now       func() time.Time
+	cycled    func(cycleRecord) // called by Run after each cycle (tests)
 }
 
 // group is a consistency group: its machines are captured at one instant.
@@ -32,7 +34,7 @@ type group struct {
 	machines []*machine
 	freq     time.Duration // smallest frequency of the members
 	appFreq  time.Duration // smallest non-zero app frequency (0: never)
-	lastApp  time.Time
+	lastApp  time.Time     // start of the last app-consistent cycle
 }
 
 type machine struct {
@@ -45,44 +47,14 @@ type machine struct {
 	ctl       ctlState      // stopped/paused through the control API
 }
 
-// New opens the vault named by cfg and prepares the machines.
-func New(ctx context.Context, cfg *Config) (*Agent, error) {
-	pw, err := readPassword(cfg.PasswordFile)
-	if err != nil {
-		return nil, err
-	}
-	lim := blob.DefaultLimits()
-	lim.UploadBytesPerSec = cfg.UploadLimit()
-	be, err := blobopen.Open(ctx, cfg.Vault, lim)
-	if err != nil {
-		return nil, err
-	}
-	v, err := vault.Open(ctx, be, pw, vault.Options{Holder: "haven-agent"})
-	if err != nil {
-		be.Close()
-		return nil, err
-	}
-	return newAgent(cfg, v), nil
-}
-
-func readPassword(file string) (string, error) {
-	if file == "" {
-		if p := os.Getenv("HAVEN_PASSWORD"); p != "" {
-			return p, nil
-		}
-		return "", fmt.Errorf("%w: no password_file and $HAVEN_PASSWORD is empty", ErrConfig)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
-}
-
+// newAgent prepares the machines of cfg on v (nil: not open yet).
 func newAgent(cfg *Config, v *vault.Vault) *Agent {
 	host, _ := os.Hostname()
-	a := &Agent{cfg: cfg, vault: v, now: time.Now,
-		board: &statusBoard{host: host, vault: v.Backend().Location(), started: time.Now().UTC()}}
+	a := &Agent{cfg: cfg, vault: v, now: time.Now, openEvery: MinFrequency,
+		board: &statusBoard{host: host, started: time.Now().UTC()}}
+	if v != nil {
+		a.be, a.board.vault = v.Backend(), v.Backend().Location()
+	}
 	byName := map[string]*group{}
 	for i, mc := range cfg.Machines {
 		m := &machine{cfg: mc, slot: i, trackers: map[string]*tracker{}}
@@ -90,7 +62,7 @@ func newAgent(cfg *Config, v *vault.Vault) *Agent {
 			m.trackers[d.Name] = newTracker(cfg.StateDir, mc.CloneDir, mc.Name, d.Name)
 		}
 		a.board.machines = append(a.board.machines, &MachineStatus{Name: mc.Name, Group: mc.Group,
-			Provider: mc.Provider, RPOAlertSeconds: mc.Policy.RPOAlert.Seconds()})
+			Provider: mc.Provider, RPOAlertSeconds: mc.Policy.RPOAlert.Seconds(), RPOUnknown: true})
 		g := byName[mc.Group]
 		if g == nil {
 			g = &group{name: mc.Group, freq: mc.Policy.Frequency}
@@ -117,19 +89,26 @@ func (g *group) add(m *machine) {
 // Status returns the current report.
 func (a *Agent) Status() *Report { return a.board.report(a.now()) }
 
-// Vault returns the open vault.
+// Vault returns the open vault (nil while New could not reach it and Run
+// has not opened it yet).
 func (a *Agent) Vault() *vault.Vault { return a.vault }
 
 // Close releases the vault.
 func (a *Agent) Close() error {
-	be := a.vault.Backend()
-	return errors.Join(a.vault.Close(), be.Close())
+	var err error
+	if a.vault != nil {
+		err = a.vault.Close()
+	}
+	return errors.Join(err, a.be.Close())
 }
 
-// Run replicates until ctx ends. It first loads each machine's newest point
-// from the vault, so after a restart the RPO is honest at once and an
-// overdue machine is replicated immediately.
+// Run replicates until ctx ends. It opens the vault if New could not, then
+// loads each machine's newest point from it, so after a restart the RPO is
+// honest at once and an overdue machine is replicated immediately.
 func (a *Agent) Run(ctx context.Context) error {
+	if !a.waitVault(ctx) {
+		return nil
+	}
 	var wg sync.WaitGroup
 	for _, g := range a.groups {
 		wg.Add(1)
@@ -152,10 +131,24 @@ func (a *Agent) runGroup(ctx context.Context, g *group) {
 			return
 		case <-time.After(max(wait, 0)):
 		}
+		if ctx.Err() != nil {
+			return // both cases were ready; do not start a cycle bound to fail
+		}
 		start := a.now()
-		a.Cycle(ctx, g.name)
+		err := a.Cycle(ctx, g.name)
+		if a.cycled != nil {
+			a.cycled(cycleRecord{group: g.name, start: start, end: a.now(), err: err})
+		}
 		next = start.Add(g.freq)
 	}
+}
+
+// cycleRecord is one scheduled cycle as Run ran it, for tests that check
+// the schedule against the points it produced.
+type cycleRecord struct {
+	group      string
+	start, end time.Time
+	err        error
 }
 
 // catchUp reads the newest committed point of each member and returns when
@@ -179,13 +172,14 @@ func (a *Agent) catchUp(ctx context.Context, g *group) time.Time {
 func (a *Agent) latest(ctx context.Context, m *machine) (*vault.Point, error) {
 	p, err := a.vault.FindPoint(ctx, m.cfg.Name, "latest")
 	if errors.Is(err, vault.ErrNoPoint) {
+		a.board.update(m.slot, func(s *MachineStatus) { s.RPOUnknown = false })
 		return nil, nil
 	}
 	if err != nil {
 		a.fail(m, fmt.Errorf("reading newest point: %w", err))
 		return nil, err
 	}
-	a.board.update(m.slot, func(s *MachineStatus) { s.LastPoint = summarize(p) })
+	a.board.update(m.slot, func(s *MachineStatus) { s.LastPoint, s.RPOUnknown = summarize(p), false })
 	return p, nil
 }
 

@@ -82,22 +82,25 @@ type Policy struct {
 	PruneEvery   time.Duration   `yaml:"prune_every"`
 }
 
-// LoadConfig reads and validates a config file. $VAR and ${VAR} are
-// expanded first, so secrets and paths can come from the environment.
+// LoadConfig reads and validates a config file.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseConfig(os.ExpandEnv(string(b)))
+	return ParseConfig(string(b))
 }
 
-// ParseConfig parses and validates YAML text.
+// ParseConfig parses YAML text, expands the environment in the path and URL
+// fields (see expandEnv) and validates the result.
 func ParseConfig(text string) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(strings.NewReader(text))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if err := c.expandEnv(os.LookupEnv); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if err := c.validate(); err != nil {

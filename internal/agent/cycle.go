@@ -26,10 +26,17 @@ func (a *Agent) cycleNow(ctx context.Context, groupName string) error {
 	if g == nil {
 		return fmt.Errorf("%w: %q", ErrNoGroup, groupName)
 	}
+	if a.vault == nil {
+		return errors.New("the vault is not open yet")
+	}
 	for _, m := range g.machines {
 		a.verifyTrackers(ctx, m)
 	}
-	app := g.appFreq > 0 && a.now().Sub(g.lastApp) >= g.appFreq
+	// Cycle starts, not capture instants, are compared: Run starts cycles
+	// one frequency apart, while the capture comes after the hooks, and
+	// measuring from it pushed every other app point one cycle late.
+	began := a.now()
+	app := g.appFreq > 0 && began.Sub(g.lastApp) >= g.appFreq
 	c, err := g.takeCapture(ctx, app)
 	if err != nil {
 		for _, m := range g.machines {
@@ -47,7 +54,7 @@ func (a *Agent) cycleNow(ctx context.Context, groupName string) error {
 	c.release()
 	c.removeClones() // what is left failed; the good ones became baselines
 	if c.consistency == vault.AppConsistent && len(errs) == 0 {
-		g.lastApp = c.time
+		g.lastApp = began
 	}
 	for _, m := range g.machines {
 		a.maybePrune(ctx, m)
@@ -157,7 +164,7 @@ func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, in
 				s.ChurnBPS = float64(st.NewBytes) / dt
 			}
 		}
-		s.LastPoint = summarize(p)
+		s.LastPoint, s.RPOUnknown = summarize(p), false
 		s.Points++
 		s.UploadedBytes += st.StoredBytes
 		s.LastCycle = &CycleStats{Start: start.UTC(), Seconds: st.Duration.Seconds(), CaptureSeconds: capture.Seconds(),

@@ -11,7 +11,8 @@ type collector struct{ a *Agent }
 var (
 	mLabels      = []string{"machine", "group"}
 	descRPO      = prometheus.NewDesc("haven_agent_rpo_seconds", "Now minus the capture time of the newest committed recovery point.", mLabels, nil)
-	descAlert    = prometheus.NewDesc("haven_agent_rpo_alert", "1 while the RPO exceeds the machine's rpo_alert threshold.", mLabels, nil)
+	descAlert    = prometheus.NewDesc("haven_agent_rpo_alert", "1 while the RPO exceeds the machine's rpo_alert threshold or is unknown.", mLabels, nil)
+	descUnknown  = prometheus.NewDesc("haven_agent_rpo_unknown", "1 while the newest point could not be learned from the vault (rpo_seconds is then a lower bound).", mLabels, nil)
 	descLast     = prometheus.NewDesc("haven_agent_last_point_timestamp_seconds", "Capture time of the newest committed recovery point.", mLabels, nil)
 	descChurn    = prometheus.NewDesc("haven_agent_churn_bytes_per_second", "New data per second measured by the last cycle.", mLabels, nil)
 	descUploaded = prometheus.NewDesc("haven_agent_uploaded_bytes_total", "Bytes uploaded to the vault since the agent started.", mLabels, nil)
@@ -21,7 +22,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRPO, descAlert, descLast, descChurn, descUploaded, descPoints, descFailures, descCycle} {
+	for _, d := range []*prometheus.Desc{descRPO, descAlert, descUnknown, descLast, descChurn, descUploaded, descPoints, descFailures, descCycle} {
 		ch <- d
 	}
 }
@@ -37,6 +38,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descRPO, m.RPOSeconds)
 		gauge(descAlert, b2f(m.RPOAlert))
+		gauge(descUnknown, b2f(m.RPOUnknown))
 		if m.LastPoint != nil {
 			gauge(descLast, float64(m.LastPoint.Time.UnixNano())/1e9)
 		}

@@ -28,7 +28,12 @@ type MachineStatus struct {
 	// RPOSeconds is now minus the capture time of the newest committed
 	// point: the data a disaster now would lose. Without any point it
 	// counts from the agent's start.
-	RPOSeconds      float64     `json:"rpo_seconds"`
+	RPOSeconds float64 `json:"rpo_seconds"`
+	// RPOUnknown: the agent has not been able to learn the newest point
+	// from the vault since it started, nor committed one. RPOSeconds then
+	// counts from the agent's start, a lower bound only, and RPOAlert is
+	// set: an RPO that cannot be known must not look healthy.
+	RPOUnknown      bool        `json:"rpo_unknown,omitempty"`
 	RPOAlertSeconds float64     `json:"rpo_alert_seconds"`
 	RPOAlert        bool        `json:"rpo_alert"`
 	ChurnBPS        float64     `json:"churn_bytes_per_second"` // new data per second, last cycle
@@ -91,7 +96,7 @@ func (b *statusBoard) report(now time.Time) *Report {
 			since = s.LastPoint.Time
 		}
 		s.RPOSeconds = now.Sub(since).Seconds()
-		s.RPOAlert = s.RPOSeconds > s.RPOAlertSeconds
+		s.RPOAlert = s.RPOUnknown || s.RPOSeconds > s.RPOAlertSeconds
 		r.Machines = append(r.Machines, s)
 	}
 	return r

@@ -1,0 +1,162 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/haven-dr/haven/internal/blob"
+	"github.com/haven-dr/haven/internal/blob/blobopen"
+	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/vault"
+)
+
+// TestRPOUnknownWhileVaultUnreachable: a real S3 vault (versitygw behind a
+// loopback TCP proxy that the test takes down) holds a point; an agent
+// that cannot learn the newest point, whether it opened the vault just
+// before the outage or starts during it, reports the RPO as unknown with
+// the alert on, not "0 s, fine". Once the vault is back it learns the point.
+func TestRPOUnknownWhileVaultUnreachable(t *testing.T) {
+	ctx := context.Background()
+	endpoint, access, secret := testenv.S3Server(t)
+	proxy := newOutageProxy(t, endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	t.Setenv("HAVEN_PASSWORD", "secret")
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	writeRandom(t, disk, 1<<20)
+	cfg := testConfig(t, ProviderNone, disk)
+	cfg.Vault = fmt.Sprintf("s3://hvrpo?endpoint=%s&insecure=true", proxy.addr)
+	// A threshold no test run reaches: any alert below is for "unknown".
+	cfg.Machines[0].Policy.RPOAlert = time.Hour
+
+	be, err := blobopen.Open(ctx, cfg.Vault, blob.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.Init(ctx, be, "secret", fastKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	first := mustNew(t, cfg)
+	if err := first.Cycle(ctx, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	point := first.Status().Machines[0].LastPoint
+	first.Close()
+
+	opened := mustNew(t, cfg) // restarted just before the outage
+	proxy.down()
+	opened.catchUp(ctx, opened.groups[0])
+	assertUnknown(t, "vault opened, newest point unreadable", opened.Status().Machines[0])
+
+	during := mustNew(t, cfg) // started during the outage
+	assertUnknown(t, "started during the outage", during.Status().Machines[0])
+
+	proxy.up(t)
+	during.openEvery = time.Millisecond
+	if !during.waitVault(ctx) {
+		t.Fatal("vault not opened")
+	}
+	during.catchUp(ctx, during.groups[0])
+	s := during.Status().Machines[0]
+	if s.RPOUnknown || s.RPOAlert || s.LastPoint == nil || s.LastPoint.ID != point.ID {
+		t.Fatalf("vault back: unknown %v alert %v last point %+v, want %s", s.RPOUnknown, s.RPOAlert, s.LastPoint, point.ID)
+	}
+}
+
+func mustNew(t *testing.T, cfg *Config) *Agent {
+	t.Helper()
+	a, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+func assertUnknown(t *testing.T, when string, s MachineStatus) {
+	t.Helper()
+	if !s.RPOUnknown || !s.RPOAlert || s.LastPoint != nil || !strings.Contains(s.LastError, "unavailable") {
+		t.Fatalf("%s: unknown %v alert %v rpo %.0fs last point %+v error %q; want unknown, alert, the storage error",
+			when, s.RPOUnknown, s.RPOAlert, s.RPOSeconds, s.LastPoint, s.LastError)
+	}
+}
+
+// outageProxy forwards a loopback port to a real service; down refuses new
+// connections and cuts open ones, up listens again on the same port.
+type outageProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func newOutageProxy(t *testing.T, target string) *outageProxy {
+	p := &outageProxy{target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *outageProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.forward(c)
+		}
+	}()
+}
+
+func (p *outageProxy) forward(c net.Conn) {
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, c, s)
+	p.mu.Unlock()
+	go func() { io.Copy(s, c); s.Close() }()
+	io.Copy(c, s)
+	c.Close()
+}
+
+func (p *outageProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *outageProxy) up(t *testing.T) {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("re-listening on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
