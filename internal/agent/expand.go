@@ -12,13 +12,17 @@ type envField struct {
 }
 
 // expandEnv replaces $VAR and ${VAR} in the fields that name places: the
-// vault URL, password_file, state_dir, clone_dir, disk paths and freeze
-// mountpoints. Nothing else is expanded: hook commands are shell text that
+// vault URL, password_file, state_dir, control_token_file, the server's
+// url and token_file, clone_dir, disk paths and freeze mountpoints. Nothing else is expanded: hook commands are shell text that
 // /bin/sh expands itself from the agent's environment, and expanding them
 // here would eat the shell's own $VAR, $$ and $1. "$$" stands for one "$".
 // An unset variable is an error, so a path cannot silently lose a part.
 func (c *Config) expandEnv(lookup func(string) (string, bool)) error {
-	fields := []envField{{"vault", &c.Vault}, {"password_file", &c.PasswordFile}, {"state_dir", &c.StateDir}}
+	fields := []envField{{"vault", &c.Vault}, {"password_file", &c.PasswordFile}, {"state_dir", &c.StateDir},
+		{"control_token_file", &c.ControlTokenFile}}
+	if c.Server != nil {
+		fields = append(fields, envField{"server: url", &c.Server.URL}, envField{"server: token_file", &c.Server.TokenFile})
+	}
 	for i := range c.Machines {
 		m := &c.Machines[i]
 		fields = append(fields, envField{fmt.Sprintf("machine %q: clone_dir", m.Name), &m.CloneDir})
