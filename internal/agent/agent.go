@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/haven-dr/haven/internal/blob"
@@ -19,7 +20,7 @@ type Agent struct {
 	cfg       *Config
 	be        blob.Backend // the vault's storage, set by New
 	password  string
-	vault     *vault.Vault // nil until opened (Run retries)
+	vaultp    atomic.Pointer[vault.Vault] // nil until opened (Run retries); read by API handlers
 	openEvery time.Duration
 	groups    []*group
 	board     *statusBoard
@@ -50,9 +51,10 @@ type machine struct {
 // newAgent prepares the machines of cfg on v (nil: not open yet).
 func newAgent(cfg *Config, v *vault.Vault) *Agent {
 	host, _ := os.Hostname()
-	a := &Agent{cfg: cfg, vault: v, now: time.Now, openEvery: MinFrequency,
+	a := &Agent{cfg: cfg, now: time.Now, openEvery: MinFrequency,
 		board: &statusBoard{host: host, started: time.Now().UTC()}}
 	if v != nil {
+		a.vaultp.Store(v)
 		a.be, a.board.vault = v.Backend(), v.Backend().Location()
 	}
 	byName := map[string]*group{}
@@ -91,13 +93,13 @@ func (a *Agent) Status() *Report { return a.board.report(a.now()) }
 
 // Vault returns the open vault (nil while New could not reach it and Run
 // has not opened it yet).
-func (a *Agent) Vault() *vault.Vault { return a.vault }
+func (a *Agent) Vault() *vault.Vault { return a.vaultp.Load() }
 
 // Close releases the vault.
 func (a *Agent) Close() error {
 	var err error
-	if a.vault != nil {
-		err = a.vault.Close()
+	if a.Vault() != nil {
+		err = a.Vault().Close()
 	}
 	return errors.Join(err, a.be.Close())
 }
@@ -170,7 +172,7 @@ func (a *Agent) catchUp(ctx context.Context, g *group) time.Time {
 
 // latest loads machine's newest point into its status (nil if none).
 func (a *Agent) latest(ctx context.Context, m *machine) (*vault.Point, error) {
-	p, err := a.vault.FindPoint(ctx, m.cfg.Name, "latest")
+	p, err := a.Vault().FindPoint(ctx, m.cfg.Name, "latest")
 	if errors.Is(err, vault.ErrNoPoint) {
 		a.board.update(m.slot, func(s *MachineStatus) { s.RPOUnknown = false })
 		return nil, nil

@@ -151,7 +151,7 @@ func (a *Agent) SnapshotMachine(ctx context.Context, name string) (map[string]st
 	if err != nil {
 		return nil, err
 	}
-	if a.vault == nil {
+	if a.Vault() == nil {
 		return nil, ctlErrorf(http.StatusServiceUnavailable, "the vault is not open yet")
 	}
 	if err := g.turn.take(ctx); err != nil {

@@ -29,7 +29,7 @@ func (a *Agent) RestoreMachine(ctx context.Context, name string, req RestoreRequ
 	if req.Point == "" {
 		return nil, ctlErrorf(http.StatusBadRequest, "restore %s: no point given", name)
 	}
-	if a.vault == nil {
+	if a.Vault() == nil {
 		return nil, ctlErrorf(http.StatusServiceUnavailable, "the vault is not open yet")
 	}
 	if err := g.turn.take(ctx); err != nil {
@@ -72,7 +72,7 @@ func (a *Agent) RestoreMachine(ctx context.Context, name string, req RestoreRequ
 // restorable finds the point and checks that its disks are exactly the
 // machine's configured disks, before anything is written.
 func (a *Agent) restorable(ctx context.Context, m *machine, id string) (*vault.Point, error) {
-	p, err := a.vault.FindPoint(ctx, m.cfg.Name, id)
+	p, err := a.Vault().FindPoint(ctx, m.cfg.Name, id)
 	if errors.Is(err, vault.ErrNoPoint) {
 		return nil, &ctlError{code: http.StatusNotFound, err: err}
 	}
@@ -102,7 +102,7 @@ func (a *Agent) preserve(ctx context.Context, m *machine, target *vault.Point) (
 	for _, d := range m.cfg.Disks {
 		disks = append(disks, vault.DiskSource{Name: d.Name, Path: d.Path})
 	}
-	res, err := a.vault.SnapshotKnown(ctx, vault.SnapshotOptions{Machine: m.cfg.Name, Disks: disks, Time: a.now(),
+	res, err := a.Vault().SnapshotKnown(ctx, vault.SnapshotOptions{Machine: m.cfg.Name, Disks: disks, Time: a.now(),
 		Consistency: vault.CrashConsistent, Provider: m.cfg.Provider, Group: m.cfg.Group, LockWait: snapshotLockWait,
 		Tags: map[string]string{PreservedTag: "true", "haven.preserved.before_restore_of": target.ID}}, nil)
 	if err != nil {
@@ -139,14 +139,14 @@ func (t *tracker) reset() error {
 // restoreDisk restores one disk; now (the preserved chunk IDs, nil without
 // preserve) gives the bytes that differed, else the bytes written do.
 func (a *Agent) restoreDisk(ctx context.Context, m *machine, p *vault.Point, d DiskConfig, now []vault.ID, nowSize int64) (*DiskRestoreResult, error) {
-	st, err := a.vault.Restore(ctx, vault.RestoreOptions{Machine: m.cfg.Name, Point: p.ID, Disk: d.Name, Target: d.Path})
+	st, err := a.Vault().Restore(ctx, vault.RestoreOptions{Machine: m.cfg.Name, Point: p.ID, Disk: d.Name, Target: d.Path})
 	if err != nil {
 		return nil, err
 	}
 	dr := &DiskRestoreResult{Disk: d.Name, Size: st.Size, BytesWritten: st.BytesWritten, Differing: st.BytesWritten}
 	if now != nil {
 		pd, _ := p.Disk(d.Name)
-		ids, err := a.vault.DiskChunkIDs(ctx, p, d.Name)
+		ids, err := a.Vault().DiskChunkIDs(ctx, p, d.Name)
 		if err != nil {
 			return nil, fmt.Errorf("chunk list of point %s: %w", p.ID, err)
 		}

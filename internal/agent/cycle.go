@@ -26,7 +26,7 @@ func (a *Agent) cycleNow(ctx context.Context, groupName string) error {
 	if g == nil {
 		return fmt.Errorf("%w: %q", ErrNoGroup, groupName)
 	}
-	if a.vault == nil {
+	if a.Vault() == nil {
 		return errors.New("the vault is not open yet")
 	}
 	for _, m := range g.machines {
@@ -82,7 +82,7 @@ func (a *Agent) verifyTrackers(ctx context.Context, m *machine) {
 		return // vault unreachable: no hints until it can be checked
 	}
 	for name, t := range m.trackers {
-		if !t.verify(a.vault, p, name) && m.cfg.Provider == ProviderReflink {
+		if !t.verify(a.Vault(), p, name) && m.cfg.Provider == ProviderReflink {
 			slog.Info("change-tracking cache absent or stale; next point reads the whole disk", "machine", m.cfg.Name, "disk", name)
 		}
 	}
@@ -98,7 +98,7 @@ func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
 		Consistency: c.consistency, Provider: m.cfg.Provider, Group: m.cfg.Group,
 		Tags: a.pointTags(m, c), LockWait: snapshotLockWait}
 	start := a.now()
-	res, err := a.vault.SnapshotPending(ctx, opt, known, &m.pending)
+	res, err := a.Vault().SnapshotPending(ctx, opt, known, &m.pending)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
@@ -181,7 +181,7 @@ func (a *Agent) maybePrune(ctx context.Context, m *machine) {
 	}
 	// No waiting for another machine's prune: this group's next snapshot
 	// would wait too. The prune runs at a later cycle instead.
-	rep, err := a.vault.Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name,
+	rep, err := a.Vault().Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name,
 		RepackUnused: vault.DefaultRepackUnused})
 	if err != nil {
 		slog.Warn("prune failed", "machine", m.cfg.Name, "err", err)

@@ -50,13 +50,13 @@ func (a *Agent) open(ctx context.Context) error {
 		}
 		return err
 	}
-	a.vault = v
+	a.vaultp.Store(v)
 	return nil
 }
 
 // waitVault retries opening the vault until it is open or ctx ends.
 func (a *Agent) waitVault(ctx context.Context) bool {
-	for a.vault == nil {
+	for a.Vault() == nil {
 		select {
 		case <-ctx.Done():
 			return false
