@@ -156,6 +156,15 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) planState(w http.ResponseWriter, r *http.Request) {
+	c, _, err := s.orch.Config(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if c.Plan(r.PathValue("plan")) == nil {
+		writeErr(w, http.StatusNotFound, "no plan "+r.PathValue("plan")+" in the applied config")
+		return
+	}
 	st, err := s.store.PlanState(r.Context(), r.PathValue("plan"))
 	if err != nil {
 		writeError(w, err)
@@ -262,7 +271,10 @@ func (s *Server) drills(w http.ResponseWriter, r *http.Request) {
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("agent")
 	c, _, err := s.orch.Config(r.Context())
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
+		writeErr(w, http.StatusUnauthorized, "unknown agent or no token configured for it")
+		return
+	} else if err != nil {
 		writeError(w, err)
 		return
 	}
