@@ -1,0 +1,73 @@
+package orchbench
+
+import (
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+const fillFile = 16 << 20
+
+// dataDisk makes path an ext4 filesystem of gib GiB whose files fill a
+// tenth of it with random (incompressible, never deduplicated) bytes: a
+// disk with real allocated content and the holes a real one has. mkfs -d
+// copies the files in, so no loop device or mount is needed.
+func dataDisk(b *testing.B, path string, gib int) {
+	stage, err := os.MkdirTemp(filepath.Dir(path), "hvfill")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(stage)
+	var seed [32]byte
+	crand.Read(seed[:])
+	rng := rand.NewChaCha8(seed)
+	buf := make([]byte, fillFile)
+	for i := range int64(gib) << 30 / 10 / fillFile {
+		rng.Read(buf)
+		if err := os.WriteFile(filepath.Join(stage, fmt.Sprintf("f%04d.bin", i)), buf, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "root_owner=0:0", "-d", stage, path, fmt.Sprintf("%dG", gib)).CombinedOutput()
+	if err != nil {
+		b.Fatalf("mkfs.ext4 %s: %v\n%s", path, err, out)
+	}
+}
+
+// evict drops the page cache of every file under dirs (fsync first, so
+// no page stays dirty), so the next failover reads the vault and the
+// standby images from the disk, as it would hours after they were
+// written, and not from memory. Only our files are touched: the machine
+// is shared, so no global drop_caches.
+func evict(b *testing.B, dirs ...string) {
+	for _, dir := range dirs {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue // no standby images in this mode
+		}
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		})
+		if err != nil {
+			b.Fatalf("evict %s from the page cache: %v", dir, err)
+		}
+	}
+}

@@ -1,0 +1,303 @@
+package orchbench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/haven-dr/haven/internal/blob"
+	"github.com/haven-dr/haven/internal/blob/blobopen"
+	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/machine/machinetest"
+	"github.com/haven-dr/haven/internal/orchestrator"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/vault"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// rig is one recovery site ready to fail the shop plan over: a vault
+// holding one crash-consistent point of db and web, an in-process
+// orchestrator whose host keeps its disks and standby images on a reflink
+// XFS, and a real `haven dns` in the customers' namespace.
+type rig struct {
+	dir   string
+	xfs   string
+	inet  string
+	vault *vault.Vault
+	host  *host.Local
+	orch  *orchestrator.Orchestrator
+}
+
+var machines = []string{"db", "web"}
+
+const shopName = "shop.example.test"
+
+// newRig builds everything outside the timer; b.Cleanup removes it in
+// reverse order (jobs, machines, site namespace, dns, edge namespace,
+// vault, the XFS and its loop device) even when the benchmark fails.
+func newRig(b *testing.B, gib int) *rig {
+	testenv.RequireRoot(b)
+	for _, p := range []string{"mkfs.xfs", "mkfs.ext4", "losetup", "ip"} {
+		testenv.LookPath(b, p)
+	}
+	bin := havenBinary(b)
+	ctx := context.Background()
+	r := &rig{dir: testenv.Dir(b)}
+	// Standby and failover copies of two disks, each ~10 % allocated,
+	// plus the root images: (2+gib) GiB is several times what is used.
+	r.xfs = testenv.XFS(b, int64(2+gib)<<10)
+	r.vault = newVault(b, filepath.Join(r.dir, "vault"))
+	root := machinetest.Image(b)
+	for _, m := range machines {
+		r.protect(b, m, root, gib)
+	}
+	lab := vnet.NewLab(vnet.Netlink{})
+	b.Cleanup(func() { lab.Close() })
+	var err error
+	if r.inet, err = lab.AddEdge("inet"); err != nil {
+		b.Fatal(err)
+	}
+	r.startDNS(b, bin)
+	if err := os.MkdirAll(filepath.Join(r.xfs, "server"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.OpenSQLite(ctx, filepath.Join(r.xfs, "server", "state.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	if r.host, err = host.NewLocal(filepath.Join(r.xfs, "server", "host"), r.vault, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(r.removeSites)
+	r.orch = orchestrator.New(orchestrator.Options{Store: st, Host: r.host, Vault: r.vault,
+		Traffic: orchestrator.DNSTraffic, DiskDir: filepath.Join(r.xfs, "server", "disks"), Edge: r.inet,
+		StandbyEnabled: true, Logger: slog.New(slog.DiscardHandler)})
+	if err := r.orch.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(r.orch.Close)
+	if _, _, err := r.orch.Apply(ctx, []byte(r.protection())); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// removeSites stops recovered machines and deletes the site namespaces a
+// failed iteration may have left (a clean run left none).
+func (r *rig) removeSites() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r.host.Close(ctx)
+	for _, s := range []string{orchestrator.SiteRecovery, orchestrator.SiteTest} {
+		r.host.RemoveSite(ctx, s)
+	}
+}
+
+func newVault(b *testing.B, path string) *vault.Vault {
+	ctx := context.Background()
+	be, err := blobopen.Open(ctx, "file://"+path, blob.DefaultLimits())
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := vault.Init(ctx, be, "correct horse", vault.Options{KDF: vault.KDFParams{N: 1 << 10, R: 8, P: 1}})
+	if err != nil {
+		be.Close()
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	return v
+}
+
+// protect makes machine m's disks at the "primary" (a copy of the guest
+// root image and a data disk of gib GiB, 10 % of it random files), takes
+// one crash-consistent point of both, and deletes the primary copies: the
+// primary is gone, only the vault is left.
+func (r *rig) protect(b *testing.B, m, rootImage string, gib int) {
+	root := filepath.Join(r.dir, m+"-root.img")
+	if err := copyFile(rootImage, root); err != nil {
+		b.Fatal(err)
+	}
+	data := filepath.Join(r.dir, m+"-data.img")
+	dataDisk(b, data, gib)
+	defer os.Remove(root)
+	defer os.Remove(data)
+	_, _, err := r.vault.Snapshot(context.Background(), vault.SnapshotOptions{Machine: m,
+		Disks:       []vault.DiskSource{{Name: "root", Path: root}, {Name: "data", Path: data}},
+		Consistency: vault.CrashConsistent, Provider: "none"})
+	if err != nil {
+		b.Fatalf("snapshot %s: %v", m, err)
+	}
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// startDNS runs `haven dns` inside the edge namespace, as the e2e fixture
+// does, with a profile whose primary endpoint is unreachable (the primary
+// site is gone) and whose recovery endpoint is the recovered web machine.
+func (r *rig) startDNS(b *testing.B, bin string) {
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:53
+api: 127.0.0.1:8053
+zones:
+  - name: example.test
+profiles:
+  - name: %s
+    routing: priority
+    ttl: 1
+    monitor: {protocol: http, port: 80, path: /, interval: 1s, timeout: 500ms, tolerated_failures: 0, required_successes: 1}
+    endpoints:
+      - {name: primary, target: 10.1.0.20, priority: 1}
+      - {name: recovery, target: 10.2.0.20, priority: 2}
+`, shopName)
+	path := filepath.Join(r.dir, "dns.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(r.dir, "dns.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer log.Close()
+	cmd := exec.Command("ip", "netns", "exec", r.inet, bin, "dns", "--config", path)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stop(cmd) })
+	deadline := time.Now().Add(time.Minute)
+	for r.query() != nil {
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(log.Name())
+			b.Fatalf("haven dns does not answer after 1m:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// query asks haven dns for the shop name from the customers' namespace.
+func (r *rig) query() error {
+	if _, err := os.Stat(filepath.Join(r.dir, "dns.api-token")); err != nil {
+		return err
+	}
+	return vnet.Do(r.inet, func() error {
+		q := new(mdns.Msg)
+		q.SetQuestion(mdns.Fqdn(shopName), mdns.TypeA)
+		_, _, err := (&mdns.Client{Timeout: time.Second}).Exchange(q, "127.0.0.1:53")
+		return err
+	})
+}
+
+// stop ends a process group started by the rig: SIGTERM, then SIGKILL.
+func stop(cmd *exec.Cmd) {
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+func (r *rig) protection() string {
+	return fmt.Sprintf(`sites: {primary: onprem, recovery: cloud}
+networks:
+  primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
+  recovery: [{name: rec, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
+  test: [{name: drill, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
+mapping:
+  recovery: {prod: rec}
+  test: {prod: drill}
+machines:
+  - name: db
+    disks: [{name: root}, {name: data, mount: /data}]
+    nics: [{name: eth0, network: prod, address: 10.1.0.10/24, recovery: static, static: 10.2.0.10}]
+    health: {tcp_port: 80}
+    health_timeout: 2m
+  - name: web
+    disks: [{name: root}, {name: data, mount: /data}]
+    nics: [{name: eth0, network: prod, address: 10.1.0.20/24, recovery: static, static: 10.2.0.20}]
+    health: {http_port: 80, http_path: /}
+    health_timeout: 2m
+plans:
+  - name: shop
+    groups:
+      - name: database
+        machines: [db]
+      - name: web
+        machines: [web]
+        after:
+          - {type: dns, profile: %[1]s, endpoint: recovery, directions: [failover], timeout: 2m}
+traffic: {api: "http://127.0.0.1:8053", token_file: %[2]s, netns: %[3]s, resolve: "127.0.0.1:53"}
+`, shopName, filepath.Join(r.dir, "dns.api-token"), r.inet)
+}
+
+var build struct {
+	sync.Once
+	dir, bin string
+	err      error
+}
+
+// havenBinary builds cmd/haven once per run (for `haven dns`).
+func havenBinary(b *testing.B) string {
+	build.Do(func() {
+		if build.dir, build.err = os.MkdirTemp("", "hvbench"); build.err != nil {
+			return
+		}
+		build.bin = filepath.Join(build.dir, "haven")
+		out, err := exec.Command("go", "build", "-o", build.bin, "github.com/haven-dr/haven/cmd/haven").CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("build haven: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		b.Fatal(build.err)
+	}
+	return build.bin
+}
+
+// init keeps the main goroutine on the main thread, so no other goroutine
+// ever runs there. vnet.AddNS enters a new namespace on a locked thread it
+// never unlocks, expecting Go to discard the thread; Go cannot discard the
+// main thread and wedges it instead, still inside the namespace, which
+// then outlives its deletion (with its uplink veth) until the process
+// exits, and the next failover cannot make the site again (reported:
+// AddNS should switch the thread back before unlocking it).
+func init() { runtime.LockOSThread() }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
