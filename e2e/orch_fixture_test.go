@@ -403,6 +403,18 @@ func (s *drSite) removeRecoverySite() {
 	for _, f := range files {
 		haven(s.t, nil, "machine", "stop", "--file", f)
 	}
+	// Belt and braces: no runner of this server's machines may outlive
+	// the test, whatever state its files are in.
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if strings.Contains(string(b), "machine\x00run\x00--file\x00"+s.serverState) {
+			var pid int
+			fmt.Sscanf(filepath.Base(filepath.Dir(p)), "%d", &pid)
+			s.t.Errorf("machine runner left after stop: %q", b)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 	b, err := os.ReadFile(filepath.Join(s.serverState, "host", "host-id"))
 	if err != nil {
 		return

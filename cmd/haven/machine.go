@@ -71,6 +71,19 @@ func machineRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			lock, ok, err := host.TakeRunLock(f.PIDFile)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("machine %s is already running (%s is held)", f.Machine.Name, host.LockPath(f.PIDFile))
+			}
+			defer lock.Close()
+			// Holding the lock, no other runner lives: state left by one
+			// that was killed is stale.
+			if err := host.ClearLeftover(f.StateDir, f.Machine.Name); err != nil {
+				return err
+			}
 			d := &nsdrv.Driver{Networks: f, StateDir: f.StateDir}
 			m, err := d.Start(cmd.Context(), f.Machine)
 			if err != nil {
@@ -120,8 +133,8 @@ func machineStartCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if runningPID(f.PIDFile) != 0 {
-				return nil
+			if host.RunLockHeld(f.PIDFile) {
+				return waitRunning(f, wait, nil)
 			}
 			logPath := f.Log
 			if logPath == "" {
@@ -142,16 +155,9 @@ func machineStartCmd() *cobra.Command {
 			}
 			exited := make(chan error, 1)
 			go func() { exited <- run.Wait() }()
-			deadline := time.After(wait)
-			for runningPID(f.PIDFile) != run.Process.Pid {
-				select {
-				case err := <-exited:
-					return fmt.Errorf("machine %s did not start (%v); see %s", f.Machine.Name, err, logPath)
-				case <-deadline:
-					run.Process.Kill()
-					return fmt.Errorf("machine %s not running after %s; see %s", f.Machine.Name, wait, logPath)
-				case <-time.After(20 * time.Millisecond):
-				}
+			if err := waitRunning(f, wait, exited); err != nil {
+				run.Process.Kill()
+				return fmt.Errorf("%w; see %s", err, logPath)
 			}
 			return nil
 		},
@@ -160,6 +166,28 @@ func machineStartCmd() *cobra.Command {
 	c.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for the machine to run")
 	_ = c.MarkFlagRequired("file")
 	return c
+}
+
+// waitRunning waits until some runner of the machine holds its lock and
+// has written its pid file. A runner of ours that exits (exited) is fine
+// when another one runs (two starts raced).
+func waitRunning(f *machineFile, wait time.Duration, exited <-chan error) error {
+	deadline := time.After(wait)
+	for {
+		if host.RunLockHeld(f.PIDFile) && runningPID(f.PIDFile) != 0 {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			if !host.RunLockHeld(f.PIDFile) {
+				return fmt.Errorf("machine %s did not start (%v)", f.Machine.Name, err)
+			}
+			exited = nil
+		case <-deadline:
+			return fmt.Errorf("machine %s not running after %s", f.Machine.Name, wait)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func machineStopCmd() *cobra.Command {
@@ -174,15 +202,17 @@ func machineStopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pid := runningPID(f.PIDFile)
-			if pid == 0 {
-				return nil
-			}
-			syscall.Kill(pid, syscall.SIGTERM)
 			deadline := time.Now().Add(wait)
-			for syscall.Kill(pid, 0) == nil {
+			signaled := 0
+			for host.RunLockHeld(f.PIDFile) {
+				// A runner still starting has no pid file yet: signal
+				// it once it has one.
+				if pid := runningPID(f.PIDFile); pid != 0 && pid != signaled {
+					syscall.Kill(pid, syscall.SIGTERM)
+					signaled = pid
+				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("machine %s (pid %d) still running after %s", f.Machine.Name, pid, wait)
+					return fmt.Errorf("machine %s still running after %s", f.Machine.Name, wait)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}

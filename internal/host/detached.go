@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/vnet"
@@ -41,27 +39,14 @@ func (h *Local) pidFile(site, name string) string {
 	return filepath.Join(h.machineDir(site), name+".pid")
 }
 
-// pidAlive reads a pid file and reports the pid if that process runs our
-// binary (a reused pid of another program does not count).
-func (h *Local) pidAlive(pidFile string) int {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return 0
-	}
-	cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if !strings.Contains(string(cmd), "machine\x00run") {
-		return 0
-	}
-	return pid
-}
+// alive reports whether the machine's runner holds its run lock.
+func (h *Local) alive(site, name string) bool { return RunLockHeld(h.pidFile(site, name)) }
 
 func (h *Local) startDetached(ctx context.Context, site string, spec machine.Spec) error {
-	if h.pidAlive(h.pidFile(site, spec.Name)) != 0 {
-		return nil
+	if h.alive(site, spec.Name) {
+		// Running, or started by a server that died before it saw it
+		// run: `machine start` below waits for that one.
+		return h.runStart(ctx, site, spec.Name)
 	}
 	nets := map[string]vnet.Attachment{}
 	for _, n := range spec.NICs {
@@ -75,26 +60,25 @@ func (h *Local) startDetached(ctx context.Context, site string, spec machine.Spe
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return err
 	}
-	// The run process of a crashed host left its state: clear it (it
-	// kills nothing alive: the pid file says nothing runs).
-	if err := clearLeftoverDir(stateDir, spec.Name); err != nil {
-		return err
-	}
 	mf := MachineFile{Machine: spec, Networks: nets, StateDir: stateDir, PIDFile: h.pidFile(site, spec.Name),
 		Log: filepath.Join(h.machineDir(site), spec.Name+".run.log")}
 	b, _ := json.MarshalIndent(mf, "", "  ")
 	if err := writeFileAtomic(h.machineFile(site, spec.Name), b); err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, h.Exec, "machine", "start", "--file", h.machineFile(site, spec.Name)).CombinedOutput()
+	return h.runStart(ctx, site, spec.Name)
+}
+
+func (h *Local) runStart(ctx context.Context, site, name string) error {
+	out, err := exec.CommandContext(ctx, h.Exec, "machine", "start", "--file", h.machineFile(site, name)).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("haven machine start %s: %v: %s", spec.Name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("haven machine start %s: %v: %s", name, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
 func (h *Local) stopDetached(ctx context.Context, site, name string) error {
-	if h.pidAlive(h.pidFile(site, name)) == 0 {
+	if !h.alive(site, name) {
 		return nil
 	}
 	out, err := exec.CommandContext(ctx, h.Exec, "machine", "stop", "--file", h.machineFile(site, name)).CombinedOutput()

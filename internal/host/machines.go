@@ -78,6 +78,10 @@ func (h *Local) clearLeftover(site, kind, name string) error {
 	return clearLeftoverDir(dir, name)
 }
 
+// ClearLeftover removes the ns driver state a dead runner of machine name
+// left in stateDir; call it only while holding the machine's run lock.
+func ClearLeftover(stateDir, name string) error { return clearLeftoverDir(stateDir, name) }
+
 // clearLeftoverDir removes the ns driver state of a machine whose process
 // is gone. Cleanup kills a recorded process only if its start time
 // matches, so a reused pid is never hit. Loop devices autoclear.
@@ -161,7 +165,7 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 func cut(k string) (string, string, bool) { return strings.Cut(k, "/") }
 
 func (h *Local) Running(site, name string) bool {
-	if h.Exec != "" && h.pidAlive(h.pidFile(site, name)) != 0 {
+	if h.Exec != "" && h.alive(site, name) {
 		return true
 	}
 	h.mu.Lock()
