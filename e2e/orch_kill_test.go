@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -32,15 +33,27 @@ func (s *drSite) machineRuns(site string) map[string]int {
 
 // killAndResume submits a job, SIGKILLs the server at a random moment
 // within about the job's length, restarts it and waits for the job.
+// hits counts kills that landed while the job was still running, so the
+// test cannot pass with every kill after the job ended.
+var hits int
+
+// jobLength learns how long each job type takes (from jobs the kill
+// missed), so kills spread over the whole job rather than after it.
+var jobLength = map[string]time.Duration{}
+
 func (s *drSite) killAndResume(t *testing.T, rng *rand.Rand, typ string, p orchestrator.Params, length time.Duration) *store.Job {
 	ctx := context.Background()
 	j, err := s.client.Submit(ctx, "shop", typ, p)
 	if err != nil {
 		t.Fatalf("submit %s: %v", typ, err)
 	}
+	if l, ok := jobLength[typ]; ok {
+		length = l
+	}
 	delay := time.Duration(rng.Int64N(int64(length)))
 	time.Sleep(delay)
 	s.kill("server", syscall.SIGKILL)
+	killed := time.Now()
 	s.startServer()
 	end, err := s.client.Watch(ctx, j.ID, nil)
 	if err != nil {
@@ -56,7 +69,13 @@ func (s *drSite) killAndResume(t *testing.T, rng *rand.Rand, typ string, p orche
 			resumed++
 		}
 	}
-	t.Logf("%s killed after %s: succeeded; %d step(s) ran again", typ, delay.Round(time.Millisecond), resumed)
+	hit := end.Ended != nil && end.Ended.After(killed)
+	if hit {
+		hits++
+	} else if end.Ended != nil {
+		jobLength[typ] = end.Ended.Sub(end.Created)
+	}
+	t.Logf("%s killed after %s (mid-job: %v): succeeded; %d step(s) ran again", typ, delay.Round(time.Millisecond), hit, resumed)
 	return end
 }
 
@@ -114,6 +133,9 @@ func TestServerKilledMidJob(t *testing.T) {
 			t.Fatalf("round %d: resources before:\n%v\nafter:\n%v", i, base, after)
 		}
 	}
+	if hits < 5 {
+		t.Fatalf("only %d of 20 kills landed while a job ran", hits)
+	}
 	ds, err := s.client.Drills(ctx, "shop")
 	if err != nil || len(ds) != 11 {
 		t.Fatalf("drills: %d, %v", len(ds), err)
@@ -132,5 +154,54 @@ func TestServerKilledMidJob(t *testing.T) {
 		if after := countResources(t, s); !equalCounts(base, after) {
 			t.Fatalf("round %d (%s): resources before:\n%v\nafter:\n%v", i, j.ID, base, after)
 		}
+	}
+}
+
+// TestServerKilledMidFailback kills the server at random moments of
+// planned failovers and of failbacks: each resumes, no acknowledged write
+// is lost either way, and the primary ends serving with the recovery
+// site's writes.
+func TestServerKilledMidFailback(t *testing.T) {
+	s := newDRSite(t)
+	ctx := context.Background()
+	s.apply()
+	s.waitPoints(1)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 2))
+	hits = 0
+	rounds := 10
+	for i := range rounds {
+		var failover *store.Job
+		acked := s.writeWhile(t, "10.1.0.20", fmt.Sprintf("p%d-", i), func() {
+			failover = s.killAndResume(t, rng, orchestrator.PlannedFailover, orchestrator.Params{}, 4*time.Second)
+		})
+		s.checkWrites(t, "10.2.0.20", acked)
+		for _, typ := range []string{orchestrator.Commit, orchestrator.Reprotect} {
+			j, err := s.client.Submit(ctx, "shop", typ, orchestrator.Params{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if end, err := s.client.Watch(ctx, j.ID, nil); err != nil || end.State != store.Succeeded {
+				t.Fatalf("%s after %s: %v %v", typ, failover.ID, end, err)
+			}
+		}
+		var atRecovery []string
+		for k := range 5 {
+			name := fmt.Sprintf("r%d-%d", i, k)
+			if _, err := s.http(s.inet, "POST", "http://10.2.0.20/write?path=/"+name, name); err != nil {
+				t.Fatal(err)
+			}
+			atRecovery = append(atRecovery, name)
+		}
+		s.killAndResume(t, rng, orchestrator.Failback, orchestrator.Params{}, 6*time.Second)
+		s.eventually(time.Minute, "DNS back on the primary", func() error { return s.expectDNS("10.1.0.20") })
+		s.checkWrites(t, "10.1.0.20", append(acked, atRecovery...))
+		if runs := s.machineRuns(orchestrator.SiteRecovery); len(runs) != 0 {
+			t.Fatalf("round %d: recovery machines left after failback: %v", i, runs)
+		}
+	}
+	if hits < rounds/2 {
+		t.Fatalf("only %d of %d kills landed while a job ran", hits, 2*rounds)
 	}
 }
