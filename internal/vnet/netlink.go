@@ -6,13 +6,18 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
+
+// netnsDir is where named namespaces are bind-mounted (iproute2's place).
+const netnsDir = "/run/netns"
 
 // Netlink is the real Ops: netlink requests sent into the named namespace
 // through a per-call handle, so the calling thread never changes namespace.
@@ -72,12 +77,20 @@ func (Netlink) AddNS(name string) error {
 	return Netlink{}.LinkUp(name, "lo")
 }
 
-// DelNS removes a named namespace; links inside it go with it.
+// DelNS removes a named namespace; links inside it go with it. A namespace
+// already gone, or half made (its file exists but was never bind-mounted, as
+// a crash inside AddNS leaves it), is removed without error: cleanups and
+// the orchestrator's retries run it more than once.
 func (Netlink) DelNS(name string) error {
-	if name == "" {
-		return ErrRootNS
+	if name == "" || strings.ContainsAny(name, "/") {
+		return fmt.Errorf("%w: namespace %q", ErrBadName, name)
 	}
-	if err := netns.DeleteNamed(name); err != nil && !os.IsNotExist(err) {
+	path := filepath.Join(netnsDir, name)
+	err := unix.Unmount(path, unix.MNT_DETACH)
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("vnet: delete netns %s: %w", name, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("vnet: delete netns %s: %w", name, err)
 	}
 	return nil
@@ -113,19 +126,32 @@ func (Netlink) AddVeth(ns, name, peerNS, peer string, peerMAC net.HardwareAddr) 
 	})
 }
 
-// DelLink deletes a link; a link already gone is not an error, since a
-// veth vanishes with its peer's namespace.
+// DelLink deletes a link. A link already gone is not an error: a veth
+// vanishes with its peer's namespace, and the kernel may remove it between
+// the lookup and the delete (ENODEV); a namespace already gone took its
+// links with it.
 func (Netlink) DelLink(ns, name string) error {
-	return withHandle(ns, func(h *netlink.Handle) error {
-		l, err := h.LinkByName(name)
-		if errors.As(err, &netlink.LinkNotFoundError{}) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("vnet: link %s/%s: %w", ns, name, err)
-		}
-		return h.LinkDel(l)
-	})
+	nh, err := openNS(ns)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vnet: open netns %q: %w", ns, err)
+	}
+	defer nh.Close()
+	h, err := netlink.NewHandleAt(nh)
+	if err != nil {
+		return fmt.Errorf("vnet: netlink handle in %q: %w", ns, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err == nil {
+		err = h.LinkDel(l)
+	}
+	if err == nil || errors.As(err, &netlink.LinkNotFoundError{}) || errors.Is(err, unix.ENODEV) {
+		return nil
+	}
+	return fmt.Errorf("vnet: delete link %s/%s: %w", ns, name, err)
 }
 
 func (Netlink) SetMaster(ns, link, bridge string) error {

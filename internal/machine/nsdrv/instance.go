@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,7 +22,7 @@ type instance struct {
 	dir     string
 	console string
 	pid     int
-	loops   []int
+	loops   []loopRef
 	stopSig syscall.Signal
 	syncW   *os.File
 	ops     vnet.Ops
@@ -29,6 +30,16 @@ type instance struct {
 	done    chan struct{}
 
 	status machine.Status
+
+	cleanMu sync.Mutex
+	cleaned bool // host resources released: later Stops must not look again
+}
+
+// loopRef names a machine's loop device by number and tag: the number alone
+// may belong to another machine by the time Stop looks.
+type loopRef struct {
+	n   int
+	tag string
 }
 
 var _ machine.Instance = (*instance)(nil)
@@ -61,8 +72,8 @@ func (d *Driver) spawn(spec machine.Spec, dir string, loops []*loop.Device) (*in
 	if m.stopSig == 0 {
 		m.stopSig = syscall.SIGTERM
 	}
-	for _, l := range loops {
-		m.loops = append(m.loops, l.Number)
+	for i, l := range loops {
+		m.loops = append(m.loops, loopRef{l.Number, LoopName(spec.Name, spec.Disks[i].Name)})
 	}
 	started := make(chan error, 1)
 	go m.run(cmd, started)
@@ -158,8 +169,14 @@ func (m *instance) Stop(ctx context.Context) error {
 
 // cleanup waits for autoclear to detach the loop devices (the kernel does
 // it once the dying mount namespace drops the last mount), then removes
-// the state directory.
+// the state directory. Once it has succeeded it does nothing: a second
+// Stop must not wait on loop numbers other machines may hold by then.
 func (m *instance) cleanup() error {
+	m.cleanMu.Lock()
+	defer m.cleanMu.Unlock()
+	if m.cleaned {
+		return nil
+	}
 	// The kernel tears a dead namespace's veths down asynchronously;
 	// delete the bridge sides now so the names are free for a restart.
 	for _, l := range m.links {
@@ -168,15 +185,19 @@ func (m *instance) cleanup() error {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range m.loops {
-		for !loop.Gone(n) {
+	for _, l := range m.loops {
+		for !loop.Gone(l.n, l.tag) {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("ns: %s: loop%d still attached", m.spec.Name, n)
+				return fmt.Errorf("ns: %s: loop%d still attached", m.spec.Name, l.n)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	return os.RemoveAll(m.dir)
+	if err := os.RemoveAll(m.dir); err != nil {
+		return err
+	}
+	m.cleaned = true
+	return nil
 }
 
 // pidRecord is "pid starttime": cleanup only kills a pid whose start time
