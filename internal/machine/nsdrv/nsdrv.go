@@ -169,7 +169,9 @@ func (d *Driver) plugNICs(m *instance, atts []vnet.Attachment) error {
 	for i, n := range m.spec.NICs {
 		host := hostLink(m.spec.Name, n.Name)
 		m.links = append(m.links, [2]string{atts[i].NS, host})
-		if err := vnet.Plug(d.ops(), atts[i], host, fmt.Sprintf("pid:%d", m.pid), n.Name, n.MAC, n.Addr); err != nil {
+		// One default route, by the first NIC's gateway (as the qemu guest
+		// does); the others' subnets are reached by their connected routes.
+		if err := vnet.Plug(d.ops(), atts[i], host, fmt.Sprintf("pid:%d", m.pid), n, i == 0); err != nil {
 			return fmt.Errorf("NIC %s: %w", n.Name, err)
 		}
 	}
