@@ -19,6 +19,12 @@ import (
 // netnsDir is where named namespaces are bind-mounted (iproute2's place).
 const netnsDir = "/run/netns"
 
+// NSOwnerDir holds one owner record per namespace Netlink made, named like
+// the namespace, so cleanup leaves a running Haven's namespaces alone.
+const NSOwnerDir = "/run/haven/netns"
+
+func nsOwnerPath(name string) string { return filepath.Join(NSOwnerDir, name) }
+
 // Netlink is the real Ops: netlink requests sent into the named namespace
 // through a per-call handle, so the calling thread never changes namespace.
 type Netlink struct{}
@@ -55,12 +61,19 @@ func withHandle(ns string, fn func(h *netlink.Handle) error) error {
 	return fn(h)
 }
 
-// AddNS creates a named namespace with its loopback up. The namespace is
+// AddNS creates a named namespace with its loopback up, recording this
+// process as its owner first (so it never exists unowned). The namespace is
 // created on a locked thread that is thrown away afterwards, so no goroutine
 // ever runs in it by accident.
 func (Netlink) AddNS(name string) error {
-	if name == "" || strings.ContainsAny(name, "/:") {
+	if name == "" || strings.ContainsAny(name, "/:") || name == "." || name == ".." {
 		return fmt.Errorf("%w: namespace %q", ErrBadName, name)
+	}
+	if _, err := os.Stat(filepath.Join(netnsDir, name)); err == nil {
+		return fmt.Errorf("vnet: create netns %s: %w", name, os.ErrExist) // keep its owner's record
+	}
+	if err := WriteOwner(nsOwnerPath(name), Self()); err != nil {
+		return fmt.Errorf("vnet: record owner of netns %s: %w", name, err)
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -72,6 +85,7 @@ func (Netlink) AddNS(name string) error {
 		errc <- err
 	}()
 	if err := <-errc; err != nil {
+		os.Remove(nsOwnerPath(name))
 		return fmt.Errorf("vnet: create netns %s: %w", name, err)
 	}
 	return Netlink{}.LinkUp(name, "lo")
@@ -82,7 +96,7 @@ func (Netlink) AddNS(name string) error {
 // a crash inside AddNS leaves it), is removed without error: cleanups and
 // the orchestrator's retries run it more than once.
 func (Netlink) DelNS(name string) error {
-	if name == "" || strings.ContainsAny(name, "/") {
+	if name == "" || strings.ContainsAny(name, "/") || name == "." || name == ".." {
 		return fmt.Errorf("%w: namespace %q", ErrBadName, name)
 	}
 	path := filepath.Join(netnsDir, name)
@@ -92,6 +106,9 @@ func (Netlink) DelNS(name string) error {
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("vnet: delete netns %s: %w", name, err)
+	}
+	if err := os.Remove(nsOwnerPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("vnet: delete owner of netns %s: %w", name, err)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -117,7 +116,11 @@ func (m *instance) run(cmd *exec.Cmd, started chan<- error) {
 		return
 	}
 	m.pid = cmd.Process.Pid
-	os.WriteFile(filepath.Join(m.dir, "pid"), []byte(pidRecord(m.pid)), 0o644)
+	// The start time lets cleanup tell the machine from a later process
+	// that reused its pid.
+	if o, ok := vnet.OwnerOf(m.pid); ok {
+		os.WriteFile(filepath.Join(m.dir, "pid"), []byte(o.String()), 0o644)
+	}
 	started <- nil
 	cmd.Wait()
 	m.status.Set(machine.Stopped)
@@ -198,10 +201,4 @@ func (m *instance) cleanup() error {
 	}
 	m.cleaned = true
 	return nil
-}
-
-// pidRecord is "pid starttime": cleanup only kills a pid whose start time
-// still matches, never an unrelated process that reused the number.
-func pidRecord(pid int) string {
-	return strconv.Itoa(pid) + " " + startTime(pid)
 }

@@ -67,7 +67,7 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 		return nil, err
 	}
 	dir := filepath.Join(d.stateDir(), spec.Name)
-	if err := claimDir(dir); err != nil {
+	if err := machine.ClaimStateDir(dir, "root"); err != nil {
 		return nil, err
 	}
 	m, err := d.boot(spec, dir, atts)
@@ -91,19 +91,6 @@ func (d *Driver) attachments(spec machine.Spec) ([]vnet.Attachment, error) {
 		out = append(out, a)
 	}
 	return out, nil
-}
-
-// claimDir makes the machine's state directory, refusing a second start.
-func claimDir(dir string) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o755); errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%w: %s is already running (or left over: run haven site cleanup)", machine.ErrBadSpec, filepath.Base(dir))
-	} else if err != nil {
-		return err
-	}
-	return os.Mkdir(filepath.Join(dir, "root"), 0o755)
 }
 
 func (d *Driver) boot(spec machine.Spec, dir string, atts []vnet.Attachment) (*instance, error) {
