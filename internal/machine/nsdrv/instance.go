@@ -79,6 +79,11 @@ func (d *Driver) spawn(spec machine.Spec, dir string, loops []*loop.Device) (*in
 	err = <-started
 	syncR.Close()
 	statW.Close()
+	// The child holds its own copies now, and only its mounts may keep
+	// the devices: if it dies early, autoclear must not wait for us.
+	for _, l := range loops {
+		l.Close()
+	}
 	if err != nil {
 		syncW.Close()
 		return nil, err

@@ -100,7 +100,7 @@ func (d *Driver) boot(spec machine.Spec, dir string, atts []vnet.Attachment) (*i
 	}
 	m, err := d.spawn(spec, dir, loops)
 	for _, l := range loops {
-		l.Close() // the child holds them now; autoclear follows its mounts
+		l.Close() // spawn closes them once the child runs; this covers its early failures
 	}
 	if err != nil {
 		return nil, err

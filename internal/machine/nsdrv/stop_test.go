@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/loop"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/vnet"
 	"golang.org/x/sys/unix"
@@ -109,4 +110,26 @@ func holdLoop(t *testing.T, n int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() }) // autoclear detaches it
+}
+
+// TestFailedStartLeavesNothing: a disk that cannot be mounted fails the
+// start with the mount error; the machine's loop device and state are
+// gone, so the same machine starts once the spec is fixed.
+func TestFailedStartLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	spec := e.Spec("bad", "app", "10.91.0.43/24")
+	spec.Disks[0].FSType = "vfat" // the image is ext4
+	_, err := e.Driver.Start(context.Background(), spec)
+	if err == nil || !strings.Contains(err.Error(), "mount") {
+		t.Fatalf("start with a wrong file system type: %v", err)
+	}
+	if left, _ := loop.Attached(LoopName(spec.Name, "")); len(left) != 0 {
+		t.Fatalf("loop devices left: %v", left)
+	}
+	dir := filepath.Join(e.Driver.(*Driver).StateDir, spec.Name)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("state left: %v", err)
+	}
+	spec.Disks[0].FSType = ""
+	e.WaitHealthy(e.Start(spec), e.Edge)
 }
