@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -69,6 +70,9 @@ func (Netlink) AddNS(name string) error {
 	if name == "" || strings.ContainsAny(name, "/:") || name == "." || name == ".." {
 		return fmt.Errorf("%w: namespace %q", ErrBadName, name)
 	}
+	if err := shareNetnsDir(); err != nil {
+		return err
+	}
 	if _, err := os.Stat(filepath.Join(netnsDir, name)); err == nil {
 		return fmt.Errorf("vnet: create netns %s: %w", name, os.ErrExist) // keep its owner's record
 	}
@@ -89,6 +93,41 @@ func (Netlink) AddNS(name string) error {
 		return fmt.Errorf("vnet: create netns %s: %w", name, err)
 	}
 	return Netlink{}.LinkUp(name, "lo")
+}
+
+var netnsDirMu sync.Mutex
+
+// shareNetnsDir makes /run/netns a shared mount point of its own, as
+// iproute2's `ip netns add` does first. Left a plain directory, the first
+// `ip netns add` on the host would bind /run/netns over itself and hide
+// the namespace mounts already in it, which could then never be deleted
+// (remove: device or resource busy). A file lock keeps two Haven
+// processes from stacking two such binds.
+func shareNetnsDir() error {
+	netnsDirMu.Lock()
+	defer netnsDirMu.Unlock()
+	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+		return fmt.Errorf("vnet: %w", err)
+	}
+	lock, err := os.OpenFile(netnsDir+".haven-lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("vnet: %w", err)
+	}
+	defer lock.Close() // releases the flock
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("vnet: lock %s: %w", lock.Name(), err)
+	}
+	err = unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if errors.Is(err, unix.EINVAL) { // not a mount point yet
+		if err := unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("vnet: bind %s: %w", netnsDir, err)
+		}
+		err = unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	}
+	if err != nil {
+		return fmt.Errorf("vnet: share %s: %w", netnsDir, err)
+	}
+	return nil
 }
 
 // DelNS removes a named namespace; links inside it go with it. A namespace
