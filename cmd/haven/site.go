@@ -35,9 +35,13 @@ kept, named with its owner's pid, and the command fails; --force removes
 it anyway.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q, qerr := qemudrv.Cleanup(qemuState, force)
-			m, merr := nsdrv.Cleanup(nsState, loopPrefix, force)
-			n, nerr := vnet.CleanupNamespaces(vnet.Netlink{}, prefix, force)
+			qc, nc, vc := qemudrv.Cleanup, nsdrv.Cleanup, vnet.CleanupNamespaces
+			if force {
+				qc, nc, vc = qemudrv.ForceCleanup, nsdrv.ForceCleanup, vnet.ForceCleanupNamespaces
+			}
+			q, qerr := qc(qemuState)
+			m, merr := nc(nsState, loopPrefix)
+			n, nerr := vc(vnet.Netlink{}, prefix)
 			for _, r := range append(append(q, m...), prefixed("netns ", n)...) {
 				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)
 			}

@@ -47,8 +47,8 @@ func ClaimStateDir(dir string, subdirs ...string) error {
 
 // CleanupStateDirs removes the machine state directories under stateDir
 // that a crashed run left, calling kill on each first. A directory whose
-// owner is still running is kept and reported with vnet.ErrOwned, unless
-// force. It returns the names removed and the names kept.
+// owner is another running process is kept and reported with
+// vnet.ErrOwned, unless force. It returns the names removed and kept.
 func CleanupStateDirs(stateDir string, force bool, kill func(dir string)) (removed, kept []string, err error) {
 	ents, err := os.ReadDir(stateDir)
 	if errors.Is(err, os.ErrNotExist) {

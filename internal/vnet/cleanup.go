@@ -10,10 +10,20 @@ import (
 
 // CleanupNamespaces deletes every named namespace starting with prefix
 // (normally Prefix) that a crashed run left behind; links, bridges and
-// addresses inside go with them. A namespace whose recorded owner is still
-// running is kept, with an ErrOwned error naming the owner, unless force.
+// addresses inside go with them. A namespace whose recorded owner is
+// another running process is kept, with an ErrOwned error naming the owner.
 // It returns the names removed.
-func CleanupNamespaces(ops Ops, prefix string, force bool) ([]string, error) {
+func CleanupNamespaces(ops Ops, prefix string) ([]string, error) {
+	return cleanupNamespaces(ops, prefix, false)
+}
+
+// ForceCleanupNamespaces is CleanupNamespaces that also deletes the
+// namespaces of running processes.
+func ForceCleanupNamespaces(ops Ops, prefix string) ([]string, error) {
+	return cleanupNamespaces(ops, prefix, true)
+}
+
+func cleanupNamespaces(ops Ops, prefix string, force bool) ([]string, error) {
 	ents, err := os.ReadDir(netnsDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err

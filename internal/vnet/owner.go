@@ -79,15 +79,16 @@ func WriteOwner(path string, o Owner) error {
 }
 
 // Owned returns an error wrapping ErrOwned, naming what and the owner's pid,
-// if the record at path names a live process. A missing or unreadable
-// record (a crash before it was written, an older Haven) means no owner.
+// if the record at path names a live process other than this one (a
+// process may always remove its own). A missing or unreadable record (a
+// crash before it was written, an older Haven) means no owner.
 func Owned(path, what string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
 	o, err := ParseOwner(string(b))
-	if err != nil || !o.Alive() {
+	if err != nil || !o.Alive() || o == Self() {
 		return nil
 	}
 	return fmt.Errorf("%s: %w (pid %d)", what, ErrOwned, o.PID)

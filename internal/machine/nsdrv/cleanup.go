@@ -16,10 +16,19 @@ import (
 
 // Cleanup kills machines a crashed run left in stateDir, removes their
 // state, and detaches loop devices whose tag starts with loopPrefix
-// (LoopName tags them "hv-<machine>/<disk>"). Machines whose Haven is still
-// running, and their loop devices, are kept (vnet.ErrOwned) unless force.
-// It returns what it removed.
-func Cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
+// (LoopName tags them "hv-<machine>/<disk>"). Machines that another running
+// Haven owns, and their loop devices, are kept (vnet.ErrOwned). It returns
+// what it removed.
+func Cleanup(stateDir, loopPrefix string) ([]string, error) {
+	return cleanup(stateDir, loopPrefix, false)
+}
+
+// ForceCleanup is Cleanup that also removes the machines of running Havens.
+func ForceCleanup(stateDir, loopPrefix string) ([]string, error) {
+	return cleanup(stateDir, loopPrefix, true)
+}
+
+func cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
 	removed, kept, err := machine.CleanupStateDirs(stateDir, force, killRecorded)
 	errs := []error{err}
 	var done []string

@@ -13,10 +13,16 @@ import (
 
 // Cleanup kills VMs a crashed run left in stateDir (only processes that are
 // still QEMU with that state directory on their command line) and removes
-// their state. Taps vanish with QEMU. VMs whose Haven is still running are
-// kept (vnet.ErrOwned) unless force.
-func Cleanup(stateDir string, force bool) ([]string, error) {
-	removed, _, err := machine.CleanupStateDirs(stateDir, force, killIfOurs)
+// their state. Taps vanish with QEMU. VMs that another running Haven owns
+// are kept (vnet.ErrOwned).
+func Cleanup(stateDir string) ([]string, error) {
+	removed, _, err := machine.CleanupStateDirs(stateDir, false, killIfOurs)
+	return prefixed("vm ", removed), err
+}
+
+// ForceCleanup is Cleanup that also removes the VMs of running Havens.
+func ForceCleanup(stateDir string) ([]string, error) {
+	removed, _, err := machine.CleanupStateDirs(stateDir, true, killIfOurs)
 	return prefixed("vm ", removed), err
 }
 
