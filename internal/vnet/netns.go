@@ -114,4 +114,3 @@ func (Netlink) DelNS(name string) error {
 	}
 	return nil
 }
-
