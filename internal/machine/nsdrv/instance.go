@@ -21,6 +21,7 @@ type instance struct {
 	dir     string
 	console string
 	pid     int
+	proc    *os.Process // signals go through its pidfd: never to a reused pid
 	loops   []loopRef
 	stopSig syscall.Signal
 	syncW   *os.File
@@ -120,7 +121,7 @@ func (m *instance) run(cmd *exec.Cmd, started chan<- error) {
 		close(m.done)
 		return
 	}
-	m.pid = cmd.Process.Pid
+	m.pid, m.proc = cmd.Process.Pid, cmd.Process
 	// The start time lets cleanup tell the machine from a later process
 	// that reused its pid.
 	if o, ok := vnet.OwnerOf(m.pid); ok {
@@ -141,7 +142,7 @@ func (m *instance) release() {
 
 func (m *instance) kill() {
 	m.syncW.Close()
-	syscall.Kill(m.pid, syscall.SIGKILL)
+	m.proc.Signal(syscall.SIGKILL)
 	<-m.done
 	m.cleanup()
 }
@@ -161,15 +162,15 @@ func (m *instance) Stop(ctx context.Context) error {
 	default:
 	}
 	m.status.Set(machine.Stopping)
-	syscall.Kill(m.pid, m.stopSig)
+	m.proc.Signal(m.stopSig)
 	t := time.NewTimer(m.spec.StopTimeout)
 	defer t.Stop()
 	select {
 	case <-m.done:
 	case <-t.C:
-		syscall.Kill(m.pid, syscall.SIGKILL)
+		m.proc.Signal(syscall.SIGKILL)
 	case <-ctx.Done():
-		syscall.Kill(m.pid, syscall.SIGKILL)
+		m.proc.Signal(syscall.SIGKILL)
 	}
 	<-m.done
 	return m.cleanup()
