@@ -21,23 +21,38 @@ func newSiteCmd() *cobra.Command {
 
 func newSiteCleanupCmd() *cobra.Command {
 	var prefix, loopPrefix, nsState, qemuState string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove machines, loop devices and namespaces a crashed run left behind",
 		Long: `Kills machines recorded in the drivers' state directories, detaches loop
 devices tagged by the ns driver and deletes network namespaces whose name
-starts with --prefix (with every bridge, veth and tap inside them).`,
+starts with --prefix (with every bridge, veth and tap inside them).
+
+Each of these records the Haven process that made it. Whatever belongs to
+a Haven that is still running (a server in the middle of a failover) is
+kept, named with its owner's pid, and the command fails; --force removes
+it anyway.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q, qerr := qemudrv.Cleanup(qemuState)
-			m, merr := nsdrv.Cleanup(nsState, loopPrefix)
-			n, nerr := vnet.CleanupNamespaces(vnet.Netlink{}, prefix)
+			qc, nc, vc := qemudrv.Cleanup, nsdrv.Cleanup, vnet.CleanupNamespaces
+			if force {
+				qc, nc, vc = qemudrv.ForceCleanup, nsdrv.ForceCleanup, vnet.ForceCleanupNamespaces
+			}
+			q, qerr := qc(qemuState)
+			m, merr := nc(nsState, loopPrefix)
+			n, nerr := vc(vnet.Netlink{}, prefix)
 			for _, r := range append(append(q, m...), prefixed("netns ", n)...) {
 				fmt.Fprintln(cmd.OutOrStdout(), "removed", r)
 			}
-			return errors.Join(qerr, merr, nerr)
+			err := errors.Join(qerr, merr, nerr)
+			if errors.Is(err, vnet.ErrOwned) {
+				return fmt.Errorf("%w\nkept what running haven processes own; --force removes it anyway", err)
+			}
+			return err
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "also remove what a running haven process owns")
 	cmd.Flags().StringVar(&prefix, "prefix", vnet.Prefix, "namespace name prefix to remove")
 	cmd.Flags().StringVar(&loopPrefix, "loop-prefix", vnet.Prefix+"-", "tag prefix of loop devices to detach")
 	cmd.Flags().StringVar(&nsState, "ns-state", nsdrv.DefaultStateDir, "ns driver state directory")

@@ -120,7 +120,9 @@ type Instance interface {
 	Spec() Spec
 	State() State
 	// Stop shuts down gracefully, kills after Spec.StopTimeout, and
-	// returns once every host resource of the machine is released.
+	// returns once every host resource of the machine is released. It is
+	// idempotent: on a stopped machine, or one whose links or network are
+	// already gone, it returns nil, so callers may retry it.
 	Stop(ctx context.Context) error
 	// Done is closed when the machine has stopped by itself or by Stop.
 	Done() <-chan struct{}

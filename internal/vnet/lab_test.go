@@ -76,8 +76,30 @@ func TestLabRejectsBadInput(t *testing.T) {
 func TestPlugNeverTouchesRoot(t *testing.T) {
 	rec := &Recorder{}
 	att := Attachment{NS: "hvx-rec", Bridge: "br-app", Network: net24("app", "10.8.0.0/24")}
-	err := Plug(rec, att, "vhost", "", "eth0", nil, netip.MustParsePrefix("10.8.0.9/24"))
+	err := Plug(rec, att, "vhost", "", NIC{Name: "eth0", Addr: netip.MustParsePrefix("10.8.0.9/24")}, true)
 	if !errors.Is(err, ErrRootNS) {
 		t.Fatalf("plugging the root namespace was allowed: %v", err)
+	}
+}
+
+// TestPlugOneDefaultRoute: only the primary NIC adds a default route; a
+// namespace holds one, so a second would fail the machine's start.
+func TestPlugOneDefaultRoute(t *testing.T) {
+	rec := &Recorder{}
+	att := Attachment{NS: "hvx-rec", Bridge: "br-db", Network: net24("db", "10.9.0.0/24")}
+	nic := NIC{Name: "eth1", Addr: netip.MustParsePrefix("10.9.0.9/24")}
+	if err := Plug(rec, att, "vhost", "pid:7", nic, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range rec.Calls {
+		if strings.HasPrefix(c, "route ") {
+			t.Fatalf("secondary NIC added a route: %s", c)
+		}
+	}
+	if err := Plug(rec, att, "vhost", "pid:7", nic, true); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(rec.Calls, "route pid:7 0.0.0.0/0 via 10.9.0.1") {
+		t.Fatalf("primary NIC has no default route: %v", rec.Calls)
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Netlink is the real Ops: netlink requests sent into the named namespace
@@ -50,39 +50,6 @@ func withHandle(ns string, fn func(h *netlink.Handle) error) error {
 	return fn(h)
 }
 
-// AddNS creates a named namespace with its loopback up. The namespace is
-// created on a locked thread that is thrown away afterwards, so no goroutine
-// ever runs in it by accident.
-func (Netlink) AddNS(name string) error {
-	if name == "" || strings.ContainsAny(name, "/:") {
-		return fmt.Errorf("%w: namespace %q", ErrBadName, name)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with us
-		h, err := netns.NewNamed(name)
-		if err == nil {
-			h.Close()
-		}
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
-		return fmt.Errorf("vnet: create netns %s: %w", name, err)
-	}
-	return Netlink{}.LinkUp(name, "lo")
-}
-
-// DelNS removes a named namespace; links inside it go with it.
-func (Netlink) DelNS(name string) error {
-	if name == "" {
-		return ErrRootNS
-	}
-	if err := netns.DeleteNamed(name); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("vnet: delete netns %s: %w", name, err)
-	}
-	return nil
-}
-
 func (Netlink) AddBridge(ns, name string) error {
 	return withHandle(ns, func(h *netlink.Handle) error {
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
@@ -113,19 +80,32 @@ func (Netlink) AddVeth(ns, name, peerNS, peer string, peerMAC net.HardwareAddr) 
 	})
 }
 
-// DelLink deletes a link; a link already gone is not an error, since a
-// veth vanishes with its peer's namespace.
+// DelLink deletes a link. A link already gone is not an error: a veth
+// vanishes with its peer's namespace, and the kernel may remove it between
+// the lookup and the delete (ENODEV); a namespace already gone took its
+// links with it.
 func (Netlink) DelLink(ns, name string) error {
-	return withHandle(ns, func(h *netlink.Handle) error {
-		l, err := h.LinkByName(name)
-		if errors.As(err, &netlink.LinkNotFoundError{}) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("vnet: link %s/%s: %w", ns, name, err)
-		}
-		return h.LinkDel(l)
-	})
+	nh, err := openNS(ns)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vnet: open netns %q: %w", ns, err)
+	}
+	defer nh.Close()
+	h, err := netlink.NewHandleAt(nh)
+	if err != nil {
+		return fmt.Errorf("vnet: netlink handle in %q: %w", ns, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err == nil {
+		err = h.LinkDel(l)
+	}
+	if err == nil || errors.As(err, &netlink.LinkNotFoundError{}) || errors.Is(err, unix.ENODEV) {
+		return nil
+	}
+	return fmt.Errorf("vnet: delete link %s/%s: %w", ns, name, err)
 }
 
 func (Netlink) SetMaster(ns, link, bridge string) error {

@@ -14,20 +14,26 @@ type NIC struct {
 	MAC     net.HardwareAddr // nil: StableMAC(machine, Name)
 }
 
-// Plug connects interface peerName in namespace peerNS to the attachment's
-// bridge through a veth (hostLink is the bridge side), addresses it, routes
-// by the network's gateway and announces the address with a gratuitous ARP.
-func Plug(ops Ops, a Attachment, hostLink, peerNS, peerName string, mac net.HardwareAddr, addr netip.Prefix) error {
+// Plug connects nic, in namespace peerNS, to the attachment's bridge
+// through a veth (hostLink is the bridge side), addresses it and announces
+// the address with a gratuitous ARP. Only the NIC marked primary gets
+// the default route via its network's gateway: a namespace has one, and a
+// second NIC's subnet is reached by its connected route.
+func Plug(ops Ops, a Attachment, hostLink, peerNS string, nic NIC, primary bool) error {
 	steps := []func() error{
-		func() error { return ops.AddVeth(a.NS, hostLink, peerNS, peerName, mac) },
+		func() error { return ops.AddVeth(a.NS, hostLink, peerNS, nic.Name, nic.MAC) },
 		func() error { return ops.SetMaster(a.NS, hostLink, a.Bridge) },
 		func() error { return ops.LinkUp(a.NS, hostLink) },
 		func() error { return ops.LinkUp(peerNS, "lo") },
-		func() error { return ops.AddAddr(peerNS, peerName, addr) },
-		func() error { return ops.LinkUp(peerNS, peerName) },
-		func() error { return ops.AddRoute(peerNS, defaultRoute(addr), a.Network.Gateway) },
-		func() error { return ops.Announce(peerNS, peerName, addr.Addr()) },
+		func() error { return ops.AddAddr(peerNS, nic.Name, nic.Addr) },
+		func() error { return ops.LinkUp(peerNS, nic.Name) },
 	}
+	if primary {
+		steps = append(steps, func() error {
+			return ops.AddRoute(peerNS, defaultRoute(nic.Addr), a.Network.Gateway)
+		})
+	}
+	steps = append(steps, func() error { return ops.Announce(peerNS, nic.Name, nic.Addr.Addr()) })
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err

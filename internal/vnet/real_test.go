@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/vnettest"
 )
@@ -108,4 +111,45 @@ func rootLinks(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ifs)
+}
+
+// TestRemoveTwice: deleting what is already gone (a namespace, a link, a
+// link in a deleted namespace, a namespace file a crash left unmounted) is
+// success, since cleanups and the orchestrator's retries repeat removals.
+func TestRemoveTwice(t *testing.T) {
+	testenv.RequireRoot(t)
+	ops := vnet.Netlink{}
+	ns := vnet.NewID() + "-rm"
+	if err := ops.AddNS(ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ops.DelNS(ns) })
+	if err := ops.AddBridge(ns, "br-x"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := ops.DelLink(ns, "br-x"); err != nil {
+			t.Fatalf("delete link, try %d: %v", i+1, err)
+		}
+	}
+	for i := range 2 {
+		if err := ops.DelNS(ns); err != nil {
+			t.Fatalf("delete namespace, try %d: %v", i+1, err)
+		}
+	}
+	if err := ops.DelLink(ns, "br-x"); err != nil {
+		t.Fatalf("delete link in a deleted namespace: %v", err)
+	}
+	half := vnet.NewID() + "-half"
+	path := filepath.Join("/run/netns", half)
+	if err := os.WriteFile(path, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	if err := ops.DelNS(half); err != nil {
+		t.Fatalf("delete half-made namespace: %v", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("half-made namespace file left: %v", err)
+	}
 }

@@ -142,18 +142,29 @@ func status(n int) (Info, bool) {
 	return Info{Path: path, Name: name}, true
 }
 
-// Detach detaches a loop device (cleanup of a crashed run).
+// Detach detaches a loop device (cleanup of a crashed run). A device
+// already detached, or gone, is not an error: cleanups repeat.
 func Detach(path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENXIO) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return unix.IoctlSetInt(int(f.Fd()), unix.LOOP_CLR_FD, 0)
+	err = unix.IoctlSetInt(int(f.Fd()), unix.LOOP_CLR_FD, 0)
+	if errors.Is(err, unix.ENXIO) {
+		return nil
+	}
+	return err
 }
 
-// Gone reports whether loop device n is no longer attached to anything.
-func Gone(n int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/sys/block/loop%d/loop/backing_file", n))
-	return err != nil || len(b) == 0
+// Gone reports whether loop device n no longer carries the device tagged
+// name: it is detached, or already claimed again under another name. A
+// number alone is not enough, since once autoclear frees it another
+// machine's Attach may take it at once.
+func Gone(n int, name string) bool {
+	info, ok := status(n)
+	return !ok || info.Name != name
 }

@@ -31,12 +31,41 @@ func TestAttachAutoclear(t *testing.T) {
 	}
 	d.Close()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		if loop.Gone(d.Number) {
+		if loop.Gone(d.Number, tag) {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if left, _ := loop.Attached(tag); len(left) != 0 {
 		t.Fatalf("not autocleared: %v", left)
+	}
+}
+
+// TestDetachTwice: detaching a device that is already detached is success
+// (cleanups repeat), and Gone tells a device reclaimed under another tag
+// from the one a machine still holds.
+func TestDetachTwice(t *testing.T) {
+	testenv.RequireRoot(t)
+	img := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tag := vnet.NewID() + "-detach"
+	d, err := loop.Attach(img, tag, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if loop.Gone(d.Number, tag) || !loop.Gone(d.Number, tag+"-other") {
+		t.Fatalf("Gone(%d) wrong while attached as %s", d.Number, tag)
+	}
+	d.Close()
+	for i := range 3 {
+		if err := loop.Detach(d.Path); err != nil {
+			t.Fatalf("detach, try %d: %v", i+1, err)
+		}
+	}
+	if !loop.Gone(d.Number, tag) {
+		t.Fatalf("%s still attached as %s", d.Path, tag)
 	}
 }

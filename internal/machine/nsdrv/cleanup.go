@@ -9,46 +9,38 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/loop"
+	"github.com/haven-dr/haven/internal/vnet"
 )
-
-// startTime is field 22 of /proc/pid/stat (after the parenthesised name).
-func startTime(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		if f := strings.Fields(s[i+1:]); len(f) > 19 {
-			return f[19]
-		}
-	}
-	return ""
-}
 
 // Cleanup kills machines a crashed run left in stateDir, removes their
 // state, and detaches loop devices whose tag starts with loopPrefix
-// (LoopName tags them "hv-<machine>/<disk>"). It returns what it removed.
+// (LoopName tags them "hv-<machine>/<disk>"). Machines that another running
+// Haven owns, and their loop devices, are kept (vnet.ErrOwned). It returns
+// what it removed.
 func Cleanup(stateDir, loopPrefix string) ([]string, error) {
+	return cleanup(stateDir, loopPrefix, false)
+}
+
+// ForceCleanup is Cleanup that also removes the machines of running Havens.
+func ForceCleanup(stateDir, loopPrefix string) ([]string, error) {
+	return cleanup(stateDir, loopPrefix, true)
+}
+
+func cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
+	removed, kept, err := machine.CleanupStateDirs(stateDir, force, killRecorded)
+	errs := []error{err}
 	var done []string
-	var errs []error
-	ents, err := os.ReadDir(stateDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	for _, e := range ents {
-		dir := filepath.Join(stateDir, e.Name())
-		killRecorded(filepath.Join(dir, "pid"))
-		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		done = append(done, "machine "+e.Name())
+	for _, r := range removed {
+		done = append(done, "machine "+r)
 	}
 	loops, err := loop.Attached(loopPrefix)
 	errs = append(errs, err)
 	for _, l := range loops {
+		if keptLoop(l.Name, kept) {
+			continue
+		}
 		if err := loop.Detach(l.Path); err != nil {
 			errs = append(errs, fmt.Errorf("detach %s: %w", l.Path, err))
 			continue
@@ -59,18 +51,23 @@ func Cleanup(stateDir, loopPrefix string) ([]string, error) {
 	return done, errors.Join(errs...)
 }
 
-func killRecorded(pidFile string) {
-	b, err := os.ReadFile(pidFile)
+func keptLoop(tag string, kept []string) bool {
+	for _, k := range kept {
+		if strings.HasPrefix(tag, LoopName(k, "")) {
+			return true
+		}
+	}
+	return false
+}
+
+func killRecorded(dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
 	if err != nil {
 		return
 	}
-	var pid int
-	var start string
-	if _, err := fmt.Sscanf(string(b), "%d %s", &pid, &start); err != nil || pid <= 1 {
-		return
-	}
-	if startTime(pid) == start {
-		syscall.Kill(pid, syscall.SIGKILL)
-		slog.Info("killed leftover machine", "pid", pid)
+	o, err := vnet.ParseOwner(string(b))
+	if err == nil && o.PID > 1 && o.Alive() {
+		syscall.Kill(o.PID, syscall.SIGKILL)
+		slog.Info("killed leftover machine", "pid", o.PID)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,7 +21,8 @@ type instance struct {
 	dir     string
 	console string
 	pid     int
-	loops   []int
+	proc    *os.Process // signals go through its pidfd: never to a reused pid
+	loops   []loopRef
 	stopSig syscall.Signal
 	syncW   *os.File
 	ops     vnet.Ops
@@ -29,6 +30,16 @@ type instance struct {
 	done    chan struct{}
 
 	status machine.Status
+
+	cleanMu sync.Mutex
+	cleaned bool // host resources released: later Stops must not look again
+}
+
+// loopRef names a machine's loop device by number and tag: the number alone
+// may belong to another machine by the time Stop looks.
+type loopRef struct {
+	n   int
+	tag string
 }
 
 var _ machine.Instance = (*instance)(nil)
@@ -61,14 +72,19 @@ func (d *Driver) spawn(spec machine.Spec, dir string, loops []*loop.Device) (*in
 	if m.stopSig == 0 {
 		m.stopSig = syscall.SIGTERM
 	}
-	for _, l := range loops {
-		m.loops = append(m.loops, l.Number)
+	for i, l := range loops {
+		m.loops = append(m.loops, loopRef{l.Number, LoopName(spec.Name, spec.Disks[i].Name)})
 	}
 	started := make(chan error, 1)
 	go m.run(cmd, started)
 	err = <-started
 	syncR.Close()
 	statW.Close()
+	// The child holds its own copies now, and only its mounts may keep
+	// the devices: if it dies early, autoclear must not wait for us.
+	for _, l := range loops {
+		l.Close()
+	}
 	if err != nil {
 		syncW.Close()
 		return nil, err
@@ -105,8 +121,12 @@ func (m *instance) run(cmd *exec.Cmd, started chan<- error) {
 		close(m.done)
 		return
 	}
-	m.pid = cmd.Process.Pid
-	os.WriteFile(filepath.Join(m.dir, "pid"), []byte(pidRecord(m.pid)), 0o644)
+	m.pid, m.proc = cmd.Process.Pid, cmd.Process
+	// The start time lets cleanup tell the machine from a later process
+	// that reused its pid.
+	if o, ok := vnet.OwnerOf(m.pid); ok {
+		os.WriteFile(filepath.Join(m.dir, "pid"), []byte(o.String()), 0o644)
+	}
 	started <- nil
 	cmd.Wait()
 	m.status.Set(machine.Stopped)
@@ -122,7 +142,7 @@ func (m *instance) release() {
 
 func (m *instance) kill() {
 	m.syncW.Close()
-	syscall.Kill(m.pid, syscall.SIGKILL)
+	m.proc.Signal(syscall.SIGKILL)
 	<-m.done
 	m.cleanup()
 }
@@ -142,15 +162,15 @@ func (m *instance) Stop(ctx context.Context) error {
 	default:
 	}
 	m.status.Set(machine.Stopping)
-	syscall.Kill(m.pid, m.stopSig)
+	m.proc.Signal(m.stopSig)
 	t := time.NewTimer(m.spec.StopTimeout)
 	defer t.Stop()
 	select {
 	case <-m.done:
 	case <-t.C:
-		syscall.Kill(m.pid, syscall.SIGKILL)
+		m.proc.Signal(syscall.SIGKILL)
 	case <-ctx.Done():
-		syscall.Kill(m.pid, syscall.SIGKILL)
+		m.proc.Signal(syscall.SIGKILL)
 	}
 	<-m.done
 	return m.cleanup()
@@ -158,8 +178,14 @@ func (m *instance) Stop(ctx context.Context) error {
 
 // cleanup waits for autoclear to detach the loop devices (the kernel does
 // it once the dying mount namespace drops the last mount), then removes
-// the state directory.
+// the state directory. Once it has succeeded it does nothing: a second
+// Stop must not wait on loop numbers other machines may hold by then.
 func (m *instance) cleanup() error {
+	m.cleanMu.Lock()
+	defer m.cleanMu.Unlock()
+	if m.cleaned {
+		return nil
+	}
 	// The kernel tears a dead namespace's veths down asynchronously;
 	// delete the bridge sides now so the names are free for a restart.
 	for _, l := range m.links {
@@ -168,19 +194,17 @@ func (m *instance) cleanup() error {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range m.loops {
-		for !loop.Gone(n) {
+	for _, l := range m.loops {
+		for !loop.Gone(l.n, l.tag) {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("ns: %s: loop%d still attached", m.spec.Name, n)
+				return fmt.Errorf("ns: %s: loop%d still attached", m.spec.Name, l.n)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	return os.RemoveAll(m.dir)
-}
-
-// pidRecord is "pid starttime": cleanup only kills a pid whose start time
-// still matches, never an unrelated process that reused the number.
-func pidRecord(pid int) string {
-	return strconv.Itoa(pid) + " " + startTime(pid)
+	if err := os.RemoveAll(m.dir); err != nil {
+		return err
+	}
+	m.cleaned = true
+	return nil
 }

@@ -67,7 +67,7 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 		return nil, err
 	}
 	dir := filepath.Join(d.stateDir(), spec.Name)
-	if err := claimDir(dir); err != nil {
+	if err := machine.ClaimStateDir(dir, "root"); err != nil {
 		return nil, err
 	}
 	m, err := d.boot(spec, dir, atts)
@@ -93,19 +93,6 @@ func (d *Driver) attachments(spec machine.Spec) ([]vnet.Attachment, error) {
 	return out, nil
 }
 
-// claimDir makes the machine's state directory, refusing a second start.
-func claimDir(dir string) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o755); errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("%w: %s is already running (or left over: run haven site cleanup)", machine.ErrBadSpec, filepath.Base(dir))
-	} else if err != nil {
-		return err
-	}
-	return os.Mkdir(filepath.Join(dir, "root"), 0o755)
-}
-
 func (d *Driver) boot(spec machine.Spec, dir string, atts []vnet.Attachment) (*instance, error) {
 	loops, err := attachDisks(spec)
 	if err != nil {
@@ -113,7 +100,7 @@ func (d *Driver) boot(spec machine.Spec, dir string, atts []vnet.Attachment) (*i
 	}
 	m, err := d.spawn(spec, dir, loops)
 	for _, l := range loops {
-		l.Close() // the child holds them now; autoclear follows its mounts
+		l.Close() // spawn closes them once the child runs; this covers its early failures
 	}
 	if err != nil {
 		return nil, err
@@ -169,7 +156,9 @@ func (d *Driver) plugNICs(m *instance, atts []vnet.Attachment) error {
 	for i, n := range m.spec.NICs {
 		host := hostLink(m.spec.Name, n.Name)
 		m.links = append(m.links, [2]string{atts[i].NS, host})
-		if err := vnet.Plug(d.ops(), atts[i], host, fmt.Sprintf("pid:%d", m.pid), n.Name, n.MAC, n.Addr); err != nil {
+		// One default route, by the first NIC's gateway (as the qemu guest
+		// does); the others' subnets are reached by their connected routes.
+		if err := vnet.Plug(d.ops(), atts[i], host, fmt.Sprintf("pid:%d", m.pid), n, i == 0); err != nil {
 			return fmt.Errorf("NIC %s: %w", n.Name, err)
 		}
 	}

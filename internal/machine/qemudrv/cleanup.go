@@ -1,38 +1,37 @@
 package qemudrv
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/haven-dr/haven/internal/machine"
 )
 
 // Cleanup kills VMs a crashed run left in stateDir (only processes that are
 // still QEMU with that state directory on their command line) and removes
-// their state. Taps vanish with QEMU.
+// their state. Taps vanish with QEMU. VMs that another running Haven owns
+// are kept (vnet.ErrOwned).
 func Cleanup(stateDir string) ([]string, error) {
-	ents, err := os.ReadDir(stateDir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	removed, _, err := machine.CleanupStateDirs(stateDir, false, killIfOurs)
+	return prefixed("vm ", removed), err
+}
+
+// ForceCleanup is Cleanup that also removes the VMs of running Havens.
+func ForceCleanup(stateDir string) ([]string, error) {
+	removed, _, err := machine.CleanupStateDirs(stateDir, true, killIfOurs)
+	return prefixed("vm ", removed), err
+}
+
+func prefixed(p string, ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = p + s
 	}
-	if err != nil {
-		return nil, err
-	}
-	var done []string
-	var errs []error
-	for _, e := range ents {
-		dir := filepath.Join(stateDir, e.Name())
-		killIfOurs(dir)
-		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		done = append(done, "vm "+e.Name())
-	}
-	return done, errors.Join(errs...)
+	return out
 }
 
 func killIfOurs(dir string) {

@@ -22,6 +22,7 @@ type instance struct {
 	ops     vnet.Ops
 	links   [][2]string // taps: namespace, name
 	pid     int
+	proc    *os.Process // signals go through its pidfd: never to a reused pid
 	done    chan struct{}
 
 	status machine.Status
@@ -50,7 +51,7 @@ func (m *instance) start(qemu string, args []string, taps []*os.File) error {
 			close(m.done)
 			return
 		}
-		m.pid = cmd.Process.Pid
+		m.pid, m.proc = cmd.Process.Pid, cmd.Process
 		os.WriteFile(filepath.Join(m.dir, "pid"), []byte(strconv.Itoa(m.pid)), 0o644)
 		m.status.Set(machine.Running)
 		started <- nil
@@ -87,9 +88,9 @@ func (m *instance) Stop(ctx context.Context) error {
 	select {
 	case <-m.done:
 	case <-t.C:
-		syscall.Kill(m.pid, syscall.SIGKILL)
+		m.proc.Signal(syscall.SIGKILL)
 	case <-ctx.Done():
-		syscall.Kill(m.pid, syscall.SIGKILL)
+		m.proc.Signal(syscall.SIGKILL)
 	}
 	<-m.done
 	return m.cleanup()

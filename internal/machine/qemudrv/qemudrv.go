@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,12 +75,7 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 		return nil, err
 	}
 	dir := filepath.Join(d.stateDir(), spec.Name)
-	if err := os.MkdirAll(d.stateDir(), 0o755); err != nil {
-		return nil, err
-	}
-	if err := os.Mkdir(dir, 0o755); errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("%w: %s is already running (or left over: run haven site cleanup)", machine.ErrBadSpec, spec.Name)
-	} else if err != nil {
+	if err := machine.ClaimStateDir(dir); err != nil {
 		return nil, err
 	}
 	m, err := d.boot(spec, dir, accel)

@@ -43,8 +43,8 @@ func Host(t testing.TB, lab *vnet.Lab, name, network, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac := vnet.StableMAC(ns, "eth0")
-	if err := vnet.Plug(ops, att, "v"+name, ns, "eth0", mac, netip.MustParsePrefix(addr)); err != nil {
+	nic := vnet.NIC{Name: "eth0", Network: network, Addr: netip.MustParsePrefix(addr), MAC: vnet.StableMAC(ns, "eth0")}
+	if err := vnet.Plug(ops, att, "v"+name, ns, nic, true); err != nil {
 		t.Fatal(err)
 	}
 	return ns
