@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -116,7 +117,33 @@ func (v *Vault) loadPoint(ctx context.Context, name string) (*Point, error) {
 	if v.pointName(p.Machine, p.ID) != name {
 		return nil, corrupt(name, "manifest names point %s/%s", p.Machine, p.ID)
 	}
+	if err := p.check(); err != nil {
+		return nil, corrupt(name, "manifest: %v", err)
+	}
 	return &p, nil
+}
+
+// check enforces the fields docs/vault-format.md says a manifest must have,
+// so a damaged or hostile one is reported instead of dividing by a zero
+// chunk size or restoring a disk of negative size.
+func (p *Point) check() error {
+	if p.Time.IsZero() {
+		return errors.New("no capture time")
+	}
+	if p.ChunkSize < 4096 || p.ChunkSize > 16<<20 || p.ChunkSize%4096 != 0 {
+		return fmt.Errorf("chunk size %d", p.ChunkSize)
+	}
+	if len(p.Disks) == 0 {
+		return errors.New("no disks")
+	}
+	seen := map[string]bool{}
+	for _, d := range p.Disks {
+		if ValidName("disk", d.Name) != nil || seen[d.Name] || d.Size < 0 {
+			return fmt.Errorf("disk %q of size %d", d.Name, d.Size)
+		}
+		seen[d.Name] = true
+	}
+	return nil
 }
 
 // pointNames lists point object names for machine ("" for all), oldest first.
