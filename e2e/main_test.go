@@ -19,7 +19,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	havenBin = filepath.Join(dir, "haven")
-	out, err := exec.Command("go", "build", "-o", havenBin, "../cmd/haven").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "haventestkdf", "-o", havenBin, "../cmd/haven").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build haven: %v\n%s", err, out)
 		os.Exit(1)

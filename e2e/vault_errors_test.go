@@ -61,6 +61,6 @@ func TestVaultErrorExitCodes(t *testing.T) {
 	// A vault from the future.
 	cfg := filepath.Join(vaultDir, "config")
 	b, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, []byte(strings.Replace(string(b), `"version":1`, `"version":2`, 1)), 0o644)
-	expect("version", env, 5, "version 2", restoreArgs...)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), `"version":2`, `"version":3`, 1)), 0o644)
+	expect("version", env, 5, "version 3", restoreArgs...)
 }

@@ -98,12 +98,3 @@ func (f *vaultFlags) open(ctx context.Context) (*vault.Vault, error) {
 	}
 	return vault.Open(ctx, be, pw, vault.Options{KDF: kdfFromEnv()})
 }
-
-// kdfFromEnv lets tests and demos use cheap scrypt parameters
-// (HAVEN_TEST_KDF=fast); real vaults use the default.
-func kdfFromEnv() vault.KDFParams {
-	if os.Getenv("HAVEN_TEST_KDF") == "fast" {
-		return vault.KDFParams{N: 1 << 10, R: 8, P: 1}
-	}
-	return vault.KDFParams{}
-}

@@ -14,7 +14,7 @@ import (
 	"github.com/haven-dr/haven/internal/vault"
 )
 
-var fastKDF = vault.Options{KDF: vault.KDFParams{N: 1 << 10, R: 8, P: 1}}
+var fastKDF = vault.Options{KDF: vault.TestKDF}
 
 // newVault makes a vault in a temp dir on a real fileblob backend, wrapped
 // by wrap (nil: as is).

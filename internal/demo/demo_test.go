@@ -11,7 +11,7 @@ import (
 
 func TestDemoRunsTwice(t *testing.T) {
 	dir := t.TempDir()
-	opt := Options{Dir: dir, Password: "demo", DiskSize: 32 << 20, KDF: vault.KDFParams{N: 1 << 10, R: 8, P: 1}}
+	opt := Options{Dir: dir, Password: "demo", DiskSize: 32 << 20, KDF: vault.TestKDF}
 	for i := range 2 {
 		var out bytes.Buffer
 		if err := Run(context.Background(), opt, &out); err != nil {

@@ -119,7 +119,7 @@ func (s *saver) saveDiskKnown(src DiskSource, known KnownFunc, res *AgentSnapsho
 	d := &Disk{Name: src.Name, Size: size}
 	for i := 0; i < len(ids); i += pageEntries {
 		page := encodePage(ids[i:min(i+pageEntries, len(ids))])
-		pid := s.v.hashID(page)
+		pid := s.v.pageID(page)
 		if err := s.save(nil, pageBlob, pid, page); err != nil {
 			return nil, nil, err
 		}
@@ -151,7 +151,7 @@ func (v *Vault) PagesMatch(d *Disk, chunkSize int, ids []ID) bool {
 		return false
 	}
 	for n, i := 0, 0; i < len(ids); n, i = n+1, i+pageEntries {
-		if v.hashID(encodePage(ids[i:min(i+pageEntries, len(ids))])) != d.Pages[n] {
+		if v.pageID(encodePage(ids[i:min(i+pageEntries, len(ids))])) != d.Pages[n] {
 			return false
 		}
 	}

@@ -6,8 +6,13 @@ import (
 	"time"
 )
 
-// FormatVersion is the on-storage format this code reads and writes.
-const FormatVersion = 1
+// FormatVersion is the on-storage format new vaults get. Version 2 split the
+// keyed-hash domains and hid machine names; a version-1 vault is still read
+// and written as version 1, since its IDs and names are fixed by its data.
+const FormatVersion = 2
+
+// oldestVersion is the oldest format this code opens.
+const oldestVersion = 1
 
 const configName = "config"
 

@@ -9,8 +9,9 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// ID identifies a chunk or metadata blob: the BLAKE3 hash of its plaintext,
-// keyed with the vault's secret ID key so that names reveal nothing about data.
+// ID identifies a chunk or page blob: the BLAKE3 hash of its plaintext,
+// keyed with a key derived from the vault's secret ID key, so that IDs reveal
+// nothing about data.
 type ID [32]byte
 
 // zeroID stands for an all-zero chunk, which is never stored.
@@ -33,7 +34,35 @@ func ParseID(s string) (ID, error) {
 // masterKey is the vault's secret material, stored only wrapped in keys/*.
 type masterKey struct {
 	Enc []byte `json:"enc"` // 32 bytes, XChaCha20-Poly1305 key for all objects
-	ID  []byte `json:"id"`  // 32 bytes, BLAKE3 key for chunk IDs and config MAC
+	ID  []byte `json:"id"`  // 32 bytes, root of the keyed-hash keys below
+
+	// One BLAKE3 key per use, so a value hashed for one purpose can never
+	// stand for another (a chunk whose bytes equal a page, or the config
+	// body, gets an ID unrelated to that page's ID or the config's MAC).
+	// Format version 1 used ID for all of them.
+	chunk, page, config, name []byte
+}
+
+// Contexts for BLAKE3's key derivation mode, one per keyed-hash domain.
+const (
+	ctxChunk  = "haven vault v2 chunk id"
+	ctxPage   = "haven vault v2 page id"
+	ctxConfig = "haven vault v2 config mac"
+	ctxName   = "haven vault v2 machine name"
+)
+
+// derive sets the per-domain keys for a vault of the given format version.
+func (k *masterKey) derive(version int) {
+	if version < 2 {
+		k.chunk, k.page, k.config, k.name = k.ID, k.ID, k.ID, nil
+		return
+	}
+	sub := func(ctx string) []byte {
+		out := make([]byte, 32)
+		blake3.DeriveKey(ctx, k.ID, out)
+		return out
+	}
+	k.chunk, k.page, k.config, k.name = sub(ctxChunk), sub(ctxPage), sub(ctxConfig), sub(ctxName)
 }
 
 func newMasterKey() (*masterKey, error) {
@@ -48,8 +77,10 @@ func newMasterKey() (*masterKey, error) {
 }
 
 // hasher returns a keyed BLAKE3 hasher for chunk IDs.
-func (k *masterKey) hasher() *blake3.Hasher {
-	h, err := blake3.NewKeyed(k.ID)
+func (k *masterKey) hasher() *blake3.Hasher { return keyed(k.chunk) }
+
+func keyed(key []byte) *blake3.Hasher {
+	h, err := blake3.NewKeyed(key)
 	if err != nil {
 		panic(err) // key length is fixed at 32 bytes by construction
 	}

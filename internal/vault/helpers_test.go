@@ -14,7 +14,7 @@ import (
 	"github.com/haven-dr/haven/internal/blob/fileblob"
 )
 
-var fastKDF = Options{KDF: KDFParams{N: 1 << 10, R: 8, P: 1}}
+var fastKDF = Options{KDF: TestKDF}
 
 func newBackend(t *testing.T) blob.Backend {
 	t.Helper()

@@ -12,31 +12,27 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/blob"
-	"golang.org/x/crypto/scrypt"
 )
 
 const keysPrefix = "keys/"
 
-// KDFParams are scrypt's cost parameters. Defaults take ~100 ms here; tests
-// lower them through Options.KDF.
-type KDFParams struct {
-	N int `json:"n"`
-	R int `json:"r"`
-	P int `json:"p"`
-}
-
-// DefaultKDF is scrypt with N=2^15, r=8, p=1 (32 MiB of memory).
-var DefaultKDF = KDFParams{N: 1 << 15, R: 8, P: 1}
-
-// keyFile is one password's wrapping of the master key.
+// keyFile is one password's wrapping of the master key. Host and user were
+// stored in the clear before format version 2; now they are sealed in Meta
+// with the vault's encryption key, so only a key holder can read them.
 type keyFile struct {
 	Created time.Time `json:"created"`
-	Host    string    `json:"host"`
-	User    string    `json:"user"`
+	Host    string    `json:"host,omitempty"`
+	User    string    `json:"user,omitempty"`
 	KDF     string    `json:"kdf"`
 	Params  KDFParams `json:"params"`
 	Salt    []byte    `json:"salt"`
-	Data    []byte    `json:"data"` // seal(kek, json(masterKey), aad="haven-key")
+	Data    []byte    `json:"data"`           // seal(kek, json(masterKey), aad="haven-key")
+	Meta    []byte    `json:"meta,omitempty"` // seal(enc, json(keyMeta), aad=object name)
+}
+
+type keyMeta struct {
+	Host string `json:"host"`
+	User string `json:"user"`
 }
 
 // KeyInfo describes a key for 'haven vault key list'.
@@ -50,23 +46,21 @@ type KeyInfo struct {
 
 var keyAAD = []byte("haven-key")
 
-func deriveKEK(password string, salt []byte, p KDFParams) ([]byte, error) {
-	return scrypt.Key([]byte(password), salt, p.N, p.R, p.P, 32)
-}
-
-func wrapKey(mk *masterKey, password string, p KDFParams) ([]byte, error) {
+func wrapKey(mk *masterKey, name, password string, p KDFParams) ([]byte, error) {
 	if password == "" {
 		return nil, errors.New("empty password")
 	}
+	p.Alg = p.alg()
 	salt := []byte(randomHex(16))
 	kek, err := deriveKEK(password, salt, p)
 	if err != nil {
-		return nil, fmt.Errorf("scrypt: %w", err)
+		return nil, fmt.Errorf("kdf: %w", err)
 	}
 	plain, _ := json.Marshal(mk)
 	host, _ := os.Hostname()
-	kf := keyFile{Created: time.Now().UTC(), Host: host, User: currentUser(),
-		KDF: "scrypt", Params: p, Salt: salt, Data: seal(kek, nil, plain, keyAAD)}
+	meta, _ := json.Marshal(keyMeta{Host: host, User: currentUser()})
+	kf := keyFile{Created: time.Now().UTC(), KDF: p.Alg, Params: p, Salt: salt,
+		Data: seal(kek, nil, plain, keyAAD), Meta: seal(mk.Enc, nil, meta, []byte(name))}
 	return encodeSigned(kf, nil)
 }
 
@@ -78,18 +72,17 @@ func currentUser() string {
 }
 
 // unwrapKey returns the master key, or ErrWrongPassword if the key file is
-// intact but the password does not open it.
+// intact but the password does not open it. Parameters beyond the limits
+// are refused before the KDF allocates anything.
 func unwrapKey(name string, data []byte, password string) (*masterKey, error) {
 	var kf keyFile
 	if err := decodeSigned(name, data, nil, &kf); err != nil {
 		return nil, err
 	}
-	if kf.KDF != "scrypt" {
-		return nil, corrupt(name, "unknown kdf %q", kf.KDF)
-	}
+	kf.Params.Alg = kf.KDF
 	kek, err := deriveKEK(password, kf.Salt, kf.Params)
 	if err != nil {
-		return nil, corrupt(name, "kdf parameters: %v", err)
+		return nil, corrupt(name, "kdf parameters refused: %v", err)
 	}
 	plain, err := open(kek, kf.Data, keyAAD)
 	if err != nil {
@@ -134,11 +127,11 @@ func findKey(ctx context.Context, be blob.Backend, password string) (*masterKey,
 
 // AddKey stores a new key file wrapping the same master key with password.
 func (v *Vault) AddKey(ctx context.Context, password string) (string, error) {
-	data, err := wrapKey(v.key, password, v.kdf)
+	id := randomHex(8)
+	data, err := wrapKey(v.key, keysPrefix+id, password, v.kdf)
 	if err != nil {
 		return "", err
 	}
-	id := randomHex(8)
 	return id, v.be.Put(ctx, keysPrefix+id, data)
 }
 
@@ -159,7 +152,16 @@ func (v *Vault) Keys(ctx context.Context) ([]KeyInfo, error) {
 			return nil, err
 		}
 		id := strings.TrimPrefix(name, keysPrefix)
-		out = append(out, KeyInfo{ID: id, Current: id == v.keyID, Created: kf.Created, Host: kf.Host, User: kf.User})
+		ki := KeyInfo{ID: id, Current: id == v.keyID, Created: kf.Created, Host: kf.Host, User: kf.User}
+		if kf.Meta != nil {
+			plain, err := open(v.key.Enc, kf.Meta, []byte(name))
+			var m keyMeta
+			if err != nil || json.Unmarshal(plain, &m) != nil {
+				return nil, corrupt(name, "key metadata: authentication failed")
+			}
+			ki.Host, ki.User = m.Host, m.User
+		}
+		out = append(out, ki)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return out, nil

@@ -71,7 +71,7 @@ func (v *Vault) compressBlob(w *worker, plain []byte) (payload []byte, flags byt
 // openBlob authenticates, decompresses and verifies one blob read from pack.
 // It decrypts in place: sealed is destroyed.
 func (v *Vault) openBlob(pack string, e blobEntry, sealed []byte) ([]byte, error) {
-	return v.appendBlob(nil, pack, e, sealed, v.key.hasher())
+	return v.appendBlob(nil, pack, e, sealed, v.blobHasher(e.Type))
 }
 
 // appendBlob appends a blob's plaintext to dst and verifies it against its
@@ -103,12 +103,18 @@ func (v *Vault) appendBlob(dst []byte, pack string, e blobEntry, sealed []byte, 
 	return dst, nil
 }
 
-func (v *Vault) hashID(b []byte) ID {
-	h := v.key.hasher()
-	h.Write(b)
-	var id ID
-	copy(id[:], h.Sum(nil))
-	return id
+// hashID is a chunk's ID.
+func (v *Vault) hashID(b []byte) ID { return sumID(v.key.hasher(), b) }
+
+// pageID is a page's ID: a separate key from chunks'.
+func (v *Vault) pageID(b []byte) ID { return sumID(keyed(v.key.page), b) }
+
+// blobHasher is the keyed hasher that gives a blob of type t its ID.
+func (v *Vault) blobHasher(t blobType) *blake3.Hasher {
+	if t == pageBlob {
+		return keyed(v.key.page)
+	}
+	return v.key.hasher()
 }
 
 // packBuf accumulates sealed blobs until it is large enough to upload. Its

@@ -2,7 +2,9 @@ package vault
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -77,7 +79,18 @@ func ValidName(kind, s string) error {
 	return nil
 }
 
-func pointName(machine, id string) string { return pointsPrefix + machine + "/" + id }
+// machineDir is the folder of a machine's points. From format version 2 it
+// is a keyed hash of the name, so storage does not learn machine names but
+// one machine's points can still be listed without reading any manifest.
+func (v *Vault) machineDir(machine string) string {
+	if v.key.name == nil {
+		return pointsPrefix + machine + "/"
+	}
+	id := sumID(keyed(v.key.name), []byte(machine))
+	return pointsPrefix + hex.EncodeToString(id[:16]) + "/"
+}
+
+func (v *Vault) pointName(machine, id string) string { return v.machineDir(machine) + id }
 
 // newPointID is sortable by time, so "latest" needs no manifest reads.
 func newPointID(t time.Time) string {
@@ -89,7 +102,7 @@ func (v *Vault) savePoint(ctx context.Context, p *Point) error {
 	if err != nil {
 		return err
 	}
-	return v.putSealed(ctx, pointName(p.Machine, p.ID), b)
+	return v.putSealed(ctx, v.pointName(p.Machine, p.ID), b)
 }
 
 func (v *Vault) loadPoint(ctx context.Context, name string) (*Point, error) {
@@ -101,17 +114,43 @@ func (v *Vault) loadPoint(ctx context.Context, name string) (*Point, error) {
 	if err := json.Unmarshal(plain, &p); err != nil {
 		return nil, corrupt(name, "manifest: %v", err)
 	}
-	if pointName(p.Machine, p.ID) != name {
+	if v.pointName(p.Machine, p.ID) != name {
 		return nil, corrupt(name, "manifest names point %s/%s", p.Machine, p.ID)
 	}
+	if err := p.check(); err != nil {
+		return nil, corrupt(name, "manifest: %v", err)
+	}
 	return &p, nil
+}
+
+// check enforces the fields docs/vault-format.md says a manifest must have,
+// so a damaged or hostile one is reported instead of dividing by a zero
+// chunk size or restoring a disk of negative size.
+func (p *Point) check() error {
+	if p.Time.IsZero() {
+		return errors.New("no capture time")
+	}
+	if p.ChunkSize < 4096 || p.ChunkSize > 16<<20 || p.ChunkSize%4096 != 0 {
+		return fmt.Errorf("chunk size %d", p.ChunkSize)
+	}
+	if len(p.Disks) == 0 {
+		return errors.New("no disks")
+	}
+	seen := map[string]bool{}
+	for _, d := range p.Disks {
+		if ValidName("disk", d.Name) != nil || seen[d.Name] || d.Size < 0 {
+			return fmt.Errorf("disk %q of size %d", d.Name, d.Size)
+		}
+		seen[d.Name] = true
+	}
+	return nil
 }
 
 // pointNames lists point object names for machine ("" for all), oldest first.
 func (v *Vault) pointNames(ctx context.Context, machine string) ([]string, error) {
 	prefix := pointsPrefix
 	if machine != "" {
-		prefix += machine + "/"
+		prefix = v.machineDir(machine)
 	}
 	names, err := listNames(ctx, v.be, prefix)
 	sort.Slice(names, func(i, j int) bool { return path.Base(names[i]) < path.Base(names[j]) })
@@ -169,5 +208,5 @@ func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, erro
 
 // DeletePoint removes a point's manifest (its data goes at the next prune).
 func (v *Vault) deletePoint(ctx context.Context, p *Point) error {
-	return v.be.Delete(ctx, pointName(p.Machine, p.ID))
+	return v.be.Delete(ctx, v.pointName(p.Machine, p.ID))
 }

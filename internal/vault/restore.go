@@ -87,7 +87,7 @@ func (v *Vault) restore(ctx context.Context, opt RestoreOptions) (*RestoreStats,
 	}
 	st := &RestoreStats{Point: p.ID, Size: d.Size, TargetSize: t.size, Existing: t.existing, DryRun: opt.DryRun}
 	r := &restorer{v: v, idx: idx, t: t, ids: ids, cs: int64(p.ChunkSize), st: st, opt: opt,
-		object: pointName(p.Machine, p.ID)}
+		object: v.pointName(p.Machine, p.ID)}
 	if err := r.run(ctx); err != nil {
 		t.abort()
 		return nil, r.failed(err)

@@ -29,7 +29,7 @@ type Vault struct {
 
 // Options tune Init and Open.
 type Options struct {
-	KDF       KDFParams // zero value means DefaultKDF
+	KDF       KDFParams // for keys this process writes; zero value means DefaultKDF
 	ChunkSize int       // Init only; zero means DefaultChunkSize
 	PackSize  int       // Init only; zero means DefaultPackSize
 	Holder    string    // who we are, for lock files (default host/pid)
@@ -51,13 +51,14 @@ func Init(ctx context.Context, be blob.Backend, password string, opt Options) (*
 	if err != nil {
 		return nil, err
 	}
+	mk.derive(cfg.Version)
 	v := newVault(be, cfg, mk, opt)
 	// The key goes first: a vault whose config exists is complete, so a
 	// crash between the two leaves only an orphan key and "no vault".
 	if v.keyID, err = v.AddKey(ctx, password); err != nil {
 		return nil, err
 	}
-	data, err := encodeSigned(cfg, mk.ID)
+	data, err := encodeSigned(cfg, mk.config)
 	if err != nil {
 		return nil, err
 	}
@@ -80,15 +81,16 @@ func Open(ctx context.Context, be blob.Backend, password string, opt Options) (*
 	if err != nil {
 		return nil, err
 	}
-	if ver != FormatVersion {
-		return nil, fmt.Errorf("%w: vault has version %d, this haven reads version %d", ErrUnsupportedVersion, ver, FormatVersion)
+	if ver < oldestVersion || ver > FormatVersion {
+		return nil, fmt.Errorf("%w: vault has version %d, this haven reads versions %d to %d", ErrUnsupportedVersion, ver, oldestVersion, FormatVersion)
 	}
 	mk, keyID, err := findKey(ctx, be, password)
 	if err != nil {
 		return nil, err
 	}
+	mk.derive(ver)
 	var cfg Config
-	if err := decodeSigned(configName, data, mk.ID, &cfg); err != nil {
+	if err := decodeSigned(configName, data, mk.config, &cfg); err != nil {
 		return nil, err
 	}
 	if err := cfg.validate(); err != nil {
@@ -109,7 +111,7 @@ func newVault(be blob.Backend, cfg Config, mk *masterKey, opt Options) *Vault {
 		zstd.WithEncoderCRC(false), zstd.WithWindowSize(1<<17), zstd.WithNoEntropyCompression(true))
 	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
 	kdf := opt.KDF
-	if kdf.N == 0 {
+	if kdf.alg() == "" {
 		kdf = DefaultKDF
 	}
 	return &Vault{be: be, cfg: cfg, key: mk, kdf: kdf, enc: enc, dec: dec, holder: opt.Holder}

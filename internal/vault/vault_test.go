@@ -132,7 +132,7 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("init twice: got %v", err)
 	}
 	cfg, _ := be.Get(ctx, configName, 0, -1)
-	be.Put(ctx, configName, []byte(strings.Replace(string(cfg), `"version":1`, `"version":7`, 1)))
+	be.Put(ctx, configName, []byte(strings.Replace(string(cfg), `"version":2`, `"version":7`, 1)))
 	if _, err := Open(ctx, be, "secret", fastKDF); !errors.Is(err, ErrUnsupportedVersion) {
 		t.Fatalf("future version: got %v", err)
 	}

@@ -36,7 +36,7 @@ func newVault(b *testing.B) *vault.Vault {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v, err := vault.Init(context.Background(), be, "bench", vault.Options{KDF: vault.KDFParams{N: 1 << 10, R: 8, P: 1}})
+	v, err := vault.Init(context.Background(), be, "bench", vault.Options{KDF: vault.TestKDF})
 	if err != nil {
 		b.Fatal(err)
 	}
