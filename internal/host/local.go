@@ -51,6 +51,7 @@ func NewLocal(dir string, v *vault.Vault, ops vnet.Ops) (*Local, error) {
 		return nil, err
 	}
 	h := &Local{dir: dir, id: id, ops: ops, vault: v, instances: map[string]machine.Instance{}}
+	h.adopt()
 	return h, nil
 }
 

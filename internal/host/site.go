@@ -178,3 +178,15 @@ func (h *Local) Attachment(network string) (vnet.Attachment, error) {
 	}
 	return vnet.Attachment{}, fmt.Errorf("%w: network %q is on no site of this host", vnet.ErrUnknown, network)
 }
+
+// adopt records this process as the owner of the sites a previous server
+// process made, so `haven site cleanup` spares them while this one runs.
+func (h *Local) adopt() {
+	files, _ := filepath.Glob(filepath.Join(h.dir, "sites", "*.json"))
+	for _, f := range files {
+		var rec siteRecord
+		if readJSON(f, &rec) == nil && nsExists(rec.NS) {
+			vnet.WriteOwner(filepath.Join(vnet.NSOwnerDir, rec.NS), vnet.Self())
+		}
+	}
+}
