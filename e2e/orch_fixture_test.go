@@ -249,7 +249,10 @@ func (s *drSite) startServer() {
 	})
 }
 
-func (s *drSite) protection() string {
+func (s *drSite) protection() string { return s.protectionWith("", "") }
+
+// protectionWith adds YAML action lines before and after the web group.
+func (s *drSite) protectionWith(webBefore, webAfter string) string {
 	return fmt.Sprintf(`sites: {primary: onprem, recovery: cloud}
 networks:
   primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
@@ -280,15 +283,19 @@ plans:
         machines: [db]
       - name: web
         machines: [web]
+        before: [%[6]s]
         after:
           - {type: dns, profile: %[3]s, endpoint: recovery, directions: [failover], timeout: 1m}
           - {type: dns, profile: %[3]s, endpoint: primary, directions: [failback], timeout: 1m}
+          %[7]s
 traffic: {api: "http://127.0.0.1:8053", token_file: %[5]s, netns: %[4]s, resolve: "127.0.0.1:53"}
-`, s.agentPort, s.agentToken, shopName, s.inet, filepath.Join(s.dir, "dns.api-token"))
+`, s.agentPort, s.agentToken, shopName, s.inet, filepath.Join(s.dir, "dns.api-token"), webBefore, webAfter)
 }
 
-func (s *drSite) apply() {
-	path := s.write("protection.yaml", s.protection())
+func (s *drSite) apply() { s.applyDoc(s.protection()) }
+
+func (s *drSite) applyDoc(doc string) {
+	path := s.write("protection.yaml", doc)
 	mustHaven(s.t, s.serverEnv(), "apply", "-f", path)
 }
 

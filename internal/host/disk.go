@@ -41,11 +41,11 @@ func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, 
 	}
 	res := &DiskResult{Method: "restore"}
 	standby := h.standbyPath(req.Machine, req.Disk)
-	if _, err := os.Stat(doneFile(standby)); err == nil && !req.NoStandby {
-		if _, err := os.Stat(req.Target); errors.Is(err, os.ErrNotExist) {
-			if err := cloneFile(standby, req.Target); err != nil {
-				return nil, fmt.Errorf("host: clone standby of %s/%s: %w", req.Machine, req.Disk, err)
-			}
+	if _, err := os.Stat(req.Target); err == nil {
+		res.Method = "in-place" // a disk from before (change of point, or a crash): delta
+	} else if _, err := os.Stat(doneFile(standby)); err == nil && !req.NoStandby {
+		if err := cloneFile(standby, req.Target); err != nil {
+			return nil, fmt.Errorf("host: clone standby of %s/%s: %w", req.Machine, req.Disk, err)
 		}
 		res.Method = "standby-clone"
 	}

@@ -60,7 +60,7 @@ type DiskRequest struct {
 
 // DiskResult says how a disk was prepared.
 type DiskResult struct {
-	Method       string        `json:"method"` // standby-clone, restore, existing
+	Method       string        `json:"method"` // standby-clone (clone + delta), restore (whole), in-place (delta onto an existing disk), existing
 	Size         int64         `json:"size"`
 	BytesWritten int64         `json:"bytes_written"`
 	BytesFetched int64         `json:"bytes_fetched"`
