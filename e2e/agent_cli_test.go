@@ -68,11 +68,11 @@ machines:
 			json.Unmarshal([]byte(r.stdout), &rep)
 		}
 	}
-	if m := rep.Machines[0]; m.Name != "web1" || m.LastPoint.Provider != "none" || m.LastPoint.Consistency != "crash" {
+	if m := rep.Machines[0]; m.Name != "web1" || m.LastPoint.Provider != "none" || m.LastPoint.Consistency != "inconsistent" {
 		t.Fatalf("status: %+v", m)
 	}
 	text := mustHaven(t, []string{"HAVEN_AGENT_ADDR=" + addr}, "agent", "status")
-	if !strings.Contains(text, "web1") || !strings.Contains(text, "crash/none") {
+	if !strings.Contains(text, "web1") || !strings.Contains(text, "inconsistent/none") {
 		t.Fatalf("status text:\n%s", text)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)

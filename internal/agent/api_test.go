@@ -34,7 +34,7 @@ func TestStatusAPI(t *testing.T) {
 	}
 	m := r.Machines[0]
 	if r.Version != ReportVersion || m.Name != "m1" || m.LastPoint == nil || m.LastPoint.Provider != "none" ||
-		m.LastPoint.Consistency != "crash" || m.RPOSeconds <= 0 || m.UploadedBytes == 0 || m.RPOAlert {
+		m.LastPoint.Consistency != "inconsistent" || m.RPOSeconds <= 0 || m.UploadedBytes == 0 || m.RPOAlert {
 		t.Fatalf("report %+v machine %+v", r, m)
 	}
 	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")

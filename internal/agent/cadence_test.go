@@ -37,7 +37,7 @@ func TestAppCadence(t *testing.T) {
 		t.Fatalf("points: %d, %v", len(points), err)
 	}
 	for i, p := range points {
-		want := vault.CrashConsistent
+		want := vault.Inconsistent // provider none, read while running
 		if i%2 == 0 {
 			want = vault.AppConsistent
 		}

@@ -44,6 +44,11 @@ func (a *Agent) cycleNow(ctx context.Context, groupName string) error {
 		}
 		return err
 	}
+	if c.consistency == vault.CrashConsistent && a.readWhileRunning(g) {
+		// Disks read while in use with no consistency provider are
+		// not crash-consistent: say so (the point's tag explains).
+		c.consistency = vault.Inconsistent
+	}
 	var errs []error
 	for _, m := range g.machines {
 		if err := a.replicate(ctx, m, c); err != nil {
@@ -189,4 +194,17 @@ func (a *Agent) maybePrune(ctx context.Context, m *machine) {
 	}
 	m.lastPrune = a.now()
 	slog.Info("pruned", "machine", m.cfg.Name, "forgotten", rep.Forgotten, "deleted_packs", rep.DeletedPacks, "deferred", rep.Deferred)
+}
+
+// readWhileRunning: some member has provider none and is not stopped
+// through the control API (a stopped machine's disks are quiet).
+func (a *Agent) readWhileRunning(g *group) bool {
+	for _, m := range g.machines {
+		if m.cfg.Provider == ProviderNone {
+			if _, stopped := a.ctlOf(m); !stopped {
+				return true
+			}
+		}
+	}
+	return false
 }
