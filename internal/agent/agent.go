@@ -26,6 +26,7 @@ type Agent struct {
 	board     *statusBoard
 	now       func() time.Time
 	cycled    func(cycleRecord) // called by Run after each cycle (tests)
+	bg        sync.WaitGroup    // background prunes; Run waits for them
 }
 
 // group is a consistency group: its machines are captured at one instant.
@@ -43,6 +44,7 @@ type machine struct {
 	slot      int // index in the status board
 	trackers  map[string]*tracker
 	lastPrune time.Time
+	pruning   atomic.Bool   // a background prune of this machine runs
 	verified  bool          // trackers checked against the vault since start
 	pending   vault.Pending // uploaded by a failed cycle, not yet indexed
 	ctl       ctlState      // stopped/paused through the control API
@@ -97,6 +99,7 @@ func (a *Agent) Vault() *vault.Vault { return a.vaultp.Load() }
 
 // Close releases the vault.
 func (a *Agent) Close() error {
+	a.bg.Wait()
 	var err error
 	if a.Vault() != nil {
 		err = a.Vault().Close()
@@ -120,6 +123,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	a.bg.Wait()
 	return nil
 }
 

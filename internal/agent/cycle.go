@@ -181,19 +181,26 @@ func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, in
 // maybePrune applies the machine's retention when it is due.
 func (a *Agent) maybePrune(ctx context.Context, m *machine) {
 	pol := m.cfg.Policy
-	if pol.Retention.Empty() || a.now().Sub(m.lastPrune) < pol.PruneEvery {
-		return
-	}
-	// No waiting for another machine's prune: this group's next snapshot
-	// would wait too. The prune runs at a later cycle instead.
-	rep, err := a.Vault().Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name,
-		RepackUnused: vault.DefaultRepackUnused})
-	if err != nil {
-		slog.Warn("prune failed", "machine", m.cfg.Name, "err", err)
+	if pol.Retention.Empty() || a.now().Sub(m.lastPrune) < pol.PruneEvery || !m.pruning.CompareAndSwap(false, true) {
 		return
 	}
 	m.lastPrune = a.now()
-	slog.Info("pruned", "machine", m.cfg.Name, "forgotten", rep.Forgotten, "deleted_packs", rep.DeletedPacks, "deferred", rep.Deferred)
+	// In the background: snapshots never wait for a prune (two-phase
+	// deletion), so neither this group's next point nor another's is
+	// pushed back by it. A prune that fails is tried at a later cycle.
+	v := a.Vault()
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		defer m.pruning.Store(false)
+		rep, err := v.Prune(ctx, vault.PruneOptions{Retention: pol.Retention, Machine: m.cfg.Name,
+			RepackUnused: vault.DefaultRepackUnused})
+		if err != nil {
+			slog.Warn("prune failed", "machine", m.cfg.Name, "err", err)
+			return
+		}
+		slog.Info("pruned", "machine", m.cfg.Name, "forgotten", rep.Forgotten, "deleted_packs", rep.DeletedPacks, "deferred", rep.Deferred)
+	}()
 }
 
 // readWhileRunning: some member has provider none and is not stopped
