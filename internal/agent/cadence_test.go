@@ -23,10 +23,13 @@ func TestAppCadence(t *testing.T) {
 	cfg.Machines[0].Policy.AppFrequency = 30 * time.Second
 	cfg.Machines[0].Hooks.Pre = "sleep 0.2"
 	a := newAgent(cfg, v)
-	// Cycles start exactly 15 s apart by this clock, as Run starts them.
+	// Cycles start 15 s apart by this clock, as Run schedules them, each
+	// a few milliseconds late by a varying amount (the first the latest):
+	// the CI flake had the third cycle begin 29.995 s after the first.
 	base := time.Now()
 	var cycle int
-	a.now = func() time.Time { return base.Add(time.Duration(cycle) * 15 * time.Second) }
+	late := []time.Duration{9 * time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 0, 3 * time.Millisecond}
+	a.now = func() time.Time { return base.Add(time.Duration(cycle)*15*time.Second + late[cycle]) }
 	for cycle = 0; cycle < 5; cycle++ {
 		if err := a.Cycle(ctx, "m1"); err != nil {
 			t.Fatal(err)

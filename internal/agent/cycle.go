@@ -36,7 +36,11 @@ func (a *Agent) cycleNow(ctx context.Context, groupName string) error {
 	// one frequency apart, while the capture comes after the hooks, and
 	// measuring from it pushed every other app point one cycle late.
 	began := a.now()
-	app := g.appFreq > 0 && began.Sub(g.lastApp) >= g.appFreq
+	// Half a period of slack: cycles are one frequency apart by schedule,
+	// but each starts a little after it is due (the turn lock, tracker
+	// checks), so the measured gap may fall a hair short of appFreq; the
+	// nearest cycle to the due time takes the app point.
+	app := g.appFreq > 0 && !began.Before(g.lastApp.Add(g.appFreq-g.freq/2))
 	c, err := g.takeCapture(ctx, app)
 	if err != nil {
 		for _, m := range g.machines {
