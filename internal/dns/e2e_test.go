@@ -67,9 +67,28 @@ func dig(t *testing.T, server string, args ...string) string {
 	return string(out)
 }
 
+// digShort returns dig's +short answer. dig reports a stray datagram that
+// reaches its socket (e.g. a query some other program on this host sent to
+// a port dig now uses) as ";; Warning: ..." and may print no answer then;
+// that is the host's noise, not the server's answer, so it asks again.
 func digShort(t *testing.T, server string, args ...string) []string {
 	t.Helper()
-	return strings.Fields(dig(t, server, append(args, "+short")...))
+	for try := 0; ; try++ {
+		out := dig(t, server, append(args, "+short")...)
+		var fields []string
+		noise := false
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, ";;") {
+				noise = true
+				continue
+			}
+			fields = append(fields, strings.Fields(l)...)
+		}
+		if !noise || try == 2 {
+			return fields
+		}
+		t.Logf("dig noise, asking again: %q", out)
+	}
 }
 
 // eventually polls until cond holds; correctness, not speed, is checked.
