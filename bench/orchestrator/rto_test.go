@@ -33,8 +33,9 @@ type result struct {
 	gib     int
 	standby bool
 	n       int
-	// Seconds from the job's report, and MiB written to the disks.
-	rto, rtoMax, dns, written float64
+	// Seconds from the job's report; MiB written to the disks and
+	// fetched from the vault.
+	rto, rtoMax, dns, written, fetched float64
 	steps                     map[string]float64 // seconds by step kind, all groups
 	refresh                   float64            // standby build before timing (not in RTO)
 	// Standby only, measured apart from any job: one data disk's
@@ -111,6 +112,7 @@ func (r *rig) bench(b *testing.B, gib int, standby bool) result {
 	b.ReportMetric(res.dns, "dns-s")
 	b.ReportMetric(res.steps["disks"], "disk-prep-s")
 	b.ReportMetric(res.written, "written-MiB")
+	b.ReportMetric(res.fetched, "fetched-MiB")
 	if standby {
 		for _, m := range machines {
 			c, v := r.splitPrep(b, m)
@@ -160,6 +162,7 @@ func (res *result) add(b *testing.B, j *store.Job, standby bool) {
 			b.Fatalf("job %s: %s/%s prepared by %s, want %s", j.ID, d.Machine, d.Disk, d.Method, want)
 		}
 		res.written += float64(d.BytesWritten) / (1 << 20)
+		res.fetched += float64(d.BytesFetched) / (1 << 20)
 	}
 	for _, s := range rep.Steps {
 		res.steps[kind(s.Name)] += s.Seconds
@@ -172,7 +175,7 @@ func (res *result) add(b *testing.B, j *store.Job, standby bool) {
 
 func (res *result) mean() {
 	n := float64(res.n)
-	res.rto, res.dns, res.written = res.rto/n, res.dns/n, res.written/n
+	res.rto, res.dns, res.written, res.fetched = res.rto/n, res.dns/n, res.written/n, res.fetched/n
 	for k := range res.steps {
 		res.steps[k] /= n
 	}
@@ -200,11 +203,11 @@ func printTable(b *testing.B, results []result) {
 	}
 	var sb strings.Builder
 	w := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "data disk\tstandby\truns\tRTO s\tmax s\tDNS s\tnetwork\tdisks\tstart\thealth\tdns step\tother\twritten MiB\tstandby build s\tclone s\tverify s\tload\t")
+	fmt.Fprintln(w, "data disk\tstandby\truns\tRTO s\tmax s\tDNS s\tnetwork\tdisks\tstart\thealth\tdns step\tother\twritten MiB\tfetched MiB\tstandby build s\tclone s\tverify s\tload\t")
 	for _, x := range results {
-		fmt.Fprintf(w, "%d GiB\t%v\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.1f\t%.3f\t%.2f\t%s\t\n",
+		fmt.Fprintf(w, "%d GiB\t%v\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.0f\t%.0f\t%.1f\t%.3f\t%.2f\t%s\t\n",
 			x.gib, x.standby, x.n, x.rto, x.rtoMax, x.dns, x.steps["network"], x.steps["disks"], x.steps["start"],
-			x.steps["health"], x.steps["dns"], x.steps["other"], x.written, x.refresh, x.clone, x.verify, x.load)
+			x.steps["health"], x.steps["dns"], x.steps["other"], x.written, x.fetched, x.refresh, x.clone, x.verify, x.load)
 	}
 	w.Flush()
 	var gibs []int
