@@ -36,8 +36,8 @@ type result struct {
 	// Seconds from the job's report; MiB written to the disks and
 	// fetched from the vault.
 	rto, rtoMax, dns, written, fetched float64
-	steps                     map[string]float64 // seconds by step kind, all groups
-	refresh                   float64            // standby build before timing (not in RTO)
+	steps                              map[string]float64 // seconds by step kind, all groups
+	refresh                            float64            // standby build before timing (not in RTO)
 	// Standby only, measured apart from any job: one data disk's
 	// reflink clone, and the compare of the clone against its point.
 	clone, verify float64
