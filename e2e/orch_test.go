@@ -13,6 +13,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vnet"
 )
 
 // resources counts what a test failover may leave behind on the host.
@@ -148,6 +149,19 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 		if err != nil || len(ds) != 1 || !ds[0].Passed || ds[0].Note != "quarterly drill" || ds[0].RTOSeconds <= 0 {
 			t.Fatalf("drill history: %+v, %v", ds, err)
 		}
+		// What an operator reads: status, the job list, a job's report.
+		st := mustHaven(t, s.serverEnv(), "status")
+		for _, want := range []string{"db", "web", "plan shop: protected", "agent prim: healthy=true"} {
+			if !strings.Contains(st, want) {
+				t.Errorf("haven status lacks %q:\n%s", want, st)
+			}
+		}
+		if list := mustHaven(t, s.serverEnv(), "job", "list", "--plan", "shop"); !strings.Contains(list, rep.Job) || !strings.Contains(list, "test-cleanup") {
+			t.Errorf("haven job list:\n%s", list)
+		}
+		if show := mustHaven(t, s.serverEnv(), "job", "show", rep.Job); !strings.Contains(show, "RTO") || !strings.Contains(show, "standby-clone") {
+			t.Errorf("haven job show:\n%s", show)
+		}
 	})
 
 	t.Run("planned failover loses no write", func(t *testing.T) {
@@ -218,7 +232,8 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 
 	t.Run("unplanned failover after the primary site dies", func(t *testing.T) {
 		s.waitNewPoint(t)
-		// The disaster: the agent and both machines die at once.
+		// The disaster: the agent, both machines and the primary's
+		// network die at once.
 		s.kill("agent", syscall.SIGKILL)
 		for _, m := range []string{"db", "web"} {
 			b, _ := os.ReadFile(filepath.Join(s.dir, m+".pid"))
@@ -227,6 +242,9 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 			if pid > 0 {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
+		}
+		if err := (vnet.Netlink{}).DelNS(s.primNS); err != nil {
+			t.Fatal(err)
 		}
 		rep, r := s.runJob("failover", "unplanned", "--plan", "shop")
 		if r.code != 0 || rep.State != store.Succeeded {
