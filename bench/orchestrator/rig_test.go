@@ -92,6 +92,7 @@ func newRig(b *testing.B, gib int) *rig {
 	if _, _, err := r.orch.Apply(ctx, []byte(r.protection())); err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("recovery host %s, edge %s, state on %s", r.host.ID(), r.inet, r.xfs)
 	return r
 }
 

@@ -137,6 +137,11 @@ func (r *rig) run(b *testing.B, typ string, p orchestrator.Params) *store.Job {
 	}
 	if j.State != store.Succeeded {
 		lines, _ := r.orch.Store.Logs(ctx, j.ID, 0)
+		// Undo what the failed job made, so the plan is free for the
+		// next mode and nothing is left for the cleanup to find.
+		if _, err := r.orch.Cancel(ctx, j.ID); err == nil {
+			r.orch.Wait(j.ID)
+		}
 		b.Fatalf("%s %s: %s: %s\nlog: %v", typ, j.ID, j.State, j.Error, lines)
 	}
 	return j
