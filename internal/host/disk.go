@@ -44,10 +44,21 @@ func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, 
 	if _, err := os.Stat(req.Target); err == nil {
 		res.Method = "in-place" // a disk from before (change of point, or a crash): delta
 	} else if _, err := os.Stat(doneFile(standby)); err == nil && !req.NoStandby {
-		if err := cloneFile(standby, req.Target); err != nil {
+		exact, err := h.cloneStandby(standby, req)
+		if err != nil {
 			return nil, fmt.Errorf("host: clone standby of %s/%s: %w", req.Machine, req.Disk, err)
 		}
 		res.Method = "standby-clone"
+		if exact {
+			// The standby held this very point, unchanged while it was
+			// cloned: nothing to compare, whatever the disk's size.
+			fi, err := os.Stat(req.Target)
+			if err != nil {
+				return nil, err
+			}
+			res.Size, res.Duration = fi.Size(), time.Since(start)
+			return res, writeJSON(doneFile(req.Target), diskRecord{Machine: req.Machine, Disk: req.Disk, Point: req.Point})
+		}
 	}
 	// Onto a clone (or a disk a crash left unfinished) this writes only
 	// the chunks that differ from the point; onto nothing, all of it.
@@ -71,6 +82,14 @@ func (h *Local) RemoveDisk(ctx context.Context, path string) error {
 
 func (h *Local) UpdateStandby(ctx context.Context, machineName, disk, point string) (*DiskResult, error) {
 	target := h.standbyPath(machineName, disk)
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return nil, err
+	}
+	unlock, err := lockFile(target+".lock", true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var rec diskRecord
 	if readJSON(doneFile(target), &rec) == nil && rec.Point == point {
 		fi, err := os.Stat(target)
@@ -81,6 +100,46 @@ func (h *Local) UpdateStandby(ctx context.Context, machineName, disk, point stri
 	// The record goes first: a standby being written is no standby.
 	os.Remove(doneFile(target))
 	return h.PrepareDisk(ctx, DiskRequest{Machine: machineName, Disk: disk, Point: point, Target: target, NoStandby: true})
+}
+
+// cloneStandby clones the standby to req.Target. exact is true when the
+// clone is known to hold req.Point: the standby's record named it and no
+// refresh was writing the standby meanwhile (its lock was free). When a
+// refresh is running the clone is taken anyway and the caller's delta
+// restore makes it right (it compares every chunk).
+func (h *Local) cloneStandby(standby string, req DiskRequest) (exact bool, err error) {
+	unlock, err := lockFile(standby+".lock", false)
+	if err != nil && !errors.Is(err, errBusy) {
+		return false, err
+	}
+	if err == nil {
+		defer unlock()
+		exact = h.StandbyPoint(req.Machine, req.Disk) == req.Point
+	}
+	return exact, cloneFile(standby, req.Target)
+}
+
+var errBusy = errors.New("busy")
+
+// lockFile takes an exclusive flock on path (made if missing); without
+// wait a held lock is errBusy.
+func lockFile(path string, wait bool) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_EX
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errBusy
+		}
+		return nil, err
+	}
+	return func() { f.Close() }, nil
 }
 
 // StandbyPoint is the point a machine's standby disk holds ("" if none).

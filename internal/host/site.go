@@ -114,6 +114,10 @@ func (h *Local) joinEdge(ns string, nets []vnet.Network, edge string) error {
 	edgeIP, siteIP := transit(ns)
 	link := "hv" + hex.EncodeToString(sum(ns)[:6])
 	steps := []func() error{
+		// The edge end of a previous uplink of this site can outlive
+		// its namespace for a moment (the kernel deletes namespaces
+		// asynchronously): remove it first (a missing link is fine).
+		func() error { return h.ops.DelLink(edge, link) },
 		func() error { return h.ops.AddVeth(edge, link, ns, "uplink", nil) },
 		func() error { return h.ops.AddAddr(edge, link, edgeIP) },
 		func() error { return h.ops.LinkUp(edge, link) },

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -27,7 +29,12 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 		case ResMachine:
 			err = r.o.Host.StopMachine(ctx, x.Site, x.Name)
 		case ResDisk:
-			err = r.o.Host.RemoveDisk(ctx, x.Path)
+			if err = r.o.Host.RemoveDisk(ctx, x.Path); err == nil {
+				// The machine's and then the job's directory go once
+				// empty (os.Remove refuses a directory that is not).
+				os.Remove(filepath.Dir(x.Path))
+				os.Remove(filepath.Dir(filepath.Dir(x.Path)))
+			}
 		case ResSite:
 			err = r.o.Host.RemoveSite(ctx, x.Site)
 		case ResDNS:

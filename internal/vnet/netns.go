@@ -24,8 +24,8 @@ func nsOwnerPath(name string) string { return filepath.Join(NSOwnerDir, name) }
 
 // AddNS creates a named namespace with its loopback up, recording this
 // process as its owner first (so it never exists unowned). The namespace is
-// created on a locked thread that is thrown away afterwards, so no goroutine
-// ever runs in it by accident.
+// created on a locked thread that returns to its own namespace before it is
+// released, so no goroutine ever runs in the new one by accident.
 func (Netlink) AddNS(name string) error {
 	if name == "" || strings.ContainsAny(name, "/:") || name == "." || name == ".." {
 		return fmt.Errorf("%w: namespace %q", ErrBadName, name)
@@ -41,10 +41,26 @@ func (Netlink) AddNS(name string) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with us
+		// The thread is put back into its namespace and released; if it
+		// cannot be put back it stays locked and Go ends it with this
+		// goroutine. Never just left locked: when the scheduler ran this
+		// goroutine on the main thread, which Go cannot end, that thread
+		// stayed in the new namespace forever and kept it (and its veths)
+		// alive after DelNS, so the next uplink of the same name failed
+		// with "file exists".
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
 		h, err := netns.NewNamed(name)
 		if err == nil {
 			h.Close()
+		}
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
 		}
 		errc <- err
 	}()
