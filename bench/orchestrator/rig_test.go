@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -286,14 +285,6 @@ func havenBinary(b *testing.B) string {
 	return build.bin
 }
 
-// init keeps the main goroutine on the main thread, so no other goroutine
-// ever runs there. vnet.AddNS enters a new namespace on a locked thread it
-// never unlocks, expecting Go to discard the thread; Go cannot discard the
-// main thread and wedges it instead, still inside the namespace, which
-// then outlives its deletion (with its uplink veth) until the process
-// exits, and the next failover cannot make the site again (reported:
-// AddNS should switch the thread back before unlocking it).
-func init() { runtime.LockOSThread() }
 
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -250,13 +250,11 @@ func loadAvg() string {
 	return f[0]
 }
 
-// waitEdgeClean waits until the edge namespace has no uplink of the site
-// the cancel removed. The kernel tears a deleted namespace down
-// asynchronously, so the edge's end of the uplink veth outlives it for a
-// moment, and host.EnsureSite, making the site again at once, fails with
-// "file exists" (reported: host.joinEdge should delete a leftover link of
-// its name first). A namespace some thread still sits in is never torn
-// down; see the init in rig_test.go.
+// waitEdgeClean checks (untimed) that the cancel left no uplink in the
+// edge namespace. The kernel tears a deleted namespace down
+// asynchronously, so the edge's end of the uplink may outlive it for a
+// moment (host.joinEdge removes such a leftover itself); a namespace that
+// some thread still sits in would never be torn down, and this fails.
 func (r *rig) waitEdgeClean(b *testing.B) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
