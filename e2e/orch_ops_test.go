@@ -87,6 +87,28 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 		}
 	})
 
+	t.Run("failed drill cleaned up and recorded", func(t *testing.T) {
+		if err := os.Remove(marker); err != nil {
+			t.Fatal(err)
+		}
+		id := jobID(t, mustHaven(t, s.serverEnv(), "failover", "test", "--plan", "shop", "--detach"))
+		s.waitState(t, id, store.Waiting)
+		if r := haven(t, s.serverEnv(), "job", "approve", id); r.code != 11 {
+			t.Fatalf("approve: exit %d %s", r.code, r.stderr)
+		}
+		if r := haven(t, s.serverEnv(), "failover", "cleanup", "--plan", "shop", "--note", "smoke failed"); r.code != 0 {
+			t.Fatalf("cleanup of a failed drill: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if after := countResources(t, s); !equalCounts(base, after) {
+			t.Fatalf("before:\n%v\nafter:\n%v", base, after)
+		}
+		ds, err := s.client.Drills(ctx, "shop")
+		if err != nil || len(ds) != 2 || ds[0].JobID != id || ds[0].Passed || !strings.Contains(ds[0].Error, "smoke") {
+			t.Fatalf("drill history: %+v %v", ds, err)
+		}
+		os.WriteFile(marker, nil, 0o600)
+	})
+
 	t.Run("cancel a waiting drill", func(t *testing.T) {
 		id := jobID(t, mustHaven(t, s.serverEnv(), "failover", "test", "--plan", "shop", "--detach"))
 		s.waitState(t, id, store.Waiting)

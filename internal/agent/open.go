@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/haven-dr/haven/internal/blob"
@@ -77,15 +76,9 @@ func lockHolder() string {
 }
 
 func readPassword(file string) (string, error) {
-	if file == "" {
-		if p := os.Getenv("HAVEN_PASSWORD"); p != "" {
-			return p, nil
-		}
-		return "", fmt.Errorf("%w: no password_file and $HAVEN_PASSWORD is empty", ErrConfig)
+	p, err := vault.LoadPassword(file)
+	if errors.Is(err, vault.ErrNoPassword) {
+		return "", fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return p, err
 }

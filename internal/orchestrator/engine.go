@@ -69,12 +69,35 @@ func (o *Orchestrator) Submit(ctx context.Context, typ, plan string, p Params) (
 		j.Steps = append(j.Steps, store.Step{Name: s.name, State: store.StepPending})
 	}
 	j.Outputs, _ = json.Marshal(out)
+	if typ == TestCleanup {
+		o.takeOverFailedDrill(ctx, st)
+	}
 	if err := o.Store.CreateJob(ctx, j); err != nil {
 		return nil, err
+	}
+	if typ == TestFailover {
+		// The plan has a test copy from now on, even if the drill fails:
+		// cleanup removes it and records the failed drill.
+		st.Test = j.ID
+		if err := o.Store.PutPlanState(ctx, st); err != nil {
+			return nil, err
+		}
 	}
 	o.metrics.jobsStarted.WithLabelValues(typ).Inc()
 	o.launch(j)
 	return j, nil
+}
+
+// takeOverFailedDrill ends a drill that stopped at a failed step, so the
+// cleanup (which removes its copy and records it as failed) may hold the
+// plan; retry is no longer possible once cleanup was asked for.
+func (o *Orchestrator) takeOverFailedDrill(ctx context.Context, st *store.PlanState) {
+	if st.Test == "" {
+		return
+	}
+	if tj, err := o.Store.Job(ctx, st.Test); err == nil && tj.State == store.Failed {
+		o.finish(ctx, tj, store.Canceled, tj.Error)
+	}
 }
 
 func precondition(typ string, st *store.PlanState) error {

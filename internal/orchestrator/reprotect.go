@@ -220,12 +220,9 @@ func (r *run) failbackSteps(plan *protection.Plan) []step {
 	}
 	s = append(s,
 		step{"remove the recovery copy", func(ctx context.Context, r *run) error {
-			fj, fout, err := r.jobOutputs(ctx, r.out.From.Failover)
-			if err != nil {
-				return err
-			}
-			fcfg, _ := r.o.jobConfig(fj)
-			return r.removeResources(ctx, fcfg, fout.Resources, func(x Resource) bool {
+			// DNS was moved back by the failback's own actions, and the
+			// primary was started by it.
+			return r.undoJob(ctx, r.out.From.Failover, func(x Resource) bool {
 				return x.Kind == ResDNS || x.Kind == ResPrimaryStopped
 			})
 		}},

@@ -108,7 +108,10 @@ func (r *run) cleanupSteps() []step {
 			if tj.State == store.Running || tj.State == store.Waiting {
 				return fmt.Errorf("%w: test failover %s is still %s", ErrPrecondition, tj.ID, tj.State)
 			}
-			tcfg, _ := r.o.jobConfig(tj)
+			tcfg, err := r.o.jobConfig(tj)
+			if err != nil {
+				return err
+			}
 			return r.removeResources(ctx, tcfg, tout.Resources, nil)
 		}},
 		{"record the drill", func(ctx context.Context, r *run) error {
@@ -118,13 +121,11 @@ func (r *run) cleanupSteps() []step {
 			}
 			d := store.Drill{JobID: tj.ID, Plan: tj.Plan, Started: tj.Created, CleanedUp: time.Now().UTC(),
 				Passed: tj.State == store.Succeeded, Note: r.p.Note, Error: tj.Error}
+			if !d.Passed && d.Error == "" {
+				d.Error = "the drill did not finish (" + tj.State + ")"
+			}
 			if rep := buildReport(tj, tout); rep.RTOSeconds != nil {
 				d.RTOSeconds = *rep.RTOSeconds
-			}
-			if tj.State == store.Failed {
-				// The test copy of a failed drill is removed; the
-				// failed job ends so the plan is free again.
-				r.o.finish(ctx, tj, store.Canceled, tj.Error)
 			}
 			if err := r.o.Store.AddDrill(ctx, d); err != nil {
 				return err
@@ -142,17 +143,26 @@ func (o *Orchestrator) jobConfig(j *store.Job) (*protection.Config, error) {
 	return r.cfg, nil
 }
 
+// undoJob removes what job id created (under the config it ran with),
+// except what keep keeps.
+func (r *run) undoJob(ctx context.Context, id string, keep func(Resource) bool) error {
+	j, out, err := r.jobOutputs(ctx, id)
+	if err != nil {
+		return err
+	}
+	cfg, err := r.o.jobConfig(j)
+	if err != nil {
+		return err
+	}
+	return r.removeResources(ctx, cfg, out.Resources, keep)
+}
+
 // cancelFailoverSteps undo an uncommitted failover: recovery machines,
 // disks, network and DNS changes go; primaries it stopped start again.
 func (r *run) cancelFailoverSteps() []step {
 	return []step{
 		{"undo the failover", func(ctx context.Context, r *run) error {
-			fj, fout, err := r.jobOutputs(ctx, r.out.From.Failover)
-			if err != nil {
-				return err
-			}
-			fcfg, _ := r.o.jobConfig(fj)
-			return r.removeResources(ctx, fcfg, fout.Resources, nil)
+			return r.undoJob(ctx, r.out.From.Failover, nil)
 		}},
 		{"finish", func(ctx context.Context, r *run) error { return r.setPhase(ctx, PhaseProtected, "") }},
 	}

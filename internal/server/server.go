@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/haven-dr/haven/internal/blob"
@@ -97,17 +96,11 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 }
 
 func password(file string) (string, error) {
-	if file == "" {
-		if p := os.Getenv("HAVEN_PASSWORD"); p != "" {
-			return p, nil
-		}
-		return "", fmt.Errorf("%w: no password_file and $HAVEN_PASSWORD is empty", ErrConfig)
+	p, err := vault.LoadPassword(file)
+	if errors.Is(err, vault.ErrNoPassword) {
+		return "", fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("password file: %w", err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return p, err
 }
 
 // Orchestrator is the server's job runner (tests).
