@@ -159,7 +159,18 @@ func (o *Orchestrator) load(j *store.Job) (*run, []step, error) {
 func (o *Orchestrator) launch(j *store.Job) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.running[j.ID] != nil {
+	if prev := o.running[j.ID]; prev != nil {
+		// Its goroutine is on its way out (it just stopped at a manual
+		// step or a failure, and approve or retry came at once): start
+		// again once it is gone, from what it saved.
+		o.wg.Add(1)
+		go func() {
+			defer o.wg.Done()
+			<-prev.done
+			if o.ctx.Err() == nil {
+				o.launch(j)
+			}
+		}()
 		return
 	}
 	ctx, cancel := context.WithCancel(o.ctx)
