@@ -1,0 +1,323 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// pgMigrations are applied in order, each once, each in its own
+// transaction (PostgreSQL DDL is transactional). Append, never edit.
+//
+// Bodies are BYTEA holding the JSON the SQLite store keeps: JSONB would
+// refuse a log line with a NUL in it and re-encode what it stores, and the
+// store never queries inside a body. created is timestamptz so jobs sort
+// by time, not by text.
+var pgMigrations = []string{
+	`CREATE TABLE configs (version BIGSERIAL PRIMARY KEY, doc BYTEA NOT NULL, applied TIMESTAMPTZ NOT NULL DEFAULT now());
+	 CREATE TABLE jobs (id TEXT PRIMARY KEY, plan TEXT NOT NULL, type TEXT NOT NULL, state TEXT NOT NULL,
+	   active BOOLEAN NOT NULL, body BYTEA NOT NULL, created TIMESTAMPTZ NOT NULL);
+	 CREATE UNIQUE INDEX jobs_one_active_per_plan ON jobs (plan) WHERE active;
+	 CREATE INDEX jobs_by_created ON jobs (created DESC, id DESC);
+	 CREATE TABLE job_log_seqs (job TEXT PRIMARY KEY, last BIGINT NOT NULL);
+	 CREATE TABLE job_logs (job TEXT NOT NULL, seq BIGINT NOT NULL, body BYTEA NOT NULL, PRIMARY KEY (job, seq));
+	 CREATE TABLE plan_states (plan TEXT PRIMARY KEY, body BYTEA NOT NULL);
+	 CREATE TABLE heartbeats (agent TEXT PRIMARY KEY, body BYTEA NOT NULL);
+	 CREATE TABLE drills (job TEXT PRIMARY KEY, plan TEXT NOT NULL, ord BIGSERIAL NOT NULL, body BYTEA NOT NULL);`,
+}
+
+// pgMigrateLock is the advisory lock key that serialises migrations when
+// several servers start on one database at once.
+const pgMigrateLock = 0x6861_7665_6e00 // "haven\0"
+
+// Postgres is the store on a PostgreSQL database, shared by several
+// servers.
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*Postgres)(nil)
+
+// OpenPostgres connects to dsn (a postgres:// URL or key=value string)
+// and migrates the database to the current schema.
+func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx masks a password in its parse errors; dsn is not repeated.
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	where := fmt.Sprintf("postgres database %q on %s", cfg.ConnConfig.Database, cfg.ConnConfig.Host)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", where, err)
+	}
+	s := &Postgres{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: %s: %w", where, err)
+	}
+	return s, nil
+}
+
+func (s *Postgres) migrate(ctx context.Context) error {
+	for {
+		done := false
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgMigrateLock)); err != nil {
+				return err
+			}
+			v, err := pgVersion(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if v > len(pgMigrations) {
+				return fmt.Errorf("schema version %d is newer than this haven (%d): upgrade haven", v, len(pgMigrations))
+			}
+			if done = v == len(pgMigrations); done {
+				return nil
+			}
+			if _, err := tx.Exec(ctx, pgMigrations[v]); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
+			_, err = tx.Exec(ctx, `UPDATE schema_version SET version = $1`, v+1)
+			return err
+		})
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// pgVersion reads the schema version, creating the one-row table at 0.
+// It runs under the migration lock, so creating it cannot race.
+func pgVersion(ctx context.Context, tx pgx.Tx) (int, error) {
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return 0, err
+	}
+	var v int
+	err := tx.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, err = tx.Exec(ctx, `INSERT INTO schema_version VALUES (0)`)
+	}
+	return v, err
+}
+
+// SchemaVersion is the number of migrations applied.
+func (s *Postgres) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	return v, s.pool.QueryRow(ctx, `SELECT version FROM schema_version`).Scan(&v)
+}
+
+func (s *Postgres) Close() error { s.pool.Close(); return nil }
+
+func (s *Postgres) PutConfig(ctx context.Context, doc []byte) (int64, error) {
+	var v int64
+	return v, s.pool.QueryRow(ctx, `INSERT INTO configs (doc) VALUES ($1) RETURNING version`, doc).Scan(&v)
+}
+
+func (s *Postgres) Config(ctx context.Context) (int64, []byte, error) {
+	var v int64
+	var doc []byte
+	err := s.pool.QueryRow(ctx, `SELECT version, doc FROM configs ORDER BY version DESC LIMIT 1`).Scan(&v, &doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil, fmt.Errorf("%w: no protection config applied yet (haven apply -f FILE)", ErrNotFound)
+	}
+	return v, doc, err
+}
+
+// CreateJob lets the partial unique index decide between concurrent
+// creators: a refused insert waits for the winner to commit, then reads
+// it. If the holder ended in between, the insert is tried again.
+func (s *Postgres) CreateJob(ctx context.Context, j *Job) error {
+	body, err := json.Marshal(jobRow{j, j.Config})
+	if err != nil {
+		return err
+	}
+	for {
+		tag, err := s.pool.Exec(ctx, `INSERT INTO jobs (id, plan, type, state, active, body, created)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (plan) WHERE active DO NOTHING`,
+			j.ID, j.Plan, j.Type, j.State, Active(j.State), body, j.Created)
+		if err != nil || tag.RowsAffected() == 1 {
+			return err
+		}
+		var id, typ string
+		err = s.pool.QueryRow(ctx, `SELECT id, type FROM jobs WHERE plan = $1 AND active`, j.Plan).Scan(&id, &typ)
+		if err == nil {
+			return &ConflictError{Plan: j.Plan, JobID: id, Type: typ}
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+	}
+}
+
+func (s *Postgres) SaveJob(ctx context.Context, j *Job) error {
+	j.Updated = time.Now().UTC()
+	body, err := json.Marshal(jobRow{j, j.Config})
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET state = $1, active = $2, body = $3 WHERE id = $4`,
+		j.State, Active(j.State), body, j.ID)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: job %s", ErrNotFound, j.ID)
+	}
+	return nil
+}
+
+func (s *Postgres) Job(ctx context.Context, id string) (*Job, error) {
+	var body []byte
+	err := s.pool.QueryRow(ctx, `SELECT body FROM jobs WHERE id = $1`, id).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: job %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeJob(body)
+}
+
+func (s *Postgres) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
+	var where []string
+	var args []any
+	if f.Plan != "" {
+		args = append(args, f.Plan)
+		where = append(where, fmt.Sprintf("plan = $%d", len(args)))
+	}
+	if f.Active {
+		where = append(where, "active")
+	}
+	q := `SELECT body FROM jobs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created DESC, id DESC"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	return pgCollect(ctx, s, q, args, decodeJob)
+}
+
+// AppendLog takes the next number from the job's counter row in the same
+// statement: the row lock serialises appenders until commit, so lines
+// also become visible in seq order and a reader polling "after seq N"
+// never skips a line that commits late.
+func (s *Postgres) AppendLog(ctx context.Context, jobID string, l LogLine) error {
+	l.Seq = 0 // numbered by the store; Logs sets it from the row
+	body, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `WITH n AS (
+		INSERT INTO job_log_seqs (job, last) VALUES ($1, 1)
+		ON CONFLICT (job) DO UPDATE SET last = job_log_seqs.last + 1 RETURNING last)
+		INSERT INTO job_logs (job, seq, body) SELECT $1, last, $2 FROM n`, jobID, body)
+	return err
+}
+
+func (s *Postgres) Logs(ctx context.Context, jobID string, after int64) ([]LogLine, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, body FROM job_logs WHERE job = $1 AND seq > $2 ORDER BY seq`, jobID, after)
+	if err != nil {
+		return nil, err
+	}
+	var out []LogLine
+	var seq int64
+	var body []byte
+	_, err = pgx.ForEachRow(rows, []any{&seq, &body}, func() error {
+		var l LogLine
+		if err := json.Unmarshal(body, &l); err != nil {
+			return err
+		}
+		l.Seq = seq
+		out = append(out, l)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Postgres) PlanState(ctx context.Context, plan string) (*PlanState, error) {
+	var body []byte
+	err := s.pool.QueryRow(ctx, `SELECT body FROM plan_states WHERE plan = $1`, plan).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &PlanState{Plan: plan, Phase: "protected"}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st PlanState
+	return &st, json.Unmarshal(body, &st)
+}
+
+func (s *Postgres) PutPlanState(ctx context.Context, st *PlanState) error {
+	st.Updated = time.Now().UTC()
+	body, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO plan_states (plan, body) VALUES ($1, $2)
+		ON CONFLICT (plan) DO UPDATE SET body = excluded.body`, st.Plan, body)
+	return err
+}
+
+func (s *Postgres) PutHeartbeat(ctx context.Context, h Heartbeat) error {
+	body, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO heartbeats (agent, body) VALUES ($1, $2)
+		ON CONFLICT (agent) DO UPDATE SET body = excluded.body`, h.Agent, body)
+	return err
+}
+
+func (s *Postgres) Heartbeats(ctx context.Context) ([]Heartbeat, error) {
+	return pgCollect(ctx, s, `SELECT body FROM heartbeats ORDER BY agent`, nil, decodeJSON[Heartbeat])
+}
+
+// AddDrill keeps a re-recorded drill at its first position (ord is not
+// updated), as the SQLite store keeps its rowid.
+func (s *Postgres) AddDrill(ctx context.Context, d Drill) error {
+	body, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `INSERT INTO drills (job, plan, body) VALUES ($1, $2, $3)
+		ON CONFLICT (job) DO UPDATE SET plan = excluded.plan, body = excluded.body`, d.JobID, d.Plan, body)
+	return err
+}
+
+func (s *Postgres) Drills(ctx context.Context, plan string) ([]Drill, error) {
+	return pgCollect(ctx, s, `SELECT body FROM drills WHERE plan = $1 OR $1 = '' ORDER BY ord DESC`,
+		[]any{plan}, decodeJSON[Drill])
+}
+
+func decodeJSON[T any](body []byte) (T, error) {
+	var v T
+	return v, json.Unmarshal(body, &v)
+}
+
+// pgCollect runs a query of one body column and decodes each row.
+func pgCollect[T any](ctx context.Context, s *Postgres, q string, args []any, decode func([]byte) (T, error)) ([]T, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	var body []byte
+	_, err = pgx.ForEachRow(rows, []any{&body}, func() error {
+		v, err := decode(body)
+		if err == nil {
+			out = append(out, v)
+		}
+		return err
+	})
+	return out, err
+}
