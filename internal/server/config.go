@@ -35,6 +35,9 @@ type Config struct {
 	StandbyInterval time.Duration `yaml:"standby_interval"` // default 15s
 	// AgentSilent: an agent not heard from for this long is an alert.
 	AgentSilent time.Duration `yaml:"agent_silent"` // default 60s
+	// State is a postgres:// URL for the state store, shared by several
+	// servers; empty keeps it in SQLite under StateDir.
+	State string `yaml:"state"`
 }
 
 // LoadConfig reads a server config; unknown keys are refused.
@@ -65,6 +68,10 @@ func (c *Config) Defaults() error {
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/haven/server"
+	}
+	if c.State != "" && !strings.HasPrefix(c.State, "postgres://") && !strings.HasPrefix(c.State, "postgresql://") {
+		// The value may hold a password: it is not repeated.
+		return errors.New("state: want a postgres:// URL, or nothing for SQLite under state_dir")
 	}
 	if c.Vault == "" {
 		return errors.New("vault: missing")

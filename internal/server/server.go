@@ -67,7 +67,12 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		be.Close()
 		return nil, err
 	}
-	st, err := store.OpenSQLite(ctx, filepath.Join(cfg.StateDir, "state.db"))
+	var st store.Store
+	if cfg.State != "" {
+		st, err = store.OpenPostgres(ctx, cfg.State)
+	} else {
+		st, err = store.OpenSQLite(ctx, filepath.Join(cfg.StateDir, "state.db"))
+	}
 	if err != nil {
 		v.Close()
 		return nil, err

@@ -3,8 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,19 +24,12 @@ type pgServer struct {
 
 func startPostgres(t *testing.T) *pgServer {
 	t.Helper()
-	testenv.RequireRoot(t)
-	testenv.PostgresBin(t)
-	parent := testenv.Dir(t)
-	if out, err := exec.Command("chown", "postgres:postgres", parent).CombinedOutput(); err != nil {
-		t.Fatalf("chown: %v %s", err, out)
-	}
-	pg := testenv.NewPostgres(t, filepath.Join(parent, "data"), testenv.Dir(t))
-	pg.Initdb(t)
 	// Durability across a crash is PostgreSQL's job, not this test's.
-	pg.Start(t, "fsync=off", "synchronous_commit=off", "full_page_writes=off")
-	return &pgServer{pg: pg}
+	return &pgServer{pg: testenv.StartPostgres(t, "fsync=off", "synchronous_commit=off", "full_page_writes=off")}
 }
 
+// dsn carries a password the server ignores (trust), so errors can be
+// checked for not showing it.
 func (p *pgServer) dsn(db string) string {
 	return fmt.Sprintf("host=%s port=5432 user=postgres password=hvsecret dbname=%s sslmode=disable", p.pg.Socket, db)
 }

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -140,4 +141,25 @@ func (p *Postgres) PsqlArgs() []string {
 func (p *Postgres) LogText() string {
 	b, _ := os.ReadFile(p.Log)
 	return string(b)
+}
+
+// StartPostgres runs a throwaway server in private directories, for tests
+// that need a database rather than a data directory to copy.
+func StartPostgres(t testing.TB, settings ...string) *Postgres {
+	t.Helper()
+	RequireRoot(t)
+	PostgresBin(t)
+	parent := Dir(t)
+	if out, err := exec.Command("chown", "postgres:postgres", parent).CombinedOutput(); err != nil {
+		t.Fatalf("chown %s: %v %s", parent, err, out)
+	}
+	p := NewPostgres(t, filepath.Join(parent, "data"), Dir(t))
+	p.Initdb(t)
+	p.Start(t, settings...)
+	return p
+}
+
+// URL is a postgres:// URL for database db over the unix socket.
+func (p *Postgres) URL(db string) string {
+	return "postgres://postgres@/" + db + "?sslmode=disable&host=" + url.QueryEscape(p.Socket)
 }
