@@ -18,7 +18,8 @@ import (
 // Bodies are BYTEA holding the JSON the SQLite store keeps: JSONB would
 // refuse a log line with a NUL in it and re-encode what it stores, and the
 // store never queries inside a body. created is timestamptz so jobs sort
-// by time, not by text.
+// by time, not by text (to the microsecond; the body keeps nanoseconds,
+// and jobs within one microsecond fall back to id order).
 var pgMigrations = []string{
 	`CREATE TABLE configs (version BIGSERIAL PRIMARY KEY, doc BYTEA NOT NULL, applied TIMESTAMPTZ NOT NULL DEFAULT now());
 	 CREATE TABLE jobs (id TEXT PRIMARY KEY, plan TEXT NOT NULL, type TEXT NOT NULL, state TEXT NOT NULL,
