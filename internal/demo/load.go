@@ -1,0 +1,130 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// resolve asks server (from namespace ns) for the shop's A records.
+func resolve(ns, server string) ([]string, error) {
+	var out []string
+	err := vnet.Do(ns, func() error {
+		c := &mdns.Client{Timeout: time.Second}
+		q := new(mdns.Msg)
+		q.SetQuestion(mdns.Fqdn(ShopName), mdns.TypeA)
+		r, _, err := c.Exchange(q, server)
+		if err != nil {
+			return err
+		}
+		if r.Rcode != mdns.RcodeSuccess {
+			return fmt.Errorf("%s: %s", ShopName, mdns.RcodeToString[r.Rcode])
+		}
+		for _, rr := range r.Answer {
+			if a, ok := rr.(*mdns.A); ok {
+				out = append(out, a.A.String())
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Ack is an order the shop acknowledged to a customer.
+type Ack struct {
+	ID   string    `json:"id"`
+	At   time.Time `json:"at"`   // when the acknowledgement arrived
+	Addr string    `json:"addr"` // the address the resolver gave
+}
+
+// customers place orders through the resolver, one after another, and
+// log each acknowledged one (id, time, address) to a file as it arrives.
+type customers struct {
+	ns     string
+	log    *os.File
+	mu     sync.Mutex
+	acks   []Ack
+	fails  int
+	lastOK time.Time
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startCustomers(ctx context.Context, ns, logPath string) (*customers, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &customers{ns: ns, log: f, cancel: cancel, done: make(chan struct{})}
+	go c.loop(ctx)
+	return c, nil
+}
+
+func (c *customers) loop(ctx context.Context) {
+	defer close(c.done)
+	for i := 1; ctx.Err() == nil; i++ {
+		id := fmt.Sprintf("order-%05d", i)
+		if addr, err := c.place(ctx, id); err == nil {
+			a := Ack{ID: id, At: time.Now(), Addr: addr}
+			c.mu.Lock()
+			c.acks = append(c.acks, a)
+			fmt.Fprintf(c.log, "%s %s %s\n", a.ID, a.At.UTC().Format(time.RFC3339Nano), a.Addr)
+			c.mu.Unlock()
+		} else {
+			c.mu.Lock()
+			c.fails++
+			c.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// place resolves the shop's name through the customers' resolver (as a
+// browser would, honouring its TTL) and posts one order.
+func (c *customers) place(ctx context.Context, id string) (string, error) {
+	ips, err := resolve(c.ns, resolverAddr)
+	if err != nil {
+		return "", err
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("no address for %s", ShopName)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = httpIn(rctx, c.ns, "POST", "http://"+ips[0]+"/order?customer=demo&id="+id)
+	return ips[0], err
+}
+
+func (c *customers) stop() {
+	c.cancel()
+	<-c.done
+	c.log.Close()
+}
+
+func (c *customers) snapshot() ([]Ack, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Ack(nil), c.acks...), c.fails
+}
+
+// firstAfter is the first order acknowledged after t.
+func (c *customers) firstAfter(t time.Time) (Ack, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range c.acks {
+		if a.At.After(t) {
+			return a, true
+		}
+	}
+	return Ack{}, false
+}

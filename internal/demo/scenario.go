@@ -1,0 +1,110 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/haven-dr/haven/internal/server/client"
+)
+
+// ScenarioOptions of `haven demo`.
+type ScenarioOptions struct {
+	Dir  string // work directory (default: a new /var/tmp/hvdemo…)
+	Keep bool   // leave everything running; print how to try and tear down
+	Out  io.Writer
+}
+
+// Preflight names what is missing before anything is created.
+func Preflight() error {
+	if os.Geteuid() != 0 {
+		return errors.New("haven demo builds network namespaces, loop devices and mounts: run it as root (sudo)")
+	}
+	if _, err := postgresBin(); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("psql"); err != nil {
+		return errors.New("psql not found: apt-get install postgresql-client (the database's CHECKPOINT hook)")
+	}
+	need := map[string]string{"unbound": "unbound", "mkfs.xfs": "xfsprogs", "mkfs.ext4": "e2fsprogs", "ip": "iproute2", "losetup": "util-linux"}
+	for tool, pkg := range need {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: apt-get install %s", tool, pkg)
+		}
+	}
+	return nil
+}
+
+// scenario is one run of the seed's story.
+type scenario struct {
+	*site
+	ctx    context.Context
+	client *client.Client
+	cust   *customers
+	rep    Report
+	imgs   Images
+	t0     time.Time
+	stepAt time.Time
+}
+
+// RunScenario runs the whole story and returns its report. On any error or
+// cancellation everything is removed; with Keep it is left running and a
+// teardown script is written.
+func RunScenario(ctx context.Context, opt ScenarioOptions) (rep *Report, err error) {
+	if err := Preflight(); err != nil {
+		return nil, err
+	}
+	s := &scenario{ctx: ctx, t0: time.Now()}
+	s.site = &site{env: &env{out: opt.Out, procs: map[string]*exec.Cmd{}}, machines: map[string]string{}}
+	defer func() {
+		if s.cust != nil {
+			s.cust.stop()
+		}
+		if err == nil && opt.Keep {
+			return
+		}
+		s.say("\n-- removing everything the demo made")
+		s.teardown()
+	}()
+	s.step("images")
+	if s.imgs, err = BuildImages(s.say); err != nil {
+		return nil, err
+	}
+	if err := s.setup(opt.Dir); err != nil {
+		return nil, err
+	}
+	for _, f := range []func() error{s.build, s.protect, s.testFailover, s.disaster, s.unplanned, s.reprotectFailback} {
+		if err := f(); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	s.step("")
+	s.rep.TotalSecs = time.Since(s.t0).Seconds()
+	s.rep.Dir = s.dir
+	if opt.Keep {
+		s.keepHelp()
+	}
+	return &s.rep, nil
+}
+
+// step closes the previous step's timer and opens the next.
+func (s *scenario) step(name string) {
+	now := time.Now()
+	if n := len(s.rep.Steps); n > 0 && s.rep.Steps[n-1].Seconds == 0 {
+		s.rep.Steps[n-1].Seconds = now.Sub(s.stepAt).Seconds()
+	}
+	if name != "" {
+		s.rep.Steps = append(s.rep.Steps, Step{Name: name})
+		if s.env != nil && s.out != nil {
+			fmt.Fprintf(s.out, "\n== %s\n", name)
+		}
+	}
+	s.stepAt = now
+}

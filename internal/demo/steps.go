@@ -1,0 +1,447 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/haven-dr/haven/internal/orchestrator"
+	"github.com/haven-dr/haven/internal/server/client"
+	"github.com/haven-dr/haven/internal/store"
+)
+
+// setup makes the work directory, a copy of this haven binary (so the
+// agent's hooks outlive `go run`), the vault password and the vault.
+func (s *scenario) setup(dir string) error {
+	var err error
+	if dir == "" {
+		dir, err = os.MkdirTemp("/var/tmp", "hvdemo")
+	} else {
+		err = os.Mkdir(dir, 0o755)
+	}
+	if err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+	s.dir = dir
+	os.Chmod(dir, 0o755)
+	s.push("rm -rf "+dir, func() { os.RemoveAll(dir) })
+	s.logDir = filepath.Join(dir, "logs")
+	os.MkdirAll(s.logDir, 0o755)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+	s.bin = filepath.Join(dir, "bin", "haven")
+	if err := copyFile(self, s.bin, 0o755); err != nil {
+		return err
+	}
+	if _, err := s.write("password", "haven-demo-password\n"); err != nil {
+		return err
+	}
+	s.token = filepath.Join(dir, "agent.token")
+	if err := os.WriteFile(s.token, []byte("demo-agent-token-"+strings.Repeat("x", 24)+"\n"), 0o600); err != nil {
+		return err
+	}
+	s.state = filepath.Join(dir, "hvdisks", "server")
+	if s.agentPort, err = freePort(); err != nil {
+		return err
+	}
+	if s.serverPort, err = freePort(); err != nil {
+		return err
+	}
+	s.say("   work directory %s (logs in %s)", dir, s.logDir)
+	return nil
+}
+
+// build is the primary site, the customers' internet and Haven.
+func (s *scenario) build() error {
+	s.step("primary site, customers, Haven")
+	ctx := s.ctx
+	if err := s.mountXFS(); err != nil {
+		return err
+	}
+	if err := s.network(); err != nil {
+		return err
+	}
+	vaultEnv := []string{"HAVEN_VAULT=file://" + filepath.Join(s.dir, "vault"), "HAVEN_PASSWORD_FILE=" + filepath.Join(s.dir, "password")}
+	if _, err := s.run(ctx, vaultEnv, "vault", "init"); err != nil {
+		return err
+	}
+	if err := s.machinesUp(ctx, s.imgs); err != nil {
+		return fmt.Errorf("%w\ndb console:\n%s", err, tailFile(filepath.Join(s.logDir, "db.console.log")))
+	}
+	if err := s.startDNS(ctx); err != nil {
+		return err
+	}
+	if err := s.startUnbound(ctx); err != nil {
+		return err
+	}
+	if err := s.startAgent(ctx); err != nil {
+		return err
+	}
+	if err := s.startServer(ctx); err != nil {
+		return err
+	}
+	tok, err := os.ReadFile(filepath.Join(s.state, "admin.token"))
+	if err != nil {
+		return err
+	}
+	s.client = client.New(fmt.Sprintf("127.0.0.1:%d", s.serverPort), strings.TrimSpace(string(tok)), 10*time.Second)
+	return nil
+}
+
+func tailFile(p string) string {
+	b, _ := os.ReadFile(p)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// protect applies the protection and waits for the first points of both
+// machines and their standby images; customers start ordering.
+func (s *scenario) protect() error {
+	s.step("protect")
+	path, err := s.write("protection.yaml", s.protection())
+	if err != nil {
+		return err
+	}
+	if _, err := s.run(s.ctx, s.serverEnv(), "apply", "-f", path); err != nil {
+		return err
+	}
+	if s.cust, err = startCustomers(s.ctx, s.inet, filepath.Join(s.dir, "orders.log")); err != nil {
+		return err
+	}
+	s.say("   customers place orders through their resolver (Unbound, %s) at http://%s/", resolverAddr, ShopName)
+	s.rep.Protect = Protect{RPOSeconds: map[string]float64{}, Points: map[string]int{}}
+	err = eventually(s.ctx, 3*time.Minute, "first points and standby images", func() error {
+		st, err := s.client.Status(s.ctx)
+		if err != nil {
+			return err
+		}
+		if len(st.Machines) != 2 {
+			return fmt.Errorf("%d machines", len(st.Machines))
+		}
+		for _, m := range st.Machines {
+			if m.Points < 1 || m.Standby == "" || m.RPOSeconds == nil {
+				return fmt.Errorf("%s: %d points, standby %q", m.Name, m.Points, m.Standby)
+			}
+		}
+		for _, m := range st.Machines {
+			s.rep.Protect.RPOSeconds[m.Name] = *m.RPOSeconds
+			s.rep.Protect.Points[m.Name] = m.Points
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w\nagent log:\n%s", err, s.logTail("agent"))
+	}
+	out, _ := s.run(s.ctx, s.serverEnv(), "status")
+	s.say("%s", indent(out))
+	acks, _ := s.cust.snapshot()
+	if len(acks) == 0 {
+		return fmt.Errorf("no customer order acknowledged yet; shop console:\n%s", tailFile(filepath.Join(s.logDir, "web.console.log")))
+	}
+	return nil
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := range lines {
+		lines[i] = "     " + lines[i]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// job runs a haven job command with --json and reads its report.
+func (s *scenario) job(args ...string) (*orchestrator.Report, error) {
+	out, err := s.run(s.ctx, s.serverEnv(), append(args, "--json")...)
+	var rep orchestrator.Report
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		if err == nil {
+			err = jerr
+		}
+		return nil, fmt.Errorf("%w\nserver log:\n%s", err, s.logTail("server"))
+	}
+	if err != nil || rep.State != store.Succeeded {
+		return &rep, fmt.Errorf("haven %s: job %s %s: %s\nserver log:\n%s", strings.Join(args, " "), rep.Job, rep.State, rep.Error, s.logTail("server"))
+	}
+	if rep.RTOSeconds != nil {
+		s.say("     job %s succeeded; Haven's RTO %.1fs", rep.Job, *rep.RTOSeconds)
+	} else {
+		s.say("     job %s succeeded", rep.Job)
+	}
+	return &rep, nil
+}
+
+// testFailover runs a drill in the isolated test network: an order placed
+// there, customers untouched, then cleanup.
+func (s *scenario) testFailover() error {
+	s.step("test failover")
+	before, fails0 := s.cust.snapshot()
+	rep, err := s.job("failover", "test", "--plan", "shop")
+	if err != nil {
+		return err
+	}
+	s.rep.Test.Job = rep.Job
+	if rep.RTOSeconds != nil {
+		s.rep.Test.RTOSeconds = *rep.RTOSeconds
+	}
+	testNS := s.hostID() + "-test"
+	id := "drill-" + time.Now().UTC().Format("150405")
+	s.say("   $ ip netns exec %s curl -X POST 'http://%s/order?id=%s'", testNS, recWeb, id)
+	_, err = httpIn(s.ctx, testNS, "POST", "http://"+recWeb+"/order?customer=drill&id="+id)
+	if err == nil {
+		var list string
+		list, err = httpIn(s.ctx, testNS, "GET", "http://"+recWeb+"/orders")
+		if err == nil && !hasLine(list, id) {
+			err = fmt.Errorf("test order %s not in the test copy's database", id)
+		}
+	}
+	if err == nil {
+		s.rep.Test.TestOrder = id
+	} else {
+		s.say("   the test copy did not take an order: %v", err)
+	}
+	ips, _ := resolve(s.inet, resolverAddr)
+	s.rep.Test.DNSAnswer = strings.Join(ips, ",")
+	if _, err := s.job("failover", "cleanup", "--plan", "shop", "--note", "haven demo drill"); err != nil {
+		return err
+	}
+	after, fails1 := s.cust.snapshot()
+	s.rep.Test.CustomerOrders = len(after) - len(before)
+	s.rep.Test.CustomerFailures = fails1 - fails0
+	s.rep.Test.Passed = s.rep.Test.TestOrder != "" && s.rep.Test.DNSAnswer == primWeb && s.rep.Test.CustomerFailures == 0
+	s.say("   drill %s: test order %q, customers had %d failures, DNS answered %s", map[bool]string{true: "passed", false: "FAILED"}[s.rep.Test.Passed],
+		s.rep.Test.TestOrder, s.rep.Test.CustomerFailures, s.rep.Test.DNSAnswer)
+	return nil
+}
+
+func hasLine(list, id string) bool {
+	for _, l := range strings.Split(list, "\n") {
+		if l == id {
+			return true
+		}
+	}
+	return false
+}
+
+// disaster waits for a fresh point, lets customers order for a few seconds
+// more, then kills the primary site at once: its machines, its agent, its
+// link to the internet.
+func (s *scenario) disaster() error {
+	s.step("disaster")
+	since := time.Now()
+	err := eventually(s.ctx, 2*time.Minute, "a new point of every machine", func() error {
+		st, err := s.client.Status(s.ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range st.Machines {
+			if m.PointTime == nil || m.PointTime.Before(since) {
+				return fmt.Errorf("%s: newest point %v", m.Name, m.PointTime)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	time.Sleep(5 * time.Second)
+	at := time.Now()
+	s.kill("agent", syscall.SIGKILL)
+	for _, m := range []string{"web", "db"} {
+		b, _ := os.ReadFile(filepath.Join(s.dir, m+".pid"))
+		var pid int
+		fmt.Sscan(string(b), &pid)
+		if pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	s.say("   $ kill -KILL <agent> <web> <db>; ip -n %s link set to-prim down", s.inet)
+	if out, err := exec.Command("ip", "-n", s.inet, "link", "set", "to-prim", "down").CombinedOutput(); err != nil {
+		return fmt.Errorf("cut the primary off: %v %s", err, out)
+	}
+	acks, _ := s.cust.snapshot()
+	s.rep.Disaster.At = at
+	for _, a := range acks {
+		if a.At.Before(at) {
+			s.rep.Disaster.AckedBefore++
+		}
+	}
+	s.say("   the primary site is gone at %s; customers had %d orders acknowledged", at.UTC().Format("15:04:05.000"), s.rep.Disaster.AckedBefore)
+	return nil
+}
+
+// unplanned fails over to the latest points and measures, from the
+// customers' side, the RTO and the orders the recovered database lacks.
+func (s *scenario) unplanned() error {
+	s.step("unplanned failover")
+	cmdAt := time.Now()
+	rep, err := s.job("failover", "unplanned", "--plan", "shop")
+	if err != nil {
+		return err
+	}
+	f := &s.rep.Failover
+	f.Job, f.Command, f.DataLossSeconds = rep.Job, cmdAt, map[string]float64{}
+	if rep.RTOSeconds != nil {
+		f.HavenRTOSeconds = *rep.RTOSeconds
+	}
+	for _, p := range rep.Points {
+		if p.DataLossSeconds != nil {
+			f.DataLossSeconds[p.Machine] = *p.DataLossSeconds
+		}
+	}
+	var first Ack
+	err = eventually(s.ctx, 2*time.Minute, "a customer order at the recovery site", func() error {
+		a, ok := s.cust.firstAfter(cmdAt)
+		if !ok {
+			return fmt.Errorf("no order acknowledged since the failover command")
+		}
+		first = a
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	f.FirstOrder, f.FirstOrderAt, f.DNSAnswer = first.ID, first.At, first.Addr
+	f.RTOSeconds = first.At.Sub(cmdAt).Seconds()
+	s.say("   customers order again: %s acknowledged by %s, %.1fs after the failover command", first.ID, first.Addr, f.RTOSeconds)
+	list, err := httpIn(s.ctx, s.inet, "GET", "http://"+recWeb+"/orders")
+	if err != nil {
+		return err
+	}
+	have := lines(list)
+	acks, _ := s.cust.snapshot()
+	d := &s.rep.Disaster
+	var oldest time.Time
+	for _, a := range acks {
+		if a.At.Before(d.At) && !have[a.ID] {
+			d.Lost++
+			d.LostIDs = append(d.LostIDs, a.ID)
+			if oldest.IsZero() {
+				oldest = a.At
+			}
+		}
+	}
+	if d.Lost > 0 {
+		d.LostSeconds = d.At.Sub(oldest).Seconds()
+	}
+	s.say("   the recovered database lacks %d of %d orders acknowledged before the disaster (%.1fs)", d.Lost, d.AckedBefore, d.LostSeconds)
+	return nil
+}
+
+func lines(list string) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range strings.Split(list, "\n") {
+		if l != "" {
+			m[l] = true
+		}
+	}
+	return m
+}
+
+// reprotectFailback commits, replicates the recovery site back, brings the
+// primary's network and agent back and fails back while customers order.
+func (s *scenario) reprotectFailback() error {
+	s.step("commit and reprotect")
+	if _, err := s.run(s.ctx, s.serverEnv(), "failover", "commit", "--plan", "shop"); err != nil {
+		return err
+	}
+	if _, err := s.job("reprotect", "--plan", "shop"); err != nil {
+		return err
+	}
+	s.step("planned failback")
+	s.say("   the primary site is back: its link, its agent (its machines stay down until failback)")
+	if err := s.reconnect(); err != nil {
+		return err
+	}
+	if err := s.runAgent(); err != nil {
+		return err
+	}
+	time.Sleep(3 * time.Second)
+	rep, err := s.job("failback", "--plan", "shop")
+	if err != nil {
+		return fmt.Errorf("%w\nagent log:\n%s", err, s.logTail("agent"))
+	}
+	fb := &s.rep.Failback
+	fb.Job = rep.Job
+	for _, d := range rep.Failback {
+		fb.Disks = append(fb.Disks, FailbackDisk{Machine: d.Machine, Disk: d.Disk, BytesWritten: d.BytesWritten, Size: d.Size})
+		fb.BytesWritten += d.BytesWritten
+		fb.DiskBytes += d.Size
+	}
+	done := time.Now()
+	if err := eventually(s.ctx, time.Minute, "a customer order at the primary again", func() error {
+		if a, ok := s.cust.firstAfter(done); ok && a.Addr == primWeb {
+			return nil
+		}
+		return fmt.Errorf("no order at %s since the failback", primWeb)
+	}); err != nil {
+		return err
+	}
+	s.cust.stop()
+	acks, _ := s.cust.snapshot()
+	s.cust = nil
+	list, err := httpIn(s.ctx, s.inet, "GET", "http://"+primWeb+"/orders")
+	if err != nil {
+		return err
+	}
+	have := lines(list)
+	for _, a := range acks {
+		if a.At.After(s.rep.Failover.Command) {
+			fb.OrdersChecked++
+			if !have[a.ID] {
+				fb.Lost++
+				fb.LostIDs = append(fb.LostIDs, a.ID)
+			}
+		}
+	}
+	ips, _ := resolve(s.inet, resolverAddr)
+	fb.DNSAnswer = strings.Join(ips, ",")
+	s.rep.Orders = len(acks)
+	s.say("   failback wrote %s of %s; %d of %d orders placed since the failover are missing at the primary", mib(fb.BytesWritten), mib(fb.DiskBytes), fb.Lost, fb.OrdersChecked)
+	return nil
+}
+
+// reconnect undoes the disaster's cut: the link and the route to prod.
+func (s *scenario) reconnect() error {
+	s.say("   $ ip -n %s link set to-prim up", s.inet)
+	if out, err := exec.Command("ip", "-n", s.inet, "link", "set", "to-prim", "up").CombinedOutput(); err != nil {
+		return fmt.Errorf("%v %s", err, out)
+	}
+	out, err := exec.Command("ip", "-n", s.primNS, "-4", "-o", "addr", "show", "dev", "edge").Output()
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 4 {
+		return fmt.Errorf("no address on the primary's uplink: %s", out)
+	}
+	siteIP := strings.Split(f[3], "/")[0]
+	if out, err := exec.Command("ip", "-n", s.inet, "route", "replace", prodNet.Subnet.String(), "via", siteIP).CombinedOutput(); err != nil {
+		return fmt.Errorf("route to prod: %v %s", err, out)
+	}
+	return nil
+}
+
+// keepHelp says what to try on the running demo and how to remove it.
+func (s *scenario) keepHelp() {
+	td, err := s.writeTeardown()
+	if err != nil {
+		s.say("teardown script: %v", err)
+	}
+	env := strings.Join(s.serverEnv(), " ")
+	s.say("\nThe demo is still running (--keep). Try:")
+	s.say("  %s %s status", env, s.bin)
+	s.say("  %s %s job list", env, s.bin)
+	s.say("  ip netns exec %s dig @%s %s +short", s.inet, strings.Split(resolverAddr, ":")[0], ShopName)
+	s.say("  ip netns exec %s curl -s http://%s/", s.inet, primWeb)
+	s.say("Remove it all with:\n  sh %s", td)
+}
