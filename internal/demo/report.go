@@ -86,7 +86,6 @@ type Step struct {
 	Seconds float64 `json:"seconds"`
 }
 
-
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
 	p := func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }

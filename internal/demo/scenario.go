@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"time"
-
-	"github.com/haven-dr/haven/internal/server/client"
 )
 
 // ScenarioOptions of `haven demo`.
@@ -43,7 +41,6 @@ func Preflight() error {
 type scenario struct {
 	*site
 	ctx    context.Context
-	client *client.Client
 	cust   *customers
 	rep    Report
 	imgs   Images

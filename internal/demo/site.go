@@ -14,6 +14,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
@@ -43,6 +44,7 @@ type site struct {
 	state      string // server state dir
 	machines   map[string]string
 	agentYAML  string
+	client     *client.Client
 }
 
 func freePort() (int, error) {
@@ -300,11 +302,17 @@ func (s *site) startServer(ctx context.Context) error {
 		return err
 	}
 	s.push("", s.removeRecoverySite)
+	tokFile := filepath.Join(s.state, "admin.token")
 	return eventually(ctx, 60*time.Second, "haven server up", func() error {
 		if !s.alive("server") {
 			return fmt.Errorf("haven server exited:\n%s", s.logTail("server"))
 		}
-		_, err := s.run(ctx, s.serverEnv(), "status")
+		b, err := os.ReadFile(tokFile)
+		if err != nil {
+			return err
+		}
+		s.client = client.New(fmt.Sprintf("127.0.0.1:%d", s.serverPort), strings.TrimSpace(string(b)), 10*time.Second)
+		_, err = s.client.Jobs(ctx, "", false, 1)
 		return err
 	})
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/store"
 )
 
@@ -69,8 +68,7 @@ func (s *scenario) build() error {
 	if err := s.network(); err != nil {
 		return err
 	}
-	vaultEnv := []string{"HAVEN_VAULT=file://" + filepath.Join(s.dir, "vault"), "HAVEN_PASSWORD_FILE=" + filepath.Join(s.dir, "password")}
-	if _, err := s.run(ctx, vaultEnv, "vault", "init"); err != nil {
+	if _, err := s.run(ctx, nil, "vault", "init", "--vault", "file://"+filepath.Join(s.dir, "vault"), "--password-file", filepath.Join(s.dir, "password")); err != nil {
 		return err
 	}
 	if err := s.machinesUp(ctx, s.imgs); err != nil {
@@ -88,11 +86,6 @@ func (s *scenario) build() error {
 	if err := s.startServer(ctx); err != nil {
 		return err
 	}
-	tok, err := os.ReadFile(filepath.Join(s.state, "admin.token"))
-	if err != nil {
-		return err
-	}
-	s.client = client.New(fmt.Sprintf("127.0.0.1:%d", s.serverPort), strings.TrimSpace(string(tok)), 10*time.Second)
 	return nil
 }
 
