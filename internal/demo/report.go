@@ -11,6 +11,7 @@ import (
 // what Haven's own job reports say.
 type Report struct {
 	Dir       string   `json:"dir"`
+	Where     Where    `json:"where"`
 	Protect   Protect  `json:"protect"`
 	Test      TestRun  `json:"test_failover"`
 	Disaster  Disaster `json:"disaster"`
@@ -19,6 +20,15 @@ type Report struct {
 	Orders    int      `json:"orders_acknowledged"`
 	Steps     []Step   `json:"steps"`
 	TotalSecs float64  `json:"total_seconds"`
+}
+
+// Where the demo's parts are, for trying things by hand (and for tests).
+type Where struct {
+	Customers   string `json:"customers_netns"` // the "internet": Unbound, haven dns, customers
+	Primary     string `json:"primary_netns"`
+	Resolver    string `json:"resolver"`
+	ServerState string `json:"server_state_dir"`
+	OrdersLog   string `json:"orders_log"` // every acknowledged order: id, RFC 3339 time, address
 }
 
 // Protect: the first points, as `haven status` showed them.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"time"
 )
 
@@ -85,6 +86,8 @@ func RunScenario(ctx context.Context, opt ScenarioOptions) (rep *Report, err err
 	s.step("")
 	s.rep.TotalSecs = time.Since(s.t0).Seconds()
 	s.rep.Dir = s.dir
+	s.rep.Where = Where{Customers: s.inet, Primary: s.primNS, Resolver: resolverAddr, ServerState: s.state,
+		OrdersLog: filepath.Join(s.dir, "orders.log")}
 	if opt.Keep {
 		s.keepHelp()
 	}
