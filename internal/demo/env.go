@@ -96,7 +96,9 @@ func (e *env) start(name, ns string, extraEnv []string, prog string, args ...str
 	}
 	e.procs[name] = c
 	pid := c.Process.Pid
-	e.push(fmt.Sprintf("kill -TERM -- -%d 2>/dev/null  # %s", pid, name), func() { e.kill(name, syscall.SIGTERM) })
+	e.push(fmt.Sprintf("kill -s TERM -- -%[1]d 2>/dev/null  # %[2]s\n"+
+		"for i in $(seq 100); do kill -0 %[1]d 2>/dev/null || break; sleep 0.3; done; kill -s KILL -- -%[1]d 2>/dev/null", pid, name),
+		func() { e.kill(name, syscall.SIGTERM) })
 	return nil
 }
 

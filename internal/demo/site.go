@@ -301,7 +301,7 @@ func (s *site) startServer(ctx context.Context) error {
 	if err := s.start("server", "", nil, s.bin, "server", "--config", path); err != nil {
 		return err
 	}
-	s.push(fmt.Sprintf("kill -TERM %[3]d; sleep 2\n"+
+	s.push(fmt.Sprintf("kill -s TERM %[3]d 2>/dev/null; sleep 2\n"+
 		"for f in %[1]s/host/machines/*/detached/*.json; do [ -e \"$f\" ] && %[2]s machine stop --file \"$f\"; done\n"+
 		"for n in $(ls /run/netns | grep \"^$(cat %[1]s/host/host-id)-\"); do ip netns del $n; done", s.state, s.bin, s.procs["server"].Process.Pid), s.removeRecoverySite)
 	tokFile := filepath.Join(s.state, "admin.token")
