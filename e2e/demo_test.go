@@ -272,3 +272,97 @@ func demoResources(dir string, prefixes []string) demoCount {
 	}
 	return c
 }
+
+// TestDemoInterrupted sends Ctrl-C (SIGINT) to `haven demo` while its test
+// failover runs and checks it removed everything it had made.
+func TestDemoInterrupted(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.PostgresBin(t)
+	testenv.LookPath(t, "unbound")
+	dir := filepath.Join(testenv.Dir(t), "hvdemo")
+	cmd := exec.Command(havenBin, "demo", "--json", "--dir", dir)
+	cmd.Env = append(os.Environ(), "HAVEN_TEST_KDF=fast")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var prefixes []string
+	var seen strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(seen.String(), "$ haven failover test") {
+		n, err := stderr.Read(buf)
+		seen.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("demo ended before its test failover: %v\n%s", err, seen.String())
+		}
+	}
+	for _, f := range strings.Fields(seen.String()) {
+		if lab, ok := strings.CutSuffix(f, "-inet"); ok && strings.HasPrefix(lab, vnet.Prefix) {
+			prefixes = append(prefixes, lab+"-")
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "hvdisks", "server", "host", "host-id"))
+	if err != nil || len(prefixes) == 0 {
+		t.Fatalf("host id %v, lab %v\n%s", err, prefixes, seen.String())
+	}
+	prefixes = append(prefixes, strings.TrimSpace(string(b))+"-")
+	if during := demoResources(dir, prefixes); during.total() == 0 {
+		t.Fatalf("the count sees nothing of the running demo: %+v", during)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	rest, _ := readAll(stderr)
+	werr := cmd.Wait()
+	if werr == nil {
+		t.Fatalf("interrupted demo exited 0\n%s%s", seen.String(), rest)
+	}
+	if !strings.Contains(rest, "removing everything") {
+		t.Fatalf("no teardown said:\n%s", rest)
+	}
+	if after := demoResources(dir, prefixes); after.total() != 0 {
+		t.Fatalf("left after Ctrl-C: %+v\n%s", after, rest)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("work directory still there: %v", err)
+	}
+}
+
+func readAll(r interface{ Read([]byte) (int, error) }) (string, error) {
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String(), nil
+		}
+	}
+}
+
+// TestDemoMissingUnbound: without Unbound the demo names the package to
+// install and creates nothing.
+func TestDemoMissingUnbound(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.PostgresBin(t)
+	bin := testenv.Dir(t)
+	for _, tool := range []string{"psql", "mkfs.xfs", "mkfs.ext4", "ip", "losetup", "go"} {
+		p := testenv.LookPath(t, tool)
+		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(testenv.Dir(t), "hvdemo")
+	cmd := exec.Command(havenBin, "demo", "--dir", dir)
+	cmd.Env = []string{"PATH=" + bin, "HOME=" + os.Getenv("HOME")}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "apt-get install unbound") {
+		t.Fatalf("demo without unbound: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the demo created %s before failing: %v", dir, err)
+	}
+}

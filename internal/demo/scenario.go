@@ -41,12 +41,16 @@ func Preflight() error {
 // scenario is one run of the seed's story.
 type scenario struct {
 	*site
-	ctx    context.Context
-	cust   *customers
-	rep    Report
-	imgs   Images
-	t0     time.Time
-	stepAt time.Time
+	ctx  context.Context
+	cust *customers
+	rep  Report
+	imgs Images
+	// keptLogs: where the logs go when the demo fails (its directory
+	// is removed).
+	keptLogs string
+	failed   bool
+	t0       time.Time
+	stepAt   time.Time
 }
 
 // RunScenario runs the whole story and returns its report. On any error or
@@ -65,8 +69,12 @@ func RunScenario(ctx context.Context, opt ScenarioOptions) (rep *Report, err err
 		if err == nil && opt.Keep {
 			return
 		}
+		s.failed = err != nil
 		s.say("\n-- removing everything the demo made")
 		s.teardown()
+		if s.failed && s.logDir != "" {
+			s.say("   logs kept in %s", s.keptLogs)
+		}
 	}()
 	s.step("images")
 	if s.imgs, err = BuildImages(s.say); err != nil {

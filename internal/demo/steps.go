@@ -31,6 +31,15 @@ func (s *scenario) setup(dir string) error {
 	s.push("rm -rf "+dir, func() { os.RemoveAll(dir) })
 	s.logDir = filepath.Join(dir, "logs")
 	os.MkdirAll(s.logDir, 0o755)
+	// Pushed after the directory's removal, so it runs before it: a failed
+	// demo's logs survive it.
+	s.keptLogs = filepath.Join(os.TempDir(), filepath.Base(dir)+"-logs")
+	s.push("", func() {
+		if s.failed {
+			os.RemoveAll(s.keptLogs)
+			exec.Command("cp", "-r", s.logDir, s.keptLogs).Run()
+		}
+	})
 	self, err := os.Executable()
 	if err != nil {
 		return err
