@@ -1,7 +1,8 @@
-// Package demo is Haven's main job on embedded defaults: everything runs on
-// this machine with a local-directory vault, so a new user sees the whole
-// path a disk takes through Haven in one command. Later issues grow it into
-// the full failover scenario of the seed (database first, then web).
+// Package demo is Haven's main job on embedded defaults: the seed scenario
+// (RunScenario: a web shop and PostgreSQL protected, drilled, lost in a
+// disaster, failed over and failed back, measured from the customers'
+// side; docs/scenario.md) and the vault walk-through (Run: one sample disk
+// snapshotted, checked and restored).
 package demo
 
 import (

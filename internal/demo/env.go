@@ -62,7 +62,7 @@ func (e *env) writeTeardown() (string, error) {
 
 // cmd runs `haven args...`, printing it as a user would type it.
 func (e *env) run(ctx context.Context, extraEnv []string, args ...string) (string, error) {
-	e.say("   $ haven %s", strings.Join(args, " "))
+	e.say("   $ haven %s", shellJoin(args))
 	c := exec.CommandContext(ctx, e.bin, args...)
 	c.Env = append(os.Environ(), extraEnv...)
 	var out, errb strings.Builder
@@ -174,4 +174,17 @@ func httpIn(ctx context.Context, ns, method, url string) (string, error) {
 		return string(b), fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return string(b), nil
+}
+
+// shellJoin quotes what a shell would split, so a printed command can be
+// pasted.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$&;|<>*?()") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
