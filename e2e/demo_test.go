@@ -25,8 +25,9 @@ func TestDemoScenario(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.PostgresBin(t)
 	psql := testenv.LookPath(t, "psql")
-	testenv.LookPath(t, "unbound")
-	testenv.LookPath(t, "mkfs.xfs")
+	for _, tool := range []string{"unbound", "mkfs.xfs", "dig", "curl"} {
+		testenv.LookPath(t, tool)
+	}
 	dir := filepath.Join(testenv.Dir(t), "hvdemo")
 	teardown := filepath.Join(os.TempDir(), filepath.Base(dir)+"-teardown.sh")
 	t.Cleanup(func() {

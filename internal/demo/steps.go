@@ -256,8 +256,9 @@ func (s *scenario) disaster() error {
 		return err
 	}
 	time.Sleep(5 * time.Second)
-	at := time.Now()
-	s.kill("agent", syscall.SIGKILL)
+	// Machines and uplink first, without waiting: the disaster moment is
+	// taken once the primary can no longer acknowledge anything, so no
+	// order acknowledged after it came from the primary.
 	for _, m := range []string{"web", "db"} {
 		b, _ := os.ReadFile(filepath.Join(s.dir, m+".pid"))
 		var pid int
@@ -266,10 +267,12 @@ func (s *scenario) disaster() error {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	s.say("   $ kill -KILL <agent> <web> <db>; ip -n %s link set to-prim down", s.inet)
 	if out, err := exec.Command("ip", "-n", s.inet, "link", "set", "to-prim", "down").CombinedOutput(); err != nil {
 		return fmt.Errorf("cut the primary off: %v %s", err, out)
 	}
+	s.kill("agent", syscall.SIGKILL)
+	at := time.Now()
+	s.say("   $ kill -KILL <web> <db> <agent>; ip -n %s link set to-prim down", s.inet)
 	acks, _ := s.cust.snapshot()
 	s.rep.Disaster.At = at
 	for _, a := range acks {
