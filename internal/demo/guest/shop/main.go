@@ -18,12 +18,12 @@ import (
 	"syscall"
 	"time"
 
-	_ "github.com/lib/pq"
+	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
 func main() {
 	go reap()
-	db, err := sql.Open("postgres", dsn())
+	db, err := sql.Open("pgx", dsn())
 	if err != nil {
 		log.Fatal(err)
 	}
