@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haven-dr/haven/internal/alert"
 	"gopkg.in/yaml.v3"
 )
 
@@ -38,6 +39,13 @@ type Config struct {
 	// State is a postgres:// URL for the state store, shared by several
 	// servers; empty keeps it in SQLite under StateDir.
 	State string `yaml:"state"`
+	// DrillMaxAge: a plan without a passed test failover for this long
+	// is an alert; default 4320h (180 days), negative turns it off.
+	DrillMaxAge time.Duration `yaml:"drill_max_age"`
+	// VaultCheckInterval: how often the vault's metadata is checked;
+	// default 24h, negative turns it off.
+	VaultCheckInterval time.Duration `yaml:"vault_check_interval"`
+	Alerts             alert.Config  `yaml:"alerts"`
 }
 
 // LoadConfig reads a server config; unknown keys are refused.
@@ -89,5 +97,11 @@ func (c *Config) Defaults() error {
 	if c.AgentSilent == 0 {
 		c.AgentSilent = time.Minute
 	}
-	return nil
+	if c.DrillMaxAge == 0 {
+		c.DrillMaxAge = 180 * 24 * time.Hour
+	}
+	if c.VaultCheckInterval == 0 {
+		c.VaultCheckInterval = 24 * time.Hour
+	}
+	return c.Alerts.Defaults()
 }

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/haven-dr/haven/internal/agent"
+	"github.com/haven-dr/haven/internal/alert"
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/protection"
@@ -203,6 +204,7 @@ var goTypes = map[string]reflect.Type{
 	"Status":             reflect.TypeFor[server.Status](),
 	"MachineStatus":      reflect.TypeFor[server.MachineStatus](),
 	"AgentStatus":        reflect.TypeFor[server.AgentStatus](),
+	"Alert":              reflect.TypeFor[alert.Alert](),
 	"Report":             reflect.TypeFor[orchestrator.Report](),
 	"PointReport":        reflect.TypeFor[orchestrator.PointReport](),
 	"MachineRep":         reflect.TypeFor[orchestrator.MachineRep](),

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/haven-dr/haven/internal/alert"
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/host"
@@ -22,20 +23,24 @@ import (
 
 // Server is a running control plane.
 type Server struct {
-	cfg   *Config
-	log   *slog.Logger
-	store store.Store
-	vault *vault.Vault
-	host  *host.Local
-	orch  *orchestrator.Orchestrator
-	token string
-	start time.Time
+	cfg    *Config
+	log    *slog.Logger
+	store  store.Store
+	vault  *vault.Vault
+	host   *host.Local
+	orch   *orchestrator.Orchestrator
+	alerts *alerts
+	token  string
+	start  time.Time
 }
 
 // Options are the parts a caller (a test) may replace.
 type Options struct {
 	Logger *slog.Logger
 	Agents orchestrator.AgentDialer // default HTTP
+	// AlertRetry bounds webhook and e-mail redelivery (default: 10
+	// attempts, 1s doubling up to 5m).
+	AlertRetry alert.Retry
 }
 
 // New opens the state, the vault and the recovery host. It does not
@@ -97,7 +102,14 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	orch := orchestrator.New(orchestrator.Options{Store: st, Host: h, Vault: v, Agents: o.Agents,
 		Traffic: orchestrator.DNSTraffic, DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
 		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby})
-	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, token: tok, start: time.Now()}, nil
+	al, err := newAlerts(cfg, o.Logger, o.AlertRetry)
+	if err != nil {
+		st.Close()
+		v.Close()
+		return nil, err
+	}
+	orch.Registry().MustRegister(al.collectors()...)
+	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, alerts: al, token: tok, start: time.Now()}, nil
 }
 
 func password(file string) (string, error) {
@@ -119,6 +131,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 	defer s.orch.Close()
 	go s.standbyLoop(ctx)
+	// The alert loop may be mid vault check: it must end before Close
+	// closes the vault.
+	ctx, cancel := context.WithCancel(ctx)
+	alertsDone := make(chan struct{})
+	go func() { s.alertLoop(ctx); close(alertsDone) }()
+	defer func() { cancel(); <-alertsDone }()
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

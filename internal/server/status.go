@@ -1,13 +1,14 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"sort"
 	"time"
 
 	"github.com/haven-dr/haven/internal/agent"
+	"github.com/haven-dr/haven/internal/alert"
 	"github.com/haven-dr/haven/internal/store"
 )
 
@@ -19,7 +20,9 @@ type Status struct {
 	Agents   []AgentStatus      `json:"agents"`
 	Plans    []*store.PlanState `json:"plans"`
 	Jobs     []*store.Job       `json:"active_jobs"`
-	Alerts   []string           `json:"alerts"`
+	// Alerts are the summaries of AlertDetails, for a person.
+	Alerts       []string      `json:"alerts"`
+	AlertDetails []alert.Alert `json:"alert_details"`
 }
 
 // MachineStatus is a protected machine as the server sees it: the newest
@@ -48,13 +51,27 @@ type AgentStatus struct {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	now := time.Now().UTC()
-	st := &Status{Time: now, Alerts: []string{}}
-	cfg, v, err := s.orch.Config(ctx)
+	st, in, err := s.snapshot(r.Context(), now)
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	st.AlertDetails = s.alerts.current(alert.Evaluate(in))
+	for _, a := range st.AlertDetails {
+		st.Alerts = append(st.Alerts, a.Summary)
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// snapshot reads the state once for both the status answer and the alert
+// rules, so that what an operator sees and what is delivered agree.
+func (s *Server) snapshot(ctx context.Context, now time.Time) (*Status, alert.Inputs, error) {
+	st := &Status{Time: now, Alerts: []string{}}
+	in := alert.Inputs{Now: now, AgentSilent: s.cfg.AgentSilent, DrillMaxAge: s.cfg.DrillMaxAge, Vault: s.alerts.vaultCheck()}
+	cfg, v, err := s.orch.Config(ctx)
+	if err != nil {
+		return nil, in, err
 	}
 	st.Config = v
 	hbs, _ := s.store.Heartbeats(ctx)
@@ -72,10 +89,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		if !as.Healthy {
-			st.Alerts = append(st.Alerts, fmt.Sprintf("agent %s silent (no heartbeat for %s or more)", a.Name, s.cfg.AgentSilent))
-		}
 		st.Agents = append(st.Agents, as)
+		in.Agents = append(in.Agents, alert.Agent{Name: a.Name, LastHeartbeat: as.LastHeartbeat})
 	}
 	for _, m := range cfg.Machines {
 		ms := MachineStatus{Name: m.Name, Agent: m.Agent}
@@ -85,26 +100,23 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		}
 		ms.Points = len(ps)
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
+		am := alert.Machine{Name: m.Name}
 		if len(ps) > 0 {
 			p := ps[0]
 			t := p.Time
 			rpo := now.Sub(t).Seconds()
 			ms.LastPoint, ms.PointTime, ms.Consistency, ms.RPOSeconds = p.ID, &t, p.Consistency, &rpo
-		} else {
-			st.Alerts = append(st.Alerts, fmt.Sprintf("machine %s: no recovery point yet (RPO unknown)", m.Name))
+			am.Point = &t
 		}
 		if rep := reports[m.Agent]; rep != nil {
-			for _, am := range rep.Machines {
-				if am.Name != m.Name {
+			for _, rm := range rep.Machines {
+				if rm.Name != m.Name {
 					continue
 				}
-				ms.RPOAlertSeconds = am.RPOAlertSeconds
-				if am.LastError != "" {
-					ms.LastError = am.LastError
-					st.Alerts = append(st.Alerts, fmt.Sprintf("machine %s: replication failing: %s", m.Name, am.LastError))
-				}
-				if ms.RPOSeconds != nil && am.RPOAlertSeconds > 0 && *ms.RPOSeconds > am.RPOAlertSeconds {
-					st.Alerts = append(st.Alerts, fmt.Sprintf("machine %s: RPO %.0fs above target %.0fs", m.Name, *ms.RPOSeconds, am.RPOAlertSeconds))
+				ms.RPOAlertSeconds = rm.RPOAlertSeconds
+				am.RPOTarget = time.Duration(rm.RPOAlertSeconds * float64(time.Second))
+				if rm.LastError != "" {
+					ms.LastError, am.ReplicationError = rm.LastError, rm.LastError
 				}
 			}
 		}
@@ -112,24 +124,19 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			ms.Standby = s.host.StandbyPoint(m.Name, m.Disks[0].Name)
 		}
 		st.Machines = append(st.Machines, ms)
+		in.Machines = append(in.Machines, am)
 	}
 	for _, p := range cfg.Plans {
 		ps, err := s.store.PlanState(ctx, p.Name)
 		if err == nil {
 			st.Plans = append(st.Plans, ps)
 		}
+		in.Plans = append(in.Plans, s.planDrills(ctx, p.Name, now))
 	}
 	st.Jobs, _ = s.store.Jobs(ctx, store.JobFilter{Active: true})
-	for _, j := range st.Jobs {
-		switch j.State {
-		case store.Failed:
-			st.Alerts = append(st.Alerts, fmt.Sprintf("job %s (%s of %s) failed: %s (haven job retry|cancel %s)", j.ID, j.Type, j.Plan, j.Error, j.ID))
-		case store.Waiting:
-			st.Alerts = append(st.Alerts, fmt.Sprintf("job %s waits for approval (haven job approve %s)", j.ID, j.ID))
-		}
-	}
 	if st.Jobs == nil {
 		st.Jobs = []*store.Job{}
 	}
-	writeJSON(w, http.StatusOK, st)
+	in.Jobs = st.Jobs
+	return st, in, nil
 }

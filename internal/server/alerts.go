@@ -1,0 +1,191 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vault"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// alerts is the server's alert state. Which alerts fired is kept in
+// memory only: after a restart every alert that still holds fires (and is
+// delivered) once more — at-least-once rather than a second store.
+type alerts struct {
+	mu          sync.Mutex
+	tracker     *alert.Tracker
+	notifier    *alert.Notifier
+	evaluations prometheus.Counter
+	vault       *alert.VaultCheck
+	seenFile    string
+	seen        map[string]time.Time // plan -> first seen in an applied config
+}
+
+func newAlerts(cfg *Config, log *slog.Logger, retry alert.Retry) (*alerts, error) {
+	var sinks []alert.Sink
+	if w := cfg.Alerts.Webhook; w != nil {
+		sinks = append(sinks, alert.NewWebhook(*w))
+	}
+	if m := cfg.Alerts.SMTP; m != nil {
+		mail, err := alert.NewMail(*m)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		sinks = append(sinks, mail)
+	}
+	a := &alerts{tracker: alert.NewTracker(), notifier: alert.NewNotifier(log, retry, sinks...),
+		evaluations: prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_alert_evaluations_total",
+			Help: "Times the alert rules ran (the alert loop is alive while this grows)."}),
+		seenFile: filepath.Join(cfg.StateDir, "alerts-plans.json"), seen: map[string]time.Time{}}
+	b, err := os.ReadFile(a.seenFile)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err == nil {
+		if err := json.Unmarshal(b, &a.seen); err != nil {
+			return nil, fmt.Errorf("%s: %v (fix or remove it; drill ages then count from now)", a.seenFile, err)
+		}
+	}
+	return a, nil
+}
+
+func (a *alerts) collectors() []prometheus.Collector {
+	return append(a.notifier.Collectors(), a.evaluations)
+}
+
+// current gives alerts that are already firing the Since at which they
+// fired, for rules that cannot tell when their condition began.
+func (a *alerts) current(as []alert.Alert) []alert.Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	since := map[string]time.Time{}
+	for _, f := range a.tracker.Active() {
+		since[f.ID] = f.Since
+	}
+	out := make([]alert.Alert, 0, len(as))
+	for _, x := range as {
+		if t, ok := since[x.ID]; ok && t.Before(x.Since) {
+			x.Since = t
+		}
+		out = append(out, x)
+	}
+	return out
+}
+
+func (a *alerts) vaultCheck() *alert.VaultCheck {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.vault == nil {
+		return nil
+	}
+	c := *a.vault
+	return &c
+}
+
+// firstSeen is when plan first appeared; a plan seen now is recorded so
+// its drill age survives restarts.
+func (a *alerts) firstSeen(plan string, now time.Time) (time.Time, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if t, ok := a.seen[plan]; ok {
+		return t, nil
+	}
+	a.seen[plan] = now
+	b, _ := json.MarshalIndent(a.seen, "", "  ")
+	tmp := a.seenFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return now, err
+	}
+	return now, os.Rename(tmp, a.seenFile)
+}
+
+// planDrills summarises plan's drill history for the drill rule.
+func (s *Server) planDrills(ctx context.Context, plan string, now time.Time) alert.Plan {
+	p := alert.Plan{Name: plan}
+	var err error
+	if p.FirstSeen, err = s.alerts.firstSeen(plan, now); err != nil {
+		s.log.Warn("alerts: record plan", "plan", plan, "err", err)
+	}
+	ds, err := s.store.Drills(ctx, plan)
+	if err != nil {
+		s.log.Warn("alerts: drills", "plan", plan, "err", err)
+	}
+	for _, d := range ds {
+		if d.Passed && (p.LastPassedDrill == nil || d.Started.After(*p.LastPassedDrill)) {
+			t := d.Started
+			p.LastPassedDrill = &t
+		}
+	}
+	return p
+}
+
+// alertLoop evaluates the rules every alerts.interval and delivers what
+// changed; it returns when ctx ends and its helpers have stopped.
+func (s *Server) alertLoop(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.alerts.notifier.Run(ctx) })
+	if s.cfg.VaultCheckInterval > 0 {
+		wg.Go(func() { s.vaultCheckLoop(ctx) })
+	}
+	defer wg.Wait()
+	for {
+		s.evaluateAlerts(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.Alerts.Interval):
+		}
+	}
+}
+
+func (s *Server) evaluateAlerts(ctx context.Context) {
+	now := time.Now().UTC()
+	_, in, err := s.snapshot(ctx, now)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if ctx.Err() == nil {
+			s.log.Warn("alerts: read state", "err", err)
+		}
+		return
+	}
+	a := s.alerts
+	a.mu.Lock()
+	events := a.tracker.Observe(now, alert.Evaluate(in))
+	a.mu.Unlock()
+	a.evaluations.Inc()
+	a.notifier.Deliver(events)
+}
+
+// vaultCheckLoop verifies the vault's metadata (not the data: that is
+// `haven vault check --read-data`) every vault_check_interval.
+func (s *Server) vaultCheckLoop(ctx context.Context) {
+	for {
+		c := &alert.VaultCheck{}
+		rep, err := s.vault.Check(ctx, vault.CheckOptions{})
+		if ctx.Err() != nil {
+			return
+		}
+		c.Time = time.Now().UTC()
+		if err != nil {
+			c.Err = err.Error()
+		} else {
+			c.Problems = rep.Problems
+		}
+		s.alerts.mu.Lock()
+		s.alerts.vault = c
+		s.alerts.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.VaultCheckInterval):
+		}
+	}
+}
