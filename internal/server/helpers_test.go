@@ -153,7 +153,14 @@ type running struct {
 // start runs a server of e until the test ends.
 func (e *env) start(t *testing.T) *running {
 	t.Helper()
-	s, err := server.New(context.Background(), e.cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return e.startWith(t, server.Options{})
+}
+
+// startWith is start with options; the logger is always a quiet one.
+func (e *env) startWith(t *testing.T, o server.Options) *running {
+	t.Helper()
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := server.New(context.Background(), e.cfg, o)
 	if err != nil {
 		t.Fatal(err)
 	}
