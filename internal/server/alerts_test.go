@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -242,4 +243,40 @@ func detail(st *server.Status, id string) *alert.Alert {
 		}
 	}
 	return nil
+}
+
+// TestLoadConfigAlerts: the alerts section and the rule settings parse
+// from YAML with their defaults; a typo or a bad address is refused.
+func TestLoadConfigAlerts(t *testing.T) {
+	dir := t.TempDir()
+	write := func(doc string) string {
+		p := filepath.Join(dir, "server.yaml")
+		if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := server.LoadConfig(write(`vault: file:///tmp/v
+drill_max_age: 720h
+alerts:
+  webhook: {url: "http://127.0.0.1:9/hook", headers: {Authorization: "Bearer x"}}
+  smtp: {addr: "127.0.0.1:25", from: haven@example.test, to: [ops@example.test], starttls: true}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DrillMaxAge != 720*time.Hour || c.VaultCheckInterval != 24*time.Hour || c.Alerts.Interval != 10*time.Second ||
+		c.Alerts.Webhook.Timeout != 10*time.Second || c.Alerts.Webhook.Headers["Authorization"] != "Bearer x" ||
+		!c.Alerts.SMTP.StartTLS || c.Alerts.SMTP.To[0] != "ops@example.test" {
+		t.Errorf("parsed %+v, webhook %+v, smtp %+v", c, c.Alerts.Webhook, c.Alerts.SMTP)
+	}
+	if c, err := server.LoadConfig(write("vault: file:///tmp/v\n")); err != nil || c.DrillMaxAge != 180*24*time.Hour {
+		t.Errorf("default drill_max_age: %v, %v", c, err)
+	}
+	for _, bad := range []string{"alerts: {webhok: {url: http://x}}", "alerts: {webhook: {url: mailto:x}}",
+		"alerts: {smtp: {addr: nohost, from: a@b, to: [c@d]}}"} {
+		if _, err := server.LoadConfig(write("vault: file:///tmp/v\n" + bad + "\n")); !errors.Is(err, server.ErrConfig) {
+			t.Errorf("%s: %v, want ErrConfig", bad, err)
+		}
+	}
 }
