@@ -13,12 +13,15 @@ import (
 
 func newServerCmd() *cobra.Command {
 	var path string
+	var recoverVault, force bool
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: recovery plans, failover and failback jobs, API",
 		Long: "Runs at the recovery site. Keeps its state in SQLite under state_dir, reads\n" +
 			"recovery points from the vault, keeps standby images current, resumes\n" +
-			"unfinished jobs after a restart and serves the API (token in token_file).",
+			"unfinished jobs after a restart and serves the API (token in token_file).\n" +
+			"After every change it saves its state to the vault's catalog, so on a new\n" +
+			"machine --recover-from-vault rebuilds it from the vault URL and password.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := server.LoadConfig(path)
@@ -28,6 +31,14 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			if recoverVault {
+				err := server.RecoverFromVault(cmd.Context(), cfg, force, log)
+				if errors.Is(err, server.ErrStateExists) || errors.Is(err, server.ErrConfig) {
+					return usageError(err.Error())
+				} else if err != nil {
+					return err
+				}
+			}
 			s, err := server.New(cmd.Context(), cfg, server.Options{Logger: log})
 			if errors.Is(err, server.ErrConfig) {
 				return usageError(err.Error())
@@ -43,5 +54,8 @@ func newServerCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/haven/server.yaml", "server configuration file")
+	c.Flags().BoolVar(&recoverVault, "recover-from-vault", false,
+		"rebuild the state (config, plans, drill and job history) from the catalog the last server wrote to the vault, then run")
+	c.Flags().BoolVar(&force, "force", false, "with --recover-from-vault: move an existing state.db aside instead of refusing")
 	return c
 }

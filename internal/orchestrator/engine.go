@@ -286,6 +286,7 @@ func (o *Orchestrator) finish(ctx context.Context, j *store.Job, state, msg stri
 	if err := o.Store.SaveJob(context.WithoutCancel(ctx), j); err != nil {
 		o.log.Error("save job", "job", j.ID, "err", err)
 	}
+	o.changed()
 }
 
 // logf appends a line to the job's log and the server's log.

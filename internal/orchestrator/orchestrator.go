@@ -90,6 +90,10 @@ type Options struct {
 	// Alloc records addresses of NICs in allocate mode.
 	Alloc  *vnet.Allocator
 	Logger *slog.Logger
+	// OnChange, if set, is called after a new config is applied and after
+	// a job ends (a drill is recorded by its cleanup job), so the server
+	// can save its catalog. It must not block.
+	OnChange func()
 }
 
 // Orchestrator runs jobs.
@@ -180,5 +184,14 @@ func (o *Orchestrator) Apply(ctx context.Context, yamlDoc []byte) (int64, *prote
 		return v, c, nil // idempotent: the same document is no new version
 	}
 	v, err := o.Store.PutConfig(ctx, doc)
+	if err == nil {
+		o.changed()
+	}
 	return v, c, err
+}
+
+func (o *Orchestrator) changed() {
+	if o.OnChange != nil {
+		o.OnChange()
+	}
 }

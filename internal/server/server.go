@@ -29,6 +29,7 @@ type Server struct {
 	vault  *vault.Vault
 	host   *host.Local
 	orch   *orchestrator.Orchestrator
+	cat    *catalogWriter
 	alerts *alerts
 	token  string
 	start  time.Time
@@ -99,9 +100,10 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		v.Close()
 		return nil, err
 	}
+	cat := newCatalogWriter(st, v, o.Logger)
 	orch := orchestrator.New(orchestrator.Options{Store: st, Host: h, Vault: v, Agents: o.Agents,
 		Traffic: orchestrator.DNSTraffic, DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
-		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby})
+		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
 	al, err := newAlerts(cfg, o.Logger, o.AlertRetry)
 	if err != nil {
 		st.Close()
@@ -109,7 +111,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	orch.Registry().MustRegister(al.collectors()...)
-	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, alerts: al, token: tok, start: time.Now()}, nil
+	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, token: tok, start: time.Now()}, nil
 }
 
 func password(file string) (string, error) {
@@ -126,6 +128,7 @@ func (s *Server) Orchestrator() *orchestrator.Orchestrator { return s.orch }
 // Run resumes unfinished jobs, keeps standby images current and serves
 // the API on ln until ctx ends.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	defer s.cat.start(ctx)()
 	if err := s.orch.Start(ctx); err != nil {
 		return err
 	}

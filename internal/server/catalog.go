@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/haven-dr/haven/internal/orchestrator"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vault"
+)
+
+// catalogName is the vault object (catalog/server) that holds the
+// server's state, so a new control plane can be rebuilt from the vault
+// when the machine that ran this one is lost (docs/orchestrator.md).
+const catalogName = "server"
+
+// catalogJobs bounds the job history kept in the catalog: the newest jobs
+// are what an operator asks about after a disaster, and the object is
+// rewritten whole on every change.
+const catalogJobs = 500
+
+// Catalog is what the server writes to the vault's catalog/server.
+type Catalog struct {
+	Written       time.Time         `json:"written"`
+	ConfigVersion int64             `json:"config_version"`
+	Config        json.RawMessage   `json:"config,omitempty"`
+	Plans         []store.PlanState `json:"plans,omitempty"`
+	Drills        []store.Drill     `json:"drills,omitempty"` // newest first
+	Jobs          []CatalogJob      `json:"jobs,omitempty"`   // newest first
+}
+
+// CatalogJob is a job's summary: enough to answer "what ran, when, and
+// how did it end", not to resume it.
+type CatalogJob struct {
+	ID      string               `json:"id"`
+	Plan    string               `json:"plan"`
+	Type    string               `json:"type"`
+	State   string               `json:"state"`
+	Created time.Time            `json:"created"`
+	Ended   *time.Time           `json:"ended,omitempty"`
+	Error   string               `json:"error,omitempty"`
+	Report  *orchestrator.Report `json:"report,omitempty"`
+}
+
+// catalogWriter saves the catalog off the caller's path: a job ending or
+// an apply only signals it, so a slow or unreachable vault never delays or
+// fails a failover. A failed write is retried at the next change.
+type catalogWriter struct {
+	st   store.Store
+	v    *vault.Vault
+	log  *slog.Logger
+	kick chan struct{}
+}
+
+func newCatalogWriter(st store.Store, v *vault.Vault, log *slog.Logger) *catalogWriter {
+	return &catalogWriter{st: st, v: v, log: log, kick: make(chan struct{}, 1)}
+}
+
+// changed asks for a new catalog; changes that come while one is being
+// written fold into the next write.
+func (w *catalogWriter) changed() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// start writes catalogs until ctx ends; the returned stop waits for the
+// writer and then saves a change that came in meanwhile (jobs stopping
+// with the server), so call it once jobs have stopped and before the vault
+// closes.
+func (w *catalogWriter) start(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.kick:
+				w.write(ctx)
+			}
+		}
+	}()
+	return func() {
+		<-done
+		select {
+		case <-w.kick:
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			w.write(fctx)
+		default:
+		}
+	}
+}
+
+func (w *catalogWriter) write(ctx context.Context) {
+	err := w.save(ctx)
+	if err == nil {
+		return
+	}
+	if ctx.Err() == nil {
+		w.log.Warn("catalog not saved to the vault; retried at the next change", "err", err)
+	}
+}
+
+func (w *catalogWriter) save(ctx context.Context) error {
+	c, err := buildCatalog(ctx, w.st)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return w.v.WriteCatalog(ctx, catalogName, b)
+}
+
+func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {
+	c := &Catalog{Written: time.Now().UTC()}
+	var err error
+	if c.ConfigVersion, c.Config, err = st.Config(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if c.Plans, err = planStates(ctx, c.Config, st); err != nil {
+		return nil, err
+	}
+	if c.Drills, err = st.Drills(ctx, ""); err != nil {
+		return nil, err
+	}
+	jobs, err := st.Jobs(ctx, store.JobFilter{Limit: catalogJobs})
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
+		cj := CatalogJob{ID: j.ID, Plan: j.Plan, Type: j.Type, State: j.State, Created: j.Created, Ended: j.Ended, Error: j.Error}
+		if rep, err := orchestrator.BuildReport(j); err == nil {
+			cj.Report = rep
+		}
+		c.Jobs = append(c.Jobs, cj)
+	}
+	return c, nil
+}
+
+func planStates(ctx context.Context, doc json.RawMessage, st store.Store) ([]store.PlanState, error) {
+	if doc == nil {
+		return nil, nil
+	}
+	var cfg struct {
+		Plans []struct {
+			Name string `json:"name"`
+		} `json:"plans"`
+	}
+	if err := json.Unmarshal(doc, &cfg); err != nil {
+		return nil, err
+	}
+	var out []store.PlanState
+	for _, p := range cfg.Plans {
+		ps, err := st.PlanState(ctx, p.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, *ps)
+	}
+	return out, nil
+}

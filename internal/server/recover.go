@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/haven-dr/haven/internal/blob"
+	"github.com/haven-dr/haven/internal/blob/blobopen"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vault"
+)
+
+// ErrStateExists: recovering would replace a server's state.
+var ErrStateExists = errors.New("the state directory already holds a server's state")
+
+// RecoverFromVault rebuilds the server's state (state.db) from the catalog
+// the last control plane wrote to the vault: the applied config, plan
+// states, drill history, and jobs as ended records that are never re-run.
+// It refuses when state.db exists, unless force, which moves it aside
+// (nothing is deleted). The new state.db appears whole or not at all.
+func RecoverFromVault(ctx context.Context, cfg *Config, force bool, log *slog.Logger) error {
+	db := filepath.Join(cfg.StateDir, "state.db")
+	if _, err := os.Stat(db); err == nil {
+		if !force {
+			return fmt.Errorf("%w: %s exists; --recover-from-vault would replace it (add --force to move it aside first)", ErrStateExists, db)
+		}
+		aside := db + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := moveDB(db, aside); err != nil {
+			return err
+		}
+		log.Warn("existing state moved aside", "to", aside)
+	}
+	c, err := readCatalog(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if len(c.Config) == 0 {
+		return fmt.Errorf("the vault's catalog (written %s) holds no applied config: nothing to recover", c.Written.Format(time.RFC3339))
+	}
+	tmp := filepath.Join(cfg.StateDir, ".recovering")
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := fillStore(ctx, filepath.Join(tmp, "state.db"), c, log); err != nil {
+		return fmt.Errorf("rebuild state: %w", err)
+	}
+	if err := moveDB(filepath.Join(tmp, "state.db"), db); err != nil {
+		return err
+	}
+	log.Info("state recovered from the vault", "catalog_written", c.Written, "config_version", c.ConfigVersion,
+		"plans", len(c.Plans), "drills", len(c.Drills), "jobs", len(c.Jobs))
+	return nil
+}
+
+// moveDB renames a SQLite file with its journal files, if any.
+func moveDB(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	for _, sfx := range []string{"-wal", "-shm"} {
+		if err := os.Rename(from+sfx, to+sfx); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func readCatalog(ctx context.Context, cfg *Config) (*Catalog, error) {
+	pw, err := password(cfg.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	be, err := blobopen.Open(ctx, cfg.Vault, blob.DefaultLimits())
+	if err != nil {
+		return nil, err
+	}
+	defer be.Close()
+	v, err := vault.Open(ctx, be, pw, vault.Options{Holder: "haven-server"})
+	if err != nil {
+		return nil, err
+	}
+	defer v.Close()
+	b, err := v.ReadCatalog(ctx, catalogName)
+	if errors.Is(err, vault.ErrMissing) {
+		return nil, fmt.Errorf("no server catalog in the vault (%w): no control plane has applied a config with this vault yet", err)
+	} else if err != nil {
+		return nil, err
+	}
+	var c Catalog
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("server catalog: %w", err)
+	}
+	return &c, nil
+}
+
+func fillStore(ctx context.Context, path string, c *Catalog, log *slog.Logger) error {
+	st, err := store.OpenSQLite(ctx, path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(putCatalog(ctx, st, c, log), st.Close())
+}
+
+func putCatalog(ctx context.Context, st store.Store, c *Catalog, log *slog.Logger) error {
+	if _, err := st.PutConfig(ctx, c.Config); err != nil {
+		return err
+	}
+	for _, ps := range c.Plans {
+		if ps.Test != "" {
+			// The test copy ran on the lost machine; cleanup has
+			// nothing to remove, and a held test would block failover.
+			log.Warn("plan had a test failover up; its copy is gone with the old server", "plan", ps.Plan, "job", ps.Test)
+			ps.Test = ""
+		}
+		if err := st.PutPlanState(ctx, &ps); err != nil {
+			return err
+		}
+	}
+	for i := len(c.Drills) - 1; i >= 0; i-- { // oldest first: Drills lists newest first
+		if err := st.AddDrill(ctx, c.Drills[i]); err != nil {
+			return err
+		}
+	}
+	for i := len(c.Jobs) - 1; i >= 0; i-- {
+		if err := st.CreateJob(ctx, recoveredJob(c.Jobs[i], c.Written)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recoveredJob is a catalog entry as an ended job: one that was in flight
+// when the catalog was written ran on the lost machine and is not resumed.
+func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
+	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: cj.Type, State: cj.State, Created: cj.Created,
+		Updated: written, Ended: cj.Ended, Error: cj.Error}
+	if cj.Report != nil {
+		j.Report, _ = json.Marshal(cj.Report)
+	}
+	if store.Active(j.State) {
+		j.Error = fmt.Sprintf("was %s when the control plane was lost (recovered from the vault, not resumed)", cj.State)
+		if cj.Error != "" {
+			j.Error += ": " + cj.Error
+		}
+		j.State = store.Canceled
+	}
+	if j.Ended == nil {
+		j.Ended = &written
+	}
+	return j
+}
