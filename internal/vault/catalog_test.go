@@ -36,6 +36,11 @@ func TestCatalogRoundTripReplacesWhole(t *testing.T) {
 	if bytes.Contains(raw, []byte("drills")) {
 		t.Fatal("catalog stored in the clear")
 	}
+	// Check reads what snapshots wrote; a catalog is no problem to it.
+	rep, err := v.Check(ctx, CheckOptions{ReadData: true})
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("check with a catalog: %v, %v", err, rep.Err())
+	}
 }
 
 func TestCatalogTamperedIsCorrupt(t *testing.T) {
