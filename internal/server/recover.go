@@ -17,31 +17,27 @@ import (
 )
 
 // ErrStateExists: recovering would replace a server's state.
-var ErrStateExists = errors.New("the state directory already holds a server's state")
+var ErrStateExists = errors.New("a server's state already exists")
 
 // RecoverFromVault rebuilds the server's state (state.db) from the catalog
 // the last control plane wrote to the vault: the applied config, plan
 // states, drill history, and jobs as ended records that are never re-run.
 // It refuses when state.db exists, unless force, which moves it aside
-// (nothing is deleted). The new state.db appears whole or not at all.
+// (nothing is deleted). The new state.db appears whole or not at all. With
+// a PostgreSQL state (cfg.State) it fills that database, which must be empty.
 func RecoverFromVault(ctx context.Context, cfg *Config, force bool, log *slog.Logger) error {
+	if cfg.State != "" {
+		return recoverPostgres(ctx, cfg, force, log)
+	}
 	db := filepath.Join(cfg.StateDir, "state.db")
-	if _, err := os.Stat(db); err == nil {
-		if !force {
-			return fmt.Errorf("%w: %s exists; --recover-from-vault would replace it (add --force to move it aside first)", ErrStateExists, db)
-		}
-		aside := db + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
-		if err := moveDB(db, aside); err != nil {
-			return err
-		}
-		log.Warn("existing state moved aside", "to", aside)
+	_, err := os.Stat(db)
+	exists := err == nil
+	if exists && !force {
+		return fmt.Errorf("%w: %s exists; --recover-from-vault would replace it (add --force to move it aside first)", ErrStateExists, db)
 	}
 	c, err := readCatalog(ctx, cfg)
 	if err != nil {
 		return err
-	}
-	if len(c.Config) == 0 {
-		return fmt.Errorf("the vault's catalog (written %s) holds no applied config: nothing to recover", c.Written.Format(time.RFC3339))
 	}
 	tmp := filepath.Join(cfg.StateDir, ".recovering")
 	if err := os.RemoveAll(tmp); err != nil {
@@ -54,12 +50,57 @@ func RecoverFromVault(ctx context.Context, cfg *Config, force bool, log *slog.Lo
 	if err := fillStore(ctx, filepath.Join(tmp, "state.db"), c, log); err != nil {
 		return fmt.Errorf("rebuild state: %w", err)
 	}
+	if exists {
+		aside := db + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := moveDB(db, aside); err != nil {
+			return err
+		}
+		log.Warn("existing state moved aside", "to", aside)
+	}
 	if err := moveDB(filepath.Join(tmp, "state.db"), db); err != nil {
 		return err
 	}
+	logRecovered(log, c)
+	return nil
+}
+
+// recoverPostgres fills an empty database. It cannot be moved aside or
+// swapped in whole like a file, so a database that holds a config is
+// refused even with force, and the config goes in last: a recovery cut
+// short is seen as one by the next try instead of as a server's state.
+func recoverPostgres(ctx context.Context, cfg *Config, force bool, log *slog.Logger) error {
+	if force {
+		return fmt.Errorf("%w: --force moves a SQLite state.db aside; with a PostgreSQL state, recover into an empty database", ErrConfig)
+	}
+	st, err := store.OpenPostgres(ctx, cfg.State)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if v, _, err := st.Config(ctx); err == nil {
+		return fmt.Errorf("%w: the state database already holds config version %d; recover into an empty database", ErrStateExists, v)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if jobs, err := st.Jobs(ctx, store.JobFilter{Limit: 1}); err != nil {
+		return err
+	} else if len(jobs) > 0 {
+		return fmt.Errorf("%w: the state database holds jobs but no config (a recovery cut short?); recover into an empty database", ErrStateExists)
+	}
+	c, err := readCatalog(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := putCatalog(ctx, st, c, log); err != nil {
+		return fmt.Errorf("rebuild state: %w", err)
+	}
+	logRecovered(log, c)
+	return nil
+}
+
+func logRecovered(log *slog.Logger, c *Catalog) {
 	log.Info("state recovered from the vault", "catalog_written", c.Written, "config_version", c.ConfigVersion,
 		"plans", len(c.Plans), "drills", len(c.Drills), "jobs", len(c.Jobs))
-	return nil
 }
 
 // moveDB renames a SQLite file with its journal files, if any.
@@ -100,6 +141,9 @@ func readCatalog(ctx context.Context, cfg *Config) (*Catalog, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("server catalog: %w", err)
 	}
+	if len(c.Config) == 0 {
+		return nil, fmt.Errorf("the vault's catalog (written %s) holds no applied config: nothing to recover", c.Written.Format(time.RFC3339))
+	}
 	return &c, nil
 }
 
@@ -112,9 +156,6 @@ func fillStore(ctx context.Context, path string, c *Catalog, log *slog.Logger) e
 }
 
 func putCatalog(ctx context.Context, st store.Store, c *Catalog, log *slog.Logger) error {
-	if _, err := st.PutConfig(ctx, c.Config); err != nil {
-		return err
-	}
 	for _, ps := range c.Plans {
 		if ps.Test != "" {
 			// The test copy ran on the lost machine; cleanup has
@@ -136,7 +177,8 @@ func putCatalog(ctx context.Context, st store.Store, c *Catalog, log *slog.Logge
 			return err
 		}
 	}
-	return nil
+	_, err := st.PutConfig(ctx, c.Config)
+	return err
 }
 
 // recoveredJob is a catalog entry as an ended job: one that was in flight

@@ -136,8 +136,20 @@ func TestRecoverWithoutCatalogSaysSo(t *testing.T) {
 	if !errors.Is(err, vault.ErrMissing) || !strings.Contains(err.Error(), "no server catalog") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(e.cfg.StateDir, "state.db")); !errors.Is(err, os.ErrNotExist) {
+	db := filepath.Join(e.cfg.StateDir, "state.db")
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a failed recovery left state.db: %v", err)
+	}
+	// Forced over a state, a recovery that fails leaves that state in place.
+	os.MkdirAll(e.cfg.StateDir, 0o700)
+	if err := os.WriteFile(db, []byte("old state"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.RecoverFromVault(context.Background(), e.cfg, true, quiet); !errors.Is(err, vault.ErrMissing) {
+		t.Fatalf("forced: err = %v", err)
+	}
+	if b, _ := os.ReadFile(db); string(b) != "old state" {
+		t.Fatal("a failed forced recovery moved or changed state.db")
 	}
 }
 
