@@ -68,11 +68,11 @@ func (w *catalogWriter) changed() {
 	}
 }
 
-// start writes catalogs until ctx ends; the returned stop waits for the
-// writer and then saves a change that came in meanwhile (jobs stopping
-// with the server), so call it once jobs have stopped and before the vault
-// closes.
+// start writes catalogs until stop. stop then saves a change that came
+// in meanwhile (jobs stopping with the server), so call it once jobs have
+// stopped and before the vault closes.
 func (w *catalogWriter) start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -86,6 +86,7 @@ func (w *catalogWriter) start(ctx context.Context) (stop func()) {
 		}
 	}()
 	return func() {
+		cancel()
 		<-done
 		select {
 		case <-w.kick:
@@ -99,10 +100,11 @@ func (w *catalogWriter) start(ctx context.Context) (stop func()) {
 
 func (w *catalogWriter) write(ctx context.Context) {
 	err := w.save(ctx)
-	if err == nil {
-		return
-	}
-	if ctx.Err() == nil {
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		w.changed() // cut short by stop: the final flush writes it
+	default:
 		w.log.Warn("catalog not saved to the vault; retried at the next change", "err", err)
 	}
 }

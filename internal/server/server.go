@@ -128,10 +128,10 @@ func (s *Server) Orchestrator() *orchestrator.Orchestrator { return s.orch }
 // Run resumes unfinished jobs, keeps standby images current and serves
 // the API on ln until ctx ends.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	defer s.cat.start(ctx)()
 	if err := s.orch.Start(ctx); err != nil {
 		return err
 	}
+	defer s.cat.start(ctx)() // stops after orch.Close, so it saves what stopping jobs changed
 	defer s.orch.Close()
 	go s.standbyLoop(ctx)
 	// The alert loop may be mid vault check: it must end before Close
