@@ -285,7 +285,6 @@ func havenBinary(b *testing.B) string {
 	return build.bin
 }
 
-
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if build.dir != "" {
