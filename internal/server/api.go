@@ -37,8 +37,10 @@ var Routes = []string{
 	"POST /v1/agents/{agent}/heartbeat",
 }
 
-// Handler serves the API. Every route but /healthz needs the admin token,
-// except an agent's heartbeat, which needs that agent's token.
+// Handler serves the API and the web console (console.go). Every API
+// route but /healthz needs the admin token (the viewer token or a console
+// session may read), except an agent's heartbeat, which needs that
+// agent's token.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	h := map[string]http.HandlerFunc{
@@ -71,13 +73,20 @@ func (s *Server) Handler() http.Handler {
 			mux.HandleFunc(route, s.admin(fn))
 		}
 	}
+	for route, fn := range s.consoleHandlers() {
+		mux.HandleFunc(route, fn)
+	}
 	return mux
 }
 
 func (s *Server) admin(fn http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !tokenEqual(bearer(r), s.token) {
-			writeErr(w, http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer <token from the server's token file>)")
+		role, status, msg := s.caller(r)
+		if status == 0 && role != roleAdmin && !readOnly(r.Method) {
+			status, msg = http.StatusForbidden, "the "+role+" role is read-only"
+		}
+		if status != 0 {
+			writeErr(w, status, msg)
 			return
 		}
 		fn(w, r)
@@ -100,7 +109,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeErr(w http.ResponseWriter, status int, msg string) {
 	code := map[int]string{http.StatusConflict: "conflict", http.StatusPreconditionFailed: "precondition",
-		http.StatusBadRequest: "invalid", http.StatusNotFound: "not_found", http.StatusUnauthorized: "unauthorized"}[status]
+		http.StatusBadRequest: "invalid", http.StatusNotFound: "not_found", http.StatusUnauthorized: "unauthorized",
+		http.StatusForbidden: "forbidden"}[status]
 	writeJSON(w, status, APIError{Error: msg, Code: code})
 }
 

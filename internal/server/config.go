@@ -30,6 +30,9 @@ type Config struct {
 	Edge string `yaml:"edge"`
 	// TokenFile holds the admin token; made at first start (mode 0600).
 	TokenFile string `yaml:"token_file"`
+	// ViewerTokenFile holds the read-only token (console and API reads);
+	// made at first start like the admin token.
+	ViewerTokenFile string `yaml:"viewer_token_file"`
 	// Standby keeps a local copy of each protected disk current from the
 	// newest point, so failover clones it instead of restoring it whole.
 	Standby         *bool         `yaml:"standby"`
@@ -86,6 +89,9 @@ func (c *Config) Defaults() error {
 	}
 	if c.TokenFile == "" {
 		c.TokenFile = filepath.Join(c.StateDir, "admin.token")
+	}
+	if c.ViewerTokenFile == "" {
+		c.ViewerTokenFile = filepath.Join(c.StateDir, "viewer.token")
 	}
 	if c.Standby == nil {
 		on := true

@@ -32,7 +32,10 @@ type Server struct {
 	cat    *catalogWriter
 	alerts *alerts
 	token  string
-	start  time.Time
+	// viewer may read through the API and the console but change nothing.
+	viewer   string
+	sessions *sessions
+	start    time.Time
 }
 
 // Options are the parts a caller (a test) may replace.
@@ -57,6 +60,10 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	tok, err := EnsureToken(cfg.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	viewer, err := EnsureToken(cfg.ViewerTokenFile)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +118,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	orch.Registry().MustRegister(al.collectors()...)
-	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, token: tok, start: time.Now()}, nil
+	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, token: tok,
+		viewer: viewer, sessions: newSessions(), start: time.Now()}, nil
 }
 
 func password(file string) (string, error) {
