@@ -136,7 +136,9 @@ func secure(w http.ResponseWriter) {
 	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer a browser sends
+	// "Origin: null" on form posts, which the login check refuses.
+	h.Set("Referrer-Policy", "same-origin")
 }
 
 func (s *Server) consolePage(name string, needSession bool) http.HandlerFunc {

@@ -260,7 +260,7 @@ async function drillsPage(view) {
     ds.map((d) => el("tr", {}, el("td", {}, d.plan), el("td", {}, el("a", { href: "#/job/" + d.job_id }, d.job_id)),
       el("td", {}, fmtTime(d.started)), el("td", {}, fmtTime(d.cleaned_up)),
       el("td", { class: d.passed ? "ok" : "bad" }, d.passed ? "passed" : "failed"), el("td", {}, fmtSecs(d.rto_seconds)),
-      el("td", {}, d.note || ""), el("td", { class: "bad" }, d.error || "")))), { id: "drills" }));
+      el("td", {}, d.note || ""), el("td", { class: "bad" }, d.error || ""))), { id: "drills" }));
 }
 
 // The server does not query the traffic manager's API for live endpoint
