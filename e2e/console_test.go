@@ -121,6 +121,16 @@ func (c *chrome) login(base, token string) {
 		chromedp.WaitVisible(chromedp.CSS(`#machines tr[data-machine="db"] td.rpo`)))
 }
 
+// page opens a console page, waits for sel and checks it shows no error.
+func (c *chrome) page(base, hash, sel, shot string) {
+	c.t.Helper()
+	c.run("open "+hash, chromedp.Navigate(base+"/ui/"+hash), chromedp.WaitVisible(chromedp.CSS(sel)))
+	if msg := get(c, "error line of "+hash, chromedp.Evaluate[string](`(e => e.hidden ? "" : e.textContent)(document.getElementById("error"))`)); msg != "" {
+		c.t.Fatalf("%s shows the error %q", hash, msg)
+	}
+	c.shot(shot)
+}
+
 // act presses a plan's action button and confirms the dialog, which must
 // name what will happen; it returns the job the console then follows.
 func (c *chrome) act(action string, mustSay ...string) string {
@@ -209,7 +219,7 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("plan shop after the drill: %+v %v; want test copy %s", ps, err, job)
 	}
 
-	c.run("plans page", chromedp.Navigate(base+"/ui/#/plans"), chromedp.WaitVisible(chromedp.CSS("#plans")))
+	c.page(base, "#/plans", "#plans tr[data-plan]", "plans")
 	cleanup := c.act("test-cleanup", job)
 	if st := c.follow(s, cleanup); st != store.Succeeded {
 		t.Fatalf("cleanup %s: %s in the console\nserver log:\n%s", cleanup, st, s.log("server"))
@@ -217,11 +227,19 @@ func TestConsoleBrowser(t *testing.T) {
 	if ps, err := s.client.Plan(ctx, "shop"); err != nil || ps.Test != "" {
 		t.Fatalf("plan shop after cleanup: %+v %v; want no test copy", ps, err)
 	}
-	c.run("drill history", chromedp.Navigate(base+"/ui/#/drills"), chromedp.WaitVisible(chromedp.CSS("#drills a")))
+	c.page(base, "#/drills", "#drills a", "drills")
 	if row := c.text("#drills tbody tr"); !strings.Contains(row, job) || !strings.Contains(row, "passed") {
 		t.Fatalf("drill history row %q: want job %s passed", row, job)
 	}
 	c.shot("drills")
+	c.page(base, "#/jobs", `#view tr[data-job="`+cleanup+`"]`, "jobs")
+	if row := c.text(`#view tr[data-job="` + job + `"]`); !strings.Contains(row, "test-failover") || !strings.Contains(row, "succeeded") {
+		t.Fatalf("jobs page row of %s: %q", job, row)
+	}
+	c.page(base, "#/traffic", "#view table tbody tr", "traffic")
+	if row := c.text("#view table tbody tr"); !strings.Contains(row, shopName) || !strings.Contains(row, "recovery") {
+		t.Fatalf("traffic page: %q, want the cut-over of %s", row, shopName)
+	}
 
 	t.Run("viewer", func(t *testing.T) {
 		parent := c.t
