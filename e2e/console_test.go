@@ -209,6 +209,9 @@ func TestConsoleBrowser(t *testing.T) {
 		c.shot("test-failover-" + st)
 		t.Fatalf("test failover %s: %s in the console\nserver log:\n%s", job, st, s.log("server"))
 	}
+	if logs := c.text("#logs"); !strings.Contains(logs, "job test-failover succeeded") {
+		t.Fatalf("job page log lacks the end of the job:\n%s", logs)
+	}
 	rto := c.text("#rto")
 	rep, err := s.client.Report(ctx, job)
 	if err != nil || rep.State != store.Succeeded || rep.RTOSeconds == nil || rto == "unknown" {

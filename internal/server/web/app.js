@@ -136,6 +136,17 @@ function planRows(plans, cfg, jobs, drills) {
 
 const planHead = ["plan", "groups (in order)", "phase", "test copy", "active job", "last drill", "actions"];
 
+// plansTable keeps the table node while its data is unchanged, so a
+// refresh never swaps a button from under a click.
+function plansTable(view, st, cfg, drills) {
+  const key = JSON.stringify([st.plans, st.active_jobs.map((j) => [j.id, j.plan, j.type, j.state]), drills, cfg.version, session.role]);
+  const old = view.querySelector("#plans");
+  if (old && old.dataset.key === key) return old;
+  const t = table(planHead, planRows(st.plans || [], cfg.config, st.active_jobs, drills), { id: "plans" });
+  t.dataset.key = key;
+  return t;
+}
+
 async function dashboard(view) {
   const [st, cfg, drills] = await Promise.all([api("GET", "/v1/status"), api("GET", "/v1/config"), api("GET", "/v1/drills")]);
   view.replaceChildren(
@@ -160,13 +171,13 @@ async function dashboard(view) {
     el("h2", {}, "Running jobs"),
     jobTable(st.active_jobs),
     el("h2", {}, "Plans"),
-    table(planHead, planRows(st.plans || [], cfg.config, st.active_jobs, drills), { id: "plans" }));
+    plansTable(view, st, cfg, drills));
   poller = setTimeout(() => route(), 5000);
 }
 
 async function plansPage(view) {
   const [st, cfg, drills] = await Promise.all([api("GET", "/v1/status"), api("GET", "/v1/config"), api("GET", "/v1/drills")]);
-  view.replaceChildren(el("h2", {}, "Plans"), table(planHead, planRows(st.plans || [], cfg.config, st.active_jobs, drills), { id: "plans" }));
+  view.replaceChildren(el("h2", {}, "Plans"), plansTable(view, st, cfg, drills));
   poller = setTimeout(() => route(), 5000);
 }
 
