@@ -203,6 +203,14 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("db's last point shows %q; the API says %q then %q", point, lastPoint(before, "db"), lastPoint(after, "db"))
 	}
 	c.shot("dashboard")
+	c.page(base, "#/machine/db", "#machine td.rpo", "machine-db")
+	if disks := c.text("#view table:nth-of-type(2)"); !strings.Contains(disks, "root") {
+		t.Fatalf("machine page of db: disks %q, want root", disks)
+	}
+	if row := c.text("#machine"); !strings.Contains(row, point) && !strings.Contains(row, lastPoint(after, "db")) {
+		t.Fatalf("machine page of db: %q, want its last point", row)
+	}
+	c.page(base, "#/", "#plans tr[data-plan]", "dashboard-again")
 
 	job := c.act("test-failover", "test network", "db, web")
 	if st := c.follow(s, job); st != store.Succeeded {

@@ -157,7 +157,7 @@ async function dashboard(view) {
       st.machines.map((m) => {
         const over = m.rpo_seconds !== undefined && m.rpo_alert_seconds > 0 && m.rpo_seconds > m.rpo_alert_seconds;
         return el("tr", { "data-machine": m.name },
-          el("td", {}, m.name), el("td", {}, m.agent || ""), el("td", {}, m.last_point || "none"),
+          el("td", {}, el("a", { href: "#/machine/" + encodeURIComponent(m.name) }, m.name)), el("td", {}, m.agent || ""), el("td", {}, m.last_point || "none"),
           el("td", {}, fmtTime(m.point_time)),
           el("td", { class: "rpo " + (m.rpo_seconds === undefined || over ? "bad" : "ok") }, fmtSecs(m.rpo_seconds)),
           el("td", {}, m.rpo_alert_seconds ? fmtSecs(m.rpo_alert_seconds) : ""),
@@ -265,6 +265,31 @@ function renderReport(r) {
     (r.warnings || []).map((w) => el("p", { class: "warn" }, w)));
 }
 
+// machinePage: what is protected and how it is recovered. The API lists
+// only the newest point of a machine, so there is no points timeline.
+async function machinePage(view, name) {
+  const [st, cfg] = await Promise.all([api("GET", "/v1/status"), api("GET", "/v1/config")]);
+  const m = (cfg.config.machines || []).find((x) => x.name === name);
+  const ms = st.machines.find((x) => x.name === name);
+  if (!m || !ms) throw new Error("no machine " + name + " in the applied config");
+  const h = m.health || {};
+  const plans = (cfg.config.plans || []).filter((p) => p.groups.some((g) => g.machines.includes(name))).map((p) => p.name);
+  view.replaceChildren(el("h2", {}, "Machine " + name),
+    table(["agent", "last point", "point time", "consistency", "RPO", "RPO target", "points", "standby image", "plans"], [el("tr", { id: "machine" },
+      el("td", {}, m.agent), el("td", {}, ms.last_point || "none"), el("td", {}, fmtTime(ms.point_time)), el("td", {}, ms.consistency || ""),
+      el("td", { class: "rpo" }, fmtSecs(ms.rpo_seconds)), el("td", {}, ms.rpo_alert_seconds ? fmtSecs(ms.rpo_alert_seconds) : ""),
+      el("td", {}, ms.points), el("td", {}, ms.standby_point || ""), el("td", {}, plans.join(", ")))]),
+    el("h2", {}, "Disks"),
+    table(["disk", "path", "file system", "mount"], (m.disks || []).map((d) => el("tr", {},
+      el("td", {}, d.name), el("td", {}, d.path || ""), el("td", {}, d.fstype || ""), el("td", {}, d.mount || "")))),
+    el("h2", {}, "Recovery settings"),
+    table(["NIC", "primary network", "primary address", "at recovery", "static address"], (m.nics || []).map((n) => el("tr", {},
+      el("td", {}, n.name), el("td", {}, n.network), el("td", {}, n.address), el("td", {}, n.recovery || "keep"), el("td", {}, n.static || "")))),
+    el("p", {}, "Health check: " + (h.http_port ? `HTTP ${h.http_port}${h.http_path || "/"}` : h.tcp_port ? `TCP ${h.tcp_port}` : "none") +
+      (m.health_timeout ? `, within ${fmtSecs(m.health_timeout / 1e9)}` : "") + (m.cpus ? `; ${m.cpus} CPUs` : "") + (m.memory_mb ? `, ${m.memory_mb} MiB` : "")),
+    ms.last_error ? el("p", { class: "bad" }, "Replication error: " + ms.last_error) : "");
+}
+
 async function drillsPage(view) {
   const ds = await api("GET", "/v1/drills");
   view.replaceChildren(el("h2", {}, "Drill history"), table(["plan", "job", "started", "cleaned up", "result", "RTO", "note", "error"],
@@ -305,6 +330,7 @@ async function route() {
   try {
     showError(null);
     if (h.startsWith("job/")) await jobPage(view, decodeURIComponent(h.slice(4)));
+    else if (h.startsWith("machine/")) await machinePage(view, decodeURIComponent(h.slice(8)));
     else if (h === "plans") await plansPage(view);
     else if (h === "jobs") await jobsPage(view);
     else if (h === "drills") await drillsPage(view);
