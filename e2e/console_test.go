@@ -96,9 +96,22 @@ func (c *chrome) shot(name string) {
 	}
 }
 
+// text reads a visible element's text in one script run, so a page that
+// re-renders the element meanwhile (the job page does every second) can
+// never hand over a node that is gone.
 func (c *chrome) text(sel string) string {
 	c.t.Helper()
-	return get(c, "read "+sel, chromedp.Text(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(sel)))
+	js := fmt.Sprintf(`(e => e && e.checkVisibility() ? e.innerText : null)(document.querySelector(%q))`, sel)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if s := get(c, "read "+sel, chromedp.Evaluate[*string](js)); s != nil {
+			return *s
+		}
+		if time.Now().After(deadline) {
+			c.failed("read "+sel, fmt.Errorf("no visible %s", sel))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // get runs wait steps, then a with a value.
