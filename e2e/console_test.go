@@ -23,17 +23,21 @@ type chrome struct {
 	t       *testing.T
 	ctx     context.Context
 	shots   string
-	profile string
+	profile string // the browser's HOME: every process of it names this dir
 }
 
 // newChrome starts Chromium with its own profile dir; at the end of the
 // test it is stopped and no process of that profile may be left.
 func newChrome(t *testing.T) *chrome {
 	bin := testenv.LookPath(t, "chromium")
-	c := &chrome{t: t, shots: t.ArtifactDir(), profile: filepath.Join(testenv.Dir(t), "hv-chromium-profile")}
+	// HOME and XDG dirs inside the test's dir: Chromium's helpers (crash
+	// handler, caches) then name it too, so leftovers finds every one.
+	home := filepath.Join(testenv.Dir(t), "hv-chromium-home")
+	c := &chrome{t: t, shots: t.ArtifactDir(), profile: home}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
-		chromedp.Headless, chromedp.DisableGPU, chromedp.UserDataDir(c.profile), chromedp.WindowSize(1400, 1000),
-		chromedp.Flag("disable-dev-shm-usage", true))
+		chromedp.Headless, chromedp.DisableGPU, chromedp.UserDataDir(filepath.Join(home, "profile")), chromedp.WindowSize(1400, 1000),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-crash-reporter", true),
+		chromedp.Env("HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, "config"), "XDG_CACHE_HOME="+filepath.Join(home, "cache")))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	c.ctx = ctx
