@@ -52,7 +52,7 @@ func serverErr(err error) error {
 	var ce *client.Error
 	if errors.As(err, &ce) {
 		switch ce.Code {
-		case "invalid", "not_found", "unauthorized":
+		case "invalid", "not_found", "unauthorized", "forbidden":
 			return usageError(ce.Msg)
 		case "conflict", "precondition":
 			return &exitErr{exitRefused, err}
