@@ -59,6 +59,11 @@ func TestDemoScenario(t *testing.T) {
 	if during.total() == 0 {
 		t.Fatalf("the resource count sees nothing of the running demo: %+v", during)
 	}
+	// The customers have a namespace of their own, linked to inet (where
+	// haven dns runs) by a veth pair.
+	if w.Customers == w.Internet || !nsHasVeth(w.Customers, "uplink") || !nsHasVeth(w.Internet, "to-customers") {
+		t.Fatalf("customers %q and internet %q: want two namespaces joined by a veth pair", w.Customers, w.Internet)
+	}
 
 	acks := readAcks(t, w.OrdersLog)
 	db := ordersInDB(t, psql, w.Primary)
@@ -268,11 +273,32 @@ func jobReport(t *testing.T, state, id string) *orchestrator.Report {
 }
 
 // demoCount is what the demo has on the host: namespaces of its lab and
-// server, loop devices and mounts of its directory, processes running
+// server (the customers' among them) and their veth links, loop devices and mounts of its directory, processes running
 // from it.
-type demoCount struct{ netns, loops, mounts, procs int }
+type demoCount struct{ netns, veths, loops, mounts, procs int }
 
-func (c demoCount) total() int { return c.netns + c.loops + c.mounts + c.procs }
+func (c demoCount) total() int { return c.netns + c.veths + c.loops + c.mounts + c.procs }
+
+// vethsIn lists the veth links of namespace ns.
+func vethsIn(ns string) []string {
+	out, _ := exec.Command("ip", "-n", ns, "-o", "link", "show", "type", "veth").Output()
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			names = append(names, strings.Split(strings.TrimSuffix(f[1], ":"), "@")[0])
+		}
+	}
+	return names
+}
+
+func nsHasVeth(ns, link string) bool {
+	for _, v := range vethsIn(ns) {
+		if v == link {
+			return true
+		}
+	}
+	return false
+}
 
 func demoResources(dir string, prefixes []string) demoCount {
 	var c demoCount
@@ -281,6 +307,7 @@ func demoResources(dir string, prefixes []string) demoCount {
 		for _, p := range prefixes {
 			if strings.HasPrefix(e.Name(), p) && strings.HasPrefix(e.Name(), vnet.Prefix) {
 				c.netns++
+				c.veths += len(vethsIn(e.Name()))
 			}
 		}
 	}

@@ -24,7 +24,8 @@ type Report struct {
 
 // Where the demo's parts are, for trying things by hand (and for tests).
 type Where struct {
-	Customers   string `json:"customers_netns"` // the "internet": Unbound, haven dns, customers
+	Customers   string `json:"customers_netns"` // Unbound and the load generator
+	Internet    string `json:"internet_netns"`  // haven dns; routes customers to both sites
 	Primary     string `json:"primary_netns"`
 	Resolver    string `json:"resolver"`
 	ServerState string `json:"server_state_dir"`

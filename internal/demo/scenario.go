@@ -94,7 +94,7 @@ func RunScenario(ctx context.Context, opt ScenarioOptions) (rep *Report, err err
 	s.step("")
 	s.rep.TotalSecs = time.Since(s.t0).Seconds()
 	s.rep.Dir = s.dir
-	s.rep.Where = Where{Customers: s.inet, Primary: s.primNS, Resolver: resolverAddr, ServerState: s.state,
+	s.rep.Where = Where{Customers: s.custNS, Internet: s.inet, Primary: s.primNS, Resolver: resolverAddr, ServerState: s.state,
 		OrdersLog: filepath.Join(s.dir, "orders.log")}
 	if opt.Keep {
 		s.keepHelp()

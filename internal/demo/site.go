@@ -22,21 +22,30 @@ import (
 const ShopName = "shop.example.test"
 
 // The seed's addresses: production 10.1.0.0/24, recovery 10.2.0.0/24 (the
-// same host numbers), the customers' resolver on the "internet".
+// same host numbers); the customers sit on 10.9.0.0/30 behind the
+// "internet", whose end of that link is where haven dns answers.
 const (
 	primWeb, primDB = "10.1.0.20", "10.1.0.10"
 	recWeb, recDB   = "10.2.0.20", "10.2.0.10"
-	resolverAddr    = "127.0.0.2:53"
+	resolverAddr    = "127.0.0.2:53" // Unbound, in the customers' namespace
+	dnsAddr         = "10.9.0.1:53"  // haven dns, in the internet's namespace
 )
 
-var prodNet = vnet.Network{Name: "prod", Subnet: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")}
+var (
+	prodNet = vnet.Network{Name: "prod", Subnet: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")}
+	// The customers' link: inet 10.9.0.1, customers 10.9.0.2.
+	custNet  = netip.MustParsePrefix("10.9.0.0/30")
+	inetSide = netip.MustParsePrefix("10.9.0.1/30")
+	custSide = netip.MustParsePrefix("10.9.0.2/30")
+)
 
 // site is the demo's world on this host.
 type site struct {
 	*env
 	xfs        string
 	lab        *vnet.Lab
-	inet       string // the customers' "internet": haven dns, Unbound, load
+	inet       string // the "internet": haven dns, and the router between customers and both sites
+	custNS     string // the customers: Unbound and the load generator
 	primNS     string
 	agentPort  int
 	serverPort int
@@ -104,8 +113,63 @@ func (s *site) network() error {
 	if err := s.lab.Connect("inet", "prim"); err != nil {
 		return err
 	}
-	// Unbound listens on 127.0.0.2, beside haven dns on 127.0.0.1.
-	return exec.Command("ip", "-n", s.inet, "link", "set", "lo", "up").Run()
+	return s.customersNet()
+}
+
+// customersNet gives the customers a namespace of their own behind inet:
+// a /30 to inet, their default route through it, inet forwarding. The
+// primary site (a lab site, with no default route) gets a route back; the
+// recovery site replies through its default route to inet. The test
+// network has no uplink at all, so forwarding in inet cannot reach it.
+func (s *site) customersNet() error {
+	nl := vnet.Netlink{}
+	s.custNS = s.lab.ID + "-customers"
+	if err := nl.AddNS(s.custNS); err != nil {
+		return err
+	}
+	s.push("ip netns del "+s.custNS, func() { nl.DelNS(s.custNS) })
+	steps := []func() error{
+		func() error { return nl.AddVeth(s.inet, "to-customers", s.custNS, "uplink", nil) },
+		func() error { return nl.AddAddr(s.inet, "to-customers", inetSide) },
+		func() error { return nl.LinkUp(s.inet, "to-customers") },
+		func() error { return nl.AddAddr(s.custNS, "uplink", custSide) },
+		func() error { return nl.LinkUp(s.custNS, "uplink") },
+		func() error { return nl.AddRoute(s.custNS, netip.MustParsePrefix("0.0.0.0/0"), inetSide.Addr()) },
+		func() error { return nl.SetForwarding(s.inet, true) },
+		s.routeCustomers,
+	}
+	for _, f := range steps {
+		if err := f(); err != nil {
+			return fmt.Errorf("customers' network: %w", err)
+		}
+	}
+	return nil
+}
+
+// routeCustomers routes the customers' subnet from the primary site to
+// inet's end of their transit link.
+func (s *site) routeCustomers() error {
+	edgeIP, err := linkAddr(s.inet, "to-prim")
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("ip", "-n", s.primNS, "route", "replace", custNet.String(), "via", edgeIP).CombinedOutput(); err != nil {
+		return fmt.Errorf("route to the customers: %v %s", err, out)
+	}
+	return nil
+}
+
+// linkAddr is the IPv4 address of link in namespace ns.
+func linkAddr(ns, link string) (string, error) {
+	out, err := exec.Command("ip", "-n", ns, "-4", "-o", "addr", "show", "dev", link).Output()
+	if err != nil {
+		return "", fmt.Errorf("address of %s in %s: %v", link, ns, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 4 {
+		return "", fmt.Errorf("no address on %s in %s: %s", link, ns, out)
+	}
+	return strings.Split(f[3], "/")[0], nil
 }
 
 // copyImage clones a cached template onto the reflink filesystem.
@@ -165,13 +229,13 @@ func (s *site) machinesUp(ctx context.Context, imgs Images) error {
 		return err
 	}
 	return eventually(ctx, 90*time.Second, "the shop answers at the primary site", func() error {
-		_, err := httpIn(ctx, s.inet, "GET", "http://"+primWeb+"/")
+		_, err := httpIn(ctx, s.custNS, "GET", "http://"+primWeb+"/")
 		return err
 	})
 }
 
 func (s *site) startDNS(ctx context.Context) error {
-	cfg := fmt.Sprintf(`listen: 127.0.0.1:53
+	cfg := fmt.Sprintf(`listen: %s
 api: 127.0.0.1:8053
 zones:
   - name: example.test
@@ -183,7 +247,7 @@ profiles:
     endpoints:
       - {name: primary, target: %s, priority: 1}
       - {name: recovery, target: %s, priority: 2}
-`, ShopName, primWeb, recWeb)
+`, dnsAddr, ShopName, primWeb, recWeb)
 	path, err := s.write("dns.yaml", cfg)
 	if err != nil {
 		return err
@@ -193,13 +257,14 @@ profiles:
 		return err
 	}
 	return eventually(ctx, 30*time.Second, "haven dns answers", func() error {
-		_, err := resolve(s.inet, "127.0.0.1:53")
+		_, err := resolve(s.inet, dnsAddr)
 		return err
 	})
 }
 
-// startUnbound is the customers' caching resolver: it asks haven dns for
-// example.test (a stub zone; "test." is a reserved local zone otherwise).
+// startUnbound is the customers' caching resolver, in their namespace: it
+// asks haven dns, across inet, for example.test (a stub zone; "test." is a
+// reserved local zone otherwise).
 func (s *site) startUnbound(ctx context.Context) error {
 	bin, err := exec.LookPath("unbound")
 	if err != nil {
@@ -219,24 +284,23 @@ func (s *site) startUnbound(ctx context.Context) error {
   use-syslog: no
   verbosity: 1
   access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
   qname-minimisation: no
   module-config: "iterator"
   local-zone: "test." nodefault
 stub-zone:
   name: "example.test"
-  stub-addr: 127.0.0.1@53
-`, dir)
+  stub-addr: %[2]s@53
+`, dir, strings.Split(dnsAddr, ":")[0])
 	path := filepath.Join(dir, "unbound.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	s.say("   $ ip netns exec %s unbound -d -c %s &", s.inet, path)
-	if err := s.start("unbound", s.inet, nil, bin, "-d", "-c", path); err != nil {
+	s.say("   $ ip netns exec %s unbound -d -c %s &", s.custNS, path)
+	if err := s.start("unbound", s.custNS, nil, bin, "-d", "-c", path); err != nil {
 		return err
 	}
 	return eventually(ctx, 30*time.Second, "Unbound resolves "+ShopName, func() error {
-		ips, err := resolve(s.inet, resolverAddr)
+		ips, err := resolve(s.custNS, resolverAddr)
 		if err == nil && (len(ips) != 1 || ips[0] != primWeb) {
 			err = fmt.Errorf("answers %v", ips)
 		}
@@ -379,6 +443,6 @@ plans:
         after:
           - {type: dns, profile: %[7]s, endpoint: recovery, directions: [failover], timeout: 1m}
           - {type: dns, profile: %[7]s, endpoint: primary, directions: [failback], timeout: 1m}
-traffic: {api: "http://127.0.0.1:8053", token_file: %[9]s, netns: %[8]s, resolve: "127.0.0.1:53"}
-`, s.agentPort, s.token, primDB, recDB, primWeb, recWeb, ShopName, s.inet, filepath.Join(s.dir, "dns.api-token"))
+traffic: {api: "http://127.0.0.1:8053", token_file: %[9]s, netns: %[8]s, resolve: "%[10]s"}
+`, s.agentPort, s.token, primDB, recDB, primWeb, recWeb, ShopName, s.inet, filepath.Join(s.dir, "dns.api-token"), dnsAddr)
 }

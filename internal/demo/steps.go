@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -117,7 +118,7 @@ func (s *scenario) protect() error {
 	if _, err := s.run(s.ctx, s.serverEnv(), "apply", "-f", path); err != nil {
 		return err
 	}
-	if s.cust, err = startCustomers(s.ctx, s.inet, filepath.Join(s.dir, "orders.log")); err != nil {
+	if s.cust, err = startCustomers(s.ctx, s.custNS, filepath.Join(s.dir, "orders.log")); err != nil {
 		return err
 	}
 	s.say("   customers place orders through their resolver (Unbound, %s) at http://%s/", resolverAddr, ShopName)
@@ -207,11 +208,20 @@ func (s *scenario) testFailover() error {
 		}
 	}
 	if err == nil {
+		// Isolated: the test copy must not answer the customers.
+		ictx, cancel := context.WithTimeout(s.ctx, 3*time.Second)
+		_, herr := httpIn(ictx, s.custNS, "GET", "http://"+recWeb+"/")
+		cancel()
+		if herr == nil {
+			err = fmt.Errorf("the test copy at %s answers the customers' namespace", recWeb)
+		}
+	}
+	if err == nil {
 		s.rep.Test.TestOrder = id
 	} else {
 		s.say("   the test copy did not take an order: %v", err)
 	}
-	ips, _ := resolve(s.inet, resolverAddr)
+	ips, _ := resolve(s.custNS, resolverAddr)
 	s.rep.Test.DNSAnswer = strings.Join(ips, ",")
 	if _, err := s.job("failover", "cleanup", "--plan", "shop", "--note", "haven demo drill"); err != nil {
 		return err
@@ -318,7 +328,7 @@ func (s *scenario) unplanned() error {
 	f.FirstOrder, f.FirstOrderAt, f.DNSAnswer = first.ID, first.At, first.Addr
 	f.RTOSeconds = first.At.Sub(cmdAt).Seconds()
 	s.say("   customers order again: %s acknowledged by %s, %.1fs after the failover command", first.ID, first.Addr, f.RTOSeconds)
-	list, err := httpIn(s.ctx, s.inet, "GET", "http://"+recWeb+"/orders")
+	list, err := httpIn(s.ctx, s.custNS, "GET", "http://"+recWeb+"/orders")
 	if err != nil {
 		return err
 	}
@@ -394,7 +404,7 @@ func (s *scenario) reprotectFailback() error {
 	s.cust.stop()
 	acks, _ := s.cust.snapshot()
 	s.cust = nil
-	list, err := httpIn(s.ctx, s.inet, "GET", "http://"+primWeb+"/orders")
+	list, err := httpIn(s.ctx, s.custNS, "GET", "http://"+primWeb+"/orders")
 	if err != nil {
 		return err
 	}
@@ -408,7 +418,7 @@ func (s *scenario) reprotectFailback() error {
 			}
 		}
 	}
-	ips, _ := resolve(s.inet, resolverAddr)
+	ips, _ := resolve(s.custNS, resolverAddr)
 	fb.DNSAnswer = strings.Join(ips, ",")
 	s.rep.Orders = len(acks)
 	s.say("   failback wrote %s of %s; %d of %d orders placed since the failover are missing at the primary", mib(fb.BytesWritten), mib(fb.DiskBytes), fb.Lost, fb.OrdersChecked)
@@ -421,19 +431,14 @@ func (s *scenario) reconnect() error {
 	if out, err := exec.Command("ip", "-n", s.inet, "link", "set", "to-prim", "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("%v %s", err, out)
 	}
-	out, err := exec.Command("ip", "-n", s.primNS, "-4", "-o", "addr", "show", "dev", "edge").Output()
+	siteIP, err := linkAddr(s.primNS, "edge")
 	if err != nil {
 		return err
 	}
-	f := strings.Fields(string(out))
-	if len(f) < 4 {
-		return fmt.Errorf("no address on the primary's uplink: %s", out)
-	}
-	siteIP := strings.Split(f[3], "/")[0]
 	if out, err := exec.Command("ip", "-n", s.inet, "route", "replace", prodNet.Subnet.String(), "via", siteIP).CombinedOutput(); err != nil {
 		return fmt.Errorf("route to prod: %v %s", err, out)
 	}
-	return nil
+	return s.routeCustomers()
 }
 
 // keepHelp says what to try on the running demo and how to remove it.
@@ -446,7 +451,7 @@ func (s *scenario) keepHelp() {
 	s.say("\nThe demo is still running (--keep). Try:")
 	s.say("  %s %s status", env, s.bin)
 	s.say("  %s %s job list", env, s.bin)
-	s.say("  ip netns exec %s dig @%s %s +short", s.inet, strings.Split(resolverAddr, ":")[0], ShopName)
-	s.say("  ip netns exec %s curl -s http://%s/", s.inet, primWeb)
+	s.say("  ip netns exec %s dig @%s %s +short", s.custNS, strings.Split(resolverAddr, ":")[0], ShopName)
+	s.say("  ip netns exec %s curl -s http://%s/", s.custNS, primWeb)
 	s.say("Remove it all with:\n  sh %s", td)
 }
