@@ -100,6 +100,7 @@ func (r *run) checkPrimary(ctx context.Context, machines []string) error {
 		t := r.p.DisasterTime.UTC()
 		r.out.Disaster = &t
 	}
+	answers := r.probeAgents(ctx, machines)
 	for _, m := range machines {
 		c, a, err := r.agentFor(m)
 		if err != nil {
@@ -109,7 +110,7 @@ func (r *run) checkPrimary(ctx context.Context, machines []string) error {
 		if r.out.Disaster == nil {
 			r.disasterFromHeartbeat(ctx, a.Name)
 		}
-		if _, err := c.Status(ctx); err != nil {
+		if err := answers[a.Name]; err != nil {
 			r.logf("info", "primary agent %s for %s does not answer (%v): the primary is taken as down", a.Name, m, err)
 			continue
 		}
@@ -131,6 +132,38 @@ func (r *run) checkPrimary(ctx context.Context, machines []string) error {
 		r.warn("no heartbeat from the primary's agents: data loss is counted from the failover command")
 	}
 	return nil
+}
+
+// probeAgents asks each agent of the machines once, all at once, so a
+// primary whose packets vanish costs one agent timeout, not one per
+// machine. The result is each agent's error (nil: it answers).
+func (r *run) probeAgents(ctx context.Context, machines []string) map[string]error {
+	var mu sync.Mutex
+	out := map[string]error{}
+	var wg sync.WaitGroup
+	for _, m := range machines {
+		c, a, err := r.agentFor(m)
+		if err != nil {
+			continue
+		}
+		mu.Lock()
+		_, seen := out[a.Name]
+		out[a.Name] = nil
+		mu.Unlock()
+		if seen {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Status(ctx)
+			mu.Lock()
+			out[a.Name] = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 func (r *run) disasterFromHeartbeat(ctx context.Context, agentName string) {
