@@ -72,7 +72,10 @@ func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, 
 }
 
 func (h *Local) RemoveDisk(ctx context.Context, path string) error {
-	for _, p := range []string{doneFile(path), path} {
+	// What a server killed mid-restore or mid-clone left beside the disk
+	// goes too, or a crash would leak disk space.
+	vault.RemoveRestoreLeftovers(path)
+	for _, p := range []string{doneFile(path) + ".hvtmp", path + ".hvtmp", doneFile(path), path} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}

@@ -67,9 +67,17 @@ func newTarget(path string, size int64, dryRun bool) (*target, error) {
 	if dryRun {
 		return t, nil
 	}
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".haven-restore-"+randomHex(4))
+	removeStaleTemps(path)
+	tmp := tempPrefix(path) + randomHex(4)
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
+		return t, err
+	}
+	// Held while the restore writes: a temporary file nobody holds is
+	// the leftover of a killed restore (removeStaleTemps).
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(tmp)
 		return t, err
 	}
 	if err := f.Truncate(size); err != nil {
@@ -79,6 +87,31 @@ func newTarget(path string, size int64, dryRun bool) (*target, error) {
 	}
 	t.f, t.tmp = f, tmp
 	return t, nil
+}
+
+func tempPrefix(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".haven-restore-")
+}
+
+// RemoveRestoreLeftovers deletes what killed restores to target left
+// beside it (callers removing a disk use it; a restore does it itself).
+func RemoveRestoreLeftovers(target string) { removeStaleTemps(target) }
+
+// removeStaleTemps deletes the temporary files of earlier restores of path
+// that were killed before they could rename or remove them (a live one
+// holds its flock and is left alone), so a crash does not leak disk space.
+func removeStaleTemps(path string) {
+	old, _ := filepath.Glob(tempPrefix(path) + "*")
+	for _, o := range old {
+		f, err := os.Open(o)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.Remove(o)
+		}
+		f.Close()
+	}
 }
 
 // state names what a failure leaves (see RestoreError).
