@@ -71,6 +71,15 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 	if !b.ready.Load() {
 		b.firstMu.Lock()
 		defer b.firstMu.Unlock()
+		// Make sure of the bucket before the first upload: a server may
+		// answer an upload into a missing bucket at once and close the
+		// connection while the request is still being written, and the
+		// client then sees a broken pipe instead of NoSuchBucket.
+		if ok, err := b.client.BucketExists(ctx, b.cfg.Bucket); err == nil && !ok {
+			if err := b.makeBucket(ctx); err != nil {
+				return classify("put", name, err)
+			}
+		}
 	}
 	err := b.upload(ctx, name, data)
 	if code(err) == "NoSuchBucket" {
