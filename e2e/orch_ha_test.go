@@ -199,3 +199,70 @@ func TestHALeaderKilledMidFailover(t *testing.T) {
 		t.Fatalf("only %d of %d kills landed while the failover ran", hits, rounds)
 	}
 }
+
+// TestHALeaderPausedIsFenced freezes the leader (SIGSTOP) mid-failover
+// until the follower has taken over and finished the job, then lets it
+// run again: the deposed leader saves nothing more (the job and its
+// steps are as the new leader left them), stops and exits.
+func TestHALeaderPausedIsFenced(t *testing.T) {
+	s := newDRSite(t)
+	p := newHAPair(t, s)
+	ctx := context.Background()
+	s.apply()
+	s.waitPoints(1)
+
+	pid := s.procs["ha0"].Process.Pid
+	j, err := p.clients[1].Submit(ctx, "shop", orchestrator.UnplannedFailover, orchestrator.Params{Force: true})
+	if err != nil {
+		t.Fatalf("submit through the follower: %v", err)
+	}
+	// Frozen as soon as the leader starts the job: it holds a step in
+	// flight and a lease it will not renew.
+	s.eventually(30*time.Second, "leader runs the job", func() error {
+		if !strings.Contains(s.log("ha0"), j.ID) {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	syscall.Kill(-pid, syscall.SIGSTOP)
+	frozen := true
+	defer func() {
+		if frozen {
+			syscall.Kill(-pid, syscall.SIGCONT)
+		}
+	}()
+	p.eventuallyLeader(1, 4*haLease)
+	end, err := p.clients[1].Watch(ctx, j.ID, nil)
+	if err != nil || end.State != store.Succeeded {
+		t.Fatalf("job after takeover: %+v %v\n%s", end, err, s.log("ha1"))
+	}
+
+	syscall.Kill(-pid, syscall.SIGCONT)
+	frozen = false
+	done := make(chan error, 1)
+	go func() { done <- s.procs["ha0"].Wait() }()
+	select {
+	case err := <-done:
+		delete(s.procs, "ha0")
+		if err == nil || !strings.Contains(s.log("ha0"), "lost the leader lease") {
+			t.Fatalf("deposed leader exited with %v, want lost lease:\n%s", err, s.log("ha0"))
+		}
+	case <-time.After(4 * haLease):
+		t.Fatalf("deposed leader still runs %s after resuming:\n%s", 4*haLease, s.log("ha0"))
+	}
+	after, err := p.clients[1].Job(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.Updated.Equal(end.Updated) || after.State != store.Succeeded {
+		t.Fatalf("job changed after the deposed leader resumed: %+v, was %+v", after, end)
+	}
+	for i, st := range after.Steps {
+		if st.Tries > 2 || st != end.Steps[i] {
+			t.Fatalf("step %q after the deposed leader resumed: %+v, was %+v", st.Name, st, end.Steps[i])
+		}
+	}
+	if runs := s.machineRuns(orchestrator.SiteRecovery); len(runs) != 2 || runs["db"] != 1 || runs["web"] != 1 {
+		t.Fatalf("machines: %v (want db and web once each)", runs)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,7 +54,9 @@ func newLease(pg *store.Postgres) *lease {
 func (s *Server) runHA(ctx context.Context) error {
 	ttl, tick := s.cfg.HA.Lease, s.cfg.HA.Lease/3
 	var epoch int64
+	var sent time.Time
 	for {
+		sent = time.Now()
 		e, ok, err := s.lease.pg.Acquire(ctx, s.lease.holder, s.cfg.HA.Advertise, ttl)
 		if ok {
 			epoch = e
@@ -75,23 +78,12 @@ func (s *Server) runHA(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var lost error
-	for lost == nil && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-			continue
-		case <-time.After(tick):
-		}
-		rctx, cancel := context.WithTimeout(ctx, tick)
-		lost = s.lease.pg.Renew(rctx, s.lease.holder, epoch, ttl)
-		cancel()
-	}
-	if lost != nil && ctx.Err() == nil {
-		// Fence first: nothing this process still has in flight may land.
-		s.lease.epoch.Store(0)
+	why := s.holdLease(ctx, epoch, sent)
+	if why != nil {
+		// Fenced already: nothing this process still has in flight lands.
 		s.lease.leading.Store(false)
 		stop()
-		return fmt.Errorf("%w (%v): stopped all jobs; restart to serve as a follower", ErrLostLease, lost)
+		return fmt.Errorf("%w (%v): stopped all jobs; restart to serve as a follower", ErrLostLease, why)
 	}
 	stop() // jobs save where they stopped while the lease is still held
 	s.lease.leading.Store(false)
@@ -129,4 +121,40 @@ func (s *Server) forward(next http.Handler) http.Handler {
 		}}
 		p.ServeHTTP(w, r)
 	})
+}
+
+// holdLease renews the lease until ctx ends (nil) or it is lost. A local
+// watchdog fences the store once a lease's time has passed since the
+// last renewal was sent, so a leader cut off from PostgreSQL stops
+// writing no later than the lease expires there.
+func (s *Server) holdLease(ctx context.Context, epoch int64, acquired time.Time) error {
+	ttl, tick := s.cfg.HA.Lease, s.cfg.HA.Lease/3
+	lost := make(chan struct{})
+	var once sync.Once
+	watchdog := time.AfterFunc(ttl-time.Since(acquired), func() { once.Do(func() { s.lease.epoch.Store(0); close(lost) }) })
+	defer watchdog.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-lost:
+			return errors.New("not renewed within the lease")
+		case <-time.After(tick):
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, tick)
+		err := s.lease.pg.Renew(rctx, s.lease.holder, epoch, ttl)
+		cancel()
+		switch {
+		case errors.Is(err, store.ErrNotLeader):
+			s.lease.epoch.Store(0)
+			return err
+		case err != nil:
+			if ctx.Err() == nil {
+				s.log.Warn("renew leader lease", "err", err)
+			}
+		default:
+			watchdog.Reset(ttl - time.Since(sent))
+		}
+	}
 }
