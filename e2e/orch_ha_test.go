@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -18,6 +19,19 @@ import (
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/testenv"
 )
+
+// slowStep is a script action at the start of the web group that notes
+// each run in a file and then takes a while, so a failover has a step
+// long enough to be cut in the middle.
+func (s *drSite) slowStep(seconds int) (doc, runs string) {
+	runs = filepath.Join(s.dir, "script-runs")
+	return s.protectionWith(fmt.Sprintf(`{type: script, run: "echo run >> %s; sleep %d", types: [unplanned], timeout: 1m}`, runs, seconds), ""), runs
+}
+
+func lines(path string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\n")
+}
 
 // haLease is the servers' lease: the unit of how fast a follower takes
 // over.
@@ -112,7 +126,8 @@ func TestHALeaderKilledMidFailover(t *testing.T) {
 	s := newDRSite(t)
 	p := newHAPair(t, s)
 	ctx := context.Background()
-	s.apply()
+	doc, _ := s.slowStep(1)
+	s.applyDoc(doc)
 	s.waitPoints(1)
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
@@ -208,27 +223,29 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 	s := newDRSite(t)
 	p := newHAPair(t, s)
 	ctx := context.Background()
-	s.apply()
+	doc, runs := s.slowStep(2)
+	s.applyDoc(doc)
 	s.waitPoints(1)
 
-	pid := s.procs["ha0"].Process.Pid
+	cmd := s.procs["ha0"]
 	j, err := p.clients[1].Submit(ctx, "shop", orchestrator.UnplannedFailover, orchestrator.Params{Force: true})
 	if err != nil {
 		t.Fatalf("submit through the follower: %v", err)
 	}
-	// Frozen as soon as the leader starts the job: it holds a step in
-	// flight and a lease it will not renew.
-	s.eventually(30*time.Second, "leader runs the job", func() error {
-		if !strings.Contains(s.log("ha0"), j.ID) {
-			return fmt.Errorf("not yet")
+	// Frozen inside the script step: only the server process stops, so
+	// its script ends while it is frozen and it wakes with a finished
+	// step to save and more steps to run, on a lease another took.
+	s.eventually(30*time.Second, "leader runs the script step", func() error {
+		if n := lines(runs); n != 1 {
+			return fmt.Errorf("%d runs", n)
 		}
 		return nil
 	})
-	syscall.Kill(-pid, syscall.SIGSTOP)
+	syscall.Kill(cmd.Process.Pid, syscall.SIGSTOP)
 	frozen := true
 	defer func() {
 		if frozen {
-			syscall.Kill(-pid, syscall.SIGCONT)
+			syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
 		}
 	}()
 	p.eventuallyLeader(1, 4*haLease)
@@ -237,10 +254,11 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 		t.Fatalf("job after takeover: %+v %v\n%s", end, err, s.log("ha1"))
 	}
 
-	syscall.Kill(-pid, syscall.SIGCONT)
+	time.Sleep(2 * time.Second) // the frozen leader's script ends meanwhile
+	syscall.Kill(cmd.Process.Pid, syscall.SIGCONT)
 	frozen = false
 	done := make(chan error, 1)
-	go func() { done <- s.procs["ha0"].Wait() }()
+	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		delete(s.procs, "ha0")
@@ -257,12 +275,18 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 	if !after.Updated.Equal(end.Updated) || after.State != store.Succeeded {
 		t.Fatalf("job changed after the deposed leader resumed: %+v, was %+v", after, end)
 	}
-	for i, st := range after.Steps {
-		if st.Tries > 2 || st != end.Steps[i] {
-			t.Fatalf("step %q after the deposed leader resumed: %+v, was %+v", st.Name, st, end.Steps[i])
-		}
+	if a, b := stepsOf(after), stepsOf(end); a != b {
+		t.Fatalf("steps after the deposed leader resumed:\n%s\nwere:\n%s", a, b)
 	}
-	if runs := s.machineRuns(orchestrator.SiteRecovery); len(runs) != 2 || runs["db"] != 1 || runs["web"] != 1 {
-		t.Fatalf("machines: %v (want db and web once each)", runs)
+	if m := s.machineRuns(orchestrator.SiteRecovery); len(m) != 2 || m["db"] != 1 || m["web"] != 1 {
+		t.Fatalf("machines: %v (want db and web once each)", m)
 	}
+	if n := lines(runs); n != 2 {
+		t.Fatalf("script step ran %d times, want 2 (cut on the frozen leader, again on the new one)", n)
+	}
+}
+
+func stepsOf(j *store.Job) string {
+	b, _ := json.Marshal(j.Steps)
+	return string(b)
 }

@@ -113,3 +113,10 @@ func (s *Postgres) write(ctx context.Context, fn func(db pgExec) error) error {
 		return fn(tx)
 	})
 }
+
+// Release gives up holder's lease of epoch at once, so another server
+// need not wait for it to expire.
+func (s *Postgres) Release(ctx context.Context, holder string, epoch int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE leader SET expires = now() WHERE id = 1 AND holder = $1 AND epoch = $2`, holder, epoch)
+	return err
+}
