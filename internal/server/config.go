@@ -49,6 +49,8 @@ type Config struct {
 	// default 24h, negative turns it off.
 	VaultCheckInterval time.Duration `yaml:"vault_check_interval"`
 	Alerts             alert.Config  `yaml:"alerts"`
+	// HA: several servers on one PostgreSQL state, one leader (ha.go).
+	HA HAConfig `yaml:"ha"`
 }
 
 // LoadConfig reads a server config; unknown keys are refused.
@@ -86,6 +88,12 @@ func (c *Config) Defaults() error {
 	}
 	if c.Vault == "" {
 		return errors.New("vault: missing")
+	}
+	if c.HA.Lease < 0 || (c.HA.Lease > 0 && c.State == "") {
+		return errors.New("ha: a positive lease, and state: a postgres:// URL shared by the servers")
+	}
+	if c.HA.Lease > 0 && c.HA.Advertise == "" {
+		c.HA.Advertise = "http://" + c.Listen
 	}
 	if c.TokenFile == "" {
 		c.TokenFile = filepath.Join(c.StateDir, "admin.token")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
@@ -36,6 +37,8 @@ type Server struct {
 	viewer   string
 	sessions *sessions
 	start    time.Time
+	// lease is set with ha.lease: only the leader runs jobs (ha.go).
+	lease *lease
 }
 
 // Options are the parts a caller (a test) may replace.
@@ -90,6 +93,12 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		v.Close()
 		return nil, err
 	}
+	var ls *lease
+	if cfg.HA.Lease > 0 {
+		pg := st.(*store.Postgres)
+		ls = newLease(pg)
+		st = pg.Fenced(&ls.epoch)
+	}
 	h, err := host.NewLocal(filepath.Join(cfg.StateDir, "host"), v, nil)
 	if err != nil {
 		st.Close()
@@ -119,7 +128,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	}
 	orch.Registry().MustRegister(al.collectors()...)
 	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, token: tok,
-		viewer: viewer, sessions: newSessions(), start: time.Now()}, nil
+		viewer: viewer, sessions: newSessions(), start: time.Now(), lease: ls}, nil
 }
 
 func password(file string) (string, error) {
@@ -134,21 +143,53 @@ func password(file string) (string, error) {
 func (s *Server) Orchestrator() *orchestrator.Orchestrator { return s.orch }
 
 // Run resumes unfinished jobs, keeps standby images current and serves
-// the API on ln until ctx ends.
+// the API on ln until ctx ends. With HA, only the leader does the
+// former; every server serves the API.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	if err := s.orch.Start(ctx); err != nil {
-		return err
-	}
-	defer s.cat.start(ctx)() // stops after orch.Close, so it saves what stopping jobs changed
-	defer s.orch.Close()
-	go s.standbyLoop(ctx)
-	// The alert loop may be mid vault check: it must end before Close
-	// closes the vault.
 	ctx, cancel := context.WithCancel(ctx)
-	alertsDone := make(chan struct{})
-	go func() { s.alertLoop(ctx); close(alertsDone) }()
-	defer func() { cancel(); <-alertsDone }()
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	defer cancel()
+	if s.lease == nil {
+		stop, err := s.lead(ctx)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		return s.serve(ctx, ln)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.serve(ctx, ln); cancel() }()
+	err := s.runHA(ctx)
+	cancel()
+	return errors.Join(err, <-served)
+}
+
+// lead starts what only one server may run: jobs, standby images, alerts
+// and the catalog. stop ends them in order.
+func (s *Server) lead(ctx context.Context) (stop func(), err error) {
+	if err := s.orch.Start(ctx); err != nil {
+		return nil, err
+	}
+	catStop := s.cat.start(ctx)
+	// The loops may be mid vault check or mid image: they end before
+	// Close closes the vault, and before a deposed leader returns.
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.standbyLoop(lctx) })
+	wg.Go(func() { s.alertLoop(lctx) })
+	return func() {
+		cancel()
+		wg.Wait()
+		s.orch.Close()
+		catStop() // after orch.Close, so it saves what stopping jobs changed
+	}, nil
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener) error {
+	var h http.Handler = s.Handler()
+	if s.lease != nil {
+		h = s.forward(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -31,6 +33,8 @@ var pgMigrations = []string{
 	 CREATE TABLE plan_states (plan TEXT PRIMARY KEY, body BYTEA NOT NULL);
 	 CREATE TABLE heartbeats (agent TEXT PRIMARY KEY, body BYTEA NOT NULL);
 	 CREATE TABLE drills (job TEXT PRIMARY KEY, plan TEXT NOT NULL, ord BIGSERIAL NOT NULL, body BYTEA NOT NULL);`,
+	`CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, addr TEXT NOT NULL,
+	   epoch BIGINT NOT NULL, expires TIMESTAMPTZ NOT NULL);`,
 }
 
 // pgMigrateLock is the advisory lock key that serialises migrations when
@@ -41,6 +45,9 @@ const pgMigrateLock = 0x6861_7665_6e00 // "haven\0"
 // servers.
 type Postgres struct {
 	pool *pgxpool.Pool
+	// fence, when set, is the leader epoch every write must still hold
+	// (lease.go).
+	fence *atomic.Int64
 }
 
 var _ Store = (*Postgres)(nil)
@@ -119,7 +126,9 @@ func (s *Postgres) Close() error { s.pool.Close(); return nil }
 
 func (s *Postgres) PutConfig(ctx context.Context, doc []byte) (int64, error) {
 	var v int64
-	return v, s.pool.QueryRow(ctx, `INSERT INTO configs (doc) VALUES ($1) RETURNING version`, doc).Scan(&v)
+	return v, s.write(ctx, func(db pgExec) error {
+		return db.QueryRow(ctx, `INSERT INTO configs (doc) VALUES ($1) RETURNING version`, doc).Scan(&v)
+	})
 }
 
 func (s *Postgres) Config(ctx context.Context) (int64, []byte, error) {
@@ -141,9 +150,13 @@ func (s *Postgres) CreateJob(ctx context.Context, j *Job) error {
 		return err
 	}
 	for {
-		tag, err := s.pool.Exec(ctx, `INSERT INTO jobs (id, plan, type, state, active, body, created)
+		var tag pgconn.CommandTag
+		err := s.write(ctx, func(db pgExec) (err error) {
+			tag, err = db.Exec(ctx, `INSERT INTO jobs (id, plan, type, state, active, body, created)
 			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (plan) WHERE active DO NOTHING`,
-			j.ID, j.Plan, j.Type, j.State, Active(j.State), body, j.Created)
+				j.ID, j.Plan, j.Type, j.State, Active(j.State), body, j.Created)
+			return err
+		})
 		if err != nil || tag.RowsAffected() == 1 {
 			return err
 		}
@@ -164,8 +177,12 @@ func (s *Postgres) SaveJob(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET state = $1, active = $2, body = $3 WHERE id = $4`,
-		j.State, Active(j.State), body, j.ID)
+	var tag pgconn.CommandTag
+	err = s.write(ctx, func(db pgExec) (err error) {
+		tag, err = db.Exec(ctx, `UPDATE jobs SET state = $1, active = $2, body = $3 WHERE id = $4`,
+			j.State, Active(j.State), body, j.ID)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -218,11 +235,10 @@ func (s *Postgres) AppendLog(ctx context.Context, jobID string, l LogLine) error
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `WITH n AS (
+	return s.exec(ctx, `WITH n AS (
 		INSERT INTO job_log_seqs (job, last) VALUES ($1, 1)
 		ON CONFLICT (job) DO UPDATE SET last = job_log_seqs.last + 1 RETURNING last)
 		INSERT INTO job_logs (job, seq, body) SELECT $1, last, $2 FROM n`, jobID, body)
-	return err
 }
 
 func (s *Postgres) Logs(ctx context.Context, jobID string, after int64) ([]LogLine, error) {
@@ -264,9 +280,8 @@ func (s *Postgres) PutPlanState(ctx context.Context, st *PlanState) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO plan_states (plan, body) VALUES ($1, $2)
+	return s.exec(ctx, `INSERT INTO plan_states (plan, body) VALUES ($1, $2)
 		ON CONFLICT (plan) DO UPDATE SET body = excluded.body`, st.Plan, body)
-	return err
 }
 
 func (s *Postgres) PutHeartbeat(ctx context.Context, h Heartbeat) error {
@@ -274,9 +289,8 @@ func (s *Postgres) PutHeartbeat(ctx context.Context, h Heartbeat) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO heartbeats (agent, body) VALUES ($1, $2)
+	return s.exec(ctx, `INSERT INTO heartbeats (agent, body) VALUES ($1, $2)
 		ON CONFLICT (agent) DO UPDATE SET body = excluded.body`, h.Agent, body)
-	return err
 }
 
 func (s *Postgres) Heartbeats(ctx context.Context) ([]Heartbeat, error) {
@@ -290,9 +304,8 @@ func (s *Postgres) AddDrill(ctx context.Context, d Drill) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO drills (job, plan, body) VALUES ($1, $2, $3)
+	return s.exec(ctx, `INSERT INTO drills (job, plan, body) VALUES ($1, $2, $3)
 		ON CONFLICT (job) DO UPDATE SET plan = excluded.plan, body = excluded.body`, d.JobID, d.Plan, body)
-	return err
 }
 
 func (s *Postgres) Drills(ctx context.Context, plan string) ([]Drill, error) {
@@ -321,4 +334,12 @@ func pgCollect[T any](ctx context.Context, s *Postgres, q string, args []any, de
 		return err
 	})
 	return out, err
+}
+
+// exec is one write statement (fenced when the store is).
+func (s *Postgres) exec(ctx context.Context, sql string, args ...any) error {
+	return s.write(ctx, func(db pgExec) error {
+		_, err := db.Exec(ctx, sql, args...)
+		return err
+	})
 }
