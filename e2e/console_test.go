@@ -118,6 +118,13 @@ func (c *chrome) text(sel string) string {
 	}
 }
 
+// count is how many elements match sel now.
+func (c *chrome) count(sel string) int {
+	c.t.Helper()
+	js := fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)
+	return get(c, "count "+sel, chromedp.Evaluate[int](js))
+}
+
 // get runs wait steps, then a with a value.
 func get[T any](c *chrome, what string, a chromedp.Action[T], wait ...chromedp.Action[chromedp.Void]) T {
 	c.t.Helper()
@@ -221,8 +228,19 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	c.shot("dashboard")
 	c.page(base, "#/machine/db", "#machine td.rpo", "machine-db")
-	if disks := c.text("#view table:nth-of-type(2)"); !strings.Contains(disks, "root") {
+	if disks := c.text("#disks"); !strings.Contains(disks, "root") {
 		t.Fatalf("machine page of db: disks %q, want root", disks)
+	}
+	// The points timeline lists what the vault has, newest first.
+	pts, err := s.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first := c.text("#points tbody tr"); !strings.Contains(first, lastPoint(pts, "db")) && !strings.Contains(first, point) {
+		t.Fatalf("machine page of db: newest point row %q, want %q", first, lastPoint(pts, "db"))
+	}
+	if ticks := c.count("#timeline .tick"); ticks < 1 {
+		t.Fatalf("machine page of db: %d ticks on the timeline", ticks)
 	}
 	if row := c.text("#machine"); !strings.Contains(row, point) && !strings.Contains(row, lastPoint(after, "db")) {
 		t.Fatalf("machine page of db: %q, want its last point", row)
@@ -264,9 +282,13 @@ func TestConsoleBrowser(t *testing.T) {
 	if row := c.text(`#view tr[data-job="` + job + `"]`); !strings.Contains(row, "test-failover") || !strings.Contains(row, "succeeded") {
 		t.Fatalf("jobs page row of %s: %q", job, row)
 	}
-	c.page(base, "#/traffic", "#view table tbody tr", "traffic")
-	if row := c.text("#view table tbody tr"); !strings.Contains(row, shopName) || !strings.Contains(row, "recovery") {
+	c.page(base, "#/traffic", "#cutovers tbody tr", "traffic")
+	if row := c.text("#cutovers tbody tr"); !strings.Contains(row, shopName) || !strings.Contains(row, "recovery") {
 		t.Fatalf("traffic page: %q, want the cut-over of %s", row, shopName)
+	}
+	// Live endpoint states come from haven dns itself: the primary serves.
+	if row := c.text(`#endpoints tr[data-endpoint="` + shopName + `/primary"]`); !strings.Contains(row, "10.1.0.20") || !strings.Contains(row, "Online") {
+		t.Fatalf("traffic page: primary endpoint %q, want 10.1.0.20 Online", row)
 	}
 
 	t.Run("viewer", func(t *testing.T) {

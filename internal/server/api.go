@@ -34,6 +34,8 @@ var Routes = []string{
 	"POST /v1/jobs/{id}/cancel",
 	"POST /v1/jobs/{id}/approve",
 	"GET /v1/drills",
+	"GET /v1/machines/{machine}/points",
+	"GET /v1/traffic",
 	"POST /v1/agents/{agent}/heartbeat",
 }
 
@@ -60,6 +62,8 @@ func (s *Server) Handler() http.Handler {
 		"POST /v1/jobs/{id}/cancel":         s.jobAction(s.orch.Cancel),
 		"POST /v1/jobs/{id}/approve":        s.jobAction(s.orch.Approve),
 		"GET /v1/drills":                    s.drills,
+		"GET /v1/machines/{machine}/points": s.machinePoints,
+		"GET /v1/traffic":                   s.traffic,
 		"POST /v1/agents/{agent}/heartbeat": s.heartbeat,
 	}
 	for _, route := range Routes {

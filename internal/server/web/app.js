@@ -265,10 +265,11 @@ function renderReport(r) {
     (r.warnings || []).map((w) => el("p", { class: "warn" }, w)));
 }
 
-// machinePage: what is protected and how it is recovered. The API lists
-// only the newest point of a machine, so there is no points timeline.
+// machinePage: what is protected, its points timeline, and how it is
+// recovered.
 async function machinePage(view, name) {
-  const [st, cfg] = await Promise.all([api("GET", "/v1/status"), api("GET", "/v1/config")]);
+  const [st, cfg, pts] = await Promise.all([api("GET", "/v1/status"), api("GET", "/v1/config"),
+    api("GET", "/v1/machines/" + encodeURIComponent(name) + "/points")]);
   const m = (cfg.config.machines || []).find((x) => x.name === name);
   const ms = st.machines.find((x) => x.name === name);
   if (!m || !ms) throw new Error("no machine " + name + " in the applied config");
@@ -279,15 +280,33 @@ async function machinePage(view, name) {
       el("td", {}, m.agent), el("td", {}, ms.last_point || "none"), el("td", {}, fmtTime(ms.point_time)), el("td", {}, ms.consistency || ""),
       el("td", { class: "rpo" }, fmtSecs(ms.rpo_seconds)), el("td", {}, ms.rpo_alert_seconds ? fmtSecs(ms.rpo_alert_seconds) : ""),
       el("td", {}, ms.points), el("td", {}, ms.standby_point || ""), el("td", {}, plans.join(", ")))]),
+    el("h2", {}, "Recovery points"),
+    timeline(pts),
+    table(["time", "consistency", "point", "provider", "notes"], pts.slice(0, 50).map((p) => el("tr", { "data-point": p.id },
+      el("td", {}, fmtTime(p.time)), el("td", { class: "c-" + p.consistency }, p.consistency), el("td", {}, p.id),
+      el("td", {}, p.provider || ""), el("td", {}, Object.entries(p.tags || {}).map(([k, v]) => k + ": " + v).join("; ")))), { id: "points" }),
     el("h2", {}, "Disks"),
     table(["disk", "path", "file system", "mount"], (m.disks || []).map((d) => el("tr", {},
-      el("td", {}, d.name), el("td", {}, d.path || ""), el("td", {}, d.fstype || ""), el("td", {}, d.mount || "")))),
+      el("td", {}, d.name), el("td", {}, d.path || ""), el("td", {}, d.fstype || ""), el("td", {}, d.mount || ""))), { id: "disks" }),
     el("h2", {}, "Recovery settings"),
     table(["NIC", "primary network", "primary address", "at recovery", "static address"], (m.nics || []).map((n) => el("tr", {},
       el("td", {}, n.name), el("td", {}, n.network), el("td", {}, n.address), el("td", {}, n.recovery || "keep"), el("td", {}, n.static || "")))),
     el("p", {}, "Health check: " + (h.http_port ? `HTTP ${h.http_port}${h.http_path || "/"}` : h.tcp_port ? `TCP ${h.tcp_port}` : "none") +
       (m.health_timeout ? `, within ${fmtSecs(m.health_timeout / 1e9)}` : "") + (m.cpus ? `; ${m.cpus} CPUs` : "") + (m.memory_mb ? `, ${m.memory_mb} MiB` : "")),
     ms.last_error ? el("p", { class: "bad" }, "Replication error: " + ms.last_error) : "");
+}
+
+// timeline draws the points of the last hour as ticks on a line, app-
+// consistent ones tall, so gaps in replication show at a glance.
+function timeline(pts) {
+  const now = Date.now(), span = 3600e3;
+  const line = el("div", { class: "timeline", id: "timeline", title: "recovery points, last hour (app-consistent ticks are tall)" });
+  for (const p of pts) {
+    const age = now - Date.parse(p.time);
+    if (age < 0 || age > span) continue;
+    line.append(el("span", { class: "tick c-" + p.consistency, style: `left:${100 - (age / span) * 100}%`, title: p.time + " " + p.consistency }));
+  }
+  return line;
 }
 
 async function drillsPage(view) {
@@ -299,11 +318,10 @@ async function drillsPage(view) {
       el("td", {}, d.note || ""), el("td", { class: "bad" }, d.error || ""))), { id: "drills" }));
 }
 
-// The server does not query the traffic manager's API for live endpoint
-// states; this page shows the configured cut-overs and each plan's phase,
-// which says where they last pointed customers.
+// trafficPage: each profile a plan's DNS cut-over changes, with its
+// endpoints' live states from the traffic manager, and the cut-overs.
 async function trafficPage(view) {
-  const [st, cfg] = await Promise.all([api("GET", "/v1/status"), api("GET", "/v1/config")]);
+  const [st, cfg, tr] = await Promise.all([api("GET", "/v1/status"), api("GET", "/v1/config"), api("GET", "/v1/traffic")]);
   const c = cfg.config;
   const rows = [];
   for (const p of c.plans || []) {
@@ -315,10 +333,23 @@ async function trafficPage(view) {
       }
     }
   }
+  const eps = [];
+  for (const prof of tr) {
+    if (prof.error) {
+      eps.push(el("tr", {}, el("td", {}, prof.name), el("td", { class: "bad", colspan: "6" }, "traffic manager: " + prof.error)));
+      continue;
+    }
+    for (const e of prof.endpoints) {
+      eps.push(el("tr", { "data-endpoint": prof.name + "/" + e.name }, el("td", {}, prof.name), el("td", {}, e.name), el("td", {}, e.target || ""),
+        el("td", {}, e.enabled ? "enabled" : "disabled"), el("td", {}, e.priority),
+        el("td", { class: e.state === "Online" ? "ok" : (e.state === "Degraded" ? "bad" : "") }, e.state), el("td", {}, e.last_error || "")));
+    }
+  }
   view.replaceChildren(el("h2", {}, "Traffic"),
-    el("p", { class: "muted" }, c.traffic ? `Traffic manager API ${c.traffic.api}` + (c.traffic.netns ? ` (from namespace ${c.traffic.netns})` : "") +
-      ". Live endpoint states are not read from it by the server; the plan's phase says where the last cut-over sent customers." : "No traffic manager configured."),
-    table(["plan", "phase", "group", "profile", "endpoint made the only answer", "directions", "failover types"], rows));
+    el("p", { class: "muted" }, c.traffic ? `Traffic manager API ${c.traffic.api}` + (c.traffic.netns ? ` (from namespace ${c.traffic.netns})` : "") : "No traffic manager configured."),
+    table(["profile", "endpoint", "target", "enabled", "priority", "state", "last error"], eps, { id: "endpoints" }),
+    el("h2", {}, "DNS cut-overs in plans"),
+    table(["plan", "phase", "group", "profile", "endpoint made the only answer", "directions", "failover types"], rows, { id: "cutovers" }));
 }
 
 async function route() {
