@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -16,12 +17,14 @@ import (
 type serverFlags struct {
 	addr      string
 	tokenFile string
+	caFile    string
 	json      bool
 }
 
 func (f *serverFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.addr, "server", envOr("HAVEN_SERVER", "127.0.0.1:7780"), "server API address ($HAVEN_SERVER)")
 	c.Flags().StringVar(&f.tokenFile, "token-file", envOr("HAVEN_TOKEN_FILE", "/var/lib/haven/server/admin.token"), "admin token file ($HAVEN_TOKEN_FILE)")
+	c.Flags().StringVar(&f.caFile, "ca-file", os.Getenv("HAVEN_CA_FILE"), "CA certificate the server's TLS certificate is checked against, e.g. its state_dir/tls/ca.crt ($HAVEN_CA_FILE)")
 	c.Flags().BoolVar(&f.json, "json", false, "print JSON")
 }
 
@@ -30,7 +33,13 @@ func (f *serverFlags) client() (*client.Client, error) {
 	if err != nil {
 		return nil, usageError(fmt.Sprintf("admin token: %v (set --token-file or $HAVEN_TOKEN_FILE)", err))
 	}
-	return client.New(f.addr, tok, 0), nil
+	c := client.New(f.addr, tok, 0)
+	if f.caFile != "" {
+		if err := c.TrustCA(f.caFile); err != nil {
+			return nil, usageError(err.Error())
+		}
+	}
+	return c, nil
 }
 
 // Server errors as exit codes (README): refused requests are usage errors

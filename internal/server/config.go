@@ -51,6 +51,8 @@ type Config struct {
 	Alerts             alert.Config  `yaml:"alerts"`
 	// HA: several servers on one PostgreSQL state, one leader (ha.go).
 	HA HAConfig `yaml:"ha"`
+	// TLS for the API and the console (tls.go).
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // LoadConfig reads a server config; unknown keys are refused.
@@ -92,8 +94,14 @@ func (c *Config) Defaults() error {
 	if c.HA.Lease < 0 || (c.HA.Lease > 0 && c.State == "") {
 		return errors.New("ha: a positive lease, and state: a postgres:// URL shared by the servers")
 	}
+	if err := c.TLS.defaults(c.Listen); err != nil {
+		return err
+	}
 	if c.HA.Lease > 0 && c.HA.Advertise == "" {
 		c.HA.Advertise = "http://" + c.Listen
+		if c.TLS.Mode != "off" {
+			c.HA.Advertise = "https://" + c.Listen
+		}
 	}
 	if c.TokenFile == "" {
 		c.TokenFile = filepath.Join(c.StateDir, "admin.token")

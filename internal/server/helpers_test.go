@@ -185,7 +185,11 @@ func (e *env) startWith(t *testing.T, o server.Options) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &running{Server: s, base: "http://" + ln.Addr().String(), token: tok}
+	scheme := "http://"
+	if e.cfg.TLS.Mode != "off" {
+		scheme = "https://"
+	}
+	return &running{Server: s, base: scheme + ln.Addr().String(), token: tok}
 }
 
 // answer is an HTTP answer, read whole.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,8 @@ type Server struct {
 	start    time.Time
 	// lease is set with ha.lease: only the leader runs jobs (ha.go).
 	lease *lease
+	// cert is what the API is served with; nil serves plain HTTP.
+	cert *tls.Certificate
 }
 
 // Options are the parts a caller (a test) may replace.
@@ -67,6 +70,10 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	viewer, err := EnsureToken(cfg.ViewerTokenFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := serverCert(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +135,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	}
 	orch.Registry().MustRegister(al.collectors()...)
 	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, token: tok,
-		viewer: viewer, sessions: newSessions(), start: time.Now(), lease: ls}, nil
+		viewer: viewer, sessions: newSessions(), start: time.Now(), lease: ls, cert: cert}, nil
 }
 
 func password(file string) (string, error) {
@@ -189,14 +196,20 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	if s.lease != nil {
 		h = s.forward(h)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// A client that does not trust the certificate is a handshake error
+	// per attempt: not worth more than a debug line.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	s.log.Info("haven server listening", "addr", ln.Addr().String(), "state", s.cfg.StateDir, "token_file", s.cfg.TokenFile)
+	if s.cert != nil {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*s.cert}, MinVersion: tls.VersionTLS12})
+	}
+	s.log.Info("haven server listening", "addr", ln.Addr().String(), "tls", s.cfg.TLS.Mode, "state", s.cfg.StateDir, "token_file", s.cfg.TokenFile)
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
