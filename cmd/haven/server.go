@@ -56,6 +56,7 @@ func newServerCmd() *cobra.Command {
 	c.Flags().StringVar(&path, "config", "/etc/haven/server.yaml", "server configuration file")
 	c.Flags().BoolVar(&recoverVault, "recover-from-vault", false,
 		"rebuild the state (config, plans, drill and job history) from the catalog the last server wrote to the vault, then run")
+	c.AddCommand(newServerTokenCmd())
 	c.Flags().BoolVar(&force, "force", false, "with --recover-from-vault: move an existing SQLite state.db aside instead of refusing")
 	return c
 }

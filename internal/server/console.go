@@ -93,11 +93,8 @@ func (ss *sessions) drop(id string) {
 // and must carry its CSRF token on anything but a read.
 func (s *Server) caller(r *http.Request) (role string, status int, msg string) {
 	if tok := bearer(r); tok != "" || r.Header.Get("Authorization") != "" {
-		switch {
-		case tokenEqual(tok, s.token):
-			return roleAdmin, 0, ""
-		case tokenEqual(tok, s.viewer):
-			return roleViewer, 0, ""
+		if role := s.tokens.role(tok); role != "" {
+			return role, 0, ""
 		}
 		return "", http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer <token from the server's token file>)"
 	}
@@ -177,13 +174,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := r.PostForm.Get("token")
-	role := ""
-	switch {
-	case tokenEqual(tok, s.token):
-		role = roleAdmin
-	case tokenEqual(tok, s.viewer):
-		role = roleViewer
-	default:
+	role := s.tokens.role(tok)
+	if role == "" {
 		s.log.Warn("console login refused", "remote", r.RemoteAddr)
 		http.Redirect(w, r, "/ui/login?failed=1", http.StatusSeeOther)
 		return

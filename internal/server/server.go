@@ -33,9 +33,9 @@ type Server struct {
 	orch   *orchestrator.Orchestrator
 	cat    *catalogWriter
 	alerts *alerts
-	token  string
-	// viewer may read through the API and the console but change nothing.
-	viewer   string
+	// tokens holds the admin's and the viewer's token hashes; a viewer
+	// may read through the API and the console but change nothing.
+	tokens   *tokens
 	sessions *sessions
 	start    time.Time
 	// lease is set with ha.lease: only the leader runs jobs (ha.go).
@@ -65,11 +65,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, err
 	}
-	tok, err := EnsureToken(cfg.TokenFile)
-	if err != nil {
-		return nil, err
-	}
-	viewer, err := EnsureToken(cfg.ViewerTokenFile)
+	toks, err := openTokens(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +130,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	orch.Registry().MustRegister(al.collectors()...)
-	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, token: tok,
-		viewer: viewer, sessions: newSessions(), start: time.Now(), lease: ls, cert: cert}, nil
+	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
+		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert}, nil
 }
 
 func password(file string) (string, error) {
