@@ -33,14 +33,23 @@ func EnsureToken(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("token file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	if err := checkTokenMode(path); err != nil {
+		return "", err
 	}
 	tok := strings.TrimSpace(string(b))
 	if len(tok) < 16 {
 		return "", fmt.Errorf("token file %s: token too short", path)
 	}
 	return tok, nil
+}
+
+// checkTokenMode refuses a token file others may read; a missing one is
+// fine (the server keeps only hashes).
+func checkTokenMode(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("token file %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	return nil
 }
 
 func bearer(r *http.Request) string {

@@ -45,6 +45,11 @@ func openTokens(c *Config) (*tokens, error) {
 	changed := false
 	for _, role := range []string{roleAdmin, roleViewer} {
 		if h[role] != "" {
+			// Not needed here, but a copy others can read is a leak
+			// the operator should hear of.
+			if err := checkTokenMode(roleTokenFile(c, role)); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		tok, err := EnsureToken(roleTokenFile(c, role))
