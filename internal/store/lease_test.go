@@ -79,4 +79,7 @@ func TestLeaseFencesDeposedLeader(t *testing.T) {
 	if err := b.Fenced(&none).PutHeartbeat(ctx, store.Heartbeat{Agent: "x"}); !errors.Is(err, store.ErrNotLeader) {
 		t.Fatalf("fenced write without a lease: %v, want ErrNotLeader", err)
 	}
+	if err := b.Fenced(&none).AppendAudit(ctx, store.AuditEntry{Who: "admin", Action: "apply"}); !errors.Is(err, store.ErrNotLeader) {
+		t.Fatalf("fenced audit write without a lease: %v, want ErrNotLeader", err)
+	}
 }

@@ -35,6 +35,7 @@ var pgMigrations = []string{
 	 CREATE TABLE drills (job TEXT PRIMARY KEY, plan TEXT NOT NULL, ord BIGSERIAL NOT NULL, body BYTEA NOT NULL);`,
 	`CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, addr TEXT NOT NULL,
 	   epoch BIGINT NOT NULL, expires TIMESTAMPTZ NOT NULL);`,
+	`CREATE TABLE audit (seq BIGSERIAL PRIMARY KEY, body BYTEA NOT NULL);`,
 }
 
 // pgMigrateLock is the advisory lock key that serialises migrations when

@@ -23,6 +23,7 @@ var migrations = []string{
 	 CREATE TABLE plan_states (plan TEXT PRIMARY KEY, body BLOB NOT NULL);
 	 CREATE TABLE heartbeats (agent TEXT PRIMARY KEY, body BLOB NOT NULL);
 	 CREATE TABLE drills (job TEXT PRIMARY KEY, plan TEXT NOT NULL, body BLOB NOT NULL);`,
+	`CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL);`,
 }
 
 // SQLite is the embedded store.

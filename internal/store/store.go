@@ -158,5 +158,10 @@ type Store interface {
 	AddDrill(ctx context.Context, d Drill) error
 	Drills(ctx context.Context, plan string) ([]Drill, error)
 
+	// AppendAudit records a state-changing request (audit.go).
+	AppendAudit(ctx context.Context, e AuditEntry) error
+	// Audit is the newest limit entries, newest first; limit <= 0 is all.
+	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
+
 	Close() error
 }

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PlanState", testPlanState},
 		{"Heartbeats", testHeartbeats},
 		{"Drills", testDrills},
+		{"Audit", testAudit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -535,6 +536,45 @@ func testDrills(t *testing.T, s store.Store) {
 			if g.JobID != w.JobID || g.Plan != w.Plan || g.Passed != w.Passed || g.RTOSeconds != w.RTOSeconds ||
 				g.Note != w.Note || g.Error != w.Error || !g.Started.Equal(w.Started) || !g.CleanedUp.Equal(w.CleanedUp) {
 				t.Errorf("Drills(%q)[%d] = %+v, want %+v", tc.plan, i, g, w)
+			}
+		}
+	}
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	got, err := s.Audit(ctx, 10)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("Audit on an empty store = %+v", got)
+	}
+	all := []store.AuditEntry{
+		{Time: base, Who: "admin", Remote: "127.0.0.1:1", Action: "apply", Status: 200},
+		{Time: base.Add(time.Second), Who: "session:ab12cd34 (viewer)", Remote: "[::1]:2", Action: "job.submit", Target: "shop", Status: 403},
+		{Time: base.Add(time.Second), Who: "agent:dc1", Remote: "10.0.0.1:3", Action: "job.cancel", Target: "j-1", Status: 409},
+	}
+	for _, e := range all {
+		must(t, s.AppendAudit(ctx, e))
+	}
+	for _, tc := range []struct {
+		limit int
+		want  []store.AuditEntry
+	}{
+		{0, []store.AuditEntry{all[2], all[1], all[0]}},
+		{2, []store.AuditEntry{all[2], all[1]}},
+		{10, []store.AuditEntry{all[2], all[1], all[0]}},
+	} {
+		got, err := s.Audit(ctx, tc.limit)
+		must(t, err)
+		if len(got) != len(tc.want) {
+			t.Errorf("Audit(%d) = %+v, want %+v", tc.limit, got, tc.want)
+			continue
+		}
+		for i, w := range tc.want {
+			g := got[i]
+			if !g.Time.Equal(w.Time) || g.Who != w.Who || g.Remote != w.Remote || g.Action != w.Action ||
+				g.Target != w.Target || g.Status != w.Status {
+				t.Errorf("Audit(%d)[%d] = %+v, want %+v", tc.limit, i, g, w)
 			}
 		}
 	}
