@@ -36,6 +36,7 @@ var Routes = []string{
 	"GET /v1/drills",
 	"GET /v1/machines/{machine}/points",
 	"GET /v1/traffic",
+	"GET /v1/audit",
 	"POST /v1/agents/{agent}/heartbeat",
 }
 
@@ -64,6 +65,7 @@ func (s *Server) Handler() http.Handler {
 		"GET /v1/drills":                    s.drills,
 		"GET /v1/machines/{machine}/points": s.machinePoints,
 		"GET /v1/traffic":                   s.traffic,
+		"GET /v1/audit":                     s.auditLog,
 		"POST /v1/agents/{agent}/heartbeat": s.heartbeat,
 	}
 	for _, route := range Routes {
@@ -80,7 +82,7 @@ func (s *Server) Handler() http.Handler {
 	for route, fn := range s.consoleHandlers() {
 		mux.HandleFunc(route, fn)
 	}
-	return mux
+	return s.audited(mux)
 }
 
 func (s *Server) admin(fn http.HandlerFunc) http.HandlerFunc {

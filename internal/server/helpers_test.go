@@ -158,10 +158,13 @@ func (e *env) start(t *testing.T) *running {
 	return e.startWith(t, server.Options{})
 }
 
-// startWith is start with options; the logger is always a quiet one.
+// startWith is start with options; the logger is a quiet one unless
+// o names one.
 func (e *env) startWith(t *testing.T, o server.Options) *running {
 	t.Helper()
-	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	s, err := server.New(context.Background(), e.cfg, o)
 	if err != nil {
 		t.Fatal(err)

@@ -106,7 +106,7 @@ func TestOpenAPISecurity(t *testing.T) {
 			t.Errorf("security scheme %s is not defined", name)
 		}
 	}
-	used := []string{"200", "202", "204", "400", "401", "404", "409", "412", "500"}
+	used := []string{"200", "202", "204", "400", "401", "403", "404", "409", "412", "500"}
 	for route, op := range documented(d) {
 		sec := d.Security
 		if op.Security != nil {
@@ -204,6 +204,7 @@ var goTypes = map[string]reflect.Type{
 	"PointView":          reflect.TypeFor[server.PointView](),
 	"TrafficProfile":     reflect.TypeFor[server.TrafficProfile](),
 	"TrafficEndpoint":    reflect.TypeFor[server.TrafficEndpoint](),
+	"AuditEntry":         reflect.TypeFor[store.AuditEntry](),
 	"Status":             reflect.TypeFor[server.Status](),
 	"MachineStatus":      reflect.TypeFor[server.MachineStatus](),
 	"AgentStatus":        reflect.TypeFor[server.AgentStatus](),

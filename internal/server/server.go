@@ -130,8 +130,10 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	orch.Registry().MustRegister(al.collectors()...)
-	return &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
-		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert}, nil
+	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
+		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert}
+	toks.rotated = srv.tokenRotated
+	return srv, nil
 }
 
 func password(file string) (string, error) {

@@ -28,6 +28,8 @@ type tokens struct {
 	// so a new inode shows a change even within one mtime tick.
 	fi os.FileInfo
 	h  tokenHashes
+	// rotated hears of each role whose hash changed while running.
+	rotated func(role string)
 }
 
 func tokensPath(c *Config) string { return filepath.Join(c.StateDir, "tokens.json") }
@@ -102,15 +104,29 @@ func (t *tokens) reload() error {
 		return err
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.fi != nil && os.SameFile(fi, t.fi) && fi.ModTime().Equal(t.fi.ModTime()) {
+		t.mu.Unlock()
 		return nil
 	}
 	h, err := readTokenHashes(t.path)
 	if err != nil {
+		t.mu.Unlock()
 		return err
 	}
+	var changed []string
+	for _, r := range []string{roleAdmin, roleViewer} {
+		if t.h != nil && h[r] != t.h[r] {
+			changed = append(changed, r)
+		}
+	}
 	t.h, t.fi = h, fi
+	fn := t.rotated
+	t.mu.Unlock()
+	for _, r := range changed {
+		if fn != nil {
+			fn(r)
+		}
+	}
 	return nil
 }
 
