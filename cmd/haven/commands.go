@@ -20,4 +20,5 @@ var subcommands = []func() *cobra.Command{
 	newFailbackCmd,
 	newJobCmd,
 	newMachineCmd,
+	newAuditCmd,
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -175,6 +176,12 @@ func (c *Client) jobAction(ctx context.Context, id, action string) (*store.Job, 
 func (c *Client) Drills(ctx context.Context, plan string) ([]store.Drill, error) {
 	var out []store.Drill
 	return out, c.getJSON(ctx, "/v1/drills?plan="+url.QueryEscape(plan), &out)
+}
+
+// Audit is the newest limit audit entries, newest first (admin only).
+func (c *Client) Audit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
+	var out []store.AuditEntry
+	return out, c.getJSON(ctx, "/v1/audit?limit="+strconv.Itoa(limit), &out)
 }
 
 // Watch follows a job until it is no longer running, calling onLog for
