@@ -166,6 +166,12 @@ func TestConsoleViewer(t *testing.T) {
 		}
 		bearerAns := r.call(t, method, path, viewer, []byte(body))
 		resp, sesBody := b.do(t, method, path, map[string]string{"X-CSRF-Token": si.CSRF}, body)
+		if route == "GET /v1/audit" { // the admin's only
+			if bearerAns.status != http.StatusForbidden || resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s as viewer: bearer %d, session %d; want 403", route, bearerAns.status, resp.StatusCode)
+			}
+			continue
+		}
 		if method == "GET" {
 			if bearerAns.status == http.StatusUnauthorized || bearerAns.status == http.StatusForbidden || resp.StatusCode != bearerAns.status {
 				t.Errorf("%s as viewer: bearer %d, session %d; want the same, past authentication", route, bearerAns.status, resp.StatusCode)
