@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -25,6 +28,9 @@ type ServerConfig struct {
 	Agent     string        `yaml:"agent"` // this agent's name in the server's protection config
 	TokenFile string        `yaml:"token_file"`
 	Interval  time.Duration `yaml:"interval"`
+	// CAFile is the CA the server's TLS certificate is checked against
+	// (its state_dir/tls/ca.crt in tls mode auto); empty: system roots.
+	CAFile string `yaml:"ca_file"`
 }
 
 // heartbeatLogEvery bounds how often failed heartbeats are logged.
@@ -47,7 +53,29 @@ func (s *ServerConfig) validate() error {
 	if s.Interval < time.Second {
 		return fmt.Errorf("server.interval %v is below 1s", s.Interval)
 	}
+	if s.CAFile != "" {
+		if _, err := s.httpClient(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+func (s *ServerConfig) httpClient() (*http.Client, error) {
+	if s.CAFile == "" {
+		return &http.Client{}, nil
+	}
+	b, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("server.ca_file %s: no PEM certificate in it", s.CAFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
 }
 
 // Heartbeats reports the status to the server every interval until ctx
@@ -58,7 +86,11 @@ func (a *Agent) Heartbeats(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
-	hb := &heartbeat{cfg: s, hc: &http.Client{}}
+	hc, err := s.httpClient()
+	if err != nil {
+		return err
+	}
+	hb := &heartbeat{cfg: s, hc: hc}
 	t := time.NewTicker(s.Interval)
 	defer t.Stop()
 	for {

@@ -3,11 +3,13 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -100,5 +102,57 @@ func TestHeartbeatLogIsRateLimited(t *testing.T) {
 	h.note(nil)
 	if h.failing != 0 {
 		t.Fatal("recovery not noted")
+	}
+}
+
+// TestHeartbeatsTLSCAFile: with server.ca_file the agent trusts a server
+// whose certificate that CA signed (haven server in tls mode auto); a
+// ca_file that holds no certificate is refused at parse time.
+func TestHeartbeatsTLSCAFile(t *testing.T) {
+	got := make(chan string, 4)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+		select {
+		case got <- r.URL.Path:
+		default:
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	disk := filepath.Join(dir, "disk.img")
+	writeRandom(t, disk, 1<<20)
+	doc := func(caFile string) string {
+		return fmt.Sprintf(`
+vault: /unused
+state_dir: %s
+server: {url: %s, agent: site-a, token_file: %s, interval: 1s, ca_file: %s}
+machines: [{name: m1, provider: none, disks: [{name: d0, path: %s}]}]
+`, t.TempDir(), srv.URL, tok, caFile, disk)
+	}
+	if _, err := ParseConfig(doc(tok)); err == nil || !strings.Contains(err.Error(), "ca_file") {
+		t.Errorf("a ca_file with no certificate: %v, want an error naming server.ca_file", err)
+	}
+	cfg, err := ParseConfig(doc(ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAgent(cfg, newVault(t, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Heartbeats(ctx) }()
+	if p := <-got; p != "/v1/agents/site-a/heartbeat" {
+		t.Errorf("heartbeat to %s", p)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
