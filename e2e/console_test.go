@@ -226,6 +226,9 @@ func TestConsoleBrowser(t *testing.T) {
 	if point != lastPoint(before, "db") && point != lastPoint(after, "db") {
 		t.Fatalf("db's last point shows %q; the API says %q then %q", point, lastPoint(before, "db"), lastPoint(after, "db"))
 	}
+	if row := c.text(`#sites tr[data-site="primary"]`); !strings.Contains(row, "onprem") || !strings.Contains(row, "shop (db, web)") {
+		t.Fatalf("dashboard sites: primary row %q, want onprem running shop", row)
+	}
 	c.shot("dashboard")
 	c.page(base, "#/machine/db", "#machine td.rpo", "machine-db")
 	if disks := c.text("#disks"); !strings.Contains(disks, "root") {

@@ -152,6 +152,8 @@ async function dashboard(view) {
   view.replaceChildren(
     el("h2", {}, "Alerts"),
     st.alerts.length ? el("ul", { id: "alerts" }, st.alerts.map((a) => el("li", { class: "bad" }, a))) : el("p", { class: "ok", id: "alerts" }, "No alerts."),
+    el("h2", {}, "Sites"),
+    sitesTable(st, cfg.config),
     el("h2", {}, "Machines"),
     table(["machine", "agent", "last point", "point time", "RPO", "RPO target", "consistency", "points", "standby", "error"],
       st.machines.map((m) => {
@@ -173,6 +175,26 @@ async function dashboard(view) {
     el("h2", {}, "Plans"),
     plansTable(view, st, cfg, drills));
   poller = setTimeout(() => route(), 5000);
+}
+
+// sitesTable: the two sites, their networks, and which plans' machines
+// run at each now (a plan's phase says where; a test copy runs isolated at
+// the recovery site).
+function sitesTable(st, c) {
+  const at = { primary: [], recovery: [] };
+  for (const p of c.plans || []) {
+    const ps = (st.plans || []).find((x) => x.plan === p.name) || { phase: "protected" };
+    const ms = p.groups.flatMap((g) => g.machines).join(", ");
+    (ps.phase === "protected" ? at.primary : at.recovery).push(`${p.name} (${ms})`);
+    if (ps.test) at.recovery.push(`${p.name}: test copy ${ps.test}`);
+  }
+  const nets = (list) => (list || []).map((n) => `${n.name} ${n.subnet}`).join(", ");
+  const sites = c.sites || {};
+  return table(["site", "role", "networks", "running now"], [
+    el("tr", { "data-site": "primary" }, el("td", {}, sites.primary || ""), el("td", {}, "primary"), el("td", {}, nets((c.networks || {}).primary)), el("td", {}, at.primary.join("; ") || "nothing")),
+    el("tr", { "data-site": "recovery" }, el("td", {}, sites.recovery || ""), el("td", {}, "recovery"),
+      el("td", {}, nets((c.networks || {}).recovery) + ((c.networks || {}).test ? "; test: " + nets(c.networks.test) : "")), el("td", {}, at.recovery.join("; ") || "nothing")),
+  ], { id: "sites" });
 }
 
 async function plansPage(view) {
