@@ -3,11 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,14 +22,14 @@ import (
 func TestRPOUnknownWhileVaultUnreachable(t *testing.T) {
 	ctx := context.Background()
 	endpoint, access, secret := testenv.S3Server(t)
-	proxy := newOutageProxy(t, endpoint)
+	proxy := testenv.NewOutageProxy(t, endpoint)
 	t.Setenv("AWS_ACCESS_KEY_ID", access)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
 	t.Setenv("HAVEN_PASSWORD", "secret")
 	disk := filepath.Join(t.TempDir(), "disk.img")
 	writeRandom(t, disk, 1<<20)
 	cfg := testConfig(t, ProviderNone, disk)
-	cfg.Vault = fmt.Sprintf("s3://hvrpo?endpoint=%s&insecure=true", proxy.addr)
+	cfg.Vault = fmt.Sprintf("s3://hvrpo?endpoint=%s&insecure=true", proxy.Addr)
 	// A threshold no test run reaches: any alert below is for "unknown".
 	cfg.Machines[0].Policy.RPOAlert = time.Hour
 
@@ -53,14 +50,14 @@ func TestRPOUnknownWhileVaultUnreachable(t *testing.T) {
 	first.Close()
 
 	opened := mustNew(t, cfg) // restarted just before the outage
-	proxy.down()
+	proxy.Down()
 	opened.catchUp(ctx, opened.groups[0])
 	assertUnknown(t, "vault opened, newest point unreadable", opened.Status().Machines[0])
 
 	during := mustNew(t, cfg) // started during the outage
 	assertUnknown(t, "started during the outage", during.Status().Machines[0])
 
-	proxy.up(t)
+	proxy.Up(t)
 	during.openEvery = time.Millisecond
 	if !during.waitVault(ctx) {
 		t.Fatal("vault not opened")
@@ -88,75 +85,4 @@ func assertUnknown(t *testing.T, when string, s MachineStatus) {
 		t.Fatalf("%s: unknown %v alert %v rpo %.0fs last point %+v error %q; want unknown, alert, the storage error",
 			when, s.RPOUnknown, s.RPOAlert, s.RPOSeconds, s.LastPoint, s.LastError)
 	}
-}
-
-// outageProxy forwards a loopback port to a real service; down refuses new
-// connections and cuts open ones, up listens again on the same port.
-type outageProxy struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        []net.Conn
-}
-
-func newOutageProxy(t *testing.T, target string) *outageProxy {
-	p := &outageProxy{target: target}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *outageProxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.forward(c)
-		}
-	}()
-}
-
-func (p *outageProxy) forward(c net.Conn) {
-	s, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns = append(p.conns, c, s)
-	p.mu.Unlock()
-	go func() { io.Copy(s, c); s.Close() }()
-	io.Copy(c, s)
-	c.Close()
-}
-
-func (p *outageProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *outageProxy) up(t *testing.T) {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatalf("re-listening on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
 }
