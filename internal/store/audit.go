@@ -31,24 +31,7 @@ func (s *SQLite) AppendAudit(ctx context.Context, e AuditEntry) error {
 
 // Audit is the newest limit entries, newest first; limit <= 0 is all.
 func (s *SQLite) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT body FROM audit ORDER BY seq DESC LIMIT ?`, sqlLimit(limit))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
-		}
-		e, err := decodeJSON[AuditEntry](body)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return sqlCollect(ctx, s, `SELECT body FROM audit ORDER BY seq DESC LIMIT ?`, []any{sqlLimit(limit)}, decodeJSON[AuditEntry])
 }
 
 // sqlLimit maps "all" to -1, which both SQLite and (as NULL-free

@@ -211,24 +211,7 @@ func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Job
-	for rows.Next() {
-		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
-		}
-		j, err := decodeJob(body)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return sqlCollect(ctx, s, q, args, decodeJob)
 }
 
 func (s *SQLite) AppendLog(ctx context.Context, jobID string, l LogLine) error {
@@ -243,24 +226,8 @@ func (s *SQLite) AppendLog(ctx context.Context, jobID string, l LogLine) error {
 }
 
 func (s *SQLite) Logs(ctx context.Context, jobID string, after int64) ([]LogLine, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT body FROM job_logs WHERE job = ? AND seq > ? ORDER BY seq`, jobID, after)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []LogLine
-	for rows.Next() {
-		var body []byte
-		var l LogLine
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(body, &l); err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return sqlCollect(ctx, s, `SELECT body FROM job_logs WHERE job = ? AND seq > ? ORDER BY seq`,
+		[]any{jobID, after}, decodeJSON[LogLine])
 }
 
 func (s *SQLite) PlanState(ctx context.Context, plan string) (*PlanState, error) {
@@ -292,24 +259,7 @@ func (s *SQLite) PutHeartbeat(ctx context.Context, h Heartbeat) error {
 }
 
 func (s *SQLite) Heartbeats(ctx context.Context) ([]Heartbeat, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT body FROM heartbeats ORDER BY agent`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Heartbeat
-	for rows.Next() {
-		var body []byte
-		var h Heartbeat
-		if err := rows.Scan(&body); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(body, &h); err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
+	return sqlCollect(ctx, s, `SELECT body FROM heartbeats ORDER BY agent`, nil, decodeJSON[Heartbeat])
 }
 
 func (s *SQLite) AddDrill(ctx context.Context, d Drill) error {
@@ -320,22 +270,29 @@ func (s *SQLite) AddDrill(ctx context.Context, d Drill) error {
 }
 
 func (s *SQLite) Drills(ctx context.Context, plan string) ([]Drill, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT body FROM drills WHERE plan = ? OR ? = '' ORDER BY rowid DESC`, plan, plan)
+	return sqlCollect(ctx, s, `SELECT body FROM drills WHERE plan = ? OR ? = '' ORDER BY rowid DESC`,
+		[]any{plan, plan}, decodeJSON[Drill])
+}
+
+// sqlCollect runs a query of one body column and decodes each row (the
+// SQLite twin of pgCollect).
+func sqlCollect[T any](ctx context.Context, s *SQLite, q string, args []any, decode func([]byte) (T, error)) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Drill
+	var out []T
 	for rows.Next() {
 		var body []byte
-		var d Drill
 		if err := rows.Scan(&body); err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal(body, &d); err != nil {
+		v, err := decode(body)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
