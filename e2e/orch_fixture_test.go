@@ -434,3 +434,21 @@ func (s *drSite) removeRecoverySite() {
 		}
 	}
 }
+
+// disaster kills the primary site at once: its agent and both machines
+// with SIGKILL, and its network namespace.
+func (s *drSite) disaster(t *testing.T) {
+	t.Helper()
+	s.kill("agent", syscall.SIGKILL)
+	for _, m := range []string{"db", "web"} {
+		b, _ := os.ReadFile(filepath.Join(s.dir, m+".pid"))
+		var pid int
+		fmt.Sscan(string(b), &pid)
+		if pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if err := (vnet.Netlink{}).DelNS(s.primNS); err != nil {
+		t.Fatal(err)
+	}
+}

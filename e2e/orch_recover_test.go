@@ -17,7 +17,6 @@ import (
 	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
-	"github.com/haven-dr/haven/internal/vnet"
 )
 
 // TestRecoverControlPlaneFromVault loses the control plane whole (process,
@@ -87,18 +86,7 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 	// Then the primary site burns too, and the recovered control plane
 	// fails over.
 	s.waitNewPoint(t)
-	s.kill("agent", syscall.SIGKILL)
-	for _, m := range []string{"db", "web"} {
-		b, _ := os.ReadFile(filepath.Join(s.dir, m+".pid"))
-		var pid int
-		fmt.Sscan(string(b), &pid)
-		if pid > 0 {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-	if err := (vnet.Netlink{}).DelNS(s.primNS); err != nil {
-		t.Fatal(err)
-	}
+	s.disaster(t)
 	rep, r := s.runJob("failover", "unplanned", "--plan", "shop")
 	if r.code != 0 || rep.State != store.Succeeded {
 		t.Fatalf("unplanned failover after recovery: exit %d %s: %s\n%s", r.code, rep.State, rep.Error, s.log("server"))

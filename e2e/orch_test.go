@@ -7,13 +7,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
-	"github.com/haven-dr/haven/internal/vnet"
 )
 
 // resources counts what a test failover may leave behind on the host.
@@ -234,18 +232,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 		s.waitNewPoint(t)
 		// The disaster: the agent, both machines and the primary's
 		// network die at once.
-		s.kill("agent", syscall.SIGKILL)
-		for _, m := range []string{"db", "web"} {
-			b, _ := os.ReadFile(filepath.Join(s.dir, m+".pid"))
-			var pid int
-			fmt.Sscan(string(b), &pid)
-			if pid > 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		if err := (vnet.Netlink{}).DelNS(s.primNS); err != nil {
-			t.Fatal(err)
-		}
+		s.disaster(t)
 		rep, r := s.runJob("failover", "unplanned", "--plan", "shop")
 		if r.code != 0 || rep.State != store.Succeeded {
 			t.Fatalf("unplanned failover: exit %d %s: %s", r.code, rep.State, rep.Error)
