@@ -30,6 +30,10 @@ type Disk struct {
 	Path   string `json:"path" yaml:"path"`                         // raw image file
 	FSType string `json:"fstype,omitempty" yaml:"fstype,omitempty"` // ns driver; default ext4
 	Mount  string `json:"mount,omitempty" yaml:"mount,omitempty"`   // ns driver, non-root disks
+	// Partition is the partition (1-based) the ns driver mounts from a
+	// disk with a partition table; 0 lets the driver find it (for the
+	// root disk, the partition holding the init).
+	Partition int `json:"partition,omitempty" yaml:"partition,omitempty"`
 }
 
 // HealthCheck says how to tell the machine is serving: a TCP connect, or an
@@ -49,6 +53,17 @@ type Spec struct {
 	CPUs     int         `json:"cpus,omitempty" yaml:"cpus,omitempty"`           // qemu; default 1
 	Init     string      `json:"init,omitempty" yaml:"init,omitempty"`           // default /sbin/init
 	Health   HealthCheck `json:"health" yaml:"health"`
+	// Firmware is how the qemu driver boots: "" boots Haven's own kernel
+	// and initramfs with the root disk mounted whole (images without a
+	// bootloader); "bios" (SeaBIOS) or "uefi" (OVMF) boot the disk through
+	// its own bootloader and kernel, as a real VM disk expects.
+	Firmware string `json:"firmware,omitempty" yaml:"firmware,omitempty"`
+	// Readdress says the NIC addresses differ from those the disk's own
+	// OS configuration holds (the recovery site uses another subnet). The
+	// driver then hands the guest a cloud-init NoCloud seed with a
+	// network-config v2 for these NICs, matched by MAC, as clouds do; when
+	// false the guest's own configuration is left untouched.
+	Readdress bool `json:"readdress,omitempty" yaml:"readdress,omitempty"`
 	// StopTimeout is how long a graceful stop may take before the
 	// machine is killed; default 10s.
 	StopTimeout time.Duration `json:"stop_timeout,omitempty" yaml:"stop_timeout,omitempty"`
@@ -73,6 +88,16 @@ func (s *Spec) Validate() error {
 		}
 		if n.MAC == nil {
 			s.NICs[i].MAC = vnet.StableMAC(s.Name, n.Name)
+		}
+	}
+	switch s.Firmware {
+	case "", "bios", "uefi":
+	default:
+		return fmt.Errorf("%w: %s firmware %q: want bios or uefi", ErrBadSpec, s.Name, s.Firmware)
+	}
+	for _, d := range s.Disks {
+		if d.Partition < 0 || d.Partition > 128 {
+			return fmt.Errorf("%w: %s disk %s partition %d", ErrBadSpec, s.Name, d.Name, d.Partition)
 		}
 	}
 	if s.Init == "" {
