@@ -36,6 +36,14 @@ func (d *Device) Close() error { return d.file.Close() }
 // should start with "hv"). Claiming races with other processes, so a busy
 // device is retried.
 func Attach(image, name string, readOnly bool) (*Device, error) {
+	return AttachRange(image, name, readOnly, 0, 0)
+}
+
+// AttachRange is Attach of size bytes of image from offset (size 0: to its
+// end), e.g. one partition of a partitioned disk. One device per partition
+// keeps the kernel's partition scanning, and the partition device nodes
+// that would need udev or devtmpfs, out of it.
+func AttachRange(image, name string, readOnly bool, offset, size int64) (*Device, error) {
 	flag := os.O_RDWR
 	if readOnly {
 		flag = os.O_RDONLY
@@ -51,7 +59,7 @@ func Attach(image, name string, readOnly bool) (*Device, error) {
 	}
 	defer ctl.Close()
 	for try := 0; try < 20; try++ {
-		d, err := claim(ctl, img, name, readOnly)
+		d, err := claim(ctl, img, name, readOnly, offset, size)
 		if errors.Is(err, unix.EBUSY) {
 			continue
 		}
@@ -60,7 +68,7 @@ func Attach(image, name string, readOnly bool) (*Device, error) {
 	return nil, ErrBusy
 }
 
-func claim(ctl, img *os.File, name string, readOnly bool) (*Device, error) {
+func claim(ctl, img *os.File, name string, readOnly bool, offset, size int64) (*Device, error) {
 	n, err := unix.IoctlRetInt(int(ctl.Fd()), unix.LOOP_CTL_GET_FREE)
 	if err != nil {
 		return nil, fmt.Errorf("loop: get free: %w", err)
@@ -75,6 +83,7 @@ func claim(ctl, img *os.File, name string, readOnly bool) (*Device, error) {
 	}
 	cfg := unix.LoopConfig{Fd: uint32(img.Fd())}
 	cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR
+	cfg.Info.Offset, cfg.Info.Sizelimit = uint64(offset), uint64(size)
 	if readOnly {
 		cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
 	}

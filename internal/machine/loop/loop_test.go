@@ -1,6 +1,8 @@
 package loop_test
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -67,5 +69,30 @@ func TestDetachTwice(t *testing.T) {
 	}
 	if !loop.Gone(d.Number, tag) {
 		t.Fatalf("%s still attached as %s", d.Path, tag)
+	}
+}
+
+// TestAttachRange: the device shows exactly the bytes of the range.
+func TestAttachRange(t *testing.T) {
+	testenv.RequireRoot(t)
+	img := filepath.Join(t.TempDir(), "img")
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i / 4096)
+	}
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := loop.AttachRange(img, vnet.NewID()+"-range", true, 64<<10, 128<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, err := io.ReadAll(d.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, b[64<<10:192<<10]) {
+		t.Fatalf("read %d bytes, first %d; want the 128 KiB from 64 KiB (first %d)", len(got), got[0], b[64<<10])
 	}
 }

@@ -17,7 +17,7 @@ const childEnv = "HAVEN_NS_CHILD"
 // Fixed descriptors in the child (ExtraFiles start at 3).
 const (
 	fdSync   = 3 // parent writes "go" once the NICs are in place
-	fdStatus = 4 // child writes "ok" or an error once the root is ready
+	fdStatus = 4 // child writes "ok", "ok systemd" or an error once the root is ready
 	fdFirst  = 5 // loop devices, kept open until the mounts hold them
 )
 
@@ -26,17 +26,29 @@ type childConfig struct {
 	Root     string       `json:"root"` // mount point on the host's file system
 	Disks    []childMount `json:"disks"`
 	Init     string       `json:"init"`
+	Console  string       `json:"console,omitempty"` // pty slave to bind on /dev/console
+	Cgroup   bool         `json:"cgroup,omitempty"`  // in the machine's cgroup: unshare and mount it
+	Seed     string       `json:"seed,omitempty"`    // NoCloud seed directory on the host
+	UUID     string       `json:"uuid"`
 }
 
 type childMount struct {
+	Disk   string     `json:"disk"`
+	Target string     `json:"target"` // inside the machine; "/" for the root
+	Devs   []childDev `json:"devs"`   // the root: tried in order for the init
+}
+
+type childDev struct {
 	Dev    string `json:"dev"`
 	FSType string `json:"fstype"`
-	Target string `json:"target"` // inside the machine; "/" for the root
+	Part   int    `json:"part"` // partition number; 0: whole disk
 }
 
 // init runs the child before anything else in the binary when the ns
 // driver re-executes it. It must not wait for main: test binaries and the
-// haven CLI alike would first parse flags meant for someone else.
+// haven CLI alike would first parse flags meant for someone else. Init
+// functions run on the main thread, locked: the cgroup namespace unshared
+// below is that thread's, and so is the exec.
 func init() {
 	raw := os.Getenv(childEnv)
 	if raw == "" {
@@ -54,47 +66,133 @@ func runChild(raw string, status *os.File) error {
 	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if cfg.Cgroup {
+		// The parent started us in the machine's cgroup: that becomes the
+		// root of the cgroup tree the init sees and manages.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
 	old := unix.Umask(0) // device nodes get exactly the modes asked for
-	if err := prepareRoot(cfg); err != nil {
+	systemd, err := prepareRoot(cfg)
+	if err != nil {
 		return err
 	}
 	unix.Umask(old)
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
-	for fd := fdFirst; fd < fdFirst+len(cfg.Disks); fd++ {
+	if err := dropCaps(); err != nil {
+		return err
+	}
+	for fd := fdFirst; fd < fdFirst+countDevs(cfg); fd++ {
 		unix.Close(fd)
 	}
-	status.WriteString("ok")
+	if systemd {
+		status.WriteString("ok systemd")
+	} else {
+		status.WriteString("ok")
+	}
 	status.Close()
 	buf := make([]byte, 2)
 	if n, _ := os.NewFile(fdSync, "sync").Read(buf); string(buf[:n]) != "go" {
 		return fmt.Errorf("parent gave up before start")
 	}
-	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "TERM=linux"}
+	// container= is how systemd (and systemd-detect-virt) know they run
+	// in a container; any value it does not know reads as
+	// "container-other". container_uuid seeds an empty /etc/machine-id.
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/",
+		"TERM=vt220", "container=haven", "container_uuid=" + cfg.UUID}
 	return fmt.Errorf("exec %s: %w", cfg.Init, unix.Exec(cfg.Init, []string{cfg.Init}, env))
 }
 
-// prepareRoot mounts the disks in this (new, private) mount namespace and
-// pivots into the root disk, so no mount is ever visible on the host and all
-// of them vanish with the machine's last process.
-func prepareRoot(cfg childConfig) error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make / private: %w", err)
-	}
+func countDevs(cfg childConfig) int {
+	n := 0
 	for _, d := range cfg.Disks {
+		n += len(d.Devs)
+	}
+	return n
+}
+
+// prepareRoot mounts the disks in this (new, private) mount namespace,
+// gives the machine the file systems a container manager provides, and
+// pivots into the root disk, so no mount is ever visible on the host and
+// all of them vanish with the machine's last process. It reports whether
+// the init is systemd.
+func prepareRoot(cfg childConfig) (bool, error) {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return false, fmt.Errorf("make / private: %w", err)
+	}
+	systemd, err := mountRoot(cfg)
+	if err != nil {
+		return false, err
+	}
+	for _, d := range cfg.Disks[1:] {
 		target := filepath.Join(cfg.Root, d.Target)
 		if err := os.MkdirAll(target, 0o755); err != nil {
-			return err
+			return false, err
 		}
-		if err := unix.Mount(d.Dev, target, d.FSType, 0, ""); err != nil {
-			return fmt.Errorf("mount %s (%s) on %s: %w", d.Dev, d.FSType, d.Target, err)
+		if err := mountDev(d.Devs[0], target); err != nil {
+			return false, fmt.Errorf("disk %s: %w", d.Disk, err)
 		}
 	}
-	if err := mountDev(cfg.Root); err != nil {
-		return err
+	if cfg.Seed != "" {
+		if err := bindSeed(cfg.Seed, cfg.Root); err != nil {
+			return false, err
+		}
 	}
-	return pivot(cfg.Root)
+	if err := mountAPI(cfg); err != nil {
+		return false, err
+	}
+	return systemd, pivot(cfg.Root)
+}
+
+func mountDev(d childDev, target string) error {
+	if err := unix.Mount(d.Dev, target, d.FSType, 0, ""); err != nil {
+		return fmt.Errorf("mount %s (%s, partition %d) on %s: %w", d.Dev, d.FSType, d.Part, target, err)
+	}
+	return nil
+}
+
+// mountRoot mounts the first of the root disk's candidates that holds the
+// init, and says whether that init is systemd.
+func mountRoot(cfg childConfig) (bool, error) {
+	root := cfg.Disks[0]
+	var errs []error
+	for _, d := range root.Devs {
+		if err := mountDev(d, cfg.Root); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		target, err := resolveIn(cfg.Root, cfg.Init)
+		if err == nil {
+			return filepath.Base(target) == "systemd", nil
+		}
+		errs = append(errs, fmt.Errorf("partition %d: %s: %w", d.Part, cfg.Init, err))
+		if err := unix.Unmount(cfg.Root, 0); err != nil {
+			return false, fmt.Errorf("unmount %s: %w", d.Dev, err)
+		}
+	}
+	if len(errs) == 1 {
+		return false, fmt.Errorf("disk %s: %w", root.Disk, errs[0])
+	}
+	return false, fmt.Errorf("disk %s: no partition holds the init: %v", root.Disk, errs)
+}
+
+// resolveIn follows path, symlinks and all, as the machine will see it
+// (absolute links stay inside root), and returns where it leads.
+func resolveIn(root, path string) (string, error) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(rfd)
+	fd, err := unix.Openat2(rfd, path, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	return os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
 }
 
 func pivot(root string) error {
@@ -108,27 +206,4 @@ func pivot(root string) error {
 		return fmt.Errorf("detach old root: %w", err)
 	}
 	return os.Chdir("/")
-}
-
-// mountDev gives the machine a small private /dev with the usual character
-// devices, rather than the host's devtmpfs.
-func mountDev(root string) error {
-	dev := filepath.Join(root, "dev")
-	if _, err := os.Stat(dev); err != nil {
-		return nil // the image has no /dev: leave it so
-	}
-	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID, "mode=755,size=1m"); err != nil {
-		return fmt.Errorf("mount /dev: %w", err)
-	}
-	nodes := []struct {
-		name         string
-		major, minor uint32
-	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}}
-	for _, n := range nodes {
-		p := filepath.Join(dev, n.name)
-		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
-			return fmt.Errorf("mknod %s: %w", p, err)
-		}
-	}
-	return nil
 }

@@ -18,7 +18,6 @@ import (
 	"syscall"
 
 	"github.com/haven-dr/haven/internal/machine"
-	"github.com/haven-dr/haven/internal/machine/loop"
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
@@ -33,7 +32,7 @@ type Driver struct {
 	Networks   machine.Networks
 	Ops        vnet.Ops       // default vnet.Netlink{}
 	StateDir   string         // default DefaultStateDir
-	StopSignal syscall.Signal // default SIGTERM
+	StopSignal syscall.Signal // default SIGRTMIN+3 when the init is systemd, else SIGTERM
 }
 
 var _ machine.Driver = (*Driver)(nil)
@@ -94,14 +93,16 @@ func (d *Driver) attachments(spec machine.Spec) ([]vnet.Attachment, error) {
 }
 
 func (d *Driver) boot(spec machine.Spec, dir string, atts []vnet.Attachment) (*instance, error) {
-	loops, err := attachDisks(spec)
+	seed, err := d.writeSeed(spec, dir)
 	if err != nil {
 		return nil, err
 	}
-	m, err := d.spawn(spec, dir, loops)
-	for _, l := range loops {
-		l.Close() // spawn closes them once the child runs; this covers its early failures
+	ds, err := attachDisks(spec)
+	if err != nil {
+		return nil, err
 	}
+	m, err := d.spawn(spec, dir, ds, seed)
+	ds.close() // spawn closes them once the child runs; this covers its early failures
 	if err != nil {
 		return nil, err
 	}
@@ -113,21 +114,6 @@ func (d *Driver) boot(spec machine.Spec, dir string, atts []vnet.Attachment) (*i
 	return m, nil
 }
 
-func attachDisks(spec machine.Spec) ([]*loop.Device, error) {
-	var out []*loop.Device
-	for _, disk := range spec.Disks {
-		l, err := loop.Attach(disk.Path, LoopName(spec.Name, disk.Name), false)
-		if err != nil {
-			for _, o := range out {
-				o.Close()
-			}
-			return nil, fmt.Errorf("disk %s: %w", disk.Name, err)
-		}
-		out = append(out, l)
-	}
-	return out, nil
-}
-
 // LoopName tags a machine's loop device so cleanup can find it.
 func LoopName(machineName, disk string) string {
 	n := vnet.Prefix + "-" + machineName + "/" + disk
@@ -137,19 +123,13 @@ func LoopName(machineName, disk string) string {
 	return n
 }
 
-func childConf(spec machine.Spec, dir string, loops []*loop.Device) childConfig {
-	cfg := childConfig{Hostname: spec.Name, Root: filepath.Join(dir, "root"), Init: spec.Init}
-	for i, disk := range spec.Disks {
-		target, fs := disk.Mount, disk.FSType
-		if i == 0 {
-			target = "/"
-		}
-		if fs == "" {
-			fs = "ext4"
-		}
-		cfg.Disks = append(cfg.Disks, childMount{Dev: loops[i].Path, FSType: fs, Target: target})
-	}
-	return cfg
+func childConf(spec machine.Spec, dir string, ds disks, console string, cgroup bool, seed string) childConfig {
+	sum := sha256.Sum256([]byte("haven-ns\x00" + spec.Name))
+	sum[6] = sum[6]&0x0f | 0x40 // a version 4 UUID, stable per machine name
+	sum[8] = sum[8]&0x3f | 0x80
+	return childConfig{Hostname: spec.Name, Root: filepath.Join(dir, "root"), Init: spec.Init, Disks: ds.mounts,
+		Console: console, Cgroup: cgroup, Seed: seed,
+		UUID: fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])}
 }
 
 func (d *Driver) plugNICs(m *instance, atts []vnet.Attachment) error {
@@ -189,14 +169,16 @@ func encodeConf(cfg childConfig) string {
 	return string(b)
 }
 
-// readStatus waits for the child to report its root ready.
-func readStatus(r io.Reader) error {
+// readStatus waits for the child to report its root ready, and returns
+// what it said after "ok" ("systemd" when that is the init).
+func readStatus(r io.Reader) (string, error) {
 	b, _ := io.ReadAll(io.LimitReader(r, 4096))
-	if s := string(b); s != "ok" {
-		if s == "" {
-			s = "child exited before reporting"
-		}
-		return errors.New(strings.TrimPrefix(s, "error: "))
+	s := string(b)
+	if s == "ok" || strings.HasPrefix(s, "ok ") {
+		return strings.TrimPrefix(strings.TrimPrefix(s, "ok"), " "), nil
 	}
-	return nil
+	if s == "" {
+		s = "child exited before reporting"
+	}
+	return "", errors.New(strings.TrimPrefix(s, "error: "))
 }

@@ -1,0 +1,125 @@
+package nsdrv
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/haven-dr/haven/internal/vnet"
+	"golang.org/x/sys/unix"
+)
+
+// Each machine runs in a cgroup of its own on the host's cgroup2
+// hierarchy (on a hybrid host, the unified one beside the v1
+// controllers): the child is cloned into it, makes it the root of its
+// cgroup namespace, and systemd inside builds its tree beneath. The
+// cgroup is how Stop knows every process is gone, and cgroup.kill ends
+// whatever a crashed run left.
+
+// cgroup2Root returns where the host's cgroup2 hierarchy is mounted, or ""
+// when it has none (machines then run without a cgroup of their own).
+func cgroup2Root() string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		pre, post, ok := strings.Cut(s.Text(), " - ")
+		fields := strings.Fields(pre)
+		if ok && strings.HasPrefix(post, "cgroup2 ") && len(fields) >= 5 && fields[3] == "/" {
+			return fields[4]
+		}
+	}
+	return ""
+}
+
+// CgroupName names a machine's cgroup: tagged like its loop devices, so
+// cleanup finds both by one prefix.
+func CgroupName(machineName string) string {
+	return vnet.Prefix + "-" + machineName
+}
+
+// makeCgroup creates the machine's cgroup and opens it for clone3's
+// CLONE_INTO_CGROUP.
+func makeCgroup(root, machineName string) (string, *os.File, error) {
+	path := filepath.Join(root, CgroupName(machineName))
+	if err := os.Mkdir(path, 0o755); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "", nil, fmt.Errorf("cgroup %s is left over: run haven site cleanup", path)
+		}
+		return "", nil, fmt.Errorf("cgroup: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		os.Remove(path)
+		return "", nil, fmt.Errorf("cgroup: %w", err)
+	}
+	return path, f, nil
+}
+
+// removeCgroup kills what still runs in the cgroup tree at path and
+// removes it, deepest first. The kernel empties a cgroup a moment after
+// its processes die, so removal is retried until deadline.
+func removeCgroup(path string, deadline time.Time) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	for {
+		err := rmTree(path)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cgroup %s: %w", path, err)
+		}
+		os.WriteFile(filepath.Join(path, "cgroup.kill"), []byte("1"), 0) // Linux 5.14+
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func rmTree(path string) error {
+	var dirs []string
+	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	slices.Reverse(dirs)
+	for _, d := range dirs {
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	return nil
+}
+
+// leftoverCgroups lists the machine cgroups whose names start with prefix.
+func leftoverCgroups(prefix string) []string {
+	root := cgroup2Root()
+	if root == "" {
+		return nil
+	}
+	ents, _ := os.ReadDir(root)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, filepath.Join(root, e.Name()))
+		}
+	}
+	return out
+}

@@ -1,0 +1,192 @@
+package nsdrv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/loop"
+	"github.com/haven-dr/haven/internal/machine/machinetest"
+	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/vnet"
+	"github.com/haven-dr/haven/internal/vnet/vnettest"
+)
+
+// debianEnv is a lab whose driver boots the Debian test image: systemd as
+// PID 1 takes far longer than the busybox images.
+func debianEnv(t *testing.T) *machinetest.Env {
+	testenv.RequireRoot(t)
+	return machinetest.NewEnv(t, machinetest.Config{
+		New: func(t testing.TB, nets machine.Networks) machine.Driver {
+			return &Driver{Networks: nets, StateDir: filepath.Join(t.TempDir(), "state")}
+		},
+		Boot: 3 * time.Minute,
+	})
+}
+
+// debianSpec boots a fresh copy of the Debian image (GPT: ESP and root)
+// with its PostgreSQL as the health check.
+func debianSpec(t *testing.T, e *machinetest.Env, name, addr string) machine.Spec {
+	s := e.Spec(name, "app", addr)
+	s.Disks = []machine.Disk{{Name: "root", Path: debianImage(t)}}
+	s.Health = machine.HealthCheck{TCPPort: 5432}
+	s.StopTimeout = time.Minute
+	return s
+}
+
+// psql runs a query as haven from client namespace ns.
+func psql(t *testing.T, ns, addr, query string) string {
+	t.Helper()
+	bin := testenv.LookPath(t, "psql")
+	out, err := exec.Command("ip", "netns", "exec", ns, bin, "-X", "-At",
+		"postgresql://haven:haven@"+addr+"/haven?connect_timeout=10", "-c", query).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql from %s to %s: %v\n%s", ns, addr, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// inside runs a command in all of the machine's namespaces.
+func inside(t *testing.T, m *instance, args ...string) (string, error) {
+	t.Helper()
+	nsenter := testenv.LookPath(t, "nsenter")
+	out, err := exec.Command(nsenter, append([]string{"-t", fmt.Sprint(m.pid), "-a"}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// TestDebianSystemd boots a real Debian root disk with systemd as PID 1,
+// queries its PostgreSQL from a client on the network, checks systemd
+// knows it is in a container, stops it with SIGRTMIN+3 and checks that
+// PostgreSQL shut down cleanly and nothing of the machine is left.
+func TestDebianSystemd(t *testing.T) {
+	e := debianEnv(t)
+	spec := debianSpec(t, e, "deb", "10.91.0.10/24")
+	start := time.Now()
+	mi := e.Start(spec)
+	m := mi.(*instance)
+	e.WaitHealthy(mi, e.Edge)
+	t.Logf("Start to healthy: %v", time.Since(start))
+	if !m.systemd || m.stopSig != SIGRTMIN3 {
+		t.Fatalf("systemd %v, stop signal %v: want systemd and SIGRTMIN+3", m.systemd, m.stopSig)
+	}
+	client := vnettest.Host(t, e.Lab, "cl", "app", "10.91.0.60/24")
+	if got := psql(t, client, "10.91.0.10", "select count(*) from pg_stat_activity where usename = 'haven'"); got != "1" {
+		t.Fatalf("query answered %q", got)
+	}
+	if got, err := inside(t, m, "systemd-detect-virt", "--container"); err != nil || got != "container-other" {
+		t.Fatalf("systemd-detect-virt --container: %q %v", got, err)
+	}
+	// The cgroup tree systemd built lies inside the machine's own cgroup.
+	if _, err := os.Stat(filepath.Join(m.cgroup, "init.scope")); err != nil {
+		t.Fatalf("systemd's init.scope not in the machine's cgroup: %v", err)
+	}
+	stopAndCheckGone(t, m)
+	checkCleanShutdown(t, spec.Disks[0].Path)
+}
+
+// stopAndCheckGone stops m gracefully, fails if it had to be killed, and
+// checks its processes, mounts, loop devices, cgroup, links and state are
+// gone.
+func stopAndCheckGone(t *testing.T, m *instance) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := m.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	took := time.Since(start)
+	if took >= m.spec.StopTimeout {
+		t.Fatalf("stop took %v: init was killed, not stopped", took)
+	}
+	t.Logf("stop took %v", took)
+	checkGone(t, m)
+}
+
+func checkGone(t *testing.T, m *instance) {
+	t.Helper()
+	if err := syscall.Kill(m.pid, 0); err == nil {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", m.pid)); strings.HasPrefix(string(b), "haven-ns:") {
+			t.Errorf("machine process %d still runs", m.pid)
+		}
+	}
+	if _, err := os.Stat(m.cgroup); m.cgroup == "" || !os.IsNotExist(err) {
+		t.Errorf("cgroup %q left: %v", m.cgroup, err)
+	}
+	if left, _ := loop.Attached(LoopName(m.spec.Name, "")); len(left) != 0 {
+		t.Errorf("loop devices left: %v", left)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), m.dir) {
+		t.Errorf("mounts left under %s", m.dir)
+	}
+	if _, err := os.Stat(m.dir); !os.IsNotExist(err) {
+		t.Errorf("state dir left: %v", err)
+	}
+	for _, l := range m.links {
+		err := vnet.Do(l[0], func() error {
+			_, err := os.Stat("/sys/class/net/" + l[1])
+			return err
+		})
+		if err == nil {
+			t.Errorf("link %s left in %s", l[1], l[0])
+		}
+	}
+}
+
+// checkCleanShutdown reads PostgreSQL's control file from the stopped
+// disk: "shut down" only if systemd stopped the service before halting.
+func checkCleanShutdown(t *testing.T, img string) {
+	t.Helper()
+	ctl := testenv.LookPath(t, filepath.Join(testenv.PostgresBin(t), "pg_controldata"))
+	mnt := mountRootPartition(t, img)
+	out, err := exec.Command(ctl, filepath.Join(mnt, "var/lib/postgresql/15/main")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg_controldata: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Database cluster state:               shut down\n") {
+		t.Fatalf("PostgreSQL was not shut down cleanly:\n%s", out)
+	}
+}
+
+// mountRootPartition mounts the image's root partition read-only, found
+// the way the driver finds it, until the test ends.
+func mountRootPartition(t *testing.T, img string) string {
+	t.Helper()
+	parts, err := choose(machine.Disk{Name: "root", Path: img}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parts[0]
+	l, err := loop.AttachRange(img, vnet.NewID()+"-check", true, p.part.Start, p.part.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	mnt := t.TempDir()
+	if err := syscall.Mount(l.Path, mnt, p.fstype, syscall.MS_RDONLY, "norecovery"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	return mnt
+}
+
+// debianImage returns a fresh copy of the Debian test image.
+func debianImage(t *testing.T) string {
+	src := os.Getenv("HAVEN_DEV_DEBIAN_IMAGE")
+	if src == "" {
+		testenv.Missing(t, "no Debian image")
+	}
+	dst := filepath.Join(testenv.Dir(t), "debian.img")
+	if out, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy image: %v\n%s", err, out)
+	}
+	return dst
+}
