@@ -2,8 +2,10 @@ package nsdrv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,10 +37,12 @@ func openPTY() (master, slave *os.File, err error) {
 	return m, s, nil
 }
 
-// copyConsole copies the pty's output to log until every process holding
-// the terminal has gone (the master then reads EIO), and closes both.
+// copyConsole copies the pty's output to log until the machine is gone
+// (stop closed, and the master reads EIO: no process holds the terminal
+// any more), then closes both. systemd hangs the console up as it starts
+// (vhangup), which also reads as EIO, so EIO alone does not end the copy.
 // Terminal line endings become plain newlines.
-func copyConsole(master, log *os.File, done chan<- struct{}) {
+func copyConsole(master, log *os.File, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	defer log.Close()
 	defer master.Close()
@@ -48,8 +52,16 @@ func copyConsole(master, log *os.File, done chan<- struct{}) {
 		if n > 0 {
 			log.Write(bytes.ReplaceAll(buf[:n], []byte("\r\n"), []byte("\n")))
 		}
-		if err != nil {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, unix.EIO) {
 			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -65,12 +65,11 @@ func (d *Driver) spawn(spec machine.Spec, dir string, ds disks, seed string) (*i
 	defer slave.Close()
 	m := &instance{spec: spec, dir: dir, console: consolePath, ops: d.ops(),
 		done: make(chan struct{}), consoleDone: make(chan struct{})}
-	go copyConsole(master, log, m.consoleDone)
+	go copyConsole(master, log, m.done, m.consoleDone)
 	var cgDir *os.File
 	if root := cgroup2Root(); root != "" {
 		if m.cgroup, cgDir, err = makeCgroup(root, spec.Name); err != nil {
-			slave.Close()
-			<-m.consoleDone
+			m.abandon(slave)
 			return nil, err
 		}
 		defer cgDir.Close()
@@ -132,6 +131,7 @@ const SIGRTMIN3 = syscall.Signal(34 + 3)
 // abandon undoes a spawn that failed before the child started.
 func (m *instance) abandon(slave *os.File) {
 	slave.Close()
+	close(m.done)
 	<-m.consoleDone
 	if m.cgroup != "" {
 		removeCgroup(m.cgroup, time.Now().Add(10*time.Second))
