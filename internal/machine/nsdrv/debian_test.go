@@ -190,3 +190,35 @@ func debianImage(t *testing.T) string {
 	}
 	return dst
 }
+
+// TestDebianReaddress boots the Debian image on a subnet other than the
+// one its own network configuration names: with Readdress the machine
+// gets a NoCloud seed, cloud-init renders the new address for
+// systemd-networkd, and the machine answers there.
+func TestDebianReaddress(t *testing.T) {
+	e := debianEnv(t)
+	if _, err := e.Lab.AddSite("rec2", []vnet.Network{vnettest.Net("db", "10.92.0.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	spec := debianSpec(t, e, "re", "10.92.0.10/24")
+	spec.NICs[0].Network = "db"
+	spec.Readdress = true
+	client := vnettest.Host(t, e.Lab, "cl", "db", "10.92.0.60/24")
+	mi := e.Start(spec)
+	e.WaitHealthy(mi, client)
+	m := mi.(*instance)
+	if got := psql(t, client, "10.92.0.10", "select current_user"); got != "haven" {
+		t.Fatalf("query answered %q", got)
+	}
+	// networkd runs the configuration cloud-init wrote from the seed, and
+	// the address is the only one: the image's old one was not applied.
+	rendered, err := inside(t, m, "cat", "/etc/systemd/network/10-cloud-init-eth0.network")
+	if err != nil || !strings.Contains(rendered, "10.92.0.10/24") {
+		t.Fatalf("cloud-init's networkd file: %v\n%s", err, rendered)
+	}
+	addrs, err := inside(t, m, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+	if err != nil || !strings.Contains(addrs, "10.92.0.10/24") || strings.Contains(addrs, "10.91.") {
+		t.Fatalf("eth0 addresses: %v\n%s", err, addrs)
+	}
+	stopAndCheckGone(t, m)
+}
