@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/loop"
@@ -15,9 +16,10 @@ import (
 )
 
 // Cleanup kills machines a crashed run left in stateDir, removes their
-// state, and detaches loop devices whose tag starts with loopPrefix
-// (LoopName tags them "hv-<machine>/<disk>"). Machines that another running
-// Haven owns, and their loop devices, are kept (vnet.ErrOwned). It returns
+// state, and removes the cgroups and detaches the loop devices whose names
+// start with loopPrefix (CgroupName is "hv-<machine>", LoopName tags
+// "hv-<machine>/<disk>"). Machines that another running Haven owns, and
+// their cgroups and loop devices, are kept (vnet.ErrOwned). It returns
 // what it removed.
 func Cleanup(stateDir, loopPrefix string) ([]string, error) {
 	return cleanup(stateDir, loopPrefix, false)
@@ -34,6 +36,17 @@ func cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
 	var done []string
 	for _, r := range removed {
 		done = append(done, "machine "+r)
+	}
+	for _, cg := range leftoverCgroups(loopPrefix) {
+		if keptCgroup(filepath.Base(cg), kept) {
+			continue
+		}
+		// cgroup.kill ends whatever the state directory did not record.
+		if err := removeCgroup(cg, time.Now().Add(10*time.Second)); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, "cgroup "+cg)
 	}
 	loops, err := loop.Attached(loopPrefix)
 	errs = append(errs, err)
@@ -54,6 +67,15 @@ func cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
 func keptLoop(tag string, kept []string) bool {
 	for _, k := range kept {
 		if strings.HasPrefix(tag, LoopName(k, "")) {
+			return true
+		}
+	}
+	return false
+}
+
+func keptCgroup(name string, kept []string) bool {
+	for _, k := range kept {
+		if name == CgroupName(k) {
 			return true
 		}
 	}

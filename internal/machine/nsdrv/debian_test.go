@@ -222,3 +222,26 @@ func TestDebianReaddress(t *testing.T) {
 	}
 	stopAndCheckGone(t, m)
 }
+
+// TestDebianInitKilled: the machine's PID 1 (systemd) killed with SIGKILL
+// takes the whole machine with it, and Stop still releases everything.
+func TestDebianInitKilled(t *testing.T) {
+	e := debianEnv(t)
+	mi := e.Start(debianSpec(t, e, "kill", "10.91.0.10/24"))
+	e.WaitHealthy(mi, e.Edge)
+	m := mi.(*instance)
+	if err := m.proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-m.Done():
+	case <-time.After(time.Minute):
+		t.Fatal("machine still runs a minute after its init was killed")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := m.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	checkGone(t, m)
+}

@@ -46,8 +46,13 @@ func TestCleanupAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-m.Done()
-	if len(removed) != 1 && len(removed) != 2 { // the loop device may already have autocleared
-		t.Fatalf("removed %v, want the machine (and maybe its loop device)", removed)
+	if len(removed) != 2 && len(removed) != 3 { // the loop device may already have autocleared
+		t.Fatalf("removed %v, want the machine, its cgroup (and maybe its loop device)", removed)
+	}
+	for _, root := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		if left, _ := filepath.Glob(filepath.Join(root, tags+"*")); len(left) != 0 {
+			t.Fatalf("cgroups left: %v", left)
+		}
 	}
 	if err := m.Stop(context.Background()); err != nil { // waits for autoclear
 		t.Fatal(err)
