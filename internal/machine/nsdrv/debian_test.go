@@ -21,7 +21,7 @@ import (
 
 // debianEnv is a lab whose driver boots the Debian test image: systemd as
 // PID 1 takes far longer than the busybox images.
-func debianEnv(t *testing.T) *machinetest.Env {
+func debianEnv(t testing.TB) *machinetest.Env {
 	testenv.RequireRoot(t)
 	return machinetest.NewEnv(t, machinetest.Config{
 		New: func(t testing.TB, nets machine.Networks) machine.Driver {
@@ -33,7 +33,7 @@ func debianEnv(t *testing.T) *machinetest.Env {
 
 // debianSpec boots a fresh copy of the Debian image (GPT: ESP and root)
 // with its PostgreSQL as the health check.
-func debianSpec(t *testing.T, e *machinetest.Env, name, addr string) machine.Spec {
+func debianSpec(t testing.TB, e *machinetest.Env, name, addr string) machine.Spec {
 	s := e.Spec(name, "app", addr)
 	s.Disks = []machine.Disk{{Name: "root", Path: debianImage(t)}}
 	s.Health = machine.HealthCheck{TCPPort: 5432}
@@ -179,7 +179,7 @@ func mountRootPartition(t *testing.T, img string) string {
 }
 
 // debianImage returns a fresh copy of the Debian test image.
-func debianImage(t *testing.T) string {
+func debianImage(t testing.TB) string {
 	src := os.Getenv("HAVEN_DEV_DEBIAN_IMAGE")
 	if src == "" {
 		testenv.Missing(t, "no Debian image")
