@@ -28,7 +28,7 @@ var (
 type Disk struct {
 	Name   string `json:"name" yaml:"name"`
 	Path   string `json:"path" yaml:"path"`                         // raw image file
-	FSType string `json:"fstype,omitempty" yaml:"fstype,omitempty"` // ns driver; default ext4
+	FSType string `json:"fstype,omitempty" yaml:"fstype,omitempty"` // ns driver; default: found by superblock
 	Mount  string `json:"mount,omitempty" yaml:"mount,omitempty"`   // ns driver, non-root disks
 	// Partition is the partition (1-based) the ns driver mounts from a
 	// disk with a partition table; 0 lets the driver find it (for the

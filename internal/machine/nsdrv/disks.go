@@ -65,8 +65,9 @@ type candidate struct {
 
 // choose reads the disk's partition table and returns what may be mounted
 // from it: the whole disk when it has no table, the partition the spec
-// names, the root candidates for the root disk, else the first Linux
-// file system. The file system type is the spec's or found by magic.
+// names, the root candidates for the root disk, else the first data
+// candidate holding a known file system. The file system type is the
+// spec's or found by magic.
 func choose(disk machine.Disk, root bool) ([]candidate, error) {
 	f, err := os.Open(disk.Path)
 	if err != nil {
@@ -97,11 +98,7 @@ func choose(disk machine.Disk, root bool) ([]candidate, error) {
 	case root:
 		parts = tab.RootCandidates()
 	default:
-		p, err := tab.FirstLinux()
-		if err != nil {
-			return nil, err
-		}
-		parts = []partition.Partition{p}
+		parts = tab.DataCandidates()
 	}
 	var out []candidate
 	var lastErr error
@@ -114,6 +111,9 @@ func choose(disk machine.Disk, root bool) ([]candidate, error) {
 			}
 		}
 		out = append(out, candidate{p, fs})
+		if !root {
+			break // the first file system is the data disk's
+		}
 	}
 	if len(out) == 0 {
 		if lastErr == nil {

@@ -20,6 +20,7 @@ var gptKinds = map[string]Kind{
 	"c12a7328-f81f-11d2-ba4b-00a0c93ec93b": ESP,
 	"0657fd6d-a4ab-43c4-84e5-0933c84b4f4f": Swap,
 	"e6d6d379-f507-44c2-a23c-238f2a3df928": LVM,
+	"21686148-6449-6e6f-744e-656564454649": Firmware, // BIOS boot
 }
 
 // readGPT reads the primary GPT, trying 512- and 4096-byte sectors (the

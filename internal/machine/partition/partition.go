@@ -36,6 +36,7 @@ const (
 	Swap
 	LVM
 	Extended // MBR container of logical partitions
+	Firmware // BIOS boot partition: boot loader code, no file system
 )
 
 // Partition is one entry of the table.
@@ -92,28 +93,38 @@ func (t Table) Find(n int) (Partition, error) {
 }
 
 // RootCandidates lists the partitions that may hold a root file system,
-// best first: GPT root partitions, then Linux file systems, in table order.
-// Which one does is for whoever can look inside (the init must be there).
+// best first: GPT root partitions, then Linux file systems, then
+// partitions of types this package does not know (tools write odd type
+// GUIDs), each group in table order. ESP, swap, LVM, BIOS boot and
+// extended partitions are never candidates. Which one is the root is for
+// whoever can look inside (the init must be there).
 func (t Table) RootCandidates() []Partition {
-	var root, linux []Partition
+	var root, linux, other []Partition
 	for _, p := range t.Partitions {
 		switch p.Kind {
 		case Root:
 			root = append(root, p)
 		case Linux:
 			linux = append(linux, p)
+		case Other:
+			other = append(other, p)
 		}
 	}
-	return append(root, linux...)
+	return append(append(root, linux...), other...)
 }
 
-// FirstLinux returns the first partition holding a Linux file system: the
-// data partition of a disk that is not the root disk.
-func (t Table) FirstLinux() (Partition, error) {
+// DataCandidates lists, best first, the partitions that may hold the file
+// system of a disk that is not the root disk: Linux file systems (root
+// types included), then unknown types.
+func (t Table) DataCandidates() []Partition {
+	var linux, other []Partition
 	for _, p := range t.Partitions {
-		if p.Kind == Linux || p.Kind == Root {
-			return p, nil
+		switch p.Kind {
+		case Root, Linux:
+			linux = append(linux, p)
+		case Other:
+			other = append(other, p)
 		}
 	}
-	return Partition{}, fmt.Errorf("%w: no Linux file system in the %s table", ErrNoPartition, t.Scheme)
+	return append(linux, other...)
 }

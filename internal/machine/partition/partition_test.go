@@ -103,6 +103,8 @@ func TestGPT(t *testing.T) {
 size=8MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
 size=4MiB, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F
 size=16MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4
+size=8MiB, type=01234567-89AB-CDEF-0123-456789ABCDEF
+size=1MiB, type=21686148-6449-6E6F-744E-656564454649
 type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709
 `)
 	tab := read(t, img)
@@ -110,17 +112,17 @@ type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709
 		t.Fatalf("scheme %q", tab.Scheme)
 	}
 	sameAsSfdisk(t, img, tab)
-	kinds := []Kind{ESP, Swap, Linux, Root}
+	kinds := []Kind{ESP, Swap, Linux, Other, Firmware, Root}
 	for i, k := range kinds {
 		if tab.Partitions[i].Kind != k {
 			t.Errorf("partition %d kind %v, want %v", i+1, tab.Partitions[i].Kind, k)
 		}
 	}
-	if c := tab.RootCandidates(); len(c) != 2 || c[0].Number != 4 || c[1].Number != 3 {
-		t.Errorf("root candidates %+v, want 4 then 3", c)
+	if c := numbers(tab.RootCandidates()); c != "6 3 4" {
+		t.Errorf("root candidates %s, want 6 3 4 (root, Linux, unknown type)", c)
 	}
-	if p, err := tab.FirstLinux(); err != nil || p.Number != 3 {
-		t.Errorf("first Linux %+v %v, want 3", p, err)
+	if c := numbers(tab.DataCandidates()); c != "3 6 4" {
+		t.Errorf("data candidates %s, want 3 6 4 (Linux and root in table order, unknown type)", c)
 	}
 	if _, err := tab.Find(9); !errors.Is(err, ErrNoPartition) {
 		t.Errorf("find 9: %v", err)
@@ -140,8 +142,8 @@ type=83
 		t.Fatalf("scheme %q", tab.Scheme)
 	}
 	sameAsSfdisk(t, img, tab)
-	if c := tab.RootCandidates(); len(c) != 2 || c[0].Number != 1 || c[1].Number != 6 {
-		t.Errorf("root candidates %+v, want 1 and 6", c)
+	if c := numbers(tab.RootCandidates()); c != "1 6" {
+		t.Errorf("root candidates %s, want 1 6", c)
 	}
 }
 
@@ -197,4 +199,12 @@ func TestFSTypeInPartition(t *testing.T) {
 	if _, err := FSType(f, 0); !errors.Is(err, ErrUnknownFS) {
 		t.Fatalf("FSType of the table itself: %v", err)
 	}
+}
+
+func numbers(ps []Partition) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, strconv.Itoa(p.Number))
+	}
+	return strings.Join(s, " ")
 }
