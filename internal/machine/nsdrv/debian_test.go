@@ -3,6 +3,7 @@ package nsdrv
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,16 +42,24 @@ func debianSpec(t testing.TB, e *machinetest.Env, name, addr string) machine.Spe
 	return s
 }
 
-// psql runs a query as haven from client namespace ns.
+// psql runs a query as haven from client namespace ns. The health check
+// passes once PostgreSQL accepts TCP, which it does while still starting
+// up: that one answer is waited out (bounded), any other fails the test.
 func psql(t *testing.T, ns, addr, query string) string {
 	t.Helper()
 	bin := testenv.LookPath(t, "psql")
-	out, err := exec.Command("ip", "netns", "exec", ns, bin, "-X", "-At",
-		"postgresql://haven:haven@"+addr+"/haven?connect_timeout=10", "-c", query).CombinedOutput()
-	if err != nil {
-		t.Fatalf("psql from %s to %s: %v\n%s", ns, addr, err, out)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, err := exec.Command("ip", "netns", "exec", ns, bin, "-X", "-At",
+			"postgresql://haven:haven@"+addr+"/haven?connect_timeout=10", "-c", query).CombinedOutput()
+		if err == nil {
+			return strings.TrimSpace(string(out))
+		}
+		if !strings.Contains(string(out), "the database system is starting up") || time.Now().After(deadline) {
+			t.Fatalf("psql from %s to %s: %v\n%s", ns, addr, err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return strings.TrimSpace(string(out))
 }
 
 // inside runs a command in all of the machine's namespaces.
@@ -191,36 +200,52 @@ func debianImage(t testing.TB) string {
 	return dst
 }
 
-// TestDebianReaddress boots the Debian image on a subnet other than the
-// one its own network configuration names: with Readdress the machine
-// gets a NoCloud seed, cloud-init renders the new address for
-// systemd-networkd, and the machine answers there.
+// TestDebianReaddress boots the Debian image twice with Readdress: first
+// on the app network, which makes cloud-init write that address into the
+// disk's networkd configuration (the "production" configuration), then on
+// a subnet that configuration does not name. The second seed has a new
+// instance-id, cloud-init renders the new address, and the machine
+// answers there with no trace of the old one.
 func TestDebianReaddress(t *testing.T) {
 	e := debianEnv(t)
 	if _, err := e.Lab.AddSite("rec2", []vnet.Network{vnettest.Net("db", "10.92.0.0/24")}); err != nil {
 		t.Fatal(err)
 	}
-	spec := debianSpec(t, e, "re", "10.92.0.10/24")
-	spec.NICs[0].Network = "db"
-	spec.Readdress = true
+	first := debianSpec(t, e, "re", "10.91.0.10/24")
+	first.Readdress = true
+	m := e.Start(first).(*instance)
+	e.WaitHealthy(m, e.Edge)
+	if got := networkdFile(t, m); !strings.Contains(got, "10.91.0.10/24") {
+		t.Fatalf("first boot: cloud-init's networkd file:\n%s", got)
+	}
+	stopAndCheckGone(t, m)
+
+	second := first
+	second.NICs = []vnet.NIC{{Name: "eth0", Network: "db", Addr: netip.MustParsePrefix("10.92.0.10/24")}}
 	client := vnettest.Host(t, e.Lab, "cl", "db", "10.92.0.60/24")
-	mi := e.Start(spec)
-	e.WaitHealthy(mi, client)
-	m := mi.(*instance)
+	m = e.Start(second).(*instance)
+	e.WaitHealthy(m, client)
 	if got := psql(t, client, "10.92.0.10", "select current_user"); got != "haven" {
 		t.Fatalf("query answered %q", got)
 	}
-	// networkd runs the configuration cloud-init wrote from the seed, and
-	// the address is the only one: the image's old one was not applied.
-	rendered, err := inside(t, m, "cat", "/etc/systemd/network/10-cloud-init-eth0.network")
-	if err != nil || !strings.Contains(rendered, "10.92.0.10/24") {
-		t.Fatalf("cloud-init's networkd file: %v\n%s", err, rendered)
+	if got := networkdFile(t, m); !strings.Contains(got, "10.92.0.10/24") || strings.Contains(got, "10.91.") {
+		t.Fatalf("second boot: cloud-init's networkd file:\n%s", got)
 	}
 	addrs, err := inside(t, m, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
 	if err != nil || !strings.Contains(addrs, "10.92.0.10/24") || strings.Contains(addrs, "10.91.") {
 		t.Fatalf("eth0 addresses: %v\n%s", err, addrs)
 	}
 	stopAndCheckGone(t, m)
+}
+
+// networkdFile is the networkd configuration cloud-init rendered for eth0.
+func networkdFile(t *testing.T, m *instance) string {
+	t.Helper()
+	out, err := inside(t, m, "cat", "/etc/systemd/network/10-cloud-init-eth0.network")
+	if err != nil {
+		t.Fatalf("cloud-init's networkd file: %v\n%s", err, out)
+	}
+	return out
 }
 
 // TestDebianInitKilled: the machine's PID 1 (systemd) killed with SIGKILL
