@@ -65,7 +65,7 @@ func randomTag() string {
 // openQemu connects to the VM's monitor, removes what a crashed agent left,
 // picks the disks, decides which bitmaps to trust and prepares the
 // overlays; nothing the guest sees has happened yet.
-func openQemu(ctx context.Context, m *machine, stateDir string, chunkSize int) (_ *qemuVM, err error) {
+func openQemu(ctx context.Context, m *machine, stateDir string) (_ *qemuVM, err error) {
 	mon, err := qmp.Dial(ctx, m.cfg.QMP)
 	if err != nil {
 		return nil, err
@@ -107,7 +107,6 @@ func openQemu(ctx context.Context, m *machine, stateDir string, chunkSize int) (
 			return nil, err
 		}
 	}
-	_ = chunkSize
 	return vm, nil
 }
 

@@ -22,7 +22,7 @@ func (c *capture) openQemu(ctx context.Context, g *group, chunkSize int) error {
 		if m.cfg.Provider != ProviderQemu {
 			continue
 		}
-		vm, err := openQemu(ctx, m, m.stateDir, chunkSize)
+		vm, err := openQemu(ctx, m, m.stateDir)
 		if err != nil {
 			return fmt.Errorf("machine %s: %w", m.cfg.Name, err)
 		}
