@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
