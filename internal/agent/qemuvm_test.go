@@ -21,7 +21,7 @@ import (
 // QMP socket; the test drives "guest writes" through a second one with
 // HMP qemu-io, which marks dirty bitmaps as guest writes do.
 type testVM struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	disks   []vmDisk
 	cmd     *exec.Cmd
@@ -36,7 +36,7 @@ type vmDisk struct {
 	id, path, format string
 }
 
-func startVM(t *testing.T, disks ...vmDisk) *testVM {
+func startVM(t testing.TB, disks ...vmDisk) *testVM {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hv-vm")
 	if err != nil {
