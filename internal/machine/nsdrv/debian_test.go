@@ -16,6 +16,7 @@ import (
 	"github.com/haven-dr/haven/internal/machine/loop"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/testenv/debimage"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/vnettest"
 )
@@ -189,15 +190,7 @@ func mountRootPartition(t *testing.T, img string) string {
 
 // debianImage returns a fresh copy of the Debian test image.
 func debianImage(t testing.TB) string {
-	src := os.Getenv("HAVEN_DEV_DEBIAN_IMAGE")
-	if src == "" {
-		testenv.Missing(t, "no Debian image")
-	}
-	dst := filepath.Join(testenv.Dir(t), "debian.img")
-	if out, err := exec.Command("cp", "--sparse=always", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("copy image: %v\n%s", err, out)
-	}
-	return dst
+	return debimage.Copy(t, debimage.Require(t))
 }
 
 // TestDebianReaddress boots the Debian image twice with Readdress: first
