@@ -62,4 +62,3 @@ func checkGone(t *testing.T, m *instance) {
 		}
 	}
 }
-

@@ -139,4 +139,3 @@ func childCmd(spec machine.Spec, cfg childConfig, devs []*loop.Device, console, 
 	}
 	return cmd
 }
-
