@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/haven-dr/haven/internal/host"
-	"github.com/haven-dr/haven/internal/machine/nsdrv"
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
@@ -54,7 +53,7 @@ func loadMachineFile(path string) (*machineFile, error) {
 func newMachineCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "machine",
-		Short: "Run one ns machine in the foreground, or start/stop it in the background (agent hooks)",
+		Short: "Run one machine (ns or qemu driver) in the foreground, or start/stop it in the background (agent hooks)",
 	}
 	c.AddCommand(machineRunCmd(), machineStartCmd(), machineStopCmd())
 	return c
@@ -81,10 +80,13 @@ func machineRunCmd() *cobra.Command {
 			defer lock.Close()
 			// Holding the lock, no other runner lives: state left by one
 			// that was killed is stale.
-			if err := host.ClearLeftover(f.StateDir, f.Machine.Name); err != nil {
+			if err := host.ClearLeftover(f.Driver, f.StateDir, f.Machine.Name); err != nil {
 				return err
 			}
-			d := &nsdrv.Driver{Networks: f, StateDir: f.StateDir}
+			d, err := host.NewDriver(f.Driver, f, f.StateDir, f.QEMUBoot, f.Machine)
+			if err != nil {
+				return err
+			}
 			m, err := d.Start(cmd.Context(), f.Machine)
 			if err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/qemudrv"
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
@@ -21,6 +22,8 @@ import (
 // MachineFile is what `haven machine run` reads.
 type MachineFile struct {
 	Machine  machine.Spec               `json:"machine"`
+	Driver   string                     `json:"driver,omitempty"` // ns (default) or qemu
+	QEMUBoot *qemudrv.BootFiles         `json:"qemu_boot,omitempty"`
 	Networks map[string]vnet.Attachment `json:"networks"`
 	StateDir string                     `json:"state_dir"`
 	PIDFile  string                     `json:"pid_file"`
@@ -42,7 +45,7 @@ func (h *Local) pidFile(site, name string) string {
 // alive reports whether the machine's runner holds its run lock.
 func (h *Local) alive(site, name string) bool { return RunLockHeld(h.pidFile(site, name)) }
 
-func (h *Local) startDetached(ctx context.Context, site string, spec machine.Spec) error {
+func (h *Local) startDetached(ctx context.Context, site, kind string, spec machine.Spec) error {
 	if h.alive(site, spec.Name) {
 		// Running, or started by a server that died before it saw it
 		// run: `machine start` below waits for that one.
@@ -60,7 +63,7 @@ func (h *Local) startDetached(ctx context.Context, site string, spec machine.Spe
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return err
 	}
-	mf := MachineFile{Machine: spec, Networks: nets, StateDir: stateDir, PIDFile: h.pidFile(site, spec.Name),
+	mf := MachineFile{Machine: spec, Driver: kind, QEMUBoot: h.QEMUBoot, Networks: nets, StateDir: stateDir, PIDFile: h.pidFile(site, spec.Name),
 		Log: filepath.Join(h.machineDir(site), spec.Name+".run.log")}
 	b, _ := json.MarshalIndent(mf, "", "  ")
 	if err := writeFileAtomic(h.machineFile(site, spec.Name), b); err != nil {

@@ -13,16 +13,25 @@ import (
 	"github.com/haven-dr/haven/internal/machine/qemudrv"
 )
 
-func (h *Local) driver(site, kind string) (machine.Driver, error) {
-	dir := filepath.Join(h.dir, "machines", site, kind)
+func (h *Local) driver(site, kind string, spec machine.Spec) (machine.Driver, error) {
+	return NewDriver(kind, h, filepath.Join(h.dir, "machines", site, kind), h.QEMUBoot, spec)
+}
+
+// NewDriver is the driver of kind for spec, with its state in dir. A qemu
+// machine booting its own firmware needs no boot files; one booting
+// Haven's kernel does.
+func NewDriver(kind string, nets machine.Networks, dir string, boot *qemudrv.BootFiles, spec machine.Spec) (machine.Driver, error) {
 	switch kind {
 	case "ns", "":
-		return &nsdrv.Driver{Networks: h, StateDir: dir}, nil
+		return &nsdrv.Driver{Networks: nets, StateDir: dir}, nil
 	case "qemu":
-		if h.QEMUBoot == nil {
-			return nil, fmt.Errorf("%w: the qemu driver needs boot files (server config qemu_boot_cache)", machine.ErrBadSpec)
+		d := &qemudrv.Driver{Networks: nets, StateDir: dir, Accel: "auto"}
+		if boot != nil {
+			d.Boot = *boot
+		} else if spec.Firmware == "" {
+			return nil, fmt.Errorf("%w: %s: the qemu driver boots Haven's kernel only with boot files; set firmware: bios or uefi to boot the disk's own", machine.ErrBadSpec, spec.Name)
 		}
-		return &qemudrv.Driver{Networks: h, StateDir: dir, Boot: *h.QEMUBoot}, nil
+		return d, nil
 	}
 	return nil, fmt.Errorf("%w: driver %q", machine.ErrBadSpec, kind)
 }
@@ -30,18 +39,21 @@ func (h *Local) driver(site, kind string) (machine.Driver, error) {
 func key(site, name string) string { return site + "/" + name }
 
 func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machine.Spec) error {
-	if h.Exec != "" && (kind == "ns" || kind == "") {
+	if h.Exec != "" {
 		if err := spec.Validate(); err != nil {
 			return err
 		}
-		return h.startDetached(ctx, site, spec)
+		if _, err := h.driver(site, kind, spec); err != nil {
+			return err
+		}
+		return h.startDetached(ctx, site, kind, spec)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if m := h.instances[key(site, spec.Name)]; m != nil && alive(m) {
 		return nil
 	}
-	d, err := h.driver(site, kind)
+	d, err := h.driver(site, kind, spec)
 	if err != nil {
 		return err
 	}
@@ -68,19 +80,20 @@ func alive(m machine.Instance) bool {
 }
 
 func (h *Local) clearLeftover(site, kind, name string) error {
-	dir := filepath.Join(h.dir, "machines", site, kind)
-	if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+	return ClearLeftover(kind, filepath.Join(h.dir, "machines", site, kind), name)
+}
+
+// ClearLeftover removes the driver state a dead runner of machine name
+// left in stateDir; call it only while holding the machine's run lock.
+func ClearLeftover(kind, stateDir, name string) error {
+	if _, err := os.Stat(filepath.Join(stateDir, name)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if kind == "qemu" {
-		return clearLeftoverQEMU(dir, name)
+		return clearLeftoverQEMU(stateDir, name)
 	}
-	return clearLeftoverDir(dir, name)
+	return clearLeftoverDir(stateDir, name)
 }
-
-// ClearLeftover removes the ns driver state a dead runner of machine name
-// left in stateDir; call it only while holding the machine's run lock.
-func ClearLeftover(stateDir, name string) error { return clearLeftoverDir(stateDir, name) }
 
 // clearLeftoverDir removes the ns driver state of a machine whose process
 // is gone. Cleanup kills a recorded process only if its start time

@@ -287,7 +287,7 @@ func (r *run) prepareDisks(ctx context.Context, machines []string) error {
 // spec is the machine as it boots at the recovery (or test) site.
 func (r *run) spec(m string, test bool) (machine.Spec, error) {
 	mc := r.cfg.Machine(m)
-	sp := machine.Spec{Name: m, CPUs: mc.CPUs, MemoryMB: mc.MemoryMB, Init: mc.Init, Health: mc.Health}
+	sp := machine.Spec{Name: m, CPUs: mc.CPUs, MemoryMB: mc.MemoryMB, Init: mc.Init, Health: mc.Health, Firmware: mc.Firmware}
 	for _, d := range mc.Disks {
 		d.Path = r.diskPath(m, d.Name)
 		sp.Disks = append(sp.Disks, d)
@@ -303,6 +303,11 @@ func (r *run) spec(m string, test bool) (machine.Spec, error) {
 			return sp, err
 		}
 		sp.NICs = append(sp.NICs, vnet.NIC{Name: n.Name, Network: netName, Addr: addr})
+		// The disk's OS holds the primary address: any other one needs
+		// the guest re-addressed (cloud-init), as clouds do.
+		if addr != n.Address {
+			sp.Readdress = true
+		}
 	}
 	return sp, nil
 }

@@ -217,6 +217,13 @@ func (c *Config) checkMachines(k *checker, kinds map[string]string) {
 		default:
 			k.fail(f+".driver", "%q: want ns or qemu", m.Driver)
 		}
+		switch {
+		case m.Firmware == "":
+		case m.Firmware != "bios" && m.Firmware != "uefi":
+			k.fail(f+".firmware", "%q: want bios or uefi", m.Firmware)
+		case m.Driver != "qemu":
+			k.fail(f+".firmware", "only the qemu driver boots firmware (the ns driver runs the root filesystem's init)")
+		}
 		if len(m.Disks) == 0 {
 			k.fail(f+".disks", "a machine needs at least its root disk")
 		}
