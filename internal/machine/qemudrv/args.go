@@ -38,7 +38,7 @@ func (d *Driver) args(spec machine.Spec, dir, console, accel string, formats []s
 	if spec.Firmware == "" {
 		return append(a, d.kernelArgs(spec, formats)...)
 	}
-	return append(a, d.firmwareArgs(spec, dir, accel, formats)...)
+	return append(a, d.firmwareArgs(spec, dir, formats)...)
 }
 
 func format(formats []string, i int) string {
@@ -76,11 +76,10 @@ func (d *Driver) kernelArgs(spec machine.Spec, formats []string) []string {
 // NoCloud seed, attached after the disks so theirs keep their names).
 // Guest reboots stay reboots. The NICs carry no option ROM: nothing is
 // ever booted from the network, and the firmware starts quicker.
-func (d *Driver) firmwareArgs(spec machine.Spec, dir, accel string, formats []string) []string {
+func (d *Driver) firmwareArgs(spec machine.Spec, dir string, formats []string) []string {
+	// The default CPU model, not -cpu host: on nested hosts KVM may
+	// refuse host MSRs (QEMU aborts), and qemu64 runs any x86-64 OS.
 	a := []string{"-machine", machineType}
-	if accel == "kvm" {
-		a = append(a, "-cpu", "host") // the guest ran on a real CPU, not qemu64
-	}
 	if spec.Firmware == "uefi" {
 		fw, _ := d.ovmf() // checked by prepareFirmware
 		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(fw.Code),

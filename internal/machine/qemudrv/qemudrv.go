@@ -28,11 +28,11 @@ const DefaultLogDir = "/var/log/haven/machines"
 // Driver starts machines as QEMU VMs.
 type Driver struct {
 	Networks machine.Networks
-	Ops      vnet.Ops // default vnet.Netlink{}
+	Ops      vnet.Ops  // default vnet.Netlink{}
 	Boot     BootFiles // direct kernel boot only
 	OVMF     OVMF      // UEFI firmware; default Debian's ovmf package
-	StateDir string // default DefaultStateDir
-	QEMU     string // default qemu-system-x86_64
+	StateDir string    // default DefaultStateDir
+	QEMU     string    // default qemu-system-x86_64
 	// Accel is "tcg", "kvm", or "auto": KVM only if a probe proves it
 	// works (on some hosts /dev/kvm exists but cannot boot a stock
 	// kernel). Default: "tcg" for direct kernel boots, "auto" for
@@ -80,7 +80,7 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 	if err != nil {
 		return nil, err
 	}
-	accel, err := d.accel(ctx, spec.Firmware != "")
+	accel, err := d.accel(ctx, spec.Firmware)
 	if err != nil {
 		return nil, err
 	}
