@@ -26,7 +26,10 @@ type Agent struct {
 	board     *statusBoard
 	now       func() time.Time
 	cycled    func(cycleRecord) // called by Run after each cycle (tests)
-	bg        sync.WaitGroup    // background prunes; Run waits for them
+	// afterCapture runs between the capture instant and the read (tests:
+	// writes racing with the read must not reach the point).
+	afterCapture func()
+	bg           sync.WaitGroup // background prunes; Run waits for them
 }
 
 // group is a consistency group: its machines are captured at one instant.
@@ -43,6 +46,7 @@ type machine struct {
 	cfg       MachineConfig
 	slot      int // index in the status board
 	trackers  map[string]*tracker
+	stateDir  string
 	lastPrune time.Time
 	pruning   atomic.Bool   // a background prune of this machine runs
 	verified  bool          // trackers checked against the vault since start
@@ -61,7 +65,7 @@ func newAgent(cfg *Config, v *vault.Vault) *Agent {
 	}
 	byName := map[string]*group{}
 	for i, mc := range cfg.Machines {
-		m := &machine{cfg: mc, slot: i, trackers: map[string]*tracker{}}
+		m := &machine{cfg: mc, slot: i, trackers: map[string]*tracker{}, stateDir: cfg.StateDir}
 		for _, d := range mc.Disks {
 			m.trackers[d.Name] = newTracker(cfg.StateDir, mc.CloneDir, mc.Name, d.Name)
 		}
@@ -78,12 +82,25 @@ func newAgent(cfg *Config, v *vault.Vault) *Agent {
 	return a
 }
 
+// tracker returns the disk's tracker; provider qemu learns its disks from
+// QEMU, so trackers are made as disks appear.
+func (m *machine) tracker(disk string) *tracker {
+	t := m.trackers[disk]
+	if t == nil {
+		t = newTracker(m.stateDir, m.cfg.CloneDir, m.cfg.Name, disk)
+		m.trackers[disk] = t
+	}
+	return t
+}
+
 func (g *group) add(m *machine) {
 	g.machines = append(g.machines, m)
 	g.freq = min(g.freq, m.cfg.Policy.Frequency)
 	app := m.cfg.Policy.AppFrequency
-	if m.cfg.Provider == ProviderHooks && app == 0 {
-		app = m.cfg.Policy.Frequency // hooks-only machines are app-consistent every time
+	if (m.cfg.Provider == ProviderHooks || m.cfg.Provider == ProviderQemu && m.cfg.GuestAgent != "") && app == 0 {
+		// Hooks-only machines, and VMs whose guest agent freezes their
+		// filesystems for an instant, are app-consistent every time.
+		app = m.cfg.Policy.Frequency
 	}
 	if app > 0 && (g.appFreq == 0 || app < g.appFreq) {
 		g.appFreq = app

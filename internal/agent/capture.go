@@ -22,15 +22,20 @@ type capture struct {
 	clones      map[string]map[string]string  // machine -> disk -> clone path
 	release     func()                        // thaw and post hooks, if still pending
 	notes       map[string]string             // point tags (warnings)
+	qemu        map[string]*qemuVM            // machine -> fleecing session (provider qemu)
 }
 
 // takeCapture runs pre hooks (when app), freezes, clones (reflink) and
 // returns. With only reflink machines the filesystems are thawed and the
 // post hooks run before returning, so the application pauses only for the
 // clones; other providers stay frozen until release, after the read.
-func (g *group) takeCapture(ctx context.Context, app bool) (*capture, error) {
+//
+// Provider qemu VMs are prepared first (overlays, trust), their guests
+// frozen through the guest agent only around the fleecing transaction, and
+// their disks exported over NBD after the thaw.
+func (g *group) takeCapture(ctx context.Context, app bool, chunkSize int) (*capture, error) {
 	c := &capture{consistency: vault.CrashConsistent, sources: map[string][]vault.DiskSource{},
-		clones: map[string]map[string]string{}, notes: map[string]string{}, release: func() {}}
+		clones: map[string]map[string]string{}, notes: map[string]string{}, release: func() {}, qemu: map[string]*qemuVM{}}
 	post := func() {}
 	if app {
 		var err error
@@ -46,16 +51,30 @@ func (g *group) takeCapture(ctx context.Context, app bool) (*capture, error) {
 		post()
 		return nil, err
 	}
+	thawGuests := func() {}
+	fail := func(err error) (*capture, error) {
+		thawGuests()
+		fz.Thaw()
+		post()
+		c.removeClones()
+		c.closeQemu(ctx)
+		return nil, err
+	}
+	if err := c.openQemu(ctx, g, chunkSize); err != nil {
+		return fail(err)
+	}
+	thawGuests = c.freezeGuests(ctx, g, app)
 	c.time = time.Now()
-	allReflink := true
+	allReflink := true // or qemu: the instant is taken, nothing needs to stay frozen
 	for _, m := range g.machines {
-		if err := c.addMachine(m); err != nil {
-			fz.Thaw()
-			post()
-			c.removeClones()
-			return nil, err
+		if err := c.addMachine(ctx, m, chunkSize); err != nil {
+			return fail(err)
 		}
-		allReflink = allReflink && m.cfg.Provider == ProviderReflink
+		allReflink = allReflink && (m.cfg.Provider == ProviderReflink || m.cfg.Provider == ProviderQemu)
+	}
+	thawGuests()
+	if err := c.exportQemu(ctx); err != nil {
+		return fail(err)
 	}
 	c.release = func() {
 		if err := fz.Thaw(); err != nil {
@@ -71,7 +90,10 @@ func (g *group) takeCapture(ctx context.Context, app bool) (*capture, error) {
 	return c, nil
 }
 
-func (c *capture) addMachine(m *machine) error {
+func (c *capture) addMachine(ctx context.Context, m *machine, chunkSize int) error {
+	if vm := c.qemu[m.cfg.Name]; vm != nil {
+		return vm.begin(ctx, chunkSize)
+	}
 	c.clones[m.cfg.Name] = map[string]string{}
 	for _, d := range m.cfg.Disks {
 		src := vault.DiskSource{Name: d.Name, Path: d.Path}

@@ -26,6 +26,7 @@ const (
 	ProviderFsfreeze = "fsfreeze"
 	ProviderHooks    = "hooks"
 	ProviderNone     = "none"
+	ProviderQemu     = "qemu" // a running QEMU VM, through QMP (qemu.go)
 )
 
 // MinFrequency is the shortest recovery point interval the agent accepts.
@@ -51,19 +52,25 @@ type Config struct {
 type MachineConfig struct {
 	Name     string       `yaml:"name"`
 	Group    string       `yaml:"group"`    // consistency group; default: the machine's name
-	Provider string       `yaml:"provider"` // reflink, fsfreeze, hooks or none (required)
-	Disks    []DiskConfig `yaml:"disks"`
-	Freeze   []string     `yaml:"freeze"`    // mounted filesystems frozen around the capture
-	CloneDir string       `yaml:"clone_dir"` // reflink: clones live here (same filesystem as the disks)
-	Hooks    Hooks        `yaml:"hooks"`
-	Policy   Policy       `yaml:"policy"`
-	Control  Control      `yaml:"control"` // stop/start hooks for failover
+	Provider string       `yaml:"provider"` // reflink, fsfreeze, hooks, qemu or none (required)
+	Disks    []DiskConfig `yaml:"disks"`    // qemu: optional, default every writable disk
+	// QMP is the VM's QMP socket and GuestAgent its guest agent socket
+	// (optional), for provider qemu.
+	QMP        string   `yaml:"qmp"`
+	GuestAgent string   `yaml:"guest_agent"`
+	Freeze     []string `yaml:"freeze"`    // mounted filesystems frozen around the capture
+	CloneDir   string   `yaml:"clone_dir"` // reflink: clones live here (same filesystem as the disks); qemu: fleecing files
+	Hooks      Hooks    `yaml:"hooks"`
+	Policy     Policy   `yaml:"policy"`
+	Control    Control  `yaml:"control"` // stop/start hooks for failover
 }
 
-// DiskConfig is a raw image file or block device.
+// DiskConfig is a raw image file or block device, or (provider qemu) a
+// disk of the VM by its QEMU device, qdev id or node name.
 type DiskConfig struct {
-	Name string `yaml:"name"`
-	Path string `yaml:"path"`
+	Name   string `yaml:"name"`
+	Path   string `yaml:"path"`
+	Device string `yaml:"device"`
 }
 
 // Hooks are app-consistency commands run through /bin/sh.
@@ -142,7 +149,7 @@ func (c *Config) validate() error {
 			return fmt.Errorf("machine %q configured twice", m.Name)
 		}
 		seen[m.Name] = true
-		if err := m.validate(); err != nil {
+		if err := m.validate(c.StateDir); err != nil {
 			return fmt.Errorf("machine %q: %w", m.Name, err)
 		}
 	}
@@ -161,7 +168,7 @@ func loopbackOnly(addr string) error {
 	return nil
 }
 
-func (m *MachineConfig) validate() error {
+func (m *MachineConfig) validate(stateDir string) error {
 	if err := vault.ValidName("machine", m.Name); err != nil {
 		return err
 	}
@@ -170,10 +177,18 @@ func (m *MachineConfig) validate() error {
 	}
 	switch m.Provider {
 	case ProviderReflink, ProviderFsfreeze, ProviderHooks, ProviderNone:
+		if m.QMP != "" || m.GuestAgent != "" {
+			return fmt.Errorf("qmp and guest_agent are for provider qemu, not %s", m.Provider)
+		}
+	case ProviderQemu:
+		if err := m.validateQemu(stateDir); err != nil {
+			return err
+		}
+		return m.validateRest()
 	case "":
-		return errors.New("provider: missing (reflink, fsfreeze, hooks, or explicitly none)")
+		return errors.New("provider: missing (reflink, fsfreeze, hooks, qemu, or explicitly none)")
 	default:
-		return fmt.Errorf("provider %q: want reflink, fsfreeze, hooks or none", m.Provider)
+		return fmt.Errorf("provider %q: want reflink, fsfreeze, hooks, qemu or none", m.Provider)
 	}
 	if len(m.Disks) == 0 {
 		return errors.New("disks: none")
@@ -184,6 +199,9 @@ func (m *MachineConfig) validate() error {
 		}
 		if !filepath.IsAbs(d.Path) {
 			return fmt.Errorf("disk %s: path %q is not absolute", d.Name, d.Path)
+		}
+		if d.Device != "" {
+			return fmt.Errorf("disk %s: device is for provider qemu; give a path", d.Name)
 		}
 	}
 	if m.Provider == ProviderFsfreeze && len(m.Freeze) == 0 {
@@ -201,6 +219,10 @@ func (m *MachineConfig) validate() error {
 			return fmt.Errorf("freeze %s: it holds clone_dir %s; freeze the guest filesystems, not the one with the images", mp, m.CloneDir)
 		}
 	}
+	return m.validateRest()
+}
+
+func (m *MachineConfig) validateRest() error {
 	if m.Hooks.Timeout == 0 {
 		m.Hooks.Timeout = time.Minute
 	}

@@ -50,6 +50,42 @@ func TestConfigExample(t *testing.T) {
 	}
 }
 
+func TestConfigQemu(t *testing.T) {
+	c, err := ParseConfig(`
+vault: /v
+state_dir: /var/lib/haven/agent
+machines:
+  - name: vm1
+    provider: qemu
+    qmp: /run/vm1/qmp.sock
+    guest_agent: /run/vm1/qga.sock
+  - name: vm2
+    provider: qemu
+    qmp: /run/vm2/qmp.sock
+    disks: [{name: root, device: drive0}, {name: data, device: hvnode1}]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Machines[0]; len(m.Disks) != 0 || m.CloneDir != "/var/lib/haven/agent/vm1/fleece" || m.GuestAgent != "/run/vm1/qga.sock" {
+		t.Fatalf("parsed %+v", m)
+	}
+	if m := c.Machines[1]; m.Disks[1].Device != "hvnode1" {
+		t.Fatalf("parsed %+v", m)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, device: x}, {name: b, device: x}]}]", "listed twice"},
+		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, path: /a.img}]}]", "not path"},
+		{"machines: [{name: m, provider: none, disks: [{name: a, path: /a.img, device: x}]}]", "device is for provider qemu"},
+		{"state_dir: /" + strings.Repeat("x", 120) + "\nmachines: [{name: m, provider: qemu, qmp: /q}]", "too long"},
+	} {
+		_, err := ParseConfig("vault: /v\n" + tc.text + "\n")
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.text, err, tc.want)
+		}
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	base := "vault: /v\nmachines:\n  - name: m\n    disks: [{name: d, path: /d.img}]\n"
 	for _, tc := range []struct{ extra, want string }{
@@ -62,6 +98,12 @@ func TestConfigErrors(t *testing.T) {
 		{"    provider: none\n    colour: blue\n", "colour"},
 		{"    provider: none\nlisten: 0.0.0.0:7717\n", "loopback"},
 		{"    provider: reflink\n    freeze: [/]\n", "holds clone_dir"},
+		{"    provider: none\n    qmp: /run/vm.qmp\n", "for provider qemu"},
+		{"    provider: qemu\n", "needs qmp"},
+		{"    provider: qemu\n    qmp: vm.qmp\n", "not absolute"},
+		{"    provider: qemu\n    qmp: /run/vm.qmp\n", "give device"},
+		{"    provider: qemu\n    qmp: /run/vm.qmp\n    guest_agent: qga.sock\n", "guest_agent \"qga.sock\" is not absolute"},
+		{"    provider: qemu\n    qmp: /run/vm.qmp\n    freeze: [/mnt]\n", "through guest_agent"},
 	} {
 		_, err := ParseConfig(base + tc.extra)
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {

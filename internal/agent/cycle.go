@@ -41,12 +41,15 @@ func (a *Agent) cycleNow(ctx context.Context, groupName string) error {
 	// checks), so the measured gap may fall a hair short of appFreq; the
 	// nearest cycle to the due time takes the app point.
 	app := g.appFreq > 0 && !began.Before(g.lastApp.Add(g.appFreq-g.freq/2))
-	c, err := g.takeCapture(ctx, app)
+	c, err := g.takeCapture(ctx, app, a.Vault().Config().ChunkSize)
 	if err != nil {
 		for _, m := range g.machines {
 			a.fail(m, fmt.Errorf("capture: %w", err))
 		}
 		return err
+	}
+	if a.afterCapture != nil {
+		a.afterCapture()
 	}
 	if c.consistency == vault.CrashConsistent && a.readWhileRunning(g) {
 		// Disks read while in use with no consistency provider are
@@ -62,6 +65,7 @@ func (a *Agent) cycleNow(ctx context.Context, groupName string) error {
 	}
 	c.release()
 	c.removeClones() // what is left failed; the good ones became baselines
+	c.closeQemu(ctx)
 	if c.consistency == vault.AppConsistent && len(errs) == 0 {
 		g.lastApp = began
 	}
@@ -90,8 +94,13 @@ func (a *Agent) verifyTrackers(ctx context.Context, m *machine) {
 	if err != nil {
 		return // vault unreachable: no hints until it can be checked
 	}
+	if p != nil && m.cfg.Provider == ProviderQemu {
+		for _, d := range p.Disks { // disks come from QEMU: track those of the newest point
+			m.tracker(d.Name)
+		}
+	}
 	for name, t := range m.trackers {
-		if !t.verify(a.Vault(), p, name) && m.cfg.Provider == ProviderReflink {
+		if !t.verify(a.Vault(), p, name) && (m.cfg.Provider == ProviderReflink || m.cfg.Provider == ProviderQemu) {
 			slog.Info("change-tracking cache absent or stale; next point reads the whole disk", "machine", m.cfg.Name, "disk", name)
 		}
 	}
@@ -102,6 +111,9 @@ func (a *Agent) verifyTrackers(ctx context.Context, m *machine) {
 func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
 	t0 := time.Now()
 	known := a.hints(m, c)
+	if vm := c.qemu[m.cfg.Name]; vm != nil {
+		known = vm.hints(ctx, a.Vault().Config().ChunkSize)
+	}
 	tracking := time.Since(t0)
 	opt := vault.SnapshotOptions{Machine: m.cfg.Name, Disks: c.sources[m.cfg.Name], Time: c.time,
 		Consistency: c.consistency, Provider: m.cfg.Provider, Group: m.cfg.Group,
@@ -111,6 +123,9 @@ func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
+	if vm := c.qemu[m.cfg.Name]; vm != nil {
+		vm.commit(res)
+	}
 	for _, d := range res.Point.Disks {
 		if clone, ok := c.clones[m.cfg.Name][d.Name]; ok {
 			dc := &diskCache{Point: res.Point.ID, Size: d.Size, ChunkSize: res.Point.ChunkSize, IDs: res.IDs[d.Name]}
@@ -119,7 +134,7 @@ func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
 			}
 		}
 	}
-	a.record(m, res, start, known != nil, c.took, tracking)
+	a.record(m, res, start, known != nil, c.took, tracking, c.readBytes(m))
 	return nil
 }
 
@@ -155,6 +170,9 @@ func (a *Agent) pointTags(m *machine, c *capture) map[string]string {
 			tags["note"] = "several disks cloned one after another without a freeze"
 		}
 	}
+	if vm := c.qemu[m.cfg.Name]; vm != nil && len(vm.fullRead) > 0 {
+		tags["full_read"] = vm.fullReadTag()
+	}
 	if len(tags) == 0 {
 		return nil
 	}
@@ -162,7 +180,7 @@ func (a *Agent) pointTags(m *machine, c *capture) map[string]string {
 }
 
 // record updates the status after a committed point.
-func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, incremental bool, capture, tracking time.Duration) {
+func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, incremental bool, capture, tracking time.Duration, read int64) {
 	st, p := res.Stats, res.Point
 	slog.Info("recovery point", "machine", m.cfg.Name, "point", p.ID, "consistency", p.Consistency,
 		"new_bytes", st.NewBytes, "stored_bytes", st.StoredBytes, "known_chunks", res.Known, "seconds", st.Duration.Seconds(),
@@ -178,7 +196,7 @@ func (a *Agent) record(m *machine, res *vault.AgentSnapshot, start time.Time, in
 		s.UploadedBytes += st.StoredBytes
 		s.LastCycle = &CycleStats{Start: start.UTC(), Seconds: st.Duration.Seconds(), CaptureSeconds: capture.Seconds(),
 			TrackingSeconds: tracking.Seconds(), DiskBytes: st.Bytes,
-			KnownChunks: res.Known, NewBytes: st.NewBytes, StoredBytes: st.StoredBytes, Incremental: incremental}
+			KnownChunks: res.Known, NewBytes: st.NewBytes, StoredBytes: st.StoredBytes, Incremental: incremental, ReadBytes: read}
 	})
 }
 

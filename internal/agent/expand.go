@@ -13,7 +13,7 @@ type envField struct {
 
 // expandEnv replaces $VAR and ${VAR} in the fields that name places: the
 // vault URL, password_file, state_dir, control_token_file, the server's
-// url and token_file, clone_dir, disk paths and freeze mountpoints. Nothing else is expanded: hook commands are shell text that
+// url and token_file, clone_dir, qmp, guest_agent, disk paths and freeze mountpoints. Nothing else is expanded: hook commands are shell text that
 // /bin/sh expands itself from the agent's environment, and expanding them
 // here would eat the shell's own $VAR, $$ and $1. "$$" stands for one "$".
 // An unset variable is an error, so a path cannot silently lose a part.
@@ -25,7 +25,8 @@ func (c *Config) expandEnv(lookup func(string) (string, bool)) error {
 	}
 	for i := range c.Machines {
 		m := &c.Machines[i]
-		fields = append(fields, envField{fmt.Sprintf("machine %q: clone_dir", m.Name), &m.CloneDir})
+		fields = append(fields, envField{fmt.Sprintf("machine %q: clone_dir", m.Name), &m.CloneDir},
+			envField{fmt.Sprintf("machine %q: qmp", m.Name), &m.QMP}, envField{fmt.Sprintf("machine %q: guest_agent", m.Name), &m.GuestAgent})
 		for j := range m.Disks {
 			fields = append(fields, envField{fmt.Sprintf("machine %q: disk %q: path", m.Name, m.Disks[j].Name), &m.Disks[j].Path})
 		}

@@ -18,7 +18,7 @@ var fastKDF = vault.Options{KDF: vault.TestKDF}
 
 // newVault makes a vault in a temp dir on a real fileblob backend, wrapped
 // by wrap (nil: as is).
-func newVault(t *testing.T, wrap func(blob.Backend) blob.Backend) *vault.Vault {
+func newVault(t testing.TB, wrap func(blob.Backend) blob.Backend) *vault.Vault {
 	t.Helper()
 	be, err := fileblob.New(t.TempDir())
 	if err != nil {

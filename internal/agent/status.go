@@ -67,6 +67,7 @@ type CycleStats struct {
 	NewBytes        int64     `json:"new_bytes"`        // plaintext of chunks new to the vault
 	StoredBytes     int64     `json:"stored_bytes"`     // bytes uploaded
 	Incremental     bool      `json:"incremental"`      // change tracking was used
+	ReadBytes       int64     `json:"read_bytes"`       // read from a QEMU VM's disks (provider qemu)
 }
 
 // statusBoard holds every machine's status behind one lock.

@@ -31,6 +31,10 @@ type diskCache struct {
 	Size      int64
 	ChunkSize int
 	IDs       []vault.ID
+	// Bitmap is the QEMU dirty bitmap (provider qemu) that started
+	// recording at this point: written with the IDs, so it is trusted
+	// after an agent restart only together with the IDs it extends.
+	Bitmap string
 }
 
 func newTracker(stateDir, cloneDir, machine, disk string) *tracker {
@@ -148,4 +152,11 @@ func (t *tracker) commit(clone string, c *diskCache) error {
 		os.Remove(clone)
 	}
 	return err
+}
+
+func (c *diskCache) bitmap() string {
+	if c == nil {
+		return ""
+	}
+	return c.Bitmap
 }

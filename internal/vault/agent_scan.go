@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"io"
 	"os"
 	"sync/atomic"
 	"time"
@@ -11,8 +12,9 @@ import (
 
 // chunkFileKnown is chunkFile that reads only the chunks known does not
 // vouch for. Known chunks cost a map lookup; runs of unknown chunks are read
-// in blocks of up to 1 MiB and hashed by one worker per CPU.
-func (s *saver) chunkFileKnown(f *os.File, size int64, known KnownFunc, progress func(int64)) ([]ID, int64, int64, error) {
+// in blocks of up to 1 MiB and hashed by one worker per CPU. r is a file
+// (prefetched, its holes skipped) or any other reader (an NBD export).
+func (s *saver) chunkFileKnown(r io.ReaderAt, size int64, known KnownFunc, progress func(int64)) ([]ID, int64, int64, error) {
 	cs := int64(s.v.cfg.ChunkSize)
 	ids := make([]ID, (size+cs-1)/cs)
 	var nKnown int64
@@ -37,9 +39,12 @@ func (s *saver) chunkFileKnown(f *os.File, size int64, known KnownFunc, progress
 		progress(nKnown * cs)
 	}
 	var zero atomic.Int64
-	progress, stop := prefetch(s.ctx, f, jobs, progress)
-	defer stop() // before f is closed: the prefetcher uses its descriptor
-	err := s.v.scanRuns(s.ctx, f, size, jobs, func(w *worker, i, n int64, chunk []byte) error {
+	if f, ok := r.(*os.File); ok {
+		var stop func()
+		progress, stop = prefetch(s.ctx, f, jobs, progress)
+		defer stop() // before f is closed: the prefetcher uses its descriptor
+	}
+	err := s.v.scanRuns(s.ctx, r, size, jobs, func(w *worker, i, n int64, chunk []byte) error {
 		if chunk == nil {
 			zero.Add(n)
 			return nil

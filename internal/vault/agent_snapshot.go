@@ -100,16 +100,19 @@ func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known 
 }
 
 func (s *saver) saveDiskKnown(src DiskSource, known KnownFunc, res *AgentSnapshot, progress func(int64)) (*Disk, []ID, error) {
-	f, err := os.Open(src.Path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("disk %s: %w", src.Name, err)
+	r, size := src.Reader, src.Size
+	if r == nil {
+		f, err := os.Open(src.Path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("disk %s: %w", src.Name, err)
+		}
+		defer f.Close()
+		if size, err = f.Seek(0, 2); err != nil {
+			return nil, nil, fmt.Errorf("disk %s: size: %w", src.Name, err)
+		}
+		r = f
 	}
-	defer f.Close()
-	size, err := f.Seek(0, 2)
-	if err != nil {
-		return nil, nil, fmt.Errorf("disk %s: size: %w", src.Name, err)
-	}
-	ids, zero, nKnown, err := s.chunkFileKnown(f, size, known, progress)
+	ids, zero, nKnown, err := s.chunkFileKnown(r, size, known, progress)
 	if err != nil {
 		return nil, nil, fmt.Errorf("disk %s: %w", src.Name, err)
 	}

@@ -35,7 +35,7 @@ func TestConcurrentSnapshots(t *testing.T) {
 				return
 			}
 			defer v.Close()
-			_, _, errs[i] = v.Snapshot(ctx, SnapshotOptions{Machine: fmt.Sprintf("m%d", i%2), Disks: []DiskSource{{"root", imgs[i]}}})
+			_, _, errs[i] = v.Snapshot(ctx, SnapshotOptions{Machine: fmt.Sprintf("m%d", i%2), Disks: []DiskSource{{Name: "root", Path: imgs[i]}}})
 		}()
 	}
 	wg.Wait()
@@ -81,8 +81,8 @@ func TestPruneDuringSnapshot(t *testing.T) {
 	other := filepath.Join(dir, "other.img")
 	writeImage(t, shared, 20, segment{"random", 4 << 20})
 	writeImage(t, other, 21, segment{"random", 1 << 20})
-	snap(t, v, "old", DiskSource{"root", shared}) // will be forgotten
-	snap(t, v, "old", DiskSource{"root", other})  // newest of "old": kept
+	snap(t, v, "old", DiskSource{Name: "root", Path: shared}) // will be forgotten
+	snap(t, v, "old", DiskSource{Name: "root", Path: other})  // newest of "old": kept
 
 	paused, resume, done := pausedSnapshot(t, blobtest.NewFault(be), "new", shared)
 	<-paused
@@ -129,8 +129,8 @@ func TestWriterAfterMarkStoresAgain(t *testing.T) {
 	shared, other := filepath.Join(dir, "shared.img"), filepath.Join(dir, "other.img")
 	writeImage(t, shared, 22, segment{"random", 3 << 20})
 	writeImage(t, other, 23, segment{"random", 1 << 20})
-	snap(t, v, "old", DiskSource{"root", shared})
-	snap(t, v, "old", DiskSource{"root", other})
+	snap(t, v, "old", DiskSource{Name: "root", Path: shared})
+	snap(t, v, "old", DiskSource{Name: "root", Path: other})
 	shortLease(t)
 	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}})
 	if err != nil || rep.MarkedPacks == 0 {
@@ -164,7 +164,7 @@ func TestPruneCollects(t *testing.T) {
 	img := filepath.Join(dir, "d.img")
 	for i := range 4 {
 		writeImage(t, img, uint64(30+i), segment{"random", 1 << 20})
-		snap(t, v, "web", DiskSource{"root", img})
+		snap(t, v, "web", DiskSource{Name: "root", Path: img})
 	}
 	before, _ := v.Stats(ctx)
 	dry, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 2}, DryRun: true})
@@ -242,9 +242,9 @@ func TestPruneRepacksMostlyUnusedPacks(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "d.img")
 	writeImage(t, img, 50, segment{"random", 4 << 20}, segment{"text", 4 << 20})
-	snap(t, v, "web", DiskSource{"root", img})
+	snap(t, v, "web", DiskSource{Name: "root", Path: img})
 	writeImage(t, img, 51, segment{"random", 4 << 20}) // new data, same text
-	snap(t, v, "web", DiskSource{"root", img})
+	snap(t, v, "web", DiskSource{Name: "root", Path: img})
 	before, _ := v.Stats(ctx)
 
 	rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}, RepackUnused: 0.5})

@@ -54,7 +54,7 @@ func pausedSnapshot(t *testing.T, be *blobtest.Fault, machine, img string) (paus
 			return
 		}
 		defer v.Close()
-		_, _, err = v.Snapshot(context.Background(), SnapshotOptions{Machine: machine, Disks: []DiskSource{{"root", img}},
+		_, _, err = v.Snapshot(context.Background(), SnapshotOptions{Machine: machine, Disks: []DiskSource{{Name: "root", Path: img}},
 			Progress: func(int64) { once.Do(func() { close(paused); <-resume }) }})
 		done <- err
 	}()
@@ -90,8 +90,8 @@ func TestLapsedWriterCannotCommit(t *testing.T) {
 	shared, other := filepath.Join(dir, "shared.img"), filepath.Join(dir, "other.img")
 	writeImage(t, shared, 20, segment{"random", 4 << 20})
 	writeImage(t, other, 21, segment{"random", 1 << 20})
-	snap(t, v, "old", DiskSource{"root", shared}) // forgotten by the prune
-	snap(t, v, "old", DiskSource{"root", other})
+	snap(t, v, "old", DiskSource{Name: "root", Path: shared}) // forgotten by the prune
+	snap(t, v, "old", DiskSource{Name: "root", Path: other})
 	shortLease(t)
 
 	f := blobtest.NewFault(be)
@@ -159,7 +159,7 @@ func TestDamagedMarkIsLoud(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "d.img")
 	for i := range 2 {
 		writeImage(t, img, uint64(60+i), segment{"random", 1 << 20})
-		snap(t, v, "web", DiskSource{"root", img})
+		snap(t, v, "web", DiskSource{Name: "root", Path: img})
 	}
 	if rep, err := v.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}}); err != nil || rep.MarkedPacks == 0 {
 		t.Fatalf("prune: %v %+v", err, rep)
@@ -177,7 +177,7 @@ func TestDamagedMarkIsLoud(t *testing.T) {
 	if err != nil || rep.Err() == nil || !strings.Contains(rep.Err().Error(), names[0]) {
 		t.Fatalf("check with a damaged mark: %v %v", err, rep.Err())
 	}
-	if _, _, err := v.Snapshot(ctx, SnapshotOptions{Machine: "web", Disks: []DiskSource{{"root", img}}}); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := v.Snapshot(ctx, SnapshotOptions{Machine: "web", Disks: []DiskSource{{Name: "root", Path: img}}}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("snapshot with a damaged mark: %v, want ErrCorrupt", err)
 	}
 }

@@ -24,7 +24,7 @@ func TestSnapshotDuringPrune(t *testing.T) {
 	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
 	for i := range 3 {
 		writeImage(t, a, uint64(40+i), segment{"random", 1 << 20})
-		snap(t, v, "a", DiskSource{"root", a})
+		snap(t, v, "a", DiskSource{Name: "root", Path: a})
 	}
 	writeImage(t, b, 45, segment{"random", 2 << 20})
 
@@ -52,7 +52,7 @@ func TestSnapshotDuringPrune(t *testing.T) {
 	}()
 	<-held
 
-	_, _, err = v.Snapshot(ctx, SnapshotOptions{Machine: "b", Disks: []DiskSource{{"root", b}}})
+	_, _, err = v.Snapshot(ctx, SnapshotOptions{Machine: "b", Disks: []DiskSource{{Name: "root", Path: b}}})
 	if err != nil {
 		close(release)
 		t.Fatalf("snapshot of b while a's prune runs: %v", err)
@@ -85,7 +85,7 @@ func TestSnapshotSurvivesIndexRewrite(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "d.img")
 	for i := range 2 {
 		writeImage(t, img, uint64(70+i), segment{"random", 1 << 20})
-		snap(t, v, "web", DiskSource{"root", img})
+		snap(t, v, "web", DiskSource{Name: "root", Path: img})
 	}
 	f := blobtest.NewFault(be)
 	held, release := make(chan struct{}), make(chan struct{})
@@ -104,7 +104,7 @@ func TestSnapshotSurvivesIndexRewrite(t *testing.T) {
 	defer w.Close()
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := w.Snapshot(ctx, SnapshotOptions{Machine: "web", Disks: []DiskSource{{"root", img}}})
+		_, _, err := w.Snapshot(ctx, SnapshotOptions{Machine: "web", Disks: []DiskSource{{Name: "root", Path: img}}})
 		done <- err
 	}()
 	<-held

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sync"
@@ -56,21 +57,25 @@ func (v *Vault) blockSize() int64 {
 
 // scanRuns reads the given ascending, chunk-aligned ranges of f (each at
 // most blockSize) on one goroutine and hands their chunks to one worker per
-// CPU. Holes of sparse files are found with SEEK_DATA and never read.
+// CPU. Holes of sparse files are found with SEEK_DATA and never read (r
+// other than an *os.File is read in full).
 // Snapshot (hash and store) and restore (compare with the point) both walk
 // disks this way.
-func (v *Vault) scanRuns(ctx context.Context, f *os.File, size int64, runs []readJob, fn chunkFunc, progress func(int64)) error {
+func (v *Vault) scanRuns(ctx context.Context, r io.ReaderAt, size int64, runs []readJob, fn chunkFunc, progress func(int64)) error {
 	cs, block := int64(v.cfg.ChunkSize), v.blockSize()
 	pool := sync.Pool{New: func() any { return make([]byte, block) }}
 	jobs := make(chan readJob, 4)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(jobs)
-		holes := &holeMap{fd: int(f.Fd()), size: size}
+		holes := &holeMap{fd: -1, size: size, broken: true}
+		if f, ok := r.(*os.File); ok {
+			holes = &holeMap{fd: int(f.Fd()), size: size}
+		}
 		for _, j := range runs {
 			if !holes.hole(j.off, j.n) {
 				buf := pool.Get().([]byte)[:j.n]
-				if _, err := f.ReadAt(buf, j.off); err != nil {
+				if _, err := r.ReadAt(buf, j.off); err != nil {
 					return fmt.Errorf("read at %d: %w", j.off, err)
 				}
 				j.data = buf

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
-// DiskSource is a disk to capture: a raw image file or a block device.
+// DiskSource is a disk to capture: a raw image file or a block device at
+// Path, or, when Reader is set, Size bytes read through it (an NBD export
+// of a running VM's disk); Path is then unused.
 type DiskSource struct {
-	Name string
-	Path string
+	Name   string
+	Path   string
+	Reader io.ReaderAt
+	Size   int64
 }
 
 // SnapshotOptions describe one recovery point to take.
@@ -53,6 +58,9 @@ func (o *SnapshotOptions) validate() error {
 			return fmt.Errorf("disk %q given twice", d.Name)
 		}
 		seen[d.Name] = true
+		if d.Reader != nil && d.Size < 0 {
+			return fmt.Errorf("disk %q: size %d", d.Name, d.Size)
+		}
 	}
 	switch o.Consistency {
 	case "":

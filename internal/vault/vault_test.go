@@ -171,12 +171,12 @@ func TestManifestGrowsWithChangeNotSize(t *testing.T) {
 	v, _ := testVault(t)
 	src := filepath.Join(t.TempDir(), "big.img")
 	writeImage(t, src, 40, segment{"text", 64 << 20}, segment{"hole", 960 << 20}) // 1 GiB, 64 pages
-	snap(t, v, "big", DiskSource{"root", src})
+	snap(t, v, "big", DiskSource{Name: "root", Path: src})
 	pagesBefore := countBlobs(t, v, pageBlob)
 	f, _ := os.OpenFile(src, os.O_RDWR, 0)
 	f.WriteAt([]byte("one changed block"), 33<<20)
 	f.Close()
-	snap(t, v, "big", DiskSource{"root", src})
+	snap(t, v, "big", DiskSource{Name: "root", Path: src})
 	if added := countBlobs(t, v, pageBlob) - pagesBefore; added != 1 {
 		t.Fatalf("one changed chunk added %d pages, want 1", added)
 	}
