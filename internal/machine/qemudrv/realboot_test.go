@@ -209,4 +209,3 @@ func tail(path string) string {
 	}
 	return string(b)
 }
-
