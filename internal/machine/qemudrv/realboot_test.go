@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -159,8 +160,8 @@ func (l *realLab) defaultRoutes(t *testing.T, m machine.Instance) []string {
 // firmware: first with SeaBIOS, re-addressed by a NoCloud seed onto two
 // networks its own configuration knows nothing of (PostgreSQL answers on
 // both addresses, the default route is via the first NIC's gateway);
-// then with OVMF and no seed, where the guest keeps those addresses by
-// itself. Each boot is stopped gracefully (ACPI), its console holding
+// then with OVMF and no seed, converted to qcow2, where the guest keeps
+// those addresses by itself. Each boot is stopped gracefully (ACPI), its console holding
 // the image's ready marker and the kernel's power-down.
 func TestFirmwareReaddress(t *testing.T) {
 	img := debimage.Require(t)
@@ -173,12 +174,21 @@ func TestFirmwareReaddress(t *testing.T) {
 		t.Errorf("default routes %q, want via 10.93.0.1 on eth0 only", got)
 	}
 	waitConsole(t, m, debimage.ReadyMarker)
+	if got := strings.TrimSpace(l.guestExec(t, m, "/usr/bin/hostname")); got != spec.Name {
+		t.Errorf("hostname %q, want the seed's %q", got, spec.Name)
+	}
 	stop(t, m)
 	if _, err := os.Stat(filepath.Join(l.stateDir, spec.Name)); !os.IsNotExist(err) {
 		t.Fatalf("state left after stop: %v", err)
 	}
 
-	spec = l.spec(t, disk, "uefi", false)
+	// The same disk as qcow2, as a user may point the driver at one.
+	qcow2 := filepath.Join(t.TempDir(), "disk.qcow2")
+	if out, err := exec.Command(testenv.LookPath(t, "qemu-img"), "convert", "-O", "qcow2", disk, qcow2).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v\n%s", err, out)
+	}
+	os.Remove(disk)
+	spec = l.spec(t, qcow2, "uefi", false)
 	m = l.boot(t, spec)
 	waitConsole(t, m, debimage.ReadyMarker)
 	if got := l.defaultRoutes(t, m); strings.Join(got, ",") != "10.93.0.1 eth0" {
