@@ -66,8 +66,8 @@ func (d *Driver) prepareFirmware(spec machine.Spec, dir string) error {
 			return err
 		}
 	}
-	if !spec.Readdress {
-		return nil
+	if !spec.Readdress || spec.Firmware == "" {
+		return nil // direct kernel boots get their addresses from the initramfs
 	}
 	if d.Networks == nil {
 		return fmt.Errorf("%w: driver has no networks", machine.ErrBadSpec)

@@ -99,6 +99,14 @@ func TestPrepareFirmware(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, varsFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("bios got UEFI vars: %v", err)
 	}
+	dir = t.TempDir()
+	_, spec = firmwareSpec(t, "", true) // the initramfs addresses NICs itself
+	if err := d.prepareFirmware(spec, dir); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("direct kernel boot got %v", ents)
+	}
 }
 
 func qcow2Header(backing uint64, incompat uint64) []byte {

@@ -113,6 +113,9 @@ func (l *realLab) guestExec(t *testing.T, m machine.Instance, path string, args 
 		t.Fatalf("guest agent: %v", err)
 	}
 	defer c.Close()
+	if args == nil {
+		args = []string{} // the agent wants an array, never null
+	}
 	var started struct {
 		PID int `json:"pid"`
 	}
