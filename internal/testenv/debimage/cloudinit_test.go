@@ -46,7 +46,7 @@ func TestCloudInitNetwork(t *testing.T) {
 
 	v := boot("seed one (vfat)", seedVFAT(t, dir, "hv-one", fmt.Sprintf(`version: 2
 ethernets:
-  nic0:
+  eth0:
     match:
       macaddress: "%s"
     addresses: [192.0.2.10/24]
@@ -64,7 +64,7 @@ ethernets:
 
 	v = boot("seed three (iso9660, new instance-id)", seedISO(t, dir, "hv-three", fmt.Sprintf(`version: 2
 ethernets:
-  nic0:
+  eth0:
     match:
       macaddress: "%s"
     addresses: [192.0.2.11/24]

@@ -31,15 +31,22 @@
 // with scram-sha-256; JIT off (libLLVM is left out). qemu-guest-agent is
 // started by udev when the virtio-serial port org.qemu.guest_agent.0
 // appears. systemd-networkd is enabled (wait-online is not). cloud-init
-// 22.4 with datasource_list [ NoCloud ] and the networkd renderer, with
-// only the quick modules (no ssh, apt, users): a seed, either a vfat or
-// iso9660 filesystem labelled cidata or the directory
-// /var/lib/cloud/seed/nocloud-net/ (as LXD gives containers), holding
-// meta-data (instance-id), user-data (#cloud-config) and network-config
-// (v2, ethernets matched by macaddress, static addresses, routes or
-// gateway4) makes the guest take those addresses; a new instance-id
-// applies a new seed's network config; with no seed, ds-identify disables
-// cloud-init and the .network files the last seed wrote stay in force.
+// 22.4 with the networkd renderer and only the quick modules (no ssh, apt,
+// users): a seed, either a vfat or iso9660 filesystem labelled cidata or
+// the directory /var/lib/cloud/seed/nocloud-net/ (as LXD gives
+// containers), holding meta-data (instance-id), user-data (#cloud-config)
+// and network-config (v2, ethernets matched by macaddress, static
+// addresses, routes or gateway4) makes the guest take those addresses; a
+// new instance-id applies a new seed's network config; with no seed,
+// ds-identify disables cloud-init and the .network files the last seed
+// wrote stay in force. Name each ethernets entry after the NIC it matches
+// (eth0, eth1...): cloud-init renames the matched NIC to the entry's key.
+// datasource_list is [ NoCloud, ConfigDrive ]: both local, never a
+// network metadata service; the second entry only keeps ds-identify from
+// enabling a lone datasource unconditionally (which would make a boot
+// without seed fall back to DHCP). A container runtime must leave the
+// container CAP_NET_ADMIN (systemd-nspawn: --capability=CAP_NET_ADMIN) or
+// networkd and cloud-init cannot configure its NICs.
 // haven-ready.service (after PostgreSQL) prints ReadyMarker to
 // /dev/console once pg_isready succeeds: the serial console log shows
 // boot completion. The hostname is haven-test; root cannot log in (locked password).

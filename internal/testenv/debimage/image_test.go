@@ -2,9 +2,12 @@ package debimage
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/haven-dr/haven/internal/testenv"
 )
 
 // TestLayout checks the partition table others code against: GPT, the ESP
@@ -46,5 +49,47 @@ func TestLayout(t *testing.T) {
 	}
 	if !strings.Contains(img.Cmdline, "root=PARTUUID="+img.RootPartUUID) {
 		t.Errorf("cmdline %q does not name the root PARTUUID", img.Cmdline)
+	}
+	checkFiles(t, img)
+}
+
+// checkFiles reads the image's filesystems in place (debugfs at the root
+// partition's offset, mtools at the ESP's): bootloader files, both loaders
+// passing the same command line, an uninitialized machine-id.
+func checkFiles(t *testing.T, img Image) {
+	debugfs := testenv.LookPath(t, "debugfs")
+	root := fmt.Sprintf("%s?offset=%d", img.Path, img.RootOffset)
+	cat := func(p string) string {
+		out, err := exec.Command(debugfs, "-R", "cat "+p, root).Output()
+		if err != nil {
+			t.Fatalf("debugfs cat %s: %v", p, err)
+		}
+		return string(out)
+	}
+	if id := cat("/etc/machine-id"); id != "" {
+		t.Errorf("/etc/machine-id = %q, want empty", id)
+	}
+	if c := cat("/boot/extlinux/extlinux.conf"); !strings.Contains(c, "APPEND "+img.Cmdline) ||
+		!strings.Contains(c, "vmlinuz-"+img.Kernel) {
+		t.Errorf("extlinux.conf:\n%s", c)
+	}
+	if c := cat("/boot/extlinux/ldlinux.sys"); len(c) < 1024 {
+		t.Errorf("ldlinux.sys is %d bytes: extlinux not installed", len(c))
+	}
+	esp := fmt.Sprintf("%s@@%d", img.Path, int64(espStart))
+	mtype := func(p string) string {
+		cmd := exec.Command("mtype", "-i", esp, p)
+		cmd.Env = append(cmd.Environ(), "MTOOLS_SKIP_CHECK=1")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("mtype %s: %v", p, err)
+		}
+		return string(out)
+	}
+	if c := mtype("::/loader/entries/debian.conf"); !strings.Contains(c, "options "+img.Cmdline) {
+		t.Errorf("systemd-boot entry:\n%s", c)
+	}
+	if c := mtype("::/EFI/BOOT/BOOTX64.EFI"); !strings.HasPrefix(c, "MZ") {
+		t.Errorf("\\EFI\\BOOT\\BOOTX64.EFI is not a PE image")
 	}
 }

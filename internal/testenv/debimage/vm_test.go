@@ -1,15 +1,11 @@
 package debimage
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +23,8 @@ type vm struct {
 	console string
 	qmp     string
 	qga     string
-	exited  chan error // receives Wait's result, put back by readers
+	exited  chan struct{} // closed when QEMU has exited
+	waitErr error         // set before exited is closed
 	started time.Time
 }
 
@@ -42,11 +39,18 @@ const (
 	ovmfVars = "/usr/share/OVMF/OVMF_VARS.fd"
 )
 
-// accel is kvm when /dev/kvm can be opened, else tcg; HAVEN_TEST_ACCEL
-// forces one (to measure TCG on a KVM machine).
+// kvmBroken is set once KVM failed a firmware boot: later boots of this
+// process go to TCG straight away.
+var kvmBroken atomic.Bool
+
+// accel is kvm when /dev/kvm can be opened (and has not failed a firmware
+// boot), else tcg; HAVEN_TEST_ACCEL forces one.
 func accel() string {
 	if a := os.Getenv("HAVEN_TEST_ACCEL"); a != "" {
 		return a
+	}
+	if kvmBroken.Load() {
+		return "tcg"
 	}
 	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
 		f.Close()
@@ -62,7 +66,7 @@ func bootVM(t testing.TB, disk string, o vmOpts) *vm {
 	qemu := testenv.LookPath(t, "qemu-system-x86_64")
 	dir := t.TempDir()
 	v := &vm{t: t, dir: dir, console: filepath.Join(dir, "console.log"),
-		qmp: filepath.Join(dir, "qmp.sock"), qga: filepath.Join(dir, "qga.sock"), exited: make(chan error, 1)}
+		qmp: filepath.Join(dir, "qmp.sock"), qga: filepath.Join(dir, "qga.sock")}
 	args := []string{"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-m", "1024", "-smp", "2",
 		"-drive", "file=" + disk + ",format=raw,if=virtio",
@@ -103,12 +107,12 @@ func (v *vm) start(accel string) {
 	v.accel = accel
 	v.cmd = exec.Command(v.prog, append(v.args, "-accel", accel)...)
 	v.cmd.Stdout, v.cmd.Stderr = &lockedTail{}, &lockedTail{}
-	v.exited = make(chan error, 1)
+	v.exited = make(chan struct{})
 	v.started = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		v.t.Fatal(err)
 	}
-	go func(cmd *exec.Cmd, exited chan error) { exited <- cmd.Wait() }(v.cmd, v.exited)
+	go func(cmd *exec.Cmd, exited chan struct{}) { v.waitErr = cmd.Wait(); close(exited) }(v.cmd, v.exited)
 }
 
 // kvmFailed reports the KVM of some nested hosts stopping a firmware boot
@@ -131,14 +135,14 @@ func (v *vm) waitReady(timeout time.Duration) time.Duration {
 		}
 		if v.kvmFailed() {
 			v.t.Logf("KVM cannot run this firmware boot here (emulation failure); falling back to TCG")
+			kvmBroken.Store(true)
 			v.kill()
 			v.start("tcg")
 			continue
 		}
 		select {
-		case err := <-v.exited:
-			v.exited <- err
-			v.t.Fatalf("qemu exited before %q: %v\nstderr: %s\nconsole tail:\n%s", ReadyMarker, err,
+		case <-v.exited:
+			v.t.Fatalf("qemu exited before %q: %v\nstderr: %s\nconsole tail:\n%s", ReadyMarker, v.waitErr,
 				v.cmd.Stderr, tail(b))
 		case <-deadline:
 			v.t.Fatalf("no %q on the console after %v; console tail:\n%s", ReadyMarker, timeout, tail(b))
@@ -163,8 +167,7 @@ func (v *vm) powerdown(timeout time.Duration) {
 		v.t.Fatalf("qmp system_powerdown: %v", err)
 	}
 	select {
-	case err := <-v.exited:
-		v.exited <- err
+	case <-v.exited:
 	case <-time.After(timeout):
 		b, _ := os.ReadFile(v.console)
 		v.t.Fatalf("guest did not power off within %v; console tail:\n%s", timeout, tail(b))
@@ -172,80 +175,8 @@ func (v *vm) powerdown(timeout time.Duration) {
 }
 
 func (v *vm) kill() {
-	select {
-	case err := <-v.exited:
-		v.exited <- err
-		return
-	default:
-	}
-	v.cmd.Process.Kill()
-	if err := <-v.exited; err != nil {
-		v.exited <- err
-	}
-}
-
-// command sends JSON commands over a QMP or guest-agent socket and returns
-// the reply to the last one.
-func command(sock string, cmds ...string) (string, error) {
-	c, err := net.DialTimeout("unix", sock, 5*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	if strings.HasSuffix(sock, "qmp.sock") {
-		if _, err := r.ReadString('\n'); err != nil { // greeting
-			return "", err
-		}
-	}
-	var last string
-	for _, cmd := range cmds {
-		if _, err := fmt.Fprintln(c, cmd); err != nil {
-			return "", err
-		}
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return "", err
-			}
-			var m map[string]json.RawMessage
-			if json.Unmarshal([]byte(line), &m) != nil {
-				continue
-			}
-			if _, ev := m["event"]; ev {
-				continue
-			}
-			if e, bad := m["error"]; bad {
-				return "", fmt.Errorf("%s: %s", cmd, e)
-			}
-			last = strings.TrimSpace(line)
-			break
-		}
-	}
-	return last, nil
-}
-
-// lockedTail keeps the last 8 KiB written to it (QEMU's stderr).
-type lockedTail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (l *lockedTail) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, p...)
-	if len(l.buf) > 8192 {
-		l.buf = l.buf[len(l.buf)-8192:]
-	}
-	return len(p), nil
-}
-
-func (l *lockedTail) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.buf)
+	v.cmd.Process.Kill() // an error only says it has exited already
+	<-v.exited
 }
 
 func (v *vm) consoleText() string {
