@@ -22,6 +22,7 @@ import (
 //  3. an iso9660 cidata seed with a new instance-id moves eth0 to
 //     192.0.2.11: the new address answers, the old one no longer does.
 func TestCloudInitNetwork(t *testing.T) {
+	selfTest(t)
 	img := Require(t)
 	psql := testenv.LookPath(t, "psql")
 	testenv.LookPath(t, "ip")

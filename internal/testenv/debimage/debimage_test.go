@@ -15,6 +15,7 @@ const bootTimeout = 6 * time.Minute
 // PostgreSQL to be up (the console marker), checks the guest agent
 // answers, and powers the guest off over ACPI.
 func TestBoot(t *testing.T) {
+	selfTest(t)
 	img := Require(t)
 	for _, fw := range []string{"bios", "uefi"} {
 		t.Run(fw, func(t *testing.T) {
