@@ -3,6 +3,7 @@ package realvm
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -32,7 +33,8 @@ func accelFor(b *testing.B, firmware string) string {
 		probes.errs[firmware] = err
 	}
 	if err != nil {
-		b.Logf("KVM cannot boot a %s guest here, using TCG: %v", firmware, err)
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		b.Logf("KVM cannot boot a %s guest here (%s...), using TCG", firmware, msg)
 		return "tcg"
 	}
 	return "kvm"
