@@ -18,9 +18,11 @@ const teardownWait = 30 * time.Second
 // close tears the session down: exports, jobs, overlays, the NBD server,
 // then settles the bitmaps (see settleBitmaps) and closes the monitor. It
 // runs after every cycle, failed or not; what it cannot remove the next
-// cycle's cleanStale does.
+// cycle's cleanStale does. It runs even when ctx is cancelled (the agent
+// stopping mid-cycle): on a cancelled context every command would fail
+// and QEMU would keep its NBD server, which the next start cannot reuse.
 func (vm *qemuVM) close(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 2*teardownWait)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*teardownWait)
 	defer cancel()
 	var errs []error
 	for _, d := range vm.disks {
@@ -44,9 +46,14 @@ func (vm *qemuVM) close(ctx context.Context) {
 		os.Remove(d.file)
 	}
 	if vm.nbdServer {
-		errs = append(errs, vm.mon.Execute(ctx, "nbd-server-stop", nil, nil))
+		// The socket stays if the server could not be stopped: it is how
+		// the next cycle's cleanStale knows to stop it.
+		if err := vm.mon.Execute(ctx, "nbd-server-stop", nil, nil); err != nil {
+			errs = append(errs, err)
+		} else {
+			os.Remove(vm.socket)
+		}
 		vm.nbdServer = false
-		os.Remove(vm.socket)
 	}
 	if vm.began {
 		errs = append(errs, vm.settleBitmaps(ctx))
