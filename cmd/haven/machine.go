@@ -159,7 +159,7 @@ func machineStartCmd() *cobra.Command {
 			go func() { exited <- run.Wait() }()
 			if err := waitRunning(f, wait, exited); err != nil {
 				run.Process.Kill()
-				return fmt.Errorf("%w; see %s", err, logPath)
+				return fmt.Errorf("%w: %s (see %s)", err, lastLine(logPath), logPath)
 			}
 			return nil
 		},
@@ -225,4 +225,15 @@ func machineStopCmd() *cobra.Command {
 	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for the machine to stop")
 	_ = c.MarkFlagRequired("file")
 	return c
+}
+
+// lastLine is the runner's last log line: why the machine did not start,
+// which the caller (the server's job log) should show, not only point to.
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no log"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }

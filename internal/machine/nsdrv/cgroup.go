@@ -2,6 +2,7 @@ package nsdrv
 
 import (
 	"bufio"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,19 +43,25 @@ func cgroup2Root() string {
 }
 
 // CgroupName names a machine's cgroup: tagged like its loop devices, so
-// cleanup finds both by one prefix.
+// cleanup finds both by one prefix, plus a random suffix. Machine names
+// repeat across sites and runs on one host (the primary's db and its
+// recovered copy, two test runs), and cgroups live in one host-wide tree.
 func CgroupName(machineName string) string {
-	return vnet.Prefix + "-" + machineName
+	return vnet.Prefix + "-" + machineName + "-" + strings.ToLower(rand.Text()[:6])
 }
 
-// makeCgroup creates the machine's cgroup and opens it for clone3's
-// CLONE_INTO_CGROUP.
-func makeCgroup(root, machineName string) (string, *os.File, error) {
+// cgroupFile in a machine's state directory records its cgroup, so
+// cleanup of a crashed run removes exactly that one.
+const cgroupFile = "cgroup"
+
+// makeCgroup creates the machine's cgroup, records it in the machine's
+// state directory dir and opens it for clone3's CLONE_INTO_CGROUP.
+func makeCgroup(root, dir, machineName string) (string, *os.File, error) {
 	path := filepath.Join(root, CgroupName(machineName))
+	if err := os.WriteFile(filepath.Join(dir, cgroupFile), []byte(path), 0o644); err != nil {
+		return "", nil, fmt.Errorf("cgroup: %w", err)
+	}
 	if err := os.Mkdir(path, 0o755); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return "", nil, fmt.Errorf("cgroup %s is left over: run haven site cleanup", path)
-		}
 		return "", nil, fmt.Errorf("cgroup: %w", err)
 	}
 	f, err := os.Open(path)
@@ -106,6 +113,24 @@ func rmTree(path string) error {
 		}
 	}
 	return nil
+}
+
+// recordedCgroup is the cgroup a machine's state directory names, or "".
+func recordedCgroup(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, cgroupFile))
+	if err != nil || !strings.HasPrefix(string(b), "/") {
+		return ""
+	}
+	return filepath.Clean(string(b))
+}
+
+// populated reports whether processes live in the cgroup tree at path.
+// A cgroup nobody recorded may belong to another run's live machine:
+// cleanup removes it only when empty (processes of a crashed runner die
+// with it, so its cgroup is empty).
+func populated(path string) bool {
+	b, err := os.ReadFile(filepath.Join(path, "cgroup.events"))
+	return err != nil || strings.Contains(string(b), "populated 1")
 }
 
 // leftoverCgroups lists the machine cgroups whose names start with prefix.

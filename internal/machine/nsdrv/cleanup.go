@@ -16,11 +16,13 @@ import (
 )
 
 // Cleanup kills machines a crashed run left in stateDir, removes their
-// state, and removes the cgroups and detaches the loop devices whose names
-// start with loopPrefix (CgroupName is "hv-<machine>", LoopName tags
+// state (with the cgroups they recorded), and removes the empty cgroups
+// and detaches the loop devices whose names start with loopPrefix
+// (CgroupName is "hv-<machine>-<random>", LoopName tags
 // "hv-<machine>/<disk>"). Machines that another running Haven owns, and
-// their cgroups and loop devices, are kept (vnet.ErrOwned). It returns
-// what it removed.
+// their cgroups and loop devices, are kept (vnet.ErrOwned); a cgroup with
+// processes that no state directory here records may be another run's
+// and is kept too. It returns what it removed.
 func Cleanup(stateDir, loopPrefix string) ([]string, error) {
 	return cleanup(stateDir, loopPrefix, false)
 }
@@ -31,14 +33,28 @@ func ForceCleanup(stateDir, loopPrefix string) ([]string, error) {
 }
 
 func cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
-	removed, kept, err := machine.CleanupStateDirs(stateDir, force, killRecorded)
-	errs := []error{err}
 	var done []string
+	var errs []error
+	removed, kept, err := machine.CleanupStateDirs(stateDir, force, func(dir string) {
+		killRecorded(dir)
+		if cg := recordedCgroup(dir); cg != "" {
+			if err := removeCgroup(cg, time.Now().Add(10*time.Second)); err != nil {
+				errs = append(errs, err)
+			} else {
+				done = append(done, "cgroup "+cg)
+			}
+		}
+	})
+	errs = append(errs, err)
 	for _, r := range removed {
 		done = append(done, "machine "+r)
 	}
+	keep := map[string]bool{}
+	for _, k := range kept {
+		keep[recordedCgroup(filepath.Join(stateDir, k))] = true
+	}
 	for _, cg := range leftoverCgroups(loopPrefix) {
-		if keptCgroup(filepath.Base(cg), kept) {
+		if keep[cg] || populated(cg) {
 			continue
 		}
 		// cgroup.kill ends whatever the state directory did not record.
@@ -73,15 +89,9 @@ func keptLoop(tag string, kept []string) bool {
 	return false
 }
 
-func keptCgroup(name string, kept []string) bool {
-	for _, k := range kept {
-		if name == CgroupName(k) {
-			return true
-		}
-	}
-	return false
-}
-
+// killRecorded ends the machine a crashed run recorded in dir (pid and
+// start time must match, so a reused pid is never hit); cleanup then
+// removes the cgroup dir records, with whatever still runs in it.
 func killRecorded(dir string) {
 	b, err := os.ReadFile(filepath.Join(dir, "pid"))
 	if err != nil {

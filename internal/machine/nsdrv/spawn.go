@@ -31,7 +31,7 @@ func (d *Driver) spawn(spec machine.Spec, dir string, ds disks, seed string) (*i
 	go copyConsole(master, log, m.done, m.consoleDone)
 	var cgDir *os.File
 	if root := cgroup2Root(); root != "" {
-		if m.cgroup, cgDir, err = makeCgroup(root, spec.Name); err != nil {
+		if m.cgroup, cgDir, err = makeCgroup(root, dir, spec.Name); err != nil {
 			m.abandon(slave)
 			return nil, err
 		}
