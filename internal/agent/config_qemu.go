@@ -28,8 +28,10 @@ func (m *MachineConfig) validateQemu(stateDir string) error {
 		if err := vault.ValidName("disk", d.Name); err != nil {
 			return err
 		}
-		if d.Path != "" {
-			return fmt.Errorf("disk %s: provider qemu reads disks through QEMU: give device (a QEMU device, qdev id or node name), not path", d.Name)
+		// path is only where a restore in place (failback) writes while the
+		// VM is off: points are always read through QEMU.
+		if d.Path != "" && !filepath.IsAbs(d.Path) {
+			return fmt.Errorf("disk %s: path %q is not absolute", d.Name, d.Path)
 		}
 		if d.Device == "" {
 			return fmt.Errorf("disk %s: device missing (see query-block: device, qdev or node-name)", d.Name)

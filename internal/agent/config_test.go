@@ -75,7 +75,8 @@ machines:
 	}
 	for _, tc := range []struct{ text, want string }{
 		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, device: x}, {name: b, device: x}]}]", "listed twice"},
-		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, path: /a.img}]}]", "not path"},
+		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, path: /a.img}]}]", "device missing"},
+		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, device: x, path: a.img}]}]", "not absolute"},
 		{"machines: [{name: m, provider: none, disks: [{name: a, path: /a.img, device: x}]}]", "device is for provider qemu"},
 		{"state_dir: /" + strings.Repeat("x", 120) + "\nmachines: [{name: m, provider: qemu, qmp: /q}]", "too long"},
 	} {
@@ -101,7 +102,7 @@ func TestConfigErrors(t *testing.T) {
 		{"    provider: none\n    qmp: /run/vm.qmp\n", "for provider qemu"},
 		{"    provider: qemu\n", "needs qmp"},
 		{"    provider: qemu\n    qmp: vm.qmp\n", "not absolute"},
-		{"    provider: qemu\n    qmp: /run/vm.qmp\n", "give device"},
+		{"    provider: qemu\n    qmp: /run/vm.qmp\n", "device missing"},
 		{"    provider: qemu\n    qmp: /run/vm.qmp\n    guest_agent: qga.sock\n", "guest_agent \"qga.sock\" is not absolute"},
 		{"    provider: qemu\n    qmp: /run/vm.qmp\n    freeze: [/mnt]\n", "through guest_agent"},
 	} {

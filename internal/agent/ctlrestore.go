@@ -30,8 +30,9 @@ func (a *Agent) RestoreMachine(ctx context.Context, name string, req RestoreRequ
 		return nil, ctlErrorf(http.StatusBadRequest, "restore %s: no point given", name)
 	}
 	if m.cfg.Provider == ProviderQemu {
-		// The agent reaches a qemu VM's disks only through QEMU, read-only.
-		return nil, ctlErrorf(http.StatusNotImplemented, "restore %s: provider qemu: the agent does not write into a VM's disks; restore the point with `haven restore` to the image files while the VM is off", name)
+		if err := qemuRestorable(ctx, m); err != nil {
+			return nil, err
+		}
 	}
 	if a.Vault() == nil {
 		return nil, ctlErrorf(http.StatusServiceUnavailable, "the vault is not open yet")
