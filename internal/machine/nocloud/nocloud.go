@@ -22,11 +22,11 @@ const (
 	NetworkConfig = "network-config"
 )
 
-// userData keeps cloud-init from changing more than the addresses: a
-// recovered machine is the same machine, so its SSH host keys stay (a new
-// instance-id would otherwise regenerate them) and no default user is
-// added.
-const userData = "#cloud-config\nssh_deletekeys: false\nusers: []\n"
+// userData keeps a recovered machine's SSH host keys: it is the same
+// machine, but a new instance-id would otherwise make cloud-init replace
+// them. (Users are left to the image's own cloud.cfg: an empty "users"
+// list fails cloud-init's schema.)
+const userData = "#cloud-config\nssh_deletekeys: false\n"
 
 // Ethernet is one NIC in network-config version 2.
 type Ethernet struct {

@@ -9,20 +9,42 @@ import (
 	"time"
 )
 
-var kvmProbe struct {
+// probeResult caches one KVM probe per process and kind of boot.
+type probeResult struct {
 	sync.Once
 	ok bool
 }
 
-func (d *Driver) accel(ctx context.Context) (string, error) {
-	switch d.Accel {
-	case "", "tcg":
-		return "tcg", nil
-	case "kvm":
-		return "kvm", nil
+var probes = map[string]*probeResult{"": {}, "bios": {}, "uefi": {}}
+
+// accel resolves d.Accel for a machine booting with firmware. "" means
+// "tcg" for direct kernel boots (small, quick under TCG, deterministic in
+// tests) but "auto" for firmware boots: a stock OS takes minutes to boot
+// under TCG, and whoever recovers a real VM expects KVM where it works.
+func (d *Driver) accel(ctx context.Context, firmware string) (string, error) {
+	a := d.Accel
+	if a == "" {
+		a = "tcg"
+		if firmware != "" {
+			a = "auto"
+		}
+	}
+	switch a {
+	case "tcg", "kvm":
+		return a, nil
 	case "auto":
-		kvmProbe.Do(func() { kvmProbe.ok = d.ProbeKVM(ctx) })
-		if kvmProbe.ok {
+		p, ok := probes[firmware]
+		if !ok {
+			return "", fmt.Errorf("qemu: unknown firmware %q", firmware)
+		}
+		p.Do(func() {
+			if firmware == "" {
+				p.ok = d.ProbeKVM(ctx)
+			} else {
+				p.ok = d.ProbeFirmware(ctx, "kvm", firmware) == nil
+			}
+		})
+		if p.ok {
 			return "kvm", nil
 		}
 		return "tcg", nil

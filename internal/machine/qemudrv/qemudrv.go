@@ -1,8 +1,10 @@
-// Package qemudrv is the qemu machine driver: a real VM booting the same
-// raw disk images as the ns driver with qemu-system-x86_64, direct kernel
-// boot of a Debian kernel and Haven's small initramfs, virtio disks,
-// virtio-net on a tap in the network's bridge, serial console to the log,
-// and graceful shutdown over QMP.
+// Package qemudrv is the qemu machine driver: a real VM with
+// qemu-system-x86_64, virtio disks, virtio-net on a tap in the network's
+// bridge, serial console to the log, and graceful shutdown over QMP. It
+// boots either the ns driver's images (direct kernel boot of a Debian
+// kernel and Haven's small initramfs, Spec.Firmware "") or real VM disks
+// through their own bootloader (SeaBIOS or OVMF), re-addressed with a
+// cloud-init NoCloud seed when Spec.Readdress.
 package qemudrv
 
 import (
@@ -12,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/vnet"
@@ -27,13 +28,15 @@ const DefaultLogDir = "/var/log/haven/machines"
 // Driver starts machines as QEMU VMs.
 type Driver struct {
 	Networks machine.Networks
-	Ops      vnet.Ops // default vnet.Netlink{}
-	Boot     BootFiles
-	StateDir string // default DefaultStateDir
-	QEMU     string // default qemu-system-x86_64
-	// Accel is "tcg" (default), "kvm", or "auto": KVM only if a probe boot
-	// proves it works (on some hosts /dev/kvm exists but cannot boot a
-	// stock kernel).
+	Ops      vnet.Ops  // default vnet.Netlink{}
+	Boot     BootFiles // direct kernel boot only
+	OVMF     OVMF      // UEFI firmware; default Debian's ovmf package
+	StateDir string    // default DefaultStateDir
+	QEMU     string    // default qemu-system-x86_64
+	// Accel is "tcg", "kvm", or "auto": KVM only if a probe proves it
+	// works (on some hosts /dev/kvm exists but cannot boot a stock
+	// kernel). Default: "tcg" for direct kernel boots, "auto" for
+	// firmware boots (see accel).
 	Accel string
 }
 
@@ -70,7 +73,14 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	accel, err := d.accel(ctx)
+	if spec.Firmware == "" && (d.Boot.Kernel == "" || d.Boot.Initrd == "") {
+		return nil, fmt.Errorf("%w: %s: direct kernel boot needs boot files (or set firmware)", machine.ErrBadSpec, spec.Name)
+	}
+	formats, err := diskFormats(spec.Disks)
+	if err != nil {
+		return nil, err
+	}
+	accel, err := d.accel(ctx, spec.Firmware)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +88,7 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 	if err := machine.ClaimStateDir(dir); err != nil {
 		return nil, err
 	}
-	m, err := d.boot(spec, dir, accel)
+	m, err := d.boot(spec, dir, accel, formats)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("qemu: start %s: %w", spec.Name, err)
@@ -86,7 +96,10 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 	return m, nil
 }
 
-func (d *Driver) boot(spec machine.Spec, dir, accel string) (*instance, error) {
+func (d *Driver) boot(spec machine.Spec, dir, accel string, formats []string) (*instance, error) {
+	if err := d.prepareFirmware(spec, dir); err != nil {
+		return nil, err
+	}
 	m := &instance{spec: spec, dir: dir, ops: d.ops(), done: make(chan struct{})}
 	m.status.Set(machine.Starting)
 	taps, err := d.openTaps(m)
@@ -107,7 +120,7 @@ func (d *Driver) boot(spec machine.Spec, dir, accel string) (*instance, error) {
 		return nil, err
 	}
 	m.console = console
-	args := d.args(spec, dir, console, accel)
+	args := d.args(spec, dir, console, accel, formats)
 	if err := m.start(d.qemu(), args, taps); err != nil {
 		m.removeLinks()
 		return nil, err
@@ -147,35 +160,4 @@ func (d *Driver) openTaps(m *instance) ([]*os.File, error) {
 func tapName(machineName, nic string) string {
 	sum := sha256.Sum256([]byte("tap\x00" + machineName + "\x00" + nic))
 	return vnet.Prefix + hex.EncodeToString(sum[:6])
-}
-
-// args is the QEMU command line. NIC addresses go on the kernel command
-// line for the initramfs to apply (haven.nic=MAC,ADDR,GW).
-func (d *Driver) args(spec machine.Spec, dir, console, accel string) []string {
-	mem, cpus := spec.MemoryMB, spec.CPUs
-	if mem == 0 {
-		mem = 256
-	}
-	if cpus == 0 {
-		cpus = 1
-	}
-	cmdline := []string{"console=ttyS0", "quiet", "panic=-1", "haven.host=" + spec.Name, "haven.init=" + spec.Init}
-	a := []string{"-name", spec.Name, "-accel", accel, "-m", fmt.Sprint(mem), "-smp", fmt.Sprint(cpus),
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-chardev", "file,id=con,append=on,path=" + console, "-serial", "chardev:con",
-		"-qmp", "unix:" + filepath.Join(dir, "qmp.sock") + ",server=on,wait=off",
-		"-kernel", d.Boot.Kernel, "-initrd", d.Boot.Initrd}
-	for _, disk := range spec.Disks {
-		a = append(a, "-drive", "file="+strings.ReplaceAll(disk.Path, ",", ",,")+",format=raw,if=virtio")
-	}
-	for i, n := range spec.NICs {
-		a = append(a, "-netdev", fmt.Sprintf("tap,id=n%d,fd=%d", i, 3+i),
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=n%d,mac=%s", i, n.MAC))
-		gw := ""
-		if att, err := d.Networks.Attachment(n.Network); err == nil {
-			gw = att.Network.Gateway.String()
-		}
-		cmdline = append(cmdline, fmt.Sprintf("haven.nic=%s,%s,%s", n.MAC, n.Addr, gw))
-	}
-	return append(a, "-append", strings.Join(cmdline, " "))
 }

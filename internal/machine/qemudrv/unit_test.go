@@ -43,7 +43,7 @@ func TestArgsCarryNICsAndDisks(t *testing.T) {
 	if err := spec.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a := strings.Join(d.args(spec, "/s", "/c", "tcg"), " ")
+	a := strings.Join(d.args(spec, "/s", "/c", "tcg", nil), " ")
 	for _, want := range []string{"file=/d/a,,b.img,format=raw,if=virtio", "tap,id=n0,fd=3",
 		"mac=" + vnet.StableMAC("web", "eth0").String(), "haven.nic=" + vnet.StableMAC("web", "eth0").String() + ",10.5.0.7/24,10.5.0.1",
 		"-accel tcg", "haven.init=/sbin/init"} {
