@@ -62,15 +62,19 @@ plans:
   - name: db
     groups: [{name: database, machines: [%[5]s]}]
 `, rvNets["prim"], rvNets["rec"], a.addr, filepath.Join(s.dir, "token"), vmName))
-	a.waitPoint("an app-consistent point under writes", time.Time{}, func(p vault.Point) bool { return p.Consistency == "app" && w.count() > 0 })
+	first := a.firstAfter("first point", time.Time{})
+	under := a.waitPoint("an app-consistent point after the first", first.Time, func(p vault.Point) bool { return p.Consistency == "app" })
 
 	rep, r := s.runJob("failover", "test", "--plan", "db")
 	if r.code != 0 || rep.State != store.Succeeded || len(rep.Points) != 1 {
 		t.Fatalf("test failover: exit %d, %s: %s\n%s\nserver log:\n%s", r.code, rep.State, rep.Error, r.stderr, s.log("server"))
 	}
 	pt := rep.Points[0]
+	if pt.Time.Before(under.Time) || pt.Consistency != "app" {
+		t.Fatalf("the test failover used point %+v; the newest is at least %s (app)", pt, under.ID)
+	}
 	testNS := s.hostID() + "-test"
-	if got := pgQuery(t, testNS, "10.72.0.10", "select inet_server_addr()::text"); len(got) != 1 || got[0] != "10.72.0.10" {
+	if got := pgQuery(t, testNS, "10.72.0.10", "select host(inet_server_addr())"); len(got) != 1 || got[0] != "10.72.0.10" {
 		t.Fatalf("the recovered VM answers as %q", got)
 	}
 	checkAcked(t, w, pt.Time, testNS, "10.72.0.10")
