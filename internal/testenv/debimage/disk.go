@@ -52,7 +52,7 @@ func partition(ctx context.Context, img string) error {
 label-id: %s
 first-lba: 2048
 start=%d, size=%d, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=%s, name="ESP"
-start=%d, size=%d, type=4F68BCE3-E8CD-4C1D-96E7-2FCAF4C2CB0B, uuid=%s, name="root", attrs="LegacyBIOSBootable"
+start=%d, size=%d, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=%s, name="root", attrs="LegacyBIOSBootable"
 `, diskGUID, espStart/512, espSize/512, espPartUUID, rootStart/512, rootSize/512, rootPartUUID)
 	cmd := exec.CommandContext(ctx, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", img)
 	cmd.Stdin = strings.NewReader(script)

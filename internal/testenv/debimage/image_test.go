@@ -40,7 +40,7 @@ func TestLayout(t *testing.T) {
 	if !strings.EqualFold(esp.Type, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B") {
 		t.Errorf("partition %d type %s, want EFI system", img.ESPPartition, esp.Type)
 	}
-	if !strings.EqualFold(root.Type, "4F68BCE3-E8CD-4C1D-96E7-2FCAF4C2CB0B") ||
+	if !strings.EqualFold(root.Type, "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709") ||
 		!strings.EqualFold(root.UUID, img.RootPartUUID) || !strings.Contains(root.Attrs, "LegacyBIOSBootable") {
 		t.Errorf("root partition %+v, want Linux root x86-64, uuid %s, LegacyBIOSBootable", root, img.RootPartUUID)
 	}

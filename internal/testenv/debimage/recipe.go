@@ -13,7 +13,7 @@ import (
 
 // builderVersion changes whenever the Go build steps change in a way the
 // recipe files do not show (layout, mkfs options), so caches rebuild.
-const builderVersion = "debimage/1"
+const builderVersion = "debimage/2"
 
 // Suite is the Debian release the image holds.
 const Suite = "bookworm"
