@@ -30,6 +30,10 @@ type Disk struct {
 	Path   string `json:"path" yaml:"path"`                         // raw image file
 	FSType string `json:"fstype,omitempty" yaml:"fstype,omitempty"` // ns driver; default: found by superblock
 	Mount  string `json:"mount,omitempty" yaml:"mount,omitempty"`   // ns driver, non-root disks
+	// Format is the qemu driver's image format: raw or qcow2; "" tells it
+	// by the header. Restored disks are raw and say so: a guest could have
+	// written a qcow2 header into its own first sector.
+	Format string `json:"format,omitempty" yaml:"format,omitempty"`
 	// Partition is the partition (1-based) the ns driver mounts from a
 	// disk with a partition table; 0 lets the driver find it (for the
 	// root disk, the partition holding the init).
@@ -96,6 +100,9 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("%w: %s firmware %q: want bios or uefi", ErrBadSpec, s.Name, s.Firmware)
 	}
 	for _, d := range s.Disks {
+		if d.Format != "" && d.Format != "raw" && d.Format != "qcow2" {
+			return fmt.Errorf("%w: %s disk %s format %q: want raw or qcow2", ErrBadSpec, s.Name, d.Name, d.Format)
+		}
 		if d.Partition < 0 || d.Partition > 128 {
 			return fmt.Errorf("%w: %s disk %s partition %d", ErrBadSpec, s.Name, d.Name, d.Partition)
 		}

@@ -290,6 +290,7 @@ func (r *run) spec(m string, test bool) (machine.Spec, error) {
 	sp := machine.Spec{Name: m, CPUs: mc.CPUs, MemoryMB: mc.MemoryMB, Init: mc.Init, Health: mc.Health, Firmware: mc.Firmware}
 	for _, d := range mc.Disks {
 		d.Path = r.diskPath(m, d.Name)
+		d.Format = "raw" // restored from the vault, whatever its first bytes say
 		sp.Disks = append(sp.Disks, d)
 	}
 	for _, n := range mc.NICs {

@@ -90,9 +90,16 @@ var qcow2Magic = []byte{'Q', 'F', 'I', 0xfb}
 func diskFormats(disks []machine.Disk) ([]string, error) {
 	formats := make([]string, len(disks))
 	for i, d := range disks {
+		if d.Format == "raw" {
+			formats[i] = "raw"
+			continue
+		}
 		f, err := diskFormat(d.Path)
 		if err != nil {
 			return nil, fmt.Errorf("%w: disk %s: %w", machine.ErrBadSpec, d.Name, err)
+		}
+		if d.Format != "" && d.Format != f {
+			return nil, fmt.Errorf("%w: disk %s: %s is %s, not %s", machine.ErrBadSpec, d.Name, d.Path, f, d.Format)
 		}
 		formats[i] = f
 	}

@@ -135,6 +135,17 @@ func TestDiskFormats(t *testing.T) {
 			t.Errorf("%s: err %v, want ErrBadSpec", bad.Name, err)
 		}
 	}
+	// A restored disk says raw: a qcow2 header a guest wrote stays data.
+	said := write("said-raw", qcow2Header(200, 0))
+	said.Format = "raw"
+	if got, err := diskFormats([]machine.Disk{said}); err != nil || got[0] != "raw" {
+		t.Errorf("format raw given: %v %v", got, err)
+	}
+	said = write("said-qcow2", make([]byte, 4096))
+	said.Format = "qcow2"
+	if _, err := diskFormats([]machine.Disk{said}); !errors.Is(err, machine.ErrBadSpec) {
+		t.Errorf("format qcow2 given for a raw file: %v, want ErrBadSpec", err)
+	}
 }
 
 func TestAccelDefaults(t *testing.T) {
