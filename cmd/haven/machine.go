@@ -218,7 +218,18 @@ func machineStopCmd() *cobra.Command {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			return nil
+			// A runner killed outright (a dead primary, SIGKILL) left its
+			// machine's state and cgroup: with the run lock, nobody else
+			// can be using them.
+			lock, ok, err := host.TakeRunLock(f.PIDFile)
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // never started here
+			}
+			if err != nil || !ok {
+				return err // !ok: a new runner started meanwhile; it is not ours to stop
+			}
+			defer lock.Close()
+			return host.ClearLeftover(f.Driver, f.StateDir, f.Machine.Name)
 		},
 	}
 	c.Flags().StringVar(&path, "file", "", "machine file (JSON)")
