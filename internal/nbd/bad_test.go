@@ -6,33 +6,15 @@ import (
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/haven-dr/haven/internal/testenv"
 )
 
-// fakeServer accepts one connection on a unix socket and hands it to fn: a
-// misbehaving server, to show the client fails cleanly instead of hanging.
-func fakeServer(t *testing.T, fn func(net.Conn)) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "hv.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		fn(c)
-	}()
-	t.Cleanup(func() { l.Close(); <-done })
-	return sock
-}
+// fakeServer is a misbehaving server, to show the client fails cleanly
+// instead of hanging.
+func fakeServer(t *testing.T, fn func(net.Conn)) string { return testenv.UnixServer(t, fn) }
 
 // handshakeOK plays a server's side of a good handshake for a 1 MiB export.
 func handshakeOK(c net.Conn) bool {

@@ -8,31 +8,15 @@ import (
 	"errors"
 	"io"
 	"net"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/haven-dr/haven/internal/testenv"
 )
 
 // fake serves one connection on a unix socket with fn.
 func fake(t *testing.T, fn func(c net.Conn, r *bufio.Reader)) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "hv.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		fn(c, bufio.NewReader(c))
-	}()
-	t.Cleanup(func() { l.Close(); <-done })
-	return sock
+	return testenv.UnixServer(t, func(c net.Conn) { fn(c, bufio.NewReader(c)) })
 }
 
 // TestGuestAgent plays a guest agent that has stale output in the channel
