@@ -33,6 +33,19 @@ type AgentClient interface {
 	Restore(ctx context.Context, machine, point string, preserve bool) (*agent.RestoreResult, error)
 }
 
+// UnreachableError: the agent could not be reached at all (no HTTP
+// answer). It is told apart from an agent that answers and refuses,
+// because only the latter proves the primary is alive.
+type UnreachableError struct {
+	Agent string
+	Err   error
+}
+
+func (e *UnreachableError) Error() string {
+	return "agent " + e.Agent + " unreachable: " + e.Err.Error()
+}
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // AgentDialer connects to a configured agent.
 type AgentDialer func(a protection.Agent) (AgentClient, error)
 
@@ -80,7 +93,7 @@ func (c *httpAgent) call(ctx context.Context, method, path string, limit time.Du
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("agent %s unreachable: %w", c.name, err)
+		return &UnreachableError{Agent: c.name, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

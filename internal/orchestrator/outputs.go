@@ -30,8 +30,13 @@ type Outputs struct {
 	DNSAt    *time.Time      `json:"dns_at,omitempty"`
 	Approved map[string]bool `json:"approved,omitempty"`
 	Warnings []string        `json:"warnings,omitempty"`
-	// Disaster is the moment data-loss is counted from (unplanned).
-	Disaster *time.Time `json:"disaster,omitempty"`
+	// Disaster is the earliest moment data loss is counted from
+	// (unplanned); Disasters is each machine's, from its own agent.
+	Disaster  *time.Time           `json:"disaster,omitempty"`
+	Disasters map[string]time.Time `json:"disasters,omitempty"`
+	// Fenced: primary machines an unplanned failover found running and
+	// stopped through their agents.
+	Fenced []string `json:"fenced,omitempty"`
 	// Failback: what the primary's old disks got.
 	Failback map[string]*FailbackDisk `json:"failback,omitempty"`
 	// Preserved: machine -> point that keeps the old primary's state.
@@ -44,6 +49,9 @@ type PointUse struct {
 	Time        time.Time `json:"time"`
 	Consistency string    `json:"consistency"`
 	Group       string    `json:"group,omitempty"`
+	// Final: taken after the machine was stopped (planned failover, or
+	// an unplanned one that fenced it): nothing written is lost.
+	Final bool `json:"final,omitempty"`
 }
 
 // MachineRun is a machine the job brought up.

@@ -43,6 +43,9 @@ type PointReport struct {
 	// DataLossSeconds: disaster moment minus the point's capture instant
 	// (unplanned failover); 0 for a planned one (final point after stop).
 	DataLossSeconds *float64 `json:"data_loss_seconds,omitempty"`
+	// Final: a point taken after the machine was stopped (planned, or
+	// fenced by an unplanned failover); else the newest point there was.
+	Final bool `json:"final,omitempty"`
 }
 
 // MachineRep is when a machine came up.
@@ -88,18 +91,31 @@ func BuildReport(j *store.Job) (*Report, error) {
 	return buildReport(j, &out), nil
 }
 
+// dataLoss is the window of writes machine m lost: none for a point taken
+// after the machine stopped, else from the point to m's own disaster time.
+func dataLoss(typ string, out *Outputs, m string, p PointUse) *float64 {
+	switch {
+	case p.Final || typ == PlannedFailover || typ == Failback:
+		return secs(0)
+	case typ != UnplannedFailover:
+		return nil
+	}
+	if t, ok := out.Disasters[m]; ok {
+		return secs(max(t.Sub(p.Time), 0))
+	}
+	if out.Disaster != nil {
+		return secs(max(out.Disaster.Sub(p.Time), 0))
+	}
+	return nil
+}
+
 func buildReport(j *store.Job, out *Outputs) *Report {
 	rep := &Report{Job: j.ID, Plan: j.Plan, Type: j.Type, State: j.State, Started: out.Started, Ended: j.Ended,
 		Disaster: out.Disaster, Warnings: out.Warnings, Error: j.Error, Preserved: out.Preserved}
 	for m, p := range out.Points {
 		pr := PointReport{Machine: m, Point: p.ID, Time: p.Time, Consistency: p.Consistency,
-			AgeSeconds: out.Started.Sub(p.Time).Seconds()}
-		switch {
-		case j.Type == UnplannedFailover && out.Disaster != nil:
-			pr.DataLossSeconds = secs(max(out.Disaster.Sub(p.Time), 0))
-		case j.Type == PlannedFailover || j.Type == Failback:
-			pr.DataLossSeconds = secs(0)
-		}
+			AgeSeconds: out.Started.Sub(p.Time).Seconds(), Final: p.Final}
+		pr.DataLossSeconds = dataLoss(j.Type, out, m, p)
 		rep.Points = append(rep.Points, pr)
 	}
 	sort.Slice(rep.Points, func(a, b int) bool { return rep.Points[a].Machine < rep.Points[b].Machine })

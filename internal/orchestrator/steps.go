@@ -81,7 +81,8 @@ func (r *run) failoverSteps(plan *protection.Plan, typ, site string) []step {
 		s = append(s, step{"stop primary machines", func(ctx context.Context, r *run) error { return r.stopPrimary(ctx, plan) }},
 			step{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPoints(ctx, all) }})
 	case "unplanned":
-		s = append(s, step{"check primary", func(ctx context.Context, r *run) error { return r.checkPrimary(ctx, all) }})
+		s = append(s, step{"check primary", func(ctx context.Context, r *run) error { return r.checkPrimary(ctx, all) }},
+			step{"final points of fenced machines", func(ctx context.Context, r *run) error { return r.fencedPoints(ctx, all) }})
 	}
 	s = append(s, step{"choose recovery points", func(ctx context.Context, r *run) error { return r.choosePoints(ctx, all) }},
 		step{"network", func(ctx context.Context, r *run) error { return r.ensureSite(ctx, site, typ == "test") }})
