@@ -35,7 +35,14 @@ func newJobID() string {
 
 // Submit checks that a job of typ may run on plan now, records it and
 // starts it. A second job on a busy plan is refused naming the job.
-func (o *Orchestrator) Submit(ctx context.Context, typ, plan string, p Params) (*store.Job, error) {
+func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p Params) (*store.Job, error) {
+	k, err := kindOf(typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.check(typ, p); err != nil {
+		return nil, err
+	}
 	cfg, _, err := o.Config(ctx)
 	if err != nil {
 		return nil, err
@@ -47,17 +54,37 @@ func (o *Orchestrator) Submit(ctx context.Context, typ, plan string, p Params) (
 	if err != nil {
 		return nil, err
 	}
-	if err := precondition(typ, st); err != nil {
+	if err := k.precondition(st); err != nil {
 		return nil, err
 	}
-	if p.Point != "" && typ != TestFailover && typ != UnplannedFailover && typ != ChangePoint {
-		return nil, fmt.Errorf("%w: --point is for test, unplanned failover and change-point", ErrBadRequest)
+	j, err := o.newJob(k, typ, cfg, st, p)
+	if err != nil {
+		return nil, err
 	}
-	j := &store.Job{ID: newJobID(), Plan: plan, Type: typ, State: store.Running, Created: time.Now().UTC()}
+	if typ == TestCleanup {
+		o.takeOverFailedDrill(ctx, st)
+	}
+	if err := o.Store.CreateJob(ctx, j); err != nil {
+		return nil, err
+	}
+	if k.submitted != nil {
+		k.submitted(st, j)
+		if err := o.Store.PutPlanState(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	o.metrics.jobsStarted.WithLabelValues(typ).Inc()
+	o.launch(j)
+	return j, nil
+}
+
+// newJob makes the record of a job of kind k, its steps all pending.
+func (o *Orchestrator) newJob(k *kind, typ JobType, cfg *protection.Config, st *store.PlanState, p Params) (*store.Job, error) {
+	j := &store.Job{ID: newJobID(), Plan: st.Plan, Type: typ, State: store.Running, Created: time.Now().UTC()}
 	j.Params, _ = json.Marshal(p)
 	j.Config, _ = json.Marshal(cfg)
 	out := &Outputs{Started: j.Created, From: st}
-	if typ == ChangePoint || typ == Reprotect || typ == Failback {
+	if k.onFailoverDisks {
 		out.DiskJob = st.Failover
 	}
 	r := &run{o: o, job: j, cfg: cfg, out: out, p: p}
@@ -69,22 +96,6 @@ func (o *Orchestrator) Submit(ctx context.Context, typ, plan string, p Params) (
 		j.Steps = append(j.Steps, store.Step{Name: s.name, State: store.StepPending})
 	}
 	j.Outputs, _ = json.Marshal(out)
-	if typ == TestCleanup {
-		o.takeOverFailedDrill(ctx, st)
-	}
-	if err := o.Store.CreateJob(ctx, j); err != nil {
-		return nil, err
-	}
-	if typ == TestFailover {
-		// The plan has a test copy from now on, even if the drill fails:
-		// cleanup removes it and records the failed drill.
-		st.Test = j.ID
-		if err := o.Store.PutPlanState(ctx, st); err != nil {
-			return nil, err
-		}
-	}
-	o.metrics.jobsStarted.WithLabelValues(typ).Inc()
-	o.launch(j)
 	return j, nil
 }
 
@@ -98,37 +109,6 @@ func (o *Orchestrator) takeOverFailedDrill(ctx context.Context, st *store.PlanSt
 	if tj, err := o.Store.Job(ctx, st.Test); err == nil && tj.State == store.Failed {
 		o.finish(ctx, tj, store.Canceled, tj.Error)
 	}
-}
-
-func precondition(typ string, st *store.PlanState) error {
-	need := func(ok bool, why string) error {
-		if ok {
-			return nil
-		}
-		return fmt.Errorf("%w: plan %s is %s%s: %s", ErrPrecondition, st.Plan, st.Phase, testNote(st), why)
-	}
-	switch typ {
-	case TestFailover:
-		return need(st.Test == "", "a test copy is still up (haven failover cleanup)")
-	case TestCleanup:
-		return need(st.Test != "", "no test failover to clean up")
-	case PlannedFailover, UnplannedFailover:
-		return need(st.Phase == PhaseProtected, "it is not running at the primary site")
-	case ChangePoint, Commit, CancelFailover:
-		return need(st.Phase == PhaseFailedOver, "only an uncommitted failover can change point, commit or be canceled")
-	case Reprotect:
-		return need(st.Phase == PhaseCommitted, "reprotect follows a committed failover")
-	case Failback:
-		return need(st.Phase == PhaseReprotected, "failback needs reprotect first")
-	}
-	return fmt.Errorf("%w: unknown job type %q", ErrBadRequest, typ)
-}
-
-func testNote(st *store.PlanState) string {
-	if st.Test != "" {
-		return " (test copy " + st.Test + " up)"
-	}
-	return ""
 }
 
 // load rebuilds a run from a stored job.
@@ -150,10 +130,36 @@ func (o *Orchestrator) load(j *store.Job) (*run, []step, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(steps) != len(j.Steps) {
-		return nil, nil, fmt.Errorf("job %s: %d steps recorded, %d now: was it made by another haven version?", j.ID, len(j.Steps), len(steps))
+	if j.Steps, err = matchSteps(j.ID, j.Steps, steps); err != nil {
+		return nil, nil, err
 	}
 	return r, steps, nil
+}
+
+// matchSteps lines the recorded steps up with the kind's steps of this
+// version by name, so a version that reorders or adds steps resumes each
+// recorded step where it was and never skips one; a recorded step this
+// version does not know is refused rather than dropped.
+func matchSteps(id string, recorded []store.Step, steps []step) ([]store.Step, error) {
+	byName := make(map[string]store.Step, len(recorded))
+	for _, s := range recorded {
+		byName[s.Name] = s
+	}
+	out := make([]store.Step, len(steps))
+	for i, s := range steps {
+		rec, ok := byName[s.name]
+		if !ok {
+			rec = store.Step{Name: s.name, State: store.StepPending}
+		}
+		delete(byName, s.name)
+		out[i] = rec
+	}
+	for name, s := range byName {
+		if s.State != store.StepPending {
+			return nil, fmt.Errorf("job %s: step %q (%s) is unknown to this haven version: finish or cancel the job with the version that made it", id, name, s.State)
+		}
+	}
+	return out, nil
 }
 
 func (o *Orchestrator) launch(j *store.Job) {

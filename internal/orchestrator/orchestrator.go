@@ -23,33 +23,6 @@ import (
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
-// Job types.
-const (
-	TestFailover      = "test-failover"
-	TestCleanup       = "test-cleanup"
-	PlannedFailover   = "planned-failover"
-	UnplannedFailover = "unplanned-failover"
-	ChangePoint       = "change-point"
-	Commit            = "commit"
-	CancelFailover    = "cancel-failover"
-	Reprotect         = "reprotect"
-	Failback          = "failback"
-)
-
-// Plan phases (store.PlanState.Phase).
-const (
-	PhaseProtected   = "protected"
-	PhaseFailedOver  = "failed-over"
-	PhaseCommitted   = "committed"
-	PhaseReprotected = "reprotected"
-)
-
-// Site names on the recovery host.
-const (
-	SiteRecovery = "rec"
-	SiteTest     = "test"
-)
-
 // Errors a caller can tell apart.
 var (
 	ErrPrecondition = errors.New("not possible now")
