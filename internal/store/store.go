@@ -33,26 +33,32 @@ func (e *ConflictError) Error() string {
 
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
+// JobState is where a job is in its life.
+type JobState string
+
 // Job states.
 const (
-	Running   = "running"
-	Waiting   = "waiting" // a manual step waits for approve
-	Failed    = "failed"  // stopped at a failed step: retry or cancel
-	Succeeded = "succeeded"
-	Canceling = "canceling"
-	Canceled  = "canceled"
+	Running   JobState = "running"
+	Waiting   JobState = "waiting" // a manual step waits for approve
+	Failed    JobState = "failed"  // stopped at a failed step: retry or cancel
+	Succeeded JobState = "succeeded"
+	Canceling JobState = "canceling"
+	Canceled  JobState = "canceled"
 )
 
 // Active reports whether a job in state s still holds its plan.
-func Active(s string) bool { return s == Running || s == Waiting || s == Failed || s == Canceling }
+func Active(s JobState) bool { return s == Running || s == Waiting || s == Failed || s == Canceling }
+
+// StepState is where one step of a job is.
+type StepState string
 
 // Step states.
 const (
-	StepPending = "pending"
-	StepRunning = "running"
-	StepDone    = "done"
-	StepFailed  = "failed"
-	StepSkipped = "skipped"
+	StepPending StepState = "pending"
+	StepRunning StepState = "running"
+	StepDone    StepState = "done"
+	StepFailed  StepState = "failed"
+	StepSkipped StepState = "skipped"
 )
 
 // Job is one operation on a plan, persisted step by step.
@@ -60,7 +66,7 @@ type Job struct {
 	ID      string          `json:"id"`
 	Plan    string          `json:"plan"`
 	Type    string          `json:"type"`
-	State   string          `json:"state"`
+	State   JobState        `json:"state"`
 	Params  json.RawMessage `json:"params,omitempty"`
 	Config  json.RawMessage `json:"-"` // the protection config the job runs against
 	Steps   []Step          `json:"steps"`
@@ -75,7 +81,7 @@ type Job struct {
 // Step is one reconcile step of a job.
 type Step struct {
 	Name    string     `json:"name"`
-	State   string     `json:"state"`
+	State   StepState  `json:"state"`
 	Started *time.Time `json:"started,omitempty"`
 	Ended   *time.Time `json:"ended,omitempty"`
 	Error   string     `json:"error,omitempty"`

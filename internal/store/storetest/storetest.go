@@ -113,7 +113,7 @@ func RunReopen(t *testing.T, reopen func(t *testing.T) store.Store) {
 // base is a fixed instant so expected values do not depend on the clock.
 var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func newJob(id, plan, typ, state string, created time.Time) *store.Job {
+func newJob(id, plan, typ string, state store.JobState, created time.Time) *store.Job {
 	return &store.Job{ID: id, Plan: plan, Type: typ, State: state, Created: created, Updated: created,
 		Steps: []store.Step{{Name: "prepare", State: store.StepPending}}}
 }
@@ -173,7 +173,7 @@ func testJobConflict(t *testing.T, s store.Store) {
 	must(t, s.CreateJob(ctx, first))
 	// Every active state holds the plan, a failed job included: it waits
 	// for retry or cancel.
-	for i, state := range []string{store.Running, store.Waiting, store.Failed, store.Canceling} {
+	for i, state := range []store.JobState{store.Running, store.Waiting, store.Failed, store.Canceling} {
 		first.State = state
 		must(t, s.SaveJob(ctx, first))
 		id := fmt.Sprintf("x%d", i)
@@ -192,7 +192,7 @@ func testJobConflict(t *testing.T, s store.Store) {
 	// Another plan is independent.
 	must(t, s.CreateJob(ctx, newJob("other", "crm", "test", store.Running, base)))
 
-	for i, end := range []string{store.Succeeded, store.Canceled} {
+	for i, end := range []store.JobState{store.Succeeded, store.Canceled} {
 		holder := "j1"
 		if i > 0 {
 			holder = "j2"
