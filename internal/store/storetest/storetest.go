@@ -462,11 +462,15 @@ func testPlanState(t *testing.T, s store.Store) {
 	if st.Plan != "shop" || st.Phase != "protected" || st.Test != "" || st.Failover != "" {
 		t.Errorf("default plan state = %+v, want phase protected", st)
 	}
-	must(t, s.PutPlanState(ctx, &store.PlanState{Plan: "shop", Phase: "protected", Test: "t1",
-		Data: json.RawMessage(`{"networks": ["hvab"]}`)}))
+	if st.Version != 0 {
+		t.Errorf("default plan state at version %d, want 0 (never stored)", st.Version)
+	}
+	first := &store.PlanState{Plan: "shop", Phase: "protected", Test: "t1",
+		Data: json.RawMessage(`{"networks": ["hvab"]}`)}
+	must(t, s.PutPlanState(ctx, first))
 	must(t, s.PutPlanState(ctx, &store.PlanState{Plan: "crm", Phase: "committed", Failover: "f9"}))
-	// An upsert replaces the whole state: the cleared Test must not linger.
-	must(t, s.PutPlanState(ctx, &store.PlanState{Plan: "shop", Phase: "failed-over", Failover: "f1"}))
+	// A write replaces the whole state: the cleared Test must not linger.
+	must(t, s.PutPlanState(ctx, &store.PlanState{Plan: "shop", Phase: "failed-over", Failover: "f1", Version: first.Version}))
 	st, err = s.PlanState(ctx, "shop")
 	must(t, err)
 	if st.Phase != "failed-over" || st.Failover != "f1" || st.Test != "" || len(st.Data) != 0 || st.Updated.IsZero() {
