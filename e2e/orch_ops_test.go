@@ -12,16 +12,16 @@ import (
 )
 
 // waitState waits until job id is in state want.
-func (s *drSite) waitState(t *testing.T, id, want string) *store.Job {
+func (s *drSite) waitState(t *testing.T, id string, want store.JobState) *store.Job {
 	t.Helper()
 	var j *store.Job
-	s.eventually(2*time.Minute, "job "+id+" "+want, func() error {
+	s.eventually(2*time.Minute, "job "+id+" "+string(want), func() error {
 		var err error
 		if j, err = s.client.Job(context.Background(), id); err != nil {
 			return err
 		}
 		if j.State != want {
-			return &stateErr{j.State}
+			return &stateErr{string(j.State)}
 		}
 		return nil
 	})
@@ -151,7 +151,7 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 		}
 		at := before.Add(-time.Millisecond).UTC().Format(time.RFC3339Nano)
 		crep, r := s.runJob("failover", "change-point", "--plan", "shop", "--point", at)
-		if r.code != 0 || crep.State != store.Succeeded {
+		if r.code != 0 || crep.State != string(store.Succeeded) {
 			t.Fatalf("change-point: %d %s", r.code, crep.Error)
 		}
 		if len(crep.Machines) != 2 {

@@ -28,11 +28,11 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 	s.apply()
 	s.waitPoints(1)
 	trep, r := s.runJob("failover", "test", "--plan", "shop")
-	if r.code != 0 || trep.State != store.Succeeded {
+	if r.code != 0 || trep.State != string(store.Succeeded) {
 		t.Fatalf("test failover: exit %d %s: %s", r.code, trep.State, trep.Error)
 	}
 	crep, r := s.runJob("failover", "cleanup", "--plan", "shop", "--note", "before the fire")
-	if r.code != 0 || crep.State != store.Succeeded {
+	if r.code != 0 || crep.State != string(store.Succeeded) {
 		t.Fatalf("cleanup: exit %d %s: %s", r.code, crep.State, crep.Error)
 	}
 	// The catalog is saved off the job's path: wait until the vault
@@ -88,7 +88,7 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 	s.waitNewPoint(t)
 	s.disaster(t)
 	rep, r := s.runJob("failover", "unplanned", "--plan", "shop")
-	if r.code != 0 || rep.State != store.Succeeded {
+	if r.code != 0 || rep.State != string(store.Succeeded) {
 		t.Fatalf("unplanned failover after recovery: exit %d %s: %s\n%s", r.code, rep.State, rep.Error, s.log("server"))
 	}
 	if err := s.expectDNS("10.2.0.20"); err != nil {

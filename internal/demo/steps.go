@@ -172,7 +172,7 @@ func (s *scenario) job(args ...string) (*orchestrator.Report, error) {
 		}
 		return nil, fmt.Errorf("%w\nserver log:\n%s", err, s.logTail("server"))
 	}
-	if err != nil || rep.State != store.Succeeded {
+	if err != nil || rep.State != string(store.Succeeded) {
 		return &rep, fmt.Errorf("haven %s: job %s %s: %s\nserver log:\n%s", strings.Join(args, " "), rep.Job, rep.State, rep.Error, s.logTail("server"))
 	}
 	if rep.RTOSeconds != nil {

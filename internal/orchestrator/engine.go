@@ -283,7 +283,7 @@ func (r *run) save(ctx context.Context) error {
 	return r.o.Store.SaveJob(context.WithoutCancel(ctx), r.job)
 }
 
-func (o *Orchestrator) finish(ctx context.Context, j *store.Job, state, msg string) {
+func (o *Orchestrator) finish(ctx context.Context, j *store.Job, state store.JobState, msg string) {
 	now := time.Now().UTC()
 	j.State, j.Error = state, msg
 	if !store.Active(state) {

@@ -110,7 +110,7 @@ func dataLoss(typ string, out *Outputs, m string, p PointUse) *float64 {
 }
 
 func buildReport(j *store.Job, out *Outputs) *Report {
-	rep := &Report{Job: j.ID, Plan: j.Plan, Type: j.Type, State: j.State, Started: out.Started, Ended: j.Ended,
+	rep := &Report{Job: j.ID, Plan: j.Plan, Type: j.Type, State: string(j.State), Started: out.Started, Ended: j.Ended,
 		Disaster: out.Disaster, Warnings: out.Warnings, Error: j.Error, Preserved: out.Preserved}
 	for m, p := range out.Points {
 		pr := PointReport{Machine: m, Point: p.ID, Time: p.Time, Consistency: p.Consistency,
@@ -159,7 +159,7 @@ func buildReport(j *store.Job, out *Outputs) *Report {
 		return rep.Failback[a].Machine+"/"+rep.Failback[a].Disk < rep.Failback[b].Machine+"/"+rep.Failback[b].Disk
 	})
 	for _, s := range j.Steps {
-		sr := StepReport{Name: s.Name, State: s.State, Tries: s.Tries, Error: s.Error}
+		sr := StepReport{Name: s.Name, State: string(s.State), Tries: s.Tries, Error: s.Error}
 		if s.Started != nil && s.Ended != nil {
 			sr.Seconds = s.Ended.Sub(*s.Started).Seconds()
 		}

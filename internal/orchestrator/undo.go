@@ -122,7 +122,7 @@ func (r *run) cleanupSteps() []step {
 			d := store.Drill{JobID: tj.ID, Plan: tj.Plan, Started: tj.Created, CleanedUp: time.Now().UTC(),
 				Passed: tj.State == store.Succeeded, Note: r.p.Note, Error: tj.Error}
 			if !d.Passed && d.Error == "" {
-				d.Error = "the drill did not finish (" + tj.State + ")"
+				d.Error = "the drill did not finish (" + string(tj.State) + ")"
 			}
 			if rep := buildReport(tj, tout); rep.RTOSeconds != nil {
 				d.RTOSeconds = *rep.RTOSeconds

@@ -138,7 +138,7 @@ func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {
 		return nil, err
 	}
 	for _, j := range jobs {
-		cj := CatalogJob{ID: j.ID, Plan: j.Plan, Type: j.Type, State: j.State, Created: j.Created, Ended: j.Ended, Error: j.Error}
+		cj := CatalogJob{ID: j.ID, Plan: j.Plan, Type: j.Type, State: string(j.State), Created: j.Created, Ended: j.Ended, Error: j.Error}
 		if rep, err := orchestrator.BuildReport(j); err == nil {
 			cj.Report = rep
 		}

@@ -184,7 +184,7 @@ func putCatalog(ctx context.Context, st store.Store, c *Catalog, log *slog.Logge
 // recoveredJob is a catalog entry as an ended job: one that was in flight
 // when the catalog was written ran on the lost machine and is not resumed.
 func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
-	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: cj.Type, State: cj.State, Created: cj.Created,
+	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: cj.Type, State: store.JobState(cj.State), Created: cj.Created,
 		Updated: written, Ended: cj.Ended, Error: cj.Error}
 	if cj.Report != nil {
 		j.Report, _ = json.Marshal(cj.Report)

@@ -66,8 +66,8 @@ func TestRecoverEndsJobsInFlight(t *testing.T) {
 		Drills: []store.Drill{{JobID: "j-new", Plan: "shop", Passed: true, Note: "newer"},
 			{JobID: "j-old", Plan: "shop", Note: "older"}},
 		Jobs: []server.CatalogJob{
-			{ID: "j-run", Plan: "shop", Type: "unplanned-failover", State: store.Running, Created: now},
-			{ID: "j-test", Plan: "shop", Type: "test-failover", State: store.Succeeded, Created: now.Add(-time.Hour), Ended: &now},
+			{ID: "j-run", Plan: "shop", Type: "unplanned-failover", State: string(store.Running), Created: now},
+			{ID: "j-test", Plan: "shop", Type: "test-failover", State: string(store.Succeeded), Created: now.Add(-time.Hour), Ended: &now},
 		}}
 	e := newEnv(t, func(v *vault.Vault) {
 		b, _ := json.Marshal(cat)
