@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,10 @@ func newJobID() string {
 }
 
 // Submit checks that a job of typ may run on plan now, records it and
-// starts it. A second job on a busy plan is refused naming the job.
+// starts it. A second job on a busy plan is refused naming the job. The
+// checks and the writes they guard (the job, the plan's state) are one
+// store transaction, so two submits, or a submit and a job ending, cannot
+// both act on the state they read.
 func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p Params) (*store.Job, error) {
 	k, err := kindOf(typ)
 	if err != nil {
@@ -43,39 +47,102 @@ func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p P
 	if err := k.check(typ, p); err != nil {
 		return nil, err
 	}
-	cfg, _, err := o.Config(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Plan(plan) == nil {
-		return nil, fmt.Errorf("%w: no plan %q in the applied config", ErrBadRequest, plan)
-	}
-	st, err := o.Store.PlanState(ctx, plan)
-	if err != nil {
-		return nil, err
-	}
-	if err := k.precondition(st); err != nil {
-		return nil, err
-	}
-	j, err := o.newJob(k, typ, cfg, st, p)
-	if err != nil {
-		return nil, err
-	}
-	if typ == TestCleanup {
-		o.takeOverFailedDrill(ctx, st)
-	}
-	if err := o.Store.CreateJob(ctx, j); err != nil {
-		return nil, err
-	}
-	if k.submitted != nil {
-		k.submitted(st, j)
-		if err := o.Store.PutPlanState(ctx, st); err != nil {
-			return nil, err
+	var j *store.Job
+	var tookOver bool
+	err = o.Store.InTx(ctx, func(tx store.Tx) error {
+		cfg, err := configIn(ctx, tx)
+		if err != nil {
+			return err
 		}
+		if cfg.Plan(plan) == nil {
+			return fmt.Errorf("%w: no plan %q in the applied config", ErrBadRequest, plan)
+		}
+		st, err := tx.PlanState(ctx, plan)
+		if err != nil {
+			return err
+		}
+		if err := k.precondition(st); err != nil {
+			return err
+		}
+		if err := sharedMachinesFree(ctx, tx, cfg, typ, plan); err != nil {
+			return err
+		}
+		if j, err = o.newJob(k, typ, cfg, st, p); err != nil {
+			return err
+		}
+		if typ == TestCleanup {
+			if tookOver, err = takeOverFailedDrill(ctx, tx, st); err != nil {
+				return err
+			}
+		}
+		if err := tx.CreateJob(ctx, j); err != nil {
+			return err
+		}
+		if k.submitted == nil {
+			return nil
+		}
+		k.submitted(st, j)
+		return tx.PutPlanState(ctx, st)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if tookOver {
+		o.changed()
 	}
 	o.metrics.jobsStarted.WithLabelValues(typ).Inc()
 	o.launch(j)
 	return j, nil
+}
+
+func configIn(ctx context.Context, tx store.Tx) (*protection.Config, error) {
+	v, doc, err := tx.Config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var c protection.Config
+	if err := json.Unmarshal(doc, &c); err != nil {
+		return nil, fmt.Errorf("stored config %d: %w", v, err)
+	}
+	return &c, nil
+}
+
+// sharedMachinesFree refuses to bring up a plan's machines while another
+// plan holding one of them has them up (or a job in flight): two copies of
+// one machine would collide on the recovery host, and a failover of one
+// plan would stop primaries the other still counts as protected.
+func sharedMachinesFree(ctx context.Context, tx store.Tx, cfg *protection.Config, typ JobType, plan string) error {
+	if typ != TestFailover && typ != PlannedFailover && typ != UnplannedFailover {
+		return nil
+	}
+	mine := machinesOf(cfg.Plan(plan))
+	for _, other := range cfg.Plans {
+		shared := slices.ContainsFunc(machinesOf(&other), func(m string) bool { return slices.Contains(mine, m) })
+		if other.Name == plan || !shared {
+			continue
+		}
+		st, err := tx.PlanState(ctx, other.Name)
+		if err != nil {
+			return err
+		}
+		active, err := tx.Jobs(ctx, store.JobFilter{Plan: other.Name, Active: true})
+		if err != nil {
+			return err
+		}
+		failingOver := slices.ContainsFunc(active, func(j *store.Job) bool {
+			return j.Type == PlannedFailover || j.Type == UnplannedFailover
+		})
+		// A test copy runs on the test site, a failover on the recovery
+		// site: only the same kind collides.
+		busy := st.Phase != PhaseProtected || failingOver
+		if typ == TestFailover {
+			busy = st.Test != ""
+		}
+		if busy {
+			return fmt.Errorf("%w: plan %s shares machines with plan %s, which is %s%s or has a job in flight: one plan at a time may bring them up", ErrPrecondition, plan, other.Name, st.Phase, testNote(st))
+		}
+	}
+	return nil
 }
 
 // newJob makes the record of a job of kind k, its steps all pending.
@@ -102,13 +169,20 @@ func (o *Orchestrator) newJob(k *kind, typ JobType, cfg *protection.Config, st *
 // takeOverFailedDrill ends a drill that stopped at a failed step, so the
 // cleanup (which removes its copy and records it as failed) may hold the
 // plan; retry is no longer possible once cleanup was asked for.
-func (o *Orchestrator) takeOverFailedDrill(ctx context.Context, st *store.PlanState) {
+func takeOverFailedDrill(ctx context.Context, tx store.Tx, st *store.PlanState) (bool, error) {
 	if st.Test == "" {
-		return
+		return false, nil
 	}
-	if tj, err := o.Store.Job(ctx, st.Test); err == nil && tj.State == store.Failed {
-		o.finish(ctx, tj, store.Canceled, tj.Error)
+	tj, err := tx.Job(ctx, st.Test)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
 	}
+	if err != nil || tj.State != store.Failed {
+		return false, err
+	}
+	now := time.Now().UTC()
+	tj.State, tj.Ended = store.Canceled, &now
+	return true, tx.SaveJob(ctx, tj)
 }
 
 // load rebuilds a run from a stored job.
@@ -293,6 +367,39 @@ func (o *Orchestrator) finish(ctx context.Context, j *store.Job, state store.Job
 		o.log.Error("save job", "job", j.ID, "err", err)
 	}
 	o.changed()
+}
+
+// endCanceled puts the plan back where it was before the canceled job and
+// ends the job, in one transaction: a crash between the two cannot leave
+// the plan naming a job that is gone, nor a job canceled with the plan
+// still pointing at it.
+func (o *Orchestrator) endCanceled(ctx context.Context, j *store.Job) {
+	now := time.Now().UTC()
+	err := o.Store.InTx(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		st, err := tx.PlanState(ctx, j.Plan)
+		if err != nil {
+			return err
+		}
+		if st.Test == j.ID || st.Failover == j.ID {
+			if st.Test == j.ID {
+				st.Test = ""
+			}
+			if st.Failover == j.ID {
+				st.Phase, st.Failover = PhaseProtected, ""
+			}
+			if err := tx.PutPlanState(ctx, st); err != nil {
+				return err
+			}
+		}
+		j.State, j.Error, j.Ended = store.Canceled, "", &now
+		return tx.SaveJob(ctx, j)
+	})
+	if err != nil {
+		o.log.Error("end canceled job", "job", j.ID, "err", err)
+		return
+	}
+	o.changed()
+	o.metrics.observeJob(j)
 }
 
 // logf appends a line to the job's log and the server's log.

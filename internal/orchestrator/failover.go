@@ -473,22 +473,34 @@ func (r *run) waitHealthy(ctx context.Context, site string, machines []string, t
 	return g.Wait()
 }
 
-func (r *run) setPhase(ctx context.Context, phase, failover string) error {
-	st, err := r.o.Store.PlanState(ctx, r.job.Plan)
-	if err != nil {
-		return err
-	}
-	st.Phase, st.Failover = phase, failover
-	return r.o.Store.PutPlanState(ctx, st)
+func (r *run) setPhase(ctx context.Context, phase Phase, failover string) error {
+	return r.updatePlan(ctx, func(st *store.PlanState) { st.Phase, st.Failover = phase, failover })
 }
 
 func (r *run) setTest(ctx context.Context, id string) error {
-	st, err := r.o.Store.PlanState(ctx, r.job.Plan)
-	if err != nil {
-		return err
-	}
-	st.Test = id
-	return r.o.Store.PutPlanState(ctx, st)
+	return r.updatePlan(ctx, func(st *store.PlanState) { st.Test = id })
+}
+
+// updatePlan changes the plan's state in one transaction with the check
+// that this job still holds the plan: a job canceled (or ended by another
+// server) meanwhile changes nothing, and a concurrent writer of the plan
+// state is never overwritten with what this job read earlier.
+func (r *run) updatePlan(ctx context.Context, change func(st *store.PlanState)) error {
+	return r.o.Store.InTx(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		j, err := tx.Job(ctx, r.job.ID)
+		if err != nil {
+			return err
+		}
+		if j.State != store.Running {
+			return fmt.Errorf("%w: job %s is %s: it no longer holds plan %s", ErrPrecondition, j.ID, j.State, j.Plan)
+		}
+		st, err := tx.PlanState(ctx, r.job.Plan)
+		if err != nil {
+			return err
+		}
+		change(st)
+		return tx.PutPlanState(ctx, st)
+	})
 }
 
 // jobOutputs loads another job's outputs (the failover a later job acts on).

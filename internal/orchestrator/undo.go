@@ -83,18 +83,7 @@ func (o *Orchestrator) undo(ctx context.Context, r *run) {
 		o.finish(ctx, r.job, store.Failed, "cancel incomplete (retry with haven job cancel): "+err.Error())
 		return
 	}
-	st, err := o.Store.PlanState(ctx, r.job.Plan)
-	if err == nil {
-		if st.Test == r.job.ID {
-			st.Test = ""
-		}
-		if st.Failover == r.job.ID {
-			st.Phase, st.Failover = PhaseProtected, ""
-		}
-		o.Store.PutPlanState(ctx, st)
-	}
-	o.finish(ctx, r.job, store.Canceled, "")
-	o.metrics.observeJob(r.job)
+	o.endCanceled(ctx, r.job)
 }
 
 // cleanupSteps remove a test failover's copy and record the drill.
