@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/haven-dr/haven/internal/alert"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
@@ -47,16 +49,22 @@ type CatalogJob struct {
 
 // catalogWriter saves the catalog off the caller's path: a job ending or
 // an apply only signals it, so a slow or unreachable vault never delays or
-// fails a failover. A failed write is retried at the next change.
+// fails a failover. A failed write is an alert (catalog-write) and is
+// retried every retry until one succeeds, change or no change: the vault
+// must not keep a stale catalog just because the plans stay quiet.
 type catalogWriter struct {
-	st   store.Store
-	v    *vault.Vault
-	log  *slog.Logger
-	kick chan struct{}
+	st    store.Store
+	v     *vault.Vault
+	log   *slog.Logger
+	retry time.Duration
+	kick  chan struct{}
+
+	mu      sync.Mutex
+	failing *alert.CatalogWrite // nil while the last write worked
 }
 
-func newCatalogWriter(st store.Store, v *vault.Vault, log *slog.Logger) *catalogWriter {
-	return &catalogWriter{st: st, v: v, log: log, kick: make(chan struct{}, 1)}
+func newCatalogWriter(st store.Store, v *vault.Vault, log *slog.Logger, retry time.Duration) *catalogWriter {
+	return &catalogWriter{st: st, v: v, log: log, retry: retry, kick: make(chan struct{}, 1)}
 }
 
 // changed asks for a new catalog; changes that come while one is being
@@ -68,6 +76,17 @@ func (w *catalogWriter) changed() {
 	}
 }
 
+// failure is the failing write the alert rules report, or nil.
+func (w *catalogWriter) failure() *alert.CatalogWrite {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failing == nil {
+		return nil
+	}
+	c := *w.failing
+	return &c
+}
+
 // start writes catalogs until stop. stop then saves a change that came
 // in meanwhile (jobs stopping with the server), so call it once jobs have
 // stopped and before the vault closes.
@@ -76,37 +95,59 @@ func (w *catalogWriter) start(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var retry <-chan time.Time
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-w.kick:
-				w.write(ctx)
+			case <-retry:
+			}
+			retry = nil
+			if !w.write(ctx) && ctx.Err() == nil {
+				retry = time.After(w.retry)
 			}
 		}
 	}()
 	return func() {
 		cancel()
 		<-done
+		pending := w.failure() != nil
 		select {
 		case <-w.kick:
+			pending = true
+		default:
+		}
+		if pending {
 			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			w.write(fctx)
-		default:
 		}
 	}
 }
 
-func (w *catalogWriter) write(ctx context.Context) {
+// write saves the catalog and reports whether it did.
+func (w *catalogWriter) write(ctx context.Context) bool {
 	err := w.save(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	switch {
 	case err == nil:
+		if w.failing != nil {
+			w.log.Info("catalog saved to the vault again", "failing_since", w.failing.Since)
+		}
+		w.failing = nil
+		return true
 	case ctx.Err() != nil:
 		w.changed() // cut short by stop: the final flush writes it
 	default:
-		w.log.Warn("catalog not saved to the vault; retried at the next change", "err", err)
+		if w.failing == nil {
+			w.failing = &alert.CatalogWrite{Since: time.Now().UTC(), Retry: w.retry}
+		}
+		w.failing.Err = err.Error()
+		w.log.Warn("catalog not saved to the vault", "err", err, "retry_in", w.retry)
 	}
+	return false
 }
 
 func (w *catalogWriter) save(ctx context.Context) error {

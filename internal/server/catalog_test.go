@@ -70,7 +70,7 @@ func TestCatalogWriterOutageRetriedAtNextChange(t *testing.T) {
 	}
 	defer st.Close()
 	var logs lockedBuf
-	w := newCatalogWriter(st, v, slog.New(slog.NewTextHandler(&logs, nil)))
+	w := newCatalogWriter(st, v, slog.New(slog.NewTextHandler(&logs, nil)), time.Hour)
 	stop := w.start(ctx)
 
 	if _, err := st.PutConfig(ctx, []byte(`{"plans":[{"name":"shop"}]}`)); err != nil {
