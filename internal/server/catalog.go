@@ -4,7 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,10 +19,15 @@ import (
 	"github.com/haven-dr/haven/internal/vault"
 )
 
-// catalogName is the vault object (catalog/server) that holds the
-// server's state, so a new control plane can be rebuilt from the vault
-// when the machine that ran this one is lost (docs/orchestrator.md).
+// catalogName names the vault objects (catalog/server.<version>) that
+// hold the server's state, so a new control plane can be rebuilt from the
+// vault when the machine that ran this one is lost (docs/orchestrator.md).
 const catalogName = "server"
+
+// catalogSeqFile, in state_dir, holds the newest catalog version this
+// state wrote or was recovered from: the floor below which a catalog in
+// the vault is a rollback (docs/vault-format.md).
+const catalogSeqFile = "catalog-seq"
 
 // catalogJobs bounds the job history kept in the catalog: the newest jobs
 // are what an operator asks about after a disaster, and the object is
@@ -32,6 +42,9 @@ type Catalog struct {
 	Plans         []store.PlanState `json:"plans,omitempty"`
 	Drills        []store.Drill     `json:"drills,omitempty"` // newest first
 	Jobs          []CatalogJob      `json:"jobs,omitempty"`   // newest first
+	// seq is the version it was read as: the vault keeps the counter
+	// in the sealed object's header, not in this document.
+	seq uint64
 }
 
 // CatalogJob is a job's summary: enough to answer "what ran, when, and
@@ -59,8 +72,13 @@ type catalogWriter struct {
 	retry time.Duration
 	kick  chan struct{}
 
+	// seqFile keeps held across restarts ("" in memory only).
+	seqFile string
+
 	mu      sync.Mutex
 	failing *alert.CatalogWrite // nil while the last write worked
+	held    uint64              // newest version this state wrote; 0 before loaded
+	loaded  bool
 }
 
 func newCatalogWriter(st store.Store, v *vault.Vault, log *slog.Logger, retry time.Duration) *catalogWriter {
@@ -150,6 +168,8 @@ func (w *catalogWriter) write(ctx context.Context) bool {
 	return false
 }
 
+// save writes the catalog as a new version above every version in the
+// vault and every version this state wrote, never over an existing one.
 func (w *catalogWriter) save(ctx context.Context) error {
 	c, err := buildCatalog(ctx, w.st)
 	if err != nil {
@@ -159,7 +179,63 @@ func (w *catalogWriter) save(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return w.v.WriteCatalog(ctx, catalogName, b)
+	if !w.loaded {
+		if w.held, err = readCatalogSeq(w.seqFile); err != nil {
+			return err
+		}
+		w.loaded = true
+	}
+	seqs, err := w.v.CatalogVersions(ctx, catalogName)
+	if err != nil {
+		return err
+	}
+	newest := uint64(0)
+	if len(seqs) > 0 {
+		newest = seqs[0]
+	}
+	if newest < w.held {
+		w.log.Error("the vault lost catalog versions this server wrote (deleted by someone who can delete in the vault?); writing a newer one",
+			"vault_newest", newest, "written_here", w.held)
+	}
+	next := max(newest, w.held)
+	if next == math.MaxUint64 {
+		return fmt.Errorf("catalog version %d in the vault: no version above it", next)
+	}
+	next++
+	if err := w.v.WriteCatalog(ctx, catalogName, next, b); err != nil {
+		return err
+	}
+	w.held = next
+	return writeCatalogSeq(w.seqFile, next)
+}
+
+// readCatalogSeq reads the version a state holds; no file is 0.
+func readCatalogSeq(file string) (uint64, error) {
+	if file == "" {
+		return 0, nil
+	}
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %v (it holds the newest catalog version this state knows)", file, err)
+	}
+	return n, nil
+}
+
+func writeCatalogSeq(file string, seq uint64) error {
+	if file == "" {
+		return nil
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
 }
 
 func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {

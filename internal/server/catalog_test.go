@@ -79,7 +79,7 @@ func TestCatalogWriterOutageRetriedAtNextChange(t *testing.T) {
 	be.down.Store(true)
 	w.changed()
 	waitFor(t, "a warning", func() bool { return strings.Contains(logs.String(), "catalog not saved") })
-	if _, err := v.ReadCatalog(ctx, catalogName); !errors.Is(err, vault.ErrMissing) {
+	if _, _, _, err := v.LatestCatalog(ctx, catalogName); !errors.Is(err, vault.ErrMissing) {
 		t.Fatalf("catalog during the outage: %v", err)
 	}
 
@@ -97,7 +97,7 @@ func TestCatalogWriterOutageRetriedAtNextChange(t *testing.T) {
 }
 
 func drills(t *testing.T, v *vault.Vault) int {
-	b, err := v.ReadCatalog(context.Background(), catalogName)
+	_, b, _, err := v.LatestCatalog(context.Background(), catalogName)
 	if errors.Is(err, vault.ErrMissing) {
 		return -1
 	} else if err != nil {
