@@ -48,7 +48,10 @@ type Catalog struct {
 }
 
 // CatalogJob is a job's summary: enough to answer "what ran, when, and
-// how did it end", not to resume it.
+// how did it end", not to resume it. A job that a plan's state still
+// names as its failover is kept whole (Record), since commit, cancel,
+// reprotect and failback on a recovered server act on what it created
+// and the config it ran with.
 type CatalogJob struct {
 	ID      string               `json:"id"`
 	Plan    string               `json:"plan"`
@@ -58,6 +61,16 @@ type CatalogJob struct {
 	Ended   *time.Time           `json:"ended,omitempty"`
 	Error   string               `json:"error,omitempty"`
 	Report  *orchestrator.Report `json:"report,omitempty"`
+	Record  *CatalogRecord       `json:"record,omitempty"`
+}
+
+// CatalogRecord is the part of a job beyond its summary: its parameters,
+// config snapshot, steps and outputs (points, disks, created resources).
+type CatalogRecord struct {
+	Params  json.RawMessage `json:"params,omitempty"`
+	Config  json.RawMessage `json:"config"`
+	Steps   []store.Step    `json:"steps"`
+	Outputs json.RawMessage `json:"outputs,omitempty"`
 }
 
 // catalogWriter saves the catalog off the caller's path: a job ending or
@@ -254,14 +267,55 @@ func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
+	if jobs, err = withHeld(ctx, st, c.Plans, jobs); err != nil {
+		return nil, err
+	}
+	held := heldJobs(c.Plans)
 	for _, j := range jobs {
 		cj := CatalogJob{ID: j.ID, Plan: j.Plan, Type: j.Type, State: j.State, Created: j.Created, Ended: j.Ended, Error: j.Error}
 		if rep, err := orchestrator.BuildReport(j); err == nil {
 			cj.Report = rep
 		}
+		if held[j.ID] {
+			cj.Record = &CatalogRecord{Params: j.Params, Config: j.Config, Steps: j.Steps, Outputs: j.Outputs}
+		}
 		c.Jobs = append(c.Jobs, cj)
 	}
 	return c, nil
+}
+
+// heldJobs are the failovers the plans' states name.
+func heldJobs(plans []store.PlanState) map[string]bool {
+	held := map[string]bool{}
+	for _, ps := range plans {
+		if ps.Failover != "" {
+			held[ps.Failover] = true
+		}
+	}
+	return held
+}
+
+// withHeld adds to jobs (newest first) the held jobs older than the
+// newest catalogJobs: a plan failed over long ago still needs its
+// failover's record.
+func withHeld(ctx context.Context, st store.Store, plans []store.PlanState, jobs []*store.Job) ([]*store.Job, error) {
+	have := map[string]bool{}
+	for _, j := range jobs {
+		have[j.ID] = true
+	}
+	for id := range heldJobs(plans) {
+		if have[id] {
+			continue
+		}
+		j, err := st.Job(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
 }
 
 func planStates(ctx context.Context, doc json.RawMessage, st store.Store) ([]store.PlanState, error) {

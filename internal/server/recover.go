@@ -205,11 +205,16 @@ func putCatalog(ctx context.Context, st store.Store, c *Catalog, log *slog.Logge
 
 // recoveredJob is a catalog entry as an ended job: one that was in flight
 // when the catalog was written ran on the lost machine and is not resumed.
+// A failover kept whole keeps its config snapshot, steps and outputs, so
+// the jobs that follow it (commit, cancel, reprotect, failback) can load it.
 func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
 	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: cj.Type, State: cj.State, Created: cj.Created,
 		Updated: written, Ended: cj.Ended, Error: cj.Error}
 	if cj.Report != nil {
 		j.Report, _ = json.Marshal(cj.Report)
+	}
+	if rec := cj.Record; rec != nil {
+		j.Params, j.Config, j.Steps, j.Outputs = rec.Params, rec.Config, rec.Steps, rec.Outputs
 	}
 	if store.Active(j.State) {
 		j.Error = fmt.Sprintf("was %s when the control plane was lost (recovered from the vault, not resumed)", cj.State)
