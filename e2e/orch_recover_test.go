@@ -112,7 +112,7 @@ func (s *drSite) readCatalog(ctx context.Context) (*server.Catalog, error) {
 		return nil, err
 	}
 	defer v.Close()
-	b, err := v.ReadCatalog(ctx, "server")
+	_, b, _, err := v.LatestCatalog(ctx, "server")
 	if err != nil {
 		return nil, err
 	}

@@ -265,7 +265,7 @@ func (r *run) choosePoints(ctx context.Context, machines []string) error {
 	for _, m := range machines {
 		groups[m] = r.cfg.Machine(m).GroupOf()
 	}
-	pts, err := choosePoints(ctx, r.o.Vault, machines, groups, r.p.Point)
+	pts, notes, err := choosePoints(ctx, r.o.Vault, machines, groups, r.p.Point)
 	if err != nil {
 		return err
 	}
@@ -275,6 +275,14 @@ func (r *run) choosePoints(ctx context.Context, machines []string) error {
 		}
 	}
 	r.out.Points = pts
+	r.out.PointChoice = r.p.Point
+	if r.out.PointChoice == "" {
+		r.out.PointChoice = PointLatest
+	}
+	r.out.PointNotes = notes
+	for _, n := range notes {
+		r.logf("info", "%s", n)
+	}
 	for _, m := range machines {
 		p := pts[m]
 		r.logf("info", "%s: point %s (%s, %s old)", m, p.ID, p.Consistency, r.out.Started.Sub(p.Time).Round(time.Second))

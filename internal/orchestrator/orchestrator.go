@@ -32,8 +32,9 @@ var (
 
 // Params are what an operator passes to a job.
 type Params struct {
-	// Point: latest, latest-app, latest-consistent, an RFC 3339 time
-	// (newest at or before it) or a point ID.
+	// Point: latest (a consistency group at the newest instant all its
+	// members have), latest-per-machine, latest-app, latest-consistent,
+	// an RFC 3339 time (newest at or before it) or a point ID.
 	Point     string `json:"point,omitempty"`
 	NoStandby bool   `json:"no_standby,omitempty"`
 	// Force: unplanned failover without fencing a primary that answers.

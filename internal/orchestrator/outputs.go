@@ -20,6 +20,11 @@ type Outputs struct {
 	Site string `json:"site,omitempty"`
 	// Points chosen per machine.
 	Points map[string]PointUse `json:"points,omitempty"`
+	// PointChoice is the rule they were chosen by (latest when none was
+	// asked); PointNotes say which instant each consistency group of
+	// several machines got, and which newer points it passed over.
+	PointChoice string   `json:"point_choice,omitempty"`
+	PointNotes  []string `json:"point_notes,omitempty"`
 	// Disks prepared: machine -> disk -> result.
 	Disks    map[string]map[string]*host.DiskResult `json:"disks,omitempty"`
 	Machines map[string]*MachineRun                 `json:"machines,omitempty"`

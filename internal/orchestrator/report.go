@@ -11,18 +11,22 @@ import (
 // Report is what a job did, measured from its records: points used and
 // their age, data-loss window, RTO, bytes restored, each step's time.
 type Report struct {
-	Job       string            `json:"job"`
-	Plan      string            `json:"plan"`
-	Type      string            `json:"type"`
-	State     string            `json:"state"`
-	Started   time.Time         `json:"started"`
-	Ended     *time.Time        `json:"ended,omitempty"`
-	Points    []PointReport     `json:"points,omitempty"`
-	Disaster  *time.Time        `json:"disaster,omitempty"`
-	Machines  []MachineRep      `json:"machines,omitempty"`
-	Disks     []DiskReport      `json:"disks,omitempty"`
-	Failback  []FailbackDisk    `json:"failback,omitempty"`
-	Preserved map[string]string `json:"preserved_points,omitempty"`
+	Job     string        `json:"job"`
+	Plan    string        `json:"plan"`
+	Type    string        `json:"type"`
+	State   string        `json:"state"`
+	Started time.Time     `json:"started"`
+	Ended   *time.Time    `json:"ended,omitempty"`
+	Points  []PointReport `json:"points,omitempty"`
+	// PointChoice and PointNotes: the rule the points were chosen by and,
+	// per consistency group, the capture instant its members share.
+	PointChoice string            `json:"point_choice,omitempty"`
+	PointNotes  []string          `json:"point_notes,omitempty"`
+	Disaster    *time.Time        `json:"disaster,omitempty"`
+	Machines    []MachineRep      `json:"machines,omitempty"`
+	Disks       []DiskReport      `json:"disks,omitempty"`
+	Failback    []FailbackDisk    `json:"failback,omitempty"`
+	Preserved   map[string]string `json:"preserved_points,omitempty"`
 	// DNSSeconds: job start to the DNS server answering the new site.
 	DNSSeconds *float64 `json:"dns_seconds,omitempty"`
 	// RTOSeconds: job start to every machine healthy and, with a DNS
@@ -39,7 +43,8 @@ type PointReport struct {
 	Point       string    `json:"point"`
 	Time        time.Time `json:"time"`
 	Consistency string    `json:"consistency"`
-	AgeSeconds  float64   `json:"age_seconds"` // at job start
+	Group       string    `json:"group,omitempty"` // consistency group the agent captured it with
+	AgeSeconds  float64   `json:"age_seconds"`     // at job start
 	// DataLossSeconds: disaster moment minus the point's capture instant
 	// (unplanned failover); 0 for a planned one (final point after stop).
 	DataLossSeconds *float64 `json:"data_loss_seconds,omitempty"`
@@ -111,9 +116,10 @@ func dataLoss(typ string, out *Outputs, m string, p PointUse) *float64 {
 
 func buildReport(j *store.Job, out *Outputs) *Report {
 	rep := &Report{Job: j.ID, Plan: j.Plan, Type: j.Type, State: string(j.State), Started: out.Started, Ended: j.Ended,
-		Disaster: out.Disaster, Warnings: out.Warnings, Error: j.Error, Preserved: out.Preserved}
+		Disaster: out.Disaster, Warnings: out.Warnings, Error: j.Error, Preserved: out.Preserved,
+		PointChoice: out.PointChoice, PointNotes: out.PointNotes}
 	for m, p := range out.Points {
-		pr := PointReport{Machine: m, Point: p.ID, Time: p.Time, Consistency: p.Consistency,
+		pr := PointReport{Machine: m, Point: p.ID, Time: p.Time, Consistency: p.Consistency, Group: p.Group,
 			AgeSeconds: out.Started.Sub(p.Time).Seconds(), Final: p.Final}
 		pr.DataLossSeconds = dataLoss(j.Type, out, m, p)
 		rep.Points = append(rep.Points, pr)

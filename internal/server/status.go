@@ -68,7 +68,8 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 // rules, so that what an operator sees and what is delivered agree.
 func (s *Server) snapshot(ctx context.Context, now time.Time) (*Status, alert.Inputs, error) {
 	st := &Status{Time: now, Alerts: []string{}}
-	in := alert.Inputs{Now: now, AgentSilent: s.cfg.AgentSilent, DrillMaxAge: s.cfg.DrillMaxAge, Vault: s.alerts.vaultCheck()}
+	in := alert.Inputs{Now: now, AgentSilent: s.cfg.AgentSilent, DrillMaxAge: s.cfg.DrillMaxAge, Vault: s.alerts.vaultCheck(),
+		Catalog: s.cat.failure()}
 	cfg, v, err := s.orch.Config(ctx)
 	if err != nil {
 		return nil, in, err
