@@ -25,7 +25,9 @@
 // or not at all. fn must
 //   - use only the Tx it is given. The SQLite store has one connection,
 //     held by the transaction until it ends: a call on the Store from
-//     inside fn waits for it forever.
+//     inside fn waits for it forever. On PostgreSQL such a call runs
+//     outside the transaction, blind to its writes, and waits forever
+//     for a row the transaction has written.
 //   - have no effect other than through tx, and return tx's errors
 //     (wrapped with %w or unchanged): the PostgreSQL store runs fn again
 //     when the database reports a serialization failure or a deadlock,

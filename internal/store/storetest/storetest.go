@@ -38,7 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Drills", testDrills},
 		{"Audit", testAudit},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, casTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
 			t.Cleanup(func() { s.Close() })
