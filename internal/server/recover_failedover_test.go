@@ -28,13 +28,13 @@ func (r *running) submit(t *testing.T, typ string) string {
 }
 
 // waitJob waits until job id is in one of states and returns it.
-func (r *running) waitJob(t *testing.T, id string, states ...string) *store.Job {
+func (r *running) waitJob(t *testing.T, id string, states ...store.JobState) *store.Job {
 	t.Helper()
 	var j store.Job
 	eventually(t, "job "+id+" in "+fmt.Sprint(states), func() bool {
 		r.admin(t, "GET", "/v1/jobs/"+id, nil).decode(t, &j)
 		for _, s := range states {
-			if string(j.State) == s {
+			if j.State == s {
 				return true
 			}
 		}
