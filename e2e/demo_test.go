@@ -53,7 +53,8 @@ func TestDemoScenario(t *testing.T) {
 	w := rep.Where
 	// Every host change is shown as the command that makes it, so a user
 	// can repeat it: the customers' network, the cut, and the return of
-	// the primary with the routes it lost (the link, then both routes).
+	// the primary with the routes it lost (the link and the customers'
+	// route are shown once when built, again when the primary returns).
 	for cmd, n := range map[string]int{
 		"$ ip netns add " + w.Customers + "\n":                      1,
 		"$ ip -n " + w.Internet + " link set to-prim down\n":        1,

@@ -82,6 +82,16 @@ type Agent struct {
 
 // StartAgent writes Dir/agent.yaml and runs `haven agent run`.
 func (r *Rig) StartAgent(a Agent) error {
+	os.MkdirAll(filepath.Join(r.XFS, "clones"), 0o755)
+	path, err := r.Write("agent.yaml", r.agentConfig(a))
+	if err != nil {
+		return err
+	}
+	r.AgentYAML = path
+	return r.RunAgent()
+}
+
+func (r *Rig) agentConfig(a Agent) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "vault: %s\n", r.Vault)
 	if r.PasswordFile != "" {
@@ -101,13 +111,7 @@ func (r *Rig) StartAgent(a Agent) error {
 		fmt.Fprintf(&b, "    policy: %s\n    control:\n      stop: %[2]s machine stop --file %[3]s\n      start: %[2]s machine start --file %[3]s\n",
 			m.Policy, r.Bin, r.MachineFiles[m.Name])
 	}
-	os.MkdirAll(filepath.Join(r.XFS, "clones"), 0o755)
-	path, err := r.Write("agent.yaml", b.String())
-	if err != nil {
-		return err
-	}
-	r.AgentYAML = path
-	return r.RunAgent()
+	return b.String()
 }
 
 // RunAgent starts the agent (again) on the same config and state.

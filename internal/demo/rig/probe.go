@@ -20,7 +20,7 @@ import (
 // listen there, and waits until it answers and has written its API token
 // (Dir/dns.api-token, beside its config).
 func (r *Rig) StartDNS(ctx context.Context, listen string) error {
-	path, err := r.Write("dns.yaml", DNSConfig(listen))
+	path, err := r.Write("dns.yaml", dnsConfig(listen))
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ const killGrace = 60 * time.Second
 // Haven runs `haven args...` with extraEnv added, printed as a user would
 // type it, and returns its standard output.
 func (r *Rig) Haven(ctx context.Context, extraEnv []string, args ...string) (string, error) {
-	r.Say("   $ haven %s", ShellJoin(args))
+	r.Say("   $ haven %s", shellJoin(args))
 	return r.haven(ctx, extraEnv, args...)
 }
 
@@ -35,7 +35,7 @@ func (r *Rig) haven(ctx context.Context, extraEnv []string, args ...string) (str
 // Command runs any other program (ip, mkfs.xfs, mount…), printed, and
 // returns its trimmed output.
 func (r *Rig) Command(prog string, args ...string) (string, error) {
-	r.Say("   $ %s %s", prog, ShellJoin(args))
+	r.Say("   $ %s %s", prog, shellJoin(args))
 	out, err := exec.Command(prog, args...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("%s %s: %v %s", prog, strings.Join(args, " "), err, out)
@@ -47,7 +47,7 @@ func (r *Rig) Command(prog string, args ...string) (string, error) {
 // process group, logging to LogDir/name.log, printed with a trailing &.
 // It is killed (SIGTERM) on removal.
 func (r *Rig) Start(name, ns, prog string, args ...string) error {
-	shown := filepath.Base(prog) + " " + ShellJoin(args)
+	shown := filepath.Base(prog) + " " + shellJoin(args)
 	if ns != "" {
 		shown = "ip netns exec " + ns + " " + shown
 	}
@@ -111,9 +111,9 @@ func Tail(path string) string {
 	return string(b)
 }
 
-// ShellJoin quotes what a shell would split, so a printed command can be
+// shellJoin quotes what a shell would split, so a printed command can be
 // pasted.
-func ShellJoin(args []string) string {
+func shellJoin(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		if a == "" || strings.ContainsAny(a, " \t'\"$&;|<>*?()") {

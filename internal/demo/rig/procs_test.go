@@ -10,7 +10,7 @@ import (
 // exact arguments.
 func TestShellJoinPastes(t *testing.T) {
 	args := []string{"failover", "cleanup", "--note", "haven demo drill", "it's", "$HOME", ""}
-	got, err := exec.Command("/bin/sh", "-c", "for a in "+ShellJoin(args)+`; do printf '[%s]\n' "$a"; done`).Output()
+	got, err := exec.Command("/bin/sh", "-c", "for a in "+shellJoin(args)+`; do printf '[%s]\n' "$a"; done`).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,10 +21,10 @@ const (
 // ProdNet is the primary site's network.
 var ProdNet = vnet.Network{Name: "prod", Subnet: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")}
 
-// DNSConfig is haven dns's config: the shop's priority profile, primary
+// dnsConfig is haven dns's config: the shop's priority profile, primary
 // first, with an HTTP monitor and TTL 1. Its API listens on
 // 127.0.0.1:8053 of the internet's namespace.
-func DNSConfig(listen string) string {
+func dnsConfig(listen string) string {
 	return fmt.Sprintf(`listen: %s
 api: 127.0.0.1:8053
 zones:
