@@ -58,7 +58,7 @@ func TestDemoScenario(t *testing.T) {
 	for cmd, n := range map[string]int{
 		"$ ip netns add " + w.Customers + "\n":                      1,
 		"$ ip -n " + w.Internet + " link set to-prim down\n":        1,
-		"$ ip -n " + w.Internet + " link set to-prim up\n":          1,
+		"$ ip -n " + w.Internet + " link set to-prim up\n":          2,
 		"$ ip -n " + w.Internet + " route replace 10.1.0.0/24 via ": 1,
 		"$ ip -n " + w.Primary + " route replace 10.9.0.0/30 via ":  2,
 	} {
