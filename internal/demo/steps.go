@@ -361,7 +361,7 @@ func (s *scenario) reprotectFailback() error {
 		return err
 	}
 	s.step("planned failback")
-	s.Say("   the primary site is back: its link, its agent (its machines stay down until failback)")
+	s.Say("   the primary site is back: its link and routes, its agent (its machines stay down until failback)")
 	if err := s.reconnect(); err != nil {
 		return err
 	}
