@@ -14,7 +14,6 @@ import (
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/server"
-	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -122,20 +121,4 @@ func (s *drSite) readCatalog(ctx context.Context) (*server.Catalog, error) {
 
 // startRecoveredServer is startServer on a new state directory with
 // --recover-from-vault.
-func (s *drSite) startRecoveredServer() {
-	cfg := fmt.Sprintf("listen: 127.0.0.1:%d\nstate_dir: %s\nvault: %s\nedge: %s\nstandby_interval: 1s\n",
-		s.serverPort, s.serverState, s.vaultURL, s.inet)
-	path := s.write("server.yaml", cfg)
-	s.start("server", "", "server", "--config", path, "--recover-from-vault")
-	s.t.Cleanup(s.removeRecoverySite)
-	tokFile := filepath.Join(s.serverState, "admin.token")
-	s.eventually(60*time.Second, "recovered server up", func() error {
-		b, err := os.ReadFile(tokFile)
-		if err != nil {
-			return err
-		}
-		s.client = client.New(fmt.Sprintf("127.0.0.1:%d", s.serverPort), strings.TrimSpace(string(b)), 10*time.Second)
-		_, err = s.client.Jobs(context.Background(), "", false, 1)
-		return err
-	})
-}
+func (s *drSite) startRecoveredServer() { s.startServer("--recover-from-vault") }
