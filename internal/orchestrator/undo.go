@@ -36,7 +36,11 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 				os.Remove(filepath.Dir(filepath.Dir(x.Path)))
 			}
 		case ResSite:
-			err = r.o.Host.RemoveSite(ctx, x.Site)
+			var users []string
+			if users, err = r.releaseSite(ctx, x.Site); err == nil && len(users) > 0 {
+				r.logf("info", "site %s kept: %s still run there", x.Site, strings.Join(users, ", "))
+				continue
+			}
 		case ResDNS:
 			err = r.revertDNS(ctx, cfg, x)
 		case ResPrimaryStopped:
