@@ -105,11 +105,12 @@ type Orchestrator struct {
 	mu      sync.Mutex
 	running map[string]*runningJob
 	reps    replicators
-	// siteMu orders making and removing sites shared by plans (sites.go).
-	siteMu sync.Mutex
 	wg      sync.WaitGroup
 	ctx     context.Context
 	stop    context.CancelFunc
+
+	// siteMu orders making and removing sites shared by plans (sites.go).
+	siteMu sync.Mutex
 }
 
 type runningJob struct {
