@@ -37,7 +37,7 @@ type AgentClient interface {
 	Stop(ctx context.Context, machine string) error
 	Start(ctx context.Context, machine string) error
 	Snapshot(ctx context.Context, machine string) (string, error)
-	Restore(ctx context.Context, machine, point string, preserve bool) (*agent.RestoreResult, error)
+	Restore(ctx context.Context, machine string, req agent.RestoreRequest) (*agent.RestoreResult, error)
 }
 
 // Agents are the primary sites' agents of a config. Each machine with an
@@ -49,9 +49,10 @@ type Agents struct {
 	cfg *protection.Config
 	dir string
 
-	mu      sync.Mutex
-	modes   map[string]Mode
-	running map[string]bool
+	mu           sync.Mutex
+	modes        map[string]Mode
+	running      map[string]bool
+	restoreFails map[string]int
 }
 
 // NewAgents makes the agents of cfg's machines with random disks under
@@ -259,10 +260,12 @@ func (a *Agents) snapshot(ctx context.Context, m string, at time.Time, tags map[
 	return p, nil
 }
 
-// Restore writes point onto the machine's disk files in place, after
-// keeping their state as a point tagged agent.PreservedTag when preserve.
-func (c *agentClient) Restore(ctx context.Context, m, point string, preserve bool) (*agent.RestoreResult, error) {
-	done, err := c.enter(ctx, "Restore", m, point)
+// Restore writes req.Point onto the machine's disk files in place, after
+// keeping their state as a point tagged agent.PreservedTag when
+// req.Preserve, as the agent does: once per req.PreserveKey, and named in
+// the answer of a restore that fails after it.
+func (c *agentClient) Restore(ctx context.Context, m string, req agent.RestoreRequest) (*agent.RestoreResult, error) {
+	done, err := c.enter(ctx, "Restore", m, req.Point)
 	if err != nil {
 		return nil, err
 	}
@@ -270,21 +273,72 @@ func (c *agentClient) Restore(ctx context.Context, m, point string, preserve boo
 		return nil, done(fmt.Errorf("agent %s: restore %s: 409 Conflict: the machine runs; stop it first", c.name, m))
 	}
 	res := &agent.RestoreResult{}
-	if preserve {
-		p, err := c.a.snapshot(ctx, m, time.Now().UTC(),
-			map[string]string{agent.PreservedTag: "true", "haven.preserved.before_restore_of": point})
-		if err != nil {
+	if req.Preserve {
+		if res.Preserved, err = c.a.preserve(ctx, m, req); err != nil {
 			return nil, done(err)
 		}
-		res.Preserved = p.ID
+	}
+	if err := c.a.restoreFault(m); err != nil {
+		return res, done(fmt.Errorf("agent %s: restore %s: %w", c.name, m, err))
 	}
 	for _, d := range c.a.cfg.Machine(m).Disks {
-		st, err := c.a.v.Restore(ctx, vault.RestoreOptions{Machine: m, Point: point, Disk: d.Name, Target: c.a.DiskPath(m, d.Name)})
+		st, err := c.a.v.Restore(ctx, vault.RestoreOptions{Machine: m, Point: req.Point, Disk: d.Name, Target: c.a.DiskPath(m, d.Name)})
 		if err != nil {
-			return nil, done(fmt.Errorf("agent %s: restore %s/%s: %w", c.name, m, d.Name, err))
+			return res, done(fmt.Errorf("agent %s: restore %s/%s: %w", c.name, m, d.Name, err))
 		}
 		res.Disks = append(res.Disks, agent.DiskRestoreResult{Disk: d.Name, Size: st.Size,
 			BytesWritten: st.BytesWritten, Differing: st.ChunksWritten * int64(c.a.v.Config().ChunkSize)})
 	}
 	return res, done(nil)
+}
+
+// preserve keeps the machine's disks as a point, or finds the one kept
+// under req.PreserveKey.
+func (a *Agents) preserve(ctx context.Context, m string, req agent.RestoreRequest) (string, error) {
+	tags := map[string]string{agent.PreservedTag: "true", "haven.preserved.before_restore_of": req.Point}
+	if req.PreserveKey != "" {
+		ps, err := a.v.Points(ctx, m)
+		if err != nil {
+			return "", err
+		}
+		for _, p := range ps {
+			if p.Preserved() && p.Tags["haven.preserved.key"] == req.PreserveKey {
+				return p.ID, nil
+			}
+		}
+		tags["haven.preserved.key"] = req.PreserveKey
+	}
+	p, err := a.snapshot(ctx, m, time.Now().UTC(), tags)
+	if err != nil {
+		return "", err
+	}
+	return p.ID, nil
+}
+
+// FailRestoreAfterPreserve makes the next restores of machine m fail
+// after its disks' state was preserved and half of a disk was written
+// (the storage went away mid-restore), n times.
+func (a *Agents) FailRestoreAfterPreserve(m string, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.restoreFails == nil {
+		a.restoreFails = map[string]int{}
+	}
+	a.restoreFails[m] = n
+}
+
+func (a *Agents) restoreFault(m string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.restoreFails[m] == 0 {
+		return nil
+	}
+	a.restoreFails[m]--
+	for _, d := range a.cfg.Machine(m).Disks {
+		if f, err := os.OpenFile(a.DiskPath(m, d.Name), os.O_WRONLY, 0); err == nil {
+			f.WriteAt(randBytes(DiskSize/2), 0)
+			f.Close()
+		}
+	}
+	return fmt.Errorf("%w: storage gone mid-restore (the disks are half written)", ErrInjected)
 }

@@ -17,8 +17,9 @@ import (
 )
 
 // Host is an in-memory recovery host (host.Host) that behaves as
-// host.Local does where the orchestrator can tell: EnsureSite remakes a
-// site whose networks or edge differ (stopping what runs on it),
+// host.Local does where the orchestrator can tell: EnsureSite adds new
+// networks in place and remakes a site whose networks or edge changed
+// only when nothing runs on it (else host.ErrSiteBusy),
 // RemoveSite stops the site's machines, StartMachine needs the site and
 // the disks, PrepareDisk restores the point from the vault for real into
 // the target file (so replication back reads real disks). Machines are
@@ -58,20 +59,46 @@ func (h *Host) EnsureSite(ctx context.Context, site string, nets []vnet.Network,
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s, ok := h.sites[site]; ok {
-		if sameNets(s.Networks, nets) && s.Edge == edge {
+		// As host.Local: new networks are added in place, a changed one
+		// or another edge remakes the site only when nothing runs on it.
+		added, changed := netDiff(s.Networks, nets)
+		if len(changed) == 0 && s.Edge == edge {
+			s.Networks = append(s.Networks, added...)
+			h.sites[site] = s
 			return done(nil)
 		}
-		h.removeSiteLocked(site) // as host.Local: made for another config, start over
+		if busy := h.onSiteLocked(site); len(busy) > 0 {
+			return done(fmt.Errorf("%w: fake host: site %s: networks %v or edge changed, but %v run on it", host.ErrSiteBusy, site, changed, busy))
+		}
+		h.removeSiteLocked(site)
 	}
 	h.sites[site] = Site{Networks: slices.Clone(nets), Edge: edge}
 	h.made["site:"+site]++
 	return done(nil)
 }
 
-func sameNets(a, b []vnet.Network) bool {
-	return slices.EqualFunc(a, b, func(x, y vnet.Network) bool {
-		return x.Name == y.Name && x.Subnet == y.Subnet && x.Gateway == y.Gateway
-	})
+func netDiff(have, want []vnet.Network) (added []vnet.Network, changed []string) {
+	for _, w := range want {
+		i := slices.IndexFunc(have, func(h vnet.Network) bool { return h.Name == w.Name })
+		switch {
+		case i < 0:
+			added = append(added, w)
+		case have[i].Subnet != w.Subnet || have[i].Gateway != w.Gateway:
+			changed = append(changed, w.Name)
+		}
+	}
+	return added, changed
+}
+
+func (h *Host) onSiteLocked(site string) []string {
+	var out []string
+	for k := range h.running {
+		if s, n, _ := cutKey(k); s == site {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (h *Host) RemoveSite(ctx context.Context, site string) error {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/dns"
 	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/machine"
@@ -75,14 +77,23 @@ func TestFakesRoundTrip(t *testing.T) {
 	if h.Boots("rec", "db") != 1 || !h.Running("rec", "db") {
 		t.Fatalf("boots %d", h.Boots("rec", "db"))
 	}
-	h.EnsureSite(ctx, "rec", []vnet.Network{cfg.Networks.Test[0]}, "")
-	if h.Running("rec", "db") || h.SiteCreations("rec") != 2 {
-		t.Fatal("a remade site keeps its machines")
+	if err := h.EnsureSite(ctx, "rec", []vnet.Network{cfg.Networks.Recovery[0], cfg.Networks.Test[0]}, ""); err != nil ||
+		!h.Running("rec", "db") || h.SiteCreations("rec") != 1 {
+		t.Fatalf("a network added to a live site: %v", err)
+	}
+	moved := cfg.Networks.Recovery[0]
+	moved.Subnet = netip.MustParsePrefix("10.9.0.0/24")
+	if err := h.EnsureSite(ctx, "rec", []vnet.Network{moved}, ""); !errors.Is(err, host.ErrSiteBusy) || !h.Running("rec", "db") {
+		t.Fatalf("a changed network under a running machine: %v", err)
+	}
+	h.StopMachine(ctx, "rec", "db")
+	if err := h.EnsureSite(ctx, "rec", []vnet.Network{moved}, ""); err != nil || h.SiteCreations("rec") != 2 {
+		t.Fatalf("a changed network on an idle site: %v", err)
 	}
 
 	c.Stop(ctx, "db")
 	ag.Write("db", "root", 0, []byte("later write"))
-	res, err := c.Restore(ctx, "db", id, true)
+	res, err := c.Restore(ctx, "db", agent.RestoreRequest{Point: id, Preserve: true})
 	if err != nil || res.Preserved == "" {
 		t.Fatalf("restore %+v %v", res, err)
 	}
