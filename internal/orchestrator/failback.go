@@ -44,6 +44,9 @@ func (r *run) failbackSteps(plan *protection.Plan) []step {
 	return append(s,
 		step{"primaries healthy", func(ctx context.Context, r *run) error { return r.primariesHealthy(ctx, plan) }},
 		step{"remove the recovery copy", func(ctx context.Context, r *run) error {
+			if err := ctx.Err(); err != nil {
+				return err // canceled: do not cross the point of no return
+			}
 			if err := r.intend(ctx, Resource{Kind: ResNoReturn}); err != nil {
 				return err
 			}
@@ -230,7 +233,7 @@ func (r *run) endFailback(ctx context.Context, plan string) error {
 // and a DNS endpoint the failback moved traffic to must be online at the
 // traffic manager's prober. It polls up to the machines' health timeout.
 func (r *run) primariesHealthy(ctx context.Context, plan *protection.Plan) error {
-	limit := 10 * time.Second
+	var limit time.Duration
 	for _, m := range machinesOf(plan) {
 		limit = max(limit, r.cfg.Machine(m).HealthTimeout)
 	}

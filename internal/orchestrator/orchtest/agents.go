@@ -246,6 +246,12 @@ func (a *Agents) snapshotGroup(ctx context.Context, m string, tags map[string]st
 	return id, nil
 }
 
+// SnapshotAt is the agent taking a point of machine m on its own
+// schedule, with its clock at at (ahead of the server's, say).
+func (a *Agents) SnapshotAt(ctx context.Context, m string, at time.Time) (*vault.Point, error) {
+	return a.snapshot(ctx, m, at, nil)
+}
+
 func (a *Agents) snapshot(ctx context.Context, m string, at time.Time, tags map[string]string) (*vault.Point, error) {
 	mc := a.cfg.Machine(m)
 	opt := vault.SnapshotOptions{Machine: m, Time: at, Consistency: vault.CrashConsistent,

@@ -20,6 +20,23 @@ type Traffic struct {
 
 	mu       sync.Mutex
 	profiles map[string][]dns.EndpointStatus
+	down     map[string]string // profile/endpoint -> the prober's error
+}
+
+// SetDown makes the prober find endpoint of profile unhealthy (why != "")
+// or healthy again (why == ""). Profile reports an enabled endpoint
+// Online unless it is down (Degraded), a disabled one Disabled.
+func (t *Traffic) SetDown(profile, endpoint, why string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.down == nil {
+		t.down = map[string]string{}
+	}
+	if why == "" {
+		delete(t.down, profile+"/"+endpoint)
+		return
+	}
+	t.down[profile+"/"+endpoint] = why
 }
 
 // NewTraffic makes a traffic manager without profiles.
@@ -49,13 +66,25 @@ func (t *Traffic) Profile(ctx context.Context, name string) (dns.ProfileStatus, 
 		return dns.ProfileStatus{}, err
 	}
 	t.mu.Lock()
-	eps, ok := t.profiles[name]
+	eps, ok := slices.Clone(t.profiles[name]), t.profiles[name] != nil
+	for i := range eps {
+		why := t.down[name+"/"+eps[i].Name]
+		switch {
+		case eps[i].State != "":
+		case !eps[i].Enabled:
+			eps[i].State = "Disabled"
+		case why != "":
+			eps[i].State, eps[i].LastError = "Degraded", why
+		default:
+			eps[i].State = "Online"
+		}
+	}
 	t.mu.Unlock()
 	if !ok {
 		return dns.ProfileStatus{}, done(fmt.Errorf("profile %s: 404 Not Found", name))
 	}
 	return dns.ProfileStatus{Name: name, Routing: "priority", Enabled: true, State: "Online",
-		Endpoints: slices.Clone(eps)}, done(nil)
+		Endpoints: eps}, done(nil)
 }
 
 func (t *Traffic) UpdateEndpoint(ctx context.Context, profile, endpoint string, p dns.EndpointPatch) error {
