@@ -55,8 +55,9 @@ type Agents struct {
 	restoreFails map[string]int
 }
 
-// NewAgents makes the agents of cfg's machines with random disks under
-// dir, every machine running. Call Seed to give each a first point.
+// NewAgents makes the agents of cfg's machines with disks under dir
+// (random ones where none exist yet), every machine running. Call Seed to
+// give each a first point.
 func NewAgents(v *vault.Vault, cfg *protection.Config, dir string) (*Agents, error) {
 	a := &Agents{v: v, cfg: cfg, dir: dir, modes: map[string]Mode{}, running: map[string]bool{}}
 	for _, m := range cfg.Machines {
@@ -68,6 +69,9 @@ func NewAgents(v *vault.Vault, cfg *protection.Config, dir string) (*Agents, err
 			p := a.DiskPath(m.Name, d.Name)
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 				return nil, err
+			}
+			if _, err := os.Stat(p); err == nil {
+				continue // a copied world's disks
 			}
 			if err := os.WriteFile(p, randBytes(DiskSize), 0o600); err != nil {
 				return nil, err

@@ -157,6 +157,10 @@ func (f *Faults) enter(ctx context.Context, c Call) (done func(error) error, err
 		f.mu.Unlock()
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		// As a real client: a canceled caller's call does nothing.
+		return done, done(err)
+	}
 	if hook != nil {
 		if err := hook(ctx, c); err != nil {
 			return done, done(err)
