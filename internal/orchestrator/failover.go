@@ -297,18 +297,6 @@ func (r *run) networks(test bool) []vnet.Network {
 	return r.cfg.Networks.Recovery
 }
 
-func (r *run) ensureSite(ctx context.Context, site string, test bool) error {
-	r.out.Site = site
-	if err := r.intend(ctx, Resource{Kind: ResSite, Site: site}); err != nil {
-		return err
-	}
-	edge := r.o.Edge
-	if test {
-		edge = "" // a test network is isolated: no uplink at all
-	}
-	return r.o.Host.EnsureSite(ctx, site, r.networks(test), edge)
-}
-
 func (r *run) diskPath(m, disk string) string {
 	job := r.job.ID
 	if r.out.DiskJob != "" {
@@ -420,6 +408,14 @@ func (r *run) machineRun(m string) *MachineRun {
 }
 
 func (r *run) startMachines(ctx context.Context, site string, machines []string, test bool) error {
+	// Another plan's undo may have removed the site since this job's
+	// network step, when nothing ran there: make sure of it, under the
+	// lock that undo takes, so it cannot go between this and the start.
+	r.o.siteMu.Lock()
+	defer r.o.siteMu.Unlock()
+	if err := r.makeSite(ctx, site, test); err != nil {
+		return err
+	}
 	for _, m := range machines {
 		sp, err := r.spec(m, test)
 		if err != nil {

@@ -82,6 +82,9 @@ type Orchestrator struct {
 	wg      sync.WaitGroup
 	ctx     context.Context
 	stop    context.CancelFunc
+
+	// siteMu orders making and removing sites shared by plans (sites.go).
+	siteMu sync.Mutex
 }
 
 type runningJob struct {

@@ -87,6 +87,17 @@ const (
 	// ResPrimaryStopped: a primary machine the job stopped through its
 	// agent (planned failover, fencing); cancel starts it again.
 	ResPrimaryStopped = "primary-stopped"
+	// ResPrimaryStarted: a primary a failback started; cancel stops it.
+	ResPrimaryStarted = "primary-started"
+	// ResRecoveryStopped: a recovery machine (production after a
+	// failover) a failback stopped; cancel starts it again, first.
+	ResRecoveryStopped = "recovery-stopped"
+	// ResReplicationStopped: replication back of plan Name, stopped by a
+	// failback; cancel starts it again.
+	ResReplicationStopped = "replication-stopped"
+	// ResNoReturn: the failback began removing the recovery copy; a
+	// cancel from here on finishes the failback instead.
+	ResNoReturn = "no-return"
 )
 
 // Resource is something a job created on the recovery side.

@@ -116,7 +116,7 @@ func (f *fakeAgent) Start(ctx context.Context, m string) error { return nil }
 func (f *fakeAgent) Snapshot(ctx context.Context, m string) (string, error) {
 	return "", errors.New("no snapshots here")
 }
-func (f *fakeAgent) Restore(ctx context.Context, m, point string, preserve bool) (*agent.RestoreResult, error) {
+func (f *fakeAgent) Restore(ctx context.Context, m string, req agent.RestoreRequest) (*agent.RestoreResult, error) {
 	return nil, errors.New("no restores here")
 }
 

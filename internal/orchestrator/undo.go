@@ -19,8 +19,15 @@ import (
 // idempotent; every failure is reported and the rest still tried, so a
 // retry finishes what one pass could not.
 func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res []Resource, keep func(Resource) bool) error {
+	if slices.ContainsFunc(res, func(x Resource) bool { return x.Kind == ResNoReturn }) {
+		r.logf("warn", "the recovery copy was being removed: the failback cannot be undone, so it is finished")
+		if err := r.removeRecoveryCopy(ctx); err != nil {
+			return err
+		}
+		return r.endFailback(ctx, r.job.Plan)
+	}
 	var errs []error
-	for _, x := range slices.Backward(res) {
+	for _, x := range undoOrder(res) {
 		if keep != nil && keep(x) {
 			continue
 		}
@@ -36,11 +43,21 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 				os.Remove(filepath.Dir(filepath.Dir(x.Path)))
 			}
 		case ResSite:
-			err = r.o.Host.RemoveSite(ctx, x.Site)
+			var users []string
+			if users, err = r.releaseSite(ctx, x.Site); err == nil && len(users) > 0 {
+				r.logf("info", "site %s kept: %s still run there", x.Site, strings.Join(users, ", "))
+				continue
+			}
 		case ResDNS:
 			err = r.revertDNS(ctx, cfg, x)
 		case ResPrimaryStopped:
 			err = r.startPrimary(ctx, x.Name)
+		case ResPrimaryStarted:
+			err = r.stopPrimaryMachine(ctx, x.Name)
+		case ResRecoveryStopped:
+			err = r.restartRecovery(ctx, x.Name)
+		case ResReplicationStopped:
+			err = r.restartReplication(ctx, x.Name)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s%s: %w", x.Kind, x.Site, x.Name+x.Path, err))
@@ -49,6 +66,22 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 		r.logf("info", "removed %s %s", x.Kind, strings.TrimPrefix(x.Site+" "+x.Name+x.Path, " "))
 	}
 	return errors.Join(errs...)
+}
+
+// undoOrder is newest first, except that recovery machines a failback
+// stopped come back before anything else: production serves again before
+// DNS is pointed back at it and before the primaries stop.
+func undoOrder(res []Resource) []Resource {
+	var first, rest []Resource
+	for _, x := range slices.Backward(res) {
+		if x.Kind == ResRecoveryStopped {
+			first = append(first, x)
+		} else {
+			rest = append(rest, x)
+		}
+	}
+	// Newest first is start order: they were stopped web before database.
+	return append(first, rest...)
 }
 
 func (r *run) revertDNS(ctx context.Context, cfg *protection.Config, x Resource) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/alert"
 	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vault"
 )
 
 // Status answers GET /v1/status: what `haven status` prints.
@@ -41,6 +42,10 @@ type MachineStatus struct {
 	Points          int      `json:"points"`
 	Standby         string   `json:"standby_point,omitempty"`
 	LastError       string   `json:"last_error,omitempty"`
+	// Preserved: points that keep an old primary's disks from before a
+	// failback restored them; retention keeps them until an operator
+	// releases them (haven point release). Not counted as the last point.
+	Preserved []string `json:"preserved_points,omitempty"`
 }
 
 // AgentStatus is an agent's health.
@@ -101,6 +106,7 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*Status, alert.In
 		}
 		ms.Points = len(ps)
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
+		ps = s.splitPreserved(ctx, &ms, ps)
 		am := alert.Machine{Name: m.Name}
 		if len(ps) > 0 {
 			p := ps[0]
@@ -140,4 +146,24 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*Status, alert.In
 	}
 	in.Jobs = st.Jobs
 	return st, in, nil
+}
+
+// splitPreserved notes the machine's unreleased preserved points and
+// returns the others: a preserved point is evidence, not the newest
+// recovery point, and must not hide an RPO that grows.
+func (s *Server) splitPreserved(ctx context.Context, ms *MachineStatus, ps []*vault.Point) []*vault.Point {
+	released, err := s.vault.Released(ctx, ps)
+	if err != nil && ms.LastError == "" {
+		ms.LastError = err.Error()
+	}
+	var rest []*vault.Point
+	for _, p := range ps {
+		switch {
+		case !p.Preserved():
+			rest = append(rest, p)
+		case !released[p]:
+			ms.Preserved = append(ms.Preserved, p.ID)
+		}
+	}
+	return rest
 }
