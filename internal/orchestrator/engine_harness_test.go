@@ -425,11 +425,23 @@ func delta(before, after map[string]int) map[string]int {
 	return out
 }
 
+// diffState names the parts of the world that differ.
 func (w *world) diffState(want, got worldState) string {
-	if reflect.DeepEqual(want, got) {
-		return ""
+	var b strings.Builder
+	part := func(name string, x, y any) {
+		if !reflect.DeepEqual(x, y) {
+			fmt.Fprintf(&b, "\n %s: want %v\n %s: got  %v", name, x, name, y)
+		}
 	}
-	return fmt.Sprintf("\n want %+v\n got  %+v", want, got)
+	part("sites", want.Host.Sites, got.Host.Sites)
+	part("running", want.Host.Running, got.Host.Running)
+	part("disks", want.Host.Disks, got.Host.Disks)
+	part("primaries running", want.Primaries, got.Primaries)
+	for _, p := range planNames {
+		part("dns "+p, want.DNS[p], got.DNS[p])
+	}
+	part("replicating back", want.Replicating, got.Replicating)
+	return b.String()
 }
 
 // calls are every fake's calls so far.
