@@ -276,6 +276,9 @@ func (o *Orchestrator) execute(ctx context.Context, id string) {
 		o.log.Error("load job", "job", id, "err", err)
 		return
 	}
+	if j.State != store.Running && j.State != store.Canceling {
+		return // ended, failed or waiting meanwhile: nothing to run
+	}
 	r, steps, err := o.load(j)
 	if err != nil {
 		o.finish(ctx, j, store.Failed, err.Error())
@@ -302,6 +305,9 @@ func (o *Orchestrator) execute(ctx context.Context, id string) {
 // runStep persists the step as running, runs it and records the outcome.
 // A non-nil return stops the job (failed, waiting or server shutdown).
 func (o *Orchestrator) runStep(ctx context.Context, r *run, i int, s step) error {
+	if err := ctx.Err(); err != nil {
+		return err // stopped or canceled before the step began: it stays as it was
+	}
 	j := r.job
 	now := time.Now().UTC()
 	st := &j.Steps[i]
@@ -460,12 +466,27 @@ func (o *Orchestrator) Retry(ctx context.Context, id string) (*store.Job, error)
 // Cancel stops a job and removes what it created (machines, disks,
 // networks, DNS changes), newest first.
 func (o *Orchestrator) Cancel(ctx context.Context, id string) (*store.Job, error) {
+	for try := 0; ; try++ {
+		j, err := o.cancel(ctx, id)
+		// A job saved by its own goroutine, an approve or a retry
+		// since it was read: read it again and decide again, never
+		// overwrite what they wrote.
+		if !errors.Is(err, store.ErrStale) || try == 4 {
+			return j, err
+		}
+	}
+}
+
+func (o *Orchestrator) cancel(ctx context.Context, id string) (*store.Job, error) {
 	j, err := o.Store.Job(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if !store.Active(j.State) {
 		return nil, fmt.Errorf("%w: job %s is %s; an ended failover is undone with `haven failover cancel`", ErrPrecondition, id, j.State)
+	}
+	if step, ok := pastNoReturn(j); ok {
+		return nil, o.noReturn(j, step)
 	}
 	o.mu.Lock()
 	rj := o.running[id]
@@ -476,6 +497,9 @@ func (o *Orchestrator) Cancel(ctx context.Context, id string) (*store.Job, error
 		if j, err = o.Store.Job(ctx, id); err != nil {
 			return nil, err
 		}
+		if step, ok := pastNoReturn(j); ok {
+			return nil, o.noReturn(j, step) // it crossed while we stopped it
+		}
 	}
 	j.State = store.Canceling
 	if err := o.Store.SaveJob(ctx, j); err != nil {
@@ -483,6 +507,16 @@ func (o *Orchestrator) Cancel(ctx context.Context, id string) (*store.Job, error
 	}
 	o.launch(j)
 	return j, nil
+}
+
+// noReturn refuses the cancel of job j, which began step, past which it
+// cannot be undone; a running job that nothing runs now (stopped for the
+// cancel) is started again so it finishes.
+func (o *Orchestrator) noReturn(j *store.Job, step string) error {
+	if j.State == store.Running {
+		o.launch(j) // after the goroutine that still runs it, if any, is gone
+	}
+	return fmt.Errorf("%w: job %s began %q, which removes what it replaces and cannot be undone: let it finish (haven job retry %s if it failed)", ErrPrecondition, j.ID, step, j.ID)
 }
 
 // Wait blocks until job id is no longer running in this process.

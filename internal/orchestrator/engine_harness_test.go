@@ -135,6 +135,51 @@ func (s *hookStore) CreateJob(ctx context.Context, j *store.Job) error {
 	return s.Store.CreateJob(ctx, j)
 }
 
+// InTx runs fn on the real store's transaction seen through the same
+// hooks, so the engine's transactional writes crash and hook like the
+// single ones.
+func (s *hookStore) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	if s.isDead() {
+		return errCrashed
+	}
+	return s.Store.InTx(ctx, func(tx store.Tx) error { return fn(&hookTx{Tx: tx, s: s}) })
+}
+
+type hookTx struct {
+	store.Tx
+	s *hookStore
+}
+
+func (t *hookTx) SaveJob(ctx context.Context, j *store.Job) error {
+	if t.s.isDead() {
+		return errCrashed
+	}
+	if err := t.Tx.SaveJob(ctx, j); err != nil {
+		return err
+	}
+	if after, _ := t.s.hooks(); after != nil {
+		after(j)
+	}
+	return nil
+}
+
+func (t *hookTx) CreateJob(ctx context.Context, j *store.Job) error {
+	if t.s.isDead() {
+		return errCrashed
+	}
+	if _, before := t.s.hooks(); before != nil {
+		before(j)
+	}
+	return t.Tx.CreateJob(ctx, j)
+}
+
+func (t *hookTx) PutPlanState(ctx context.Context, st *store.PlanState) error {
+	if t.s.isDead() {
+		return errCrashed
+	}
+	return t.Tx.PutPlanState(ctx, st)
+}
+
 func (s *hookStore) PutPlanState(ctx context.Context, st *store.PlanState) error {
 	if s.isDead() {
 		return errCrashed

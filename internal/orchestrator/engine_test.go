@@ -18,31 +18,7 @@ import (
 // knownBroken lists the engine test cases that fail on today's code, with
 // the issue item that fixes them. With HAVEN_KNOWN_BROKEN=skip they are
 // skipped; without it they run (and fail). Empty it as the fixes land.
-var knownBroken = map[string]string{
-	"crash failback": "data race (and double start): Start's resumeReplication restarts the replicator of a " +
-		"reprotected plan while the resumed failback's finalPointsBack stops it (reprotect.go start/stop); engine reshape",
-	"cancel test-cleanup after step 1":                                     "issue 16 item 4: a cleanup that removed the test copy cannot be undone; refuse the cancel or say so",
-	"cancel cancel-failover after step 1":                                  "issue 16 item 4: a cancel-failover that undid the failover cannot be undone; refuse the cancel or say so",
-	"cancel reprotect after step 1":                                        "issue 16 item 4: replication back is no recorded resource: a canceled reprotect leaves it running",
-	"two plans: cancel alpha's failover while beta is failed over":         "issue 16 item 1: shared recovery site removed",
-	"two plans: cancel alpha's running failover while beta is failed over": "issue 16 item 1: shared recovery site removed",
-	"two plans: clean up alpha's drill while beta is in a drill":           "issue 16 item 1: shared test site removed",
-	"two plans: cancel alpha's drill while beta is in a drill":             "issue 16 item 1: shared test site removed",
-	"two plans: fail alpha over and back while beta is failed over":        "issue 16 item 1: shared recovery site removed",
-	"submit race: two failovers":                                           "issue 16 item 3: Submit checks the phase outside the job's creation",
-	"submit race: ending job's phase kept":                                 "issue 16 item 3: Submit writes back a stale plan state",
-}
-
-func init() {
-	for i := 1; i <= 7; i++ {
-		knownBroken[fmt.Sprintf("cancel change-point after step %d", i)] = "issue 16 item 4: change-point's stop of the " +
-			"recovery machines and its rewrite of their disks are not recorded: cancel leaves them stopped or on the new points"
-	}
-	for i := 1; i <= 9; i++ {
-		knownBroken[fmt.Sprintf("cancel failback after step %d", i)] = "issue 16 item 4: failback's stop of the recovery " +
-			"machines and of replication back are not recorded: cancel leaves production stopped"
-	}
-}
+var knownBroken = map[string]string{}
 
 // gate skips a known-broken case when asked to.
 func gate(t *testing.T, name string) {
@@ -315,7 +291,17 @@ func TestEngineCancelAfterEachStep(t *testing.T) {
 							w = nil // next case starts from a clean world
 						}
 					}()
-					w.cancelAfter(k, i)
+					if steps := w0Steps(t, k); pastNoReturnAt(k.typ, steps, i) {
+						// Past the step that removes what the job
+						// replaces, cancel is refused and the job
+						// finishes as if never interrupted.
+						j := w.cancelAfter(k, i, true)
+						w.checkEnd(k, j)
+						w.checkWorld("alpha", kindEnds[k.typ])
+						w = nil
+						return
+					}
+					w.cancelAfter(k, i, false)
 					if got := w.state(); w.diffState(pre, got) != "" {
 						t.Errorf("world after the cancel differs from before the job:%s", w.diffState(pre, got))
 					}
@@ -344,7 +330,19 @@ func w0Steps(t *testing.T, k jobKind) []step {
 
 // cancelAfter runs a job of kind k on alpha, cancels it right after its
 // step i was saved and waits for the cancel to end.
-func (w *world) cancelAfter(k jobKind, i int) {
+// pastNoReturnAt: once step i of a job of typ ended, the job has begun
+// its step of no return.
+func pastNoReturnAt(typ JobType, steps []step, i int) bool {
+	nr := kinds[typ].noReturn
+	for n := 0; n <= i && nr != ""; n++ {
+		if steps[n].name == nr {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *world) cancelAfter(k jobKind, i int, refused bool) *store.Job {
 	w.t.Helper()
 	fired := make(chan struct{})
 	var id string
@@ -369,12 +367,20 @@ func (w *world) cancelAfter(k jobKind, i int) {
 	case <-time.After(20 * time.Second):
 		w.t.Fatalf("step %d of %s never ended", i+1, k.typ)
 	}
-	if _, err := w.o.Cancel(context.Background(), id); err != nil {
+	_, err = w.o.Cancel(context.Background(), id)
+	if refused {
+		if !errors.Is(err, ErrPrecondition) {
+			w.t.Fatalf("cancel after step %d, past the point of no return: %v, want it refused", i+1, err)
+		}
+		return w.wait(id)
+	}
+	if err != nil {
 		w.t.Fatalf("cancel after step %d: %v", i+1, err)
 	}
 	if j = w.wait(id); j.State != store.Canceled {
 		w.t.Fatalf("canceled after step %d (%s): job ends %s: %s", i+1, j.Steps[i].Name, j.State, j.Error)
 	}
+	return j
 }
 
 // planWorld is what a plan has outside the store: its machines wherever
@@ -427,14 +433,14 @@ func TestEngineTwoPlansApart(t *testing.T) {
 			w.run(CancelFailover, "alpha", Params{})
 		}},
 		{"cancel alpha's running failover while beta is failed over", []string{PlannedFailover}, func(w *world) {
-			w.cancelAfter(jobKind{typ: PlannedFailover}, 4)
+			w.cancelAfter(jobKind{typ: PlannedFailover}, 4, false)
 		}},
 		{"clean up alpha's drill while beta is in a drill", []string{TestFailover}, func(w *world) {
 			w.run(TestFailover, "alpha", Params{})
 			w.run(TestCleanup, "alpha", Params{})
 		}},
 		{"cancel alpha's drill while beta is in a drill", []string{TestFailover}, func(w *world) {
-			w.cancelAfter(jobKind{typ: TestFailover}, 3)
+			w.cancelAfter(jobKind{typ: TestFailover}, 3, false)
 		}},
 		{"fail alpha over and back while beta is failed over", []string{PlannedFailover}, func(w *world) {
 			for _, typ := range []string{PlannedFailover, Commit, Reprotect, Failback} {

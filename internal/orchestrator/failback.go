@@ -219,12 +219,7 @@ func (r *run) removeRecoveryCopy(ctx context.Context) error {
 }
 
 func (r *run) endFailback(ctx context.Context, plan string) error {
-	if rep := r.o.replicatorFor(plan); rep != nil {
-		rep.stop()
-		r.o.reps.mu.Lock()
-		delete(r.o.reps.m, plan)
-		r.o.reps.mu.Unlock()
-	}
+	r.o.dropReplicator(plan)
 	return r.setPhase(ctx, PhaseProtected, "")
 }
 

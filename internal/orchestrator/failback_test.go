@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +41,7 @@ func (w *world) recoveryDiskPath(fid, m, d string) string {
 	return filepath.Join(w.env.Dir, "disks", fid, m, d+".img")
 }
 
-func (w *world) outputs(j *store.Job) *Outputs {
+func (w *world) outputsOf(j *store.Job) *Outputs {
 	w.t.Helper()
 	var out Outputs
 	if err := json.Unmarshal(j.Outputs, &out); err != nil {
@@ -105,7 +106,7 @@ func TestFailbackRestoresRecoveryFinalPass(t *testing.T) {
 	w.agents.SetHook(note)
 	w.host.SetHook(note)
 	j := w.run(Failback, "alpha", Params{})
-	out := w.outputs(j)
+	out := w.outputsOf(j)
 	for _, m := range w.machinesOfPlan("alpha") {
 		for _, d := range w.disksOf(m) {
 			if !bytes.Equal(w.primaryDisk(m, d), want[m+"/"+d]) {
@@ -127,13 +128,22 @@ func TestFailbackRestoresRecoveryFinalPass(t *testing.T) {
 // failbackRun submits a failback of plan, calling fn right after its step
 // i is saved done; the caller clears the hook once the job stopped.
 func (w *world) failbackRun(plan string, i int, fn func(id string)) *store.Job {
-	w.st.mu.Lock()
-	w.st.beforeCreate = func(j *store.Job) {
-		if j.Type == Failback {
-			w.afterStep(j.ID, i, func() { fn(j.ID) })
+	var mu sync.Mutex
+	var id string
+	w.afterStep(func(j *store.Job) bool {
+		if j.Type != Failback || j.Plan != plan {
+			return false
 		}
-	}
-	w.st.mu.Unlock()
+		mu.Lock()
+		id = j.ID
+		mu.Unlock()
+		return true
+	}, i, func() {
+		mu.Lock()
+		x := id
+		mu.Unlock()
+		fn(x)
+	})
 	return w.submit(Failback, plan, Params{})
 }
 
@@ -155,13 +165,16 @@ func TestFailbackCancelAfterEachStep(t *testing.T) {
 			fb := w.failbackRun("alpha", i, w.cancelRunning)
 			w.wait(fb.ID)
 			w.clearHooks()
-			if _, err := w.o.Cancel(ctx, fb.ID); err != nil {
-				t.Fatal(err)
-			}
-			if got := w.wait(fb.ID); got.State != store.Canceled {
-				t.Fatalf("cancel ended %s: %s", got.State, got.Error)
-			}
+			_, err := w.o.Cancel(ctx, fb.ID)
 			if s.Name == "remove the recovery copy" {
+				// Past the point of no return: refused, and the
+				// failback finishes.
+				if !errors.Is(err, ErrPrecondition) {
+					t.Fatalf("cancel past the point of no return: %v, want it refused", err)
+				}
+				if got := w.wait(fb.ID); got.State != store.Succeeded {
+					t.Fatalf("failback ended %s: %s", got.State, got.Error)
+				}
 				if st := w.plan("alpha"); st.Phase != PhaseProtected {
 					t.Fatalf("plan is %s after a cancel past the point of no return", st.Phase)
 				}
@@ -169,6 +182,12 @@ func TestFailbackCancelAfterEachStep(t *testing.T) {
 					t.Fatalf("not failed back: recovery runs %v", got)
 				}
 				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := w.wait(fb.ID); got.State != store.Canceled {
+				t.Fatalf("cancel ended %s: %s", got.State, got.Error)
 			}
 			if st := w.plan("alpha"); st.Phase != PhaseReprotected {
 				t.Fatalf("plan is %s", st.Phase)
@@ -196,7 +215,7 @@ func TestFailbackPreservedPointOnFailedRestore(t *testing.T) {
 	if j.State != store.Failed || !strings.Contains(j.Error, "restore") {
 		t.Fatalf("failback: %s %s", j.State, j.Error)
 	}
-	first := w.outputs(j).Preserved["alpha-db"]
+	first := w.outputsOf(j).Preserved["alpha-db"]
 	if first == "" {
 		t.Fatal("the failed restore's preserved point is not recorded")
 	}
@@ -207,7 +226,7 @@ func TestFailbackPreservedPointOnFailedRestore(t *testing.T) {
 	if j.State != store.Succeeded {
 		t.Fatalf("retry: %s %s", j.State, j.Error)
 	}
-	if got := w.outputs(j).Preserved["alpha-db"]; got != first {
+	if got := w.outputsOf(j).Preserved["alpha-db"]; got != first {
 		t.Fatalf("the report names %s, not the first preserved point %s", got, first)
 	}
 	ps, _ := w.env.Vault.Points(ctx, "alpha-db")

@@ -495,7 +495,7 @@ func (r *run) updatePlan(ctx context.Context, change func(st *store.PlanState)) 
 		if err != nil {
 			return err
 		}
-		if j.State != store.Running {
+		if j.State != store.Running && j.State != store.Canceling {
 			return fmt.Errorf("%w: job %s is %s: it no longer holds plan %s", ErrPrecondition, j.ID, j.State, j.Plan)
 		}
 		st, err := tx.PlanState(ctx, r.job.Plan)

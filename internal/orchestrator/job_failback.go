@@ -9,6 +9,7 @@ import (
 // recovery copy, a delta restore onto the primary's disks, the primary
 // started, DNS moved back, the recovery copy removed.
 var failbackKind = &kind{
+	noReturn: "remove the recovery copy",
 	precondition: func(st *store.PlanState) error {
 		return need(st, st.Phase == PhaseReprotected, "failback needs reprotect first")
 	},

@@ -7,7 +7,8 @@ import (
 
 // A test cleanup removes a test failover's copy and records the drill.
 var testCleanupKind = &kind{
-	takes: takesNote,
+	takes:    takesNote,
+	noReturn: "remove the test copy",
 	precondition: func(st *store.PlanState) error {
 		return need(st, st.Test != "", "no test failover to clean up")
 	},

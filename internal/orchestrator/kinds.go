@@ -67,6 +67,10 @@ type kind struct {
 	// onFailoverDisks: the job works on the disks of the plan's failover
 	// job (change of point, reprotect, failback).
 	onFailoverDisks bool
+	// noReturn names the step from which the job cannot be undone (it
+	// removes what it replaces): once it began, cancel is refused and
+	// the job goes on.
+	noReturn string
 	// submitted, if set, changes the plan's state in the transaction
 	// that creates the job.
 	submitted func(st *store.PlanState, j *store.Job)
@@ -129,6 +133,21 @@ func (k *kind) check(typ JobType, p Params) error {
 		}
 	}
 	return nil
+}
+
+// pastNoReturn is the step of j past which it cannot be undone, if it
+// began it.
+func pastNoReturn(j *store.Job) (string, bool) {
+	k := kinds[j.Type]
+	if k == nil || k.noReturn == "" {
+		return "", false
+	}
+	for _, s := range j.Steps {
+		if s.Name == k.noReturn && s.State != store.StepPending {
+			return s.Name, true
+		}
+	}
+	return "", false
 }
 
 // need makes a precondition error naming the plan's state.

@@ -98,14 +98,23 @@ const (
 	// ResNoReturn: the failback began removing the recovery copy; a
 	// cancel from here on finishes the failback instead.
 	ResNoReturn = "no-return"
+	// ResReplicating: replication back of plan Name, set up by a
+	// reprotect; cancel stops it and forgets it.
+	ResReplicating = "replicating"
+	// ResDiskPoint: a change of point rewrote the disk at Path, which
+	// held Point (of machine Name, disk Disk) before; cancel rewrites it
+	// back.
+	ResDiskPoint = "disk-point"
 )
 
 // Resource is something a job created on the recovery side.
 type Resource struct {
-	Kind string `json:"kind"`
-	Site string `json:"site,omitempty"`
-	Name string `json:"name,omitempty"` // machine, or profile/endpoint
-	Path string `json:"path,omitempty"` // disk
+	Kind  string `json:"kind"`
+	Site  string `json:"site,omitempty"`
+	Name  string `json:"name,omitempty"` // machine, or profile/endpoint
+	Path  string `json:"path,omitempty"` // disk
+	Disk  string `json:"disk,omitempty"`
+	Point string `json:"point,omitempty"`
 	// DNS: the endpoint's settings before the change.
 	Enabled  *bool `json:"enabled,omitempty"`
 	Priority *int  `json:"priority,omitempty"`

@@ -2,7 +2,9 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"github.com/haven-dr/haven/internal/store"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +19,10 @@ import (
 // replicator replicates a plan's recovered machines back into the vault
 // (reprotect) with the agent's own code.
 type replicator struct {
-	agent  *agent.Agent
+	agent *agent.Agent
+	// mu orders start and stop: a resumed failback stops replication
+	// back while the server's start may be resuming it.
+	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -75,6 +80,16 @@ func (o *Orchestrator) replicatorFor(plan string) *replicator {
 	return o.reps.m[plan]
 }
 
+// dropReplicator stops replication back of plan and forgets it.
+func (o *Orchestrator) dropReplicator(plan string) {
+	if rep := o.replicatorFor(plan); rep != nil {
+		rep.stop()
+		o.reps.mu.Lock()
+		delete(o.reps.m, plan)
+		o.reps.mu.Unlock()
+	}
+}
+
 // ensureReplicator builds the plan's agent if this process has none.
 func (r *run) ensureReplicator(plan *protection.Plan) (*replicator, error) {
 	o := r.o
@@ -96,6 +111,8 @@ func (r *run) ensureReplicator(plan *protection.Plan) (*replicator, error) {
 }
 
 func (rep *replicator) start() {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
 	if rep.cancel != nil {
 		return
 	}
@@ -108,6 +125,8 @@ func (rep *replicator) start() {
 }
 
 func (rep *replicator) stop() {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
 	if rep.cancel != nil {
 		rep.cancel()
 		<-rep.done
@@ -128,6 +147,9 @@ func groupsOf(cfg *protection.Config, plan *protection.Plan) []string {
 func (r *run) reprotectSteps(plan *protection.Plan) []step {
 	return []step{
 		{"first point back", func(ctx context.Context, r *run) error {
+			if err := r.intend(ctx, Resource{Kind: ResReplicating, Name: plan.Name}); err != nil {
+				return err
+			}
 			rep, err := r.ensureReplicator(plan)
 			if err != nil {
 				return err
@@ -151,6 +173,28 @@ func (r *run) reprotectSteps(plan *protection.Plan) []step {
 	}
 }
 
+// failbackStoppedReplication: an unfinished failback of plan took
+// replication back's final pass; it (or its cancel) decides when
+// replication back runs again, not the server's start.
+func (o *Orchestrator) failbackStoppedReplication(ctx context.Context, plan string) bool {
+	jobs, err := o.Store.Jobs(ctx, store.JobFilter{Plan: plan, Active: true})
+	if err != nil {
+		return false
+	}
+	for _, j := range jobs {
+		if j.Type != Failback {
+			continue
+		}
+		var out Outputs
+		if json.Unmarshal(j.Outputs, &out) == nil && slices.ContainsFunc(out.Resources, func(x Resource) bool {
+			return x.Kind == ResReplicationStopped
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
 // resumeReplication restarts replication back for reprotected plans after
 // a server restart.
 func (o *Orchestrator) resumeReplication(ctx context.Context) {
@@ -160,7 +204,7 @@ func (o *Orchestrator) resumeReplication(ctx context.Context) {
 	}
 	for _, p := range cfg.Plans {
 		st, err := o.Store.PlanState(ctx, p.Name)
-		if err != nil || st.Phase != PhaseReprotected {
+		if err != nil || st.Phase != PhaseReprotected || o.failbackStoppedReplication(ctx, p.Name) {
 			continue
 		}
 		fj, err := o.Store.Job(ctx, st.Failover)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/dns"
+	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/store"
 )
@@ -58,6 +59,10 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 			err = r.restartRecovery(ctx, x.Name)
 		case ResReplicationStopped:
 			err = r.restartReplication(ctx, x.Name)
+		case ResReplicating:
+			r.o.dropReplicator(x.Name)
+		case ResDiskPoint:
+			err = r.diskBack(ctx, x)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s%s: %w", x.Kind, x.Site, x.Name+x.Path, err))
@@ -72,16 +77,19 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 // stopped come back before anything else: production serves again before
 // DNS is pointed back at it and before the primaries stop.
 func undoOrder(res []Resource) []Resource {
-	var first, rest []Resource
+	var disks, first, rest []Resource
 	for _, x := range slices.Backward(res) {
-		if x.Kind == ResRecoveryStopped {
+		switch x.Kind {
+		case ResDiskPoint:
+			disks = append(disks, x) // the disks hold their old points before the machines start
+		case ResRecoveryStopped:
 			first = append(first, x)
-		} else {
+		default:
 			rest = append(rest, x)
 		}
 	}
 	// Newest first is start order: they were stopped web before database.
-	return append(first, rest...)
+	return append(append(disks, first...), rest...)
 }
 
 func (r *run) revertDNS(ctx context.Context, cfg *protection.Config, x Resource) error {
@@ -197,6 +205,9 @@ func (r *run) changePointSteps(plan *protection.Plan) []step {
 	s := []step{
 		{"stop recovery machines", func(ctx context.Context, r *run) error {
 			for _, m := range slices.Backward(all) {
+				if err := r.intend(ctx, Resource{Kind: ResRecoveryStopped, Site: SiteRecovery, Name: m}); err != nil {
+					return err
+				}
 				if err := r.o.Host.StopMachine(ctx, SiteRecovery, m); err != nil {
 					return err
 				}
@@ -215,7 +226,61 @@ func (r *run) changePointSteps(plan *protection.Plan) []step {
 	return s
 }
 
+// servingPoints are the points the failed-over machines run now: the
+// failover's, or those of the newest change of point that succeeded.
+func (r *run) servingPoints(ctx context.Context) (map[string]PointUse, error) {
+	_, fout, err := r.jobOutputs(ctx, r.out.From.Failover)
+	if err != nil {
+		return nil, err
+	}
+	pts := fout.Points
+	jobs, err := r.o.Store.Jobs(ctx, store.JobFilter{Plan: r.job.Plan})
+	if err != nil {
+		return nil, err
+	}
+	var newest *store.Job
+	for _, j := range jobs {
+		if j.Type == ChangePoint && j.State == store.Succeeded && j.ID != r.job.ID &&
+			j.ID > r.out.From.Failover && (newest == nil || j.ID > newest.ID) {
+			newest = j
+		}
+	}
+	if newest != nil {
+		_, cout, err := r.jobOutputs(ctx, newest.ID)
+		if err != nil {
+			return nil, err
+		}
+		pts = cout.Points
+	}
+	return pts, nil
+}
+
 // reuseDisks rewrites the failover's own disks in place to the new points.
 func (r *run) reuseDisks(ctx context.Context, machines []string) error {
+	prev, err := r.servingPoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range machines {
+		for _, d := range r.cfg.Machine(m).Disks {
+			res := Resource{Kind: ResDiskPoint, Name: m, Disk: d.Name, Path: r.diskPath(m, d.Name), Point: prev[m].ID}
+			if err := r.intend(ctx, res); err != nil {
+				return err
+			}
+		}
+	}
 	return r.prepareDisks(ctx, machines)
+}
+
+// diskBack rewrites a disk a change of point rewrote to the point it held,
+// its machine stopped first (the undo starts it again afterwards).
+func (r *run) diskBack(ctx context.Context, x Resource) error {
+	if x.Point == "" {
+		return fmt.Errorf("no previous point recorded for %s", x.Path)
+	}
+	if err := r.o.Host.StopMachine(ctx, SiteRecovery, x.Name); err != nil {
+		return err
+	}
+	_, err := r.o.Host.PrepareDisk(ctx, host.DiskRequest{Machine: x.Name, Disk: x.Disk, Point: x.Point, Target: x.Path})
+	return err
 }
