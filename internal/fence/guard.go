@@ -27,10 +27,15 @@ import (
 type Guard struct {
 	path string
 	mu   sync.Mutex
+	mem  int64 // the epoch of a guard without a file
 }
 
-// Open returns the guard kept in path (created on the first epoch).
+// Open returns the guard kept in path (created on the first epoch); with
+// path "" it is kept in memory only, for a receiver that keeps no state.
 func Open(path string) (*Guard, error) {
+	if path == "" {
+		return &Guard{}, nil
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("fence: %w", err)
 	}
@@ -58,6 +63,15 @@ func (g *Guard) Seen() (int64, error) {
 func (g *Guard) Admit(e int64, has bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !has {
+		// Only a raise needs the lock: the file is replaced whole, so a
+		// read sees an epoch some call was admitted with.
+		seen, err := g.read()
+		if err == nil && seen > 0 {
+			err = &StaleError{Seen: seen, Missing: true, File: g.path}
+		}
+		return err
+	}
 	unlock, err := g.lock()
 	if err != nil {
 		return err
@@ -67,12 +81,14 @@ func (g *Guard) Admit(e int64, has bool) error {
 	switch {
 	case err != nil:
 		return err
-	case !has && seen > 0:
-		return &StaleError{Seen: seen, Missing: true, File: g.path}
-	case !has || e == seen:
+	case e == seen:
 		return nil
 	case e < seen:
 		return &StaleError{Epoch: e, Seen: seen, File: g.path}
+	}
+	if g.path == "" {
+		g.mem = e
+		return nil
 	}
 	return writeAtomic(g.path, []byte(strconv.FormatInt(e, 10)+"\n"))
 }
@@ -118,6 +134,9 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 }
 
 func (g *Guard) read() (int64, error) {
+	if g.path == "" {
+		return g.mem, nil
+	}
 	b, err := os.ReadFile(g.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -133,6 +152,9 @@ func (g *Guard) read() (int64, error) {
 }
 
 func (g *Guard) lock() (unlock func(), err error) {
+	if g.path == "" {
+		return func() {}, nil
+	}
 	f, err := os.OpenFile(g.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("fence: %w", err)
