@@ -129,7 +129,9 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // "N < M" stays readable in a raw body
+		enc.Encode(map[string]string{"error": err.Error()})
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/agent"
+	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/protection"
 )
 
@@ -75,6 +76,7 @@ func (c *httpAgent) call(ctx context.Context, method, path string, limit time.Du
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	fence.SetHeader(req)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -85,7 +87,11 @@ func (c *httpAgent) call(ctx context.Context, method, path string, limit time.Du
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
-		return fmt.Errorf("agent %s: %s %s: %s: %s", c.name, method, path, resp.Status, strings.TrimSpace(string(b)))
+		err := fmt.Errorf("agent %s: %s %s: %s: %s", c.name, method, path, resp.Status, strings.TrimSpace(string(b)))
+		if resp.StatusCode == http.StatusConflict && strings.Contains(string(b), fence.ErrStale.Error()) {
+			err = fmt.Errorf("%w (%w)", err, fence.ErrStale)
+		}
+		return err
 	}
 	if out != nil {
 		return json.NewDecoder(resp.Body).Decode(out)
