@@ -147,7 +147,10 @@ type fenceRound struct {
 // the follower take over, finish the job and undo it, then delivers the
 // deposed leader's order: the receiver refuses it (409, stale epoch) and
 // the world stays as the new leader left it. One round per kind of order:
-// a DNS endpoint change, an agent's stop, snapshot and start.
+// a DNS endpoint change, an agent's stop, snapshot and start (failover
+// and its cancel), and a failback's restore. The host's orders run in
+// the leader's process, where no proxy can hold them: they are covered
+// by internal/host and internal/server tests.
 func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 	s := newDRSite(t)
 	p := newHAPair(t, s)
@@ -172,7 +175,18 @@ func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 	}
 	cancel := func(via int) { run(via, orchestrator.CancelFailover, orchestrator.Params{}) }
 	planned := func(via int) { run(via, orchestrator.PlannedFailover, orchestrator.Params{}) }
-	webServes := func() error { _, err := s.http(s.inet, "GET", "http://10.1.0.20/", ""); return err }
+	// The primary web machine serves (its start hook returns before its
+	// server listens: a stale stop would keep it from ever serving).
+	webServes := func() error {
+		var err error
+		for range 60 {
+			if _, err = s.http(s.inet, "GET", "http://10.1.0.20/", ""); err == nil {
+				return nil
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		return err
+	}
 	dbDown := func() error {
 		for range 3 {
 			dctx, stop := context.WithTimeout(ctx, time.Second)
@@ -197,6 +211,19 @@ func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 			submit: orchestrator.PlannedFailover, reverse: cancel, check: webServes},
 		{name: "agent start", proxy: agentProxy, method: http.MethodPost, path: "/v1/machines/db/start",
 			setup: planned, submit: orchestrator.CancelFailover, reverse: planned, check: dbDown, cleanup: cancel},
+		// Failback: the new leader restored and started the primary; the
+		// old leader's restore must not write over the running primary.
+		{name: "agent restore (failback)", proxy: agentProxy, method: http.MethodPost, path: "/v1/machines/db/restore",
+			setup: func(via int) {
+				planned(via)
+				run(via, orchestrator.Commit, orchestrator.Params{})
+				run(via, orchestrator.Reprotect, orchestrator.Params{})
+			}, submit: orchestrator.Failback, check: func() error {
+				if err := webServes(); err != nil {
+					return err
+				}
+				return s.expectDNS("10.1.0.20")
+			}},
 	}
 	for _, r := range rounds {
 		p.frozenAt(t, r)
@@ -239,7 +266,9 @@ func (p *haPair) frozenAt(t *testing.T, r fenceRound) {
 	if err != nil || end.State != store.Succeeded {
 		t.Fatalf("%s: job under the new leader: %+v %v\n%s", r.name, end, err, s.log(p.name(fol)))
 	}
-	r.reverse(fol)
+	if r.reverse != nil {
+		r.reverse(fol)
+	}
 
 	close(h.release) // the deposed leader's order reaches the receiver now
 	var res heldResult

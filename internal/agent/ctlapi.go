@@ -96,7 +96,11 @@ func localOr(token, disabled string, fn http.HandlerFunc) http.HandlerFunc {
 // unauthenticated caller must not raise the epoch), so a deposed HA
 // leader's late order is refused with 409.
 func (a *Agent) controlRoutes(mux *http.ServeMux, token, disabled string) {
-	g, err := fence.Open(filepath.Join(a.cfg.StateDir, "leader-epoch"))
+	err := os.MkdirAll(a.cfg.StateDir, 0o700)
+	var g *fence.Guard
+	if err == nil {
+		g, err = fence.Open(filepath.Join(a.cfg.StateDir, "leader-epoch"))
+	}
 	if err != nil && disabled == "" {
 		disabled = "the control API is disabled: " + err.Error()
 	}

@@ -30,14 +30,12 @@ type Guard struct {
 	mem  int64 // the epoch of a guard without a file
 }
 
-// Open returns the guard kept in path (created on the first epoch); with
-// path "" it is kept in memory only, for a receiver that keeps no state.
+// Open returns the guard kept in path (created on the first epoch, in a
+// directory that must exist then); with path "" it is kept in memory
+// only, for a receiver that keeps no state.
 func Open(path string) (*Guard, error) {
 	if path == "" {
 		return &Guard{}, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("fence: %w", err)
 	}
 	g := &Guard{path: path}
 	if _, err := g.read(); err != nil {

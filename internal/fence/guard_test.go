@@ -35,7 +35,7 @@ func seen(t *testing.T, g *Guard) int64 {
 // restart (a new Guard on the file), an older one is refused with the
 // message operators see, the same one passes again.
 func TestGuardRefusesStale(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "leader-epoch")
+	path := filepath.Join(t.TempDir(), "leader-epoch")
 	g := openGuard(t, path)
 	for _, e := range []int64{1, 3, 3} {
 		if err := g.Admit(e, true); err != nil {
