@@ -155,9 +155,11 @@ func (s *Postgres) Claim(ctx context.Context, ha bool) (release func(), err erro
 		return nil, err
 	}
 	conn := c.Hijack() // out of the pool: the lock lives as long as this session
-	q, mode := `SELECT pg_try_advisory_lock($1)`, "without ha:"
+	q, why := `SELECT pg_try_advisory_lock($1)`, "this server runs without ha:, so it must be alone on the database "+
+		"(else two would run the same jobs): stop the other server, or give every server ha: {lease: ...}"
 	if ha {
-		q, mode = `SELECT pg_try_advisory_lock_shared($1)`, "with ha:"
+		q, why = `SELECT pg_try_advisory_lock_shared($1)`, "that one runs without ha: and must be alone on the database: "+
+			"stop it, or give it ha: {lease: ...} too"
 	}
 	var ok bool
 	if err := conn.QueryRow(ctx, q, int64(pgServerLock)).Scan(&ok); err != nil || !ok {
@@ -165,8 +167,7 @@ func (s *Postgres) Claim(ctx context.Context, ha bool) (release func(), err erro
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: this server runs %s, and servers sharing one database must all run with ha: "+
-			"(else two would run the same jobs); stop the other server or give every server ha: {lease: ...}", ErrInUse, mode)
+		return nil, fmt.Errorf("%w: %s", ErrInUse, why)
 	}
 	return func() { conn.Close(context.Background()) }, nil
 }
