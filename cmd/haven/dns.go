@@ -109,7 +109,7 @@ func (f *apiFlags) client(cmd *cobra.Command) (*havendns.Client, error) {
 	if o.TokenFile == "" {
 		return nil, usageError("the API needs its token: give --config or --token-file")
 	}
-	o.Timeout = f.timeout
+	o.Timeout, o.Operator = f.timeout, true
 	return havendns.NewClient(base, o)
 }
 

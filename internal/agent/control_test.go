@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -34,6 +35,7 @@ type ctlFixture struct {
 	starts     string
 	url        string
 	controlled bool
+	epoch      string // the leader epoch header do sends ("": none)
 }
 
 func newCtlFixture(t *testing.T, provider, dir string, withToken bool) *ctlFixture {
@@ -101,6 +103,9 @@ func (f *ctlFixture) do(method, path, token string, in, out any) (int, string, e
 	req, _ := http.NewRequest(method, f.url+path, body)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if f.epoch != "" {
+		req.Header.Set(fence.Header, f.epoch)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/haven-dr/haven/internal/fence"
 )
 
 // validateControl checks the control and heartbeat settings. Without a
@@ -90,18 +92,35 @@ func localOr(token, disabled string, fn http.HandlerFunc) http.HandlerFunc {
 }
 
 // controlRoutes adds the control API (docs/agent.md, "Control API").
+// Every order passes the leader-epoch guard after the token check (an
+// unauthenticated caller must not raise the epoch), so a deposed HA
+// leader's late order is refused with 409.
 func (a *Agent) controlRoutes(mux *http.ServeMux, token, disabled string) {
-	mux.HandleFunc("POST /v1/machines/{name}/stop", auth(token, disabled, func(w http.ResponseWriter, r *http.Request) {
+	err := os.MkdirAll(a.cfg.StateDir, 0o700)
+	var g *fence.Guard
+	if err == nil {
+		g, err = fence.Open(filepath.Join(a.cfg.StateDir, "leader-epoch"))
+	}
+	if err != nil && disabled == "" {
+		disabled = "the control API is disabled: " + err.Error()
+	}
+	order := func(fn http.HandlerFunc) http.HandlerFunc {
+		if g == nil {
+			return auth(token, disabled, fn)
+		}
+		return auth(token, disabled, g.Wrap(fn).ServeHTTP)
+	}
+	mux.HandleFunc("POST /v1/machines/{name}/stop", order(func(w http.ResponseWriter, r *http.Request) {
 		writeCtl(w, nil, a.StopMachine(r.Context(), r.PathValue("name")))
 	}))
-	mux.HandleFunc("POST /v1/machines/{name}/start", auth(token, disabled, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/machines/{name}/start", order(func(w http.ResponseWriter, r *http.Request) {
 		writeCtl(w, nil, a.StartMachine(r.Context(), r.PathValue("name")))
 	}))
-	mux.HandleFunc("POST /v1/machines/{name}/snapshot", auth(token, disabled, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/machines/{name}/snapshot", order(func(w http.ResponseWriter, r *http.Request) {
 		pts, err := a.SnapshotMachine(r.Context(), r.PathValue("name"))
 		writeCtl(w, &SnapshotResult{Points: pts}, err)
 	}))
-	mux.HandleFunc("POST /v1/machines/{name}/restore", auth(token, disabled, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/machines/{name}/restore", order(func(w http.ResponseWriter, r *http.Request) {
 		var req RestoreRequest
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 		dec.DisallowUnknownFields()

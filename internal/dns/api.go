@@ -31,8 +31,10 @@ func (s *Server) Handler() http.Handler {
 	v1.HandleFunc("GET /v1/profiles/{profile}", s.getProfile)
 	v1.HandleFunc("GET /v1/profiles/{profile}/answer", s.getAnswer)
 	v1.HandleFunc("GET /v1/profiles/{profile}/endpoints/{endpoint}", s.getEndpoint)
-	v1.HandleFunc("PATCH /v1/profiles/{profile}/endpoints/{endpoint}", s.patchEndpoint)
-	v1.HandleFunc("DELETE /v1/profiles/{profile}/endpoints/{endpoint}/override", s.deleteOverride)
+	// Endpoint changes are what a haven server's leader orders: a deposed
+	// one's late order is refused (409) after the token check.
+	v1.Handle("PATCH /v1/profiles/{profile}/endpoints/{endpoint}", s.epoch.Wrap(http.HandlerFunc(s.patchEndpoint)))
+	v1.Handle("DELETE /v1/profiles/{profile}/endpoints/{endpoint}/override", s.epoch.Wrap(http.HandlerFunc(s.deleteOverride)))
 	v1.HandleFunc("POST /v1/reload", s.postReload)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", s.requireToken(v1))

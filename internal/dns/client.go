@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/haven-dr/haven/internal/fence"
 )
 
 // Client is the typed client of the traffic manager's API, for the
@@ -25,6 +27,7 @@ type Client struct {
 	token     string
 	tokenFile string
 	timeout   time.Duration
+	operator  bool
 }
 
 // ClientOptions configure a Client; the server refuses calls without the
@@ -35,6 +38,10 @@ type ClientOptions struct {
 	CAFile     string        // PEM roots for an https API; default: the system's
 	Timeout    time.Duration // per call; default DefaultClientTimeout
 	HTTPClient *http.Client  // replaces the transport (CAFile is then ignored)
+	// Operator marks changes as an operator's own (the CLI), which the
+	// server takes whatever HA leader epoch it has seen; without it a
+	// change carries the epoch of its context (package fence).
+	Operator bool
 }
 
 // DefaultClientTimeout bounds a call whose context has no earlier deadline.
@@ -47,7 +54,7 @@ func NewClient(base string, o ClientOptions) (*Client, error) {
 		base = "http://" + base
 	}
 	c := &Client{base: strings.TrimSuffix(base, "/"), hc: o.HTTPClient, token: o.Token,
-		timeout: orDefault(o.Timeout, DefaultClientTimeout)}
+		timeout: orDefault(o.Timeout, DefaultClientTimeout), operator: o.Operator}
 	if c.token == "" && o.TokenFile != "" {
 		if _, err := ReadTokenFile(o.TokenFile); err != nil {
 			return nil, err // a wrong path fails here, not at the first call
@@ -217,6 +224,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if c.operator {
+		req.Header.Set(fence.Header, fence.Operator)
+	} else {
+		fence.SetHeader(req)
+	}
 	tok := c.token
 	if c.tokenFile != "" {
 		if tok, err = ReadTokenFile(c.tokenFile); err != nil {
@@ -250,6 +262,8 @@ func decodeErr(resp *http.Response) error {
 		return fmt.Errorf("%s: %w", e.Error, ErrBadRequest)
 	case http.StatusUnauthorized:
 		return fmt.Errorf("dns api: %s: %w", e.Error, ErrUnauthorized)
+	case http.StatusConflict:
+		return fmt.Errorf("dns api: %s (%w)", e.Error, fence.ErrStale)
 	}
 	return fmt.Errorf("dns api: %s: %s", resp.Status, e.Error)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/haven-dr/haven/internal/dns/health"
+	"github.com/haven-dr/haven/internal/fence"
 )
 
 // Options configure a Server beyond its config file.
@@ -37,6 +38,9 @@ type Server struct {
 	ovr       atomic.Pointer[overrides]
 	statePath string
 	auth      atomic.Pointer[apiAuth]
+	// epoch refuses endpoint changes from a deposed HA leader of haven
+	// server (kept beside the state file).
+	epoch *fence.Guard
 
 	lis    *listeners
 	dns    []*dns.Server
@@ -60,6 +64,13 @@ func New(cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.ovr.Store(&ov)
+	guardPath := ""
+	if s.statePath != "" {
+		guardPath = s.statePath + ".leader-epoch"
+	}
+	if s.epoch, err = fence.Open(guardPath); err != nil {
+		return nil, err
+	}
 	s.metrics = newMetrics(s)
 	s.pool = health.NewPool(health.Hooks{Result: s.probeResult, Change: s.stateChange})
 	if err := s.Reload(cfg); err != nil {

@@ -28,6 +28,9 @@ func (h *Local) standbyPath(machineName, disk string) string {
 }
 
 func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, error) {
+	if err := h.epoch.Check(ctx); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	var rec diskRecord
 	if readJSON(doneFile(req.Target), &rec) == nil && rec.Point == req.Point && rec.Disk == req.Disk && rec.Machine == req.Machine {
@@ -72,6 +75,9 @@ func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, 
 }
 
 func (h *Local) RemoveDisk(ctx context.Context, path string) error {
+	if err := h.epoch.Check(ctx); err != nil {
+		return err
+	}
 	// What a server killed mid-restore or mid-clone left beside the disk
 	// goes too, or a crash would leak disk space.
 	vault.RemoveRestoreLeftovers(path)
@@ -84,6 +90,9 @@ func (h *Local) RemoveDisk(ctx context.Context, path string) error {
 }
 
 func (h *Local) UpdateStandby(ctx context.Context, machineName, disk, point string) (*DiskResult, error) {
+	if err := h.epoch.Check(ctx); err != nil {
+		return nil, err
+	}
 	target := h.standbyPath(machineName, disk)
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		return nil, err

@@ -8,6 +8,11 @@
 // Every method is idempotent (a reconcile step): called again after a
 // crash, a retry or a success, it looks at what exists and does only what
 // is missing. Removing what is already gone succeeds.
+//
+// Every method that changes the site (all but SiteNS, Running and
+// WaitHealthy) is an order of the HA leader: it carries the leader's
+// epoch in its context (package fence), and a host that has obeyed a
+// newer leader refuses it with an error that is fence.ErrStale.
 package host
 
 import (

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/qemudrv"
 	"github.com/haven-dr/haven/internal/vault"
@@ -28,6 +29,11 @@ type Local struct {
 	// Exec, when set, is the haven binary: ns machines then run detached
 	// in `haven machine run` processes and outlive the server.
 	Exec string
+
+	// epoch is the highest HA leader epoch that gave this host an
+	// order: the servers of one machine share the host's directory, so a
+	// deposed leader's late order is refused here (package fence).
+	epoch *fence.Guard
 
 	mu        sync.Mutex
 	instances map[string]machine.Instance // site/name
@@ -50,7 +56,11 @@ func NewLocal(dir string, v *vault.Vault, ops vnet.Ops) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Local{dir: dir, id: id, ops: ops, vault: v, instances: map[string]machine.Instance{}}
+	g, err := fence.Open(filepath.Join(dir, "leader-epoch"))
+	if err != nil {
+		return nil, err
+	}
+	h := &Local{dir: dir, id: id, ops: ops, vault: v, epoch: g, instances: map[string]machine.Instance{}}
 	h.adopt()
 	return h, nil
 }

@@ -40,6 +40,9 @@ func NewDriver(kind string, nets machine.Networks, dir string, boot *qemudrv.Boo
 func key(site, name string) string { return site + "/" + name }
 
 func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machine.Spec) error {
+	if err := h.epoch.Check(ctx); err != nil {
+		return err
+	}
 	if h.Exec != "" {
 		if err := spec.Validate(); err != nil {
 			return err
@@ -129,6 +132,15 @@ func clearLeftoverQEMU(dir, name string) error {
 }
 
 func (h *Local) StopMachine(ctx context.Context, site, name string) error {
+	if err := h.epoch.Check(ctx); err != nil {
+		return err
+	}
+	return h.stopMachine(ctx, site, name)
+}
+
+// stopMachine is StopMachine past the epoch check, for what this process
+// stops of its own (its site's removal, its shutdown).
+func (h *Local) stopMachine(ctx context.Context, site, name string) error {
 	if h.Exec != "" {
 		if err := h.stopDetached(ctx, site, name); err != nil {
 			return err
@@ -164,7 +176,7 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 		names = append(names, h.detachedNames(site)...)
 	}
 	for _, n := range names {
-		h.StopMachine(ctx, site, n)
+		h.stopMachine(ctx, site, n)
 	}
 	for _, kind := range []string{"ns", "qemu"} {
 		ents, _ := os.ReadDir(filepath.Join(h.dir, "machines", site, kind))
@@ -223,6 +235,6 @@ func (h *Local) Close(ctx context.Context) {
 	h.mu.Unlock()
 	for _, k := range keys {
 		s, n, _ := cut(k)
-		h.StopMachine(ctx, s, n)
+		h.stopMachine(ctx, s, n)
 	}
 }

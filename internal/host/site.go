@@ -44,6 +44,9 @@ func nsExists(name string) bool {
 var ErrSiteBusy = errors.New("site in use")
 
 func (h *Local) EnsureSite(ctx context.Context, site string, nets []vnet.Network, edge string) error {
+	if err := h.epoch.Check(ctx); err != nil {
+		return err
+	}
 	if !siteRE.MatchString(site) {
 		return fmt.Errorf("host: site %q: 1-8 of a-z0-9", site)
 	}
@@ -209,6 +212,9 @@ func transit(ns string) (edge, site netip.Prefix) {
 }
 
 func (h *Local) RemoveSite(ctx context.Context, site string) error {
+	if err := h.epoch.Check(ctx); err != nil {
+		return err
+	}
 	h.stopSiteMachines(ctx, site)
 	ns := h.SiteNS(site)
 	if nsExists(ns) {

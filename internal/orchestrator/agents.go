@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/agent"
+	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/protection"
 )
 
@@ -90,6 +91,7 @@ func (c *httpAgent) call(ctx context.Context, method, path string, limit time.Du
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	fence.SetHeader(req)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -103,7 +105,11 @@ func (c *httpAgent) call(ctx context.Context, method, path string, limit time.Du
 		if out != nil {
 			json.Unmarshal(b, out) // an error answer may carry a partial result
 		}
-		return fmt.Errorf("agent %s: %s %s: %s: %s", c.name, method, path, resp.Status, strings.TrimSpace(string(b)))
+		err := fmt.Errorf("agent %s: %s %s: %s: %s", c.name, method, path, resp.Status, strings.TrimSpace(string(b)))
+		if resp.StatusCode == http.StatusConflict && strings.Contains(string(b), fence.ErrStale.Error()) {
+			err = fmt.Errorf("%w (%w)", err, fence.ErrStale)
+		}
+		return err
 	}
 	if out != nil {
 		return json.NewDecoder(resp.Body).Decode(out)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/blob/fileblob"
+	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/vault"
@@ -112,6 +114,18 @@ machines:
 	bad, _ := orchestrator.HTTPAgents(protection.Agent{Name: "site-a", URL: srv.URL, TokenFile: tokFile + ".bad"})
 	if err := bad.Stop(ctx, "web"); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("wrong token: %v", err)
+	}
+
+	// The leader's epoch travels with the order: after epoch 5 stopped
+	// the machine, a deposed leader's start (epoch 4) is refused.
+	if err := c.Stop(fence.WithEpoch(ctx, 5), "web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(fence.WithEpoch(ctx, 4), "web"); !errors.Is(err, fence.ErrStale) || !strings.Contains(err.Error(), "stale leader epoch 4 < 5") {
+		t.Fatalf("start at a stale epoch: %v", err)
+	}
+	if b, _ := os.ReadFile(marks); string(b) != "stop web\nstart web\nstop web\n" {
+		t.Fatalf("hooks ran: %q", b)
 	}
 	srv.Close()
 	if _, err := c.Status(ctx); err == nil || !strings.Contains(err.Error(), "unreachable") {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,6 +151,7 @@ type running struct {
 	*server.Server
 	base  string
 	token string
+	stop  func() // ends it before the test does (idempotent)
 }
 
 // start runs a server of e until the test ends.
@@ -177,7 +179,7 @@ func (e *env) startWith(t *testing.T, o server.Options) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, ln) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
@@ -186,6 +188,7 @@ func (e *env) startWith(t *testing.T, o server.Options) *running {
 			t.Errorf("Close: %v", err)
 		}
 	})
+	t.Cleanup(stop)
 	// The operator may have deleted the file: the server needs only
 	// the token's hash (tokens_test.go).
 	tok, err := server.ReadToken(e.cfg.TokenFile)
@@ -196,7 +199,7 @@ func (e *env) startWith(t *testing.T, o server.Options) *running {
 	if e.cfg.TLS.Mode != "off" {
 		scheme = "https://"
 	}
-	return &running{Server: s, base: scheme + ln.Addr().String(), token: tok}
+	return &running{Server: s, base: scheme + ln.Addr().String(), token: tok, stop: stop}
 }
 
 // answer is an HTTP answer, read whole.

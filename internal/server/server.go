@@ -42,6 +42,8 @@ type Server struct {
 	lease *lease
 	// cert is what the API is served with; nil serves plain HTTP.
 	cert *tls.Certificate
+	// unclaim lets another server use the PostgreSQL state (store.Claim).
+	unclaim func()
 }
 
 // Options are the parts a caller (a test) may replace.
@@ -119,20 +121,29 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		v.Close()
 		return nil, err
 	}
-	cat := newCatalogWriter(st, v, o.Logger, cfg.CatalogRetry)
-	cat.seqFile = filepath.Join(cfg.StateDir, catalogSeqFile)
-	orch := orchestrator.New(orchestrator.Options{Store: st, Host: h, Vault: v, Agents: o.Agents,
-		Traffic: orchestrator.DNSTraffic, DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
-		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
 	al, err := newAlerts(cfg, o.Logger, o.AlertRetry)
 	if err != nil {
 		st.Close()
 		v.Close()
 		return nil, err
 	}
+	unclaim := func() {}
+	if pg, ok := st.(*store.Postgres); ok {
+		if unclaim, err = pg.Claim(ctx, ls != nil); err != nil {
+			st.Close()
+			v.Close()
+			return nil, err
+		}
+	}
+	cat := newCatalogWriter(st, v, o.Logger, cfg.CatalogRetry)
+	cat.seqFile = filepath.Join(cfg.StateDir, catalogSeqFile)
+	orch := orchestrator.New(orchestrator.Options{Store: st, Host: fencedHost{h, ls.enter}, Vault: v,
+		Agents: fencedAgents(o.Agents, ls.enter), Traffic: fencedTraffic(orchestrator.DNSTraffic, ls.enter),
+		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
+		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
 	orch.Registry().MustRegister(al.collectors()...)
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
-		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert}
+		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim}
 	toks.rotated = srv.tokenRotated
 	return srv, nil
 }
@@ -221,6 +232,7 @@ func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s.host.Close(ctx)
+	s.unclaim()
 	return errors.Join(s.store.Close(), s.vault.Close())
 }
 

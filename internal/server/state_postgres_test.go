@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/testenv"
 )
 
@@ -28,7 +30,8 @@ func TestStateOnPostgres(t *testing.T) {
 	if err := e.cfg.Defaults(); err != nil {
 		t.Fatal(err)
 	}
-	v := e.start(t).mustApply(t, e.doc())
+	first := e.start(t)
+	v := first.mustApply(t, e.doc())
 
 	conn, err := pgx.Connect(t.Context(), pg.URL("hvstate"))
 	if err != nil {
@@ -43,9 +46,17 @@ func TestStateOnPostgres(t *testing.T) {
 		t.Errorf("state.db in state_dir: %v, want none", err)
 	}
 
-	// A server with an empty state_dir of its own finds the config.
+	// A server with an empty state_dir of its own finds the config, once
+	// the first is gone: two without ha: would run the same jobs.
 	e2 := newEnv(t, nil)
 	e2.cfg.State = e.cfg.State
+	if s, err := server.New(t.Context(), e2.cfg, server.Options{}); !errors.Is(err, store.ErrInUse) || !strings.Contains(err.Error(), "ha:") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("a second server without ha: while the first runs: %v, want refused", err)
+	}
+	first.stop()
 	a := e2.start(t).admin(t, "GET", "/v1/config", nil)
 	if a.status != http.StatusOK || !strings.Contains(string(a.body), "shop") {
 		t.Errorf("config from a second server: %d %s, want version %d", a.status, a.body, v)
@@ -61,4 +72,55 @@ func TestStateNotPostgresRefused(t *testing.T) {
 	if strings.Contains(err.Error(), "hvsecret") {
 		t.Errorf("error %q shows the password", err)
 	}
+}
+
+// TestHAAndSingleServerExclude: on one PostgreSQL database, HA servers
+// share it with each other, but a server without ha: is refused while
+// one with ha: runs, and the other way round; each may start once the
+// other kind is gone.
+func TestHAAndSingleServerExclude(t *testing.T) {
+	pg := testenv.StartPostgres(t, "fsync=off")
+	if _, err := pg.Query(t.Context(), "CREATE DATABASE hvclaim"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := func(ha bool) *server.Config {
+		e := newEnv(t, nil)
+		e.cfg.State = pg.URL("hvclaim")
+		if ha {
+			e.cfg.HA.Lease = 10 * time.Second
+		}
+		if err := e.cfg.Defaults(); err != nil {
+			t.Fatal(err)
+		}
+		return e.cfg
+	}
+	open := func(ha bool) (*server.Server, error) { return server.New(t.Context(), cfg(ha), server.Options{}) }
+	mustOpen := func(ha bool) *server.Server {
+		t.Helper()
+		s, err := open(ha)
+		if err != nil {
+			t.Fatalf("server (ha %v): %v", ha, err)
+		}
+		return s
+	}
+	refused := func(ha bool, why string) {
+		t.Helper()
+		s, err := open(ha)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("%s: %v, want refused", why, err)
+		}
+	}
+	a, b := mustOpen(true), mustOpen(true) // HA servers share the database
+	refused(false, "a server without ha: beside two with it")
+	a.Close()
+	refused(false, "a server without ha: beside one with it")
+	b.Close()
+	single := mustOpen(false)
+	refused(true, "a server with ha: beside one without")
+	refused(false, "a second server without ha:")
+	single.Close()
+	mustOpen(true).Close()
 }

@@ -134,3 +134,54 @@ func (s *Postgres) Release(ctx context.Context, holder string, epoch int64) erro
 	_, err := s.pool.Exec(ctx, `UPDATE leader SET expires = now() WHERE id = 1 AND holder = $1 AND epoch = $2`, holder, epoch)
 	return err
 }
+
+// CheckEpoch is the leader's fence before a side effect outside the
+// database (an agent, the DNS API, the host): ErrNotLeader unless epoch
+// is still the leader's and unexpired on PostgreSQL's clock.
+func (s *Postgres) CheckEpoch(ctx context.Context, epoch int64) error {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM leader WHERE id = 1 AND epoch = $1 AND expires > now())`, epoch).Scan(&ok)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotLeader
+	}
+	return nil
+}
+
+// pgServerLock is the advisory lock key of the servers using a database:
+// taken shared by each HA server, exclusive by a server without HA.
+const pgServerLock = 0x6861_7665_6e01 // "haven\1"
+
+// ErrInUse: another server uses the database, and one of the two runs
+// without HA, so both would run the same jobs.
+var ErrInUse = errors.New("store: another haven server uses this PostgreSQL database")
+
+// Claim holds the database for this server until release (or until the
+// process ends: the lock is the session's, PostgreSQL drops it with the
+// connection). A server without HA holds it alone; HA servers share it
+// with each other, and only the lease leader runs jobs. Either is
+// refused with ErrInUse while the other kind holds it.
+func (s *Postgres) Claim(ctx context.Context, ha bool) (release func(), err error) {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn := c.Hijack() // out of the pool: the lock lives as long as this session
+	q, why := `SELECT pg_try_advisory_lock($1)`, "this server runs without ha:, so it must be alone on the database "+
+		"(else two would run the same jobs): stop the other server, or give every server ha: {lease: ...}"
+	if ha {
+		q, why = `SELECT pg_try_advisory_lock_shared($1)`, "that one runs without ha: and must be alone on the database: "+
+			"stop it, or give it ha: {lease: ...} too"
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, q, int64(pgServerLock)).Scan(&ok); err != nil || !ok {
+		conn.Close(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s", ErrInUse, why)
+	}
+	return func() { conn.Close(context.Background()) }, nil
+}

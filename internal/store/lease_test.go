@@ -38,6 +38,9 @@ func TestLeaseFencesDeposedLeader(t *testing.T) {
 	if err := a.Renew(ctx, "a", ea, ttl); err != nil {
 		t.Fatalf("renew a live lease: %v", err)
 	}
+	if err := a.CheckEpoch(ctx, ea); err != nil {
+		t.Fatalf("the leader's check before a side effect: %v", err)
+	}
 
 	// a stalls past its lease (PostgreSQL's clock decides), b takes over.
 	p.exec(t, db, `UPDATE leader SET expires = now() - interval '1 second'`)
@@ -68,6 +71,12 @@ func TestLeaseFencesDeposedLeader(t *testing.T) {
 	}
 	if _, err := b.Job(ctx, "j9"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("job of the deposed leader's InTx: err = %v, want ErrNotFound", err)
+	}
+	if err := a.CheckEpoch(ctx, ea); !errors.Is(err, store.ErrNotLeader) {
+		t.Fatalf("deposed leader's check before a side effect: %v, want ErrNotLeader", err)
+	}
+	if err := b.CheckEpoch(ctx, eb); err != nil {
+		t.Fatalf("new leader's check: %v", err)
 	}
 	if err := a.Renew(ctx, "a", ea, ttl); !errors.Is(err, store.ErrNotLeader) {
 		t.Fatalf("deposed leader's Renew: %v, want ErrNotLeader", err)

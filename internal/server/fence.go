@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/haven-dr/haven/internal/agent"
+	"github.com/haven-dr/haven/internal/dns"
+	"github.com/haven-dr/haven/internal/fence"
+	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/orchestrator"
+	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vnet"
+)
+
+// The orchestrator's host, agents and traffic manager are wrapped so that
+// every order they pass on is fenced, whatever step gives it: right
+// before it leaves, the leader checks on PostgreSQL that its epoch is
+// still the lease's, and the order carries that epoch, which the
+// receiver checks against the newest it has obeyed (package fence). The
+// first check stops a leader that slept through its lease before it acts;
+// the second stops one frozen between the check and the order.
+
+// enterFn returns the context an order leaves with, or why it may not.
+type enterFn func(ctx context.Context) (context.Context, error)
+
+// enter fences one order of this server: without HA (l nil) there is no
+// epoch to check or carry. The epoch is the one this process won; it is
+// 0 once the lease is lost, and a process never leads twice (ha.go).
+func (l *lease) enter(ctx context.Context) (context.Context, error) {
+	if l == nil {
+		return ctx, nil
+	}
+	e := l.epoch.Load()
+	if e == 0 {
+		return nil, store.ErrNotLeader
+	}
+	if err := l.pg.CheckEpoch(ctx, e); err != nil {
+		return nil, fmt.Errorf("before an order to the recovery site, agents or DNS (epoch %d): %w", e, err)
+	}
+	return fence.WithEpoch(ctx, e), nil
+}
+
+// fencedHost fences the orders of a Host; its reads pass as they are.
+type fencedHost struct {
+	host.Host
+	enter enterFn
+}
+
+func (h fencedHost) EnsureSite(ctx context.Context, site string, nets []vnet.Network, edge string) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return h.Host.EnsureSite(ctx, site, nets, edge)
+}
+
+func (h fencedHost) RemoveSite(ctx context.Context, site string) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return h.Host.RemoveSite(ctx, site)
+}
+
+func (h fencedHost) PrepareDisk(ctx context.Context, req host.DiskRequest) (*host.DiskResult, error) {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.Host.PrepareDisk(ctx, req)
+}
+
+func (h fencedHost) RemoveDisk(ctx context.Context, path string) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return h.Host.RemoveDisk(ctx, path)
+}
+
+func (h fencedHost) UpdateStandby(ctx context.Context, m, disk, point string) (*host.DiskResult, error) {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.Host.UpdateStandby(ctx, m, disk, point)
+}
+
+func (h fencedHost) StartMachine(ctx context.Context, site, driver string, spec machine.Spec) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return h.Host.StartMachine(ctx, site, driver, spec)
+}
+
+func (h fencedHost) StopMachine(ctx context.Context, site, name string) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return h.Host.StopMachine(ctx, site, name)
+}
+
+// StandbyPoint passes through: the orchestrator looks for it by type.
+func (h fencedHost) StandbyPoint(m, disk string) string {
+	if sh, ok := h.Host.(orchestrator.StandbyHost); ok {
+		return sh.StandbyPoint(m, disk)
+	}
+	return ""
+}
+
+// fencedAgents fences the orders given to every agent dial dials.
+func fencedAgents(dial orchestrator.AgentDialer, enter enterFn) orchestrator.AgentDialer {
+	return func(a protection.Agent) (orchestrator.AgentClient, error) {
+		c, err := dial(a)
+		if err != nil {
+			return nil, err
+		}
+		return fencedAgent{c, enter}, nil
+	}
+}
+
+type fencedAgent struct {
+	orchestrator.AgentClient
+	enter enterFn
+}
+
+func (c fencedAgent) Stop(ctx context.Context, m string) error {
+	ctx, err := c.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return c.AgentClient.Stop(ctx, m)
+}
+
+func (c fencedAgent) Start(ctx context.Context, m string) error {
+	ctx, err := c.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return c.AgentClient.Start(ctx, m)
+}
+
+func (c fencedAgent) Snapshot(ctx context.Context, m string) (string, error) {
+	ctx, err := c.enter(ctx)
+	if err != nil {
+		return "", err
+	}
+	return c.AgentClient.Snapshot(ctx, m)
+}
+
+func (c fencedAgent) Restore(ctx context.Context, m string, req agent.RestoreRequest) (*agent.RestoreResult, error) {
+	ctx, err := c.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.AgentClient.Restore(ctx, m, req)
+}
+
+// fencedTraffic fences the endpoint changes of the traffic manager.
+func fencedTraffic(dial orchestrator.TrafficDialer, enter enterFn) orchestrator.TrafficDialer {
+	return func(t *protection.Traffic) (orchestrator.Traffic, error) {
+		tr, err := dial(t)
+		if err != nil {
+			return nil, err
+		}
+		return fencedTrafficClient{tr, enter}, nil
+	}
+}
+
+type fencedTrafficClient struct {
+	orchestrator.Traffic
+	enter enterFn
+}
+
+func (t fencedTrafficClient) UpdateEndpoint(ctx context.Context, profile, ep string, p dns.EndpointPatch) error {
+	ctx, err := t.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return t.Traffic.UpdateEndpoint(ctx, profile, ep, p)
+}
