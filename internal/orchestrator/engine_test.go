@@ -19,8 +19,8 @@ import (
 // the issue item that fixes them. With HAVEN_KNOWN_BROKEN=skip they are
 // skipped; without it they run (and fail). Empty it as the fixes land.
 var knownBroken = map[string]string{
-	"crash failback": "data race (and double start): Start's resumeReplication restarts the replicator of a " +
-		"reprotected plan while the resumed failback's finalPointsBack stops it (reprotect.go start/stop); engine reshape",
+	"crash failback": "intermittent data race under -race: Start launches the resumed failback, whose finalPointsBack " +
+		"stops the plan's replicator, while Start's resumeReplication starts that same replicator (reprotect.go start/stop); engine reshape",
 	"cancel test-cleanup after step 1":                                     "issue 16 item 4: a cleanup that removed the test copy cannot be undone; refuse the cancel or say so",
 	"cancel cancel-failover after step 1":                                  "issue 16 item 4: a cancel-failover that undid the failover cannot be undone; refuse the cancel or say so",
 	"cancel reprotect after step 1":                                        "issue 16 item 4: replication back is no recorded resource: a canceled reprotect leaves it running",
