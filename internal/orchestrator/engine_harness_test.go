@@ -77,6 +77,10 @@ func twoPlansConfig() string {
 	return fmt.Sprintf(twoPlans, ms, ps)
 }
 
+func parseTwoPlans() (*protection.Config, error) {
+	return protection.Parse([]byte(twoPlansConfig()))
+}
+
 var errCrashed = errors.New("server crashed (test)")
 
 // hookStore is the real store seen through hooks: afterSave runs after
@@ -207,7 +211,7 @@ func buildGolden() error {
 	}
 	defer env.Close()
 	doc := twoPlansConfig()
-	cfg, err := protection.Parse([]byte(doc))
+	cfg, err := parseTwoPlans()
 	if err != nil {
 		return err
 	}
@@ -233,7 +237,7 @@ func newWorld(t testing.TB) *world {
 	env := orchtest.CopyEnv(t, golden.dir)
 	w := &world{t: t, env: env, st: &hookStore{Store: env.Store}, host: orchtest.NewHost(env.Vault),
 		traffic: orchtest.NewTraffic(), seed: golden.seed}
-	cfg, err := protection.Parse([]byte(twoPlansConfig()))
+	cfg, err := parseTwoPlans()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +402,7 @@ func (w *world) state() worldState {
 var jobIDRE = regexp.MustCompile(`\d{8}T\d{6}-[a-z0-9]{6}`)
 
 func (w *world) norm(s string) string {
-	return jobIDRE.ReplaceAllString(strings.ReplaceAll(s, w.env.Dir, "$DIR"), "$JOB")
+	return jobIDRE.ReplaceAllLiteralString(strings.ReplaceAll(s, w.env.Dir, "$DIR"), "$JOB")
 }
 
 // creations are the host's creation counts, normalized.
@@ -421,11 +425,23 @@ func delta(before, after map[string]int) map[string]int {
 	return out
 }
 
+// diffState names the parts of the world that differ.
 func (w *world) diffState(want, got worldState) string {
-	if reflect.DeepEqual(want, got) {
-		return ""
+	var b strings.Builder
+	part := func(name string, x, y any) {
+		if !reflect.DeepEqual(x, y) {
+			fmt.Fprintf(&b, "\n %s: want %v\n %s: got  %v", name, x, name, y)
+		}
 	}
-	return fmt.Sprintf("\n want %+v\n got  %+v", want, got)
+	part("sites", want.Host.Sites, got.Host.Sites)
+	part("running", want.Host.Running, got.Host.Running)
+	part("disks", want.Host.Disks, got.Host.Disks)
+	part("primaries running", want.Primaries, got.Primaries)
+	for _, p := range planNames {
+		part("dns "+p, want.DNS[p], got.DNS[p])
+	}
+	part("replicating back", want.Replicating, got.Replicating)
+	return b.String()
 }
 
 // calls are every fake's calls so far.
@@ -453,14 +469,14 @@ func (w *world) fakeOf(method string) *orchtest.Faults {
 	return &w.host.Faults
 }
 
-// afterStep calls fn (in the job's goroutine) right after job id's step
-// i is saved done or skipped, once.
-func (w *world) afterStep(id string, i int, fn func()) {
+// afterStep calls fn (in the job's goroutine) right after step i of the
+// job match selects is saved done or skipped, once.
+func (w *world) afterStep(match func(*store.Job) bool, i int, fn func()) {
 	var once sync.Once
 	w.st.mu.Lock()
 	defer w.st.mu.Unlock()
 	w.st.afterSave = func(j *store.Job) {
-		if j.ID != id || i >= len(j.Steps) {
+		if !match(j) || i >= len(j.Steps) {
 			return
 		}
 		if s := j.Steps[i].State; s == store.StepDone || s == store.StepSkipped {

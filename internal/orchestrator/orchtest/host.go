@@ -294,7 +294,7 @@ func (h *Host) Site(site string) (Site, bool) {
 type World struct {
 	Sites   []string // site names
 	Running []string // site/name
-	Disks   []string // paths of disks the host prepared that still exist
+	Disks   []string // disks the host prepared that still exist: "path@point it holds"
 }
 
 // World returns what exists now.
@@ -308,9 +308,9 @@ func (h *Host) World() World {
 	for k := range h.running {
 		w.Running = append(w.Running, k)
 	}
-	for p := range h.disks {
+	for p, pt := range h.disks {
 		if _, err := os.Stat(p); err == nil {
-			w.Disks = append(w.Disks, p)
+			w.Disks = append(w.Disks, p+"@"+pt)
 		}
 	}
 	sort.Strings(w.Sites)
