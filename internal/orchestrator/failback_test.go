@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,15 +37,6 @@ func (w *world) primaryDisk(m, d string) []byte {
 
 func (w *world) recoveryDiskPath(fid, m, d string) string {
 	return filepath.Join(w.env.Dir, "disks", fid, m, d+".img")
-}
-
-func (w *world) outputs(j *store.Job) *Outputs {
-	w.t.Helper()
-	var out Outputs
-	if err := json.Unmarshal(j.Outputs, &out); err != nil {
-		w.t.Fatal(err)
-	}
-	return &out
 }
 
 func (w *world) disksOf(m string) []string {
@@ -105,7 +95,7 @@ func TestFailbackRestoresRecoveryFinalPass(t *testing.T) {
 	w.agents.SetHook(note)
 	w.host.SetHook(note)
 	j := w.run(Failback, "alpha", Params{})
-	out := w.outputs(j)
+	out := w.outputs(j.ID)
 	for _, m := range w.machinesOfPlan("alpha") {
 		for _, d := range w.disksOf(m) {
 			if !bytes.Equal(w.primaryDisk(m, d), want[m+"/"+d]) {
@@ -127,13 +117,14 @@ func TestFailbackRestoresRecoveryFinalPass(t *testing.T) {
 // failbackRun submits a failback of plan, calling fn right after its step
 // i is saved done; the caller clears the hook once the job stopped.
 func (w *world) failbackRun(plan string, i int, fn func(id string)) *store.Job {
-	w.st.mu.Lock()
-	w.st.beforeCreate = func(j *store.Job) {
-		if j.Type == Failback {
-			w.afterStep(j.ID, i, func() { fn(j.ID) })
+	var id string
+	w.afterStep(func(j *store.Job) bool {
+		if j.Type != Failback {
+			return false
 		}
-	}
-	w.st.mu.Unlock()
+		id = j.ID
+		return true
+	}, i, func() { fn(id) })
 	return w.submit(Failback, plan, Params{})
 }
 
@@ -196,7 +187,7 @@ func TestFailbackPreservedPointOnFailedRestore(t *testing.T) {
 	if j.State != store.Failed || !strings.Contains(j.Error, "restore") {
 		t.Fatalf("failback: %s %s", j.State, j.Error)
 	}
-	first := w.outputs(j).Preserved["alpha-db"]
+	first := w.outputs(j.ID).Preserved["alpha-db"]
 	if first == "" {
 		t.Fatal("the failed restore's preserved point is not recorded")
 	}
@@ -207,7 +198,7 @@ func TestFailbackPreservedPointOnFailedRestore(t *testing.T) {
 	if j.State != store.Succeeded {
 		t.Fatalf("retry: %s %s", j.State, j.Error)
 	}
-	if got := w.outputs(j).Preserved["alpha-db"]; got != first {
+	if got := w.outputs(j.ID).Preserved["alpha-db"]; got != first {
 		t.Fatalf("the report names %s, not the first preserved point %s", got, first)
 	}
 	ps, _ := w.env.Vault.Points(ctx, "alpha-db")

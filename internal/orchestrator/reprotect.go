@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,13 +12,17 @@ import (
 
 	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/store"
 	"golang.org/x/sys/unix"
 )
 
 // replicator replicates a plan's recovered machines back into the vault
 // (reprotect) with the agent's own code.
 type replicator struct {
-	agent  *agent.Agent
+	agent *agent.Agent
+	// mu orders start and stop: a resumed failback may stop the
+	// replicator while the server's start resumes it.
+	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -96,6 +101,8 @@ func (r *run) ensureReplicator(plan *protection.Plan) (*replicator, error) {
 }
 
 func (rep *replicator) start() {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
 	if rep.cancel != nil {
 		return
 	}
@@ -108,6 +115,8 @@ func (rep *replicator) start() {
 }
 
 func (rep *replicator) stop() {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
 	if rep.cancel != nil {
 		rep.cancel()
 		<-rep.done
@@ -160,7 +169,7 @@ func (o *Orchestrator) resumeReplication(ctx context.Context) {
 	}
 	for _, p := range cfg.Plans {
 		st, err := o.Store.PlanState(ctx, p.Name)
-		if err != nil || st.Phase != PhaseReprotected {
+		if err != nil || st.Phase != PhaseReprotected || o.failbackStoppedReplication(ctx, p.Name) {
 			continue
 		}
 		fj, err := o.Store.Job(ctx, st.Failover)
@@ -177,4 +186,25 @@ func (o *Orchestrator) resumeReplication(ctx context.Context) {
 			o.log.Info("replicating back again", "plan", p.Name)
 		}
 	}
+}
+
+// failbackStoppedReplication: an unfinished failback of plan stopped its
+// replication back (for its final pass); that failback, or its cancel,
+// decides when it runs again, not a server start.
+func (o *Orchestrator) failbackStoppedReplication(ctx context.Context, plan string) bool {
+	jobs, err := o.Store.Jobs(ctx, store.JobFilter{Plan: plan, Active: true})
+	if err != nil {
+		return false
+	}
+	for _, j := range jobs {
+		if j.Type != Failback {
+			continue
+		}
+		var out Outputs
+		if json.Unmarshal(j.Outputs, &out) == nil &&
+			slices.ContainsFunc(out.Resources, func(x Resource) bool { return x.Kind == ResReplicationStopped }) {
+			return true
+		}
+	}
+	return false
 }
