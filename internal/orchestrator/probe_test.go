@@ -172,3 +172,53 @@ func TestFencedPointsFallBack(t *testing.T) {
 		t.Errorf("points %v warnings %q: want none and one warning naming db", r.out.Points, r.out.Warnings)
 	}
 }
+
+// Item 11: an unplanned failover that finds the primary answering fences
+// it and then takes final points after the stop, so it loses nothing; the
+// report marks them final with no data loss. With fencing forced off, the
+// newest points are used and the loss is counted per machine.
+func TestUnplannedFencedUsesFinalPoints(t *testing.T) {
+	w := newWorld(t)
+	w.agents.ResetCalls()
+	j := w.run(UnplannedFailover, "alpha", Params{})
+	var stops, snaps []string
+	for _, c := range w.agents.Calls() {
+		switch c.Method {
+		case "Agent.Stop":
+			stops = append(stops, c.Machine)
+		case "Agent.Snapshot":
+			if len(stops) < 2 {
+				t.Fatalf("a final point of %s was taken before both primaries were fenced (stops %v)", c.Machine, stops)
+			}
+			snaps = append(snaps, c.Machine)
+		}
+	}
+	if len(stops) != 2 || len(snaps) == 0 {
+		t.Fatalf("fence stops %v, snapshots %v: want both machines fenced, then final points", stops, snaps)
+	}
+	rep, err := BuildReport(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Points {
+		if !p.Final || p.DataLossSeconds == nil || *p.DataLossSeconds != 0 {
+			t.Errorf("%s: point %s final=%v loss=%v: want a final point with no data loss", p.Machine, p.Point, p.Final, p.DataLossSeconds)
+		}
+	}
+
+	w2 := newWorld(t)
+	j = w2.run(UnplannedFailover, "alpha", Params{Force: true})
+	rep, err = BuildReport(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := w2.outputs(j.ID)
+	for _, p := range rep.Points {
+		if p.Final || p.DataLossSeconds == nil {
+			t.Errorf("forced: %s final=%v loss=%v: want the newest point and a loss window", p.Machine, p.Final, p.DataLossSeconds)
+		}
+		if _, ok := out.Disasters[p.Machine]; !ok {
+			t.Errorf("forced: no disaster moment of %s's own", p.Machine)
+		}
+	}
+}
