@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/store"
 )
 
 // waitState waits until job id is in state want.
-func (s *drSite) waitState(t *testing.T, id, want string) *store.Job {
+func (s *drSite) waitState(t *testing.T, id, want string) *api.Job {
 	t.Helper()
-	var j *store.Job
+	var j *api.Job
 	s.eventually(2*time.Minute, "job "+id+" "+want, func() error {
 		var err error
 		if j, err = s.client.Job(context.Background(), id); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
+	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/store"
@@ -63,7 +64,8 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 			t.Errorf("haven status after recovery lacks %q:\n%s", want, st)
 		}
 	}
-	if cfg, err := s.client.Config(ctx); err != nil || len(cfg.Config.Plans) != 1 || cfg.Config.Plans[0].Name != "shop" {
+	var cfg protection.Config
+	if res, err := s.client.Config(ctx); err != nil || json.Unmarshal(res.Config, &cfg) != nil || len(cfg.Plans) != 1 || cfg.Plans[0].Name != "shop" {
 		t.Fatalf("config after recovery: %+v, %v", cfg, err)
 	}
 	ds, err := s.client.Drills(ctx, "shop")

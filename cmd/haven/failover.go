@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/server/client"
-	"github.com/haven-dr/haven/internal/store"
 )
 
 func newFailoverCmd() *cobra.Command {
@@ -42,7 +42,7 @@ func newFailbackCmd() *cobra.Command {
 func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 	var f serverFlags
 	var plan, disaster string
-	var p orchestrator.Params
+	var p api.Params
 	var detach bool
 	c := &cobra.Command{
 		Use:   use + " --plan NAME",
@@ -97,7 +97,7 @@ func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 // follow prints a job's log as it runs, then its report. A job that
 // stops at a failure exits with exitJobFailed.
 func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSON bool) error {
-	j, err := c.Watch(ctx, id, func(l store.LogLine) {
+	j, err := c.Watch(ctx, id, func(l api.LogLine) {
 		if !asJSON {
 			fmt.Fprintf(w, "  %s %s\n", l.Time.Local().Format("15:04:05.000"), l.Msg)
 		}
@@ -117,15 +117,15 @@ func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSO
 		printReport(w, rep)
 	}
 	switch j.State {
-	case store.Failed:
+	case api.JobFailed:
 		return &exitErr{exitJobFailed, fmt.Errorf("job %s failed: %s (haven job retry %s, or haven job cancel %s)", id, j.Error, id, id)}
-	case store.Waiting:
+	case api.JobWaiting:
 		fmt.Fprintf(w, "job %s waits for approval: haven job approve %s\n", id, id)
 	}
 	return nil
 }
 
-func printReport(w io.Writer, r *orchestrator.Report) {
+func printReport(w io.Writer, r *api.Report) {
 	fmt.Fprintf(w, "report: %s of plan %s: %s\n", r.Type, r.Plan, r.State)
 	for _, p := range r.Points {
 		loss := ""

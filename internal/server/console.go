@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/haven-dr/haven/internal/api"
 )
 
 // The console is static HTML and vanilla JS compiled into the binary; it
@@ -203,12 +205,6 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// SessionInfo answers GET /ui/session: what the console's script needs.
-type SessionInfo struct {
-	Role string `json:"role"`
-	CSRF string `json:"csrf"`
-}
-
 func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	_, ses := s.sessions.get(r)
 	if ses == nil {
@@ -216,5 +212,5 @@ func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, SessionInfo{Role: ses.role, CSRF: ses.csrf})
+	writeJSON(w, http.StatusOK, api.SessionInfo{Role: ses.role, CSRF: ses.csrf})
 }

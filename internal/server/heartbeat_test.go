@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/agent"
-	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -97,35 +97,35 @@ func TestHeartbeatAndStatus(t *testing.T) {
 	}
 }
 
-func status(t *testing.T, r *running) *server.Status {
+func status(t *testing.T, r *running) *api.Status {
 	t.Helper()
 	a := r.admin(t, "GET", "/v1/status", nil)
 	if a.status != http.StatusOK {
 		t.Fatalf("status: %d %s", a.status, a.body)
 	}
-	var st server.Status
+	var st api.Status
 	a.decode(t, &st)
 	return &st
 }
 
-func agentStatus(t *testing.T, st *server.Status, name string) server.AgentStatus {
+func agentStatus(t *testing.T, st *api.Status, name string) api.AgentStatus {
 	t.Helper()
-	i := slices.IndexFunc(st.Agents, func(a server.AgentStatus) bool { return a.Name == name })
+	i := slices.IndexFunc(st.Agents, func(a api.AgentStatus) bool { return a.Name == name })
 	if i < 0 {
 		t.Fatalf("agent %s not in status %+v", name, st.Agents)
 	}
 	return st.Agents[i]
 }
 
-func machineStatus(t *testing.T, st *server.Status, name string) server.MachineStatus {
+func machineStatus(t *testing.T, st *api.Status, name string) api.MachineStatus {
 	t.Helper()
-	i := slices.IndexFunc(st.Machines, func(m server.MachineStatus) bool { return m.Name == name })
+	i := slices.IndexFunc(st.Machines, func(m api.MachineStatus) bool { return m.Name == name })
 	if i < 0 {
 		t.Fatalf("machine %s not in status %+v", name, st.Machines)
 	}
 	return st.Machines[i]
 }
 
-func hasAlert(st *server.Status, prefix string) bool {
+func hasAlert(st *api.Status, prefix string) bool {
 	return slices.ContainsFunc(st.Alerts, func(a string) bool { return strings.HasPrefix(a, prefix) })
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob/fileblob"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/vault"
@@ -256,7 +257,7 @@ func (r *running) mustApply(t *testing.T, doc string) int64 {
 	if a.status != http.StatusOK {
 		t.Fatalf("apply: %d %s", a.status, a.body)
 	}
-	var res server.ApplyResult
+	var res api.ApplyResult
 	a.decode(t, &res)
 	return res.Version
 }
