@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server/client"
 )
 
@@ -29,7 +29,7 @@ func (f *serverFlags) add(c *cobra.Command) {
 }
 
 func (f *serverFlags) client() (*client.Client, error) {
-	tok, err := server.ReadToken(f.tokenFile)
+	tok, err := httpauth.ReadTokenFile(f.tokenFile)
 	if err != nil {
 		return nil, usageError(fmt.Sprintf("admin token: %v (set --token-file or $HAVEN_TOKEN_FILE)", err))
 	}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/haven-dr/haven/internal/httpauth"
 )
 
 // Client is the typed client of the traffic manager's API, for the
@@ -49,7 +51,7 @@ func NewClient(base string, o ClientOptions) (*Client, error) {
 	c := &Client{base: strings.TrimSuffix(base, "/"), hc: o.HTTPClient, token: o.Token,
 		timeout: orDefault(o.Timeout, DefaultClientTimeout)}
 	if c.token == "" && o.TokenFile != "" {
-		if _, err := ReadTokenFile(o.TokenFile); err != nil {
+		if _, err := httpauth.ReadTokenFile(o.TokenFile); err != nil {
 			return nil, err // a wrong path fails here, not at the first call
 		}
 		c.tokenFile = o.TokenFile
@@ -219,7 +221,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	req.Header.Set("Content-Type", "application/json")
 	tok := c.token
 	if c.tokenFile != "" {
-		if tok, err = ReadTokenFile(c.tokenFile); err != nil {
+		if tok, err = httpauth.ReadTokenFile(c.tokenFile); err != nil {
 			return err
 		}
 	}

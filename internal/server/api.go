@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/api"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/store"
@@ -56,10 +57,13 @@ func writeErr(w http.ResponseWriter, status int, msg string) {
 // errorStatus maps an error to the status every route answers it with.
 func errorStatus(err error) int {
 	var he *httpError
+	var ref *httpauth.Refusal
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &he):
 		return he.status
+	case errors.As(err, &ref):
+		return ref.Status
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, store.ErrConflict):
@@ -199,9 +203,11 @@ func (s *Server) drills(r *http.Request) (any, error) {
 	return wireList[api.Drill](ds)
 }
 
-// agentAuth lets an agent's heartbeat in with that agent's own token.
+// agentAuth lets an agent's heartbeat in with that agent's own token. The
+// admin's, the viewer's or another agent's token is known but not this
+// agent's: 403, as everywhere.
 func (s *Server) agentAuth(r *http.Request) error {
-	unknown := errStatus(http.StatusUnauthorized, "unknown agent or no token configured for it")
+	unknown := httpauth.Unauthorized("unknown agent or no token configured for it")
 	c, _, err := s.orch.Config(r.Context())
 	if errors.Is(err, store.ErrNotFound) {
 		return unknown
@@ -212,11 +218,35 @@ func (s *Server) agentAuth(r *http.Request) error {
 	if a == nil || a.TokenFile == "" {
 		return unknown
 	}
-	tok, err := ReadToken(a.TokenFile)
-	if err != nil || !tokenEqual(bearer(r), tok) {
-		return errStatus(http.StatusUnauthorized, "wrong agent token")
+	tok, err := httpauth.ReadTokenFile(a.TokenFile)
+	if err != nil {
+		return httpauth.Unauthorized("agent " + a.Name + " has no readable token file on the server")
+	}
+	if ref := httpauth.Check(r, tok, "the token of agent "+a.Name+"'s token_file"); ref != nil {
+		if tok := httpauth.Bearer(r); tok != "" && (s.tokens.role(tok) != "" || s.isAgentToken(r, tok)) {
+			return httpauth.Forbidden("this token is not agent " + a.Name + "'s: send heartbeats with the agent's own token")
+		}
+		return ref
 	}
 	return nil
+}
+
+// isAgentToken tells whether tok is some configured agent's token: known
+// to the server, but good for heartbeats only.
+func (s *Server) isAgentToken(r *http.Request, tok string) bool {
+	c, _, err := s.orch.Config(r.Context())
+	if err != nil {
+		return false
+	}
+	for _, a := range c.Agents {
+		if a.TokenFile == "" {
+			continue
+		}
+		if at, err := httpauth.ReadTokenFile(a.TokenFile); err == nil && httpauth.Equal(tok, at) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) heartbeat(r *http.Request) (any, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/api"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/store"
 )
 
@@ -77,7 +78,7 @@ func (s *Server) audited(mux *http.ServeMux) http.Handler {
 // token, a session id prefix (and its role) for the console.
 func (s *Server) who(r *http.Request) string {
 	if r.Header.Get("Authorization") != "" {
-		if role := s.tokens.role(bearer(r)); role != "" {
+		if role := s.tokens.role(httpauth.Bearer(r)); role != "" {
 			return role
 		}
 		return "-"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/api"
+	"github.com/haven-dr/haven/internal/httpauth"
 )
 
 // The console is static HTML and vanilla JS compiled into the binary; it
@@ -94,17 +95,21 @@ func (ss *sessions) drop(id string) {
 // browser never adds one by itself); a session cookie is the console's
 // and must carry its CSRF token on anything but a read.
 func (s *Server) caller(r *http.Request) (role string, status int, msg string) {
-	if tok := bearer(r); tok != "" || r.Header.Get("Authorization") != "" {
+	const how = "missing or wrong token (Authorization: Bearer <token from the server's token file>)"
+	if tok := httpauth.Bearer(r); tok != "" || r.Header.Get("Authorization") != "" {
 		if role := s.tokens.role(tok); role != "" {
 			return role, 0, ""
 		}
-		return "", http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer <token from the server's token file>)"
+		if tok != "" && s.isAgentToken(r, tok) {
+			return "", http.StatusForbidden, "an agent's token may only send that agent's heartbeats"
+		}
+		return "", http.StatusUnauthorized, how
 	}
 	_, ses := s.sessions.get(r)
 	if ses == nil {
-		return "", http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer <token from the server's token file>)"
+		return "", http.StatusUnauthorized, how
 	}
-	if !readOnly(r.Method) && !tokenEqual(r.Header.Get(csrfHeader), ses.csrf) {
+	if !readOnly(r.Method) && !httpauth.Equal(r.Header.Get(csrfHeader), ses.csrf) {
 		return "", http.StatusForbidden, "missing or wrong " + csrfHeader + " header for this session"
 	}
 	return ses.role, 0, ""
@@ -195,7 +200,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, "no session")
 		return
 	}
-	if !tokenEqual(r.Header.Get(csrfHeader), ses.csrf) {
+	if !httpauth.Equal(r.Header.Get(csrfHeader), ses.csrf) {
 		writeErr(w, http.StatusForbidden, "missing or wrong "+csrfHeader+" header for this session")
 		return
 	}

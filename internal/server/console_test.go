@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/api"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
 )
 
@@ -146,7 +147,7 @@ func TestConsoleViewer(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("viewer token file: %v, %v; want mode 0600", fi, err)
 	}
-	viewer, err := server.ReadToken(e.cfg.ViewerTokenFile)
+	viewer, err := httpauth.ReadTokenFile(e.cfg.ViewerTokenFile)
 	if err != nil || viewer == r.token {
 		t.Fatalf("viewer token %v, equal to admin's: %v", err, viewer == r.token)
 	}

@@ -47,10 +47,14 @@ func TestHeartbeatAndStatus(t *testing.T) {
 	rep, _ := json.Marshal(agent.Report{Version: 1, Host: "dc1", Time: time.Now().UTC(), Machines: []agent.MachineStatus{
 		{Name: "db", RPOAlertSeconds: 3600}, {Name: "web", RPOAlertSeconds: 3600, LastError: "disk read: EIO"}}})
 	beat := "/v1/agents/dc1-agent/heartbeat"
-	for name, tok := range map[string]string{"wrong": "wrong-token-0123456789", "another agent's": e.agentTok["dc1-backup"],
-		"the admin's": r.token} {
-		if a := r.call(t, "POST", beat, tok, rep); a.status != http.StatusUnauthorized {
-			t.Errorf("%s token: %d %s, want 401", name, a.status, a.body)
+	// An unknown token is 401, a known one that is not this agent's 403.
+	for name, tc := range map[string]struct {
+		tok  string
+		want int
+	}{"wrong": {"wrong-token-0123456789", http.StatusUnauthorized}, "another agent's": {e.agentTok["dc1-backup"], http.StatusForbidden},
+		"the admin's": {r.token, http.StatusForbidden}} {
+		if a := r.call(t, "POST", beat, tc.tok, rep); a.status != tc.want {
+			t.Errorf("%s token: %d %s, want %d", name, a.status, a.body, tc.want)
 		}
 	}
 	if a := r.call(t, "POST", "/v1/agents/ghost/heartbeat", e.agentTok["dc1-agent"], rep); a.status != http.StatusUnauthorized {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob/fileblob"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -189,7 +190,7 @@ func (e *env) startWith(t *testing.T, o server.Options) *running {
 	})
 	// The operator may have deleted the file: the server needs only
 	// the token's hash (tokens_test.go).
-	tok, err := server.ReadToken(e.cfg.TokenFile)
+	tok, err := httpauth.ReadTokenFile(e.cfg.TokenFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob/fileblob"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
@@ -78,7 +79,7 @@ func startServer(t *testing.T) (*server.Server, *client.Client, string) {
 		<-done
 		s.Close()
 	})
-	tok, err := server.ReadToken(cfg.TokenFile)
+	tok, err := httpauth.ReadTokenFile(cfg.TokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
