@@ -73,7 +73,7 @@ func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 				}
 				return nil
 			}
-			return follow(cmd.Context(), cmd.OutOrStdout(), c, j.ID, f.json)
+			return follow(cmd.Context(), cmd.OutOrStdout(), c, j.ID, f.json, api.JobSucceeded)
 		},
 	}
 	c.Flags().StringVar(&plan, "plan", "", "recovery plan (required)")
@@ -94,9 +94,9 @@ func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 	return c
 }
 
-// follow prints a job's log as it runs, then its report. A job that
-// stops at a failure exits with exitJobFailed.
-func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSON bool) error {
+// follow prints a job's log as it runs, then its report, and ends as
+// jobEnd says.
+func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSON bool, done string) error {
 	j, err := c.Watch(ctx, id, func(l api.LogLine) {
 		if !asJSON {
 			fmt.Fprintf(w, "  %s %s\n", l.Time.Local().Format("15:04:05.000"), l.Msg)
@@ -116,13 +116,25 @@ func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSO
 	} else {
 		printReport(w, rep)
 	}
+	return jobEnd(j, api.JobSucceeded)
+}
+
+// jobEnd is how the CLI ends after following j: only the end the command
+// asked for (done: succeeded; `haven job cancel`: canceled) is exit 0, so
+// a script never reads a canceled job or one that waits for approval as
+// done.
+func jobEnd(j *api.Job, done string) error {
 	switch j.State {
+	case done:
+		return nil
 	case api.JobFailed:
-		return &exitErr{exitJobFailed, fmt.Errorf("job %s failed: %s (haven job retry %s, or haven job cancel %s)", id, j.Error, id, id)}
+		return &exitErr{exitJobFailed, fmt.Errorf("job %s failed: %s (haven job retry %s, or haven job cancel %s)", j.ID, j.Error, j.ID, j.ID)}
+	case api.JobCanceled:
+		return &exitErr{exitJobCanceled, fmt.Errorf("job %s was canceled", j.ID)}
 	case api.JobWaiting:
-		fmt.Fprintf(w, "job %s waits for approval: haven job approve %s\n", id, id)
+		return &exitErr{exitJobWaiting, fmt.Errorf("job %s waits for approval: haven job approve %s (or haven job cancel %s)", j.ID, j.ID, j.ID)}
 	}
-	return nil
+	return &exitErr{exitFailure, fmt.Errorf("job %s ended in state %q", j.ID, j.State)}
 }
 
 func printReport(w io.Writer, r *api.Report) {

@@ -102,7 +102,11 @@ func jobIDCmd(use, short string, act func(*client.Client, context.Context, strin
 					return nil
 				}
 			}
-			return follow(cmd.Context(), cmd.OutOrStdout(), c, args[0], f.json)
+			done := api.JobSucceeded
+			if use == "cancel" {
+				done = api.JobCanceled
+			}
+			return follow(cmd.Context(), cmd.OutOrStdout(), c, args[0], f.json, done)
 		},
 	}
 	if act != nil {

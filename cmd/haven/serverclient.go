@@ -45,8 +45,10 @@ func (f *serverFlags) client() (*client.Client, error) {
 // Server errors as exit codes (README): refused requests are usage errors
 // or "refused"; a job that failed is its own code.
 const (
-	exitJobFailed = 11 // the job stopped at a failed step (retry or cancel it)
-	exitRefused   = 12 // conflict with a running job, or not possible in the plan's phase
+	exitJobFailed   = 11 // the job stopped at a failed step (retry or cancel it)
+	exitRefused     = 12 // conflict with a running job, or not possible in the plan's phase
+	exitJobCanceled = 13 // the job followed was canceled: nothing it set out to do holds
+	exitJobWaiting  = 14 // the job followed waits at a manual step (haven job approve)
 )
 
 type exitErr struct {
