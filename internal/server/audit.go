@@ -83,7 +83,7 @@ func (s *Server) who(r *http.Request) string {
 		}
 		return "-"
 	}
-	if id, ses := s.sessions.get(r); ses != nil {
+	if id, ses := s.session(r); ses != nil {
 		return "session:" + id[:8] + " (" + ses.role + ")"
 	}
 	return "-"
@@ -99,8 +99,11 @@ func (s *Server) audit(ctx context.Context, e store.AuditEntry) {
 
 // tokenRotated records a rotation by `haven server token rotate`, seen
 // when tokens.json changed under the running server.
+// The role's console sessions end with it: a session made with the old
+// token must not outlive the token (a rotation is often a revocation).
 func (s *Server) tokenRotated(role string) {
-	s.log.Info("token rotated", "role", role)
+	n := s.sessions.dropRole(role)
+	s.log.Info("token rotated", "role", role, "sessions_ended", n)
 	s.audit(context.Background(), store.AuditEntry{Time: time.Now().UTC(), Who: "cli", Remote: "local",
 		Action: "token.rotate", Target: role, Status: http.StatusOK})
 }

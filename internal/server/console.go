@@ -84,6 +84,28 @@ func (ss *sessions) get(r *http.Request) (string, *session) {
 	return c.Value, s
 }
 
+// dropRole ends every session of role and says how many there were.
+func (ss *sessions) dropRole(role string) int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	n := 0
+	for id, v := range ss.m {
+		if v.role == role {
+			delete(ss.m, id)
+			n++
+		}
+	}
+	return n
+}
+
+// session is the live session r's cookie names. The token hashes are
+// looked at first, so a rotation since the last request has ended its
+// role's sessions before this one is let in.
+func (s *Server) session(r *http.Request) (string, *session) {
+	_ = s.tokens.reload()
+	return s.sessions.get(r)
+}
+
 func (ss *sessions) drop(id string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -105,7 +127,7 @@ func (s *Server) caller(r *http.Request) (role string, status int, msg string) {
 		}
 		return "", http.StatusUnauthorized, how
 	}
-	_, ses := s.sessions.get(r)
+	_, ses := s.session(r)
 	if ses == nil {
 		return "", http.StatusUnauthorized, how
 	}
@@ -147,7 +169,7 @@ func secure(w http.ResponseWriter) {
 
 func (s *Server) consolePage(name string, needSession bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, ses := s.sessions.get(r); needSession && ses == nil {
+		if _, ses := s.session(r); needSession && ses == nil {
 			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 			return
 		}
@@ -195,7 +217,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	id, ses := s.sessions.get(r)
+	id, ses := s.session(r)
 	if ses == nil {
 		writeErr(w, http.StatusUnauthorized, "no session")
 		return
@@ -211,7 +233,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
-	_, ses := s.sessions.get(r)
+	_, ses := s.session(r)
 	if ses == nil {
 		writeErr(w, http.StatusUnauthorized, "no session")
 		return

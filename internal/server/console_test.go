@@ -191,3 +191,40 @@ func TestConsoleViewer(t *testing.T) {
 		t.Fatalf("the viewer's refused POSTs left %d jobs", len(jobs))
 	}
 }
+
+// TestConsoleRotationEndsSessions: rotating a role's token ends the
+// console sessions made with it at once (they lived 12 hours before);
+// the other role's sessions stay.
+func TestConsoleRotationEndsSessions(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.start(t)
+	viewer, err := httpauth.ReadTokenFile(e.cfg.ViewerTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, other := newBrowser(t, r), newBrowser(t, r)
+	admin.login(t, r.token, nil)
+	other.login(t, viewer, nil)
+	for _, b := range []*browser{admin, other} {
+		if resp, body := b.do(t, "GET", "/ui/session", nil, ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("before rotation: %d %s", resp.StatusCode, body)
+		}
+	}
+	// Rotation rewrites tokens.json; a new inode is seen at once, but
+	// make sure the mtime differs too on coarse file systems.
+	time.Sleep(10 * time.Millisecond)
+	if err := server.RotateToken(e.cfg, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/status", "/ui/session"} {
+		if resp, body := admin.do(t, "GET", path, nil, ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("admin session after rotating the admin token: GET %s %d %s, want 401", path, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := admin.do(t, "GET", "/ui/", nil, ""); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("console page after rotation: %d, want a redirect to the login", resp.StatusCode)
+	}
+	if resp, body := other.do(t, "GET", "/ui/session", nil, ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("viewer session after rotating the admin token: %d %s, want 200", resp.StatusCode, body)
+	}
+}
