@@ -26,7 +26,6 @@ const (
 	CodeConflict     = "conflict"     // 409
 	CodePrecondition = "precondition" // 412
 	CodeTooLarge     = "too_large"    // 413
-	CodeInternal     = "internal"     // 500
 )
 
 // ApplyResult answers POST /v1/apply.
