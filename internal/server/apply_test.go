@@ -130,10 +130,14 @@ func TestApplyRefusesDroppingBusyPlan(t *testing.T) {
 		undo      func(t *testing.T)
 	}{
 		{"failed over", "is failed-over, not protected",
-			func(t *testing.T) { putPlan(t, st, &store.PlanState{Plan: "spare", Phase: "failed-over", Failover: "j-fo"}) },
+			func(t *testing.T) {
+				putPlan(t, st, &store.PlanState{Plan: "spare", Phase: "failed-over", Failover: "j-fo"})
+			},
 			func(t *testing.T) { putPlan(t, st, &store.PlanState{Plan: "spare", Phase: "protected"}) }},
 		{"test copy up", "has a test copy up",
-			func(t *testing.T) { putPlan(t, st, &store.PlanState{Plan: "spare", Phase: "protected", Test: "j-test"}) },
+			func(t *testing.T) {
+				putPlan(t, st, &store.PlanState{Plan: "spare", Phase: "protected", Test: "j-test"})
+			},
 			func(t *testing.T) { putPlan(t, st, &store.PlanState{Plan: "spare", Phase: "protected"}) }},
 		{"active job", "has an active job j-run",
 			func(t *testing.T) {
