@@ -116,7 +116,7 @@ func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSO
 	} else {
 		printReport(w, rep)
 	}
-	return jobEnd(j, api.JobSucceeded)
+	return jobEnd(j, done)
 }
 
 // jobEnd is how the CLI ends after following j: only the end the command
