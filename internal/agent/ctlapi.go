@@ -30,16 +30,12 @@ func (c *Config) validateControl() error {
 	return nil
 }
 
-// readToken reads a token file by Haven's one rule set (httpauth): one
-// word of 16 characters or more, in a file only its owner may read.
-func readToken(path string) (string, error) { return httpauth.ReadTokenFile(path) }
-
 // controlToken is the control API's token, or why the API is disabled.
 func (a *Agent) controlToken() (token string, disabled string) {
 	if a.cfg.ControlTokenFile == "" {
 		return "", "the control API is disabled: set control_token_file in the agent's config"
 	}
-	tok, err := readToken(a.cfg.ControlTokenFile)
+	tok, err := httpauth.ReadTokenFile(a.cfg.ControlTokenFile)
 	if err != nil {
 		return "", "the control API is disabled: control_token_file: " + err.Error()
 	}
