@@ -185,7 +185,7 @@ func (c *chrome) follow(s *drSite, job string) string {
 	var state string
 	s.eventually(5*time.Minute, "job "+job+" ends in the console", func() error {
 		state = c.text("#job-state")
-		if state == store.Running || state == store.Canceling {
+		if state == string(store.Running) || state == string(store.Canceling) {
 			return fmt.Errorf("job page shows %s", state)
 		}
 		return nil
@@ -251,7 +251,7 @@ func TestConsoleBrowser(t *testing.T) {
 	c.page(base, "#/", "#plans tr[data-plan]", "dashboard-again")
 
 	job := c.act("test-failover", "test network", "db, web")
-	if st := c.follow(s, job); st != store.Succeeded {
+	if st := c.follow(s, job); st != string(store.Succeeded) {
 		c.shot("test-failover-" + st)
 		t.Fatalf("test failover %s: %s in the console\nserver log:\n%s", job, st, s.log("server"))
 	}
@@ -260,7 +260,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	rto := c.text("#rto")
 	rep, err := s.client.Report(ctx, job)
-	if err != nil || rep.State != store.Succeeded || rep.RTOSeconds == nil || rto == "unknown" {
+	if err != nil || rep.State != string(store.Succeeded) || rep.RTOSeconds == nil || rto == "unknown" {
 		t.Fatalf("report of %s: %+v %v; console RTO %q", job, rep, err, rto)
 	}
 	c.shot("test-failover-succeeded")
@@ -270,7 +270,7 @@ func TestConsoleBrowser(t *testing.T) {
 
 	c.page(base, "#/plans", "#plans tr[data-plan]", "plans")
 	cleanup := c.act("test-cleanup", job)
-	if st := c.follow(s, cleanup); st != store.Succeeded {
+	if st := c.follow(s, cleanup); st != string(store.Succeeded) {
 		t.Fatalf("cleanup %s: %s in the console\nserver log:\n%s", cleanup, st, s.log("server"))
 	}
 	if ps, err := s.client.Plan(ctx, "shop"); err != nil || ps.Test != "" {

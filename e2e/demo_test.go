@@ -51,6 +51,21 @@ func TestDemoScenario(t *testing.T) {
 		}
 	}
 	w := rep.Where
+	// Every host change is shown as the command that makes it, so a user
+	// can repeat it: the customers' network, the cut, and the return of
+	// the primary with the routes it lost (the link and the customers'
+	// route are shown once when built, again when the primary returns).
+	for cmd, n := range map[string]int{
+		"$ ip netns add " + w.Customers + "\n":                      1,
+		"$ ip -n " + w.Internet + " link set to-prim down\n":        1,
+		"$ ip -n " + w.Internet + " link set to-prim up\n":          2,
+		"$ ip -n " + w.Internet + " route replace 10.1.0.0/24 via ": 1,
+		"$ ip -n " + w.Primary + " route replace 10.9.0.0/30 via ":  2,
+	} {
+		if got := strings.Count(r.stderr, cmd); got != n {
+			t.Errorf("the demo showed %q %d times, want %d", strings.TrimSpace(cmd), got, n)
+		}
+	}
 	prefixes := []string{strings.Split(w.Customers, "-")[0] + "-"}
 	if b, err := os.ReadFile(filepath.Join(w.ServerState, "host", "host-id")); err == nil {
 		prefixes = append(prefixes, strings.TrimSpace(string(b))+"-")

@@ -39,7 +39,7 @@ type result struct {
 func haven(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(havenBin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "HAVEN_TEST_KDF=fast"}, env...)
+	cmd.Env = append(baseEnv(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -50,6 +50,11 @@ func haven(t *testing.T, env []string, args ...string) result {
 		t.Fatalf("run haven: %v", err)
 	}
 	return r
+}
+
+// baseEnv is the minimal environment of every haven process a test runs.
+func baseEnv() []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "HAVEN_TEST_KDF=fast"}
 }
 
 func mustHaven(t *testing.T, env []string, args ...string) string {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/store"
 )
 
 // machineRuns counts the `haven machine run` processes of a recovery
@@ -61,7 +60,7 @@ func (s *drSite) killAndResume(t *testing.T, rng *rand.Rand, typ string, p api.P
 		t.Fatalf("watch %s after restart: %v", j.ID, err)
 	}
 	rep, _ := s.client.Report(ctx, j.ID)
-	if end.State != store.Succeeded {
+	if end.State != api.JobSucceeded {
 		t.Fatalf("%s killed after %s: ended %s: %s\nreport steps: %+v\nserver log:\n%s", typ, delay, end.State, end.Error, rep.Steps, s.log("server"))
 	}
 	resumed := 0
@@ -183,7 +182,7 @@ func TestServerKilledMidFailback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if end, err := s.client.Watch(ctx, j.ID, nil); err != nil || end.State != store.Succeeded {
+			if end, err := s.client.Watch(ctx, j.ID, nil); err != nil || end.State != api.JobSucceeded {
 				t.Fatalf("%s after %s: %v %v", typ, failover.ID, end, err)
 			}
 		}

@@ -13,15 +13,15 @@ import (
 )
 
 // waitState waits until job id is in state want.
-func (s *drSite) waitState(t *testing.T, id, want string) *api.Job {
+func (s *drSite) waitState(t *testing.T, id string, want store.JobState) *api.Job {
 	t.Helper()
 	var j *api.Job
-	s.eventually(2*time.Minute, "job "+id+" "+want, func() error {
+	s.eventually(2*time.Minute, "job "+id+" "+string(want), func() error {
 		var err error
 		if j, err = s.client.Job(context.Background(), id); err != nil {
 			return err
 		}
-		if j.State != want {
+		if j.State != string(want) {
 			return &stateErr{j.State}
 		}
 		return nil
@@ -64,7 +64,7 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 			t.Fatalf("approve then failing script: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		j, _ := s.client.Job(ctx, id)
-		if j.State != store.Failed {
+		if j.State != api.JobFailed {
 			t.Fatalf("job %s is %s", id, j.State)
 		}
 		if err := os.WriteFile(marker, nil, 0o600); err != nil {
@@ -152,7 +152,7 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 		}
 		at := before.Add(-time.Millisecond).UTC().Format(time.RFC3339Nano)
 		crep, r := s.runJob("failover", "change-point", "--plan", "shop", "--point", at)
-		if r.code != 0 || crep.State != store.Succeeded {
+		if r.code != 0 || crep.State != string(store.Succeeded) {
 			t.Fatalf("change-point: %d %s", r.code, crep.Error)
 		}
 		if len(crep.Machines) != 2 {

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/server"
-	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -29,11 +29,11 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 	s.apply()
 	s.waitPoints(1)
 	trep, r := s.runJob("failover", "test", "--plan", "shop")
-	if r.code != 0 || trep.State != store.Succeeded {
+	if r.code != 0 || trep.State != string(store.Succeeded) {
 		t.Fatalf("test failover: exit %d %s: %s", r.code, trep.State, trep.Error)
 	}
 	crep, r := s.runJob("failover", "cleanup", "--plan", "shop", "--note", "before the fire")
-	if r.code != 0 || crep.State != store.Succeeded {
+	if r.code != 0 || crep.State != string(store.Succeeded) {
 		t.Fatalf("cleanup: exit %d %s: %s", r.code, crep.State, crep.Error)
 	}
 	// The catalog is saved off the job's path: wait until the vault
@@ -73,7 +73,7 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 		t.Fatalf("drill history after recovery: %+v, %v", ds, err)
 	}
 	j, err := s.client.Job(ctx, crep.Job)
-	if err != nil || j.State != store.Succeeded || j.Type != "test-cleanup" || j.Ended == nil {
+	if err != nil || j.State != api.JobSucceeded || j.Type != "test-cleanup" || j.Ended == nil {
 		t.Fatalf("cleanup job after recovery: %+v, %v", j, err)
 	}
 	if active, err := s.client.Jobs(ctx, "", true, 0); err != nil || len(active) != 0 {
@@ -90,7 +90,7 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 	s.waitNewPoint(t)
 	s.disaster(t)
 	rep, r := s.runJob("failover", "unplanned", "--plan", "shop")
-	if r.code != 0 || rep.State != store.Succeeded {
+	if r.code != 0 || rep.State != string(store.Succeeded) {
 		t.Fatalf("unplanned failover after recovery: exit %d %s: %s\n%s", r.code, rep.State, rep.Error, s.log("server"))
 	}
 	if err := s.expectDNS("10.2.0.20"); err != nil {
@@ -114,7 +114,7 @@ func (s *drSite) readCatalog(ctx context.Context) (*server.Catalog, error) {
 		return nil, err
 	}
 	defer v.Close()
-	b, err := v.ReadCatalog(ctx, "server")
+	_, b, _, err := v.LatestCatalog(ctx, "server")
 	if err != nil {
 		return nil, err
 	}
@@ -124,20 +124,4 @@ func (s *drSite) readCatalog(ctx context.Context) (*server.Catalog, error) {
 
 // startRecoveredServer is startServer on a new state directory with
 // --recover-from-vault.
-func (s *drSite) startRecoveredServer() {
-	cfg := fmt.Sprintf("listen: 127.0.0.1:%d\nstate_dir: %s\nvault: %s\nedge: %s\nstandby_interval: 1s\n",
-		s.serverPort, s.serverState, s.vaultURL, s.inet)
-	path := s.write("server.yaml", cfg)
-	s.start("server", "", "server", "--config", path, "--recover-from-vault")
-	s.t.Cleanup(s.removeRecoverySite)
-	tokFile := filepath.Join(s.serverState, "admin.token")
-	s.eventually(60*time.Second, "recovered server up", func() error {
-		b, err := os.ReadFile(tokFile)
-		if err != nil {
-			return err
-		}
-		s.client = client.New(fmt.Sprintf("127.0.0.1:%d", s.serverPort), strings.TrimSpace(string(b)), 10*time.Second)
-		_, err = s.client.Jobs(context.Background(), "", false, 1)
-		return err
-	})
-}
+func (s *drSite) startRecoveredServer() { s.startServer("--recover-from-vault") }

@@ -103,7 +103,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 	t.Run("test failover and cleanup", func(t *testing.T) {
 		before := countResources(t, s)
 		rep, r := s.runJob("failover", "test", "--plan", "shop")
-		if r.code != 0 || rep.State != store.Succeeded {
+		if r.code != 0 || rep.State != string(store.Succeeded) {
 			t.Fatalf("test failover: exit %d, %s: %s\n%s", r.code, rep.State, rep.Error, r.stderr)
 		}
 		if rep.RTOSeconds == nil || len(rep.Machines) != 2 || len(rep.Points) != 2 {
@@ -136,7 +136,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 			t.Fatalf("second test failover: exit %d, %s", r2.code, r2.stderr)
 		}
 		crep, r3 := s.runJob("failover", "cleanup", "--plan", "shop", "--note", "quarterly drill")
-		if r3.code != 0 || crep.State != store.Succeeded {
+		if r3.code != 0 || crep.State != string(store.Succeeded) {
 			t.Fatalf("cleanup: exit %d %s: %s", r3.code, crep.State, crep.Error)
 		}
 		after := countResources(t, s)
@@ -165,7 +165,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 	t.Run("planned failover loses no write", func(t *testing.T) {
 		acked := s.writeWhile(t, "10.1.0.20", "p", func() {
 			rep, r := s.runJob("failover", "planned", "--plan", "shop")
-			if r.code != 0 || rep.State != store.Succeeded {
+			if r.code != 0 || rep.State != string(store.Succeeded) {
 				t.Fatalf("planned failover: exit %d %s: %s\n%s", r.code, rep.State, rep.Error, s.log("agent"))
 			}
 			for _, p := range rep.Points {
@@ -190,7 +190,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 		if r := haven(t, s.serverEnv(), "failover", "commit", "--plan", "shop"); r.code != 0 {
 			t.Fatalf("commit: %d %s", r.code, r.stderr)
 		}
-		if rep, r := s.runJob("reprotect", "--plan", "shop"); r.code != 0 || rep.State != store.Succeeded {
+		if rep, r := s.runJob("reprotect", "--plan", "shop"); r.code != 0 || rep.State != string(store.Succeeded) {
 			t.Fatalf("reprotect: %d %s", r.code, rep.Error)
 		}
 		// Writes at the recovery site, then fail back while writing.
@@ -203,7 +203,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 			acked = append(acked, name)
 		}
 		rep, r := s.runJob("failback", "--plan", "shop")
-		if r.code != 0 || rep.State != store.Succeeded {
+		if r.code != 0 || rep.State != string(store.Succeeded) {
 			t.Fatalf("failback: exit %d %s: %s\nagent log:\n%s", r.code, rep.State, rep.Error, s.log("agent"))
 		}
 		if len(rep.Failback) != 2 {
@@ -234,7 +234,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 		// network die at once.
 		s.disaster(t)
 		rep, r := s.runJob("failover", "unplanned", "--plan", "shop")
-		if r.code != 0 || rep.State != store.Succeeded {
+		if r.code != 0 || rep.State != string(store.Succeeded) {
 			t.Fatalf("unplanned failover: exit %d %s: %s", r.code, rep.State, rep.Error)
 		}
 		if rep.Disaster == nil {

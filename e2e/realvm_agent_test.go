@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -40,7 +39,7 @@ const vmName = "pg"
 // with these disk lines and policy (YAML flow maps).
 func (l *rvLab) startAgent(qmp, qga, disks, policy string) *rvAgent {
 	t := l.t
-	s := &drSite{t: t, dir: filepath.Join(l.dir, "agent"), procs: map[string]*exec.Cmd{}}
+	s := newBareSite(t, filepath.Join(l.dir, "agent"))
 	os.MkdirAll(s.dir, 0o700)
 	s.env = []string{"HAVEN_VAULT=" + filepath.Join(s.dir, "vault"), "HAVEN_PASSWORD=correct horse"}
 	mustHaven(t, s.env, "vault", "init")

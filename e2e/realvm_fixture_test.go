@@ -105,7 +105,7 @@ func (l *rvLab) ready(m machine.Instance) {
 		one := m.Spec()
 		one.NICs = []vnet.NIC{n}
 		if err := machine.WaitHealthy(ctx, l.client[n.Network], one); err != nil {
-			l.t.Fatalf("%s %s: %v\nconsole:\n%s", one.Name, n.Name, err, tailFile(m.ConsoleLog()))
+			l.t.Fatalf("%s %s: %v\nconsole:\n%s", one.Name, n.Name, err, testenv.TailFile(m.ConsoleLog()))
 		}
 		if got := pgQuery(l.t, l.client[n.Network], n.Addr.Addr().String(), "select current_user"); len(got) != 1 || got[0] != "haven" {
 			l.t.Fatalf("%s: current_user %q", n.Addr, got)
@@ -139,14 +139,6 @@ func allocated(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return st.Blocks * 512
-}
-
-func tailFile(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
 }
 
 func fileSize(t *testing.T, path string) int64 {

@@ -66,7 +66,7 @@ plans:
 	under := a.waitPoint("an app-consistent point after the first", first.Time, func(p vault.Point) bool { return p.Consistency == "app" })
 
 	rep, r := s.runJob("failover", "test", "--plan", "db")
-	if r.code != 0 || rep.State != store.Succeeded || len(rep.Points) != 1 {
+	if r.code != 0 || rep.State != string(store.Succeeded) || len(rep.Points) != 1 {
 		t.Fatalf("test failover: exit %d, %s: %s\n%s\nserver log:\n%s", r.code, rep.State, rep.Error, r.stderr, s.log("server"))
 	}
 	pt := rep.Points[0]
@@ -81,7 +81,7 @@ plans:
 	t.Logf("test failover: point %s (%s), RTO %.1f s", pt.Point, pt.Consistency, deref(rep.RTOSeconds))
 
 	crep, r := s.runJob("failover", "cleanup", "--plan", "db")
-	if r.code != 0 || crep.State != store.Succeeded {
+	if r.code != 0 || crep.State != string(store.Succeeded) {
 		t.Fatalf("cleanup: exit %d %s: %s", r.code, crep.State, crep.Error)
 	}
 	if _, err := os.Stat("/run/netns/" + testNS); !os.IsNotExist(err) {

@@ -9,39 +9,36 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	mdns "github.com/miekg/dns"
-
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
+	demorig "github.com/haven-dr/haven/internal/demo/rig"
 	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/vault"
-	"github.com/haven-dr/haven/internal/vnet"
 )
 
 // rig is one recovery site ready to fail the shop plan over: a vault
 // holding one crash-consistent point of db and web, an in-process
 // orchestrator whose host keeps its disks and standby images on a reflink
-// XFS, and a real `haven dns` in the customers' namespace.
+// XFS, and a real `haven dns` in the customers' namespace (the demo's
+// rig's internet, without a primary site).
 type rig struct {
 	dir   string
 	xfs   string
 	inet  string
+	world *demorig.Rig
 	vault *vault.Vault
 	host  *host.Local
 	orch  *orchestrator.Orchestrator
 }
 
 var machines = []string{"db", "web"}
-
-const shopName = "shop.example.test"
 
 // newRig builds everything outside the timer; b.Cleanup removes it in
 // reverse order (jobs, machines, site namespace, dns, edge namespace,
@@ -62,13 +59,16 @@ func newRig(b *testing.B, gib int) *rig {
 	for _, m := range machines {
 		r.protect(b, m, root, gib)
 	}
-	lab := vnet.NewLab(vnet.Netlink{})
-	b.Cleanup(func() { lab.Close() })
-	var err error
-	if r.inet, err = lab.AddEdge("inet"); err != nil {
+	r.world = demorig.New(demorig.Options{Dir: r.dir, Bin: bin, Env: os.Environ(), Cleanup: demorig.OnTestEnd(b)})
+	if err := r.world.Edge(); err != nil {
 		b.Fatal(err)
 	}
-	r.startDNS(b, bin)
+	r.inet = r.world.Inet
+	// The primary endpoint is unreachable (the primary site is gone); the
+	// recovery endpoint is the recovered web machine.
+	if err := r.world.StartDNS(ctx, "127.0.0.1:53"); err != nil {
+		b.Fatal(err)
+	}
 	if err := os.MkdirAll(filepath.Join(r.xfs, "server"), 0o700); err != nil {
 		b.Fatal(err)
 	}
@@ -159,106 +159,9 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// startDNS runs `haven dns` inside the edge namespace, as the e2e fixture
-// does, with a profile whose primary endpoint is unreachable (the primary
-// site is gone) and whose recovery endpoint is the recovered web machine.
-func (r *rig) startDNS(b *testing.B, bin string) {
-	cfg := fmt.Sprintf(`listen: 127.0.0.1:53
-api: 127.0.0.1:8053
-zones:
-  - name: example.test
-profiles:
-  - name: %s
-    routing: priority
-    ttl: 1
-    monitor: {protocol: http, port: 80, path: /, interval: 1s, timeout: 500ms, tolerated_failures: 0, required_successes: 1}
-    endpoints:
-      - {name: primary, target: 10.1.0.20, priority: 1}
-      - {name: recovery, target: 10.2.0.20, priority: 2}
-`, shopName)
-	path := filepath.Join(r.dir, "dns.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	log, err := os.Create(filepath.Join(r.dir, "dns.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer log.Close()
-	cmd := exec.Command("ip", "netns", "exec", r.inet, bin, "dns", "--config", path)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stop(cmd) })
-	deadline := time.Now().Add(time.Minute)
-	for r.query() != nil {
-		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(log.Name())
-			b.Fatalf("haven dns does not answer after 1m:\n%s", out)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// query asks haven dns for the shop name from the customers' namespace.
-func (r *rig) query() error {
-	if _, err := os.Stat(filepath.Join(r.dir, "dns.api-token")); err != nil {
-		return err
-	}
-	return vnet.Do(r.inet, func() error {
-		q := new(mdns.Msg)
-		q.SetQuestion(mdns.Fqdn(shopName), mdns.TypeA)
-		_, _, err := (&mdns.Client{Timeout: time.Second}).Exchange(q, "127.0.0.1:53")
-		return err
-	})
-}
-
-// stop ends a process group started by the rig: SIGTERM, then SIGKILL.
-func stop(cmd *exec.Cmd) {
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
-}
-
 func (r *rig) protection() string {
-	return fmt.Sprintf(`sites: {primary: onprem, recovery: cloud}
-networks:
-  primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
-  recovery: [{name: rec, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
-  test: [{name: drill, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
-mapping:
-  recovery: {prod: rec}
-  test: {prod: drill}
-machines:
-  - name: db
-    disks: [{name: root}, {name: data, mount: /data}]
-    nics: [{name: eth0, network: prod, address: 10.1.0.10/24, recovery: static, static: 10.2.0.10}]
-    health: {tcp_port: 80}
-    health_timeout: 2m
-  - name: web
-    disks: [{name: root}, {name: data, mount: /data}]
-    nics: [{name: eth0, network: prod, address: 10.1.0.20/24, recovery: static, static: 10.2.0.20}]
-    health: {http_port: 80, http_path: /}
-    health_timeout: 2m
-plans:
-  - name: shop
-    groups:
-      - name: database
-        machines: [db]
-      - name: web
-        machines: [web]
-        after:
-          - {type: dns, profile: %[1]s, endpoint: recovery, directions: [failover], timeout: 2m}
-traffic: {api: "http://127.0.0.1:8053", token_file: %[2]s, netns: %[3]s, resolve: "127.0.0.1:53"}
-`, shopName, filepath.Join(r.dir, "dns.api-token"), r.inet)
+	return demorig.Shop{DBPort: 80, DBData: true, WebData: true, Timeout: "2m",
+		DNSToken: r.world.DNSToken(), Edge: r.inet, Resolve: "127.0.0.1:53"}.YAML()
 }
 
 var build struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/machine/nsdrv"
 	"github.com/haven-dr/haven/internal/machine/qemudrv"
+	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/testenv/debimage"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/vnettest"
@@ -74,7 +75,7 @@ func benchBoot(b *testing.B, img debimage.Image, firmware string, driver func(*t
 		worst = max(worst, took)
 		if err != nil {
 			m.Stop(context.Background())
-			b.Fatalf("%v\nconsole:\n%s", err, tailFile(m.ConsoleLog()))
+			b.Fatalf("%v\nconsole:\n%s", err, testenv.TailFile(m.ConsoleLog()))
 		}
 		b.Logf("boot %d: Start to TCP 5432 from the client in %v", i, took.Round(10*time.Millisecond))
 		if err := m.Stop(context.Background()); err != nil {

@@ -98,11 +98,11 @@ func (v *benchVM) waitReady(b *testing.B, timeout time.Duration) {
 		}
 		select {
 		case <-v.exited:
-			b.Fatalf("qemu exited before the image was ready: %s\nconsole tail:\n%s", v.stderr.String(), tail(log))
+			b.Fatalf("qemu exited before the image was ready: %s\nconsole tail:\n%s", v.stderr.String(), testenv.Tail(log))
 		case <-time.After(500 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("no %q after %v (accel %s); console tail:\n%s", debimage.ReadyMarker, timeout, v.accel, tail(log))
+			b.Fatalf("no %q after %v (accel %s); console tail:\n%s", debimage.ReadyMarker, timeout, v.accel, testenv.Tail(log))
 		}
 	}
 	// qemu-guest-agent starts when udev sees its port, about when
@@ -155,16 +155,4 @@ func (v *benchVM) written(b *testing.B) int64 {
 	return 0
 }
 
-func tail(b []byte) string {
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
-}
-
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
-
-func tailFile(path string) string {
-	b, _ := os.ReadFile(path)
-	return tail(b)
-}

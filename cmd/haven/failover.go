@@ -79,7 +79,7 @@ func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 	c.Flags().StringVar(&plan, "plan", "", "recovery plan (required)")
 	_ = c.MarkFlagRequired("plan")
 	if withPoint {
-		c.Flags().StringVar(&p.Point, "point", "", "latest (default), latest-app, latest-consistent, an RFC 3339 time or a point ID")
+		c.Flags().StringVar(&p.Point, "point", "", "latest (default: per consistency group, the newest capture instant every member has), latest-per-machine (each machine's newest, even from different instants), latest-app, latest-consistent, an RFC 3339 time or a point ID")
 		c.Flags().BoolVar(&p.NoStandby, "no-standby", false, "restore disks whole instead of cloning the standby images")
 	}
 	switch typ {
@@ -145,6 +145,9 @@ func printReport(w io.Writer, r *api.Report) {
 			loss = fmt.Sprintf(", data loss window %.1fs", *p.DataLossSeconds)
 		}
 		fmt.Fprintf(w, "  point  %-10s %s (%s, %.1fs old at start%s)\n", p.Machine, p.Point, p.Consistency, p.AgeSeconds, loss)
+	}
+	for _, n := range r.PointNotes {
+		fmt.Fprintf(w, "  points %s\n", n)
 	}
 	for _, d := range r.Disks {
 		fmt.Fprintf(w, "  disk   %-10s %s: %s, wrote %s of %s in %.2fs\n", d.Machine, d.Disk, d.Method, mib(d.BytesWritten), mib(d.Size), d.Seconds)

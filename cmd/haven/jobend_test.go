@@ -87,9 +87,9 @@ func TestFollowExitCodesCLI(t *testing.T) {
 		s.Close()
 	})
 	now := time.Now().UTC()
-	for state, want := range map[string]int{store.Succeeded: exitOK, store.Failed: exitJobFailed,
+	for state, want := range map[store.JobState]int{store.Succeeded: exitOK, store.Failed: exitJobFailed,
 		store.Canceled: exitJobCanceled, store.Waiting: exitJobWaiting} {
-		j := &store.Job{ID: "j-" + state, Plan: "p-" + state, Type: "test-failover", State: state, Created: now, Updated: now}
+		j := &store.Job{ID: "j-" + string(state), Plan: "p-" + string(state), Type: "test-failover", State: state, Created: now, Updated: now}
 		if err := s.Orchestrator().Store.CreateJob(ctx, j); err != nil {
 			t.Fatal(err)
 		}

@@ -40,6 +40,11 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Agent, short(m.LastPoint), m.Consistency, rpo, sb)
 			}
 			w.Flush()
+			for _, m := range st.Machines {
+				for _, p := range m.Preserved {
+					fmt.Fprintf(cmd.OutOrStdout(), "machine %s: preserved point %s holds the old primary's disks from before a failback (kept until `haven point release %s %s`)\n", m.Name, p, m.Name, p)
+				}
+			}
 			for _, a := range st.Agents {
 				hb := "never"
 				if a.LastHeartbeat != nil {

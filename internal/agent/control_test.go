@@ -38,7 +38,12 @@ type ctlFixture struct {
 
 func newCtlFixture(t *testing.T, provider, dir string, withToken bool) *ctlFixture {
 	t.Helper()
-	f := &ctlFixture{v: newVault(t, nil), disk: filepath.Join(dir, "disk.img"), controlled: withToken}
+	return newCtlFixtureOn(t, newVault(t, nil), provider, dir, withToken)
+}
+
+func newCtlFixtureOn(t *testing.T, v *vault.Vault, provider, dir string, withToken bool) *ctlFixture {
+	t.Helper()
+	f := &ctlFixture{v: v, disk: filepath.Join(dir, "disk.img"), controlled: withToken}
 	marks := t.TempDir()
 	f.stops, f.starts = filepath.Join(marks, "stops"), filepath.Join(marks, "starts")
 	writeRandom(t, f.disk, 4<<20)

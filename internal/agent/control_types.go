@@ -16,12 +16,18 @@ type RestoreRequest struct {
 	// (tagged "haven.preserved"), so nothing the old primary wrote after
 	// the failover is destroyed unseen.
 	Preserve bool `json:"preserve"`
+	// PreserveKey names this restore across retries: a point already
+	// preserved under the key is used again, so a retry after a failed
+	// restore never preserves its half-written disks as the "previous"
+	// state. The orchestrator passes its job and machine.
+	PreserveKey string `json:"preserve_key,omitempty"`
 }
 
 // RestoreResult says what a restore did to each disk.
 type RestoreResult struct {
 	// Preserved is the ID of the point that keeps the disks' previous
-	// state ("" without Preserve).
+	// state ("" without Preserve). A failed restore answers it too (with
+	// its error), once the disks' state is kept.
 	Preserved string              `json:"preserved,omitempty"`
 	Disks     []DiskRestoreResult `json:"disks"`
 }

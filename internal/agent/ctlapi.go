@@ -88,10 +88,14 @@ func (a *Agent) controlRoutes(mux *http.ServeMux, token, disabled string) {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeCtlErr(w, http.StatusBadRequest, "body must be {\"point\": ID, \"preserve\": bool}: "+err.Error())
+			writeCtlErr(w, http.StatusBadRequest, "body must be {\"point\": ID, \"preserve\": bool, \"preserve_key\": KEY}: "+err.Error())
 			return
 		}
 		res, err := a.RestoreMachine(r.Context(), r.PathValue("name"), req)
+		if err != nil && res != nil && res.Preserved != "" {
+			writeCtlPartial(w, err, res.Preserved)
+			return
+		}
 		writeCtl(w, res, err)
 	}))
 }
@@ -113,6 +117,18 @@ func writeCtl(w http.ResponseWriter, out any, err error) {
 		out = struct{}{}
 	}
 	writeCtlJSON(w, http.StatusOK, out)
+}
+
+// writeCtlPartial answers a failed restore with the point that keeps the
+// disks' previous state, so the caller records it.
+func writeCtlPartial(w http.ResponseWriter, err error, preserved string) {
+	code := http.StatusInternalServerError
+	var ce *ctlError
+	if errors.As(err, &ce) {
+		code = ce.code
+	}
+	slog.Warn("control request failed", "status", code, "err", err, "preserved", preserved)
+	writeCtlJSON(w, code, map[string]string{"error": err.Error(), "preserved": preserved})
 }
 
 func writeCtlErr(w http.ResponseWriter, code int, msg string) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -12,8 +13,12 @@ import (
 )
 
 // PreservedTag marks the point a restore takes of the disks it is about to
-// overwrite.
-const PreservedTag = "haven.preserved"
+// overwrite; retention keeps such points until an operator releases them.
+const PreservedTag = vault.PreservedTag
+
+// preserveKeyTag holds the RestoreRequest.PreserveKey a point was kept
+// under.
+const preserveKeyTag = "haven.preserved.key"
 
 // RestoreMachine writes a point of the machine onto its own disks in place
 // (only differing chunks are written). The machine must be stopped. With
@@ -53,25 +58,53 @@ func (a *Agent) RestoreMachine(ctx context.Context, name string, req RestoreRequ
 	var now map[string][]vault.ID
 	var nowSize map[string]int64
 	if req.Preserve {
-		if res.Preserved, now, nowSize, err = a.preserve(ctx, m, p); err != nil {
+		if res.Preserved, now, nowSize, err = a.preserveOnce(ctx, m, p, req.PreserveKey); err != nil {
 			return nil, fmt.Errorf("restore %s: keeping the disks' current state: %w (nothing was written)", name, err)
 		}
 	}
+	// From here on a failure still answers res: the caller must learn
+	// which point holds the disks' previous state.
 	// A tracker would now describe the disks before the restore: drop it
 	// before the first write, so the next cycle reads everything.
 	if err := a.invalidateTrackers(m); err != nil {
-		return nil, fmt.Errorf("restore %s: %w (nothing was written)", name, err)
+		return res, fmt.Errorf("restore %s: %w (nothing was written)", name, err)
 	}
 	for _, d := range m.cfg.Disks {
 		dr, err := a.restoreDisk(ctx, m, p, d, now[d.Name], nowSize[d.Name])
 		if err != nil {
 			// The vault's RestoreError says what state the disk is in.
-			return nil, fmt.Errorf("restore %s: disk %s: %w (disks restored before it: %d of %d; the same restore again completes it)",
+			return res, fmt.Errorf("restore %s: disk %s: %w (disks restored before it: %d of %d; the same restore again completes it)",
 				name, d.Name, err, len(res.Disks), len(m.cfg.Disks))
 		}
 		res.Disks = append(res.Disks, *dr)
 	}
 	return res, nil
+}
+
+// preserveOnce keeps the disks' state, or with a key finds the point an
+// earlier try kept under it (the disks may since be half restored).
+func (a *Agent) preserveOnce(ctx context.Context, m *machine, target *vault.Point, key string) (string, map[string][]vault.ID, map[string]int64, error) {
+	if key == "" {
+		return a.preserve(ctx, m, target, nil)
+	}
+	ps, err := a.Vault().Points(ctx, m.cfg.Name)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	for _, p := range ps {
+		if p.Tags[PreservedTag] != "true" || p.Tags[preserveKeyTag] != key {
+			continue
+		}
+		ids, sizes := map[string][]vault.ID{}, map[string]int64{}
+		for _, d := range p.Disks {
+			if ids[d.Name], err = a.Vault().DiskChunkIDs(ctx, p, d.Name); err != nil {
+				return "", nil, nil, fmt.Errorf("chunk list of preserved point %s: %w", p.ID, err)
+			}
+			sizes[d.Name] = d.Size
+		}
+		return p.ID, ids, sizes, nil
+	}
+	return a.preserve(ctx, m, target, map[string]string{preserveKeyTag: key})
 }
 
 // restorable finds the point and checks that its disks are exactly the
@@ -102,14 +135,19 @@ func (a *Agent) restorable(ctx context.Context, m *machine, id string) (*vault.P
 
 // preserve reads the disks whole (no change-tracking hints: the disks are
 // about to be overwritten, and this point must be exact) into a point.
-func (a *Agent) preserve(ctx context.Context, m *machine, target *vault.Point) (string, map[string][]vault.ID, map[string]int64, error) {
+func (a *Agent) preserve(ctx context.Context, m *machine, target *vault.Point, tags map[string]string) (string, map[string][]vault.ID, map[string]int64, error) {
 	var disks []vault.DiskSource
 	for _, d := range m.cfg.Disks {
 		disks = append(disks, vault.DiskSource{Name: d.Name, Path: d.Path})
 	}
+	tags = maps.Clone(tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tags[PreservedTag], tags["haven.preserved.before_restore_of"] = "true", target.ID
 	res, err := a.Vault().SnapshotKnown(ctx, vault.SnapshotOptions{Machine: m.cfg.Name, Disks: disks, Time: a.now(),
 		Consistency: vault.CrashConsistent, Provider: m.cfg.Provider, Group: m.cfg.Group, LockWait: snapshotLockWait,
-		Tags: map[string]string{PreservedTag: "true", "haven.preserved.before_restore_of": target.ID}}, nil)
+		Tags: tags}, nil)
 	if err != nil {
 		return "", nil, nil, err
 	}

@@ -44,6 +44,16 @@ type Inputs struct {
 	Plans       []Plan
 	Jobs        []*store.Job // the active ones
 	Vault       *VaultCheck  // nil before the first check
+	// Catalog is set while the server's catalog cannot be saved to the
+	// vault (a new control plane would recover stale state).
+	Catalog *CatalogWrite
+}
+
+// CatalogWrite is a failing save of the server's catalog to the vault.
+type CatalogWrite struct {
+	Since time.Time // first failure since the last save that worked
+	Err   string
+	Retry time.Duration
 }
 
 // Agent is an agent of the applied config.
@@ -109,6 +119,10 @@ func Evaluate(in Inputs) []Alert {
 		case store.Waiting:
 			add("job-waiting/"+j.ID, Warning, j.Updated, "job %s waits for approval (haven job approve %s)", j.ID, j.ID)
 		}
+	}
+	if c := in.Catalog; c != nil {
+		add("catalog-write", Critical, c.Since, "server catalog not saved to the vault since %s (retried every %s): %s",
+			c.Since.Format(time.RFC3339), c.Retry, c.Err)
 	}
 	if c := in.Vault; c != nil {
 		switch {

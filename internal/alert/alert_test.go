@@ -148,3 +148,15 @@ func TestTrackerTransitions(t *testing.T) {
 		}
 	}
 }
+
+func TestCatalogWriteRule(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if got := Evaluate(Inputs{Now: t0}); len(got) != 0 {
+		t.Fatalf("no failing catalog write: %+v", got)
+	}
+	got := Evaluate(Inputs{Now: t0, Catalog: &CatalogWrite{Since: t0.Add(-time.Minute), Err: "read-only file system", Retry: time.Minute}})
+	if len(got) != 1 || got[0].ID != "catalog-write" || got[0].Severity != Critical || !got[0].Since.Equal(t0.Add(-time.Minute)) ||
+		!strings.Contains(got[0].Summary, "read-only file system") {
+		t.Fatalf("alerts %+v", got)
+	}
+}

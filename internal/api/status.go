@@ -31,6 +31,10 @@ type MachineStatus struct {
 	Points          int      `json:"points"`
 	Standby         string   `json:"standby_point,omitempty"`
 	LastError       string   `json:"last_error,omitempty"`
+	// Preserved: points that keep an old primary's disks from before a
+	// failback restored them; retention keeps them until an operator
+	// releases them (haven point release). Not counted as the last point.
+	Preserved []string `json:"preserved_points,omitempty"`
 }
 
 // AgentStatus is an agent's health.

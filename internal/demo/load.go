@@ -7,34 +7,8 @@ import (
 	"sync"
 	"time"
 
-	mdns "github.com/miekg/dns"
-
-	"github.com/haven-dr/haven/internal/vnet"
+	"github.com/haven-dr/haven/internal/demo/rig"
 )
-
-// resolve asks server (from namespace ns) for the shop's A records.
-func resolve(ns, server string) ([]string, error) {
-	var out []string
-	err := vnet.Do(ns, func() error {
-		c := &mdns.Client{Timeout: time.Second}
-		q := new(mdns.Msg)
-		q.SetQuestion(mdns.Fqdn(ShopName), mdns.TypeA)
-		r, _, err := c.Exchange(q, server)
-		if err != nil {
-			return err
-		}
-		if r.Rcode != mdns.RcodeSuccess {
-			return fmt.Errorf("%s: %s", ShopName, mdns.RcodeToString[r.Rcode])
-		}
-		for _, rr := range r.Answer {
-			if a, ok := rr.(*mdns.A); ok {
-				out = append(out, a.A.String())
-			}
-		}
-		return nil
-	})
-	return out, err
-}
 
 // Ack is an order the shop acknowledged to a customer.
 type Ack struct {
@@ -92,7 +66,7 @@ func (c *customers) loop(ctx context.Context) {
 // place resolves the shop's name through the customers' resolver (as a
 // browser would, honouring its TTL) and posts one order.
 func (c *customers) place(ctx context.Context, id string) (string, error) {
-	ips, err := resolve(c.ns, resolverAddr)
+	ips, err := rig.Resolve(c.ns, resolverAddr)
 	if err != nil {
 		return "", err
 	}
@@ -101,7 +75,7 @@ func (c *customers) place(ctx context.Context, id string) (string, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	_, err = httpIn(rctx, c.ns, "POST", "http://"+ips[0]+"/order?customer=demo&id="+id)
+	_, err = rig.HTTPIn(rctx, c.ns, "POST", "http://"+ips[0]+"/order?customer=demo&id="+id, "")
 	return ips[0], err
 }
 

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/haven-dr/haven/internal/demo/rig"
 	"time"
 )
 
@@ -61,7 +63,7 @@ func RunScenario(ctx context.Context, opt ScenarioOptions) (rep *Report, err err
 		return nil, err
 	}
 	s := &scenario{ctx: ctx, t0: time.Now()}
-	s.site = &site{env: &env{out: opt.Out, procs: map[string]*exec.Cmd{}}, machines: map[string]string{}}
+	s.site = &site{Rig: rig.New(rig.Options{Out: opt.Out, Env: os.Environ()})}
 	defer func() {
 		if s.cust != nil {
 			s.cust.stop()
@@ -70,14 +72,14 @@ func RunScenario(ctx context.Context, opt ScenarioOptions) (rep *Report, err err
 			return
 		}
 		s.failed = err != nil
-		s.say("\n-- removing everything the demo made")
-		s.teardown()
-		if s.failed && s.logDir != "" {
-			s.say("   logs kept in %s", s.keptLogs)
+		s.Say("\n-- removing everything the demo made")
+		s.Close()
+		if s.failed && s.LogDir != "" {
+			s.Say("   logs kept in %s", s.keptLogs)
 		}
 	}()
 	s.step("images")
-	if s.imgs, err = BuildImages(s.say); err != nil {
+	if s.imgs, err = BuildImages(s.Say); err != nil {
 		return nil, err
 	}
 	if err := s.setup(opt.Dir); err != nil {
@@ -93,9 +95,9 @@ func RunScenario(ctx context.Context, opt ScenarioOptions) (rep *Report, err err
 	}
 	s.step("")
 	s.rep.TotalSecs = time.Since(s.t0).Seconds()
-	s.rep.Dir = s.dir
-	s.rep.Where = Where{Customers: s.custNS, Internet: s.inet, Primary: s.primNS, Resolver: resolverAddr, ServerState: s.state,
-		OrdersLog: filepath.Join(s.dir, "orders.log")}
+	s.rep.Dir = s.Dir
+	s.rep.Where = Where{Customers: s.custNS, Internet: s.Inet, Primary: s.PrimNS, Resolver: resolverAddr, ServerState: s.server.State,
+		OrdersLog: filepath.Join(s.Dir, "orders.log")}
 	if opt.Keep {
 		s.keepHelp()
 	}
@@ -110,8 +112,8 @@ func (s *scenario) step(name string) {
 	}
 	if name != "" {
 		s.rep.Steps = append(s.rep.Steps, Step{Name: name})
-		if s.env != nil && s.out != nil {
-			fmt.Fprintf(s.out, "\n== %s\n", name)
+		if s.site != nil {
+			s.Say("\n== %s", name)
 		}
 	}
 	s.stepAt = now

@@ -11,12 +11,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/haven-dr/haven/internal/demo/rig"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
 )
 
 // setup makes the work directory, a copy of this haven binary (so the
-// agent's hooks outlive `go run`), the vault password and the vault.
+// agent's hooks outlive `go run`) and the agent's token.
 func (s *scenario) setup(dir string) error {
 	var err error
 	if dir == "" {
@@ -27,44 +28,42 @@ func (s *scenario) setup(dir string) error {
 	if err != nil {
 		return fmt.Errorf("work directory: %w", err)
 	}
-	s.dir = dir
+	s.Dir = dir
 	os.Chmod(dir, 0o755)
-	s.push("rm -rf "+dir, func() { os.RemoveAll(dir) })
-	s.logDir = filepath.Join(dir, "logs")
-	os.MkdirAll(s.logDir, 0o755)
+	s.Defer("rm -rf "+dir, func() error { return os.RemoveAll(dir) })
+	s.LogDir = filepath.Join(dir, "logs")
+	os.MkdirAll(s.LogDir, 0o755)
 	// Pushed after the directory's removal, so it runs before it: a failed
 	// demo's logs survive it.
 	s.keptLogs = filepath.Join(os.TempDir(), filepath.Base(dir)+"-logs")
-	s.push("", func() {
+	s.Defer("", func() error {
 		if s.failed {
 			os.RemoveAll(s.keptLogs)
-			exec.Command("cp", "-r", s.logDir, s.keptLogs).Run()
+			exec.Command("cp", "-r", s.LogDir, s.keptLogs).Run()
 		}
+		return nil
 	})
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
 	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
-	s.bin = filepath.Join(dir, "bin", "haven")
-	if err := copyFile(self, s.bin, 0o755); err != nil {
-		return err
-	}
-	if _, err := s.write("password", "haven-demo-password\n"); err != nil {
+	s.Bin = filepath.Join(dir, "bin", "haven")
+	if err := copyFile(self, s.Bin, 0o755); err != nil {
 		return err
 	}
 	s.token = filepath.Join(dir, "agent.token")
 	if err := os.WriteFile(s.token, []byte("demo-agent-token-"+strings.Repeat("x", 24)+"\n"), 0o600); err != nil {
 		return err
 	}
-	s.state = filepath.Join(dir, "hvdisks", "server")
-	if s.agentPort, err = freePort(); err != nil {
+	s.server = rig.Server{State: filepath.Join(dir, "hvdisks", "server")}
+	if s.agentPort, err = rig.FreePort(); err != nil {
 		return err
 	}
-	if s.serverPort, err = freePort(); err != nil {
+	if s.server.Port, err = rig.FreePort(); err != nil {
 		return err
 	}
-	s.say("   work directory %s (logs in %s)", dir, s.logDir)
+	s.Say("   work directory %s (logs in %s)", dir, s.LogDir)
 	return nil
 }
 
@@ -72,58 +71,50 @@ func (s *scenario) setup(dir string) error {
 func (s *scenario) build() error {
 	s.step("primary site, customers, Haven")
 	ctx := s.ctx
-	if err := s.mountXFS(); err != nil {
+	if err := s.MountXFS(4 << 10); err != nil {
 		return err
 	}
 	if err := s.network(); err != nil {
 		return err
 	}
-	if _, err := s.run(ctx, nil, "vault", "init", "--vault", "file://"+filepath.Join(s.dir, "vault"), "--password-file", filepath.Join(s.dir, "password")); err != nil {
+	if err := s.InitVault(ctx, "haven-demo-password"); err != nil {
 		return err
 	}
+	s.server.Vault, s.server.PasswordFile, s.server.Edge = s.Vault, s.PasswordFile, s.Inet
 	if err := s.machinesUp(ctx, s.imgs); err != nil {
-		return fmt.Errorf("%w\ndb console:\n%s", err, tailFile(filepath.Join(s.logDir, "db.console.log")))
+		return fmt.Errorf("%w\ndb console:\n%s", err, rig.Tail(filepath.Join(s.LogDir, "db.console.log")))
 	}
-	if err := s.startDNS(ctx); err != nil {
-		return err
+	steps := []func() error{
+		func() error { return s.StartDNS(ctx, dnsAddr) },
+		func() error { return s.startUnbound(ctx) },
+		s.startAgent,
+		func() error { return s.startServer(ctx) },
 	}
-	if err := s.startUnbound(ctx); err != nil {
-		return err
-	}
-	if err := s.startAgent(ctx); err != nil {
-		return err
-	}
-	if err := s.startServer(ctx); err != nil {
-		return err
+	for _, f := range steps {
+		if err := f(); err != nil {
+			return err
+		}
 	}
 	return nil
-}
-
-func tailFile(p string) string {
-	b, _ := os.ReadFile(p)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
 }
 
 // protect applies the protection and waits for the first points of both
 // machines and their standby images; customers start ordering.
 func (s *scenario) protect() error {
 	s.step("protect")
-	path, err := s.write("protection.yaml", s.protection())
+	path, err := s.Write("protection.yaml", s.protection())
 	if err != nil {
 		return err
 	}
-	if _, err := s.run(s.ctx, s.serverEnv(), "apply", "-f", path); err != nil {
+	if _, err := s.Haven(s.ctx, s.server.Env(), "apply", "-f", path); err != nil {
 		return err
 	}
-	if s.cust, err = startCustomers(s.ctx, s.custNS, filepath.Join(s.dir, "orders.log")); err != nil {
+	if s.cust, err = startCustomers(s.ctx, s.custNS, filepath.Join(s.Dir, "orders.log")); err != nil {
 		return err
 	}
-	s.say("   customers place orders through their resolver (Unbound, %s) at http://%s/", resolverAddr, ShopName)
+	s.Say("   customers place orders through their resolver (Unbound, %s) at http://%s/", resolverAddr, ShopName)
 	s.rep.Protect = Protect{RPOSeconds: map[string]float64{}, Points: map[string]int{}}
-	err = eventually(s.ctx, 3*time.Minute, "first points and standby images", func() error {
+	err = rig.Eventually(s.ctx, 3*time.Minute, "first points and standby images", func() error {
 		st, err := s.client.Status(s.ctx)
 		if err != nil {
 			return err
@@ -143,13 +134,13 @@ func (s *scenario) protect() error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("%w\nagent log:\n%s", err, s.logTail("agent"))
+		return fmt.Errorf("%w\nagent log:\n%s", err, s.Log("agent"))
 	}
-	out, _ := s.run(s.ctx, s.serverEnv(), "status")
-	s.say("%s", indent(out))
+	out, _ := s.Haven(s.ctx, s.server.Env(), "status")
+	s.Say("%s", indent(out))
 	acks, _ := s.cust.snapshot()
 	if len(acks) == 0 {
-		return fmt.Errorf("no customer order acknowledged yet; shop console:\n%s", tailFile(filepath.Join(s.logDir, "web.console.log")))
+		return fmt.Errorf("no customer order acknowledged yet; shop console:\n%s", rig.Tail(filepath.Join(s.LogDir, "web.console.log")))
 	}
 	return nil
 }
@@ -164,21 +155,21 @@ func indent(s string) string {
 
 // job runs a haven job command with --json and reads its report.
 func (s *scenario) job(args ...string) (*orchestrator.Report, error) {
-	out, err := s.run(s.ctx, s.serverEnv(), append(args, "--json")...)
+	out, err := s.Haven(s.ctx, s.server.Env(), append(args, "--json")...)
 	var rep orchestrator.Report
 	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
 		if err == nil {
 			err = jerr
 		}
-		return nil, fmt.Errorf("%w\nserver log:\n%s", err, s.logTail("server"))
+		return nil, fmt.Errorf("%w\nserver log:\n%s", err, s.Log("server"))
 	}
-	if err != nil || rep.State != store.Succeeded {
-		return &rep, fmt.Errorf("haven %s: job %s %s: %s\nserver log:\n%s", strings.Join(args, " "), rep.Job, rep.State, rep.Error, s.logTail("server"))
+	if err != nil || rep.State != string(store.Succeeded) {
+		return &rep, fmt.Errorf("haven %s: job %s %s: %s\nserver log:\n%s", strings.Join(args, " "), rep.Job, rep.State, rep.Error, s.Log("server"))
 	}
 	if rep.RTOSeconds != nil {
-		s.say("     job %s succeeded; Haven's RTO %.1fs", rep.Job, *rep.RTOSeconds)
+		s.Say("     job %s succeeded; Haven's RTO %.1fs", rep.Job, *rep.RTOSeconds)
 	} else {
-		s.say("     job %s succeeded", rep.Job)
+		s.Say("     job %s succeeded", rep.Job)
 	}
 	return &rep, nil
 }
@@ -196,13 +187,14 @@ func (s *scenario) testFailover() error {
 	if rep.RTOSeconds != nil {
 		s.rep.Test.RTOSeconds = *rep.RTOSeconds
 	}
-	testNS := s.hostID() + "-test"
+	testNS := rig.HostID(s.server.State) + "-test"
 	id := "drill-" + time.Now().UTC().Format("150405")
-	s.say("   $ ip netns exec %s curl -X POST 'http://%s/order?id=%s'", testNS, recWeb, id)
-	_, err = httpIn(s.ctx, testNS, "POST", "http://"+recWeb+"/order?customer=drill&id="+id)
+	order := "http://" + recWeb + "/order?customer=drill&id=" + id
+	s.Say("   $ ip netns exec %s curl -X POST '%s'", testNS, order)
+	_, err = rig.HTTPIn(s.ctx, testNS, "POST", order, "")
 	if err == nil {
 		var list string
-		list, err = httpIn(s.ctx, testNS, "GET", "http://"+recWeb+"/orders")
+		list, err = rig.HTTPIn(s.ctx, testNS, "GET", "http://"+recWeb+"/orders", "")
 		if err == nil && !hasLine(list, id) {
 			err = fmt.Errorf("test order %s not in the test copy's database", id)
 		}
@@ -210,7 +202,7 @@ func (s *scenario) testFailover() error {
 	if err == nil {
 		// Isolated: the test copy must not answer the customers.
 		ictx, cancel := context.WithTimeout(s.ctx, 3*time.Second)
-		_, herr := httpIn(ictx, s.custNS, "GET", "http://"+recWeb+"/")
+		_, herr := rig.HTTPIn(ictx, s.custNS, "GET", "http://"+recWeb+"/", "")
 		cancel()
 		if herr == nil {
 			err = fmt.Errorf("the test copy at %s answers the customers' namespace", recWeb)
@@ -219,9 +211,9 @@ func (s *scenario) testFailover() error {
 	if err == nil {
 		s.rep.Test.TestOrder = id
 	} else {
-		s.say("   the test copy did not take an order: %v", err)
+		s.Say("   the test copy did not take an order: %v", err)
 	}
-	ips, _ := resolve(s.custNS, resolverAddr)
+	ips, _ := rig.Resolve(s.custNS, resolverAddr)
 	s.rep.Test.DNSAnswer = strings.Join(ips, ",")
 	if _, err := s.job("failover", "cleanup", "--plan", "shop", "--note", "haven demo drill"); err != nil {
 		return err
@@ -230,7 +222,7 @@ func (s *scenario) testFailover() error {
 	s.rep.Test.CustomerOrders = len(after) - len(before)
 	s.rep.Test.CustomerFailures = fails1 - fails0
 	s.rep.Test.Passed = s.rep.Test.TestOrder != "" && s.rep.Test.DNSAnswer == primWeb && s.rep.Test.CustomerFailures == 0
-	s.say("   drill %s: test order %q, customers had %d failures, DNS answered %s", map[bool]string{true: "passed", false: "FAILED"}[s.rep.Test.Passed],
+	s.Say("   drill %s: test order %q, customers had %d failures, DNS answered %s", map[bool]string{true: "passed", false: "FAILED"}[s.rep.Test.Passed],
 		s.rep.Test.TestOrder, s.rep.Test.CustomerFailures, s.rep.Test.DNSAnswer)
 	return nil
 }
@@ -250,7 +242,7 @@ func hasLine(list, id string) bool {
 func (s *scenario) disaster() error {
 	s.step("disaster")
 	since := time.Now()
-	err := eventually(s.ctx, 2*time.Minute, "a new point of every machine", func() error {
+	err := rig.Eventually(s.ctx, 2*time.Minute, "a new point of every machine", func() error {
 		st, err := s.client.Status(s.ctx)
 		if err != nil {
 			return err
@@ -269,20 +261,16 @@ func (s *scenario) disaster() error {
 	// Machines and uplink first, without waiting: the disaster moment is
 	// taken once the primary can no longer acknowledge anything, so no
 	// order acknowledged after it came from the primary.
-	for _, m := range []string{"web", "db"} {
-		b, _ := os.ReadFile(filepath.Join(s.dir, m+".pid"))
-		var pid int
-		fmt.Sscan(string(b), &pid)
-		if pid > 0 {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+	web, db := s.KillMachine("web"), s.KillMachine("db")
+	s.Say("   $ kill -KILL %d %d  # web, db", web, db)
+	if err := s.CutPrimary(); err != nil {
+		return fmt.Errorf("cut the primary off: %w", err)
 	}
-	if out, err := exec.Command("ip", "-n", s.inet, "link", "set", "to-prim", "down").CombinedOutput(); err != nil {
-		return fmt.Errorf("cut the primary off: %v %s", err, out)
+	if a := s.Procs["agent"]; a != nil {
+		s.Say("   $ kill -KILL -- -%d  # the agent", a.Process.Pid)
 	}
-	s.kill("agent", syscall.SIGKILL)
+	s.Kill("agent", syscall.SIGKILL)
 	at := time.Now()
-	s.say("   $ kill -KILL <web> <db> <agent>; ip -n %s link set to-prim down", s.inet)
 	acks, _ := s.cust.snapshot()
 	s.rep.Disaster.At = at
 	for _, a := range acks {
@@ -290,7 +278,7 @@ func (s *scenario) disaster() error {
 			s.rep.Disaster.AckedBefore++
 		}
 	}
-	s.say("   the primary site is gone at %s; customers had %d orders acknowledged", at.UTC().Format("15:04:05.000"), s.rep.Disaster.AckedBefore)
+	s.Say("   the primary site is gone at %s; customers had %d orders acknowledged", at.UTC().Format("15:04:05.000"), s.rep.Disaster.AckedBefore)
 	return nil
 }
 
@@ -314,7 +302,7 @@ func (s *scenario) unplanned() error {
 		}
 	}
 	var first Ack
-	err = eventually(s.ctx, 2*time.Minute, "a customer order at the recovery site", func() error {
+	err = rig.Eventually(s.ctx, 2*time.Minute, "a customer order at the recovery site", func() error {
 		a, ok := s.cust.firstAfter(cmdAt)
 		if !ok {
 			return fmt.Errorf("no order acknowledged since the failover command")
@@ -327,8 +315,8 @@ func (s *scenario) unplanned() error {
 	}
 	f.FirstOrder, f.FirstOrderAt, f.DNSAnswer = first.ID, first.At, first.Addr
 	f.RTOSeconds = first.At.Sub(cmdAt).Seconds()
-	s.say("   customers order again: %s acknowledged by %s, %.1fs after the failover command", first.ID, first.Addr, f.RTOSeconds)
-	list, err := httpIn(s.ctx, s.custNS, "GET", "http://"+recWeb+"/orders")
+	s.Say("   customers order again: %s acknowledged by %s, %.1fs after the failover command", first.ID, first.Addr, f.RTOSeconds)
+	list, err := rig.HTTPIn(s.ctx, s.custNS, "GET", "http://"+recWeb+"/orders", "")
 	if err != nil {
 		return err
 	}
@@ -348,7 +336,7 @@ func (s *scenario) unplanned() error {
 	if d.Lost > 0 {
 		d.LostSeconds = d.At.Sub(oldest).Seconds()
 	}
-	s.say("   the recovered database lacks %d of %d orders acknowledged before the disaster (%.1fs)", d.Lost, d.AckedBefore, d.LostSeconds)
+	s.Say("   the recovered database lacks %d of %d orders acknowledged before the disaster (%.1fs)", d.Lost, d.AckedBefore, d.LostSeconds)
 	return nil
 }
 
@@ -366,24 +354,24 @@ func lines(list string) map[string]bool {
 // primary's network and agent back and fails back while customers order.
 func (s *scenario) reprotectFailback() error {
 	s.step("commit and reprotect")
-	if _, err := s.run(s.ctx, s.serverEnv(), "failover", "commit", "--plan", "shop"); err != nil {
+	if _, err := s.Haven(s.ctx, s.server.Env(), "failover", "commit", "--plan", "shop"); err != nil {
 		return err
 	}
 	if _, err := s.job("reprotect", "--plan", "shop"); err != nil {
 		return err
 	}
 	s.step("planned failback")
-	s.say("   the primary site is back: its link, its agent (its machines stay down until failback)")
+	s.Say("   the primary site is back: its link and routes, its agent (its machines stay down until failback)")
 	if err := s.reconnect(); err != nil {
 		return err
 	}
-	if err := s.runAgent(); err != nil {
+	if err := s.RunAgent(); err != nil {
 		return err
 	}
 	time.Sleep(3 * time.Second)
 	rep, err := s.job("failback", "--plan", "shop")
 	if err != nil {
-		return fmt.Errorf("%w\nagent log:\n%s", err, s.logTail("agent"))
+		return fmt.Errorf("%w\nagent log:\n%s", err, s.Log("agent"))
 	}
 	fb := &s.rep.Failback
 	fb.Job = rep.Job
@@ -393,7 +381,7 @@ func (s *scenario) reprotectFailback() error {
 		fb.DiskBytes += d.Size
 	}
 	done := time.Now()
-	if err := eventually(s.ctx, time.Minute, "a customer order at the primary again", func() error {
+	if err := rig.Eventually(s.ctx, time.Minute, "a customer order at the primary again", func() error {
 		if a, ok := s.cust.firstAfter(done); ok && a.Addr == primWeb {
 			return nil
 		}
@@ -404,7 +392,7 @@ func (s *scenario) reprotectFailback() error {
 	s.cust.stop()
 	acks, _ := s.cust.snapshot()
 	s.cust = nil
-	list, err := httpIn(s.ctx, s.custNS, "GET", "http://"+primWeb+"/orders")
+	list, err := rig.HTTPIn(s.ctx, s.custNS, "GET", "http://"+primWeb+"/orders", "")
 	if err != nil {
 		return err
 	}
@@ -418,40 +406,34 @@ func (s *scenario) reprotectFailback() error {
 			}
 		}
 	}
-	ips, _ := resolve(s.custNS, resolverAddr)
+	ips, _ := rig.Resolve(s.custNS, resolverAddr)
 	fb.DNSAnswer = strings.Join(ips, ",")
 	s.rep.Orders = len(acks)
-	s.say("   failback wrote %s of %s; %d of %d orders placed since the failover are missing at the primary", mib(fb.BytesWritten), mib(fb.DiskBytes), fb.Lost, fb.OrdersChecked)
+	s.Say("   failback wrote %s of %s; %d of %d orders placed since the failover are missing at the primary", mib(fb.BytesWritten), mib(fb.DiskBytes), fb.Lost, fb.OrdersChecked)
 	return nil
 }
 
-// reconnect undoes the disaster's cut: the link and the route to prod.
+// reconnect undoes the disaster's cut: the link, the route to prod and
+// the primary's route back to the customers.
 func (s *scenario) reconnect() error {
-	s.say("   $ ip -n %s link set to-prim up", s.inet)
-	if out, err := exec.Command("ip", "-n", s.inet, "link", "set", "to-prim", "up").CombinedOutput(); err != nil {
-		return fmt.Errorf("%v %s", err, out)
-	}
-	siteIP, err := linkAddr(s.primNS, "edge")
-	if err != nil {
+	if err := s.Reconnect(); err != nil {
 		return err
-	}
-	if out, err := exec.Command("ip", "-n", s.inet, "route", "replace", prodNet.Subnet.String(), "via", siteIP).CombinedOutput(); err != nil {
-		return fmt.Errorf("route to prod: %v %s", err, out)
 	}
 	return s.routeCustomers()
 }
 
 // keepHelp says what to try on the running demo and how to remove it.
 func (s *scenario) keepHelp() {
-	td, err := s.writeTeardown()
-	if err != nil {
-		s.say("teardown script: %v", err)
+	td := filepath.Join(os.TempDir(), filepath.Base(s.Dir)+"-teardown.sh")
+	script := "#!/bin/sh\n# Removes everything `haven demo --keep` left running.\n" + s.Script()
+	if err := os.WriteFile(td, []byte(script), 0o755); err != nil {
+		s.Say("teardown script: %v", err)
 	}
-	env := strings.Join(s.serverEnv(), " ")
-	s.say("\nThe demo is still running (--keep). Try:")
-	s.say("  %s %s status", env, s.bin)
-	s.say("  %s %s job list", env, s.bin)
-	s.say("  ip netns exec %s dig @%s %s +short", s.custNS, strings.Split(resolverAddr, ":")[0], ShopName)
-	s.say("  ip netns exec %s curl -s http://%s/", s.custNS, primWeb)
-	s.say("Remove it all with:\n  sh %s", td)
+	env := strings.Join(s.server.Env(), " ")
+	s.Say("\nThe demo is still running (--keep). Try:")
+	s.Say("  %s %s status", env, s.Bin)
+	s.Say("  %s %s job list", env, s.Bin)
+	s.Say("  ip netns exec %s dig @%s %s +short", s.custNS, strings.Split(resolverAddr, ":")[0], ShopName)
+	s.Say("  ip netns exec %s curl -s http://%s/", s.custNS, primWeb)
+	s.Say("Remove it all with:\n  sh %s", td)
 }

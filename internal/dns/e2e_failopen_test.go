@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/haven-dr/haven/internal/testenv"
 )
@@ -69,7 +70,7 @@ func TestFailOpenKeepsRoutingMethod(t *testing.T) {
 	}
 	s := startServer(t, fmt.Sprintf(failOpenConfig, port, geo))
 	for _, name := range []string{"prio", "w", "mv", "sn", "geo"} {
-		eventually(t, name+" Degraded", func() bool {
+		testenv.Eventually(t, 20*time.Second, name+" Degraded", func() bool {
 			return s.table.Load().profile(name+".example.test").state() == "Degraded"
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/haven-dr/haven/internal/dns/health"
 	"github.com/haven-dr/haven/internal/testenv"
@@ -65,7 +66,7 @@ func TestReloadKeepsKnownHealth(t *testing.T) {
 	testenv.NewHTTPEndpoint(t, ls[1], gate)
 	defer close(gate.release)
 	s := startServer(t, fmt.Sprintf(healthProfile, port, "1s", 0, ""))
-	eventually(t, "primary Degraded and recovery Online", func() bool {
+	testenv.Eventually(t, 20*time.Second, "primary Degraded and recovery Online", func() bool {
 		return endpointState(s, "primary") == "Degraded" && endpointState(s, "recovery") == "Online"
 	})
 	if got := exchangeA(t, s.DNSAddr(), "app.example.test."); !slices.Equal(got, []string{"127.0.0.2"}) {
@@ -98,7 +99,7 @@ func TestUnprobedNotPreferred(t *testing.T) {
 	testenv.NewHTTPEndpoint(t, ls[0], deadHandler())
 	testenv.NewHTTPEndpoint(t, ls[1], healthHandler())
 	s := startServer(t, fmt.Sprintf(healthProfile, port, "300s", 3, ""))
-	eventually(t, "recovery Online and the primary's first probe failed", func() bool {
+	testenv.Eventually(t, 20*time.Second, "recovery Online and the primary's first probe failed", func() bool {
 		return endpointState(s, "recovery") == "Online" && probeCount(t, s, "primary", "failure") >= 1
 	})
 	if st := endpointState(s, "primary"); st != "CheckingEndpoint" {

@@ -91,18 +91,6 @@ func digShort(t *testing.T, server string, args ...string) []string {
 	}
 }
 
-// eventually polls until cond holds; correctness, not speed, is checked.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func healthHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/health" {
@@ -133,13 +121,13 @@ func TestFailoverWithDig(t *testing.T) {
 		t.Fatalf("before failure: %q", got)
 	}
 	primary.Stop()
-	eventually(t, "answers to move to the recovery site", func() bool { return ask() == "127.0.0.2" })
+	testenv.Eventually(t, 20*time.Second, "answers to move to the recovery site", func() bool { return ask() == "127.0.0.2" })
 	ep, err := c.Endpoint(context.Background(), "app.example.test", "primary")
 	if err != nil || ep.State != "Degraded" || ep.LastError == "" {
 		t.Fatalf("primary = %+v, %v", ep, err)
 	}
 	primary.Start()
-	eventually(t, "answers to come back", func() bool { return ask() == "127.0.0.1" })
+	testenv.Eventually(t, 20*time.Second, "answers to come back", func() bool { return ask() == "127.0.0.1" })
 	successes := probeCount(t, s, "primary", "success")
 	if successes < 3 { // the first probe, then 2 after the restart
 		t.Fatalf("came back after %v successful probes in all", successes)
@@ -196,7 +184,7 @@ profiles:
 	s := startServer(t, y)
 	ctx := context.Background()
 	c := apiClient(t, s)
-	eventually(t, "both endpoints Online", func() bool {
+	testenv.Eventually(t, 20*time.Second, "both endpoints Online", func() bool {
 		p, err := c.Profile(ctx, "app.example.test")
 		return err == nil && p.State == "Online" && p.Endpoints[0].State == "Online" && p.Endpoints[1].State == "Online"
 	})
@@ -235,7 +223,7 @@ profiles:
 		t.Fatal("priority 0 accepted")
 	}
 	ls[0].Close()
-	eventually(t, "primary Degraded by the TCP probe", func() bool {
+	testenv.Eventually(t, 20*time.Second, "primary Degraded by the TCP probe", func() bool {
 		ep, err := c.Endpoint(ctx, "app.example.test", "primary")
 		return err == nil && ep.State == "Degraded"
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/haven-dr/haven/internal/machine"
@@ -176,6 +177,27 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 }
 
 func cut(k string) (string, string, bool) { return strings.Cut(k, "/") }
+
+// siteMachines lists the machines that run on site now.
+func (h *Local) siteMachines(site string) []string {
+	var names []string
+	h.mu.Lock()
+	for k, m := range h.instances {
+		if s, n, _ := cut(k); s == site && alive(m) {
+			names = append(names, n)
+		}
+	}
+	h.mu.Unlock()
+	if h.Exec != "" {
+		for _, n := range h.detachedNames(site) {
+			if h.alive(site, n) && !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
 
 func (h *Local) Running(site, name string) bool {
 	if h.Exec != "" && h.alive(site, name) {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/haven-dr/haven/internal/vnet"
 )
@@ -37,18 +39,34 @@ func nsExists(name string) bool {
 	return err == nil
 }
 
+// ErrSiteBusy: a site's networks would have to be remade while machines
+// run on it.
+var ErrSiteBusy = errors.New("site in use")
+
 func (h *Local) EnsureSite(ctx context.Context, site string, nets []vnet.Network, edge string) error {
 	if !siteRE.MatchString(site) {
 		return fmt.Errorf("host: site %q: 1-8 of a-z0-9", site)
 	}
 	ns := h.SiteNS(site)
 	var rec siteRecord
-	if readJSON(h.siteFile(site), &rec) == nil && nsExists(ns) && sameNets(rec.Networks, nets) && rec.Edge == edge {
-		return nil
+	if readJSON(h.siteFile(site), &rec) == nil && nsExists(ns) {
+		added, changed := netDiff(rec.Networks, nets)
+		if len(changed) == 0 && rec.Edge == edge {
+			return h.addNets(site, rec, added)
+		}
+		if busy := h.siteMachines(site); len(busy) > 0 {
+			why := "networks " + strings.Join(changed, ", ") + " changed (subnet or gateway)"
+			if rec.Edge != edge {
+				why = fmt.Sprintf("uplink changed from %q to %q", rec.Edge, edge)
+			}
+			return fmt.Errorf("%w: host: site %s: %s, but machines %s run on it: the site is not remade under them; "+
+				"fail back, cancel or clean up what runs there first, or put the networks back as they were (new networks are added in place)",
+				ErrSiteBusy, site, why, strings.Join(busy, ", "))
+		}
 	}
 	if nsExists(ns) {
-		// Half-made (crash) or made for another config: nothing runs
-		// on a site before its record exists, so start over.
+		// Half-made (crash), or made for another config with nothing
+		// running on it: start over.
 		if err := h.RemoveSite(ctx, site); err != nil {
 			return err
 		}
@@ -63,16 +81,65 @@ func (h *Local) EnsureSite(ctx context.Context, site string, nets []vnet.Network
 	return writeJSON(h.siteFile(site), siteRecord{Site: site, NS: ns, Networks: nets, Edge: edge})
 }
 
-func sameNets(a, b []vnet.Network) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || a[i].Subnet != b[i].Subnet || a[i].Gateway != b[i].Gateway {
-			return false
+// netDiff compares a site's networks with the ones asked for: networks
+// to add, and names of networks whose subnet or gateway differ. Networks
+// the site has but the request lacks stay (another plan's machines may
+// be plugged into them).
+func netDiff(have, want []vnet.Network) (added []vnet.Network, changed []string) {
+	for _, w := range want {
+		i := slices.IndexFunc(have, func(h vnet.Network) bool { return h.Name == w.Name })
+		switch {
+		case i < 0:
+			added = append(added, w)
+		case have[i].Subnet != w.Subnet || have[i].Gateway != w.Gateway:
+			changed = append(changed, w.Name)
 		}
 	}
-	return true
+	return added, changed
+}
+
+// addNets plugs new networks into a live site without touching the ones
+// it has, so machines running there keep their links. The record is
+// written after the links exist; a crash in between finds them on the
+// next call and goes on (an existing link, address or route is fine).
+func (h *Local) addNets(site string, rec siteRecord, nets []vnet.Network) error {
+	if len(nets) == 0 {
+		return nil
+	}
+	for _, n := range nets {
+		if err := h.addNet(rec.NS, n); err != nil {
+			return fmt.Errorf("host: site %s: add network %s: %w", site, n.Name, err)
+		}
+		if rec.Edge != "" {
+			_, siteIP := transit(rec.NS)
+			if err := existOK(h.ops.AddRoute(rec.Edge, n.Subnet, siteIP.Addr())); err != nil {
+				return fmt.Errorf("host: site %s: route network %s from the uplink: %w", site, n.Name, err)
+			}
+		}
+		rec.Networks = append(rec.Networks, n)
+	}
+	return writeJSON(h.siteFile(site), rec)
+}
+
+func (h *Local) addNet(ns string, n vnet.Network) error {
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	br := "br-" + n.Name
+	if err := existOK(h.ops.AddBridge(ns, br)); err != nil {
+		return err
+	}
+	if err := existOK(h.ops.AddAddr(ns, br, n.GatewayPrefix())); err != nil {
+		return err
+	}
+	return h.ops.LinkUp(ns, br)
+}
+
+func existOK(err error) error {
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	return err
 }
 
 func (h *Local) makeSite(ns string, nets []vnet.Network, edge string) error {
@@ -83,17 +150,7 @@ func (h *Local) makeSite(ns string, nets []vnet.Network, edge string) error {
 		return err
 	}
 	for _, n := range nets {
-		if err := n.Validate(); err != nil {
-			return err
-		}
-		br := "br-" + n.Name
-		if err := h.ops.AddBridge(ns, br); err != nil {
-			return err
-		}
-		if err := h.ops.AddAddr(ns, br, n.GatewayPrefix()); err != nil {
-			return err
-		}
-		if err := h.ops.LinkUp(ns, br); err != nil {
+		if err := h.addNet(ns, n); err != nil {
 			return err
 		}
 	}

@@ -28,10 +28,25 @@ type AgentClient interface {
 	// Snapshot takes a point of the machine's group now and returns the
 	// machine's point ID.
 	Snapshot(ctx context.Context, machine string) (string, error)
-	// Restore writes point onto the machine's own disks (only chunks that
-	// differ), after keeping their current state as a point when preserve.
-	Restore(ctx context.Context, machine, point string, preserve bool) (*agent.RestoreResult, error)
+	// Restore writes req.Point onto the machine's own disks (only chunks
+	// that differ), after keeping their current state as a point when
+	// req.Preserve (once per req.PreserveKey). A failed restore may still
+	// answer a result naming the preserved point.
+	Restore(ctx context.Context, machine string, req agent.RestoreRequest) (*agent.RestoreResult, error)
 }
+
+// UnreachableError: the agent could not be reached at all (no HTTP
+// answer). It is told apart from an agent that answers and refuses,
+// because only the latter proves the primary is alive.
+type UnreachableError struct {
+	Agent string
+	Err   error
+}
+
+func (e *UnreachableError) Error() string {
+	return "agent " + e.Agent + " unreachable: " + e.Err.Error()
+}
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // AgentDialer connects to a configured agent.
 type AgentDialer func(a protection.Agent) (AgentClient, error)
@@ -79,11 +94,14 @@ func (c *httpAgent) call(ctx context.Context, method, path string, limit time.Du
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("agent %s unreachable: %w", c.name, err)
+		return &UnreachableError{Agent: c.name, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
+		if out != nil {
+			json.Unmarshal(b, out) // an error answer may carry a partial result
+		}
 		return fmt.Errorf("agent %s: %s %s: %s: %s", c.name, method, path, resp.Status, strings.TrimSpace(string(b)))
 	}
 	if out != nil {
@@ -117,8 +135,7 @@ func (c *httpAgent) Snapshot(ctx context.Context, m string) (string, error) {
 	return out.Points[m], nil
 }
 
-func (c *httpAgent) Restore(ctx context.Context, m, point string, preserve bool) (*agent.RestoreResult, error) {
+func (c *httpAgent) Restore(ctx context.Context, m string, in agent.RestoreRequest) (*agent.RestoreResult, error) {
 	var out agent.RestoreResult
-	in := agent.RestoreRequest{Point: point, Preserve: preserve}
 	return &out, c.call(ctx, http.MethodPost, mpath(m, "restore"), 24*time.Hour, in, &out)
 }

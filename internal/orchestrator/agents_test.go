@@ -87,7 +87,7 @@ machines:
 	f, _ := os.OpenFile(disk, os.O_WRONLY, 0)
 	f.WriteAt(bytes.Repeat([]byte{7}, 5000), 1<<20)
 	f.Close()
-	res, err := c.Restore(ctx, "web", id, true)
+	res, err := c.Restore(ctx, "web", agent.RestoreRequest{Point: id, Preserve: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,30 +35,123 @@ func newJobID() string {
 }
 
 // Submit checks that a job of typ may run on plan now, records it and
-// starts it. A second job on a busy plan is refused naming the job.
-func (o *Orchestrator) Submit(ctx context.Context, typ, plan string, p Params) (*store.Job, error) {
-	cfg, _, err := o.Config(ctx)
+// starts it. A second job on a busy plan is refused naming the job. The
+// checks and the writes they guard (the job, the plan's state) are one
+// store transaction, so two submits, or a submit and a job ending, cannot
+// both act on the state they read.
+func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p Params) (*store.Job, error) {
+	k, err := kindOf(typ)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Plan(plan) == nil {
-		return nil, fmt.Errorf("%w: no plan %q in the applied config", ErrBadRequest, plan)
+	if err := k.check(typ, p); err != nil {
+		return nil, err
 	}
-	st, err := o.Store.PlanState(ctx, plan)
+	var j *store.Job
+	var tookOver bool
+	err = o.Store.InTx(ctx, func(tx store.Tx) error {
+		cfg, err := configIn(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if cfg.Plan(plan) == nil {
+			return fmt.Errorf("%w: no plan %q in the applied config", ErrBadRequest, plan)
+		}
+		st, err := tx.PlanState(ctx, plan)
+		if err != nil {
+			return err
+		}
+		if err := k.precondition(st); err != nil {
+			return err
+		}
+		if err := sharedMachinesFree(ctx, tx, cfg, typ, plan); err != nil {
+			return err
+		}
+		if j, err = o.newJob(k, typ, cfg, st, p); err != nil {
+			return err
+		}
+		if typ == TestCleanup {
+			if tookOver, err = takeOverFailedDrill(ctx, tx, st); err != nil {
+				return err
+			}
+		}
+		if err := tx.CreateJob(ctx, j); err != nil {
+			return err
+		}
+		if k.submitted == nil {
+			return nil
+		}
+		k.submitted(st, j)
+		return tx.PutPlanState(ctx, st)
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := precondition(typ, st); err != nil {
+	if tookOver {
+		o.changed()
+	}
+	o.metrics.jobsStarted.WithLabelValues(typ).Inc()
+	o.launch(j)
+	return j, nil
+}
+
+func configIn(ctx context.Context, tx store.Tx) (*protection.Config, error) {
+	v, doc, err := tx.Config(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if p.Point != "" && typ != TestFailover && typ != UnplannedFailover && typ != ChangePoint {
-		return nil, fmt.Errorf("%w: --point is for test, unplanned failover and change-point", ErrBadRequest)
+	var c protection.Config
+	if err := json.Unmarshal(doc, &c); err != nil {
+		return nil, fmt.Errorf("stored config %d: %w", v, err)
 	}
-	j := &store.Job{ID: newJobID(), Plan: plan, Type: typ, State: store.Running, Created: time.Now().UTC()}
+	return &c, nil
+}
+
+// sharedMachinesFree refuses to bring up a plan's machines while another
+// plan holding one of them has them up (or a job in flight): two copies of
+// one machine would collide on the recovery host, and a failover of one
+// plan would stop primaries the other still counts as protected.
+func sharedMachinesFree(ctx context.Context, tx store.Tx, cfg *protection.Config, typ JobType, plan string) error {
+	if typ != TestFailover && typ != PlannedFailover && typ != UnplannedFailover {
+		return nil
+	}
+	mine := machinesOf(cfg.Plan(plan))
+	for _, other := range cfg.Plans {
+		shared := slices.ContainsFunc(machinesOf(&other), func(m string) bool { return slices.Contains(mine, m) })
+		if other.Name == plan || !shared {
+			continue
+		}
+		st, err := tx.PlanState(ctx, other.Name)
+		if err != nil {
+			return err
+		}
+		active, err := tx.Jobs(ctx, store.JobFilter{Plan: other.Name, Active: true})
+		if err != nil {
+			return err
+		}
+		failingOver := slices.ContainsFunc(active, func(j *store.Job) bool {
+			return j.Type == PlannedFailover || j.Type == UnplannedFailover
+		})
+		// A test copy runs on the test site, a failover on the recovery
+		// site: only the same kind collides.
+		busy := st.Phase != PhaseProtected || failingOver
+		if typ == TestFailover {
+			busy = st.Test != ""
+		}
+		if busy {
+			return fmt.Errorf("%w: plan %s shares machines with plan %s, which is %s%s or has a job in flight: one plan at a time may bring them up", ErrPrecondition, plan, other.Name, st.Phase, testNote(st))
+		}
+	}
+	return nil
+}
+
+// newJob makes the record of a job of kind k, its steps all pending.
+func (o *Orchestrator) newJob(k *kind, typ JobType, cfg *protection.Config, st *store.PlanState, p Params) (*store.Job, error) {
+	j := &store.Job{ID: newJobID(), Plan: st.Plan, Type: typ, State: store.Running, Created: time.Now().UTC()}
 	j.Params, _ = json.Marshal(p)
 	j.Config, _ = json.Marshal(cfg)
 	out := &Outputs{Started: j.Created, From: st}
-	if typ == ChangePoint || typ == Reprotect || typ == Failback {
+	if k.onFailoverDisks {
 		out.DiskJob = st.Failover
 	}
 	r := &run{o: o, job: j, cfg: cfg, out: out, p: p}
@@ -69,66 +163,26 @@ func (o *Orchestrator) Submit(ctx context.Context, typ, plan string, p Params) (
 		j.Steps = append(j.Steps, store.Step{Name: s.name, State: store.StepPending})
 	}
 	j.Outputs, _ = json.Marshal(out)
-	if typ == TestCleanup {
-		o.takeOverFailedDrill(ctx, st)
-	}
-	if err := o.Store.CreateJob(ctx, j); err != nil {
-		return nil, err
-	}
-	if typ == TestFailover {
-		// The plan has a test copy from now on, even if the drill fails:
-		// cleanup removes it and records the failed drill.
-		st.Test = j.ID
-		if err := o.Store.PutPlanState(ctx, st); err != nil {
-			return nil, err
-		}
-	}
-	o.metrics.jobsStarted.WithLabelValues(typ).Inc()
-	o.launch(j)
 	return j, nil
 }
 
 // takeOverFailedDrill ends a drill that stopped at a failed step, so the
 // cleanup (which removes its copy and records it as failed) may hold the
 // plan; retry is no longer possible once cleanup was asked for.
-func (o *Orchestrator) takeOverFailedDrill(ctx context.Context, st *store.PlanState) {
+func takeOverFailedDrill(ctx context.Context, tx store.Tx, st *store.PlanState) (bool, error) {
 	if st.Test == "" {
-		return
+		return false, nil
 	}
-	if tj, err := o.Store.Job(ctx, st.Test); err == nil && tj.State == store.Failed {
-		o.finish(ctx, tj, store.Canceled, tj.Error)
+	tj, err := tx.Job(ctx, st.Test)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
 	}
-}
-
-func precondition(typ string, st *store.PlanState) error {
-	need := func(ok bool, why string) error {
-		if ok {
-			return nil
-		}
-		return fmt.Errorf("%w: plan %s is %s%s: %s", ErrPrecondition, st.Plan, st.Phase, testNote(st), why)
+	if err != nil || tj.State != store.Failed {
+		return false, err
 	}
-	switch typ {
-	case TestFailover:
-		return need(st.Test == "", "a test copy is still up (haven failover cleanup)")
-	case TestCleanup:
-		return need(st.Test != "", "no test failover to clean up")
-	case PlannedFailover, UnplannedFailover:
-		return need(st.Phase == PhaseProtected, "it is not running at the primary site")
-	case ChangePoint, Commit, CancelFailover:
-		return need(st.Phase == PhaseFailedOver, "only an uncommitted failover can change point, commit or be canceled")
-	case Reprotect:
-		return need(st.Phase == PhaseCommitted, "reprotect follows a committed failover")
-	case Failback:
-		return need(st.Phase == PhaseReprotected, "failback needs reprotect first")
-	}
-	return fmt.Errorf("%w: unknown job type %q", ErrBadRequest, typ)
-}
-
-func testNote(st *store.PlanState) string {
-	if st.Test != "" {
-		return " (test copy " + st.Test + " up)"
-	}
-	return ""
+	now := time.Now().UTC()
+	tj.State, tj.Ended = store.Canceled, &now
+	return true, tx.SaveJob(ctx, tj)
 }
 
 // load rebuilds a run from a stored job.
@@ -150,10 +204,36 @@ func (o *Orchestrator) load(j *store.Job) (*run, []step, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(steps) != len(j.Steps) {
-		return nil, nil, fmt.Errorf("job %s: %d steps recorded, %d now: was it made by another haven version?", j.ID, len(j.Steps), len(steps))
+	if j.Steps, err = matchSteps(j.ID, j.Steps, steps); err != nil {
+		return nil, nil, err
 	}
 	return r, steps, nil
+}
+
+// matchSteps lines the recorded steps up with the kind's steps of this
+// version by name, so a version that reorders or adds steps resumes each
+// recorded step where it was and never skips one; a recorded step this
+// version does not know is refused rather than dropped.
+func matchSteps(id string, recorded []store.Step, steps []step) ([]store.Step, error) {
+	byName := make(map[string]store.Step, len(recorded))
+	for _, s := range recorded {
+		byName[s.Name] = s
+	}
+	out := make([]store.Step, len(steps))
+	for i, s := range steps {
+		rec, ok := byName[s.name]
+		if !ok {
+			rec = store.Step{Name: s.name, State: store.StepPending}
+		}
+		delete(byName, s.name)
+		out[i] = rec
+	}
+	for name, s := range byName {
+		if s.State != store.StepPending {
+			return nil, fmt.Errorf("job %s: step %q (%s) is unknown to this haven version: finish or cancel the job with the version that made it", id, name, s.State)
+		}
+	}
+	return out, nil
 }
 
 func (o *Orchestrator) launch(j *store.Job) {
@@ -196,6 +276,9 @@ func (o *Orchestrator) execute(ctx context.Context, id string) {
 		o.log.Error("load job", "job", id, "err", err)
 		return
 	}
+	if j.State != store.Running && j.State != store.Canceling {
+		return // ended, failed or waiting meanwhile: nothing to run
+	}
 	r, steps, err := o.load(j)
 	if err != nil {
 		o.finish(ctx, j, store.Failed, err.Error())
@@ -222,6 +305,9 @@ func (o *Orchestrator) execute(ctx context.Context, id string) {
 // runStep persists the step as running, runs it and records the outcome.
 // A non-nil return stops the job (failed, waiting or server shutdown).
 func (o *Orchestrator) runStep(ctx context.Context, r *run, i int, s step) error {
+	if err := ctx.Err(); err != nil {
+		return err // stopped or canceled before the step began: it stays as it was
+	}
 	j := r.job
 	now := time.Now().UTC()
 	st := &j.Steps[i]
@@ -277,7 +363,7 @@ func (r *run) save(ctx context.Context) error {
 	return r.o.Store.SaveJob(context.WithoutCancel(ctx), r.job)
 }
 
-func (o *Orchestrator) finish(ctx context.Context, j *store.Job, state, msg string) {
+func (o *Orchestrator) finish(ctx context.Context, j *store.Job, state store.JobState, msg string) {
 	now := time.Now().UTC()
 	j.State, j.Error = state, msg
 	if !store.Active(state) {
@@ -287,6 +373,39 @@ func (o *Orchestrator) finish(ctx context.Context, j *store.Job, state, msg stri
 		o.log.Error("save job", "job", j.ID, "err", err)
 	}
 	o.changed()
+}
+
+// endCanceled puts the plan back where it was before the canceled job and
+// ends the job, in one transaction: a crash between the two cannot leave
+// the plan naming a job that is gone, nor a job canceled with the plan
+// still pointing at it.
+func (o *Orchestrator) endCanceled(ctx context.Context, j *store.Job) {
+	now := time.Now().UTC()
+	err := o.Store.InTx(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		st, err := tx.PlanState(ctx, j.Plan)
+		if err != nil {
+			return err
+		}
+		if st.Test == j.ID || st.Failover == j.ID {
+			if st.Test == j.ID {
+				st.Test = ""
+			}
+			if st.Failover == j.ID {
+				st.Phase, st.Failover = PhaseProtected, ""
+			}
+			if err := tx.PutPlanState(ctx, st); err != nil {
+				return err
+			}
+		}
+		j.State, j.Error, j.Ended = store.Canceled, "", &now
+		return tx.SaveJob(ctx, j)
+	})
+	if err != nil {
+		o.log.Error("end canceled job", "job", j.ID, "err", err)
+		return
+	}
+	o.changed()
+	o.metrics.observeJob(j)
 }
 
 // logf appends a line to the job's log and the server's log.
@@ -347,12 +466,27 @@ func (o *Orchestrator) Retry(ctx context.Context, id string) (*store.Job, error)
 // Cancel stops a job and removes what it created (machines, disks,
 // networks, DNS changes), newest first.
 func (o *Orchestrator) Cancel(ctx context.Context, id string) (*store.Job, error) {
+	for try := 0; ; try++ {
+		j, err := o.cancel(ctx, id)
+		// A job saved by its own goroutine, an approve or a retry
+		// since it was read: read it again and decide again, never
+		// overwrite what they wrote.
+		if !errors.Is(err, store.ErrStale) || try == 4 {
+			return j, err
+		}
+	}
+}
+
+func (o *Orchestrator) cancel(ctx context.Context, id string) (*store.Job, error) {
 	j, err := o.Store.Job(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if !store.Active(j.State) {
 		return nil, fmt.Errorf("%w: job %s is %s; an ended failover is undone with `haven failover cancel`", ErrPrecondition, id, j.State)
+	}
+	if step, ok := pastNoReturn(j); ok {
+		return nil, o.noReturn(j, step)
 	}
 	o.mu.Lock()
 	rj := o.running[id]
@@ -363,6 +497,9 @@ func (o *Orchestrator) Cancel(ctx context.Context, id string) (*store.Job, error
 		if j, err = o.Store.Job(ctx, id); err != nil {
 			return nil, err
 		}
+		if step, ok := pastNoReturn(j); ok {
+			return nil, o.noReturn(j, step) // it crossed while we stopped it
+		}
 	}
 	j.State = store.Canceling
 	if err := o.Store.SaveJob(ctx, j); err != nil {
@@ -370,6 +507,16 @@ func (o *Orchestrator) Cancel(ctx context.Context, id string) (*store.Job, error
 	}
 	o.launch(j)
 	return j, nil
+}
+
+// noReturn refuses the cancel of job j, which began step, past which it
+// cannot be undone; a running job that nothing runs now (stopped for the
+// cancel) is started again so it finishes.
+func (o *Orchestrator) noReturn(j *store.Job, step string) error {
+	if j.State == store.Running {
+		o.launch(j) // after the goroutine that still runs it, if any, is gone
+	}
+	return fmt.Errorf("%w: job %s began %q, which removes what it replaces and cannot be undone: let it finish (haven job retry %s if it failed)", ErrPrecondition, j.ID, step, j.ID)
 }
 
 // Wait blocks until job id is no longer running in this process.

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -64,52 +65,56 @@ func (r *run) stopPrimary(ctx context.Context, plan *protection.Plan) error {
 // finalPoints takes a point of each machine after it stopped: nothing is
 // written after it, so the failover loses no data.
 func (r *run) finalPoints(ctx context.Context, machines []string) error {
-	if r.out.Points == nil {
-		r.out.Points = map[string]PointUse{}
-	}
 	for _, m := range machines {
 		if _, ok := r.out.Points[m]; ok {
 			continue
 		}
-		c, _, err := r.agentFor(m)
-		if err != nil {
-			return err
-		}
-		id, err := c.Snapshot(ctx, m)
-		if err != nil {
-			return fmt.Errorf("final point of %s: %w", m, err)
-		}
-		p, err := r.o.Vault.FindPoint(ctx, m, id)
-		if err != nil {
-			return fmt.Errorf("final point %s of %s: %w", id, m, err)
-		}
-		r.out.Points[m] = use(p)
-		r.logf("info", "final point of %s: %s", m, id)
-		if err := r.save(ctx); err != nil {
+		if err := r.finalPoint(ctx, m); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkPrimary guards against split brain: a primary whose agent still
-// answers is fenced (its machines stopped) unless the operator forces.
-// It also fixes the disaster moment for the data-loss report.
-func (r *run) checkPrimary(ctx context.Context, machines []string) error {
-	if r.p.DisasterTime != nil {
-		t := r.p.DisasterTime.UTC()
-		r.out.Disaster = &t
+func (r *run) finalPoint(ctx context.Context, m string) error {
+	c, _, err := r.agentFor(m)
+	if err != nil {
+		return err
 	}
+	id, err := c.Snapshot(ctx, m)
+	if err != nil {
+		return fmt.Errorf("final point of %s: %w", m, err)
+	}
+	p, err := r.o.Vault.FindPoint(ctx, m, id)
+	if err != nil {
+		return fmt.Errorf("final point %s of %s: %w", id, m, err)
+	}
+	if r.out.Points == nil {
+		r.out.Points = map[string]PointUse{}
+	}
+	u := use(p)
+	u.Final = true
+	r.out.Points[m] = u
+	r.logf("info", "final point of %s: %s", m, id)
+	return r.save(ctx)
+}
+
+// checkPrimary guards against split brain: a primary whose agent still
+// answers is fenced (its machines stopped) unless the operator forces. An
+// agent that cannot be reached, now or when asked to fence, means the
+// primary is down; only one that answers and refuses to stop fails the
+// step. It also fixes each machine's disaster moment for the data-loss
+// report, from that machine's own agent.
+func (r *run) checkPrimary(ctx context.Context, machines []string) error {
 	answers := r.probeAgents(ctx, machines)
 	for _, m := range machines {
 		c, a, err := r.agentFor(m)
 		if err != nil {
 			r.warn("%s: %v: cannot check the primary", m, err)
+			r.setDisaster(ctx, m, "")
 			continue
 		}
-		if r.out.Disaster == nil {
-			r.disasterFromHeartbeat(ctx, a.Name)
-		}
+		r.setDisaster(ctx, m, a.Name)
 		if err := answers[a.Name]; err != nil {
 			r.logf("info", "primary agent %s for %s does not answer (%v): the primary is taken as down", a.Name, m, err)
 			continue
@@ -118,47 +123,90 @@ func (r *run) checkPrimary(ctx context.Context, machines []string) error {
 			r.warn("SPLIT-BRAIN RISK: the primary agent %s still answers and --force skipped fencing %s; both sites may take writes", a.Name, m)
 			continue
 		}
-		r.warn("primary agent %s still answers: fencing %s (stopping it through the agent) so two sites never take writes", a.Name, m)
-		if err := r.intend(ctx, Resource{Kind: ResPrimaryStopped, Name: m}); err != nil {
+		down, err := r.fence(ctx, c, a.Name, m)
+		if err != nil {
 			return err
 		}
-		if err := c.Stop(ctx, m); err != nil {
-			return fmt.Errorf("fence primary %s: %w (use --force to fail over without fencing)", m, err)
+		if down != nil {
+			answers[a.Name] = down
 		}
-	}
-	if r.out.Disaster == nil {
-		t := r.out.Started
-		r.out.Disaster = &t
-		r.warn("no heartbeat from the primary's agents: data loss is counted from the failover command")
 	}
 	return nil
 }
 
+// fence stops m through its agent. It returns a non-nil down when the
+// agent turned out to be unreachable (the primary died between the probe
+// and the stop, or was never up and the probe raced): then nothing was
+// stopped and the failover goes on without fencing.
+func (r *run) fence(ctx context.Context, c AgentClient, agentName, m string) (down error, err error) {
+	r.warn("primary agent %s still answers: fencing %s (stopping it through the agent) so two sites never take writes", agentName, m)
+	if err := r.intend(ctx, Resource{Kind: ResPrimaryStopped, Name: m}); err != nil {
+		return nil, err
+	}
+	serr := c.Stop(ctx, m)
+	if serr == nil {
+		r.out.Fenced = appendOnce(r.out.Fenced, m)
+		return nil, nil
+	}
+	var ue *UnreachableError
+	if errors.As(serr, &ue) {
+		// Probe again: unreachable now means the primary is down.
+		if _, perr := c.Status(ctx); perr != nil && errors.As(perr, &ue) {
+			r.warn("primary agent %s stopped answering while %s was being fenced (%v): the primary is taken as down, failing over without fencing", agentName, m, perr)
+			r.out.Resources = slices.DeleteFunc(r.out.Resources, func(x Resource) bool {
+				return x.Kind == ResPrimaryStopped && x.Name == m // nothing was stopped: cancel has nothing to start
+			})
+			return perr, r.save(ctx)
+		}
+	}
+	return nil, fmt.Errorf("fence primary %s: %w (use --force to fail over without fencing)", m, serr)
+}
+
+// setDisaster fixes the moment machine m's data loss is counted from: the
+// operator's --disaster-time, else the last heartbeat of m's own agent,
+// else the failover command.
+func (r *run) setDisaster(ctx context.Context, m, agentName string) {
+	if r.out.Disasters == nil {
+		r.out.Disasters = map[string]time.Time{}
+	}
+	t, ok := r.out.Started, false
+	switch {
+	case r.p.DisasterTime != nil:
+		t, ok = r.p.DisasterTime.UTC(), true
+	case agentName != "":
+		t, ok = r.lastHeartbeat(ctx, agentName)
+	}
+	if !ok {
+		t = r.out.Started
+		r.warn("no heartbeat from %s's agent: its data loss is counted from the failover command", m)
+	}
+	r.out.Disasters[m] = t
+	if r.out.Disaster == nil || t.Before(*r.out.Disaster) {
+		r.out.Disaster = &t
+	}
+}
+
 // probeAgents asks each agent of the machines once, all at once, so a
 // primary whose packets vanish costs one agent timeout, not one per
-// machine. The result is each agent's error (nil: it answers).
+// machine. The result is each agent's error (nil: it answers). Each agent
+// is probed by exactly one goroutine that alone writes its result.
 func (r *run) probeAgents(ctx context.Context, machines []string) map[string]error {
-	var mu sync.Mutex
-	out := map[string]error{}
-	var wg sync.WaitGroup
+	clients := map[string]AgentClient{}
 	for _, m := range machines {
-		c, a, err := r.agentFor(m)
-		if err != nil {
-			continue
+		if c, a, err := r.agentFor(m); err == nil && clients[a.Name] == nil {
+			clients[a.Name] = c
 		}
-		mu.Lock()
-		_, seen := out[a.Name]
-		out[a.Name] = nil
-		mu.Unlock()
-		if seen {
-			continue
-		}
+	}
+	var mu sync.Mutex
+	out := make(map[string]error, len(clients))
+	var wg sync.WaitGroup
+	for name, c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_, err := c.Status(ctx)
 			mu.Lock()
-			out[a.Name] = err
+			out[name] = err
 			mu.Unlock()
 		}()
 	}
@@ -166,17 +214,39 @@ func (r *run) probeAgents(ctx context.Context, machines []string) map[string]err
 	return out
 }
 
-func (r *run) disasterFromHeartbeat(ctx context.Context, agentName string) {
+func (r *run) lastHeartbeat(ctx context.Context, agentName string) (time.Time, bool) {
 	hbs, err := r.o.Store.Heartbeats(ctx)
 	if err != nil {
-		return
+		return time.Time{}, false
 	}
 	for _, h := range hbs {
 		if h.Agent == agentName {
-			t := h.Time.UTC()
-			r.out.Disaster = &t
+			return h.Time.UTC(), true
 		}
 	}
+	return time.Time{}, false
+}
+
+// fencedPoints takes a final point of each machine the check fenced, after
+// its stop: nothing is written after it, so the failover loses nothing.
+// An agent that cannot snapshot leaves the machine to the newest point
+// there is, and the report says which.
+func (r *run) fencedPoints(ctx context.Context, machines []string) error {
+	for _, m := range machines {
+		if !slices.Contains(r.out.Fenced, m) {
+			continue
+		}
+		if _, ok := r.out.Points[m]; ok {
+			continue
+		}
+		if err := r.finalPoint(ctx, m); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.warn("%s was fenced but its agent could not take a final point (%v): it fails over from the newest point there is", m, err)
+		}
+	}
+	return nil
 }
 
 func (r *run) warn(format string, args ...any) {
@@ -195,11 +265,24 @@ func (r *run) choosePoints(ctx context.Context, machines []string) error {
 	for _, m := range machines {
 		groups[m] = r.cfg.Machine(m).GroupOf()
 	}
-	pts, err := choosePoints(ctx, r.o.Vault, machines, groups, r.p.Point)
+	pts, notes, err := choosePoints(ctx, r.o.Vault, machines, groups, r.p.Point)
 	if err != nil {
 		return err
 	}
+	for m, u := range r.out.Points {
+		if u.Final {
+			pts[m] = u // a point taken after the machine was fenced loses nothing
+		}
+	}
 	r.out.Points = pts
+	r.out.PointChoice = r.p.Point
+	if r.out.PointChoice == "" {
+		r.out.PointChoice = PointLatest
+	}
+	r.out.PointNotes = notes
+	for _, n := range notes {
+		r.logf("info", "%s", n)
+	}
 	for _, m := range machines {
 		p := pts[m]
 		r.logf("info", "%s: point %s (%s, %s old)", m, p.ID, p.Consistency, r.out.Started.Sub(p.Time).Round(time.Second))
@@ -212,18 +295,6 @@ func (r *run) networks(test bool) []vnet.Network {
 		return r.cfg.Networks.Test
 	}
 	return r.cfg.Networks.Recovery
-}
-
-func (r *run) ensureSite(ctx context.Context, site string, test bool) error {
-	r.out.Site = site
-	if err := r.intend(ctx, Resource{Kind: ResSite, Site: site}); err != nil {
-		return err
-	}
-	edge := r.o.Edge
-	if test {
-		edge = "" // a test network is isolated: no uplink at all
-	}
-	return r.o.Host.EnsureSite(ctx, site, r.networks(test), edge)
 }
 
 func (r *run) diskPath(m, disk string) string {
@@ -337,6 +408,14 @@ func (r *run) machineRun(m string) *MachineRun {
 }
 
 func (r *run) startMachines(ctx context.Context, site string, machines []string, test bool) error {
+	// Another plan's undo may have removed the site since this job's
+	// network step, when nothing ran there: make sure of it, under the
+	// lock that undo takes, so it cannot go between this and the start.
+	r.o.siteMu.Lock()
+	defer r.o.siteMu.Unlock()
+	if err := r.makeSite(ctx, site, test); err != nil {
+		return err
+	}
 	for _, m := range machines {
 		sp, err := r.spec(m, test)
 		if err != nil {
@@ -398,22 +477,34 @@ func (r *run) waitHealthy(ctx context.Context, site string, machines []string, t
 	return g.Wait()
 }
 
-func (r *run) setPhase(ctx context.Context, phase, failover string) error {
-	st, err := r.o.Store.PlanState(ctx, r.job.Plan)
-	if err != nil {
-		return err
-	}
-	st.Phase, st.Failover = phase, failover
-	return r.o.Store.PutPlanState(ctx, st)
+func (r *run) setPhase(ctx context.Context, phase Phase, failover string) error {
+	return r.updatePlan(ctx, func(st *store.PlanState) { st.Phase, st.Failover = phase, failover })
 }
 
 func (r *run) setTest(ctx context.Context, id string) error {
-	st, err := r.o.Store.PlanState(ctx, r.job.Plan)
-	if err != nil {
-		return err
-	}
-	st.Test = id
-	return r.o.Store.PutPlanState(ctx, st)
+	return r.updatePlan(ctx, func(st *store.PlanState) { st.Test = id })
+}
+
+// updatePlan changes the plan's state in one transaction with the check
+// that this job still holds the plan: a job canceled (or ended by another
+// server) meanwhile changes nothing, and a concurrent writer of the plan
+// state is never overwritten with what this job read earlier.
+func (r *run) updatePlan(ctx context.Context, change func(st *store.PlanState)) error {
+	return r.o.Store.InTx(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		j, err := tx.Job(ctx, r.job.ID)
+		if err != nil {
+			return err
+		}
+		if j.State != store.Running && j.State != store.Canceling {
+			return fmt.Errorf("%w: job %s is %s: it no longer holds plan %s", ErrPrecondition, j.ID, j.State, j.Plan)
+		}
+		st, err := tx.PlanState(ctx, r.job.Plan)
+		if err != nil {
+			return err
+		}
+		change(st)
+		return tx.PutPlanState(ctx, st)
+	})
 }
 
 // jobOutputs loads another job's outputs (the failover a later job acts on).

@@ -24,33 +24,6 @@ import (
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
-// Job types.
-const (
-	TestFailover      = "test-failover"
-	TestCleanup       = "test-cleanup"
-	PlannedFailover   = "planned-failover"
-	UnplannedFailover = "unplanned-failover"
-	ChangePoint       = "change-point"
-	Commit            = "commit"
-	CancelFailover    = "cancel-failover"
-	Reprotect         = "reprotect"
-	Failback          = "failback"
-)
-
-// Plan phases (store.PlanState.Phase).
-const (
-	PhaseProtected   = "protected"
-	PhaseFailedOver  = "failed-over"
-	PhaseCommitted   = "committed"
-	PhaseReprotected = "reprotected"
-)
-
-// Site names on the recovery host.
-const (
-	SiteRecovery = "rec"
-	SiteTest     = "test"
-)
-
 // Errors a caller can tell apart.
 var (
 	ErrPrecondition = errors.New("not possible now")
@@ -60,8 +33,9 @@ var (
 
 // Params are what an operator passes to a job.
 type Params struct {
-	// Point: latest, latest-app, latest-consistent, an RFC 3339 time
-	// (newest at or before it) or a point ID.
+	// Point: latest (a consistency group at the newest instant all its
+	// members have), latest-per-machine, latest-app, latest-consistent,
+	// an RFC 3339 time (newest at or before it) or a point ID.
 	Point     string `json:"point,omitempty"`
 	NoStandby bool   `json:"no_standby,omitempty"`
 	// Force: unplanned failover without fencing a primary that answers.
@@ -109,6 +83,9 @@ type Orchestrator struct {
 	wg      sync.WaitGroup
 	ctx     context.Context
 	stop    context.CancelFunc
+
+	// siteMu orders making and removing sites shared by plans (sites.go).
+	siteMu sync.Mutex
 }
 
 type runningJob struct {

@@ -20,6 +20,11 @@ type Outputs struct {
 	Site string `json:"site,omitempty"`
 	// Points chosen per machine.
 	Points map[string]PointUse `json:"points,omitempty"`
+	// PointChoice is the rule they were chosen by (latest when none was
+	// asked); PointNotes say which instant each consistency group of
+	// several machines got, and which newer points it passed over.
+	PointChoice string   `json:"point_choice,omitempty"`
+	PointNotes  []string `json:"point_notes,omitempty"`
 	// Disks prepared: machine -> disk -> result.
 	Disks    map[string]map[string]*host.DiskResult `json:"disks,omitempty"`
 	Machines map[string]*MachineRun                 `json:"machines,omitempty"`
@@ -30,8 +35,13 @@ type Outputs struct {
 	DNSAt    *time.Time      `json:"dns_at,omitempty"`
 	Approved map[string]bool `json:"approved,omitempty"`
 	Warnings []string        `json:"warnings,omitempty"`
-	// Disaster is the moment data-loss is counted from (unplanned).
-	Disaster *time.Time `json:"disaster,omitempty"`
+	// Disaster is the earliest moment data loss is counted from
+	// (unplanned); Disasters is each machine's, from its own agent.
+	Disaster  *time.Time           `json:"disaster,omitempty"`
+	Disasters map[string]time.Time `json:"disasters,omitempty"`
+	// Fenced: primary machines an unplanned failover found running and
+	// stopped through their agents.
+	Fenced []string `json:"fenced,omitempty"`
 	// Failback: what the primary's old disks got.
 	Failback map[string]*FailbackDisk `json:"failback,omitempty"`
 	// Preserved: machine -> point that keeps the old primary's state.
@@ -44,6 +54,9 @@ type PointUse struct {
 	Time        time.Time `json:"time"`
 	Consistency string    `json:"consistency"`
 	Group       string    `json:"group,omitempty"`
+	// Final: taken after the machine was stopped (planned failover, or
+	// an unplanned one that fenced it): nothing written is lost.
+	Final bool `json:"final,omitempty"`
 }
 
 // MachineRun is a machine the job brought up.
@@ -74,14 +87,34 @@ const (
 	// ResPrimaryStopped: a primary machine the job stopped through its
 	// agent (planned failover, fencing); cancel starts it again.
 	ResPrimaryStopped = "primary-stopped"
+	// ResPrimaryStarted: a primary a failback started; cancel stops it.
+	ResPrimaryStarted = "primary-started"
+	// ResRecoveryStopped: a recovery machine (production after a
+	// failover) a failback stopped; cancel starts it again, first.
+	ResRecoveryStopped = "recovery-stopped"
+	// ResReplicationStopped: replication back of plan Name, stopped by a
+	// failback; cancel starts it again.
+	ResReplicationStopped = "replication-stopped"
+	// ResNoReturn: the failback began removing the recovery copy; a
+	// cancel from here on finishes the failback instead.
+	ResNoReturn = "no-return"
+	// ResReplicating: replication back of plan Name, set up by a
+	// reprotect; cancel stops it and forgets it.
+	ResReplicating = "replicating"
+	// ResDiskPoint: a change of point rewrote the disk at Path, which
+	// held Point (of machine Name, disk Disk) before; cancel rewrites it
+	// back.
+	ResDiskPoint = "disk-point"
 )
 
 // Resource is something a job created on the recovery side.
 type Resource struct {
-	Kind string `json:"kind"`
-	Site string `json:"site,omitempty"`
-	Name string `json:"name,omitempty"` // machine, or profile/endpoint
-	Path string `json:"path,omitempty"` // disk
+	Kind  string `json:"kind"`
+	Site  string `json:"site,omitempty"`
+	Name  string `json:"name,omitempty"` // machine, or profile/endpoint
+	Path  string `json:"path,omitempty"` // disk
+	Disk  string `json:"disk,omitempty"`
+	Point string `json:"point,omitempty"`
 	// DNS: the endpoint's settings before the change.
 	Enabled  *bool `json:"enabled,omitempty"`
 	Priority *int  `json:"priority,omitempty"`

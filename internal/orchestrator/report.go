@@ -11,18 +11,22 @@ import (
 // Report is what a job did, measured from its records: points used and
 // their age, data-loss window, RTO, bytes restored, each step's time.
 type Report struct {
-	Job       string            `json:"job"`
-	Plan      string            `json:"plan"`
-	Type      string            `json:"type"`
-	State     string            `json:"state"`
-	Started   time.Time         `json:"started"`
-	Ended     *time.Time        `json:"ended,omitempty"`
-	Points    []PointReport     `json:"points,omitempty"`
-	Disaster  *time.Time        `json:"disaster,omitempty"`
-	Machines  []MachineRep      `json:"machines,omitempty"`
-	Disks     []DiskReport      `json:"disks,omitempty"`
-	Failback  []FailbackDisk    `json:"failback,omitempty"`
-	Preserved map[string]string `json:"preserved_points,omitempty"`
+	Job     string        `json:"job"`
+	Plan    string        `json:"plan"`
+	Type    string        `json:"type"`
+	State   string        `json:"state"`
+	Started time.Time     `json:"started"`
+	Ended   *time.Time    `json:"ended,omitempty"`
+	Points  []PointReport `json:"points,omitempty"`
+	// PointChoice and PointNotes: the rule the points were chosen by and,
+	// per consistency group, the capture instant its members share.
+	PointChoice string            `json:"point_choice,omitempty"`
+	PointNotes  []string          `json:"point_notes,omitempty"`
+	Disaster    *time.Time        `json:"disaster,omitempty"`
+	Machines    []MachineRep      `json:"machines,omitempty"`
+	Disks       []DiskReport      `json:"disks,omitempty"`
+	Failback    []FailbackDisk    `json:"failback,omitempty"`
+	Preserved   map[string]string `json:"preserved_points,omitempty"`
 	// DNSSeconds: job start to the DNS server answering the new site.
 	DNSSeconds *float64 `json:"dns_seconds,omitempty"`
 	// RTOSeconds: job start to every machine healthy and, with a DNS
@@ -39,10 +43,14 @@ type PointReport struct {
 	Point       string    `json:"point"`
 	Time        time.Time `json:"time"`
 	Consistency string    `json:"consistency"`
-	AgeSeconds  float64   `json:"age_seconds"` // at job start
+	Group       string    `json:"group,omitempty"` // consistency group the agent captured it with
+	AgeSeconds  float64   `json:"age_seconds"`     // at job start
 	// DataLossSeconds: disaster moment minus the point's capture instant
 	// (unplanned failover); 0 for a planned one (final point after stop).
 	DataLossSeconds *float64 `json:"data_loss_seconds,omitempty"`
+	// Final: a point taken after the machine was stopped (planned, or
+	// fenced by an unplanned failover); else the newest point there was.
+	Final bool `json:"final,omitempty"`
 }
 
 // MachineRep is when a machine came up.
@@ -88,18 +96,32 @@ func BuildReport(j *store.Job) (*Report, error) {
 	return buildReport(j, &out), nil
 }
 
+// dataLoss is the window of writes machine m lost: none for a point taken
+// after the machine stopped, else from the point to m's own disaster time.
+func dataLoss(typ string, out *Outputs, m string, p PointUse) *float64 {
+	switch {
+	case p.Final || typ == PlannedFailover || typ == Failback:
+		return secs(0)
+	case typ != UnplannedFailover:
+		return nil
+	}
+	if t, ok := out.Disasters[m]; ok {
+		return secs(max(t.Sub(p.Time), 0))
+	}
+	if out.Disaster != nil {
+		return secs(max(out.Disaster.Sub(p.Time), 0))
+	}
+	return nil
+}
+
 func buildReport(j *store.Job, out *Outputs) *Report {
-	rep := &Report{Job: j.ID, Plan: j.Plan, Type: j.Type, State: j.State, Started: out.Started, Ended: j.Ended,
-		Disaster: out.Disaster, Warnings: out.Warnings, Error: j.Error, Preserved: out.Preserved}
+	rep := &Report{Job: j.ID, Plan: j.Plan, Type: j.Type, State: string(j.State), Started: out.Started, Ended: j.Ended,
+		Disaster: out.Disaster, Warnings: out.Warnings, Error: j.Error, Preserved: out.Preserved,
+		PointChoice: out.PointChoice, PointNotes: out.PointNotes}
 	for m, p := range out.Points {
-		pr := PointReport{Machine: m, Point: p.ID, Time: p.Time, Consistency: p.Consistency,
-			AgeSeconds: out.Started.Sub(p.Time).Seconds()}
-		switch {
-		case j.Type == UnplannedFailover && out.Disaster != nil:
-			pr.DataLossSeconds = secs(max(out.Disaster.Sub(p.Time), 0))
-		case j.Type == PlannedFailover || j.Type == Failback:
-			pr.DataLossSeconds = secs(0)
-		}
+		pr := PointReport{Machine: m, Point: p.ID, Time: p.Time, Consistency: p.Consistency, Group: p.Group,
+			AgeSeconds: out.Started.Sub(p.Time).Seconds(), Final: p.Final}
+		pr.DataLossSeconds = dataLoss(j.Type, out, m, p)
 		rep.Points = append(rep.Points, pr)
 	}
 	sort.Slice(rep.Points, func(a, b int) bool { return rep.Points[a].Machine < rep.Points[b].Machine })
@@ -143,7 +165,7 @@ func buildReport(j *store.Job, out *Outputs) *Report {
 		return rep.Failback[a].Machine+"/"+rep.Failback[a].Disk < rep.Failback[b].Machine+"/"+rep.Failback[b].Disk
 	})
 	for _, s := range j.Steps {
-		sr := StepReport{Name: s.Name, State: s.State, Tries: s.Tries, Error: s.Error}
+		sr := StepReport{Name: s.Name, State: string(s.State), Tries: s.Tries, Error: s.Error}
 		if s.Started != nil && s.Ended != nil {
 			sr.Seconds = s.Ended.Sub(*s.Started).Seconds()
 		}

@@ -2,7 +2,9 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"github.com/haven-dr/haven/internal/store"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,14 +13,16 @@ import (
 
 	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/protection"
-	"github.com/haven-dr/haven/internal/vault"
 	"golang.org/x/sys/unix"
 )
 
 // replicator replicates a plan's recovered machines back into the vault
 // (reprotect) with the agent's own code.
 type replicator struct {
-	agent  *agent.Agent
+	agent *agent.Agent
+	// mu orders start and stop: a resumed failback stops replication
+	// back while the server's start may be resuming it.
+	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -76,6 +80,16 @@ func (o *Orchestrator) replicatorFor(plan string) *replicator {
 	return o.reps.m[plan]
 }
 
+// dropReplicator stops replication back of plan and forgets it.
+func (o *Orchestrator) dropReplicator(plan string) {
+	if rep := o.replicatorFor(plan); rep != nil {
+		rep.stop()
+		o.reps.mu.Lock()
+		delete(o.reps.m, plan)
+		o.reps.mu.Unlock()
+	}
+}
+
 // ensureReplicator builds the plan's agent if this process has none.
 func (r *run) ensureReplicator(plan *protection.Plan) (*replicator, error) {
 	o := r.o
@@ -97,6 +111,8 @@ func (r *run) ensureReplicator(plan *protection.Plan) (*replicator, error) {
 }
 
 func (rep *replicator) start() {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
 	if rep.cancel != nil {
 		return
 	}
@@ -109,6 +125,8 @@ func (rep *replicator) start() {
 }
 
 func (rep *replicator) stop() {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
 	if rep.cancel != nil {
 		rep.cancel()
 		<-rep.done
@@ -129,6 +147,9 @@ func groupsOf(cfg *protection.Config, plan *protection.Plan) []string {
 func (r *run) reprotectSteps(plan *protection.Plan) []step {
 	return []step{
 		{"first point back", func(ctx context.Context, r *run) error {
+			if err := r.intend(ctx, Resource{Kind: ResReplicating, Name: plan.Name}); err != nil {
+				return err
+			}
 			rep, err := r.ensureReplicator(plan)
 			if err != nil {
 				return err
@@ -152,6 +173,28 @@ func (r *run) reprotectSteps(plan *protection.Plan) []step {
 	}
 }
 
+// failbackStoppedReplication: an unfinished failback of plan took
+// replication back's final pass; it (or its cancel) decides when
+// replication back runs again, not the server's start.
+func (o *Orchestrator) failbackStoppedReplication(ctx context.Context, plan string) bool {
+	jobs, err := o.Store.Jobs(ctx, store.JobFilter{Plan: plan, Active: true})
+	if err != nil {
+		return false
+	}
+	for _, j := range jobs {
+		if j.Type != Failback {
+			continue
+		}
+		var out Outputs
+		if json.Unmarshal(j.Outputs, &out) == nil && slices.ContainsFunc(out.Resources, func(x Resource) bool {
+			return x.Kind == ResReplicationStopped
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
 // resumeReplication restarts replication back for reprotected plans after
 // a server restart.
 func (o *Orchestrator) resumeReplication(ctx context.Context) {
@@ -161,7 +204,7 @@ func (o *Orchestrator) resumeReplication(ctx context.Context) {
 	}
 	for _, p := range cfg.Plans {
 		st, err := o.Store.PlanState(ctx, p.Name)
-		if err != nil || st.Phase != PhaseReprotected {
+		if err != nil || st.Phase != PhaseReprotected || o.failbackStoppedReplication(ctx, p.Name) {
 			continue
 		}
 		fj, err := o.Store.Job(ctx, st.Failover)
@@ -178,137 +221,4 @@ func (o *Orchestrator) resumeReplication(ctx context.Context) {
 			o.log.Info("replicating back again", "plan", p.Name)
 		}
 	}
-}
-
-func (r *run) failbackSteps(plan *protection.Plan) []step {
-	all := machinesOf(plan)
-	s := []step{
-		{"stop recovery machines", func(ctx context.Context, r *run) error {
-			for _, m := range slices.Backward(all) {
-				if err := r.o.Host.StopMachine(ctx, SiteRecovery, m); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-		{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPointsBack(ctx, plan) }},
-		{"fence the old primary", func(ctx context.Context, r *run) error {
-			for _, m := range slices.Backward(all) {
-				c, _, err := r.agentFor(m)
-				if err != nil {
-					return err
-				}
-				if err := c.Stop(ctx, m); err != nil {
-					return fmt.Errorf("stop old primary %s before writing its disks: %w", m, err)
-				}
-			}
-			return nil
-		}},
-		{"restore primary disks", func(ctx context.Context, r *run) error { return r.restorePrimary(ctx, all) }},
-		{"start primary machines", func(ctx context.Context, r *run) error {
-			for _, m := range all {
-				if err := r.startPrimary(ctx, m); err != nil {
-					return fmt.Errorf("start primary %s: %w", m, err)
-				}
-				r.logf("info", "primary %s started by its agent", m)
-			}
-			return nil
-		}},
-	}
-	for i, g := range plan.Groups {
-		s = append(s, r.actionSteps(groupLabel(i, g)+": after", g.After, "planned", "failback", g.Machines, "")...)
-	}
-	s = append(s,
-		step{"remove the recovery copy", func(ctx context.Context, r *run) error {
-			// DNS was moved back by the failback's own actions, and the
-			// primary was started by it.
-			return r.undoJob(ctx, r.out.From.Failover, func(x Resource) bool {
-				return x.Kind == ResDNS || x.Kind == ResPrimaryStopped
-			})
-		}},
-		step{"finish", func(ctx context.Context, r *run) error {
-			if rep := r.o.replicatorFor(plan.Name); rep != nil {
-				rep.stop()
-				r.o.reps.mu.Lock()
-				delete(r.o.reps.m, plan.Name)
-				r.o.reps.mu.Unlock()
-			}
-			return r.setPhase(ctx, PhaseProtected, "")
-		}})
-	return s
-}
-
-// finalPointsBack takes the last point of the recovered machines after
-// they stopped, with the agent code that replicated them back.
-func (r *run) finalPointsBack(ctx context.Context, plan *protection.Plan) error {
-	all := machinesOf(plan)
-	if len(r.out.Points) == len(all) {
-		return nil
-	}
-	rep, err := r.ensureReplicator(plan)
-	if err != nil {
-		return err
-	}
-	rep.stop()
-	since := time.Now().Add(-time.Second)
-	for _, g := range groupsOf(r.cfg, plan) {
-		if err := rep.agent.Cycle(ctx, g); err != nil {
-			return fmt.Errorf("final point of group %s: %w", g, err)
-		}
-	}
-	pts := map[string]PointUse{}
-	for _, m := range all {
-		ps, err := r.o.Vault.Points(ctx, m)
-		if err != nil {
-			return err
-		}
-		var newest *vault.Point
-		for _, p := range ps {
-			if !p.Time.Before(since) && !preserved(p) && (newest == nil || p.Time.After(newest.Time)) {
-				newest = p
-			}
-		}
-		if newest == nil {
-			return fmt.Errorf("no point of %s after the recovery machines stopped", m)
-		}
-		pts[m] = use(newest)
-		r.logf("info", "final point of %s at the recovery site: %s", m, newest.ID)
-	}
-	r.out.Points = pts
-	return nil
-}
-
-func (r *run) restorePrimary(ctx context.Context, machines []string) error {
-	if r.out.Failback == nil {
-		r.out.Failback = map[string]*FailbackDisk{}
-		r.out.Preserved = map[string]string{}
-	}
-	for _, m := range machines {
-		c, _, err := r.agentFor(m)
-		if err != nil {
-			return err
-		}
-		_, preserved := r.out.Preserved[m]
-		res, err := c.Restore(ctx, m, r.out.Points[m].ID, !preserved)
-		if err != nil {
-			return fmt.Errorf("restore %s onto the primary's disks: %w (the disks may be partly written; retry the job to finish)", m, err)
-		}
-		if !preserved {
-			r.out.Preserved[m] = res.Preserved
-		}
-		for _, d := range res.Disks {
-			fd := r.out.Failback[m+"/"+d.Disk]
-			if fd == nil {
-				fd = &FailbackDisk{Machine: m, Disk: d.Disk, Size: d.Size, Differed: d.Differing}
-				r.out.Failback[m+"/"+d.Disk] = fd
-			}
-			fd.BytesWritten += d.BytesWritten
-			r.logf("info", "%s/%s: wrote %d of %d bytes onto the primary's disk (kept its previous state as point %s)",
-				m, d.Disk, d.BytesWritten, d.Size, r.out.Preserved[m])
-		}
-		if err := r.save(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -8,36 +8,17 @@ import (
 	"github.com/haven-dr/haven/internal/protection"
 )
 
-// steps lists a job's steps. It depends only on the job's type, params and
-// config snapshot, so a resumed job gets the same list.
+// steps lists a job's steps from its kind.
 func (r *run) steps() ([]step, error) {
 	plan := r.cfg.Plan(r.job.Plan)
 	if plan == nil {
 		return nil, fmt.Errorf("%w: no plan %q", ErrBadRequest, r.job.Plan)
 	}
-	switch r.job.Type {
-	case TestFailover:
-		return r.failoverSteps(plan, "test", SiteTest), nil
-	case PlannedFailover:
-		return r.failoverSteps(plan, "planned", SiteRecovery), nil
-	case UnplannedFailover:
-		return r.failoverSteps(plan, "unplanned", SiteRecovery), nil
-	case TestCleanup:
-		return r.cleanupSteps(), nil
-	case CancelFailover:
-		return r.cancelFailoverSteps(), nil
-	case ChangePoint:
-		return r.changePointSteps(plan), nil
-	case Commit:
-		return []step{{"commit", func(ctx context.Context, r *run) error {
-			return r.setPhase(ctx, PhaseCommitted, r.out.From.Failover)
-		}}}, nil
-	case Reprotect:
-		return r.reprotectSteps(plan), nil
-	case Failback:
-		return r.failbackSteps(plan), nil
+	k, err := kindOf(r.job.Type)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: unknown job type %q", ErrBadRequest, r.job.Type)
+	return k.steps(r, plan), nil
 }
 
 // machinesOf lists the plan's machines in start order.
@@ -81,7 +62,8 @@ func (r *run) failoverSteps(plan *protection.Plan, typ, site string) []step {
 		s = append(s, step{"stop primary machines", func(ctx context.Context, r *run) error { return r.stopPrimary(ctx, plan) }},
 			step{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPoints(ctx, all) }})
 	case "unplanned":
-		s = append(s, step{"check primary", func(ctx context.Context, r *run) error { return r.checkPrimary(ctx, all) }})
+		s = append(s, step{"check primary", func(ctx context.Context, r *run) error { return r.checkPrimary(ctx, all) }},
+			step{"final points of fenced machines", func(ctx context.Context, r *run) error { return r.fencedPoints(ctx, all) }})
 	}
 	s = append(s, step{"choose recovery points", func(ctx context.Context, r *run) error { return r.choosePoints(ctx, all) }},
 		step{"network", func(ctx context.Context, r *run) error { return r.ensureSite(ctx, site, typ == "test") }})

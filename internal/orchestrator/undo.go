@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/dns"
+	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/store"
 )
@@ -19,8 +20,15 @@ import (
 // idempotent; every failure is reported and the rest still tried, so a
 // retry finishes what one pass could not.
 func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res []Resource, keep func(Resource) bool) error {
+	if slices.ContainsFunc(res, func(x Resource) bool { return x.Kind == ResNoReturn }) {
+		r.logf("warn", "the recovery copy was being removed: the failback cannot be undone, so it is finished")
+		if err := r.removeRecoveryCopy(ctx); err != nil {
+			return err
+		}
+		return r.endFailback(ctx, r.job.Plan)
+	}
 	var errs []error
-	for _, x := range slices.Backward(res) {
+	for _, x := range undoOrder(res) {
 		if keep != nil && keep(x) {
 			continue
 		}
@@ -36,11 +44,25 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 				os.Remove(filepath.Dir(filepath.Dir(x.Path)))
 			}
 		case ResSite:
-			err = r.o.Host.RemoveSite(ctx, x.Site)
+			var users []string
+			if users, err = r.releaseSite(ctx, x.Site); err == nil && len(users) > 0 {
+				r.logf("info", "site %s kept: %s still run there", x.Site, strings.Join(users, ", "))
+				continue
+			}
 		case ResDNS:
 			err = r.revertDNS(ctx, cfg, x)
 		case ResPrimaryStopped:
 			err = r.startPrimary(ctx, x.Name)
+		case ResPrimaryStarted:
+			err = r.stopPrimaryMachine(ctx, x.Name)
+		case ResRecoveryStopped:
+			err = r.restartRecovery(ctx, x.Name)
+		case ResReplicationStopped:
+			err = r.restartReplication(ctx, x.Name)
+		case ResReplicating:
+			r.o.dropReplicator(x.Name)
+		case ResDiskPoint:
+			err = r.diskBack(ctx, x)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s%s: %w", x.Kind, x.Site, x.Name+x.Path, err))
@@ -49,6 +71,25 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 		r.logf("info", "removed %s %s", x.Kind, strings.TrimPrefix(x.Site+" "+x.Name+x.Path, " "))
 	}
 	return errors.Join(errs...)
+}
+
+// undoOrder is newest first, except that recovery machines a failback
+// stopped come back before anything else: production serves again before
+// DNS is pointed back at it and before the primaries stop.
+func undoOrder(res []Resource) []Resource {
+	var disks, first, rest []Resource
+	for _, x := range slices.Backward(res) {
+		switch x.Kind {
+		case ResDiskPoint:
+			disks = append(disks, x) // the disks hold their old points before the machines start
+		case ResRecoveryStopped:
+			first = append(first, x)
+		default:
+			rest = append(rest, x)
+		}
+	}
+	// Newest first is start order: they were stopped web before database.
+	return append(append(disks, first...), rest...)
 }
 
 func (r *run) revertDNS(ctx context.Context, cfg *protection.Config, x Resource) error {
@@ -83,18 +124,7 @@ func (o *Orchestrator) undo(ctx context.Context, r *run) {
 		o.finish(ctx, r.job, store.Failed, "cancel incomplete (retry with haven job cancel): "+err.Error())
 		return
 	}
-	st, err := o.Store.PlanState(ctx, r.job.Plan)
-	if err == nil {
-		if st.Test == r.job.ID {
-			st.Test = ""
-		}
-		if st.Failover == r.job.ID {
-			st.Phase, st.Failover = PhaseProtected, ""
-		}
-		o.Store.PutPlanState(ctx, st)
-	}
-	o.finish(ctx, r.job, store.Canceled, "")
-	o.metrics.observeJob(r.job)
+	o.endCanceled(ctx, r.job)
 }
 
 // cleanupSteps remove a test failover's copy and record the drill.
@@ -122,7 +152,7 @@ func (r *run) cleanupSteps() []step {
 			d := store.Drill{JobID: tj.ID, Plan: tj.Plan, Started: tj.Created, CleanedUp: time.Now().UTC(),
 				Passed: tj.State == store.Succeeded, Note: r.p.Note, Error: tj.Error}
 			if !d.Passed && d.Error == "" {
-				d.Error = "the drill did not finish (" + tj.State + ")"
+				d.Error = "the drill did not finish (" + string(tj.State) + ")"
 			}
 			if rep := buildReport(tj, tout); rep.RTOSeconds != nil {
 				d.RTOSeconds = *rep.RTOSeconds
@@ -175,6 +205,9 @@ func (r *run) changePointSteps(plan *protection.Plan) []step {
 	s := []step{
 		{"stop recovery machines", func(ctx context.Context, r *run) error {
 			for _, m := range slices.Backward(all) {
+				if err := r.intend(ctx, Resource{Kind: ResRecoveryStopped, Site: SiteRecovery, Name: m}); err != nil {
+					return err
+				}
 				if err := r.o.Host.StopMachine(ctx, SiteRecovery, m); err != nil {
 					return err
 				}
@@ -193,7 +226,61 @@ func (r *run) changePointSteps(plan *protection.Plan) []step {
 	return s
 }
 
+// servingPoints are the points the failed-over machines run now: the
+// failover's, or those of the newest change of point that succeeded.
+func (r *run) servingPoints(ctx context.Context) (map[string]PointUse, error) {
+	_, fout, err := r.jobOutputs(ctx, r.out.From.Failover)
+	if err != nil {
+		return nil, err
+	}
+	pts := fout.Points
+	jobs, err := r.o.Store.Jobs(ctx, store.JobFilter{Plan: r.job.Plan})
+	if err != nil {
+		return nil, err
+	}
+	var newest *store.Job
+	for _, j := range jobs {
+		if j.Type == ChangePoint && j.State == store.Succeeded && j.ID != r.job.ID &&
+			j.ID > r.out.From.Failover && (newest == nil || j.ID > newest.ID) {
+			newest = j
+		}
+	}
+	if newest != nil {
+		_, cout, err := r.jobOutputs(ctx, newest.ID)
+		if err != nil {
+			return nil, err
+		}
+		pts = cout.Points
+	}
+	return pts, nil
+}
+
 // reuseDisks rewrites the failover's own disks in place to the new points.
 func (r *run) reuseDisks(ctx context.Context, machines []string) error {
+	prev, err := r.servingPoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range machines {
+		for _, d := range r.cfg.Machine(m).Disks {
+			res := Resource{Kind: ResDiskPoint, Name: m, Disk: d.Name, Path: r.diskPath(m, d.Name), Point: prev[m].ID}
+			if err := r.intend(ctx, res); err != nil {
+				return err
+			}
+		}
+	}
 	return r.prepareDisks(ctx, machines)
+}
+
+// diskBack rewrites a disk a change of point rewrote to the point it held,
+// its machine stopped first (the undo starts it again afterwards).
+func (r *run) diskBack(ctx context.Context, x Resource) error {
+	if x.Point == "" {
+		return fmt.Errorf("no previous point recorded for %s", x.Path)
+	}
+	if err := r.o.Host.StopMachine(ctx, SiteRecovery, x.Name); err != nil {
+		return err
+	}
+	_, err := r.o.Host.PrepareDisk(ctx, host.DiskRequest{Machine: x.Name, Disk: x.Disk, Point: x.Point, Target: x.Path})
+	return err
 }

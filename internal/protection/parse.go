@@ -335,17 +335,17 @@ func (c *Config) checkPlans(k *checker) {
 				}
 				inPlan[name] = true
 			}
-			for x, a := range g.Before {
-				c.checkAction(k, fmt.Sprintf("%s.before[%d]", gf, x), a)
+			for x := range g.Before {
+				c.checkAction(k, fmt.Sprintf("%s.before[%d]", gf, x), &g.Before[x])
 			}
-			for x, a := range g.After {
-				c.checkAction(k, fmt.Sprintf("%s.after[%d]", gf, x), a)
+			for x := range g.After {
+				c.checkAction(k, fmt.Sprintf("%s.after[%d]", gf, x), &g.After[x])
 			}
 		}
 	}
 }
 
-func (c *Config) checkAction(k *checker, f string, a Action) {
+func (c *Config) checkAction(k *checker, f string, a *Action) {
 	switch a.Type {
 	case ActionScript:
 		if a.Run == "" {
@@ -358,6 +358,8 @@ func (c *Config) checkAction(k *checker, f string, a Action) {
 		}
 		if a.Profile == "" || a.Endpoint == "" {
 			k.fail(f, "a dns action needs profile and endpoint")
+		} else {
+			c.checkDNSDirections(k, f, a)
 		}
 	default:
 		k.fail(f+".type", "%q: want script, manual, wait-health or dns", a.Type)
@@ -371,6 +373,35 @@ func (c *Config) checkAction(k *checker, f string, a Action) {
 		if d != "failover" && d != "failback" {
 			k.fail(f+".directions", "%q: want failover or failback", d)
 		}
+	}
+}
+
+// checkDNSDirections gives a dns action the one direction its endpoint
+// implies, or refuses it: without one it would run in both directions,
+// and in one of them send customers to the site that was just stopped.
+// An endpoint named like a site is that site's; any other name needs
+// directions.
+func (c *Config) checkDNSDirections(k *checker, f string, a *Action) {
+	implied, side := "", ""
+	switch a.Endpoint {
+	case c.Sites.Recovery:
+		implied, side = "failover", "recovery"
+	case c.Sites.Primary:
+		implied, side = "failback", "primary"
+	}
+	switch {
+	case len(a.Directions) == 0 && implied != "":
+		a.Directions = []string{implied}
+	case len(a.Directions) == 0:
+		k.fail(f+".directions", "a dns action needs directions: endpoint %q is not named like the primary site (%s) or the recovery site (%s), "+
+			"so which way it sends customers is ambiguous; add directions: [failover] if the endpoint is at the recovery site, [failback] if at the primary",
+			a.Endpoint, c.Sites.Primary, c.Sites.Recovery)
+	case len(a.Directions) > 1:
+		k.fail(f+".directions", "a dns action sends customers to one endpoint, right for one direction only: "+
+			"give it one direction and add a second action (the other site's endpoint) for the other")
+	case implied != "" && a.Directions[0] != implied && (a.Directions[0] == "failover" || a.Directions[0] == "failback"):
+		k.fail(f+".directions", "endpoint %q is the %s site, which a %s leaves stopped: it would send customers there; want directions: [%s]",
+			a.Endpoint, side, a.Directions[0], implied)
 	}
 }
 

@@ -91,6 +91,11 @@ func checkShopPlan(t *testing.T, p *Plan) {
 	if dns.Type != ActionDNS || dns.Profile != "shop" || dns.Endpoint != "dc2" {
 		t.Errorf("cut-over = %+v", dns)
 	}
+	// No directions: the endpoint is the recovery site's, so failover only;
+	// run on failback too it would send customers to the stopped site.
+	if !slices.Equal(dns.Directions, []string{"failover"}) || dns.Applies("planned", "failback") {
+		t.Errorf("cut-over directions %v, want [failover] (its endpoint is the recovery site)", dns.Directions)
+	}
 	// The limits as the orchestrator will ask them.
 	for _, tc := range []struct {
 		a    Action
@@ -180,6 +185,12 @@ func TestParseRefuses(t *testing.T) {
 			[]want{{33, "machines[0].firmware", `"coreboot": want bios or uefi`}}},
 		{"bad action type", "          - type: wait-health\n", "          - type: wait-healthy\n",
 			[]want{{67, "plans[0].groups[0].after[0].type", `"wait-healthy": want script, manual, wait-health or dns`}}},
+		{"dns action without directions to an endpoint named like no site", "            endpoint: dc2\n", "            endpoint: edge-lb\n",
+			[]want{{76, "plans[0].groups[1].after[1].directions", `needs directions: endpoint "edge-lb" is not named like the primary site (dc1) or the recovery site (dc2)`}}},
+		{"dns action in both directions", "            endpoint: dc2\n", "            endpoint: dc2\n            directions: [failover, failback]\n",
+			[]want{{80, "plans[0].groups[1].after[1].directions", "right for one direction only"}}},
+		{"dns action sending failover customers to the primary", "            endpoint: dc2\n", "            endpoint: dc1\n            directions: [failover]\n",
+			[]want{{80, "plans[0].groups[1].after[1].directions", `endpoint "dc1" is the primary site, which a failover leaves stopped`}}},
 		{"dns action without traffic", "traffic:\n  api: http://127.0.0.1:8053\n", "",
 			[]want{{76, "plans[0].groups[1].after[1]", "needs the traffic section"}}},
 		{"primary network without mapping",
@@ -275,6 +286,31 @@ func TestParseEmpty(t *testing.T) {
 	for _, doc := range []string{"", "# nothing\n"} {
 		if _, err := Parse([]byte(doc)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Parse(%q): err = %v, want ErrInvalid", doc, err)
+		}
+	}
+}
+
+// TestDNSDirectionsImplied: a dns action without directions gets the one
+// its endpoint implies (the recovery site's on failover, the primary's on
+// failback); an endpoint named like no site needs them given.
+func TestDNSDirectionsImplied(t *testing.T) {
+	full := readFull(t)
+	for _, tc := range []struct {
+		endpoint, extra string
+		want            []string
+	}{
+		{"dc2", "", []string{"failover"}},
+		{"dc1", "", []string{"failback"}},
+		{"edge-lb", "            directions: [failback]\n", []string{"failback"}},
+		{"dc1", "            directions: [failback]\n", []string{"failback"}},
+	} {
+		doc := strings.Replace(full, "            endpoint: dc2\n", "            endpoint: "+tc.endpoint+"\n"+tc.extra, 1)
+		c, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatalf("endpoint %s %q: %v", tc.endpoint, tc.extra, err)
+		}
+		if got := c.Plans[0].Groups[1].After[1].Directions; !slices.Equal(got, tc.want) {
+			t.Errorf("endpoint %s %q: directions %v, want %v", tc.endpoint, tc.extra, got, tc.want)
 		}
 	}
 }

@@ -176,8 +176,15 @@ func TestApplyRefusesDroppingBusyPlan(t *testing.T) {
 	}
 }
 
+// putPlan overwrites plan ps.Plan's state with ps (compare-and-set at the
+// stored version).
 func putPlan(t *testing.T, st store.Store, ps *store.PlanState) {
 	t.Helper()
+	cur, err := st.PlanState(context.Background(), ps.Plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.Version = cur.Version
 	if err := st.PutPlanState(context.Background(), ps); err != nil {
 		t.Fatal(err)
 	}

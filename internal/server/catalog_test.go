@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -70,7 +71,7 @@ func TestCatalogWriterOutageRetriedAtNextChange(t *testing.T) {
 	}
 	defer st.Close()
 	var logs lockedBuf
-	w := newCatalogWriter(st, v, slog.New(slog.NewTextHandler(&logs, nil)))
+	w := newCatalogWriter(st, v, slog.New(slog.NewTextHandler(&logs, nil)), time.Hour)
 	stop := w.start(ctx)
 
 	if _, err := st.PutConfig(ctx, []byte(`{"plans":[{"name":"shop"}]}`)); err != nil {
@@ -79,7 +80,7 @@ func TestCatalogWriterOutageRetriedAtNextChange(t *testing.T) {
 	be.down.Store(true)
 	w.changed()
 	waitFor(t, "a warning", func() bool { return strings.Contains(logs.String(), "catalog not saved") })
-	if _, err := v.ReadCatalog(ctx, catalogName); !errors.Is(err, vault.ErrMissing) {
+	if _, _, _, err := v.LatestCatalog(ctx, catalogName); !errors.Is(err, vault.ErrMissing) {
 		t.Fatalf("catalog during the outage: %v", err)
 	}
 
@@ -97,7 +98,7 @@ func TestCatalogWriterOutageRetriedAtNextChange(t *testing.T) {
 }
 
 func drills(t *testing.T, v *vault.Vault) int {
-	b, err := v.ReadCatalog(context.Background(), catalogName)
+	_, b, _, err := v.LatestCatalog(context.Background(), catalogName)
 	if errors.Is(err, vault.ErrMissing) {
 		return -1
 	} else if err != nil {
@@ -118,5 +119,51 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("no %s after 30s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A plan failed over long ago keeps its failover's whole record in the
+// catalog even when newer jobs push it out of the job history kept.
+func TestCatalogKeepsOldFailoverWhole(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Now().UTC().Add(-time.Hour)
+	fo := &store.Job{ID: "fo", Plan: "shop", Type: "unplanned-failover", State: store.Succeeded, Created: t0, Ended: &t0,
+		Config: json.RawMessage(`{"plans":[{"name":"shop"}]}`), Steps: []store.Step{{Name: "finish", State: store.StepDone}},
+		Outputs: json.RawMessage(`{"resources":[{"kind":"site","site":"rec"}]}`)}
+	if err := st.CreateJob(ctx, fo); err != nil {
+		t.Fatal(err)
+	}
+	for i := range catalogJobs {
+		c := t0.Add(time.Duration(i+1) * time.Second)
+		if err := st.CreateJob(ctx, &store.Job{ID: fmt.Sprintf("j%03d", i), Plan: "other", Type: "test-cleanup", State: store.Succeeded, Created: c, Ended: &c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.PutConfig(ctx, []byte(`{"plans":[{"name":"shop"}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutPlanState(ctx, &store.PlanState{Plan: "shop", Phase: "failed-over", Failover: "fo"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := buildCatalog(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *CatalogJob
+	for i := range c.Jobs {
+		if c.Jobs[i].ID == "fo" {
+			got = &c.Jobs[i]
+		} else if c.Jobs[i].Record != nil {
+			t.Errorf("job %s kept whole; only the plans' failovers are", c.Jobs[i].ID)
+		}
+	}
+	if len(c.Jobs) != catalogJobs+1 || got == nil || got.Record == nil || string(got.Record.Config) != string(fo.Config) ||
+		len(got.Record.Steps) != 1 || string(got.Record.Outputs) != string(fo.Outputs) {
+		t.Fatalf("%d jobs; failover entry %+v", len(c.Jobs), got)
 	}
 }

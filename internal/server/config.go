@@ -48,7 +48,10 @@ type Config struct {
 	// VaultCheckInterval: how often the vault's metadata is checked;
 	// default 24h, negative turns it off.
 	VaultCheckInterval time.Duration `yaml:"vault_check_interval"`
-	Alerts             alert.Config  `yaml:"alerts"`
+	// CatalogRetry: how often a catalog that could not be saved to the
+	// vault is tried again (default 1m); failing, it is an alert.
+	CatalogRetry time.Duration `yaml:"catalog_retry"`
+	Alerts       alert.Config  `yaml:"alerts"`
 	// HA: several servers on one PostgreSQL state, one leader (ha.go).
 	HA HAConfig `yaml:"ha"`
 	// TLS for the API and the console (tls.go).
@@ -124,6 +127,9 @@ func (c *Config) Defaults() error {
 	}
 	if c.VaultCheckInterval == 0 {
 		c.VaultCheckInterval = 24 * time.Hour
+	}
+	if c.CatalogRetry <= 0 {
+		c.CatalogRetry = time.Minute
 	}
 	return c.Alerts.Defaults()
 }

@@ -19,6 +19,10 @@ import (
 // ErrStateExists: recovering would replace a server's state.
 var ErrStateExists = errors.New("a server's state already exists")
 
+// ErrCatalogRollback: the newest catalog in the vault that verifies is
+// older than the one this state already holds.
+var ErrCatalogRollback = errors.New("the vault's catalog is older than this state")
+
 // RecoverFromVault rebuilds the server's state (state.db) from the catalog
 // the last control plane wrote to the vault: the applied config, plan
 // states, drill history, and jobs as ended records that are never re-run.
@@ -35,7 +39,7 @@ func RecoverFromVault(ctx context.Context, cfg *Config, force bool, log *slog.Lo
 	if exists && !force {
 		return fmt.Errorf("%w: %s exists; --recover-from-vault would replace it (add --force to move it aside first)", ErrStateExists, db)
 	}
-	c, err := readCatalog(ctx, cfg)
+	c, err := readCatalog(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -61,7 +65,7 @@ func RecoverFromVault(ctx context.Context, cfg *Config, force bool, log *slog.Lo
 		return err
 	}
 	logRecovered(log, c)
-	return nil
+	return writeCatalogSeq(filepath.Join(cfg.StateDir, catalogSeqFile), c.seq)
 }
 
 // recoverPostgres fills an empty database. It cannot be moved aside or
@@ -87,7 +91,7 @@ func recoverPostgres(ctx context.Context, cfg *Config, force bool, log *slog.Log
 	} else if len(jobs) > 0 {
 		return fmt.Errorf("%w: the state database holds jobs but no config (a recovery cut short?); recover into an empty database", ErrStateExists)
 	}
-	c, err := readCatalog(ctx, cfg)
+	c, err := readCatalog(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -95,11 +99,14 @@ func recoverPostgres(ctx context.Context, cfg *Config, force bool, log *slog.Log
 		return fmt.Errorf("rebuild state: %w", err)
 	}
 	logRecovered(log, c)
-	return nil
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return err
+	}
+	return writeCatalogSeq(filepath.Join(cfg.StateDir, catalogSeqFile), c.seq)
 }
 
 func logRecovered(log *slog.Logger, c *Catalog) {
-	log.Info("state recovered from the vault", "catalog_written", c.Written, "config_version", c.ConfigVersion,
+	log.Info("state recovered from the vault", "catalog_version", c.seq, "catalog_written", c.Written, "config_version", c.ConfigVersion,
 		"plans", len(c.Plans), "drills", len(c.Drills), "jobs", len(c.Jobs))
 }
 
@@ -116,7 +123,14 @@ func moveDB(from, to string) error {
 	return nil
 }
 
-func readCatalog(ctx context.Context, cfg *Config) (*Catalog, error) {
+// readCatalog reads the newest catalog version that verifies, saying
+// which newer ones it passed over, and refuses one older than the version
+// the state in cfg.StateDir already holds (a rollback).
+func readCatalog(ctx context.Context, cfg *Config, log *slog.Logger) (*Catalog, error) {
+	held, err := readCatalogSeq(filepath.Join(cfg.StateDir, catalogSeqFile))
+	if err != nil {
+		return nil, err
+	}
 	pw, err := password(cfg.PasswordFile)
 	if err != nil {
 		return nil, err
@@ -131,18 +145,26 @@ func readCatalog(ctx context.Context, cfg *Config) (*Catalog, error) {
 		return nil, err
 	}
 	defer v.Close()
-	b, err := v.ReadCatalog(ctx, catalogName)
+	seq, b, skipped, err := v.LatestCatalog(ctx, catalogName)
+	for _, e := range skipped {
+		log.Warn("catalog version does not verify (damaged, or replaced by someone who can write to the vault); using an older one", "err", e)
+	}
 	if errors.Is(err, vault.ErrMissing) {
 		return nil, fmt.Errorf("no server catalog in the vault (%w): no control plane has applied a config with this vault yet", err)
 	} else if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("no server catalog in the vault verifies: %w", err)
 	}
-	var c Catalog
+	if seq < held {
+		return nil, fmt.Errorf("%w: the newest catalog in the vault that verifies is version %d, older than version %d that this state already holds (%s): "+
+			"newer versions were deleted or replaced; refusing to roll the control plane back", ErrCatalogRollback, seq, held,
+			filepath.Join(cfg.StateDir, catalogSeqFile))
+	}
+	c := Catalog{seq: seq}
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("server catalog: %w", err)
+		return nil, fmt.Errorf("server catalog version %d: %w", seq, err)
 	}
 	if len(c.Config) == 0 {
-		return nil, fmt.Errorf("the vault's catalog (written %s) holds no applied config: nothing to recover", c.Written.Format(time.RFC3339))
+		return nil, fmt.Errorf("the vault's catalog (version %d, written %s) holds no applied config: nothing to recover", seq, c.Written.Format(time.RFC3339))
 	}
 	return &c, nil
 }
@@ -183,11 +205,16 @@ func putCatalog(ctx context.Context, st store.Store, c *Catalog, log *slog.Logge
 
 // recoveredJob is a catalog entry as an ended job: one that was in flight
 // when the catalog was written ran on the lost machine and is not resumed.
+// A failover kept whole keeps its config snapshot, steps and outputs, so
+// the jobs that follow it (commit, cancel, reprotect, failback) can load it.
 func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
-	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: cj.Type, State: cj.State, Created: cj.Created,
+	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: cj.Type, State: store.JobState(cj.State), Created: cj.Created,
 		Updated: written, Ended: cj.Ended, Error: cj.Error}
 	if cj.Report != nil {
 		j.Report, _ = json.Marshal(cj.Report)
+	}
+	if rec := cj.Record; rec != nil {
+		j.Params, j.Config, j.Steps, j.Outputs = rec.Params, rec.Config, rec.Steps, rec.Outputs
 	}
 	if store.Active(j.State) {
 		j.Error = fmt.Sprintf("was %s when the control plane was lost (recovered from the vault, not resumed)", cj.State)

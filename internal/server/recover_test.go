@@ -66,12 +66,12 @@ func TestRecoverEndsJobsInFlight(t *testing.T) {
 		Drills: []store.Drill{{JobID: "j-new", Plan: "shop", Passed: true, Note: "newer"},
 			{JobID: "j-old", Plan: "shop", Note: "older"}},
 		Jobs: []server.CatalogJob{
-			{ID: "j-run", Plan: "shop", Type: "unplanned-failover", State: store.Running, Created: now},
-			{ID: "j-test", Plan: "shop", Type: "test-failover", State: store.Succeeded, Created: now.Add(-time.Hour), Ended: &now},
+			{ID: "j-run", Plan: "shop", Type: "unplanned-failover", State: string(store.Running), Created: now},
+			{ID: "j-test", Plan: "shop", Type: "test-failover", State: string(store.Succeeded), Created: now.Add(-time.Hour), Ended: &now},
 		}}
 	e := newEnv(t, func(v *vault.Vault) {
 		b, _ := json.Marshal(cat)
-		if err := v.WriteCatalog(ctx, "server", b); err != nil {
+		if err := v.WriteCatalog(ctx, "server", 1, b); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -101,7 +101,7 @@ func TestRecoverEndsJobsInFlight(t *testing.T) {
 func TestRecoverRefusesExistingStateUnlessForced(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, func(v *vault.Vault) {
-		if err := v.WriteCatalog(ctx, "server", []byte(`{"config":{"plans":[]}}`)); err != nil {
+		if err := v.WriteCatalog(ctx, "server", 1, []byte(`{"config":{"plans":[]}}`)); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -164,7 +164,8 @@ func readCatalog(t *testing.T, e *env) ([]byte, error) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	return v.ReadCatalog(context.Background(), "server")
+	_, b, _, err := v.LatestCatalog(context.Background(), "server")
+	return b, err
 }
 
 func openState(t *testing.T, dir string) store.Store {

@@ -119,7 +119,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		v.Close()
 		return nil, err
 	}
-	cat := newCatalogWriter(st, v, o.Logger)
+	cat := newCatalogWriter(st, v, o.Logger, cfg.CatalogRetry)
+	cat.seqFile = filepath.Join(cfg.StateDir, catalogSeqFile)
 	orch := orchestrator.New(orchestrator.Options{Store: st, Host: h, Vault: v, Agents: o.Agents,
 		Traffic: orchestrator.DNSTraffic, DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
 		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})

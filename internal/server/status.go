@@ -11,6 +11,7 @@ import (
 	"github.com/haven-dr/haven/internal/alert"
 	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/vault"
 )
 
 func (s *Server) status(r *http.Request) (any, error) {
@@ -33,7 +34,8 @@ func (s *Server) status(r *http.Request) (any, error) {
 // rules, so that what an operator sees and what is delivered agree.
 func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, alert.Inputs, error) {
 	st := &api.Status{Time: now, Alerts: []string{}}
-	in := alert.Inputs{Now: now, AgentSilent: s.cfg.AgentSilent, DrillMaxAge: s.cfg.DrillMaxAge, Vault: s.alerts.vaultCheck()}
+	in := alert.Inputs{Now: now, AgentSilent: s.cfg.AgentSilent, DrillMaxAge: s.cfg.DrillMaxAge, Vault: s.alerts.vaultCheck(),
+		Catalog: s.cat.failure()}
 	cfg, v, err := s.orch.Config(ctx)
 	if err != nil {
 		return nil, in, err
@@ -65,6 +67,7 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, aler
 		}
 		ms.Points = len(ps)
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
+		ps = s.splitPreserved(ctx, &ms, ps)
 		am := alert.Machine{Name: m.Name}
 		if len(ps) > 0 {
 			p := ps[0]
@@ -109,4 +112,24 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, aler
 		st.Jobs = []*api.Job{}
 	}
 	return st, in, nil
+}
+
+// splitPreserved notes the machine's unreleased preserved points and
+// returns the others: a preserved point is evidence, not the newest
+// recovery point, and must not hide an RPO that grows.
+func (s *Server) splitPreserved(ctx context.Context, ms *api.MachineStatus, ps []*vault.Point) []*vault.Point {
+	released, err := s.vault.Released(ctx, ps)
+	if err != nil && ms.LastError == "" {
+		ms.LastError = err.Error()
+	}
+	var rest []*vault.Point
+	for _, p := range ps {
+		switch {
+		case !p.Preserved():
+			rest = append(rest, p)
+		case !released[p]:
+			ms.Preserved = append(ms.Preserved, p.ID)
+		}
+	}
+	return rest
 }

@@ -31,7 +31,7 @@ func (s *SQLite) AppendAudit(ctx context.Context, e AuditEntry) error {
 
 // Audit is the newest limit entries, newest first; limit <= 0 is all.
 func (s *SQLite) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
-	return sqlCollect(ctx, s, `SELECT body FROM audit ORDER BY seq DESC LIMIT ?`, []any{sqlLimit(limit)}, decodeJSON[AuditEntry])
+	return sqlCollect(ctx, s.db, `SELECT body FROM audit ORDER BY seq DESC LIMIT ?`, []any{sqlLimit(limit)}, decodeJSON[AuditEntry])
 }
 
 // sqlLimit maps "all" to -1, which both SQLite and (as NULL-free
@@ -54,6 +54,6 @@ func (s *Postgres) AppendAudit(ctx context.Context, e AuditEntry) error {
 }
 
 func (s *Postgres) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
-	return pgCollect(ctx, s, `SELECT body FROM audit ORDER BY seq DESC LIMIT CASE WHEN $1::bigint < 0 THEN NULL ELSE $1::bigint END`,
+	return pgCollect(ctx, s.pool, `SELECT body FROM audit ORDER BY seq DESC LIMIT CASE WHEN $1::bigint < 0 THEN NULL ELSE $1::bigint END`,
 		[]any{sqlLimit(limit)}, decodeJSON[AuditEntry])
 }

@@ -87,9 +87,10 @@ func (s *Postgres) Fenced(epoch *atomic.Int64) *Postgres {
 	return &Postgres{pool: s.pool, fence: epoch}
 }
 
-// pgExec is what a write needs of a pool or a transaction.
+// pgExec is what the store needs of a pool or a transaction.
 type pgExec interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
@@ -101,17 +102,30 @@ func (s *Postgres) write(ctx context.Context, fn func(db pgExec) error) error {
 		return fn(s.pool)
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var ok bool
-		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM leader WHERE id = 1 AND epoch = $1 AND expires > now() FOR SHARE)`,
-			s.fence.Load()).Scan(&ok)
-		if err != nil {
+		if err := s.checkFence(ctx, tx); err != nil {
 			return err
-		}
-		if !ok {
-			return ErrNotLeader
 		}
 		return fn(tx)
 	})
+}
+
+// checkFence fails with ErrNotLeader unless the store is unfenced or its
+// epoch is the leader's and unexpired; the share lock it takes on the
+// leader row lasts until tx ends.
+func (s *Postgres) checkFence(ctx context.Context, tx pgx.Tx) error {
+	if s.fence == nil {
+		return nil
+	}
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM leader WHERE id = 1 AND epoch = $1 AND expires > now() FOR SHARE)`,
+		s.fence.Load()).Scan(&ok)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotLeader
+	}
+	return nil
 }
 
 // Release gives up holder's lease of epoch at once, so another server

@@ -56,6 +56,19 @@ func TestLeaseFencesDeposedLeader(t *testing.T) {
 	if err := fa.PutPlanState(ctx, &store.PlanState{Plan: "shop", Phase: "failed-over"}); !errors.Is(err, store.ErrNotLeader) {
 		t.Fatalf("deposed leader's PutPlanState: %v, want ErrNotLeader", err)
 	}
+	// A transaction is fenced as a single write is: nothing of it stays.
+	err = fa.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateJob(ctx, &store.Job{ID: "j9", Plan: "crm", Type: "t", State: store.Running}); err != nil {
+			return err
+		}
+		return tx.PutPlanState(ctx, &store.PlanState{Plan: "crm", Phase: "failed-over"})
+	})
+	if !errors.Is(err, store.ErrNotLeader) {
+		t.Fatalf("deposed leader's InTx: %v, want ErrNotLeader", err)
+	}
+	if _, err := b.Job(ctx, "j9"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("job of the deposed leader's InTx: err = %v, want ErrNotFound", err)
+	}
 	if err := a.Renew(ctx, "a", ea, ttl); !errors.Is(err, store.ErrNotLeader) {
 		t.Fatalf("deposed leader's Renew: %v, want ErrNotLeader", err)
 	}
@@ -70,6 +83,11 @@ func TestLeaseFencesDeposedLeader(t *testing.T) {
 	epochB.Store(eb)
 	if err := b.Fenced(&epochB).SaveJob(ctx, j); err != nil {
 		t.Fatalf("new leader's fenced SaveJob: %v", err)
+	}
+	if err := b.Fenced(&epochB).InTx(ctx, func(tx store.Tx) error {
+		return tx.PutPlanState(ctx, &store.PlanState{Plan: "crm", Phase: "failed-over"})
+	}); err != nil {
+		t.Fatalf("new leader's fenced InTx: %v", err)
 	}
 	if l, err := b.Leader(ctx); err != nil || l.Holder != "b" || l.Addr != "http://b" || l.Epoch != eb {
 		t.Fatalf("Leader = %+v %v, want b at epoch %d", l, err, eb)

@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -36,6 +33,9 @@ var pgMigrations = []string{
 	`CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, addr TEXT NOT NULL,
 	   epoch BIGINT NOT NULL, expires TIMESTAMPTZ NOT NULL);`,
 	`CREATE TABLE audit (seq BIGSERIAL PRIMARY KEY, body BYTEA NOT NULL);`,
+	// Compare-and-set versions; rows of an older haven start at 1.
+	`ALTER TABLE jobs ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+	 ALTER TABLE plan_states ADD COLUMN version BIGINT NOT NULL DEFAULT 1;`,
 }
 
 // pgMigrateLock is the advisory lock key that serialises migrations when
@@ -133,113 +133,33 @@ func (s *Postgres) PutConfig(ctx context.Context, doc []byte) (int64, error) {
 }
 
 func (s *Postgres) Config(ctx context.Context) (int64, []byte, error) {
-	var v int64
-	var doc []byte
-	err := s.pool.QueryRow(ctx, `SELECT version, doc FROM configs ORDER BY version DESC LIMIT 1`).Scan(&v, &doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil, fmt.Errorf("%w: no protection config applied yet (haven apply -f FILE)", ErrNotFound)
-	}
-	return v, doc, err
+	return s.ops().Config(ctx)
 }
 
 // CreateJob lets the partial unique index decide between concurrent
 // creators: a refused insert waits for the winner to commit, then reads
 // it. If the holder ended in between, the insert is tried again.
 func (s *Postgres) CreateJob(ctx context.Context, j *Job) error {
-	body, err := json.Marshal(jobRow{j, j.Config})
-	if err != nil {
-		return err
-	}
 	for {
-		var tag pgconn.CommandTag
-		err := s.write(ctx, func(db pgExec) (err error) {
-			tag, err = db.Exec(ctx, `INSERT INTO jobs (id, plan, type, state, active, body, created)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (plan) WHERE active DO NOTHING`,
-				j.ID, j.Plan, j.Type, j.State, Active(j.State), body, j.Created)
-			return err
-		})
-		if err != nil || tag.RowsAffected() == 1 {
-			return err
-		}
-		var id, typ string
-		err = s.pool.QueryRow(ctx, `SELECT id, type FROM jobs WHERE plan = $1 AND active`, j.Plan).Scan(&id, &typ)
-		if err == nil {
-			return &ConflictError{Plan: j.Plan, JobID: id, Type: typ}
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		err := s.writeTx(ctx, func(t *pgTx) error { return t.CreateJob(ctx, j) })
+		if !errors.Is(err, errPgRetry) {
 			return err
 		}
 	}
 }
 
 func (s *Postgres) SaveJob(ctx context.Context, j *Job) error {
-	j.Updated = time.Now().UTC()
-	body, err := json.Marshal(jobRow{j, j.Config})
-	if err != nil {
-		return err
-	}
-	var tag pgconn.CommandTag
-	err = s.write(ctx, func(db pgExec) (err error) {
-		tag, err = db.Exec(ctx, `UPDATE jobs SET state = $1, active = $2, body = $3 WHERE id = $4`,
-			j.State, Active(j.State), body, j.ID)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: job %s", ErrNotFound, j.ID)
-	}
-	return nil
+	return s.writeTx(ctx, func(t *pgTx) error { return t.SaveJob(ctx, j) })
 }
 
-func (s *Postgres) Job(ctx context.Context, id string) (*Job, error) {
-	var body []byte
-	err := s.pool.QueryRow(ctx, `SELECT body FROM jobs WHERE id = $1`, id).Scan(&body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%w: job %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return decodeJob(body)
-}
+func (s *Postgres) Job(ctx context.Context, id string) (*Job, error) { return s.ops().Job(ctx, id) }
 
 func (s *Postgres) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
-	var where []string
-	var args []any
-	if f.Plan != "" {
-		args = append(args, f.Plan)
-		where = append(where, fmt.Sprintf("plan = $%d", len(args)))
-	}
-	if f.Active {
-		where = append(where, "active")
-	}
-	q := `SELECT body FROM jobs`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY created DESC, id DESC"
-	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
-	}
-	return pgCollect(ctx, s, q, args, decodeJob)
+	return s.ops().Jobs(ctx, f)
 }
 
-// AppendLog takes the next number from the job's counter row in the same
-// statement: the row lock serialises appenders until commit, so lines
-// also become visible in seq order and a reader polling "after seq N"
-// never skips a line that commits late.
 func (s *Postgres) AppendLog(ctx context.Context, jobID string, l LogLine) error {
-	l.Seq = 0 // numbered by the store; Logs sets it from the row
-	body, err := json.Marshal(l)
-	if err != nil {
-		return err
-	}
-	return s.exec(ctx, `WITH n AS (
-		INSERT INTO job_log_seqs (job, last) VALUES ($1, 1)
-		ON CONFLICT (job) DO UPDATE SET last = job_log_seqs.last + 1 RETURNING last)
-		INSERT INTO job_logs (job, seq, body) SELECT $1, last, $2 FROM n`, jobID, body)
+	return s.writeTx(ctx, func(t *pgTx) error { return t.AppendLog(ctx, jobID, l) })
 }
 
 func (s *Postgres) Logs(ctx context.Context, jobID string, after int64) ([]LogLine, error) {
@@ -263,26 +183,11 @@ func (s *Postgres) Logs(ctx context.Context, jobID string, after int64) ([]LogLi
 }
 
 func (s *Postgres) PlanState(ctx context.Context, plan string) (*PlanState, error) {
-	var body []byte
-	err := s.pool.QueryRow(ctx, `SELECT body FROM plan_states WHERE plan = $1`, plan).Scan(&body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return &PlanState{Plan: plan, Phase: "protected"}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var st PlanState
-	return &st, json.Unmarshal(body, &st)
+	return s.ops().PlanState(ctx, plan)
 }
 
 func (s *Postgres) PutPlanState(ctx context.Context, st *PlanState) error {
-	st.Updated = time.Now().UTC()
-	body, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	return s.exec(ctx, `INSERT INTO plan_states (plan, body) VALUES ($1, $2)
-		ON CONFLICT (plan) DO UPDATE SET body = excluded.body`, st.Plan, body)
+	return s.writeTx(ctx, func(t *pgTx) error { return t.PutPlanState(ctx, st) })
 }
 
 func (s *Postgres) PutHeartbeat(ctx context.Context, h Heartbeat) error {
@@ -295,7 +200,7 @@ func (s *Postgres) PutHeartbeat(ctx context.Context, h Heartbeat) error {
 }
 
 func (s *Postgres) Heartbeats(ctx context.Context) ([]Heartbeat, error) {
-	return pgCollect(ctx, s, `SELECT body FROM heartbeats ORDER BY agent`, nil, decodeJSON[Heartbeat])
+	return pgCollect(ctx, s.pool, `SELECT body FROM heartbeats ORDER BY agent`, nil, decodeJSON[Heartbeat])
 }
 
 // AddDrill keeps a re-recorded drill at its first position (ord is not
@@ -310,7 +215,7 @@ func (s *Postgres) AddDrill(ctx context.Context, d Drill) error {
 }
 
 func (s *Postgres) Drills(ctx context.Context, plan string) ([]Drill, error) {
-	return pgCollect(ctx, s, `SELECT body FROM drills WHERE plan = $1 OR $1 = '' ORDER BY ord DESC`,
+	return pgCollect(ctx, s.pool, `SELECT body FROM drills WHERE plan = $1 OR $1 = '' ORDER BY ord DESC`,
 		[]any{plan}, decodeJSON[Drill])
 }
 
@@ -320,8 +225,8 @@ func decodeJSON[T any](body []byte) (T, error) {
 }
 
 // pgCollect runs a query of one body column and decodes each row.
-func pgCollect[T any](ctx context.Context, s *Postgres, q string, args []any, decode func([]byte) (T, error)) ([]T, error) {
-	rows, err := s.pool.Query(ctx, q, args...)
+func pgCollect[T any](ctx context.Context, db pgExec, q string, args []any, decode func([]byte) (T, error)) ([]T, error) {
+	rows, err := db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

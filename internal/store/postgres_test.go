@@ -93,6 +93,9 @@ func TestPostgres(t *testing.T) {
 	t.Run("MigrateIdempotent", func(t *testing.T) { testPgMigrateIdempotent(t, p) })
 	t.Run("MigrateConcurrent", func(t *testing.T) { testPgMigrateConcurrent(t, p) })
 	t.Run("NewerSchemaRefused", func(t *testing.T) { testPgNewerSchemaRefused(t, p) })
+	t.Run("MigrateVersions", func(t *testing.T) { testPgMigrateVersions(t, p) })
+	t.Run("InTxRetry", func(t *testing.T) { testPgInTxRetry(t, p) })
+	t.Run("InTxRetryBounded", func(t *testing.T) { testPgInTxRetryBounded(t, p) })
 }
 
 func testPgMigrateIdempotent(t *testing.T, p *pgServer) {

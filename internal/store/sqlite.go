@@ -24,6 +24,9 @@ var migrations = []string{
 	 CREATE TABLE heartbeats (agent TEXT PRIMARY KEY, body BLOB NOT NULL);
 	 CREATE TABLE drills (job TEXT PRIMARY KEY, plan TEXT NOT NULL, body BLOB NOT NULL);`,
 	`CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL);`,
+	// Compare-and-set versions; rows of an older haven start at 1.
+	`ALTER TABLE jobs ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+	 ALTER TABLE plan_states ADD COLUMN version INTEGER NOT NULL DEFAULT 1;`,
 }
 
 // SQLite is the embedded store.
@@ -36,7 +39,10 @@ var _ Store = (*SQLite)(nil)
 // OpenSQLite opens (creating if needed) the database at path and migrates
 // it to the current schema.
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+	// _txlock=immediate: every transaction here writes, so it takes the
+	// write lock at BEGIN and waits (busy_timeout) for another process's
+	// writer instead of failing when it upgrades a read lock.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -113,9 +119,80 @@ func (s *SQLite) PutConfig(ctx context.Context, doc []byte) (int64, error) {
 }
 
 func (s *SQLite) Config(ctx context.Context) (int64, []byte, error) {
+	return s.ops().Config(ctx)
+}
+
+func (s *SQLite) CreateJob(ctx context.Context, j *Job) error {
+	return s.InTx(ctx, func(tx Tx) error { return tx.CreateJob(ctx, j) })
+}
+
+func (s *SQLite) SaveJob(ctx context.Context, j *Job) error {
+	return s.InTx(ctx, func(tx Tx) error { return tx.SaveJob(ctx, j) })
+}
+
+func (s *SQLite) Job(ctx context.Context, id string) (*Job, error) { return s.ops().Job(ctx, id) }
+
+func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) { return s.ops().Jobs(ctx, f) }
+
+func (s *SQLite) AppendLog(ctx context.Context, jobID string, l LogLine) error {
+	return s.InTx(ctx, func(tx Tx) error { return tx.AppendLog(ctx, jobID, l) })
+}
+
+func (s *SQLite) Logs(ctx context.Context, jobID string, after int64) ([]LogLine, error) {
+	return sqlCollect(ctx, s.db, `SELECT body FROM job_logs WHERE job = ? AND seq > ? ORDER BY seq`,
+		[]any{jobID, after}, decodeJSON[LogLine])
+}
+
+func (s *SQLite) PlanState(ctx context.Context, plan string) (*PlanState, error) {
+	return s.ops().PlanState(ctx, plan)
+}
+
+func (s *SQLite) PutPlanState(ctx context.Context, st *PlanState) error {
+	return s.InTx(ctx, func(tx Tx) error { return tx.PutPlanState(ctx, st) })
+}
+
+// InTx begins IMMEDIATE (_txlock in the DSN). The store's one connection
+// is the transaction's until it ends, which serialises transactions in
+// this process, and is why fn must not call the Store (package doc).
+func (s *SQLite) InTx(ctx context.Context, fn func(tx Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	t := &sqliteTx{q: tx}
+	if err := fn(t); err != nil {
+		tx.Rollback()
+		t.set.restore()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		t.set.restore()
+		return err
+	}
+	return nil
+}
+
+// ops reads outside a transaction (a Tx on the pool).
+func (s *SQLite) ops() *sqliteTx { return &sqliteTx{q: s.db} }
+
+// sqlQuerier is what sqliteTx needs of a *sql.DB or a *sql.Tx.
+type sqlQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// sqliteTx is the Tx of the SQLite store; its writes run only inside a
+// transaction (InTx), where they may read then write.
+type sqliteTx struct {
+	q   sqlQuerier
+	set versions
+}
+
+func (t *sqliteTx) Config(ctx context.Context) (int64, []byte, error) {
 	var v int64
 	var doc []byte
-	err := s.db.QueryRowContext(ctx, `SELECT version, doc FROM configs ORDER BY version DESC LIMIT 1`).Scan(&v, &doc)
+	err := t.q.QueryRowContext(ctx, `SELECT version, doc FROM configs ORDER BY version DESC LIMIT 1`).Scan(&v, &doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, fmt.Errorf("%w: no protection config applied yet (haven apply -f FILE)", ErrNotFound)
 	}
@@ -129,24 +206,25 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (s *SQLite) CreateJob(ctx context.Context, j *Job) error {
+func (t *sqliteTx) CreateJob(ctx context.Context, j *Job) error {
 	body, err := json.Marshal(jobRow{j, j.Config})
 	if err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var id, typ string
-		err := tx.QueryRowContext(ctx, `SELECT id, type FROM jobs WHERE plan = ? AND active = 1`, j.Plan).Scan(&id, &typ)
-		if err == nil {
-			return &ConflictError{Plan: j.Plan, JobID: id, Type: typ}
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO jobs (id, plan, type, state, active, body, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			j.ID, j.Plan, j.Type, j.State, boolInt(Active(j.State)), body, j.Created.UTC().Format(sortableTime))
+	var id, typ string
+	err = t.q.QueryRowContext(ctx, `SELECT id, type FROM jobs WHERE plan = ? AND active = 1`, j.Plan).Scan(&id, &typ)
+	if err == nil {
+		return &ConflictError{Plan: j.Plan, JobID: id, Type: typ}
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
 		return err
-	})
+	}
+	_, err = t.q.ExecContext(ctx, `INSERT INTO jobs (id, plan, type, state, active, body, created, version) VALUES (?, ?, ?, ?, ?, ?, ?, 1)`,
+		j.ID, j.Plan, j.Type, string(j.State), boolInt(Active(j.State)), body, j.Created.UTC().Format(sortableTime))
+	if err == nil {
+		t.set.set(&j.Version, 1)
+	}
+	return err
 }
 
 // jobRow keeps the config snapshot, which the API does not show.
@@ -155,46 +233,59 @@ type jobRow struct {
 	Config json.RawMessage `json:"config,omitempty"`
 }
 
-func (s *SQLite) SaveJob(ctx context.Context, j *Job) error {
+func (t *sqliteTx) SaveJob(ctx context.Context, j *Job) error {
 	j.Updated = time.Now().UTC()
 	body, err := json.Marshal(jobRow{j, j.Config})
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = ?, active = ?, body = ? WHERE id = ?`,
-		j.State, boolInt(Active(j.State)), body, j.ID)
+	res, err := t.q.ExecContext(ctx, `UPDATE jobs SET state = ?, active = ?, body = ?, version = version + 1 WHERE id = ? AND version = ?`,
+		string(j.State), boolInt(Active(j.State)), body, j.ID, j.Version)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		if err == nil {
+			t.set.set(&j.Version, j.Version+1)
+		}
+		return err
+	}
+	var v int64
+	err = t.q.QueryRowContext(ctx, `SELECT version FROM jobs WHERE id = ?`, j.ID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%w: job %s", ErrNotFound, j.ID)
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	return staleError("job "+j.ID, j.Version, v)
 }
 
-func decodeJob(body []byte) (*Job, error) {
+func decodeJob(body []byte, version int64) (*Job, error) {
 	var r jobRow
 	r.Job = &Job{}
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, err
 	}
 	r.Job.Config = r.Config
+	r.Job.Version = version
 	return r.Job, nil
 }
 
-func (s *SQLite) Job(ctx context.Context, id string) (*Job, error) {
+func (t *sqliteTx) Job(ctx context.Context, id string) (*Job, error) {
 	var body []byte
-	err := s.db.QueryRowContext(ctx, `SELECT body FROM jobs WHERE id = ?`, id).Scan(&body)
+	var v int64
+	err := t.q.QueryRowContext(ctx, `SELECT body, version FROM jobs WHERE id = ?`, id).Scan(&body, &v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: job %s", ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return decodeJob(body)
+	return decodeJob(body, v)
 }
 
-func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
+func (t *sqliteTx) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	var where []string
 	var args []any
 	if f.Plan != "" {
@@ -203,7 +294,7 @@ func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	if f.Active {
 		where = append(where, "active = 1")
 	}
-	q := `SELECT body FROM jobs`
+	q := `SELECT body, version FROM jobs`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -211,28 +302,40 @@ func (s *SQLite) Jobs(ctx context.Context, f JobFilter) ([]*Job, error) {
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
-	return sqlCollect(ctx, s, q, args, decodeJob)
-}
-
-func (s *SQLite) AppendLog(ctx context.Context, jobID string, l LogLine) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job = ?`, jobID).Scan(&l.Seq); err != nil {
-			return err
+	rows, err := t.q.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Job
+	for rows.Next() {
+		var body []byte
+		var v int64
+		if err := rows.Scan(&body, &v); err != nil {
+			return nil, err
 		}
-		body, _ := json.Marshal(l)
-		_, err := tx.ExecContext(ctx, `INSERT INTO job_logs (job, seq, body) VALUES (?, ?, ?)`, jobID, l.Seq, body)
+		j, err := decodeJob(body, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+func (t *sqliteTx) AppendLog(ctx context.Context, jobID string, l LogLine) error {
+	if err := t.q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM job_logs WHERE job = ?`, jobID).Scan(&l.Seq); err != nil {
 		return err
-	})
+	}
+	body, _ := json.Marshal(l)
+	_, err := t.q.ExecContext(ctx, `INSERT INTO job_logs (job, seq, body) VALUES (?, ?, ?)`, jobID, l.Seq, body)
+	return err
 }
 
-func (s *SQLite) Logs(ctx context.Context, jobID string, after int64) ([]LogLine, error) {
-	return sqlCollect(ctx, s, `SELECT body FROM job_logs WHERE job = ? AND seq > ? ORDER BY seq`,
-		[]any{jobID, after}, decodeJSON[LogLine])
-}
-
-func (s *SQLite) PlanState(ctx context.Context, plan string) (*PlanState, error) {
+func (t *sqliteTx) PlanState(ctx context.Context, plan string) (*PlanState, error) {
 	var body []byte
-	err := s.db.QueryRowContext(ctx, `SELECT body FROM plan_states WHERE plan = ?`, plan).Scan(&body)
+	var v int64
+	err := t.q.QueryRowContext(ctx, `SELECT body, version FROM plan_states WHERE plan = ?`, plan).Scan(&body, &v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return &PlanState{Plan: plan, Phase: "protected"}, nil
 	}
@@ -240,15 +343,39 @@ func (s *SQLite) PlanState(ctx context.Context, plan string) (*PlanState, error)
 		return nil, err
 	}
 	var st PlanState
-	return &st, json.Unmarshal(body, &st)
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, err
+	}
+	st.Version = v
+	return &st, nil
 }
 
-func (s *SQLite) PutPlanState(ctx context.Context, st *PlanState) error {
+func (t *sqliteTx) PutPlanState(ctx context.Context, st *PlanState) error {
 	st.Updated = time.Now().UTC()
-	body, _ := json.Marshal(st)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO plan_states (plan, body) VALUES (?, ?)
-		ON CONFLICT (plan) DO UPDATE SET body = excluded.body`, st.Plan, body)
-	return err
+	body, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	var res sql.Result
+	if st.Version == 0 {
+		res, err = t.q.ExecContext(ctx, `INSERT INTO plan_states (plan, body, version) VALUES (?, ?, 1) ON CONFLICT (plan) DO NOTHING`, st.Plan, body)
+	} else {
+		res, err = t.q.ExecContext(ctx, `UPDATE plan_states SET body = ?, version = version + 1 WHERE plan = ? AND version = ?`, body, st.Plan, st.Version)
+	}
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		if err == nil {
+			t.set.set(&st.Version, st.Version+1)
+		}
+		return err
+	}
+	var v int64 // stays 0 if there is no row
+	if err := t.q.QueryRowContext(ctx, `SELECT version FROM plan_states WHERE plan = ?`, st.Plan).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return staleError("plan state "+st.Plan, st.Version, v)
 }
 
 func (s *SQLite) PutHeartbeat(ctx context.Context, h Heartbeat) error {
@@ -259,7 +386,7 @@ func (s *SQLite) PutHeartbeat(ctx context.Context, h Heartbeat) error {
 }
 
 func (s *SQLite) Heartbeats(ctx context.Context) ([]Heartbeat, error) {
-	return sqlCollect(ctx, s, `SELECT body FROM heartbeats ORDER BY agent`, nil, decodeJSON[Heartbeat])
+	return sqlCollect(ctx, s.db, `SELECT body FROM heartbeats ORDER BY agent`, nil, decodeJSON[Heartbeat])
 }
 
 func (s *SQLite) AddDrill(ctx context.Context, d Drill) error {
@@ -270,14 +397,14 @@ func (s *SQLite) AddDrill(ctx context.Context, d Drill) error {
 }
 
 func (s *SQLite) Drills(ctx context.Context, plan string) ([]Drill, error) {
-	return sqlCollect(ctx, s, `SELECT body FROM drills WHERE plan = ? OR ? = '' ORDER BY rowid DESC`,
+	return sqlCollect(ctx, s.db, `SELECT body FROM drills WHERE plan = ? OR ? = '' ORDER BY rowid DESC`,
 		[]any{plan, plan}, decodeJSON[Drill])
 }
 
 // sqlCollect runs a query of one body column and decodes each row (the
 // SQLite twin of pgCollect).
-func sqlCollect[T any](ctx context.Context, s *SQLite, q string, args []any, decode func([]byte) (T, error)) ([]T, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+func sqlCollect[T any](ctx context.Context, db sqlQuerier, q string, args []any, decode func([]byte) (T, error)) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

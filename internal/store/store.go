@@ -3,6 +3,45 @@
 // heartbeats and the drill history. One small interface; SQLite (pure Go,
 // no cgo) is the embedded implementation, and the interface is kept narrow
 // enough for PostgreSQL. Every method takes ctx first.
+//
+// # Compare-and-set
+//
+// A Job and a PlanState carry the Version they were read at. SaveJob and
+// PutPlanState write only if the stored version is still that one, then
+// set the caller's Version to the new one, so one struct saved again and
+// again keeps working; a copy read before someone else's save fails with
+// ErrStale and changes nothing (reload, re-apply the change, save again).
+// CreateJob sets Version 1. A plan state never stored reads as phase
+// protected at Version 0, and PutPlanState at Version 0 means "create":
+// it fails with ErrStale if the state exists by then. The version lives
+// in its own column, not in the JSON (json:"-"): it is the store's, not
+// the API's, and a plan state recovered from the vault's catalog is
+// created, not compared.
+//
+// # Transactions
+//
+// InTx runs fn in one database transaction: a check and the write it
+// guards (the plan's phase and the job that changes it) commit together
+// or not at all. fn must
+//   - use only the Tx it is given. The SQLite store has one connection,
+//     held by the transaction until it ends: a call on the Store from
+//     inside fn waits for it forever. On PostgreSQL such a call runs
+//     outside the transaction, blind to its writes, and waits forever
+//     for a row the transaction has written.
+//   - have no effect other than through tx, and return tx's errors
+//     (wrapped with %w or unchanged): the PostgreSQL store runs fn again
+//     when the database reports a serialization failure or a deadlock,
+//     up to a bound, then fails with ErrStale.
+//
+// When fn returns an error the transaction is rolled back and InTx
+// returns that error unchanged (errors.Is and errors.As work on it). On a
+// rollback, the Versions that tx set on the caller's structs are put
+// back, so a struct can be saved again after a failed transaction.
+// SQLite begins IMMEDIATE (the write lock is taken first, so no
+// transaction fails on upgrading a read lock); PostgreSQL runs
+// SERIALIZABLE. A fenced PostgreSQL store (Fenced) checks the leader's
+// epoch once at the start of the transaction and holds a share lock on
+// the leader row until it ends, as it does for every single write.
 package store
 
 import (
@@ -18,7 +57,32 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: another active job holds the plan.
 	ErrConflict = errors.New("store: conflict")
+	// ErrStale: a compare-and-set write found the record changed since
+	// the caller read it (or already created).
+	ErrStale = errors.New("store: changed by another writer since it was read")
 )
+
+func staleError(what string, want, got int64) error {
+	return fmt.Errorf("%w: %s: expected version %d, stored version %d", ErrStale, what, want, got)
+}
+
+// versions remembers the Versions a transaction set on its caller's
+// structs, so a rollback can put them back.
+type versions []func()
+
+func (v *versions) set(p *int64, n int64) {
+	old := *p
+	*p = n
+	*v = append(*v, func() { *p = old })
+}
+
+// restore puts back the versions newest first (a struct saved twice
+// returns to what it had before the first save).
+func (v versions) restore() {
+	for i := len(v) - 1; i >= 0; i-- {
+		v[i]()
+	}
+}
 
 // ConflictError names the job that holds the plan.
 type ConflictError struct {
@@ -33,26 +97,32 @@ func (e *ConflictError) Error() string {
 
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
+// JobState is where a job is in its life.
+type JobState string
+
 // Job states.
 const (
-	Running   = "running"
-	Waiting   = "waiting" // a manual step waits for approve
-	Failed    = "failed"  // stopped at a failed step: retry or cancel
-	Succeeded = "succeeded"
-	Canceling = "canceling"
-	Canceled  = "canceled"
+	Running   JobState = "running"
+	Waiting   JobState = "waiting" // a manual step waits for approve
+	Failed    JobState = "failed"  // stopped at a failed step: retry or cancel
+	Succeeded JobState = "succeeded"
+	Canceling JobState = "canceling"
+	Canceled  JobState = "canceled"
 )
 
 // Active reports whether a job in state s still holds its plan.
-func Active(s string) bool { return s == Running || s == Waiting || s == Failed || s == Canceling }
+func Active(s JobState) bool { return s == Running || s == Waiting || s == Failed || s == Canceling }
+
+// StepState is where one step of a job is.
+type StepState string
 
 // Step states.
 const (
-	StepPending = "pending"
-	StepRunning = "running"
-	StepDone    = "done"
-	StepFailed  = "failed"
-	StepSkipped = "skipped"
+	StepPending StepState = "pending"
+	StepRunning StepState = "running"
+	StepDone    StepState = "done"
+	StepFailed  StepState = "failed"
+	StepSkipped StepState = "skipped"
 )
 
 // Job is one operation on a plan, persisted step by step.
@@ -60,7 +130,7 @@ type Job struct {
 	ID      string          `json:"id"`
 	Plan    string          `json:"plan"`
 	Type    string          `json:"type"`
-	State   string          `json:"state"`
+	State   JobState        `json:"state"`
 	Params  json.RawMessage `json:"params,omitempty"`
 	Config  json.RawMessage `json:"-"` // the protection config the job runs against
 	Steps   []Step          `json:"steps"`
@@ -70,12 +140,15 @@ type Job struct {
 	Created time.Time       `json:"created"`
 	Updated time.Time       `json:"updated"`
 	Ended   *time.Time      `json:"ended,omitempty"`
+	// Version is the stored version this copy was read at (see the
+	// package doc: compare-and-set).
+	Version int64 `json:"-"`
 }
 
 // Step is one reconcile step of a job.
 type Step struct {
 	Name    string     `json:"name"`
-	State   string     `json:"state"`
+	State   StepState  `json:"state"`
 	Started *time.Time `json:"started,omitempty"`
 	Ended   *time.Time `json:"ended,omitempty"`
 	Error   string     `json:"error,omitempty"`
@@ -104,6 +177,9 @@ type PlanState struct {
 	Failover string          `json:"failover,omitempty"`
 	Data     json.RawMessage `json:"data,omitempty"`
 	Updated  time.Time       `json:"updated"`
+	// Version is the stored version this copy was read at; 0 for a plan
+	// state never stored (see the package doc: compare-and-set).
+	Version int64 `json:"-"`
 }
 
 // Heartbeat is the last report of an agent.
@@ -132,25 +208,47 @@ type JobFilter struct {
 	Limit  int
 }
 
-// Store is the server's state.
-type Store interface {
-	// PutConfig stores a new protection config atomically and returns
-	// its version.
-	PutConfig(ctx context.Context, doc []byte) (int64, error)
+// Tx is what a transaction (InTx) can read and write: the same methods,
+// with the same semantics, as the Store's. The Store is a Tx too, each
+// call its own transaction.
+type Tx interface {
 	// Config returns the newest config (ErrNotFound before the first).
 	Config(ctx context.Context) (int64, []byte, error)
 
 	// CreateJob fails with a *ConflictError while another active job
-	// holds the same plan.
+	// holds the same plan; it sets j.Version to 1.
 	CreateJob(ctx context.Context, j *Job) error
+	// SaveJob writes j if the stored job is still at j.Version and sets
+	// j.Version to the new version; ErrStale if it is not, ErrNotFound
+	// if there is no such job.
 	SaveJob(ctx context.Context, j *Job) error
 	Job(ctx context.Context, id string) (*Job, error)
 	Jobs(ctx context.Context, f JobFilter) ([]*Job, error)
 	AppendLog(ctx context.Context, jobID string, l LogLine) error
-	Logs(ctx context.Context, jobID string, afterSeq int64) ([]LogLine, error)
 
+	// PlanState returns the plan's state, phase protected at Version 0
+	// if none was stored.
 	PlanState(ctx context.Context, plan string) (*PlanState, error)
+	// PutPlanState writes s if the stored state is still at s.Version
+	// (0: there is none yet) and sets s.Version to the new version;
+	// ErrStale otherwise.
 	PutPlanState(ctx context.Context, s *PlanState) error
+}
+
+// Store is the server's state.
+type Store interface {
+	Tx
+	// InTx runs fn in one transaction, committed if fn returns nil,
+	// rolled back otherwise (fn's error is returned unchanged). fn must
+	// use only tx and have no other effect: it may run more than once
+	// (package doc).
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+
+	// PutConfig stores a new protection config atomically and returns
+	// its version.
+	PutConfig(ctx context.Context, doc []byte) (int64, error)
+
+	Logs(ctx context.Context, jobID string, afterSeq int64) ([]LogLine, error)
 
 	PutHeartbeat(ctx context.Context, h Heartbeat) error
 	Heartbeats(ctx context.Context) ([]Heartbeat, error)

@@ -1,8 +1,14 @@
 package testenv
 
 import (
+	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -84,3 +90,36 @@ func (p *OutageProxy) Up(t testing.TB) {
 	}
 	p.serve(ln)
 }
+
+// StorageOutage is a directory on its own tmpfs that a test can make
+// refuse every write (remounted read-only: the kernel answers EROFS) and
+// accept them again, like a file vault's disk failing and coming back.
+// Reads keep working. Needs root; unmounted in t.Cleanup.
+type StorageOutage struct {
+	Dir string
+	t   testing.TB
+}
+
+// NewStorageOutage mounts a fresh tmpfs of sizeMB under a test directory.
+func NewStorageOutage(t testing.TB, sizeMB int) *StorageOutage {
+	t.Helper()
+	RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "hv"+strings.ToLower(rand.Text()[:8]))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm,mode=0700", sizeMB), "tmpfs", dir)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			exec.Command("umount", "-l", dir).Run() // a busy mount must not outlive the test
+			t.Logf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return &StorageOutage{Dir: dir, t: t}
+}
+
+// Down makes every write under Dir fail.
+func (s *StorageOutage) Down() { s.t.Helper(); run(s.t, "mount", "-o", "remount,ro", s.Dir) }
+
+// Up accepts writes again.
+func (s *StorageOutage) Up() { s.t.Helper(); run(s.t, "mount", "-o", "remount,rw", s.Dir) }

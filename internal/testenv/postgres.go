@@ -99,11 +99,11 @@ func (p *Postgres) Start(t testing.TB, settings ...string) {
 		}
 		select {
 		case <-p.exited:
-			t.Fatalf("postgres exited:\n%s", tail(p.Log))
+			t.Fatalf("postgres exited:\n%s", TailFile(p.Log))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	t.Fatalf("postgres not ready after %v:\n%s", serviceStartTimeout, tail(p.Log))
+	t.Fatalf("postgres not ready after %v:\n%s", serviceStartTimeout, TailFile(p.Log))
 }
 
 // Stop shuts the server down at once (SIGQUIT, like a crash for the data).

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -55,7 +54,7 @@ func startService(t testing.TB, name string, port int, prog string, args ...stri
 		logf.Close()
 	})
 	if err := waitPort(port, exited); err != nil {
-		t.Fatalf("%s did not start: %v\n%s", name, err, tail(logPath))
+		t.Fatalf("%s did not start: %v\n%s", name, err, TailFile(logPath))
 	}
 }
 
@@ -77,13 +76,4 @@ func waitPort(port int, exited <-chan struct{}) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("port %d not open after %v", port, serviceStartTimeout)
-}
-
-// tail returns the end of a log file for a failure message.
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(bytes.TrimSpace(b))
 }

@@ -72,7 +72,11 @@ func (v *Vault) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, err
 	}
-	rep.Decisions = opt.Retention.Apply(points, opt.Now)
+	released, err := v.Released(ctx, points)
+	if err != nil {
+		return nil, err
+	}
+	rep.Decisions = opt.Retention.apply(points, opt.Now, released)
 	if opt.DryRun {
 		return rep, nil
 	}
@@ -82,6 +86,9 @@ func (v *Vault) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, erro
 				return rep, err
 			}
 			rep.Forgotten++
+			if err := v.forgetRelease(ctx, d.Point); err != nil {
+				return rep, err
+			}
 		}
 	}
 	return rep, v.collect(ctx, lock, rep, opt)

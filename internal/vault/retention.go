@@ -30,12 +30,26 @@ type Decision struct {
 }
 
 // Apply decides for every point (any machines, any order) at time now.
+// Preserved points (PreservedTag) stay outside the rules and are kept.
 func (r Retention) Apply(points []*Point, now time.Time) []Decision {
+	return r.apply(points, now, nil)
+}
+
+// apply is Apply where the preserved points in released are no longer
+// kept: an operator said the state they hold is not needed.
+func (r Retention) apply(points []*Point, now time.Time, released map[*Point]bool) []Decision {
 	byMachine := map[string][]*Point{}
-	for _, p := range points {
-		byMachine[p.Machine] = append(byMachine[p.Machine], p)
-	}
 	var out []Decision
+	for _, p := range points {
+		switch {
+		case p.Preserved() && released[p]:
+			out = append(out, Decision{Point: p, Keep: false})
+		case p.Preserved():
+			out = append(out, Decision{Point: p, Keep: true, Reasons: "preserved"})
+		default:
+			byMachine[p.Machine] = append(byMachine[p.Machine], p)
+		}
+	}
 	for _, ps := range byMachine {
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) }) // newest first
 		out = append(out, r.applyMachine(ps, now)...)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/testenv"
 )
 
 // testLifecycle boots two machines (few boots: QEMU under TCG is slow):
@@ -30,16 +31,16 @@ func testLifecycle(t *testing.T, cfg Config) {
 	}
 	e.MustDo(e.Edge, http.MethodPost, a, "/write?path=/data/hello", "written by A\n")
 	stop(t, a)
-	if !strings.Contains(tail(a.ConsoleLog()), "shutting down") {
-		t.Fatalf("A did not shut down gracefully; console:\n%s", tail(a.ConsoleLog()))
+	if !strings.Contains(testenv.TailFile(a.ConsoleLog()), "shutting down") {
+		t.Fatalf("A did not shut down gracefully; console:\n%s", testenv.TailFile(a.ConsoleLog()))
 	}
 	if got := ReadFromImage(t, specA.Disks[0].Path, "data/hello"); got != "written by A\n" {
 		t.Fatalf("image holds %q", got)
 	}
 	e.MustDo(e.Edge, http.MethodPost, b, "/ignore-shutdown", "")
 	stop(t, b)
-	if !strings.Contains(tail(b.ConsoleLog()), "ignoring shutdown") {
-		t.Fatalf("B saw no shutdown request; console:\n%s", tail(b.ConsoleLog()))
+	if !strings.Contains(testenv.TailFile(b.ConsoleLog()), "ignoring shutdown") {
+		t.Fatalf("B saw no shutdown request; console:\n%s", testenv.TailFile(b.ConsoleLog()))
 	}
 }
 

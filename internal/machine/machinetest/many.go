@@ -13,6 +13,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/loop"
+	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/vnettest"
 )
@@ -115,7 +116,7 @@ func startCheckStop(t *testing.T, e *Env, s machine.Spec) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Boot)
 	defer cancel()
 	if err := machine.WaitHealthy(ctx, e.Edge, s); err != nil {
-		t.Errorf("%v\n%s", err, tail(m.ConsoleLog()))
+		t.Errorf("%v\n%s", err, testenv.TailFile(m.ConsoleLog()))
 	}
 	if err := m.Stop(ctx); err != nil {
 		t.Errorf("stop %s: %v", s.Name, err)

@@ -6,13 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/vnettest"
 )
@@ -89,7 +89,7 @@ func (e *Env) WaitHealthy(m machine.Instance, probeNS string) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Boot)
 	defer cancel()
 	if err := machine.WaitHealthy(ctx, probeNS, m.Spec()); err != nil {
-		e.T.Fatalf("%v\nconsole:\n%s", err, tail(m.ConsoleLog()))
+		e.T.Fatalf("%v\nconsole:\n%s", err, testenv.TailFile(m.ConsoleLog()))
 	}
 }
 
@@ -117,14 +117,6 @@ func (e *Env) MustDo(probeNS, method string, m machine.Instance, path, body stri
 		e.T.Fatal(err)
 	}
 	return s
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return string(b)
 }
 
 // Run runs the conformance suite against a driver.

@@ -77,7 +77,7 @@ func (l *realLab) boot(t *testing.T, spec machine.Spec) machine.Instance {
 		one := spec
 		one.NICs = []vnet.NIC{nic}
 		if err := machine.WaitHealthy(ctx, l.edge, one); err != nil {
-			t.Fatalf("%s: %v\nconsole:\n%s", nic.Name, err, tail(m.ConsoleLog()))
+			t.Fatalf("%s: %v\nconsole:\n%s", nic.Name, err, testenv.TailFile(m.ConsoleLog()))
 		}
 	}
 	return m
@@ -92,7 +92,7 @@ func stop(t *testing.T, m machine.Instance) {
 	if m.State() != machine.Stopped {
 		t.Fatalf("state %s", m.State())
 	}
-	if log := tail(m.ConsoleLog()); !strings.Contains(log, "reboot: Power down") {
+	if log := testenv.TailFile(m.ConsoleLog()); !strings.Contains(log, "reboot: Power down") {
 		t.Fatalf("guest did not power off by itself (killed?); console:\n%s", log)
 	}
 }
@@ -212,13 +212,5 @@ func waitConsole(t *testing.T, m machine.Instance, text string) {
 			return
 		}
 	}
-	t.Fatalf("console lacks %q:\n%s", text, tail(m.ConsoleLog()))
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
+	t.Fatalf("console lacks %q:\n%s", text, testenv.TailFile(m.ConsoleLog()))
 }

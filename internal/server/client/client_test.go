@@ -133,7 +133,7 @@ func TestErrorCodes(t *testing.T) {
 	wantAPIError(t, "a second job on a busy plan", err, 409, "conflict", "job held-1")
 	_, err = c.Approve(ctx, "held-1")
 	wantAPIError(t, "approve of a job not waiting", err, 412, "precondition", "not waiting for approval")
-	if js, err := c.Jobs(ctx, "shop", false, 0); err != nil || len(js) != 1 || js[0].ID != "held-1" || js[0].State != store.Failed {
+	if js, err := c.Jobs(ctx, "shop", false, 0); err != nil || len(js) != 1 || js[0].ID != "held-1" || js[0].State != api.JobFailed {
 		t.Errorf("jobs after the refusals: %+v, %v; want only held-1, still failed", js, err)
 	}
 

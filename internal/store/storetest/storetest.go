@@ -38,7 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Drills", testDrills},
 		{"Audit", testAudit},
 	}
-	for _, tc := range tests {
+	for _, tc := range append(tests, casTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
 			t.Cleanup(func() { s.Close() })
@@ -113,7 +113,7 @@ func RunReopen(t *testing.T, reopen func(t *testing.T) store.Store) {
 // base is a fixed instant so expected values do not depend on the clock.
 var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func newJob(id, plan, typ, state string, created time.Time) *store.Job {
+func newJob(id, plan, typ string, state store.JobState, created time.Time) *store.Job {
 	return &store.Job{ID: id, Plan: plan, Type: typ, State: state, Created: created, Updated: created,
 		Steps: []store.Step{{Name: "prepare", State: store.StepPending}}}
 }
@@ -173,7 +173,7 @@ func testJobConflict(t *testing.T, s store.Store) {
 	must(t, s.CreateJob(ctx, first))
 	// Every active state holds the plan, a failed job included: it waits
 	// for retry or cancel.
-	for i, state := range []string{store.Running, store.Waiting, store.Failed, store.Canceling} {
+	for i, state := range []store.JobState{store.Running, store.Waiting, store.Failed, store.Canceling} {
 		first.State = state
 		must(t, s.SaveJob(ctx, first))
 		id := fmt.Sprintf("x%d", i)
@@ -192,7 +192,7 @@ func testJobConflict(t *testing.T, s store.Store) {
 	// Another plan is independent.
 	must(t, s.CreateJob(ctx, newJob("other", "crm", "test", store.Running, base)))
 
-	for i, end := range []string{store.Succeeded, store.Canceled} {
+	for i, end := range []store.JobState{store.Succeeded, store.Canceled} {
 		holder := "j1"
 		if i > 0 {
 			holder = "j2"
@@ -462,11 +462,15 @@ func testPlanState(t *testing.T, s store.Store) {
 	if st.Plan != "shop" || st.Phase != "protected" || st.Test != "" || st.Failover != "" {
 		t.Errorf("default plan state = %+v, want phase protected", st)
 	}
-	must(t, s.PutPlanState(ctx, &store.PlanState{Plan: "shop", Phase: "protected", Test: "t1",
-		Data: json.RawMessage(`{"networks": ["hvab"]}`)}))
+	if st.Version != 0 {
+		t.Errorf("default plan state at version %d, want 0 (never stored)", st.Version)
+	}
+	first := &store.PlanState{Plan: "shop", Phase: "protected", Test: "t1",
+		Data: json.RawMessage(`{"networks": ["hvab"]}`)}
+	must(t, s.PutPlanState(ctx, first))
 	must(t, s.PutPlanState(ctx, &store.PlanState{Plan: "crm", Phase: "committed", Failover: "f9"}))
-	// An upsert replaces the whole state: the cleared Test must not linger.
-	must(t, s.PutPlanState(ctx, &store.PlanState{Plan: "shop", Phase: "failed-over", Failover: "f1"}))
+	// A write replaces the whole state: the cleared Test must not linger.
+	must(t, s.PutPlanState(ctx, &store.PlanState{Plan: "shop", Phase: "failed-over", Failover: "f1", Version: first.Version}))
 	st, err = s.PlanState(ctx, "shop")
 	must(t, err)
 	if st.Phase != "failed-over" || st.Failover != "f1" || st.Test != "" || len(st.Data) != 0 || st.Updated.IsZero() {

@@ -58,7 +58,7 @@ ethernets:
 
 	v = boot("no seed", "")
 	if c := v.consoleText(); strings.Contains(c, "Cloud-init v.") {
-		t.Errorf("cloud-init ran without a seed (ds-identify should disable it):\n%s", tail([]byte(c)))
+		t.Errorf("cloud-init ran without a seed (ds-identify should disable it):\n%s", testenv.Tail([]byte(c)))
 	}
 	requirePG(t, psql, ns, "192.0.2.10", true)
 	v.powerdown(2 * time.Minute)

@@ -73,10 +73,10 @@ ethernets:
 	t.Cleanup(func() {
 		stopContainer(t, cmd, exited, root)
 		if t.Failed() {
-			t.Logf("container console:\n%s", tail([]byte(console.String())))
+			t.Logf("container console:\n%s", testenv.Tail([]byte(console.String())))
 			for _, f := range []string{"var/log/cloud-init.log", "run/cloud-init/ds-identify.log"} {
 				b, _ := os.ReadFile(filepath.Join(root, f))
-				t.Logf("%s:\n%s", f, tail(b))
+				t.Logf("%s:\n%s", f, testenv.Tail(b))
 			}
 		}
 	})
@@ -86,9 +86,9 @@ ethernets:
 	for !strings.Contains(console.String(), ReadyMarker) {
 		select {
 		case <-exited:
-			t.Fatalf("nspawn exited before %q: %v\n%s", ReadyMarker, waitErr, tail([]byte(console.String())))
+			t.Fatalf("nspawn exited before %q: %v\n%s", ReadyMarker, waitErr, testenv.Tail([]byte(console.String())))
 		case <-deadline:
-			t.Fatalf("no %q from the container after %v:\n%s", ReadyMarker, bootTimeout, tail([]byte(console.String())))
+			t.Fatalf("no %q from the container after %v:\n%s", ReadyMarker, bootTimeout, testenv.Tail([]byte(console.String())))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

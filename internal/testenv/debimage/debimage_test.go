@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/haven-dr/haven/internal/testenv"
 )
 
 // bootTimeout is generous: TCG on a loaded 2-core CI machine boots a full
@@ -26,11 +28,11 @@ func TestBoot(t *testing.T) {
 			switch fw {
 			case "bios":
 				if strings.Contains(b, "efi: EFI v") {
-					t.Errorf("SeaBIOS boot went through an EFI stub?\n%s", tail([]byte(b)))
+					t.Errorf("SeaBIOS boot went through an EFI stub?\n%s", testenv.Tail([]byte(b)))
 				}
 			case "uefi":
 				if !strings.Contains(b, "efi: EFI v") {
-					t.Errorf("OVMF boot shows no EFI kernel messages:\n%s", tail([]byte(b)))
+					t.Errorf("OVMF boot shows no EFI kernel messages:\n%s", testenv.Tail([]byte(b)))
 				}
 			}
 			v.guestPing(time.Minute)

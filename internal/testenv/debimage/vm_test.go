@@ -143,20 +143,12 @@ func (v *vm) waitReady(timeout time.Duration) time.Duration {
 		select {
 		case <-v.exited:
 			v.t.Fatalf("qemu exited before %q: %v\nstderr: %s\nconsole tail:\n%s", ReadyMarker, v.waitErr,
-				v.cmd.Stderr, tail(b))
+				v.cmd.Stderr, testenv.Tail(b))
 		case <-deadline:
-			v.t.Fatalf("no %q on the console after %v; console tail:\n%s", ReadyMarker, timeout, tail(b))
+			v.t.Fatalf("no %q on the console after %v; console tail:\n%s", ReadyMarker, timeout, testenv.Tail(b))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func tail(b []byte) string {
-	const n = 4000
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
 }
 
 // powerdown asks the guest to shut down over QMP (ACPI) and waits for
@@ -170,7 +162,7 @@ func (v *vm) powerdown(timeout time.Duration) {
 	case <-v.exited:
 	case <-time.After(timeout):
 		b, _ := os.ReadFile(v.console)
-		v.t.Fatalf("guest did not power off within %v; console tail:\n%s", timeout, tail(b))
+		v.t.Fatalf("guest did not power off within %v; console tail:\n%s", timeout, testenv.Tail(b))
 	}
 }
 
