@@ -13,7 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/testenv"
 )
@@ -327,7 +327,7 @@ func TestConsoleBrowser(t *testing.T) {
 	})
 }
 
-func lastPoint(st *server.Status, machine string) string {
+func lastPoint(st *api.Status, machine string) string {
 	for _, m := range st.Machines {
 		if m.Name == machine {
 			return m.LastPoint

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
@@ -139,7 +139,7 @@ type fenceRound struct {
 	reverse      func(via int)       // undoes the job under the new leader
 	check        func() error        // the world as reverse left it
 	cleanup      func(via int)       // back to protected
-	params       orchestrator.Params // of submit
+	params       api.Params // of submit
 }
 
 // TestHAFrozenLeaderRefusedByReceivers freezes the leader (SIGSTOP) right
@@ -163,18 +163,18 @@ func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 	s.applyDoc(doc)
 	s.waitPoints(1)
 
-	run := func(via int, typ string, prm orchestrator.Params) {
+	run := func(via int, typ string, prm api.Params) {
 		t.Helper()
 		j, err := p.clients[via].Submit(ctx, "shop", typ, prm)
 		if err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
-		if end, err := p.clients[via].Watch(ctx, j.ID, nil); err != nil || end.State != store.Succeeded {
+		if end, err := p.clients[via].Watch(ctx, j.ID, nil); err != nil || end.State != api.JobSucceeded {
 			t.Fatalf("%s: %+v %v\n%s", typ, end, err, s.log(p.name(via)))
 		}
 	}
-	cancel := func(via int) { run(via, orchestrator.CancelFailover, orchestrator.Params{}) }
-	planned := func(via int) { run(via, orchestrator.PlannedFailover, orchestrator.Params{}) }
+	cancel := func(via int) { run(via, orchestrator.CancelFailover, api.Params{}) }
+	planned := func(via int) { run(via, orchestrator.PlannedFailover, api.Params{}) }
 	// The primary web machine serves (its start hook returns before its
 	// server listens: a stale stop would keep it from ever serving).
 	webServes := func() error {
@@ -203,7 +203,7 @@ func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 	rounds := []fenceRound{
 		{name: "dns endpoint change", proxy: dnsProxy, method: http.MethodPatch,
 			path: "/v1/profiles/" + shopName + "/endpoints/primary", submit: orchestrator.UnplannedFailover,
-			params: orchestrator.Params{Force: true}, reverse: cancel,
+			params: api.Params{Force: true}, reverse: cancel,
 			check: func() error { return s.expectDNS("10.1.0.20") }},
 		{name: "agent stop", proxy: agentProxy, method: http.MethodPost, path: "/v1/machines/web/stop",
 			submit: orchestrator.PlannedFailover, reverse: cancel, check: webServes},
@@ -216,8 +216,8 @@ func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 		{name: "agent restore (failback)", proxy: agentProxy, method: http.MethodPost, path: "/v1/machines/db/restore",
 			setup: func(via int) {
 				planned(via)
-				run(via, orchestrator.Commit, orchestrator.Params{})
-				run(via, orchestrator.Reprotect, orchestrator.Params{})
+				run(via, orchestrator.Commit, api.Params{})
+				run(via, orchestrator.Reprotect, api.Params{})
 			}, submit: orchestrator.Failback, check: func() error {
 				if err := webServes(); err != nil {
 					return err
@@ -263,7 +263,7 @@ func (p *haPair) frozenAt(t *testing.T, r fenceRound) {
 		t.Fatalf("%s: epoch %d after takeover, was %d", r.name, e, epoch)
 	}
 	end, err := p.clients[fol].Watch(ctx, j.ID, nil)
-	if err != nil || end.State != store.Succeeded {
+	if err != nil || end.State != api.JobSucceeded {
 		t.Fatalf("%s: job under the new leader: %+v %v\n%s", r.name, end, err, s.log(p.name(fol)))
 	}
 	if r.reverse != nil {

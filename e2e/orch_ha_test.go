@@ -14,9 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/server/client"
-	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/testenv"
 )
 
@@ -133,9 +133,9 @@ func TestHALeaderKilledMidFailover(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 3))
 
-	failover := func(via int) *store.Job {
+	failover := func(via int) *api.Job {
 		t.Helper()
-		j, err := p.clients[via].Submit(ctx, "shop", orchestrator.UnplannedFailover, orchestrator.Params{Force: true})
+		j, err := p.clients[via].Submit(ctx, "shop", orchestrator.UnplannedFailover, api.Params{Force: true})
 		if err != nil {
 			t.Fatalf("submit through %s (follower): %v", p.name(via), err)
 		}
@@ -143,11 +143,11 @@ func TestHALeaderKilledMidFailover(t *testing.T) {
 	}
 	cancel := func(via int) {
 		t.Helper()
-		j, err := p.clients[via].Submit(ctx, "shop", orchestrator.CancelFailover, orchestrator.Params{})
+		j, err := p.clients[via].Submit(ctx, "shop", orchestrator.CancelFailover, api.Params{})
 		if err != nil {
 			t.Fatalf("cancel through %s: %v", p.name(via), err)
 		}
-		if end, err := p.clients[via].Watch(ctx, j.ID, nil); err != nil || end.State != store.Succeeded {
+		if end, err := p.clients[via].Watch(ctx, j.ID, nil); err != nil || end.State != api.JobSucceeded {
 			t.Fatalf("cancel failover: %+v %v\n%s", end, err, s.log(p.name(via)))
 		}
 		if runs := s.machineRuns(orchestrator.SiteRecovery); len(runs) != 0 {
@@ -159,7 +159,7 @@ func TestHALeaderKilledMidFailover(t *testing.T) {
 	// follower forwards it to the leader, which alone runs it.
 	j := failover(1)
 	end, err := p.clients[1].Watch(ctx, j.ID, nil)
-	if err != nil || end.State != store.Succeeded {
+	if err != nil || end.State != api.JobSucceeded {
 		t.Fatalf("calibration failover: %+v %v\n%s", end, err, s.log("ha0"))
 	}
 	length := end.Ended.Sub(end.Created)
@@ -189,7 +189,7 @@ func TestHALeaderKilledMidFailover(t *testing.T) {
 			p.name(fol), time.Since(killed).Round(time.Millisecond))
 
 		end, err := p.clients[fol].Watch(ctx, j.ID, nil)
-		if err != nil || end.State != store.Succeeded {
+		if err != nil || end.State != api.JobSucceeded {
 			t.Fatalf("round %d: job after takeover: %+v %v\n%s", round, end, err, s.log(p.name(fol)))
 		}
 		for _, st := range end.Steps {
@@ -228,7 +228,7 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 	s.waitPoints(1)
 
 	cmd := s.procs["ha0"]
-	j, err := p.clients[1].Submit(ctx, "shop", orchestrator.UnplannedFailover, orchestrator.Params{Force: true})
+	j, err := p.clients[1].Submit(ctx, "shop", orchestrator.UnplannedFailover, api.Params{Force: true})
 	if err != nil {
 		t.Fatalf("submit through the follower: %v", err)
 	}
@@ -250,7 +250,7 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 	}()
 	p.eventuallyLeader(1, 4*haLease)
 	end, err := p.clients[1].Watch(ctx, j.ID, nil)
-	if err != nil || end.State != store.Succeeded {
+	if err != nil || end.State != api.JobSucceeded {
 		t.Fatalf("job after takeover: %+v %v\n%s", end, err, s.log("ha1"))
 	}
 
@@ -272,7 +272,7 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !after.Updated.Equal(end.Updated) || after.State != store.Succeeded {
+	if !after.Updated.Equal(end.Updated) || after.State != api.JobSucceeded {
 		t.Fatalf("job changed after the deposed leader resumed: %+v, was %+v", after, end)
 	}
 	if a, b := stepsOf(after), stepsOf(end); a != b {
@@ -286,7 +286,7 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 	}
 }
 
-func stepsOf(j *store.Job) string {
+func stepsOf(j *api.Job) string {
 	b, _ := json.Marshal(j.Steps)
 	return string(b)
 }

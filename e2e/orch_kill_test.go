@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/store"
 )
 
 // machineRuns counts the `haven machine run` processes of a recovery
@@ -41,7 +41,7 @@ var hits int
 // missed), so kills spread over the whole job rather than after it.
 var jobLength = map[string]time.Duration{}
 
-func (s *drSite) killAndResume(t *testing.T, rng *rand.Rand, typ string, p orchestrator.Params, length time.Duration) *store.Job {
+func (s *drSite) killAndResume(t *testing.T, rng *rand.Rand, typ string, p api.Params, length time.Duration) *api.Job {
 	ctx := context.Background()
 	j, err := s.client.Submit(ctx, "shop", typ, p)
 	if err != nil {
@@ -60,7 +60,7 @@ func (s *drSite) killAndResume(t *testing.T, rng *rand.Rand, typ string, p orche
 		t.Fatalf("watch %s after restart: %v", j.ID, err)
 	}
 	rep, _ := s.client.Report(ctx, j.ID)
-	if end.State != store.Succeeded {
+	if end.State != api.JobSucceeded {
 		t.Fatalf("%s killed after %s: ended %s: %s\nreport steps: %+v\nserver log:\n%s", typ, delay, end.State, end.Error, rep.Steps, s.log("server"))
 	}
 	resumed := 0
@@ -123,12 +123,12 @@ func TestServerKilledMidJob(t *testing.T) {
 		}
 	}
 	for i := range 10 {
-		s.killAndResume(t, rng, orchestrator.TestFailover, orchestrator.Params{}, length)
+		s.killAndResume(t, rng, orchestrator.TestFailover, api.Params{}, length)
 		check(orchestrator.SiteTest)
 		if out, err := s.http(s.hostID()+"-test", "GET", "http://10.2.0.20/", ""); err != nil || !strings.Contains(out, "web") {
 			t.Fatalf("round %d: test copy does not serve: %q %v", i, out, err)
 		}
-		s.killAndResume(t, rng, orchestrator.TestCleanup, orchestrator.Params{}, time.Second)
+		s.killAndResume(t, rng, orchestrator.TestCleanup, api.Params{}, time.Second)
 		if after := countResources(t, s); !equalCounts(base, after) {
 			t.Fatalf("round %d: resources before:\n%v\nafter:\n%v", i, base, after)
 		}
@@ -144,12 +144,12 @@ func TestServerKilledMidJob(t *testing.T) {
 	// Unplanned failovers with DNS cut-over, killed at random moments,
 	// then canceled (also killed): DNS changes are made once and undone.
 	for i := range 10 {
-		j := s.killAndResume(t, rng, orchestrator.UnplannedFailover, orchestrator.Params{Force: true}, length+time.Second)
+		j := s.killAndResume(t, rng, orchestrator.UnplannedFailover, api.Params{Force: true}, length+time.Second)
 		check(orchestrator.SiteRecovery)
 		if err := s.expectDNS("10.2.0.20"); err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
-		s.killAndResume(t, rng, orchestrator.CancelFailover, orchestrator.Params{}, time.Second)
+		s.killAndResume(t, rng, orchestrator.CancelFailover, api.Params{}, time.Second)
 		s.eventually(30*time.Second, "DNS back on the primary", func() error { return s.expectDNS("10.1.0.20") })
 		if after := countResources(t, s); !equalCounts(base, after) {
 			t.Fatalf("round %d (%s): resources before:\n%v\nafter:\n%v", i, j.ID, base, after)
@@ -172,17 +172,17 @@ func TestServerKilledMidFailback(t *testing.T) {
 	hits = 0
 	rounds := 10
 	for i := range rounds {
-		var failover *store.Job
+		var failover *api.Job
 		acked := s.writeWhile(t, "10.1.0.20", fmt.Sprintf("p%d-", i), func() {
-			failover = s.killAndResume(t, rng, orchestrator.PlannedFailover, orchestrator.Params{}, 4*time.Second)
+			failover = s.killAndResume(t, rng, orchestrator.PlannedFailover, api.Params{}, 4*time.Second)
 		})
 		s.checkWrites(t, "10.2.0.20", acked)
 		for _, typ := range []string{orchestrator.Commit, orchestrator.Reprotect} {
-			j, err := s.client.Submit(ctx, "shop", typ, orchestrator.Params{})
+			j, err := s.client.Submit(ctx, "shop", typ, api.Params{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if end, err := s.client.Watch(ctx, j.ID, nil); err != nil || end.State != store.Succeeded {
+			if end, err := s.client.Watch(ctx, j.ID, nil); err != nil || end.State != api.JobSucceeded {
 				t.Fatalf("%s after %s: %v %v", typ, failover.ID, end, err)
 			}
 		}
@@ -194,7 +194,7 @@ func TestServerKilledMidFailback(t *testing.T) {
 			}
 			atRecovery = append(atRecovery, name)
 		}
-		s.killAndResume(t, rng, orchestrator.Failback, orchestrator.Params{}, 6*time.Second)
+		s.killAndResume(t, rng, orchestrator.Failback, api.Params{}, 6*time.Second)
 		s.eventually(time.Minute, "DNS back on the primary", func() error { return s.expectDNS("10.1.0.20") })
 		s.checkWrites(t, "10.1.0.20", append(acked, atRecovery...))
 		if runs := s.machineRuns(orchestrator.SiteRecovery); len(runs) != 0 {

@@ -8,20 +8,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/store"
 )
 
 // waitState waits until job id is in state want.
-func (s *drSite) waitState(t *testing.T, id string, want store.JobState) *store.Job {
+func (s *drSite) waitState(t *testing.T, id string, want store.JobState) *api.Job {
 	t.Helper()
-	var j *store.Job
+	var j *api.Job
 	s.eventually(2*time.Minute, "job "+id+" "+string(want), func() error {
 		var err error
 		if j, err = s.client.Job(context.Background(), id); err != nil {
 			return err
 		}
-		if j.State != want {
-			return &stateErr{string(j.State)}
+		if j.State != string(want) {
+			return &stateErr{j.State}
 		}
 		return nil
 	})
@@ -63,7 +64,7 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 			t.Fatalf("approve then failing script: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		j, _ := s.client.Job(ctx, id)
-		if j.State != store.Failed {
+		if j.State != api.JobFailed {
 			t.Fatalf("job %s is %s", id, j.State)
 		}
 		if err := os.WriteFile(marker, nil, 0o600); err != nil {

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
+	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
@@ -62,7 +64,8 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 			t.Errorf("haven status after recovery lacks %q:\n%s", want, st)
 		}
 	}
-	if cfg, err := s.client.Config(ctx); err != nil || len(cfg.Config.Plans) != 1 || cfg.Config.Plans[0].Name != "shop" {
+	var cfg protection.Config
+	if res, err := s.client.Config(ctx); err != nil || json.Unmarshal(res.Config, &cfg) != nil || len(cfg.Plans) != 1 || cfg.Plans[0].Name != "shop" {
 		t.Fatalf("config after recovery: %+v, %v", cfg, err)
 	}
 	ds, err := s.client.Drills(ctx, "shop")
@@ -70,7 +73,7 @@ func TestRecoverControlPlaneFromVault(t *testing.T) {
 		t.Fatalf("drill history after recovery: %+v, %v", ds, err)
 	}
 	j, err := s.client.Job(ctx, crep.Job)
-	if err != nil || j.State != store.Succeeded || j.Type != "test-cleanup" || j.Ended == nil {
+	if err != nil || j.State != api.JobSucceeded || j.Type != "test-cleanup" || j.Ended == nil {
 		t.Fatalf("cleanup job after recovery: %+v, %v", j, err)
 	}
 	if active, err := s.client.Jobs(ctx, "", true, 0); err != nil || len(active) != 0 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/haven-dr/haven/internal/blob/fileblob"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
@@ -79,7 +80,7 @@ func TestAuditTLSAndRotateCLI(t *testing.T) {
 	if es, err := audit("--ca-file", ca); err != nil || len(es) != 0 {
 		t.Fatalf("haven audit --ca-file: %+v %v, want an empty log", es, err)
 	}
-	old, err := server.ReadToken(cfg.TokenFile)
+	old, err := httpauth.ReadTokenFile(cfg.TokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}

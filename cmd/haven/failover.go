@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/server/client"
-	"github.com/haven-dr/haven/internal/store"
 )
 
 func newFailoverCmd() *cobra.Command {
@@ -42,7 +42,7 @@ func newFailbackCmd() *cobra.Command {
 func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 	var f serverFlags
 	var plan, disaster string
-	var p orchestrator.Params
+	var p api.Params
 	var detach bool
 	c := &cobra.Command{
 		Use:   use + " --plan NAME",
@@ -73,7 +73,7 @@ func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 				}
 				return nil
 			}
-			return follow(cmd.Context(), cmd.OutOrStdout(), c, j.ID, f.json)
+			return follow(cmd.Context(), cmd.OutOrStdout(), c, j.ID, f.json, api.JobSucceeded)
 		},
 	}
 	c.Flags().StringVar(&plan, "plan", "", "recovery plan (required)")
@@ -94,10 +94,10 @@ func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 	return c
 }
 
-// follow prints a job's log as it runs, then its report. A job that
-// stops at a failure exits with exitJobFailed.
-func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSON bool) error {
-	j, err := c.Watch(ctx, id, func(l store.LogLine) {
+// follow prints a job's log as it runs, then its report, and ends as
+// jobEnd says.
+func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSON bool, done string) error {
+	j, err := c.Watch(ctx, id, func(l api.LogLine) {
 		if !asJSON {
 			fmt.Fprintf(w, "  %s %s\n", l.Time.Local().Format("15:04:05.000"), l.Msg)
 		}
@@ -116,16 +116,28 @@ func follow(ctx context.Context, w io.Writer, c *client.Client, id string, asJSO
 	} else {
 		printReport(w, rep)
 	}
-	switch j.State {
-	case store.Failed:
-		return &exitErr{exitJobFailed, fmt.Errorf("job %s failed: %s (haven job retry %s, or haven job cancel %s)", id, j.Error, id, id)}
-	case store.Waiting:
-		fmt.Fprintf(w, "job %s waits for approval: haven job approve %s\n", id, id)
-	}
-	return nil
+	return jobEnd(j, done)
 }
 
-func printReport(w io.Writer, r *orchestrator.Report) {
+// jobEnd is how the CLI ends after following j: only the end the command
+// asked for (done: succeeded; `haven job cancel`: canceled) is exit 0, so
+// a script never reads a canceled job or one that waits for approval as
+// done.
+func jobEnd(j *api.Job, done string) error {
+	switch j.State {
+	case done:
+		return nil
+	case api.JobFailed:
+		return &exitErr{exitJobFailed, fmt.Errorf("job %s failed: %s (haven job retry %s, or haven job cancel %s)", j.ID, j.Error, j.ID, j.ID)}
+	case api.JobCanceled:
+		return &exitErr{exitJobCanceled, fmt.Errorf("job %s was canceled", j.ID)}
+	case api.JobWaiting:
+		return &exitErr{exitJobWaiting, fmt.Errorf("job %s waits for approval: haven job approve %s (or haven job cancel %s)", j.ID, j.ID, j.ID)}
+	}
+	return &exitErr{exitFailure, fmt.Errorf("job %s ended in state %q", j.ID, j.State)}
+}
+
+func printReport(w io.Writer, r *api.Report) {
 	fmt.Fprintf(w, "report: %s of plan %s: %s\n", r.Type, r.Plan, r.State)
 	for _, p := range r.Points {
 		loss := ""

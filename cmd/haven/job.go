@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/server/client"
-	"github.com/haven-dr/haven/internal/store"
 )
 
 func newJobCmd() *cobra.Command {
@@ -82,7 +82,7 @@ func jobShowCmd() *cobra.Command {
 	return c
 }
 
-func jobIDCmd(use, short string, act func(*client.Client, context.Context, string) (*store.Job, error)) *cobra.Command {
+func jobIDCmd(use, short string, act func(*client.Client, context.Context, string) (*api.Job, error)) *cobra.Command {
 	var f serverFlags
 	var detach bool
 	c := &cobra.Command{
@@ -102,7 +102,11 @@ func jobIDCmd(use, short string, act func(*client.Client, context.Context, strin
 					return nil
 				}
 			}
-			return follow(cmd.Context(), cmd.OutOrStdout(), c, args[0], f.json)
+			done := api.JobSucceeded
+			if use == "cancel" {
+				done = api.JobCanceled
+			}
+			return follow(cmd.Context(), cmd.OutOrStdout(), c, args[0], f.json, done)
 		},
 	}
 	if act != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server/client"
 )
 
@@ -29,7 +29,7 @@ func (f *serverFlags) add(c *cobra.Command) {
 }
 
 func (f *serverFlags) client() (*client.Client, error) {
-	tok, err := server.ReadToken(f.tokenFile)
+	tok, err := httpauth.ReadTokenFile(f.tokenFile)
 	if err != nil {
 		return nil, usageError(fmt.Sprintf("admin token: %v (set --token-file or $HAVEN_TOKEN_FILE)", err))
 	}
@@ -45,8 +45,10 @@ func (f *serverFlags) client() (*client.Client, error) {
 // Server errors as exit codes (README): refused requests are usage errors
 // or "refused"; a job that failed is its own code.
 const (
-	exitJobFailed = 11 // the job stopped at a failed step (retry or cancel it)
-	exitRefused   = 12 // conflict with a running job, or not possible in the plan's phase
+	exitJobFailed   = 11 // the job stopped at a failed step (retry or cancel it)
+	exitRefused     = 12 // conflict with a running job, or not possible in the plan's phase
+	exitJobCanceled = 13 // the job followed was canceled: nothing it set out to do holds
+	exitJobWaiting  = 14 // the job followed waits at a manual step (haven job approve)
 )
 
 type exitErr struct {

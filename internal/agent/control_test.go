@@ -178,7 +178,7 @@ func pointCount(t *testing.T, v *vault.Vault) int {
 }
 
 // TestControlAuth: the control routes need the control token (401 without
-// one, 403 with a wrong one) and are disabled (403) without a token file;
+// one, 401 with a wrong one: httpauth's rule) and are disabled (403) without a token file;
 // refused requests run no hook; status stays open on loopback and needs
 // the token from elsewhere.
 func TestControlAuth(t *testing.T) {
@@ -186,7 +186,7 @@ func TestControlAuth(t *testing.T) {
 	if code, msg := f.call(t, http.MethodPost, "/v1/machines/m1/stop", "", nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("no token: %d %s", code, msg)
 	}
-	if code, msg := f.call(t, http.MethodPost, "/v1/machines/m1/stop", "wrong", nil, nil); code != http.StatusForbidden {
+	if code, msg := f.call(t, http.MethodPost, "/v1/machines/m1/stop", "wrong", nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("wrong token: %d %s", code, msg)
 	}
 	if n := lines(t, f.stops); n != 0 {

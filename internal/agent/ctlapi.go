@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,9 +10,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/haven-dr/haven/internal/fence"
+
+	"github.com/haven-dr/haven/internal/httpauth"
 )
 
 // validateControl checks the control and heartbeat settings. Without a
@@ -33,48 +33,31 @@ func (c *Config) validateControl() error {
 	return nil
 }
 
-// readToken reads a token file; an empty token would let any request in.
-func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
-	}
-	return tok, nil
-}
-
 // controlToken is the control API's token, or why the API is disabled.
 func (a *Agent) controlToken() (token string, disabled string) {
 	if a.cfg.ControlTokenFile == "" {
 		return "", "the control API is disabled: set control_token_file in the agent's config"
 	}
-	tok, err := readToken(a.cfg.ControlTokenFile)
+	tok, err := httpauth.ReadTokenFile(a.cfg.ControlTokenFile)
 	if err != nil {
 		return "", "the control API is disabled: control_token_file: " + err.Error()
 	}
 	return tok, ""
 }
 
-// auth answers 401 without a Bearer token and 403 with a wrong one or
-// while the control API is disabled.
+// auth answers 401 without the token or with a wrong one (httpauth's
+// rule), and 403 while the control API is disabled.
 func auth(token, disabled string, fn http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if disabled != "" {
 			writeCtlErr(w, http.StatusForbidden, disabled)
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		switch {
-		case !ok || strings.TrimSpace(got) == "":
-			writeCtlErr(w, http.StatusUnauthorized, "missing token (Authorization: Bearer <token of control_token_file>)")
-		case subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1:
-			writeCtlErr(w, http.StatusForbidden, "wrong token")
-		default:
-			fn(w, r)
+		if ref := httpauth.Check(r, token, "token of control_token_file"); ref != nil {
+			writeCtlErr(w, ref.Status, ref.Msg)
+			return
 		}
+		fn(w, r)
 	}
 }
 

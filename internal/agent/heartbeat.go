@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/vault"
+
+	"github.com/haven-dr/haven/internal/httpauth"
 )
 
 // ServerConfig sends heartbeats to `haven server`: the agent's Report to
@@ -111,7 +113,7 @@ type heartbeat struct {
 }
 
 func (h *heartbeat) send(ctx context.Context, r *Report) error {
-	tok, err := readToken(h.cfg.TokenFile)
+	tok, err := httpauth.ReadTokenFile(h.cfg.TokenFile)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func TestHeartbeats(t *testing.T) {
 	}))
 	defer srv.Close()
 	tok := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(tok, []byte("s3cret-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	disk := filepath.Join(t.TempDir(), "disk.img")
@@ -68,7 +68,7 @@ machines: [{name: m1, provider: none, disks: [{name: d0, path: %s}]}]
 	go func() { done <- a.Heartbeats(ctx) }()
 	for range 3 {
 		b := <-beats
-		if b.path != "POST /v1/agents/site-a/heartbeat" || b.auth != "Bearer s3cret" || b.err != nil {
+		if b.path != "POST /v1/agents/site-a/heartbeat" || b.auth != "Bearer s3cret-0123456789abcdef" || b.err != nil {
 			t.Fatalf("heartbeat %+v", b)
 		}
 		if len(b.report.Machines) != 1 || b.report.Machines[0].LastPoint == nil ||
@@ -124,7 +124,7 @@ func TestHeartbeatsTLSCAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := filepath.Join(dir, "token")
-	if err := os.WriteFile(tok, []byte("s3cret\n"), 0o600); err != nil {
+	if err := os.WriteFile(tok, []byte("s3cret-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	disk := filepath.Join(dir, "disk.img")

@@ -2,7 +2,6 @@ package dns
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -11,12 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
-)
 
-// minTokenLen refuses tokens short enough to guess.
-const minTokenLen = 16
+	"github.com/haven-dr/haven/internal/httpauth"
+)
 
 // apiAuth is what the API checks requests against; a reload replaces it, so
 // a rotated token file or renewed certificate takes effect on SIGHUP.
@@ -53,11 +49,8 @@ func loadAPIAuth(t *table, log *slog.Logger) (*apiAuth, error) {
 // loadOrCreateToken reads the token file, creating it (0600, random) at the
 // first start so the API is never served without a token.
 func loadOrCreateToken(path string, log *slog.Logger) (string, error) {
-	tok, err := ReadTokenFile(path)
+	tok, err := httpauth.ReadTokenFile(path)
 	if !errors.Is(err, fs.ErrNotExist) {
-		if err == nil {
-			warnIfReadable(path, log)
-		}
 		return tok, err
 	}
 	b := make([]byte, 32)
@@ -71,26 +64,7 @@ func loadOrCreateToken(path string, log *slog.Logger) (string, error) {
 	if err == nil {
 		log.Info("created API token file", "path", path)
 	}
-	return ReadTokenFile(path) // another process may have won the race
-}
-
-// ReadTokenFile reads an API token file (one line); clients use it too.
-func ReadTokenFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("API token file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < minTokenLen || strings.ContainsAny(tok, " \t\r\n") {
-		return "", fmt.Errorf("API token file %s: the token must be one word of at least %d characters", path, minTokenLen)
-	}
-	return tok, nil
-}
-
-func warnIfReadable(path string, log *slog.Logger) {
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		log.Warn("API token file is readable by other users", "path", path, "mode", fi.Mode().Perm().String())
-	}
+	return httpauth.ReadTokenFile(path) // another process may have won the race
 }
 
 func isLoopback(addr string) bool {
@@ -102,21 +76,17 @@ func isLoopback(addr string) bool {
 	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
-// allows checks the bearer token in constant time.
-func (a *apiAuth) allows(r *http.Request) bool {
-	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || a.token == "" {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.token)) == 1
-}
-
 // requireToken answers 401 to a request without the API token.
 func (s *Server) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.auth.Load().allows(r) {
+		a := s.auth.Load()
+		ref := httpauth.Unauthorized("missing or wrong bearer token")
+		if a.token != "" {
+			ref = httpauth.Check(r, a.token, "token of api_token_file")
+		}
+		if ref != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="haven-dns"`)
-			writeJSON(w, http.StatusUnauthorized, apiError{Error: "missing or wrong bearer token"})
+			writeJSON(w, ref.Status, apiError{Error: ref.Msg})
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/fence"
+	"github.com/haven-dr/haven/internal/httpauth"
 )
 
 // Client is the typed client of the traffic manager's API, for the
@@ -56,7 +57,7 @@ func NewClient(base string, o ClientOptions) (*Client, error) {
 	c := &Client{base: strings.TrimSuffix(base, "/"), hc: o.HTTPClient, token: o.Token,
 		timeout: orDefault(o.Timeout, DefaultClientTimeout), operator: o.Operator}
 	if c.token == "" && o.TokenFile != "" {
-		if _, err := ReadTokenFile(o.TokenFile); err != nil {
+		if _, err := httpauth.ReadTokenFile(o.TokenFile); err != nil {
 			return nil, err // a wrong path fails here, not at the first call
 		}
 		c.tokenFile = o.TokenFile
@@ -231,7 +232,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	tok := c.token
 	if c.tokenFile != "" {
-		if tok, err = ReadTokenFile(c.tokenFile); err != nil {
+		if tok, err = httpauth.ReadTokenFile(c.tokenFile); err != nil {
 			return err
 		}
 	}

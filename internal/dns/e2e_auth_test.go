@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/haven-dr/haven/internal/httpauth"
 )
 
 // The API's token and TLS, against the real server's listener.
@@ -48,7 +50,7 @@ func TestAPIToken(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token file: %v %v", fi, err)
 	}
-	token, err := ReadTokenFile(tokenFile)
+	token, err := httpauth.ReadTokenFile(tokenFile)
 	if err != nil || len(token) < 32 {
 		t.Fatalf("token %q, %v", token, err)
 	}
@@ -88,7 +90,7 @@ func TestAPIToken(t *testing.T) {
 	// read on reload.
 	s.Close()
 	s = startFrom(t, path)
-	if again, _ := ReadTokenFile(tokenFile); again != token {
+	if again, _ := httpauth.ReadTokenFile(tokenFile); again != token {
 		t.Fatal("token regenerated at restart")
 	}
 	before := apiClient(t, s) // made before the rotation: reads the file at each call
@@ -114,7 +116,7 @@ func TestMetricsNeedTokenOffLoopback(t *testing.T) {
 	s := startFrom(t, writeConfig(t, y))
 	_, port, _ := net.SplitHostPort(s.APIAddr())
 	base := "http://127.0.0.1:" + port
-	token, err := ReadTokenFile(s.table.Load().files.token)
+	token, err := httpauth.ReadTokenFile(s.table.Load().files.token)
 	if err != nil {
 		t.Fatal(err)
 	}

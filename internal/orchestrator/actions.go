@@ -38,7 +38,23 @@ func (r *run) runAction(ctx context.Context, name string, a protection.Action, m
 	return fmt.Errorf("unknown action type %q", a.Type)
 }
 
-// script runs through /bin/sh with the job's facts in its environment;
+// scriptEnvKept are the only variables of the server's environment a
+// script sees: the server's may hold HAVEN_PASSWORD or cloud credentials,
+// and a script's output lands in the job log every viewer reads.
+var scriptEnvKept = []string{"PATH", "HOME", "LANG"}
+
+func scriptBaseEnv() []string {
+	env := []string{}
+	for _, k := range scriptEnvKept {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// script runs through /bin/sh with the job's facts in its environment
+// (docs/orchestrator.md lists them) and nothing else of the server's;
 // each machine's recovery address is HAVEN_ADDR_<NAME> (upper case, - as
 // _), and HAVEN_SITE_NS is the namespace the machines are reached from.
 func (r *run) script(ctx context.Context, a protection.Action, site, typ, dir string) error {
@@ -49,7 +65,7 @@ func (r *run) script(ctx context.Context, a protection.Action, site, typ, dir st
 	ctx, cancel := context.WithTimeout(ctx, t)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", a.Run)
-	cmd.Env = append(os.Environ(), "HAVEN_JOB="+r.job.ID, "HAVEN_PLAN="+r.job.Plan,
+	cmd.Env = append(scriptBaseEnv(), "HAVEN_JOB="+r.job.ID, "HAVEN_PLAN="+r.job.Plan,
 		"HAVEN_FAILOVER_TYPE="+typ, "HAVEN_DIRECTION="+dir, "HAVEN_SITE="+site)
 	if site != "" {
 		cmd.Env = append(cmd.Env, "HAVEN_SITE_NS="+r.o.Host.SiteNS(site))

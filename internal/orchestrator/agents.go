@@ -8,12 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/fence"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/protection"
 )
 
@@ -56,11 +56,10 @@ type AgentDialer func(a protection.Agent) (AgentClient, error)
 func HTTPAgents(a protection.Agent) (AgentClient, error) {
 	tok := ""
 	if a.TokenFile != "" {
-		b, err := os.ReadFile(a.TokenFile)
-		if err != nil {
+		var err error
+		if tok, err = httpauth.ReadTokenFile(a.TokenFile); err != nil {
 			return nil, fmt.Errorf("agent %s: token: %w", a.Name, err)
 		}
-		tok = strings.TrimSpace(string(b))
 	}
 	t := a.Timeout
 	if t == 0 {

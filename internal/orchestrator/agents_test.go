@@ -110,9 +110,12 @@ machines:
 	if err := c.Start(ctx, "nosuch"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("unknown machine: %v", err)
 	}
-	os.WriteFile(tokFile+".bad", []byte("wrong"), 0o600)
-	bad, _ := orchestrator.HTTPAgents(protection.Agent{Name: "site-a", URL: srv.URL, TokenFile: tokFile + ".bad"})
-	if err := bad.Stop(ctx, "web"); err == nil || !strings.Contains(err.Error(), "403") {
+	os.WriteFile(tokFile+".bad", []byte("wrong-token-0123456789"), 0o600)
+	bad, err := orchestrator.HTTPAgents(protection.Agent{Name: "site-a", URL: srv.URL, TokenFile: tokFile + ".bad"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Stop(ctx, "web"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong token: %v", err)
 	}
 
@@ -126,6 +129,10 @@ machines:
 	}
 	if b, _ := os.ReadFile(marks); string(b) != "stop web\nstart web\nstop web\n" {
 		t.Fatalf("hooks ran: %q", b)
+	}
+	os.WriteFile(tokFile+".short", []byte("short"), 0o600)
+	if _, err := orchestrator.HTTPAgents(protection.Agent{Name: "site-a", URL: srv.URL, TokenFile: tokFile + ".short"}); err == nil {
+		t.Fatal("a 5-character token file was accepted")
 	}
 	srv.Close()
 	if _, err := c.Status(ctx); err == nil || !strings.Contains(err.Error(), "unreachable") {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,11 +161,67 @@ func (o *Orchestrator) Apply(ctx context.Context, yamlDoc []byte) (int64, *prote
 		v, _, _ := o.Store.Config(ctx)
 		return v, c, nil // idempotent: the same document is no new version
 	}
+	if err := o.checkDropped(ctx, c); err != nil {
+		return 0, nil, err
+	}
 	v, err := o.Store.PutConfig(ctx, doc)
 	if err == nil {
 		o.changed()
 	}
 	return v, c, err
+}
+
+// checkDropped refuses a document that drops a plan which is anywhere
+// but protected at the primary, has an active job or a test copy up: the
+// plan would vanish with machines running for it, and could no longer be
+// committed, canceled, cleaned up or failed back.
+func (o *Orchestrator) checkDropped(ctx context.Context, next *protection.Config) error {
+	cur, _, err := o.Config(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var refused []string
+	for _, p := range cur.Plans {
+		if next.Plan(p.Name) != nil {
+			continue
+		}
+		why, err := o.dropBlocker(ctx, p.Name)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			refused = append(refused, fmt.Sprintf("plan %s %s", p.Name, why))
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("%w: the document drops %s; finish or cancel that first, then apply again",
+			ErrPrecondition, strings.Join(refused, "; "))
+	}
+	return nil
+}
+
+// dropBlocker is why plan may not be dropped now, or "".
+func (o *Orchestrator) dropBlocker(ctx context.Context, plan string) (string, error) {
+	js, err := o.Store.Jobs(ctx, store.JobFilter{Plan: plan, Active: true})
+	if err != nil {
+		return "", err
+	}
+	if len(js) > 0 {
+		return fmt.Sprintf("has an active job %s (%s, %s)", js[0].ID, js[0].Type, js[0].State), nil
+	}
+	st, err := o.Store.PlanState(ctx, plan)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case st.Phase != PhaseProtected:
+		return "is " + st.Phase + ", not protected", nil
+	case st.Test != "":
+		return "has a test copy up (job " + st.Test + "; haven failover cleanup)", nil
+	}
+	return "", nil
 }
 
 func (o *Orchestrator) changed() {

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/haven-dr/haven/internal/dns"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/vnet"
 	mdns "github.com/miekg/dns"
@@ -62,12 +62,12 @@ type tokenTransport struct {
 
 func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.tokenFile != "" {
-		b, err := os.ReadFile(t.tokenFile)
+		tok, err := httpauth.ReadTokenFile(t.tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("traffic manager token: %w", err)
 		}
 		req = req.Clone(req.Context())
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(b)))
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	return t.base.RoundTrip(req)
 }

@@ -134,6 +134,7 @@ func (c *Config) validate(lines map[string]int) error {
 	c.checkAgents(k)
 	c.checkMachines(k, nets)
 	c.checkPlans(k)
+	c.checkPathNames(k)
 	if c.Traffic != nil && c.Traffic.API == "" {
 		k.fail("traffic.api", "missing")
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
@@ -205,18 +206,18 @@ func TestDrillAndVaultAlerts(t *testing.T) {
 	r := e.start(t)
 	r.mustApply(t, e.doc())
 
-	var st *server.Status
+	var st *api.Status
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		st = status(t, r)
 		if hasAlert(st, "vault check found") || time.Now().After(deadline) {
 			break
 		}
 	}
-	if d := detail(st, "vault-check"); d == nil || d.Severity != alert.Critical || !strings.Contains(d.Summary, "object missing") {
+	if d := detail(st, "vault-check"); d == nil || d.Severity != string(alert.Critical) || !strings.Contains(d.Summary, "object missing") {
 		t.Errorf("missing pack not alerted: %q", st.Alerts)
 	}
 	drill := detail(st, "drill/shop")
-	if drill == nil || drill.Severity != alert.Warning || !drill.Since.Equal(applied.Add(180*24*time.Hour)) ||
+	if drill == nil || drill.Severity != string(alert.Warning) || !drill.Since.Equal(applied.Add(180*24*time.Hour)) ||
 		!strings.HasPrefix(drill.Summary, "plan shop: no passed test failover for 200 days (never drilled") {
 		t.Errorf("drill alert %+v, want one from %v", drill, applied)
 	}
@@ -236,7 +237,7 @@ func TestDrillAndVaultAlerts(t *testing.T) {
 	}
 }
 
-func detail(st *server.Status, id string) *alert.Alert {
+func detail(st *api.Status, id string) *api.Alert {
 	for i := range st.AlertDetails {
 		if st.AlertDetails[i].ID == id {
 			return &st.AlertDetails[i]

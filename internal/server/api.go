@@ -1,108 +1,38 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/store"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Routes are the API's routes; the OpenAPI document (openapi.yaml) lists
-// the same set, which a test checks.
-var Routes = []string{
-	"GET /healthz",
-	"GET /metrics",
-	"GET /v1/openapi.yaml",
-	"POST /v1/apply",
-	"GET /v1/config",
-	"GET /v1/status",
-	"GET /v1/plans/{plan}",
-	"POST /v1/plans/{plan}/jobs",
-	"GET /v1/jobs",
-	"GET /v1/jobs/{id}",
-	"GET /v1/jobs/{id}/logs",
-	"GET /v1/jobs/{id}/report",
-	"POST /v1/jobs/{id}/retry",
-	"POST /v1/jobs/{id}/cancel",
-	"POST /v1/jobs/{id}/approve",
-	"GET /v1/drills",
-	"GET /v1/machines/{machine}/points",
-	"GET /v1/traffic",
-	"GET /v1/audit",
-	"POST /v1/agents/{agent}/heartbeat",
-}
-
-// Handler serves the API and the web console (console.go). Every API
-// route but /healthz needs the admin token (the viewer token or a console
-// session may read), except an agent's heartbeat, which needs that
-// agent's token.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	h := map[string]http.HandlerFunc{
-		"GET /healthz":                      func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) },
-		"GET /metrics":                      promhttp.HandlerFor(s.orch.Registry(), promhttp.HandlerOpts{}).ServeHTTP,
-		"GET /v1/openapi.yaml":              serveOpenAPI,
-		"POST /v1/apply":                    s.apply,
-		"GET /v1/config":                    s.getConfig,
-		"GET /v1/status":                    s.status,
-		"GET /v1/plans/{plan}":              s.planState,
-		"POST /v1/plans/{plan}/jobs":        s.submit,
-		"GET /v1/jobs":                      s.jobs,
-		"GET /v1/jobs/{id}":                 s.job,
-		"GET /v1/jobs/{id}/logs":            s.logs,
-		"GET /v1/jobs/{id}/report":          s.report,
-		"POST /v1/jobs/{id}/retry":          s.jobAction(s.orch.Retry),
-		"POST /v1/jobs/{id}/cancel":         s.jobAction(s.orch.Cancel),
-		"POST /v1/jobs/{id}/approve":        s.jobAction(s.orch.Approve),
-		"GET /v1/drills":                    s.drills,
-		"GET /v1/machines/{machine}/points": s.machinePoints,
-		"GET /v1/traffic":                   s.traffic,
-		"GET /v1/audit":                     s.auditLog,
-		"POST /v1/agents/{agent}/heartbeat": s.heartbeat,
-	}
-	for _, route := range Routes {
-		fn := h[route]
-		switch route {
-		case "GET /healthz":
-			mux.HandleFunc(route, fn)
-		case "POST /v1/agents/{agent}/heartbeat":
-			mux.HandleFunc(route, fn) // checks the agent's own token
-		default:
-			mux.HandleFunc(route, s.admin(fn))
-		}
-	}
-	for route, fn := range s.consoleHandlers() {
-		mux.HandleFunc(route, fn)
-	}
-	return s.audited(mux)
-}
-
-func (s *Server) admin(fn http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		role, status, msg := s.caller(r)
-		if status == 0 && role != roleAdmin && !readOnly(r.Method) {
-			status, msg = http.StatusForbidden, "the "+role+" role is read-only"
-		}
-		if status != 0 {
-			writeErr(w, status, msg)
-			return
-		}
-		fn(w, r)
-	}
-}
+// maxApply bounds a protection document; a bigger one is refused whole
+// (413), never cut and applied in part.
+const maxApply = 4 << 20
 
 // APIError is the body of every error answer.
-type APIError struct {
-	Error string `json:"error"`
-	Code  string `json:"code,omitempty"` // conflict, precondition, invalid, not_found
+type APIError = api.Error
+
+// httpError is an error answer a handler chose the status of.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errStatus(status int, format string, args ...any) error {
+	return &httpError{status, fmt.Sprintf(format, args...)}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -113,205 +43,222 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
+var errorCodes = map[int]string{
+	http.StatusBadRequest: api.CodeInvalid, http.StatusUnauthorized: api.CodeUnauthorized,
+	http.StatusForbidden: api.CodeForbidden, http.StatusNotFound: api.CodeNotFound,
+	http.StatusConflict: api.CodeConflict, http.StatusPreconditionFailed: api.CodePrecondition,
+	http.StatusRequestEntityTooLarge: api.CodeTooLarge,
+}
+
 func writeErr(w http.ResponseWriter, status int, msg string) {
-	code := map[int]string{http.StatusConflict: "conflict", http.StatusPreconditionFailed: "precondition",
-		http.StatusBadRequest: "invalid", http.StatusNotFound: "not_found", http.StatusUnauthorized: "unauthorized",
-		http.StatusForbidden: "forbidden"}[status]
-	writeJSON(w, status, APIError{Error: msg, Code: code})
+	writeJSON(w, status, api.Error{Error: msg, Code: errorCodes[status]})
+}
+
+// errorStatus maps an error to the status every route answers it with.
+func errorStatus(err error) int {
+	var he *httpError
+	var ref *httpauth.Refusal
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return he.status
+	case errors.As(err, &ref):
+		return ref.Status
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrStale):
+		// Stale: another writer changed the job or plan since it was
+		// read (a cancel racing an approve); the caller reads again.
+		return http.StatusConflict
+	case errors.Is(err, orchestrator.ErrPrecondition):
+		return http.StatusPreconditionFailed
+	case errors.Is(err, protection.ErrInvalid), errors.Is(err, orchestrator.ErrBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, store.ErrConflict):
-		writeErr(w, http.StatusConflict, err.Error())
-	case errors.Is(err, orchestrator.ErrPrecondition):
-		writeErr(w, http.StatusPreconditionFailed, err.Error())
-	case errors.Is(err, protection.ErrInvalid), errors.Is(err, orchestrator.ErrBadRequest):
-		writeErr(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, store.ErrNotFound):
-		writeErr(w, http.StatusNotFound, err.Error())
-	default:
-		writeErr(w, http.StatusInternalServerError, err.Error())
-	}
+	writeErr(w, errorStatus(err), err.Error())
 }
 
-// ApplyResult answers POST /v1/apply.
-type ApplyResult struct {
-	Version  int64 `json:"version"`
-	Machines int   `json:"machines"`
-	Plans    int   `json:"plans"`
-}
-
-func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+// readBody reads a request body of at most limit bytes; a longer one is
+// an error (413), so no handler acts on a prefix.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err.Error())
-		return
+		return nil, errStatus(http.StatusBadRequest, "body: %v", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	return b, nil
+}
+
+func (s *Server) apply(r *http.Request) (any, error) {
+	b, err := readBody(r, maxApply)
+	if err != nil {
+		return nil, err
 	}
 	v, c, err := s.orch.Apply(r.Context(), b)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, ApplyResult{Version: v, Machines: len(c.Machines), Plans: len(c.Plans)})
+	return api.ApplyResult{Version: v, Machines: len(c.Machines), Plans: len(c.Plans)}, nil
 }
 
-// ConfigResult answers GET /v1/config.
-type ConfigResult struct {
-	Version int64              `json:"version"`
-	Config  *protection.Config `json:"config"`
-}
-
-func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getConfig(r *http.Request) (any, error) {
 	c, v, err := s.orch.Config(r.Context())
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, ConfigResult{Version: v, Config: c})
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return api.ConfigResult{Version: v, Config: b}, nil
 }
 
-func (s *Server) planState(w http.ResponseWriter, r *http.Request) {
+func (s *Server) planState(r *http.Request) (any, error) {
 	c, _, err := s.orch.Config(r.Context())
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
 	if c.Plan(r.PathValue("plan")) == nil {
-		writeErr(w, http.StatusNotFound, "no plan "+r.PathValue("plan")+" in the applied config")
-		return
+		return nil, errStatus(http.StatusNotFound, "no plan %s in the applied config", r.PathValue("plan"))
 	}
 	st, err := s.store.PlanState(r.Context(), r.PathValue("plan"))
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, st)
+	return wire[api.PlanState](st)
 }
 
-// SubmitRequest is the body of POST /v1/plans/{plan}/jobs.
-type SubmitRequest struct {
-	Type   string              `json:"type"`
-	Params orchestrator.Params `json:"params"`
-}
-
-func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
-	var req SubmitRequest
+func (s *Server) submit(r *http.Request) (any, error) {
+	var req api.SubmitRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeErr(w, http.StatusBadRequest, "body: "+err.Error())
-		return
+		return nil, errStatus(http.StatusBadRequest, "body: %v", err)
 	}
-	j, err := s.orch.Submit(r.Context(), req.Type, r.PathValue("plan"), req.Params)
+	p, err := wire[orchestrator.Params](req.Params)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusAccepted, j)
+	return wireJob(s.orch.Submit(r.Context(), req.Type, r.PathValue("plan"), p))
 }
 
-func (s *Server) jobs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) jobs(r *http.Request) (any, error) {
 	q := r.URL.Query()
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	js, err := s.store.Jobs(r.Context(), store.JobFilter{Plan: q.Get("plan"), Active: q.Get("active") == "true", Limit: limit})
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	if js == nil {
-		js = []*store.Job{}
-	}
-	writeJSON(w, http.StatusOK, js)
+	return wireList[api.Job](js)
 }
 
-func (s *Server) job(w http.ResponseWriter, r *http.Request) {
-	j, err := s.store.Job(r.Context(), r.PathValue("id"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, j)
+func (s *Server) job(r *http.Request) (any, error) {
+	return wireJob(s.store.Job(r.Context(), r.PathValue("id")))
 }
 
-func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+func (s *Server) report(r *http.Request) (any, error) {
 	j, err := s.store.Job(r.Context(), r.PathValue("id"))
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
 	rep, err := orchestrator.BuildReport(j)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, rep)
+	return wire[api.Report](rep)
 }
 
-func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+func (s *Server) logs(r *http.Request) (any, error) {
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
 	ls, err := s.store.Logs(r.Context(), r.PathValue("id"), after)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	if ls == nil {
-		ls = []store.LogLine{}
-	}
-	writeJSON(w, http.StatusOK, ls)
+	return wireList[api.LogLine](ls)
 }
 
-func (s *Server) jobAction(fn func(context.Context, string) (*store.Job, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		j, err := fn(r.Context(), r.PathValue("id"))
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		writeJSON(w, http.StatusAccepted, j)
-	}
+func (s *Server) retry(r *http.Request) (any, error) {
+	return wireJob(s.orch.Retry(r.Context(), r.PathValue("id")))
 }
 
-func (s *Server) drills(w http.ResponseWriter, r *http.Request) {
+func (s *Server) cancel(r *http.Request) (any, error) {
+	return wireJob(s.orch.Cancel(r.Context(), r.PathValue("id")))
+}
+
+func (s *Server) approve(r *http.Request) (any, error) {
+	return wireJob(s.orch.Approve(r.Context(), r.PathValue("id")))
+}
+
+func (s *Server) drills(r *http.Request) (any, error) {
 	ds, err := s.store.Drills(r.Context(), r.URL.Query().Get("plan"))
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	if ds == nil {
-		ds = []store.Drill{}
-	}
-	writeJSON(w, http.StatusOK, ds)
+	return wireList[api.Drill](ds)
 }
 
-func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("agent")
+// agentAuth lets an agent's heartbeat in with that agent's own token. The
+// admin's, the viewer's or another agent's token is known but not this
+// agent's: 403, as everywhere.
+func (s *Server) agentAuth(r *http.Request) error {
+	unknown := httpauth.Unauthorized("unknown agent or no token configured for it")
 	c, _, err := s.orch.Config(r.Context())
 	if errors.Is(err, store.ErrNotFound) {
-		writeErr(w, http.StatusUnauthorized, "unknown agent or no token configured for it")
-		return
+		return unknown
 	} else if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	a := c.AgentByName(name)
+	a := c.AgentByName(r.PathValue("agent"))
 	if a == nil || a.TokenFile == "" {
-		writeErr(w, http.StatusUnauthorized, "unknown agent or no token configured for it")
-		return
+		return unknown
 	}
-	tok, err := ReadToken(a.TokenFile)
-	if err != nil || !tokenEqual(bearer(r), tok) {
-		writeErr(w, http.StatusUnauthorized, "wrong agent token")
-		return
+	tok, err := httpauth.ReadTokenFile(a.TokenFile)
+	if err != nil {
+		return httpauth.Unauthorized("agent " + a.Name + " has no readable token file on the server")
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
-	if err != nil || !json.Valid(body) {
-		writeErr(w, http.StatusBadRequest, "body must be the agent's JSON report")
-		return
+	if ref := httpauth.Check(r, tok, "the token of agent "+a.Name+"'s token_file"); ref != nil {
+		if tok := httpauth.Bearer(r); tok != "" && (s.tokens.role(tok) != "" || s.isAgentToken(r, tok)) {
+			return httpauth.Forbidden("this token is not agent " + a.Name + "'s: send heartbeats with the agent's own token")
+		}
+		return ref
 	}
-	if err := s.store.PutHeartbeat(r.Context(), store.Heartbeat{Agent: name, Time: time.Now().UTC(), Report: body}); err != nil {
-		writeError(w, err)
-		return
+	return nil
+}
+
+// isAgentToken tells whether tok is some configured agent's token: known
+// to the server, but good for heartbeats only.
+func (s *Server) isAgentToken(r *http.Request, tok string) bool {
+	c, _, err := s.orch.Config(r.Context())
+	if err != nil {
+		return false
 	}
-	w.WriteHeader(http.StatusNoContent)
+	for _, a := range c.Agents {
+		if a.TokenFile == "" {
+			continue
+		}
+		if at, err := httpauth.ReadTokenFile(a.TokenFile); err == nil && httpauth.Equal(tok, at) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) heartbeat(r *http.Request) (any, error) {
+	body, err := readBody(r, 4<<20)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(body) {
+		return nil, errStatus(http.StatusBadRequest, "body must be the agent's JSON report")
+	}
+	hb := store.Heartbeat{Agent: r.PathValue("agent"), Time: time.Now().UTC(), Report: body}
+	return nil, s.store.PutHeartbeat(r.Context(), hb)
 }

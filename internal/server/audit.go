@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/store"
 )
 
@@ -76,12 +78,12 @@ func (s *Server) audited(mux *http.ServeMux) http.Handler {
 // token, a session id prefix (and its role) for the console.
 func (s *Server) who(r *http.Request) string {
 	if r.Header.Get("Authorization") != "" {
-		if role := s.tokens.role(bearer(r)); role != "" {
+		if role := s.tokens.role(httpauth.Bearer(r)); role != "" {
 			return role
 		}
 		return "-"
 	}
-	if id, ses := s.sessions.get(r); ses != nil {
+	if id, ses := s.session(r); ses != nil {
 		return "session:" + id[:8] + " (" + ses.role + ")"
 	}
 	return "-"
@@ -97,35 +99,30 @@ func (s *Server) audit(ctx context.Context, e store.AuditEntry) {
 
 // tokenRotated records a rotation by `haven server token rotate`, seen
 // when tokens.json changed under the running server.
+// The role's console sessions end with it: a session made with the old
+// token must not outlive the token (a rotation is often a revocation).
 func (s *Server) tokenRotated(role string) {
-	s.log.Info("token rotated", "role", role)
+	n := s.sessions.dropRole(role)
+	s.log.Info("token rotated", "role", role, "sessions_ended", n)
 	s.audit(context.Background(), store.AuditEntry{Time: time.Now().UTC(), Who: "cli", Remote: "local",
 		Action: "token.rotate", Target: role, Status: http.StatusOK})
 }
 
 // auditLog answers GET /v1/audit: the admin's only (the viewer may read
-// everything else, but who did what is the admin's business).
-func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
-	if role, _, _ := s.caller(r); role != roleAdmin {
-		writeErr(w, http.StatusForbidden, "the audit log is for the admin token only")
-		return
-	}
+// everything else, but who did what is the admin's business); the route
+// table holds that rule.
+func (s *Server) auditLog(r *http.Request) (any, error) {
 	limit := 100
 	if q := r.URL.Query().Get("limit"); q != "" {
 		n, err := strconv.Atoi(q)
 		if err != nil || n < 1 {
-			writeErr(w, http.StatusBadRequest, "limit: want a positive integer")
-			return
+			return nil, errStatus(http.StatusBadRequest, "limit: want a positive integer")
 		}
 		limit = n
 	}
 	es, err := s.store.Audit(r.Context(), limit)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	if es == nil {
-		es = []store.AuditEntry{}
-	}
-	writeJSON(w, http.StatusOK, es)
+	return wireList[api.AuditEntry](es)
 }

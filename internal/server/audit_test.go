@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/store"
 )
@@ -53,7 +54,7 @@ func TestAuditLog(t *testing.T) {
 	e := newEnv(t, nil)
 	logs := &syncBuffer{}
 	r := e.startWith(t, server.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	viewer, err := server.ReadToken(e.cfg.ViewerTokenFile)
+	viewer, err := httpauth.ReadTokenFile(e.cfg.ViewerTokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("limit=2: %d %s", a.status, a.body)
 	}
 
-	newViewer, err := server.ReadToken(e.cfg.ViewerTokenFile)
+	newViewer, err := httpauth.ReadTokenFile(e.cfg.ViewerTokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}

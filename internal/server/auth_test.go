@@ -10,12 +10,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
 )
 
 // TestAuthEveryRoute: each route but /healthz refuses a request without
-// a token, with a wrong one, and with a token meant for another role (an
-// agent's token is no admin token, and the admin token is no agent's).
+// a token or with a wrong one (401), and one with a token meant for
+// another role (403: an agent's token is no admin token, and the admin
+// token is no agent's).
 func TestAuthEveryRoute(t *testing.T) {
 	e := newEnv(t, nil)
 	r := e.start(t)
@@ -23,10 +25,11 @@ func TestAuthEveryRoute(t *testing.T) {
 	// there is the token check, not a missing config.
 	r.mustApply(t, e.doc())
 	agentTok := e.agentTok["dc1-agent"]
-	for _, route := range server.Routes {
+	for _, rt := range server.Routes() {
+		route := rt.Pattern
 		method, path := concrete(route)
 		t.Run(route, func(t *testing.T) {
-			if route == "GET /healthz" {
+			if rt.Auth == server.AuthNone {
 				a := r.call(t, method, path, "", nil)
 				if a.status != http.StatusOK || string(a.body) != "ok\n" {
 					t.Fatalf("without a token: %d %q, want 200 ok", a.status, a.body)
@@ -34,18 +37,24 @@ func TestAuthEveryRoute(t *testing.T) {
 				return
 			}
 			right, wrongRole := r.token, agentTok
-			if strings.HasSuffix(route, "/heartbeat") {
+			if rt.Auth == server.AuthAgent {
 				right, wrongRole = agentTok, r.token
 			}
+			// httpauth's one rule: a missing or unknown token is 401, a
+			// known one that lacks the role 403.
 			for name, tok := range map[string]string{"no token": "", "wrong token": "x" + right[1:],
 				"other role's token": wrongRole, "token prefix": right[:len(right)-1]} {
+				want, code := http.StatusUnauthorized, "unauthorized"
+				if name == "other role's token" {
+					want, code = http.StatusForbidden, "forbidden"
+				}
 				a := r.call(t, method, path, tok, []byte("{}"))
-				if a.status != http.StatusUnauthorized {
-					t.Errorf("%s: status %d, want 401 (%s)", name, a.status, a.body)
+				if a.status != want {
+					t.Errorf("%s: status %d, want %d (%s)", name, a.status, want, a.body)
 					continue
 				}
-				if c := a.apiError(t).Code; c != "unauthorized" {
-					t.Errorf("%s: code %q, want unauthorized", name, c)
+				if c := a.apiError(t).Code; c != code {
+					t.Errorf("%s: code %q, want %s", name, c, code)
 				}
 			}
 			// The right token passes the check (whatever the handler
@@ -113,7 +122,7 @@ func startStop(t *testing.T, e *env) string {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := server.ReadToken(e.cfg.TokenFile)
+	tok, err := httpauth.ReadTokenFile(e.cfg.TokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,9 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/haven-dr/haven/internal/api"
+	"github.com/haven-dr/haven/internal/httpauth"
 )
 
 // The console is static HTML and vanilla JS compiled into the binary; it
@@ -81,6 +84,28 @@ func (ss *sessions) get(r *http.Request) (string, *session) {
 	return c.Value, s
 }
 
+// dropRole ends every session of role and says how many there were.
+func (ss *sessions) dropRole(role string) int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	n := 0
+	for id, v := range ss.m {
+		if v.role == role {
+			delete(ss.m, id)
+			n++
+		}
+	}
+	return n
+}
+
+// session is the live session r's cookie names. The token hashes are
+// looked at first, so a rotation since the last request has ended its
+// role's sessions before this one is let in.
+func (s *Server) session(r *http.Request) (string, *session) {
+	_ = s.tokens.reload()
+	return s.sessions.get(r)
+}
+
 func (ss *sessions) drop(id string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -92,17 +117,21 @@ func (ss *sessions) drop(id string) {
 // browser never adds one by itself); a session cookie is the console's
 // and must carry its CSRF token on anything but a read.
 func (s *Server) caller(r *http.Request) (role string, status int, msg string) {
-	if tok := bearer(r); tok != "" || r.Header.Get("Authorization") != "" {
+	const how = "missing or wrong token (Authorization: Bearer <token from the server's token file>)"
+	if tok := httpauth.Bearer(r); tok != "" || r.Header.Get("Authorization") != "" {
 		if role := s.tokens.role(tok); role != "" {
 			return role, 0, ""
 		}
-		return "", http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer <token from the server's token file>)"
+		if tok != "" && s.isAgentToken(r, tok) {
+			return "", http.StatusForbidden, "an agent's token may only send that agent's heartbeats"
+		}
+		return "", http.StatusUnauthorized, how
 	}
-	_, ses := s.sessions.get(r)
+	_, ses := s.session(r)
 	if ses == nil {
-		return "", http.StatusUnauthorized, "missing or wrong token (Authorization: Bearer <token from the server's token file>)"
+		return "", http.StatusUnauthorized, how
 	}
-	if !readOnly(r.Method) && !tokenEqual(r.Header.Get(csrfHeader), ses.csrf) {
+	if !readOnly(r.Method) && !httpauth.Equal(r.Header.Get(csrfHeader), ses.csrf) {
 		return "", http.StatusForbidden, "missing or wrong " + csrfHeader + " header for this session"
 	}
 	return ses.role, 0, ""
@@ -140,7 +169,7 @@ func secure(w http.ResponseWriter) {
 
 func (s *Server) consolePage(name string, needSession bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if _, ses := s.sessions.get(r); needSession && ses == nil {
+		if _, ses := s.session(r); needSession && ses == nil {
 			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 			return
 		}
@@ -188,12 +217,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	id, ses := s.sessions.get(r)
+	id, ses := s.session(r)
 	if ses == nil {
 		writeErr(w, http.StatusUnauthorized, "no session")
 		return
 	}
-	if !tokenEqual(r.Header.Get(csrfHeader), ses.csrf) {
+	if !httpauth.Equal(r.Header.Get(csrfHeader), ses.csrf) {
 		writeErr(w, http.StatusForbidden, "missing or wrong "+csrfHeader+" header for this session")
 		return
 	}
@@ -203,18 +232,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// SessionInfo answers GET /ui/session: what the console's script needs.
-type SessionInfo struct {
-	Role string `json:"role"`
-	CSRF string `json:"csrf"`
-}
-
 func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
-	_, ses := s.sessions.get(r)
+	_, ses := s.session(r)
 	if ses == nil {
 		writeErr(w, http.StatusUnauthorized, "no session")
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, SessionInfo{Role: ses.role, CSRF: ses.csrf})
+	writeJSON(w, http.StatusOK, api.SessionInfo{Role: ses.role, CSRF: ses.csrf})
 }

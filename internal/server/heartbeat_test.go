@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/agent"
-	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -47,10 +47,14 @@ func TestHeartbeatAndStatus(t *testing.T) {
 	rep, _ := json.Marshal(agent.Report{Version: 1, Host: "dc1", Time: time.Now().UTC(), Machines: []agent.MachineStatus{
 		{Name: "db", RPOAlertSeconds: 3600}, {Name: "web", RPOAlertSeconds: 3600, LastError: "disk read: EIO"}}})
 	beat := "/v1/agents/dc1-agent/heartbeat"
-	for name, tok := range map[string]string{"wrong": "wrong-token-0123456789", "another agent's": e.agentTok["dc1-backup"],
-		"the admin's": r.token} {
-		if a := r.call(t, "POST", beat, tok, rep); a.status != http.StatusUnauthorized {
-			t.Errorf("%s token: %d %s, want 401", name, a.status, a.body)
+	// An unknown token is 401, a known one that is not this agent's 403.
+	for name, tc := range map[string]struct {
+		tok  string
+		want int
+	}{"wrong": {"wrong-token-0123456789", http.StatusUnauthorized}, "another agent's": {e.agentTok["dc1-backup"], http.StatusForbidden},
+		"the admin's": {r.token, http.StatusForbidden}} {
+		if a := r.call(t, "POST", beat, tc.tok, rep); a.status != tc.want {
+			t.Errorf("%s token: %d %s, want %d", name, a.status, a.body, tc.want)
 		}
 	}
 	if a := r.call(t, "POST", "/v1/agents/ghost/heartbeat", e.agentTok["dc1-agent"], rep); a.status != http.StatusUnauthorized {
@@ -97,35 +101,35 @@ func TestHeartbeatAndStatus(t *testing.T) {
 	}
 }
 
-func status(t *testing.T, r *running) *server.Status {
+func status(t *testing.T, r *running) *api.Status {
 	t.Helper()
 	a := r.admin(t, "GET", "/v1/status", nil)
 	if a.status != http.StatusOK {
 		t.Fatalf("status: %d %s", a.status, a.body)
 	}
-	var st server.Status
+	var st api.Status
 	a.decode(t, &st)
 	return &st
 }
 
-func agentStatus(t *testing.T, st *server.Status, name string) server.AgentStatus {
+func agentStatus(t *testing.T, st *api.Status, name string) api.AgentStatus {
 	t.Helper()
-	i := slices.IndexFunc(st.Agents, func(a server.AgentStatus) bool { return a.Name == name })
+	i := slices.IndexFunc(st.Agents, func(a api.AgentStatus) bool { return a.Name == name })
 	if i < 0 {
 		t.Fatalf("agent %s not in status %+v", name, st.Agents)
 	}
 	return st.Agents[i]
 }
 
-func machineStatus(t *testing.T, st *server.Status, name string) server.MachineStatus {
+func machineStatus(t *testing.T, st *api.Status, name string) api.MachineStatus {
 	t.Helper()
-	i := slices.IndexFunc(st.Machines, func(m server.MachineStatus) bool { return m.Name == name })
+	i := slices.IndexFunc(st.Machines, func(m api.MachineStatus) bool { return m.Name == name })
 	if i < 0 {
 		t.Fatalf("machine %s not in status %+v", name, st.Machines)
 	}
 	return st.Machines[i]
 }
 
-func hasAlert(st *server.Status, prefix string) bool {
+func hasAlert(st *api.Status, prefix string) bool {
 	return slices.ContainsFunc(st.Alerts, func(a string) bool { return strings.HasPrefix(a, prefix) })
 }

@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob/fileblob"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -191,7 +193,7 @@ func (e *env) startWith(t *testing.T, o server.Options) *running {
 	t.Cleanup(stop)
 	// The operator may have deleted the file: the server needs only
 	// the token's hash (tokens_test.go).
-	tok, err := server.ReadToken(e.cfg.TokenFile)
+	tok, err := httpauth.ReadTokenFile(e.cfg.TokenFile)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
@@ -259,7 +261,7 @@ func (r *running) mustApply(t *testing.T, doc string) int64 {
 	if a.status != http.StatusOK {
 		t.Fatalf("apply: %d %s", a.status, a.body)
 	}
-	var res server.ApplyResult
+	var res api.ApplyResult
 	a.decode(t, &res)
 	return res.Version
 }

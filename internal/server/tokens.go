@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/haven-dr/haven/internal/httpauth"
 )
 
 // tokenHashes is state_dir/tokens.json: each role's token as a SHA-256
@@ -49,7 +51,7 @@ func openTokens(c *Config) (*tokens, error) {
 		if h[role] != "" {
 			// Not needed here, but a copy others can read is a leak
 			// the operator should hear of.
-			if err := checkTokenMode(roleTokenFile(c, role)); err != nil {
+			if err := httpauth.CheckMode(roleTokenFile(c, role)); err != nil {
 				return nil, err
 			}
 			continue

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
 )
 
@@ -29,7 +30,7 @@ func TestTokensStoredHashed(t *testing.T) {
 		r := e.start(t)
 		admin = r.token
 		var err error
-		if viewer, err = server.ReadToken(e.cfg.ViewerTokenFile); err != nil {
+		if viewer, err = httpauth.ReadTokenFile(e.cfg.ViewerTokenFile); err != nil {
 			t.Fatal(err)
 		}
 		if a := r.admin(t, "GET", "/v1/status", nil); a.status == http.StatusUnauthorized {
@@ -94,7 +95,7 @@ func TestTokenRotate(t *testing.T) {
 	r := e.start(t)
 	old := r.token
 	for _, role := range []string{"admin", "viewer"} {
-		before, err := server.ReadToken(e.cfg.ViewerTokenFile)
+		before, err := httpauth.ReadTokenFile(e.cfg.ViewerTokenFile)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +116,7 @@ func TestTokenRotate(t *testing.T) {
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", file, fi.Mode().Perm())
 		}
-		now, err := server.ReadToken(file)
+		now, err := httpauth.ReadTokenFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}

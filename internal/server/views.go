@@ -5,80 +5,44 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/protection"
 )
 
-// PointView is one recovery point of a machine, for the console's
-// timeline: when, how consistent, and what the agent noted.
-type PointView struct {
-	ID          string            `json:"id"`
-	Time        time.Time         `json:"time"`
-	Consistency string            `json:"consistency"`
-	Provider    string            `json:"provider,omitempty"`
-	Group       string            `json:"group,omitempty"`
-	Tags        map[string]string `json:"tags,omitempty"`
-}
-
-func (s *Server) machinePoints(w http.ResponseWriter, r *http.Request) {
+func (s *Server) machinePoints(r *http.Request) (any, error) {
 	c, _, err := s.orch.Config(r.Context())
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
 	name := r.PathValue("machine")
 	if c.Machine(name) == nil {
-		writeErr(w, http.StatusNotFound, "no machine "+name+" in the applied config")
-		return
+		return nil, errStatus(http.StatusNotFound, "no machine %s in the applied config", name)
 	}
 	ps, err := s.vault.Points(r.Context(), name)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
-	out := []PointView{}
+	out := []api.PointView{}
 	for _, p := range ps {
-		out = append(out, PointView{ID: p.ID, Time: p.Time, Consistency: p.Consistency, Provider: p.Provider, Group: p.Group, Tags: p.Tags})
+		out = append(out, api.PointView{ID: p.ID, Time: p.Time, Consistency: p.Consistency, Provider: p.Provider, Group: p.Group, Tags: p.Tags})
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-// TrafficProfile is a traffic manager profile that a plan's DNS cut-over
-// changes, with each endpoint's live state as `haven dns` reports it.
-type TrafficProfile struct {
-	Name      string            `json:"name"`
-	Routing   string            `json:"routing"`
-	State     string            `json:"state"`
-	Endpoints []TrafficEndpoint `json:"endpoints"`
-	// Error: the traffic manager could not be asked about this profile.
-	Error string `json:"error,omitempty"`
-}
-
-// TrafficEndpoint is one endpoint of a profile.
-type TrafficEndpoint struct {
-	Name      string `json:"name"`
-	Target    string `json:"target,omitempty"`
-	Enabled   bool   `json:"enabled"`
-	Priority  int    `json:"priority"`
-	State     string `json:"state"`
-	LastError string `json:"last_error,omitempty"`
-}
-
-func (s *Server) traffic(w http.ResponseWriter, r *http.Request) {
+func (s *Server) traffic(r *http.Request) (any, error) {
 	c, _, err := s.orch.Config(r.Context())
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, s.trafficProfiles(r.Context(), c))
+	return s.trafficProfiles(r.Context(), c), nil
 }
 
 // trafficProfiles asks the traffic manager about every profile a plan's
 // DNS action names; an unreachable one is reported per profile.
-func (s *Server) trafficProfiles(ctx context.Context, c *protection.Config) []TrafficProfile {
-	out := []TrafficProfile{}
+func (s *Server) trafficProfiles(ctx context.Context, c *protection.Config) []api.TrafficProfile {
+	out := []api.TrafficProfile{}
 	if c.Traffic == nil {
 		return out
 	}
@@ -94,7 +58,7 @@ func (s *Server) trafficProfiles(ctx context.Context, c *protection.Config) []Tr
 	}
 	tr, err := s.orch.Traffic(c.Traffic)
 	for _, n := range names {
-		tp := TrafficProfile{Name: n, Endpoints: []TrafficEndpoint{}}
+		tp := api.TrafficProfile{Name: n, Endpoints: []api.TrafficEndpoint{}}
 		if err != nil {
 			tp.Error = err.Error()
 			out = append(out, tp)
@@ -108,7 +72,7 @@ func (s *Server) trafficProfiles(ctx context.Context, c *protection.Config) []Tr
 		}
 		tp.Routing, tp.State = ps.Routing, ps.State
 		for _, e := range ps.Endpoints {
-			tp.Endpoints = append(tp.Endpoints, TrafficEndpoint{Name: e.Name, Target: e.Target, Enabled: e.Enabled,
+			tp.Endpoints = append(tp.Endpoints, api.TrafficEndpoint{Name: e.Name, Target: e.Target, Enabled: e.Enabled,
 				Priority: e.Priority, State: e.State, LastError: e.LastError})
 		}
 		out = append(out, tp)

@@ -1,5 +1,7 @@
 // Package client is the typed Go client of `haven server`'s API, used by
-// the CLI and by anyone scripting Haven.
+// the CLI and by anyone scripting Haven. It speaks the wire types of
+// package api and nothing of the server's own: importing it pulls in no
+// database, vault or networking code (TestClientDependencies).
 package client
 
 import (
@@ -15,9 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/server"
-	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/api"
 )
 
 // Error is an error answer of the server.
@@ -63,7 +63,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		var e server.APIError
+		var e api.Error
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = resp.Status + ": " + strings.TrimSpace(string(b))
@@ -93,37 +93,37 @@ func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
 }
 
 // Apply sends a protection document (YAML).
-func (c *Client) Apply(ctx context.Context, doc []byte) (*server.ApplyResult, error) {
-	var out server.ApplyResult
+func (c *Client) Apply(ctx context.Context, doc []byte) (*api.ApplyResult, error) {
+	var out api.ApplyResult
 	return &out, c.do(ctx, http.MethodPost, "/v1/apply", bytes.NewReader(doc), &out)
 }
 
 // Config reads the applied config.
-func (c *Client) Config(ctx context.Context) (*server.ConfigResult, error) {
-	var out server.ConfigResult
+func (c *Client) Config(ctx context.Context) (*api.ConfigResult, error) {
+	var out api.ConfigResult
 	return &out, c.getJSON(ctx, "/v1/config", &out)
 }
 
 // Status reads machines, agents, plans, jobs and alerts.
-func (c *Client) Status(ctx context.Context) (*server.Status, error) {
-	var out server.Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var out api.Status
 	return &out, c.getJSON(ctx, "/v1/status", &out)
 }
 
 // Plan reads a plan's state.
-func (c *Client) Plan(ctx context.Context, plan string) (*store.PlanState, error) {
-	var out store.PlanState
+func (c *Client) Plan(ctx context.Context, plan string) (*api.PlanState, error) {
+	var out api.PlanState
 	return &out, c.getJSON(ctx, "/v1/plans/"+url.PathEscape(plan), &out)
 }
 
-// Submit starts a job of typ (orchestrator.TestFailover, ...) on plan.
-func (c *Client) Submit(ctx context.Context, plan, typ string, p orchestrator.Params) (*store.Job, error) {
-	var out store.Job
-	return &out, c.postJSON(ctx, "/v1/plans/"+url.PathEscape(plan)+"/jobs", server.SubmitRequest{Type: typ, Params: p}, &out)
+// Submit starts a job of typ (test-failover, failback, ...: docs/api.md) on plan.
+func (c *Client) Submit(ctx context.Context, plan, typ string, p api.Params) (*api.Job, error) {
+	var out api.Job
+	return &out, c.postJSON(ctx, "/v1/plans/"+url.PathEscape(plan)+"/jobs", api.SubmitRequest{Type: typ, Params: p}, &out)
 }
 
 // Jobs lists jobs, newest first.
-func (c *Client) Jobs(ctx context.Context, plan string, active bool, limit int) ([]*store.Job, error) {
+func (c *Client) Jobs(ctx context.Context, plan string, active bool, limit int) ([]*api.Job, error) {
 	q := url.Values{}
 	if plan != "" {
 		q.Set("plan", plan)
@@ -134,59 +134,59 @@ func (c *Client) Jobs(ctx context.Context, plan string, active bool, limit int) 
 	if limit > 0 {
 		q.Set("limit", fmt.Sprint(limit))
 	}
-	var out []*store.Job
+	var out []*api.Job
 	return out, c.getJSON(ctx, "/v1/jobs?"+q.Encode(), &out)
 }
 
 // Job reads one job.
-func (c *Client) Job(ctx context.Context, id string) (*store.Job, error) {
-	var out store.Job
+func (c *Client) Job(ctx context.Context, id string) (*api.Job, error) {
+	var out api.Job
 	return &out, c.getJSON(ctx, "/v1/jobs/"+url.PathEscape(id), &out)
 }
 
 // Report reads a job's report (partial while it runs).
-func (c *Client) Report(ctx context.Context, id string) (*orchestrator.Report, error) {
-	var out orchestrator.Report
+func (c *Client) Report(ctx context.Context, id string) (*api.Report, error) {
+	var out api.Report
 	return &out, c.getJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/report", &out)
 }
 
 // Logs reads a job's log lines after seq.
-func (c *Client) Logs(ctx context.Context, id string, after int64) ([]store.LogLine, error) {
-	var out []store.LogLine
+func (c *Client) Logs(ctx context.Context, id string, after int64) ([]api.LogLine, error) {
+	var out []api.LogLine
 	return out, c.getJSON(ctx, fmt.Sprintf("/v1/jobs/%s/logs?after=%d", url.PathEscape(id), after), &out)
 }
 
 // Retry, Cancel and Approve act on a job.
-func (c *Client) Retry(ctx context.Context, id string) (*store.Job, error) {
+func (c *Client) Retry(ctx context.Context, id string) (*api.Job, error) {
 	return c.jobAction(ctx, id, "retry")
 }
-func (c *Client) Cancel(ctx context.Context, id string) (*store.Job, error) {
+func (c *Client) Cancel(ctx context.Context, id string) (*api.Job, error) {
 	return c.jobAction(ctx, id, "cancel")
 }
-func (c *Client) Approve(ctx context.Context, id string) (*store.Job, error) {
+func (c *Client) Approve(ctx context.Context, id string) (*api.Job, error) {
 	return c.jobAction(ctx, id, "approve")
 }
 
-func (c *Client) jobAction(ctx context.Context, id, action string) (*store.Job, error) {
-	var out store.Job
+func (c *Client) jobAction(ctx context.Context, id, action string) (*api.Job, error) {
+	var out api.Job
 	return &out, c.postJSON(ctx, "/v1/jobs/"+url.PathEscape(id)+"/"+action, nil, &out)
 }
 
 // Drills lists the drill history ("" plan: all).
-func (c *Client) Drills(ctx context.Context, plan string) ([]store.Drill, error) {
-	var out []store.Drill
+func (c *Client) Drills(ctx context.Context, plan string) ([]api.Drill, error) {
+	var out []api.Drill
 	return out, c.getJSON(ctx, "/v1/drills?plan="+url.QueryEscape(plan), &out)
 }
 
 // Audit is the newest limit audit entries, newest first (admin only).
-func (c *Client) Audit(ctx context.Context, limit int) ([]store.AuditEntry, error) {
-	var out []store.AuditEntry
+func (c *Client) Audit(ctx context.Context, limit int) ([]api.AuditEntry, error) {
+	var out []api.AuditEntry
 	return out, c.getJSON(ctx, "/v1/audit?limit="+strconv.Itoa(limit), &out)
 }
 
 // Watch follows a job until it is no longer running, calling onLog for
 // each new log line; it returns the job as it ended (or waits).
-func (c *Client) Watch(ctx context.Context, id string, onLog func(store.LogLine)) (*store.Job, error) {
+func (c *Client) Watch(ctx context.Context, id string, onLog func(api.LogLine)) (*api.Job, error) {
 	var seq int64
 	for {
 		ls, err := c.Logs(ctx, id, seq)
@@ -203,7 +203,7 @@ func (c *Client) Watch(ctx context.Context, id string, onLog func(store.LogLine)
 		if err != nil {
 			return nil, err
 		}
-		if j.State != store.Running && j.State != store.Canceling {
+		if j.State != api.JobRunning && j.State != api.JobCanceling {
 			ls, _ := c.Logs(ctx, id, seq)
 			for _, l := range ls {
 				if onLog != nil {

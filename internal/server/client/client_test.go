@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob/fileblob"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
@@ -77,7 +79,7 @@ func startServer(t *testing.T) (*server.Server, *client.Client, string) {
 		<-done
 		s.Close()
 	})
-	tok, err := server.ReadToken(cfg.TokenFile)
+	tok, err := httpauth.ReadTokenFile(cfg.TokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,9 +113,9 @@ func TestErrorCodes(t *testing.T) {
 
 	_, err := c.Apply(ctx, []byte(strings.Replace(doc, "machines: [db]", "machines: [db, cache]", 1)))
 	wantAPIError(t, "apply naming an unknown machine", err, 400, "invalid", `unknown machine "cache"`)
-	_, err = c.Submit(ctx, "nope", orchestrator.TestFailover, orchestrator.Params{})
+	_, err = c.Submit(ctx, "nope", orchestrator.TestFailover, api.Params{})
 	wantAPIError(t, "submit on an unknown plan", err, 400, "invalid", `no plan "nope"`)
-	_, err = c.Submit(ctx, "shop", orchestrator.Commit, orchestrator.Params{})
+	_, err = c.Submit(ctx, "shop", orchestrator.Commit, api.Params{})
 	wantAPIError(t, "commit before any failover", err, 412, "precondition", "only an uncommitted failover")
 	_, err = c.Job(ctx, "nojob")
 	wantAPIError(t, "unknown job", err, 404, "not_found", "nojob")
@@ -127,11 +129,11 @@ func TestErrorCodes(t *testing.T) {
 	if err := s.Orchestrator().Store.CreateJob(ctx, held); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Submit(ctx, "shop", orchestrator.TestFailover, orchestrator.Params{})
+	_, err = c.Submit(ctx, "shop", orchestrator.TestFailover, api.Params{})
 	wantAPIError(t, "a second job on a busy plan", err, 409, "conflict", "job held-1")
 	_, err = c.Approve(ctx, "held-1")
 	wantAPIError(t, "approve of a job not waiting", err, 412, "precondition", "not waiting for approval")
-	if js, err := c.Jobs(ctx, "shop", false, 0); err != nil || len(js) != 1 || js[0].ID != "held-1" || js[0].State != store.Failed {
+	if js, err := c.Jobs(ctx, "shop", false, 0); err != nil || len(js) != 1 || js[0].ID != "held-1" || js[0].State != api.JobFailed {
 		t.Errorf("jobs after the refusals: %+v, %v; want only held-1, still failed", js, err)
 	}
 

@@ -1,0 +1,93 @@
+package api
+
+import "time"
+
+// Status answers GET /v1/status: what `haven status` prints.
+type Status struct {
+	Time     time.Time       `json:"time"`
+	Config   int64           `json:"config_version"`
+	Machines []MachineStatus `json:"machines"`
+	Agents   []AgentStatus   `json:"agents"`
+	Plans    []*PlanState    `json:"plans"`
+	Jobs     []*Job          `json:"active_jobs"`
+	// Alerts are the summaries of AlertDetails, for a person.
+	Alerts       []string `json:"alerts"`
+	AlertDetails []Alert  `json:"alert_details"`
+}
+
+// MachineStatus is a protected machine as the server sees it: the newest
+// point comes from the vault (the source of truth), replication health
+// from its agent's last report.
+type MachineStatus struct {
+	Name        string     `json:"name"`
+	Agent       string     `json:"agent,omitempty"`
+	LastPoint   string     `json:"last_point,omitempty"`
+	PointTime   *time.Time `json:"point_time,omitempty"`
+	Consistency string     `json:"consistency,omitempty"`
+	// RPOSeconds: now minus the newest point's capture instant; absent
+	// when the vault has no point (RPO unknown is an alert).
+	RPOSeconds      *float64 `json:"rpo_seconds,omitempty"`
+	RPOAlertSeconds float64  `json:"rpo_alert_seconds,omitempty"`
+	Points          int      `json:"points"`
+	Standby         string   `json:"standby_point,omitempty"`
+	LastError       string   `json:"last_error,omitempty"`
+	// Preserved: points that keep an old primary's disks from before a
+	// failback restored them; retention keeps them until an operator
+	// releases them (haven point release). Not counted as the last point.
+	Preserved []string `json:"preserved_points,omitempty"`
+}
+
+// AgentStatus is an agent's health.
+type AgentStatus struct {
+	Name          string     `json:"name"`
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
+	Healthy       bool       `json:"healthy"`
+}
+
+// Alert is an open (or, in deliveries, resolved) alert.
+type Alert struct {
+	// ID is stable while the condition lasts ("rpo/db").
+	ID       string     `json:"id"`
+	Severity string     `json:"severity"` // critical or warning
+	Summary  string     `json:"summary"`
+	Since    time.Time  `json:"since"`
+	Resolved *time.Time `json:"resolved,omitempty"`
+}
+
+// PointView is one recovery point of a machine, for the console's
+// timeline: when, how consistent, and what the agent noted.
+type PointView struct {
+	ID          string            `json:"id"`
+	Time        time.Time         `json:"time"`
+	Consistency string            `json:"consistency"`
+	Provider    string            `json:"provider,omitempty"`
+	Group       string            `json:"group,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+}
+
+// TrafficProfile is a traffic manager profile that a plan's DNS cut-over
+// changes, with each endpoint's live state as `haven dns` reports it.
+type TrafficProfile struct {
+	Name      string            `json:"name"`
+	Routing   string            `json:"routing"`
+	State     string            `json:"state"`
+	Endpoints []TrafficEndpoint `json:"endpoints"`
+	// Error: the traffic manager could not be asked about this profile.
+	Error string `json:"error,omitempty"`
+}
+
+// TrafficEndpoint is one endpoint of a profile.
+type TrafficEndpoint struct {
+	Name      string `json:"name"`
+	Target    string `json:"target,omitempty"`
+	Enabled   bool   `json:"enabled"`
+	Priority  int    `json:"priority"`
+	State     string `json:"state"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// SessionInfo answers GET /ui/session: what the console's script needs.
+type SessionInfo struct {
+	Role string `json:"role"`
+	CSRF string `json:"csrf"`
+}
