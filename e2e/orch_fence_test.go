@@ -134,12 +134,12 @@ type fenceRound struct {
 	name         string
 	proxy        *holdProxy
 	method, path string
-	setup        func(via int)       // brings the plan where the job can run
-	submit       string              // the job held at the side effect
-	reverse      func(via int)       // undoes the job under the new leader
-	check        func() error        // the world as reverse left it
-	cleanup      func(via int)       // back to protected
-	params       api.Params // of submit
+	setup        func(via int) // brings the plan where the job can run
+	submit       string        // the job held at the side effect
+	reverse      func(via int) // undoes the job under the new leader
+	check        func() error  // the world as reverse left it
+	cleanup      func(via int) // back to protected
+	params       api.Params    // of submit
 }
 
 // TestHAFrozenLeaderRefusedByReceivers freezes the leader (SIGSTOP) right
@@ -173,8 +173,8 @@ func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 			t.Fatalf("%s: %+v %v\n%s", typ, end, err, s.log(p.name(via)))
 		}
 	}
-	cancel := func(via int) { run(via, orchestrator.CancelFailover, api.Params{}) }
-	planned := func(via int) { run(via, orchestrator.PlannedFailover, api.Params{}) }
+	cancel := func(via int) { run(via, string(orchestrator.CancelFailover), api.Params{}) }
+	planned := func(via int) { run(via, string(orchestrator.PlannedFailover), api.Params{}) }
 	// The primary web machine serves (its start hook returns before its
 	// server listens: a stale stop would keep it from ever serving).
 	webServes := func() error {
@@ -202,23 +202,23 @@ func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 	}
 	rounds := []fenceRound{
 		{name: "dns endpoint change", proxy: dnsProxy, method: http.MethodPatch,
-			path: "/v1/profiles/" + shopName + "/endpoints/primary", submit: orchestrator.UnplannedFailover,
+			path: "/v1/profiles/" + shopName + "/endpoints/primary", submit: string(orchestrator.UnplannedFailover),
 			params: api.Params{Force: true}, reverse: cancel,
 			check: func() error { return s.expectDNS("10.1.0.20") }},
 		{name: "agent stop", proxy: agentProxy, method: http.MethodPost, path: "/v1/machines/web/stop",
-			submit: orchestrator.PlannedFailover, reverse: cancel, check: webServes},
+			submit: string(orchestrator.PlannedFailover), reverse: cancel, check: webServes},
 		{name: "agent snapshot", proxy: agentProxy, method: http.MethodPost, path: "/v1/machines/db/snapshot",
-			submit: orchestrator.PlannedFailover, reverse: cancel, check: webServes},
+			submit: string(orchestrator.PlannedFailover), reverse: cancel, check: webServes},
 		{name: "agent start", proxy: agentProxy, method: http.MethodPost, path: "/v1/machines/db/start",
-			setup: planned, submit: orchestrator.CancelFailover, reverse: planned, check: dbDown, cleanup: cancel},
+			setup: planned, submit: string(orchestrator.CancelFailover), reverse: planned, check: dbDown, cleanup: cancel},
 		// Failback: the new leader restored and started the primary; the
 		// old leader's restore must not write over the running primary.
 		{name: "agent restore (failback)", proxy: agentProxy, method: http.MethodPost, path: "/v1/machines/db/restore",
 			setup: func(via int) {
 				planned(via)
-				run(via, orchestrator.Commit, api.Params{})
-				run(via, orchestrator.Reprotect, api.Params{})
-			}, submit: orchestrator.Failback, check: func() error {
+				run(via, string(orchestrator.Commit), api.Params{})
+				run(via, string(orchestrator.Reprotect), api.Params{})
+			}, submit: string(orchestrator.Failback), check: func() error {
 				if err := webServes(); err != nil {
 					return err
 				}

@@ -135,7 +135,7 @@ func TestHALeaderKilledMidFailover(t *testing.T) {
 
 	failover := func(via int) *api.Job {
 		t.Helper()
-		j, err := p.clients[via].Submit(ctx, "shop", orchestrator.UnplannedFailover, api.Params{Force: true})
+		j, err := p.clients[via].Submit(ctx, "shop", string(orchestrator.UnplannedFailover), api.Params{Force: true})
 		if err != nil {
 			t.Fatalf("submit through %s (follower): %v", p.name(via), err)
 		}
@@ -143,7 +143,7 @@ func TestHALeaderKilledMidFailover(t *testing.T) {
 	}
 	cancel := func(via int) {
 		t.Helper()
-		j, err := p.clients[via].Submit(ctx, "shop", orchestrator.CancelFailover, api.Params{})
+		j, err := p.clients[via].Submit(ctx, "shop", string(orchestrator.CancelFailover), api.Params{})
 		if err != nil {
 			t.Fatalf("cancel through %s: %v", p.name(via), err)
 		}
@@ -228,7 +228,7 @@ func TestHALeaderPausedIsFenced(t *testing.T) {
 	s.waitPoints(1)
 
 	cmd := s.procs["ha0"]
-	j, err := p.clients[1].Submit(ctx, "shop", orchestrator.UnplannedFailover, api.Params{Force: true})
+	j, err := p.clients[1].Submit(ctx, "shop", string(orchestrator.UnplannedFailover), api.Params{Force: true})
 	if err != nil {
 		t.Fatalf("submit through the follower: %v", err)
 	}

@@ -123,12 +123,12 @@ func TestServerKilledMidJob(t *testing.T) {
 		}
 	}
 	for i := range 10 {
-		s.killAndResume(t, rng, orchestrator.TestFailover, api.Params{}, length)
+		s.killAndResume(t, rng, string(orchestrator.TestFailover), api.Params{}, length)
 		check(orchestrator.SiteTest)
 		if out, err := s.http(s.hostID()+"-test", "GET", "http://10.2.0.20/", ""); err != nil || !strings.Contains(out, "web") {
 			t.Fatalf("round %d: test copy does not serve: %q %v", i, out, err)
 		}
-		s.killAndResume(t, rng, orchestrator.TestCleanup, api.Params{}, time.Second)
+		s.killAndResume(t, rng, string(orchestrator.TestCleanup), api.Params{}, time.Second)
 		if after := countResources(t, s); !equalCounts(base, after) {
 			t.Fatalf("round %d: resources before:\n%v\nafter:\n%v", i, base, after)
 		}
@@ -144,12 +144,12 @@ func TestServerKilledMidJob(t *testing.T) {
 	// Unplanned failovers with DNS cut-over, killed at random moments,
 	// then canceled (also killed): DNS changes are made once and undone.
 	for i := range 10 {
-		j := s.killAndResume(t, rng, orchestrator.UnplannedFailover, api.Params{Force: true}, length+time.Second)
+		j := s.killAndResume(t, rng, string(orchestrator.UnplannedFailover), api.Params{Force: true}, length+time.Second)
 		check(orchestrator.SiteRecovery)
 		if err := s.expectDNS("10.2.0.20"); err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
-		s.killAndResume(t, rng, orchestrator.CancelFailover, api.Params{}, time.Second)
+		s.killAndResume(t, rng, string(orchestrator.CancelFailover), api.Params{}, time.Second)
 		s.eventually(30*time.Second, "DNS back on the primary", func() error { return s.expectDNS("10.1.0.20") })
 		if after := countResources(t, s); !equalCounts(base, after) {
 			t.Fatalf("round %d (%s): resources before:\n%v\nafter:\n%v", i, j.ID, base, after)
@@ -174,10 +174,10 @@ func TestServerKilledMidFailback(t *testing.T) {
 	for i := range rounds {
 		var failover *api.Job
 		acked := s.writeWhile(t, "10.1.0.20", fmt.Sprintf("p%d-", i), func() {
-			failover = s.killAndResume(t, rng, orchestrator.PlannedFailover, api.Params{}, 4*time.Second)
+			failover = s.killAndResume(t, rng, string(orchestrator.PlannedFailover), api.Params{}, 4*time.Second)
 		})
 		s.checkWrites(t, "10.2.0.20", acked)
-		for _, typ := range []string{orchestrator.Commit, orchestrator.Reprotect} {
+		for _, typ := range []string{string(orchestrator.Commit), string(orchestrator.Reprotect)} {
 			j, err := s.client.Submit(ctx, "shop", typ, api.Params{})
 			if err != nil {
 				t.Fatal(err)
@@ -194,7 +194,7 @@ func TestServerKilledMidFailback(t *testing.T) {
 			}
 			atRecovery = append(atRecovery, name)
 		}
-		s.killAndResume(t, rng, orchestrator.Failback, api.Params{}, 6*time.Second)
+		s.killAndResume(t, rng, string(orchestrator.Failback), api.Params{}, 6*time.Second)
 		s.eventually(time.Minute, "DNS back on the primary", func() error { return s.expectDNS("10.1.0.20") })
 		s.checkWrites(t, "10.1.0.20", append(acked, atRecovery...))
 		if runs := s.machineRuns(orchestrator.SiteRecovery); len(runs) != 0 {

@@ -223,7 +223,7 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 			t.Error("the recovery copy still serves after failback")
 		}
 		pst, err := s.client.Plan(ctx, "shop")
-		if err != nil || pst.Phase != orchestrator.PhaseProtected {
+		if err != nil || pst.Phase != string(orchestrator.PhaseProtected) {
 			t.Fatalf("plan after failback: %+v %v", pst, err)
 		}
 	})

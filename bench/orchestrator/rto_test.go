@@ -99,10 +99,10 @@ func (r *rig) bench(b *testing.B, gib int, standby bool) result {
 		b.StopTimer()
 		evict(b, filepath.Join(r.dir, "vault"), filepath.Join(r.xfs, "server", "host", "standby"))
 		b.StartTimer()
-		j := r.run(b, orchestrator.UnplannedFailover, orchestrator.Params{NoStandby: !standby})
+		j := r.run(b, string(orchestrator.UnplannedFailover), orchestrator.Params{NoStandby: !standby})
 		b.StopTimer()
 		res.add(b, j, standby)
-		r.run(b, orchestrator.CancelFailover, orchestrator.Params{})
+		r.run(b, string(orchestrator.CancelFailover), orchestrator.Params{})
 		r.waitEdgeClean(b)
 		b.StartTimer()
 	}
@@ -127,7 +127,7 @@ func (r *rig) bench(b *testing.B, gib int, standby bool) result {
 // success stops the benchmark with the job's error and log.
 func (r *rig) run(b *testing.B, typ string, p orchestrator.Params) *store.Job {
 	ctx := context.Background()
-	j, err := r.orch.Submit(ctx, typ, "shop", p)
+	j, err := r.orch.Submit(ctx, orchestrator.JobType(typ), "shop", p)
 	if err != nil {
 		b.Fatalf("%s: %v", typ, err)
 	}

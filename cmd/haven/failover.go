@@ -19,27 +19,27 @@ func newFailoverCmd() *cobra.Command {
 		Short: "Test, planned or unplanned failover of a recovery plan; change point, commit, cancel",
 	}
 	c.AddCommand(
-		jobCmd("test", "Boot the plan into the isolated test network (customers and replication untouched)", orchestrator.TestFailover, true),
-		jobCmd("cleanup", "Remove a test failover's machines, disks and networks and record the drill", orchestrator.TestCleanup, false),
-		jobCmd("planned", "Stop the primary machines, take final points and fail over with no data loss", orchestrator.PlannedFailover, false),
-		jobCmd("unplanned", "Fail over from the chosen points while the primary is down (fences a primary that answers)", orchestrator.UnplannedFailover, true),
-		jobCmd("change-point", "Before commit: bring the failed-over machines up from other points", orchestrator.ChangePoint, true),
-		jobCmd("commit", "Make the failover final", orchestrator.Commit, false),
-		jobCmd("cancel", "Before commit: undo the failover (machines, networks, DNS) and restart the primary it stopped", orchestrator.CancelFailover, false),
+		jobCmd("test", "Boot the plan into the isolated test network (customers and replication untouched)", orchestrator.TestFailover),
+		jobCmd("cleanup", "Remove a test failover's machines, disks and networks and record the drill", orchestrator.TestCleanup),
+		jobCmd("planned", "Stop the primary machines, take final points and fail over with no data loss", orchestrator.PlannedFailover),
+		jobCmd("unplanned", "Fail over from the chosen points while the primary is down (fences a primary that answers)", orchestrator.UnplannedFailover),
+		jobCmd("change-point", "Before commit: bring the failed-over machines up from other points", orchestrator.ChangePoint),
+		jobCmd("commit", "Make the failover final", orchestrator.Commit),
+		jobCmd("cancel", "Before commit: undo the failover (machines, networks, DNS) and restart the primary it stopped", orchestrator.CancelFailover),
 	)
 	return c
 }
 
 func newReprotectCmd() *cobra.Command {
-	return jobCmd("reprotect", "Replicate the recovered machines back into the vault (after commit)", orchestrator.Reprotect, false)
+	return jobCmd("reprotect", "Replicate the recovered machines back into the vault (after commit)", orchestrator.Reprotect)
 }
 
 func newFailbackCmd() *cobra.Command {
-	return jobCmd("failback", "Planned failover back: final points, delta-restore onto the primary's disks, start it, move DNS back", orchestrator.Failback, false)
+	return jobCmd("failback", "Planned failover back: final points, delta-restore onto the primary's disks, start it, move DNS back", orchestrator.Failback)
 }
 
 // jobCmd submits a job on a plan and follows it to its end (or --detach).
-func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
+func jobCmd(use, short string, typ orchestrator.JobType) *cobra.Command {
 	var f serverFlags
 	var plan, disaster string
 	var p api.Params
@@ -60,7 +60,7 @@ func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			j, err := c.Submit(cmd.Context(), plan, typ, p)
+			j, err := c.Submit(cmd.Context(), plan, string(typ), p)
 			if err != nil {
 				return serverErr(err)
 			}
@@ -78,15 +78,21 @@ func jobCmd(use, short, typ string, withPoint bool) *cobra.Command {
 	}
 	c.Flags().StringVar(&plan, "plan", "", "recovery plan (required)")
 	_ = c.MarkFlagRequired("plan")
-	if withPoint {
+	// The flags are the options the job kind takes (its registry entry).
+	takes := orchestrator.TakesOf(typ)
+	if takes.Point {
 		c.Flags().StringVar(&p.Point, "point", "", "latest (default: per consistency group, the newest capture instant every member has), latest-per-machine (each machine's newest, even from different instants), latest-app, latest-consistent, an RFC 3339 time or a point ID")
+	}
+	if takes.NoStandby {
 		c.Flags().BoolVar(&p.NoStandby, "no-standby", false, "restore disks whole instead of cloning the standby images")
 	}
-	switch typ {
-	case orchestrator.UnplannedFailover:
+	if takes.Force {
 		c.Flags().BoolVar(&p.Force, "force", false, "do not fence a primary whose agent still answers (split-brain risk)")
-		c.Flags().StringVar(&disaster, "disaster-time", "", "moment of the disaster (RFC 3339) for the data-loss report; default the agent's last heartbeat")
-	case orchestrator.TestCleanup:
+	}
+	if takes.DisasterTime {
+		c.Flags().StringVar(&disaster, "disaster-time", "", "moment of the disaster (RFC 3339) for the data-loss report; default each machine's agent's last heartbeat")
+	}
+	if takes.Note {
 		c.Flags().StringVar(&p.Note, "note", "", "note recorded in the drill history")
 	}
 	c.Flags().BoolVar(&detach, "detach", false, "return once the job is submitted")

@@ -90,7 +90,7 @@ func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p P
 	if tookOver {
 		o.changed()
 	}
-	o.metrics.jobsStarted.WithLabelValues(typ).Inc()
+	o.metrics.jobsStarted.WithLabelValues(string(typ)).Inc()
 	o.launch(j)
 	return j, nil
 }
@@ -327,7 +327,7 @@ func (o *Orchestrator) runStep(ctx context.Context, r *run, i int, s step) error
 	switch {
 	case err == nil:
 		st.State, st.Ended = store.StepDone, &end
-		o.metrics.stepSeconds.WithLabelValues(j.Type, stepKind(s.name)).Observe(end.Sub(*st.Started).Seconds())
+		o.metrics.stepSeconds.WithLabelValues(string(j.Type), stepKind(s.name)).Observe(end.Sub(*st.Started).Seconds())
 		return r.save(ctx)
 	case errors.Is(err, errSkipped):
 		st.State, st.Ended = store.StepSkipped, &end

@@ -320,7 +320,7 @@ func (w *world) restart() {
 	w.start()
 }
 
-func (w *world) submit(typ, plan string, p Params) *store.Job {
+func (w *world) submit(typ JobType, plan string, p Params) *store.Job {
 	w.t.Helper()
 	j, err := w.o.Submit(context.Background(), typ, plan, p)
 	if err != nil {
@@ -347,7 +347,7 @@ func (w *world) wait(id string) *store.Job {
 }
 
 // run submits a job and waits for it to succeed.
-func (w *world) run(typ, plan string, p Params) *store.Job {
+func (w *world) run(typ JobType, plan string, p Params) *store.Job {
 	w.t.Helper()
 	j := w.wait(w.submit(typ, plan, p).ID)
 	if j.State != store.Succeeded {
@@ -368,24 +368,24 @@ func (w *world) plan(name string) *store.PlanState {
 // jobKind is one kind of job under test: how to bring a plan to where it
 // may run, its params, and where it leaves the plan.
 type jobKind struct {
-	typ    string
-	setup  []string // jobs run before, in order
-	phase  string   // the plan's phase after it succeeded
-	test   bool     // the plan holds a test copy after it
+	typ    JobType
+	setup  []JobType // jobs run before, in order
+	phase  Phase     // the plan's phase after it succeeded
+	test   bool      // the plan holds a test copy after it
 	params func(w *world) Params
 }
 
 var jobKinds = []jobKind{
 	{typ: TestFailover, phase: PhaseProtected, test: true},
-	{typ: TestCleanup, setup: []string{TestFailover}, phase: PhaseProtected},
+	{typ: TestCleanup, setup: []JobType{TestFailover}, phase: PhaseProtected},
 	{typ: PlannedFailover, phase: PhaseFailedOver},
 	{typ: UnplannedFailover, phase: PhaseFailedOver},
-	{typ: ChangePoint, setup: []string{PlannedFailover}, phase: PhaseFailedOver,
+	{typ: ChangePoint, setup: []JobType{PlannedFailover}, phase: PhaseFailedOver,
 		params: func(w *world) Params { return Params{Point: w.seed.Format(time.RFC3339Nano)} }},
-	{typ: Commit, setup: []string{PlannedFailover}, phase: PhaseCommitted},
-	{typ: CancelFailover, setup: []string{PlannedFailover}, phase: PhaseProtected},
-	{typ: Reprotect, setup: []string{PlannedFailover, Commit}, phase: PhaseReprotected},
-	{typ: Failback, setup: []string{PlannedFailover, Commit, Reprotect}, phase: PhaseProtected},
+	{typ: Commit, setup: []JobType{PlannedFailover}, phase: PhaseCommitted},
+	{typ: CancelFailover, setup: []JobType{PlannedFailover}, phase: PhaseProtected},
+	{typ: Reprotect, setup: []JobType{PlannedFailover, Commit}, phase: PhaseReprotected},
+	{typ: Failback, setup: []JobType{PlannedFailover, Commit, Reprotect}, phase: PhaseProtected},
 }
 
 func (k jobKind) paramsFor(w *world) Params {

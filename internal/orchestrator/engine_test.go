@@ -36,7 +36,7 @@ type ends struct {
 	replicating bool   // replication back runs
 }
 
-var kindEnds = map[string]ends{
+var kindEnds = map[JobType]ends{
 	TestFailover:      {site: "test", primaries: true, dns: "orig"},
 	TestCleanup:       {primaries: true, dns: "orig"},
 	PlannedFailover:   {site: "recovery", dns: "dc2"},
@@ -130,10 +130,10 @@ func (w *world) checkOnce(before map[string]int, when string) {
 // job ends where an uninterrupted one does (kindEnds).
 func TestEngineCrashAnywhereResumes(t *testing.T) {
 	for _, k := range jobKinds {
-		t.Run(k.typ, func(t *testing.T) {
+		t.Run(string(k.typ), func(t *testing.T) {
 			// Not parallel: the known race of a resumed failback (knownBroken)
 			// would be reported on whatever test runs beside it.
-			gate(t, "crash "+k.typ)
+			gate(t, "crash "+string(k.typ))
 			w := newWorld(t)
 			w.prepare(k, "alpha")
 			before := w.creations()
@@ -223,9 +223,9 @@ func (w *world) onEachCallOnce(fn func(orchtest.Call) error) {
 // ends as an uninterrupted job does and nothing is created twice.
 func TestEngineFailEachSideEffectOnceRetry(t *testing.T) {
 	for _, k := range jobKinds {
-		t.Run(k.typ, func(t *testing.T) {
+		t.Run(string(k.typ), func(t *testing.T) {
 			t.Parallel()
-			gate(t, "fail once "+k.typ)
+			gate(t, "fail once "+string(k.typ))
 			w := newWorld(t)
 			w.prepare(k, "alpha")
 			before := w.creations()
@@ -262,7 +262,7 @@ func TestEngineFailEachSideEffectOnceRetry(t *testing.T) {
 // sites, disks, DNS, the primaries and replication, and the plan's state.
 func TestEngineCancelAfterEachStep(t *testing.T) {
 	for _, k := range jobKinds {
-		t.Run(k.typ, func(t *testing.T) {
+		t.Run(string(k.typ), func(t *testing.T) {
 			t.Parallel()
 			// One world for every case while cancels put it back; a
 			// new one after a case failed. It lives as long as the
@@ -425,25 +425,25 @@ func (w *world) untouched(plan string) {
 func TestEngineTwoPlansApart(t *testing.T) {
 	cases := []struct {
 		name  string
-		beta  []string // beta's jobs first
+		beta  []JobType // beta's jobs first
 		alpha func(w *world)
 	}{
-		{"cancel alpha's failover while beta is failed over", []string{PlannedFailover}, func(w *world) {
+		{"cancel alpha's failover while beta is failed over", []JobType{PlannedFailover}, func(w *world) {
 			w.run(PlannedFailover, "alpha", Params{})
 			w.run(CancelFailover, "alpha", Params{})
 		}},
-		{"cancel alpha's running failover while beta is failed over", []string{PlannedFailover}, func(w *world) {
+		{"cancel alpha's running failover while beta is failed over", []JobType{PlannedFailover}, func(w *world) {
 			w.cancelAfter(jobKind{typ: PlannedFailover}, 4, false)
 		}},
-		{"clean up alpha's drill while beta is in a drill", []string{TestFailover}, func(w *world) {
+		{"clean up alpha's drill while beta is in a drill", []JobType{TestFailover}, func(w *world) {
 			w.run(TestFailover, "alpha", Params{})
 			w.run(TestCleanup, "alpha", Params{})
 		}},
-		{"cancel alpha's drill while beta is in a drill", []string{TestFailover}, func(w *world) {
+		{"cancel alpha's drill while beta is in a drill", []JobType{TestFailover}, func(w *world) {
 			w.cancelAfter(jobKind{typ: TestFailover}, 3, false)
 		}},
-		{"fail alpha over and back while beta is failed over", []string{PlannedFailover}, func(w *world) {
-			for _, typ := range []string{PlannedFailover, Commit, Reprotect, Failback} {
+		{"fail alpha over and back while beta is failed over", []JobType{PlannedFailover}, func(w *world) {
+			for _, typ := range []JobType{PlannedFailover, Commit, Reprotect, Failback} {
 				w.run(typ, "alpha", Params{})
 			}
 		}},
@@ -471,7 +471,7 @@ func TestEngineTwoPlansApart(t *testing.T) {
 
 // holdFirst submits a job of typ on alpha held at its first call of
 // method until the returned release is called.
-func (w *world) holdFirst(typ, method string) (*store.Job, *orchtest.Blocker) {
+func (w *world) holdFirst(typ JobType, method string) (*store.Job, *orchtest.Blocker) {
 	b := w.fakeOf(method).Block(method)
 	j := w.submit(typ, "alpha", Params{})
 	select {

@@ -2,7 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/store"
@@ -10,7 +10,7 @@ import (
 
 // JobType names a kind of job; it is stored with the job, so a value never
 // changes once released.
-type JobType = string
+type JobType = store.JobType
 
 // Job types.
 const (
@@ -26,7 +26,7 @@ const (
 )
 
 // Phase is where a plan's machines run (store.PlanState.Phase).
-type Phase = string
+type Phase = store.Phase
 
 // Plan phases.
 const (
@@ -102,8 +102,24 @@ func Kinds() []JobType {
 	for t := range kinds {
 		out = append(out, t)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
+}
+
+// Takes says which options a job of typ accepts, so a client offers
+// exactly those (the CLI's flags come from here).
+type Takes struct {
+	Point, NoStandby, Force, DisasterTime, Note bool
+}
+
+// TakesOf is the options of job type typ (none for an unknown type).
+func TakesOf(typ JobType) Takes {
+	k := kinds[typ]
+	if k == nil {
+		return Takes{}
+	}
+	return Takes{Point: k.takes&takesPoint != 0, NoStandby: k.takes&takesNoStandby != 0, Force: k.takes&takesForce != 0,
+		DisasterTime: k.takes&takesDisasterTime != 0, Note: k.takes&takesNote != 0}
 }
 
 func kindOf(typ JobType) (*kind, error) {

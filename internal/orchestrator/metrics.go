@@ -57,7 +57,7 @@ func (c *rpoCollector) set(machine string, t time.Time) {
 }
 
 func (m *metrics) observeJob(j *store.Job) {
-	m.jobsEnded.WithLabelValues(j.Type, string(j.State)).Inc()
+	m.jobsEnded.WithLabelValues(string(j.Type), string(j.State)).Inc()
 }
 
 // Registry holds the orchestrator's metrics for /metrics.

@@ -217,7 +217,7 @@ func (o *Orchestrator) dropBlocker(ctx context.Context, plan string) (string, er
 	}
 	switch {
 	case st.Phase != PhaseProtected:
-		return "is " + st.Phase + ", not protected", nil
+		return "is " + string(st.Phase) + ", not protected", nil
 	case st.Test != "":
 		return "has a test copy up (job " + st.Test + "; haven failover cleanup)", nil
 	}

@@ -98,7 +98,7 @@ func BuildReport(j *store.Job) (*Report, error) {
 
 // dataLoss is the window of writes machine m lost: none for a point taken
 // after the machine stopped, else from the point to m's own disaster time.
-func dataLoss(typ string, out *Outputs, m string, p PointUse) *float64 {
+func dataLoss(typ JobType, out *Outputs, m string, p PointUse) *float64 {
 	switch {
 	case p.Final || typ == PlannedFailover || typ == Failback:
 		return secs(0)
@@ -115,7 +115,7 @@ func dataLoss(typ string, out *Outputs, m string, p PointUse) *float64 {
 }
 
 func buildReport(j *store.Job, out *Outputs) *Report {
-	rep := &Report{Job: j.ID, Plan: j.Plan, Type: j.Type, State: string(j.State), Started: out.Started, Ended: j.Ended,
+	rep := &Report{Job: j.ID, Plan: j.Plan, Type: string(j.Type), State: string(j.State), Started: out.Started, Ended: j.Ended,
 		Disaster: out.Disaster, Warnings: out.Warnings, Error: j.Error, Preserved: out.Preserved,
 		PointChoice: out.PointChoice, PointNotes: out.PointNotes}
 	for m, p := range out.Points {

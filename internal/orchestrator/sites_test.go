@@ -55,7 +55,7 @@ func TestSharedSiteUndoKeepsOtherPlans(t *testing.T) {
 	}
 
 	w.run(PlannedFailover, "alpha", Params{})
-	for _, typ := range []string{Commit, Reprotect, Failback} {
+	for _, typ := range []JobType{Commit, Reprotect, Failback} {
 		w.run(typ, "alpha", Params{})
 	}
 	w.requireRunning(SiteRecovery, "beta")

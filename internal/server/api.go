@@ -147,7 +147,7 @@ func (s *Server) submit(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wireJob(s.orch.Submit(r.Context(), req.Type, r.PathValue("plan"), p))
+	return wireJob(s.orch.Submit(r.Context(), orchestrator.JobType(req.Type), r.PathValue("plan"), p))
 }
 
 func (s *Server) jobs(r *http.Request) (any, error) {

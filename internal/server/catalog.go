@@ -272,7 +272,7 @@ func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {
 	}
 	held := heldJobs(c.Plans)
 	for _, j := range jobs {
-		cj := CatalogJob{ID: j.ID, Plan: j.Plan, Type: j.Type, State: string(j.State), Created: j.Created, Ended: j.Ended, Error: j.Error}
+		cj := CatalogJob{ID: j.ID, Plan: j.Plan, Type: string(j.Type), State: string(j.State), Created: j.Created, Ended: j.Ended, Error: j.Error}
 		if rep, err := orchestrator.BuildReport(j); err == nil {
 			cj.Report = rep
 		}

@@ -208,7 +208,7 @@ func putCatalog(ctx context.Context, st store.Store, c *Catalog, log *slog.Logge
 // A failover kept whole keeps its config snapshot, steps and outputs, so
 // the jobs that follow it (commit, cancel, reprotect, failback) can load it.
 func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
-	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: cj.Type, State: store.JobState(cj.State), Created: cj.Created,
+	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: store.JobType(cj.Type), State: store.JobState(cj.State), Created: cj.Created,
 		Updated: written, Ended: cj.Ended, Error: cj.Error}
 	if cj.Report != nil {
 		j.Report, _ = json.Marshal(cj.Report)

@@ -61,7 +61,7 @@ func failedOver(t *testing.T, e *env) (string, []string) {
 	t.Helper()
 	r := e.start(t)
 	r.mustApply(t, e.doc())
-	id := r.submit(t, orchestrator.UnplannedFailover)
+	id := r.submit(t, string(orchestrator.UnplannedFailover))
 	r.waitJob(t, id, store.Failed) // no points in the vault: it stops at choosing them
 	ctx := context.Background()
 	st := r.Orchestrator().Store
@@ -136,7 +136,7 @@ func TestRecoveredFailedOverPlanCanBeCanceled(t *testing.T) {
 	e := newEnv(t, nil)
 	fo, disks := failedOver(t, e)
 	r := recovered(t, e, "new-state")
-	id := r.submit(t, orchestrator.CancelFailover)
+	id := r.submit(t, string(orchestrator.CancelFailover))
 	if j := r.waitJob(t, id, store.Succeeded, store.Failed); j.State != store.Succeeded {
 		t.Fatalf("cancel-failover of the recovered failover %s: %s: %s", fo, j.State, j.Error)
 	}
@@ -156,7 +156,7 @@ func TestRecoveredFailedOverPlanCanBeCommitted(t *testing.T) {
 	e := newEnv(t, nil)
 	fo, _ := failedOver(t, e)
 	r := recovered(t, e, "new-state")
-	id := r.submit(t, orchestrator.Commit)
+	id := r.submit(t, string(orchestrator.Commit))
 	if j := r.waitJob(t, id, store.Succeeded, store.Failed); j.State != store.Succeeded {
 		t.Fatalf("commit of the recovered failover: %s: %s", j.State, j.Error)
 	}

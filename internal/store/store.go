@@ -125,11 +125,18 @@ const (
 	StepSkipped StepState = "skipped"
 )
 
+// JobType names a kind of job (the orchestrator's registry gives the
+// values); it is stored with the job, so a value never changes.
+type JobType string
+
+// Phase is where a plan's machines run (the orchestrator's values).
+type Phase string
+
 // Job is one operation on a plan, persisted step by step.
 type Job struct {
 	ID      string          `json:"id"`
 	Plan    string          `json:"plan"`
-	Type    string          `json:"type"`
+	Type    JobType         `json:"type"`
 	State   JobState        `json:"state"`
 	Params  json.RawMessage `json:"params,omitempty"`
 	Config  json.RawMessage `json:"-"` // the protection config the job runs against
@@ -169,7 +176,7 @@ type PlanState struct {
 	// Phase: protected (primary runs, replicated), failed-over (the
 	// recovery site runs, not committed), committed, reprotected
 	// (recovery runs and is replicated back).
-	Phase string `json:"phase"`
+	Phase Phase `json:"phase"`
 	// Test is the ID of the test failover whose copy is up (cleanup
 	// removes it), or "".
 	Test string `json:"test,omitempty"`

@@ -113,9 +113,9 @@ func TestErrorCodes(t *testing.T) {
 
 	_, err := c.Apply(ctx, []byte(strings.Replace(doc, "machines: [db]", "machines: [db, cache]", 1)))
 	wantAPIError(t, "apply naming an unknown machine", err, 400, "invalid", `unknown machine "cache"`)
-	_, err = c.Submit(ctx, "nope", orchestrator.TestFailover, api.Params{})
+	_, err = c.Submit(ctx, "nope", string(orchestrator.TestFailover), api.Params{})
 	wantAPIError(t, "submit on an unknown plan", err, 400, "invalid", `no plan "nope"`)
-	_, err = c.Submit(ctx, "shop", orchestrator.Commit, api.Params{})
+	_, err = c.Submit(ctx, "shop", string(orchestrator.Commit), api.Params{})
 	wantAPIError(t, "commit before any failover", err, 412, "precondition", "only an uncommitted failover")
 	_, err = c.Job(ctx, "nojob")
 	wantAPIError(t, "unknown job", err, 404, "not_found", "nojob")
@@ -129,7 +129,7 @@ func TestErrorCodes(t *testing.T) {
 	if err := s.Orchestrator().Store.CreateJob(ctx, held); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Submit(ctx, "shop", orchestrator.TestFailover, api.Params{})
+	_, err = c.Submit(ctx, "shop", string(orchestrator.TestFailover), api.Params{})
 	wantAPIError(t, "a second job on a busy plan", err, 409, "conflict", "job held-1")
 	_, err = c.Approve(ctx, "held-1")
 	wantAPIError(t, "approve of a job not waiting", err, 412, "precondition", "not waiting for approval")

@@ -113,7 +113,7 @@ func RunReopen(t *testing.T, reopen func(t *testing.T) store.Store) {
 // base is a fixed instant so expected values do not depend on the clock.
 var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func newJob(id, plan, typ string, state store.JobState, created time.Time) *store.Job {
+func newJob(id, plan string, typ store.JobType, state store.JobState, created time.Time) *store.Job {
 	return &store.Job{ID: id, Plan: plan, Type: typ, State: state, Created: created, Updated: created,
 		Steps: []store.Step{{Name: "prepare", State: store.StepPending}}}
 }
