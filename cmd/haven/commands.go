@@ -22,4 +22,6 @@ var subcommands = []func() *cobra.Command{
 	newMachineCmd,
 	newAuditCmd,
 	newPointCmd,
+	newVersionCmd,
+	newManCmd,
 }

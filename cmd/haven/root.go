@@ -35,5 +35,9 @@ func newRootCmd() *cobra.Command {
 	for _, add := range subcommands {
 		root.AddCommand(add())
 	}
+	groupCommands(root)
+	// Cobra adds its completion command only when executing; adding it now
+	// puts it in the tree that man pages and tests see too.
+	root.InitDefaultCompletionCmd()
 	return root
 }

@@ -11,8 +11,8 @@ import (
 // and written as version 1, since its IDs and names are fixed by its data.
 const FormatVersion = 2
 
-// oldestVersion is the oldest format this code opens.
-const oldestVersion = 1
+// OldestFormatVersion is the oldest format this code opens.
+const OldestFormatVersion = 1
 
 const configName = "config"
 

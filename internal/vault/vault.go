@@ -81,8 +81,8 @@ func Open(ctx context.Context, be blob.Backend, password string, opt Options) (*
 	if err != nil {
 		return nil, err
 	}
-	if ver < oldestVersion || ver > FormatVersion {
-		return nil, fmt.Errorf("%w: vault has version %d, this haven reads versions %d to %d", ErrUnsupportedVersion, ver, oldestVersion, FormatVersion)
+	if ver < OldestFormatVersion || ver > FormatVersion {
+		return nil, fmt.Errorf("%w: vault has version %d, this haven reads versions %d to %d", ErrUnsupportedVersion, ver, OldestFormatVersion, FormatVersion)
 	}
 	mk, keyID, err := findKey(ctx, be, password)
 	if err != nil {
