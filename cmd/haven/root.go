@@ -35,9 +35,8 @@ func newRootCmd() *cobra.Command {
 	for _, add := range subcommands {
 		root.AddCommand(add())
 	}
+	// Cobra adds its help and completion commands when executing, into the
+	// group set here; it binds the completion's output then, after SetOut.
 	groupCommands(root)
-	// Cobra adds its completion command only when executing; adding it now
-	// puts it in the tree that man pages and tests see too.
-	root.InitDefaultCompletionCmd()
 	return root
 }
