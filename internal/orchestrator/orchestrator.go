@@ -157,15 +157,24 @@ func (o *Orchestrator) Apply(ctx context.Context, yamlDoc []byte) (int64, *prote
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, cur, err := o.Store.Config(ctx); err == nil && string(cur) == string(doc) {
-		v, _, _ := o.Store.Config(ctx)
-		return v, c, nil // idempotent: the same document is no new version
-	}
-	if err := o.checkDropped(ctx, c); err != nil {
-		return 0, nil, err
-	}
-	v, err := o.Store.PutConfig(ctx, doc)
-	if err == nil {
+	// The check of the plans the document drops and the write are one
+	// transaction: a job submitted meanwhile waits for it, then runs
+	// against the new config or is refused.
+	var v int64
+	var same bool
+	err = o.Store.InTx(ctx, func(tx store.Tx) error {
+		cv, cur, err := tx.Config(ctx)
+		if err == nil && string(cur) == string(doc) {
+			v, same = cv, true
+			return nil // idempotent: the same document is no new version
+		}
+		if err := checkDropped(ctx, tx, c); err != nil {
+			return err
+		}
+		v, err = tx.PutConfig(ctx, doc)
+		return err
+	})
+	if err == nil && !same {
 		o.changed()
 	}
 	return v, c, err
@@ -175,8 +184,8 @@ func (o *Orchestrator) Apply(ctx context.Context, yamlDoc []byte) (int64, *prote
 // but protected at the primary, has an active job or a test copy up: the
 // plan would vanish with machines running for it, and could no longer be
 // committed, canceled, cleaned up or failed back.
-func (o *Orchestrator) checkDropped(ctx context.Context, next *protection.Config) error {
-	cur, _, err := o.Config(ctx)
+func checkDropped(ctx context.Context, tx store.Tx, next *protection.Config) error {
+	cur, err := configIn(ctx, tx)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	} else if err != nil {
@@ -187,7 +196,7 @@ func (o *Orchestrator) checkDropped(ctx context.Context, next *protection.Config
 		if next.Plan(p.Name) != nil {
 			continue
 		}
-		why, err := o.dropBlocker(ctx, p.Name)
+		why, err := dropBlocker(ctx, tx, p.Name)
 		if err != nil {
 			return err
 		}
@@ -203,15 +212,15 @@ func (o *Orchestrator) checkDropped(ctx context.Context, next *protection.Config
 }
 
 // dropBlocker is why plan may not be dropped now, or "".
-func (o *Orchestrator) dropBlocker(ctx context.Context, plan string) (string, error) {
-	js, err := o.Store.Jobs(ctx, store.JobFilter{Plan: plan, Active: true})
+func dropBlocker(ctx context.Context, tx store.Tx, plan string) (string, error) {
+	js, err := tx.Jobs(ctx, store.JobFilter{Plan: plan, Active: true})
 	if err != nil {
 		return "", err
 	}
 	if len(js) > 0 {
 		return fmt.Sprintf("has an active job %s (%s, %s)", js[0].ID, js[0].Type, js[0].State), nil
 	}
-	st, err := o.Store.PlanState(ctx, plan)
+	st, err := tx.PlanState(ctx, plan)
 	if err != nil {
 		return "", err
 	}

@@ -87,6 +87,11 @@ type pgTx struct {
 	set versions
 }
 
+func (t *pgTx) PutConfig(ctx context.Context, doc []byte) (int64, error) {
+	var v int64
+	return v, t.q.QueryRow(ctx, `INSERT INTO configs (doc) VALUES ($1) RETURNING version`, doc).Scan(&v)
+}
+
 func (t *pgTx) Config(ctx context.Context) (int64, []byte, error) {
 	var v int64
 	var doc []byte

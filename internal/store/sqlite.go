@@ -189,6 +189,14 @@ type sqliteTx struct {
 	set versions
 }
 
+func (t *sqliteTx) PutConfig(ctx context.Context, doc []byte) (int64, error) {
+	res, err := t.q.ExecContext(ctx, `INSERT INTO configs (doc, applied) VALUES (?, ?)`, doc, now())
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
+}
+
 func (t *sqliteTx) Config(ctx context.Context) (int64, []byte, error) {
 	var v int64
 	var doc []byte

@@ -221,6 +221,8 @@ type JobFilter struct {
 type Tx interface {
 	// Config returns the newest config (ErrNotFound before the first).
 	Config(ctx context.Context) (int64, []byte, error)
+	// PutConfig stores a new protection config and returns its version.
+	PutConfig(ctx context.Context, doc []byte) (int64, error)
 
 	// CreateJob fails with a *ConflictError while another active job
 	// holds the same plan; it sets j.Version to 1.
@@ -251,9 +253,6 @@ type Store interface {
 	// (package doc).
 	InTx(ctx context.Context, fn func(tx Tx) error) error
 
-	// PutConfig stores a new protection config atomically and returns
-	// its version.
-	PutConfig(ctx context.Context, doc []byte) (int64, error)
 
 	Logs(ctx context.Context, jobID string, afterSeq int64) ([]LogLine, error)
 
