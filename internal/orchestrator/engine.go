@@ -215,22 +215,33 @@ func (o *Orchestrator) load(j *store.Job) (*run, []step, error) {
 // recorded step where it was and never skips one; a recorded step this
 // version does not know is refused rather than dropped.
 func matchSteps(id string, recorded []store.Step, steps []step) ([]store.Step, error) {
-	byName := make(map[string]store.Step, len(recorded))
-	for _, s := range recorded {
-		byName[s.Name] = s
+	// Two steps of one name (two identical actions of a group) are told
+	// apart by their order among the steps of that name.
+	type key struct {
+		name string
+		nth  int
 	}
+	seen := map[string]int{}
+	byKey := make(map[key]store.Step, len(recorded))
+	for _, s := range recorded {
+		byKey[key{s.Name, seen[s.Name]}] = s
+		seen[s.Name]++
+	}
+	clear(seen)
 	out := make([]store.Step, len(steps))
 	for i, s := range steps {
-		rec, ok := byName[s.name]
+		k := key{s.name, seen[s.name]}
+		seen[s.name]++
+		rec, ok := byKey[k]
 		if !ok {
 			rec = store.Step{Name: s.name, State: store.StepPending}
 		}
-		delete(byName, s.name)
+		delete(byKey, k)
 		out[i] = rec
 	}
-	for name, s := range byName {
+	for k, s := range byKey {
 		if s.State != store.StepPending {
-			return nil, fmt.Errorf("job %s: step %q (%s) is unknown to this haven version: finish or cancel the job with the version that made it", id, name, s.State)
+			return nil, fmt.Errorf("job %s: step %q (%s) is unknown to this haven version: finish or cancel the job with the version that made it", id, k.name, s.State)
 		}
 	}
 	return out, nil

@@ -31,6 +31,12 @@ func TestMatchStepsByName(t *testing.T) {
 	if _, err := matchSteps("j", rec, []step{{name: "a"}, {name: "b"}}); err != nil {
 		t.Errorf("a pending step dropped by this version is harmless: %v", err)
 	}
+	// Two steps of one name keep their own states, in order.
+	twice := []store.Step{{Name: "dns", State: store.StepDone}, {Name: "dns", State: store.StepPending}}
+	got, err = matchSteps("j", twice, []step{{name: "dns"}, {name: "dns"}})
+	if err != nil || got[0].State != store.StepDone || got[1].State != store.StepPending {
+		t.Errorf("two steps of one name: %+v, %v", got, err)
+	}
 }
 
 // Every job type is in the registry with a precondition and steps, and a
