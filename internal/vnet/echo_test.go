@@ -25,6 +25,7 @@ func TestEchoCommandsRepeatTheChanges(t *testing.T) {
 	copyID := vnet.NewID()
 	t.Cleanup(func() {
 		lab.Close()
+		vnet.Netlink{}.DelNS(lab.ID + "-x") // made by hand in build, not by the lab
 		for _, n := range []string{"s", "e", "x"} {
 			vnet.Netlink{}.DelNS(copyID + "-" + n)
 		}
