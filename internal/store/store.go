@@ -253,7 +253,6 @@ type Store interface {
 	// (package doc).
 	InTx(ctx context.Context, fn func(tx Tx) error) error
 
-
 	Logs(ctx context.Context, jobID string, afterSeq int64) ([]LogLine, error)
 
 	PutHeartbeat(ctx context.Context, h Heartbeat) error
