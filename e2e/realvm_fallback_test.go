@@ -71,12 +71,18 @@ func TestRealVMFallbacks(t *testing.T) {
 
 	// (c) The data disk grows by 32 MiB while the VM is paused.
 	const grown = 96 << 20
-	resized := time.Now()
+	// Taken once the disk grew: a scheduled cycle that began before the
+	// resize (and so rightly saw no change of size) is not the one asked
+	// for.
+	var resized time.Time
 	a.pausedPoint(l, spec, "after the resize", func(p vault.Point) {
 		if d, err := p.Disk("data"); err != nil || d.Size != grown {
 			t.Fatalf("point %s: data disk %+v %v, want %d bytes", p.ID, d, err, grown)
 		}
-	}, func() { l.monitor(spec, "block_resize", map[string]any{"device": "d1", "size": grown}) })
+	}, func() {
+		l.monitor(spec, "block_resize", map[string]any{"device": "d1", "size": grown})
+		resized = time.Now()
+	})
 	p = a.firstAfter("first point after the resize", resized)
 	if tag := p.Tags["full_read"]; !strings.Contains(tag, "data: disk resized from 67108864 to 100663296 bytes") || strings.Contains(tag, "root:") {
 		t.Fatalf("point %s after the resize: full_read %q, want the data disk (only) read whole because it grew", p.ID, tag)
