@@ -54,8 +54,9 @@ const (
 )
 
 // kind is everything the engine knows of one job type. Each kind lives in
-// its own file (job_*.go) and is listed once in kinds; nothing else
-// switches on the job type.
+// its own file (job_*.go) and is listed once in kinds: Submit, load,
+// cancel and the CLI ask the kind instead of switching on the type (the
+// data-loss report and the shared-machine guard still name types).
 type kind struct {
 	// takes is the Params fields the kind accepts; others are refused.
 	takes param
