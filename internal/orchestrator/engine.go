@@ -50,7 +50,7 @@ func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p P
 	var j *store.Job
 	var tookOver bool
 	err = o.Store.InTx(ctx, func(tx store.Tx) error {
-		cfg, err := configIn(ctx, tx)
+		cfg, _, err := configIn(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -95,16 +95,17 @@ func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p P
 	return j, nil
 }
 
-func configIn(ctx context.Context, tx store.Tx) (*protection.Config, error) {
+// configIn reads the applied config through tx (the Store is a Tx too).
+func configIn(ctx context.Context, tx store.Tx) (*protection.Config, int64, error) {
 	v, doc, err := tx.Config(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var c protection.Config
 	if err := json.Unmarshal(doc, &c); err != nil {
-		return nil, fmt.Errorf("stored config %d: %w", v, err)
+		return nil, 0, fmt.Errorf("stored config %d: %w", v, err)
 	}
-	return &c, nil
+	return &c, v, nil
 }
 
 // sharedMachinesFree refuses to bring up a plan's machines while another

@@ -134,15 +134,7 @@ func (o *Orchestrator) Close() {
 
 // Config returns the applied protection config.
 func (o *Orchestrator) Config(ctx context.Context) (*protection.Config, int64, error) {
-	v, doc, err := o.Store.Config(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
-	var c protection.Config
-	if err := json.Unmarshal(doc, &c); err != nil {
-		return nil, 0, fmt.Errorf("stored config %d: %w", v, err)
-	}
-	return &c, v, nil
+	return configIn(ctx, o.Store)
 }
 
 // Apply validates a protection document and stores it atomically.
@@ -185,7 +177,7 @@ func (o *Orchestrator) Apply(ctx context.Context, yamlDoc []byte) (int64, *prote
 // plan would vanish with machines running for it, and could no longer be
 // committed, canceled, cleaned up or failed back.
 func checkDropped(ctx context.Context, tx store.Tx, next *protection.Config) error {
-	cur, err := configIn(ctx, tx)
+	cur, _, err := configIn(ctx, tx)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	} else if err != nil {
