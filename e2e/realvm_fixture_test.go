@@ -73,7 +73,7 @@ func (l *rvLab) nic(name, n string, host int) vnet.NIC {
 // spec is a machine of the lab booting disks through SeaBIOS (the ns
 // driver ignores Firmware), re-addressed onto nics by cloud-init.
 func (l *rvLab) spec(name string, disks []machine.Disk, nics ...vnet.NIC) machine.Spec {
-	return machine.Spec{Name: l.lab.ID + "-" + name, Firmware: "bios", CPUs: 2, Readdress: true, Disks: disks, NICs: nics,
+	return machine.Spec{Name: l.lab.ID + "-" + name, Firmware: "bios", CPUs: 1, Readdress: true, Disks: disks, NICs: nics,
 		Health: machine.HealthCheck{TCPPort: 5432}, StopTimeout: 2 * time.Minute,
 		ConsoleLog: filepath.Join(l.dir, name+".console.log")}
 }

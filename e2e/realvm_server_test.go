@@ -53,7 +53,7 @@ machines:
     agent: prim
     driver: qemu
     firmware: bios
-    cpus: 2
+    cpus: 1
     disks: [{name: root}]
     nics: [{name: eth0, network: prod, address: 10.71.0.10/24, recovery: static, static: 10.72.0.10}]
     health: {tcp_port: 5432}
