@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Config says where the bucket is and how to authenticate.
@@ -20,10 +21,55 @@ type Config struct {
 	AccessKey    string // env AWS_ACCESS_KEY_ID
 	SecretKey    string // env AWS_SECRET_ACCESS_KEY
 	SessionToken string // env AWS_SESSION_TOKEN, optional
+	// Lock, when set, is the S3 Object Lock mode (LockGovernance or
+	// LockCompliance) every Put asks for, with a retain-until of now +
+	// Retain. The bucket must have Object Lock enabled (see Prepare). The
+	// vault's retention policy decides Retain (docs/storage.md).
+	Lock   LockMode
+	Retain time.Duration
+}
+
+// LockMode is an S3 Object Lock retention mode.
+type LockMode string
+
+// The two modes S3 defines: GOVERNANCE can be lifted early by a principal
+// holding s3:BypassGovernanceRetention (Haven never does); COMPLIANCE by
+// nobody, not even the account root, until it expires.
+const (
+	LockGovernance LockMode = "GOVERNANCE"
+	LockCompliance LockMode = "COMPLIANCE"
+)
+
+// parseLockMode accepts the modes in any case; "" means no Object Lock.
+func parseLockMode(s string) (LockMode, error) {
+	switch m := LockMode(strings.ToUpper(s)); m {
+	case "", LockGovernance, LockCompliance:
+		return m, nil
+	}
+	return "", fmt.Errorf("s3blob: lock=%q: want governance or compliance", s)
+}
+
+// parseRetain reads a Go duration ("720h") or whole days ("30d").
+func parseRetain(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("s3blob: retain=%q: want a duration such as 30d or 720h", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("s3blob: retain=%q: want a duration such as 30d or 720h", s)
+	}
+	return d, nil
 }
 
 // ParseURL reads s3://BUCKET[/prefix]?endpoint=HOST:PORT&insecure=true&region=R
-// (&pathstyle=true) and takes credentials from the environment through
+// (&pathstyle=true)(&lock=governance|compliance&retain=30d) and takes credentials from the environment through
 // getenv, never from the URL.
 func ParseURL(raw string, getenv func(string) string) (Config, error) {
 	u, err := url.Parse(raw)
@@ -49,6 +95,12 @@ func ParseURL(raw string, getenv func(string) string) (Config, error) {
 	if cfg.PathStyle, err = boolParam(q, "pathstyle"); err != nil {
 		return Config{}, err
 	}
+	if cfg.Lock, err = parseLockMode(q.Get("lock")); err != nil {
+		return Config{}, err
+	}
+	if cfg.Retain, err = parseRetain(q.Get("retain")); err != nil {
+		return Config{}, err
+	}
 	return cfg, cfg.check()
 }
 
@@ -67,6 +119,15 @@ func boolParam(q url.Values, name string) (bool, error) {
 func (c Config) check() error {
 	if c.AccessKey == "" || c.SecretKey == "" {
 		return fmt.Errorf("s3blob: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	if _, err := parseLockMode(string(c.Lock)); err != nil {
+		return err
+	}
+	if c.Retain < 0 {
+		return fmt.Errorf("s3blob: negative retain %v", c.Retain)
+	}
+	if (c.Lock != "") != (c.Retain > 0) {
+		return fmt.Errorf("s3blob: lock and retain go together: set both (lock=governance&retain=30d) or neither")
 	}
 	return nil
 }
@@ -103,6 +164,10 @@ func (c Config) location() string {
 	}
 	if c.PathStyle {
 		q.Set("pathstyle", "true")
+	}
+	if c.Lock != "" {
+		q.Set("lock", strings.ToLower(string(c.Lock)))
+		q.Set("retain", c.Retain.String())
 	}
 	u.RawQuery = q.Encode()
 	return u.String()

@@ -3,6 +3,7 @@ package s3blob
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/minio/minio-go/v7"
 
@@ -28,6 +29,8 @@ func classify(op, name string, err error) error {
 	switch s := r.StatusCode; {
 	case s == 0:
 		return blob.Unavailable(fmt.Errorf("s3blob: %s %s: %w", op, name, err))
+	case retained(r):
+		return blob.Retained(name, fmt.Errorf("s3blob: %s: HTTP %d %s: %s", op, s, r.Code, r.Message))
 	case s == http.StatusNotFound:
 		return fmt.Errorf("%w: %s (s3 %s: %s)", blob.ErrNotFound, name, op, r.Code)
 	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500 || r.Code == "SlowDown":
@@ -35,4 +38,16 @@ func classify(op, name string, err error) error {
 	default:
 		return fmt.Errorf("s3blob: %s %s: HTTP %d %s: %w", op, name, s, r.Code, err)
 	}
+}
+
+// retained reports a refusal because of Object Lock. AWS and versitygw
+// answer 403 AccessDenied "Access Denied because object protected by object
+// lock."; MinIO answers ObjectLocked ("Object is WORM protected"). A plain
+// AccessDenied (a policy refusal) is not a retention: it never expires.
+func retained(r minio.ErrorResponse) bool {
+	if r.Code == "ObjectLocked" {
+		return true
+	}
+	m := strings.ToLower(r.Message)
+	return r.Code == "AccessDenied" && (strings.Contains(m, "object lock") || strings.Contains(m, "worm"))
 }

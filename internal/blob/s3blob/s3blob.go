@@ -12,6 +12,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -94,14 +95,24 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte) error {
 }
 
 func (b *Backend) upload(ctx context.Context, name string, data []byte) error {
-	_, err := b.client.PutObject(ctx, b.cfg.Bucket, b.key(name), bytes.NewReader(data), int64(len(data)),
-		minio.PutObjectOptions{ContentType: "application/octet-stream"})
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+	if b.cfg.Lock != "" {
+		// The retain-until travels with the upload, so no object is ever
+		// stored unlocked, not even for a moment. S3 wants a Content-MD5 (or
+		// checksum) on any upload carrying Object Lock headers.
+		opts.Mode = minio.RetentionMode(b.cfg.Lock)
+		opts.RetainUntilDate = time.Now().Add(b.cfg.Retain).UTC()
+		opts.SendContentMd5 = true
+	}
+	_, err := b.client.PutObject(ctx, b.cfg.Bucket, b.key(name), bytes.NewReader(data), int64(len(data)), opts)
 	return err
 }
 
-// makeBucket creates the bucket; one created meanwhile is fine.
+// makeBucket creates the bucket; one created meanwhile is fine. With a lock
+// mode configured the bucket gets Object Lock (and with it versioning),
+// which S3 can only switch on at creation.
 func (b *Backend) makeBucket(ctx context.Context) error {
-	err := b.client.MakeBucket(ctx, b.cfg.Bucket, minio.MakeBucketOptions{Region: b.cfg.region()})
+	err := b.client.MakeBucket(ctx, b.cfg.Bucket, minio.MakeBucketOptions{Region: b.cfg.region(), ObjectLocking: b.cfg.Lock != ""})
 	if c := code(err); c == "BucketAlreadyOwnedByYou" || c == "BucketAlreadyExists" {
 		return nil
 	}
@@ -164,10 +175,15 @@ func (b *Backend) Stat(ctx context.Context, name string) (blob.Info, error) {
 }
 
 // Delete removes the object; S3 already treats a missing one as success,
-// and a missing bucket is fine too.
+// and a missing bucket is fine too. With Object Lock the bucket is
+// versioned, and Delete removes every version (see deleteVersions); a
+// version still under retention makes it fail with blob.ErrRetained.
 func (b *Backend) Delete(ctx context.Context, name string) error {
 	if err := blob.CheckName(name); err != nil {
 		return err
+	}
+	if b.cfg.Lock != "" {
+		return b.deleteVersions(ctx, name)
 	}
 	err := b.client.RemoveObject(ctx, b.cfg.Bucket, b.key(name), minio.RemoveObjectOptions{})
 	if c := code(err); c == "NoSuchBucket" || c == "NoSuchKey" {
