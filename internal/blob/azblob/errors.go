@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 
 	"github.com/haven-dr/haven/internal/blob"
 )
@@ -23,6 +24,9 @@ func classify(op, name string, err error) error {
 		return blob.Unavailable(fmt.Errorf("azblob: %s %s: %w", op, name, err))
 	}
 	switch code := re.StatusCode; {
+	case re.ErrorCode == string(bloberror.BlobImmutableDueToPolicy):
+		// A version-level immutability policy still holds the blob.
+		return blob.Retained(name, fmt.Errorf("azblob: %s: HTTP %d %s", op, code, re.ErrorCode))
 	case code == http.StatusNotFound:
 		return fmt.Errorf("%w: %s (azblob %s: %s)", blob.ErrNotFound, name, op, re.ErrorCode)
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
