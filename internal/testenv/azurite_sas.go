@@ -3,16 +3,17 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/haven-dr/haven/internal/blob/azblob"
+	"github.com/haven-dr/haven/internal/blob/blobopen"
 )
 
 // AzuriteSAS is a container on Azurite prepared for an append-only agent:
 // created by the admin (shared key), with a container SAS for the agent
-// signed by azblob.AgentSAS, exactly as `haven vault prepare-agent` does.
+// signed by blobopen.PrepareAgent, exactly as `haven vault prepare-agent` does.
 type AzuriteSAS struct {
 	Endpoint  string // http://127.0.0.1:PORT/devstoreaccount1
 	Account   string
@@ -46,22 +47,13 @@ func AzuriteAgentSAS(t testing.TB) *AzuriteSAS {
 	endpoint, account, key := Azurite(t)
 	a := &AzuriteSAS{Endpoint: endpoint, Account: account, Key: key,
 		Container: "hv" + strings.ToLower(rand.Text()[:12])}
-	a.URL = "azblob://" + a.Container + "?account=" + account + "&endpoint=" + endpoint
-	cfg, err := azblob.ParseURL(a.URL, a.AdminEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := azblob.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a.URL = "azblob://" + a.Container + "?account=" + account + "&endpoint=" + url.QueryEscape(endpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := admin.Prepare(ctx); err != nil {
-		t.Fatalf("creating container: %v", err)
+	acc, err := blobopen.PrepareAgent(ctx, a.URL, a.AdminEnv, blobopen.AgentOptions{SASExpiry: time.Hour})
+	if err != nil {
+		t.Fatalf("preparing container: %v", err)
 	}
-	if a.SAS, err = azblob.AgentSAS(cfg, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	a.SAS = acc.Env["AZURE_STORAGE_SAS_TOKEN"]
 	return a
 }

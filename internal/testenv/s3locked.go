@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/blob/s3blob"
 )
 
@@ -52,7 +53,7 @@ func (l *LockedS3) Config(key S3Key) s3blob.Config {
 // LockedS3Bucket starts a versitygw with its own users and versioning,
 // creates an agent user through its admin API, and prepares a bucket with
 // Object Lock, versioning and the agent policy exactly as
-// `haven vault s3-prepare` does. Objects written through URL are locked in
+// `haven vault prepare-agent` does. Objects written through URL are locked in
 // mode for retain.
 func LockedS3Bucket(t testing.TB, mode s3blob.LockMode, retain time.Duration) *LockedS3 {
 	t.Helper()
@@ -74,11 +75,7 @@ func LockedS3Bucket(t testing.TB, mode s3blob.LockMode, retain time.Duration) *L
 	if err != nil {
 		t.Fatalf("versitygw admin create-user: %v\n%s", err, out)
 	}
-	admin, err := s3blob.New(l.Config(l.Admin))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Prepare(ctx, []string{l.Agent.Access}); err != nil {
+	if _, err := blobopen.PrepareAgent(ctx, l.URL, l.Admin.Env, blobopen.AgentOptions{Principals: []string{l.Agent.Access}}); err != nil {
 		t.Fatalf("preparing locked bucket: %v", err)
 	}
 	return l
