@@ -50,31 +50,45 @@ func (l *LockedS3) Config(key S3Key) s3blob.Config {
 	return cfg
 }
 
-// LockedS3Bucket starts a versitygw with its own users and versioning,
-// creates an agent user through its admin API, and prepares a bucket with
-// Object Lock, versioning and the agent policy exactly as
-// `haven vault prepare-agent` does. Objects written through URL are locked in
-// mode for retain.
-func LockedS3Bucket(t testing.TB, mode s3blob.LockMode, retain time.Duration) *LockedS3 {
+// S3ServerWithUsers starts a versitygw that keeps its own users and old
+// versions (so it enforces bucket policies, Object Lock and versioning)
+// and creates a plain user for the agent through its admin API. admin is
+// the gateway's root. No bucket exists yet.
+func S3ServerWithUsers(t testing.TB) (endpoint string, admin, agent S3Key) {
 	t.Helper()
 	endpoint, access, secret := startVersity(t, true)
-	l := &LockedS3{
-		Endpoint: endpoint,
-		Bucket:   "hv" + strings.ToLower(rand.Text()[:12]),
-		Admin:    S3Key{access, secret},
-		Agent:    S3Key{"hvagent" + rand.Text()[:8], rand.Text()},
-	}
-	q := url.Values{"endpoint": {endpoint}, "insecure": {"true"}, "pathstyle": {"true"},
-		"lock": {strings.ToLower(string(mode))}, "retain": {retain.String()}}
-	l.URL = (&url.URL{Scheme: "s3", Host: l.Bucket, RawQuery: q.Encode()}).String()
+	admin = S3Key{access, secret}
+	agent = S3Key{"hvagent" + rand.Text()[:8], rand.Text()}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, LookPath(t, "versitygw"), "admin",
 		"--access", access, "--secret", secret, "--endpoint-url", "http://"+endpoint,
-		"create-user", "--access", l.Agent.Access, "--secret", l.Agent.Secret, "--role", "user").CombinedOutput()
+		"create-user", "--access", agent.Access, "--secret", agent.Secret, "--role", "user").CombinedOutput()
 	if err != nil {
 		t.Fatalf("versitygw admin create-user: %v\n%s", err, out)
 	}
+	return endpoint, admin, agent
+}
+
+// LockedS3URL is the URL of bucket on endpoint with Object Lock in mode for
+// retain (plain HTTP, path style).
+func LockedS3URL(endpoint, bucket string, mode s3blob.LockMode, retain time.Duration) string {
+	q := url.Values{"endpoint": {endpoint}, "insecure": {"true"}, "pathstyle": {"true"},
+		"lock": {strings.ToLower(string(mode))}, "retain": {retain.String()}}
+	return (&url.URL{Scheme: "s3", Host: bucket, RawQuery: q.Encode()}).String()
+}
+
+// LockedS3Bucket starts S3ServerWithUsers and prepares a bucket with
+// Object Lock, versioning and the agent policy exactly as
+// `haven vault prepare-agent` does. Objects written through URL are locked
+// in mode for retain.
+func LockedS3Bucket(t testing.TB, mode s3blob.LockMode, retain time.Duration) *LockedS3 {
+	t.Helper()
+	l := &LockedS3{Bucket: "hv" + strings.ToLower(rand.Text()[:12])}
+	l.Endpoint, l.Admin, l.Agent = S3ServerWithUsers(t)
+	l.URL = LockedS3URL(l.Endpoint, l.Bucket, mode, retain)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	if _, err := blobopen.PrepareAgent(ctx, l.URL, l.Admin.Env, blobopen.AgentOptions{Principals: []string{l.Agent.Access}}); err != nil {
 		t.Fatalf("preparing locked bucket: %v", err)
 	}
@@ -83,3 +97,8 @@ func LockedS3Bucket(t testing.TB, mode s3blob.LockMode, retain time.Duration) *L
 
 // String names the bucket in test logs.
 func (l *LockedS3) String() string { return fmt.Sprintf("s3://%s on %s", l.Bucket, l.Endpoint) }
+
+// Environ is the key as environment entries for a child process.
+func (k S3Key) Environ() []string {
+	return []string{"AWS_ACCESS_KEY_ID=" + k.Access, "AWS_SECRET_ACCESS_KEY=" + k.Secret}
+}
