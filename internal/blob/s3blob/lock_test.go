@@ -12,6 +12,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/haven-dr/haven/internal/blob"
+	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/blob/s3blob"
 	"github.com/haven-dr/haven/internal/testenv"
 )
@@ -129,8 +130,14 @@ func TestAgentCannotDestroy(t *testing.T) {
 	}
 	// An overwrite is the one write S3 cannot refuse to a writer: it lands
 	// as a new version, and the original is still there, locked.
+	// Sent without lock headers, it still falls under the bucket's
+	// default lock: not even the admin can delete that version now.
 	if _, err := agent.PutObject(ctx, l.Bucket, "points/m1/p1", bytes.NewReader([]byte("garbage")), 7, minio.PutObjectOptions{}); err != nil {
-		t.Logf("agent overwrite refused: %v", err)
+		t.Fatalf("agent overwrite: %v", err)
+	}
+	v2 := currentVersion(t, admin, l.Bucket, "points/m1/p1")
+	if err := admin.RemoveObject(ctx, l.Bucket, "points/m1/p1", minio.RemoveObjectOptions{VersionID: v2}); err == nil {
+		t.Error("a version written without lock headers was deletable: the bucket has no default lock")
 	}
 	if got := rawGet(t, admin, l.Bucket, "points/m1/p1", v1); string(got) != "original" {
 		t.Errorf("original version after agent's attempts: %q", got)
@@ -240,5 +247,51 @@ func TestParseURLLock(t *testing.T) {
 		if _, err := s3blob.ParseURL(bad, env); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+}
+
+// TestRetainExtends: the agent, through the wrapped backend the vault
+// uses, can extend the lock of an object in use but never shorten it; the
+// server then refuses the admin's delete until the extended date.
+func TestRetainExtends(t *testing.T) {
+	ctx := context.Background()
+	l := testenv.LockedS3Bucket(t, s3blob.LockGovernance, 2*time.Second)
+	agentBe, err := blobopen.OpenEnv(ctx, l.URL, blob.DefaultLimits(), l.Agent.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := blob.AsRetainer(agentBe)
+	if !ok || r.Retention() != 2*time.Second {
+		t.Fatalf("AsRetainer: %v %v", r, ok)
+	}
+	if err := agentBe.Put(ctx, "data/00/pack", []byte("used by every point")); err != nil {
+		t.Fatal(err)
+	}
+	admin := raw(t, l, l.Admin)
+	_, written := retention(t, admin, l.Bucket, "data/00/pack", "")
+	later := time.Now().Add(time.Hour)
+	if err := r.Retain(ctx, "data/00/pack", later); err != nil {
+		t.Fatalf("agent extends: %v", err)
+	}
+	mode, until := retention(t, admin, l.Bucket, "data/00/pack", "")
+	if mode != "GOVERNANCE" || until.Before(later) || !until.After(written) {
+		t.Fatalf("after extension: %s until %v, want GOVERNANCE until >= %v", mode, until, later)
+	}
+	if err := r.Retain(ctx, "data/00/pack", time.Now().Add(time.Minute)); err != nil {
+		t.Fatalf("shorter retain: %v, want a no-op", err)
+	}
+	if _, now := retention(t, admin, l.Bucket, "data/00/pack", ""); !now.Equal(until) {
+		t.Errorf("shorter retain moved the lock from %v to %v", until, now)
+	}
+	time.Sleep(time.Until(written) + 1100*time.Millisecond) // the original lock has run out
+	if err := backend(t, l, l.Admin).Delete(ctx, "data/00/pack"); !errors.Is(err, blob.ErrRetained) {
+		t.Fatalf("admin delete of an extended lock: %v, want ErrRetained", err)
+	}
+	plain, err := blobopen.OpenEnv(ctx, "s3://b?endpoint="+l.Endpoint+"&insecure=true", blob.DefaultLimits(), l.Agent.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := blob.AsRetainer(plain); ok {
+		t.Error("a URL without lock= reports a retainer")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 )
@@ -78,6 +79,9 @@ func (b *Backend) Prepare(ctx context.Context, agents []string) error {
 	if enabled != "Enabled" {
 		return fmt.Errorf("s3blob: bucket %s exists without Object Lock; S3 enables it only at creation: use a new bucket", b.cfg.Bucket)
 	}
+	if err := b.setDefaultRetention(ctx); err != nil {
+		return classify("object lock config", b.cfg.Bucket, err)
+	}
 	if err := b.client.EnableVersioning(ctx, b.cfg.Bucket); err != nil {
 		return classify("enable versioning", b.cfg.Bucket, err)
 	}
@@ -85,4 +89,19 @@ func (b *Backend) Prepare(ctx context.Context, agents []string) error {
 		return classify("bucket policy", b.cfg.Bucket, err)
 	}
 	return nil
+}
+
+// setDefaultRetention makes the bucket lock, in the URL's mode, whatever
+// arrives without lock headers of its own (a client without lock= in its
+// URL, another tool): nothing lands unlocked. The default counts in whole
+// days, so it is retain rounded up; Haven's own uploads carry their exact
+// retain-until, which takes precedence over the default.
+func (b *Backend) setDefaultRetention(ctx context.Context) error {
+	if b.cfg.Lock == "" {
+		return nil
+	}
+	mode := minio.RetentionMode(b.cfg.Lock)
+	days := uint((b.cfg.Retain + 24*time.Hour - 1) / (24 * time.Hour))
+	unit := minio.Days
+	return b.client.SetObjectLockConfig(ctx, b.cfg.Bucket, &mode, &days, &unit)
 }
