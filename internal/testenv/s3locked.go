@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -94,9 +93,6 @@ func LockedS3Bucket(t testing.TB, mode s3blob.LockMode, retain time.Duration) *L
 	}
 	return l
 }
-
-// String names the bucket in test logs.
-func (l *LockedS3) String() string { return fmt.Sprintf("s3://%s on %s", l.Bucket, l.Endpoint) }
 
 // Environ is the key as environment entries for a child process.
 func (k S3Key) Environ() []string {
