@@ -57,3 +57,10 @@ func AzuriteAgentSAS(t testing.TB) *AzuriteSAS {
 	a.SAS = acc.Env["AZURE_STORAGE_SAS_TOKEN"]
 	return a
 }
+
+// AdminEnviron is the admin's credential as environment entries for a
+// child process (haven run by a test), AgentEnviron the agent's.
+func (a *AzuriteSAS) AdminEnviron() []string { return []string{"AZURE_STORAGE_KEY=" + a.Key} }
+
+// AgentEnviron: see AdminEnviron.
+func (a *AzuriteSAS) AgentEnviron() []string { return []string{"AZURE_STORAGE_SAS_TOKEN=" + a.SAS} }
