@@ -68,7 +68,9 @@ func (c Config) Iface() string { return "wg-" + c.Name }
 // Check refuses a config that cannot work, before anything is made.
 func (c Config) Check() error {
 	var errs []error
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf("%w: tunnel %q: "+f, append([]any{ErrConfig, c.Name}, a...)...)) }
+	bad := func(f string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: tunnel %q: "+f, append([]any{ErrConfig, c.Name}, a...)...))
+	}
 	if !nameRE.MatchString(c.Name) {
 		bad("name: 1-8 of a-z0-9")
 	}
