@@ -135,8 +135,8 @@ func eventually(ns, url string) (string, error) {
 }
 
 // leftovers counts what the recovery network puts outside its sites:
-// hv… nft tables in the host's namespace, tunnel processes, and
-// namespaces of this host.
+// hv… nft tables in the host's namespace, this host's tunnel processes,
+// and namespaces of this host.
 func (w *netWorld) leftovers(t *testing.T) (tables []string, tunnels int, nss []string) {
 	t.Helper()
 	tables, err := nat.List(w.hostNS, vnet.Prefix)
@@ -145,7 +145,7 @@ func (w *netWorld) leftovers(t *testing.T) (tables []string, tunnels int, nss []
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
 	for _, f := range procs {
-		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "HAVEN_WG_CHILD=") {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "HAVEN_WG_CHILD="+w.h.dir) {
 			tunnels++
 		}
 	}
@@ -204,6 +204,10 @@ func TestRecoveryNetworkReal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	clash := PublishRule{Proto: "tcp", On: rule.On, To: netip.MustParseAddrPort("10.1.0.10:80")}
+	if err := h.Publish(ctx, "rec", "db", []PublishRule{clash}); err == nil || !strings.Contains(err.Error(), "published for web already") {
+		t.Errorf("a second machine on the same public address and port: %v", err)
+	}
 	body, err := eventually(w.inet, "http://203.0.113.7:443/")
 	if err != nil || !strings.Contains(body, "hello from web") {
 		t.Fatalf("customer -> 203.0.113.7:443: %q, %v", body, err)
@@ -218,6 +222,9 @@ func TestRecoveryNetworkReal(t *testing.T) {
 	}
 	if _, err := httpGet(w.inet, "http://10.1.0.10/"); err == nil {
 		t.Error("the internet reaches the unpublished database")
+	}
+	if tables, tunnels, _ := w.leftovers(t); len(tables) != 1 || tunnels != 1 {
+		t.Errorf("while failed over: tables %v, %d tunnel processes; want one of each", tables, tunnels)
 	}
 
 	// Cancel/failback: unpublish, then the site goes.

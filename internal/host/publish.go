@@ -34,8 +34,12 @@ func (h *Local) publishFile(site string) string {
 }
 
 // Publish makes rules the machine's published services on site (an
-// empty list removes them). Only a site with an uplink publishes.
+// empty list removes them, as Unpublish). Only a site with an uplink
+// publishes.
 func (h *Local) Publish(ctx context.Context, site, name string, rules []PublishRule) error {
+	if len(rules) == 0 {
+		return h.Unpublish(ctx, site, name)
+	}
 	if err := h.epoch.Check(ctx); err != nil {
 		return err
 	}
@@ -59,12 +63,8 @@ func (h *Local) Publish(ctx context.Context, site, name string, rules []PublishR
 	if readJSON(h.publishFile(site), &old) == nil && old.Machines != nil {
 		rec.Machines = old.Machines
 	}
-	if len(rules) == 0 {
-		delete(rec.Machines, name)
-	} else {
-		rec.Machines[name] = rules
-	}
-	if err := checkClash(rec); err != nil {
+	rec.Machines[name] = rules
+	if err := checkClash(rec, name); err != nil {
 		return err
 	}
 	if err := writeJSON(h.publishFile(site), rec); err != nil {
@@ -73,30 +73,50 @@ func (h *Local) Publish(ctx context.Context, site, name string, rules []PublishR
 	if err := nat.Apply(rec.table()); err != nil {
 		return fmt.Errorf("host: publish on site %s: %w", site, err)
 	}
+	return nil
+}
+
+// Unpublish removes what the machine published on site. It needs only
+// the publish record, so it works whatever became of the site.
+func (h *Local) Unpublish(ctx context.Context, site, name string) error {
+	if err := h.epoch.Check(ctx); err != nil {
+		return err
+	}
+	h.pubMu.Lock()
+	defer h.pubMu.Unlock()
+	var rec publishRecord
+	if err := readJSON(h.publishFile(site), &rec); errors.Is(err, os.ErrNotExist) {
+		return nil // nothing published
+	} else if err != nil {
+		return err
+	}
+	delete(rec.Machines, name)
+	if len(rec.Machines) > 0 {
+		if err := writeJSON(h.publishFile(site), rec); err != nil {
+			return err
+		}
+	}
+	if err := nat.Apply(rec.table()); err != nil {
+		return fmt.Errorf("host: unpublish %s on site %s: %w", name, site, err)
+	}
 	if len(rec.Machines) == 0 {
 		return rmFile(h.publishFile(site))
 	}
 	return nil
 }
 
-// Unpublish removes what the machine published on site.
-func (h *Local) Unpublish(ctx context.Context, site, name string) error {
-	if _, err := os.Stat(h.publishFile(site)); errors.Is(err, os.ErrNotExist) {
-		return h.epoch.Check(ctx) // nothing published: nothing to do
-	}
-	return h.Publish(ctx, site, name, nil)
-}
-
 // checkClash refuses one public address and port for two machines.
-func checkClash(rec publishRecord) error {
-	seen := map[string]string{}
-	for _, m := range slices.Sorted(maps.Keys(rec.Machines)) {
-		for _, r := range rec.Machines[m] {
-			k := r.Proto + " " + r.On.String()
-			if prev, dup := seen[k]; dup && prev != m {
-				return fmt.Errorf("host: %s %s is published for %s already, not for %s too", r.Proto, r.On, prev, m)
+func checkClash(rec publishRecord, name string) error {
+	for _, r := range rec.Machines[name] {
+		for _, other := range slices.Sorted(maps.Keys(rec.Machines)) {
+			if other == name {
+				continue
 			}
-			seen[k] = m
+			for _, o := range rec.Machines[other] {
+				if o.Proto == r.Proto && o.On == r.On {
+					return fmt.Errorf("host: %s %s is published for %s already, not for %s too", r.Proto, r.On, other, name)
+				}
+			}
 		}
 	}
 	return nil

@@ -116,14 +116,15 @@ func eventuallyFetch(ns, url string) (string, error) {
 	return body, err
 }
 
-// tunnelProcs counts running tunnel processes of any test or server.
-func tunnelProcs(t *testing.T) int {
+// tunnelProcs counts running tunnel processes whose records are under
+// dir (other tests and servers may run tunnels meanwhile).
+func tunnelProcs(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
 	dirs, _ := filepath.Glob("/proc/[0-9]*/environ")
 	for _, f := range dirs {
 		b, err := os.ReadFile(f)
-		if err == nil && strings.Contains(string(b), childEnv+"=") {
+		if err == nil && strings.Contains(string(b), childEnv+"="+dir) {
 			n++
 		}
 	}
@@ -135,7 +136,6 @@ func tunnelProcs(t *testing.T) int {
 // WireGuard; a second Start is a no-op; Stop takes the tunnel and its
 // interface away, and with them the office's reach.
 func TestTunnelReachesSiteAtPrimaryAddress(t *testing.T) {
-	before := tunnelProcs(t)
 	w := newTunnelWorld(t)
 	serveName(t, w.site, "10.1.0.10:80", "db")
 	siteDir, officeDir := filepath.Join(w.dir, "site"), filepath.Join(w.dir, "office")
@@ -150,6 +150,9 @@ func TestTunnelReachesSiteAtPrimaryAddress(t *testing.T) {
 	body, err := eventuallyFetch(w.office, "http://10.1.0.10/")
 	if err != nil || body != "db" {
 		t.Fatalf("office -> 10.1.0.10 through the tunnel: %q, %v (site log: %s)", body, err, readLog(siteDir, "office"))
+	}
+	if n := tunnelProcs(t, w.dir); n != 2 {
+		t.Errorf("%d tunnel processes of this test run, want 2", n)
 	}
 	o, _ := owner(siteDir, "office")
 	if err := Start(siteDir, w.site, w.host, w.siteCfg); err != nil {
@@ -174,8 +177,8 @@ func TestTunnelReachesSiteAtPrimaryAddress(t *testing.T) {
 	if err := StopAll(officeDir); err != nil {
 		t.Fatal(err)
 	}
-	if n := tunnelProcs(t); n != before {
-		t.Errorf("%d tunnel processes running, %d before", n, before)
+	if n := tunnelProcs(t, w.dir); n != 0 {
+		t.Errorf("%d tunnel processes left", n)
 	}
 }
 
@@ -183,7 +186,6 @@ func TestTunnelReachesSiteAtPrimaryAddress(t *testing.T) {
 // deleted behind its back (a crashed server's site removed by cleanup)
 // exits by itself instead of keeping the namespace alive.
 func TestTunnelEndsWithItsNamespace(t *testing.T) {
-	before := tunnelProcs(t)
 	w := newTunnelWorld(t)
 	dir := filepath.Join(w.dir, "site")
 	if err := Start(dir, w.site, w.host, w.siteCfg); err != nil {
@@ -200,8 +202,8 @@ func TestTunnelEndsWithItsNamespace(t *testing.T) {
 	if Running(dir, "office") {
 		t.Fatal("the tunnel outlived its site's namespace")
 	}
-	if n := tunnelProcs(t); n != before {
-		t.Errorf("%d tunnel processes running, %d before", n, before)
+	if n := tunnelProcs(t, w.dir); n != 0 {
+		t.Errorf("%d tunnel processes left", n)
 	}
 }
 
