@@ -78,14 +78,16 @@ func TestRecoveryNetworkThroughServer(t *testing.T) {
 	siteKey, sitePub := key("wg-site")
 	officeKey, officePub := key("wg-office")
 	officeDir := filepath.Join(s.dir, "office-wg")
-	s.must(wg.Start(officeDir, office, office, wg.Config{Name: "dr", PrivateKeyFile: officeKey, ListenPort: 51821,
+	s.must(wg.Start(officeDir, office, office, wg.Config{Name: "dr", PrivateKeyFile: officeKey, ListenPort: 51821, Userspace: true,
 		Address: p("192.168.50.1/24"), Peers: []wg.Peer{{PublicKey: sitePub, Endpoint: "198.51.100.1:51820",
 			AllowedIPs: []netip.Prefix{p("10.2.0.0/24")}, Keepalive: time.Second}}}))
 	t.Cleanup(func() { wg.StopAll(officeDir) })
 
 	srv := s.server()
 	srv.Edge = fmt.Sprintf("{netns: %s, interface: hvcust}", s.inet)
-	srv.Extra = fmt.Sprintf("tunnels:\n  - {name: office, private_key_file: %s, listen_port: 51820, peers: [{public_key: %q, allowed_ips: [192.168.50.0/24]}]}\n",
+	// userspace: the test counts the tunnel's process (vnet/wg tests the
+	// kernel-or-userspace choice).
+	srv.Extra = fmt.Sprintf("tunnels:\n  - {name: office, private_key_file: %s, listen_port: 51820, userspace: true, peers: [{public_key: %q, allowed_ips: [192.168.50.0/24]}]}\n",
 		siteKey, officePub)
 	restart := func(sig syscall.Signal) {
 		s.kill("server", sig)

@@ -86,9 +86,11 @@ func newNetWorld(t *testing.T) *netWorld {
 	}
 	siteKey, sitePub := key("site")
 	officeKey, officePub := key("office")
-	h.Tunnels = []wg.Config{{Name: "office", PrivateKeyFile: siteKey, ListenPort: 51820,
+	// Userspace on both ends, so the leftover count (processes) is the
+	// same on a host with kernel WireGuard; vnet/wg tests the choice.
+	h.Tunnels = []wg.Config{{Name: "office", PrivateKeyFile: siteKey, ListenPort: 51820, Userspace: true,
 		Peers: []wg.Peer{{PublicKey: officePub, AllowedIPs: []netip.Prefix{p("192.168.50.0/24")}}}}}
-	w.officeCfg = wg.Config{Name: "dr", PrivateKeyFile: officeKey, ListenPort: 51821, Address: p("192.168.50.1/24"),
+	w.officeCfg = wg.Config{Name: "dr", PrivateKeyFile: officeKey, ListenPort: 51821, Address: p("192.168.50.1/24"), Userspace: true,
 		Peers: []wg.Peer{{PublicKey: sitePub, Endpoint: "198.51.100.1:51820", AllowedIPs: []netip.Prefix{p("10.1.0.0/24")}, Keepalive: time.Second}}}
 	return w
 }

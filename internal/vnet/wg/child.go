@@ -70,7 +70,7 @@ func child(specPath string) error {
 	if err := dev.Up(); err != nil {
 		return fmt.Errorf("up: %w", err)
 	}
-	if err := addressAndRoutes(s); err != nil {
+	if err := configureIface(&netlink.Handle{}, s); err != nil {
 		return err
 	}
 	fmt.Println("ready")
@@ -78,21 +78,23 @@ func child(specPath string) error {
 	return wait(dev, s.NS)
 }
 
-func addressAndRoutes(s childSpec) error {
-	l, err := netlink.LinkByName(s.Iface)
+// configureIface gives the tunnel's interface its address, brings it up
+// and routes the peers' networks into it, through h (in the site).
+func configureIface(h *netlink.Handle, s childSpec) error {
+	l, err := h.LinkByName(s.Iface)
 	if err != nil {
 		return err
 	}
 	if s.Address.IsValid() {
-		if err := netlink.AddrReplace(l, &netlink.Addr{IPNet: ipnet(s.Address)}); err != nil {
+		if err := h.AddrReplace(l, &netlink.Addr{IPNet: ipnet(s.Address)}); err != nil {
 			return fmt.Errorf("address %s: %w", s.Address, err)
 		}
 	}
-	if err := netlink.LinkSetUp(l); err != nil {
+	if err := h.LinkSetUp(l); err != nil {
 		return err
 	}
 	for _, r := range s.Routes {
-		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: ipnet(r.Masked())}); err != nil {
+		if err := h.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: ipnet(r.Masked())}); err != nil {
 			return fmt.Errorf("route %s: %w", r, err)
 		}
 	}

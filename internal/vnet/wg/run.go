@@ -28,10 +28,11 @@ func owner(dir, name string) (vnet.Owner, bool) {
 	return o, err == nil && o.Alive()
 }
 
-// Running reports whether tunnel name's process (recorded in dir) runs.
+// Running reports whether tunnel name (recorded in dir) is up: its
+// process runs, or its kernel interface is in its site.
 func Running(dir, name string) bool {
 	_, ok := owner(dir, name)
-	return ok
+	return ok || kernelUp(dir, name)
 }
 
 // Start brings tunnel c up in namespace siteNS, its UDP socket in edgeNS
@@ -49,24 +50,43 @@ func Start(dir, siteNS, edgeNS string, c Config) error {
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if !c.Userspace {
+		err := startKernel(dir, siteNS, edgeNS, c, key)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errNoKernel) {
+			// The kernel path is not tested on the machine Haven is
+			// tested on; the userspace one is, so it takes over.
+			os.WriteFile(filepath.Join(dir, c.Name+".kernel-error"), []byte(err.Error()+"\n"), 0o600)
+		}
+	}
 	conf, err := c.uapi(key)
 	if err != nil {
 		return err
 	}
-	s := childSpec{Iface: c.Iface(), UAPI: conf, Address: c.Address, NS: siteNS}
-	for _, p := range c.Peers {
-		s.Routes = append(s.Routes, p.AllowedIPs...)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	spec := filepath.Join(dir, c.Name+".spec")
-	b, _ := json.Marshal(s)
+	cs := c.spec()
+	cs.UAPI, cs.NS = conf, siteNS
+	b, _ := json.Marshal(cs)
 	if err := os.WriteFile(spec, b, 0o600); err != nil {
 		return err
 	}
 	defer os.Remove(spec) // the child removes it once read; this covers a failed start
 	return spawn(dir, siteNS, edgeNS, c.Name, spec)
+}
+
+// spec is what the interface in the site gets (the UAPI text is added
+// for the userspace process).
+func (c Config) spec() childSpec {
+	s := childSpec{Iface: c.Iface(), Address: c.Address}
+	for _, p := range c.Peers {
+		s.Routes = append(s.Routes, p.AllowedIPs...)
+	}
+	return s
 }
 
 func spawn(dir, siteNS, edgeNS, name, spec string) error {
@@ -155,7 +175,10 @@ func Stop(dir, name string) error {
 			return fmt.Errorf("wg: tunnel %s (pid %d) does not stop", name, o.PID)
 		}
 	}
-	for _, f := range []string{pidFile(dir, name), filepath.Join(dir, name+".log")} {
+	if err := stopKernel(dir, name); err != nil {
+		return err
+	}
+	for _, f := range []string{pidFile(dir, name), filepath.Join(dir, name+".log"), filepath.Join(dir, name+".kernel-error")} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -165,10 +188,11 @@ func Stop(dir, name string) error {
 
 // StopAll stops every tunnel recorded in dir and removes dir.
 func StopAll(dir string) error {
-	files, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	pids, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
+	kern, _ := filepath.Glob(filepath.Join(dir, "*.kernel"))
 	var errs []error
-	for _, f := range files {
-		errs = append(errs, Stop(dir, strings.TrimSuffix(filepath.Base(f), ".pid")))
+	for _, f := range append(pids, kern...) {
+		errs = append(errs, Stop(dir, strings.TrimSuffix(strings.TrimSuffix(filepath.Base(f), ".pid"), ".kernel")))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

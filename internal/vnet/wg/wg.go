@@ -45,6 +45,8 @@ type Config struct {
 	// Address, if set, is the tunnel interface's own address in the site.
 	Address netip.Prefix `yaml:"address,omitempty" json:"address,omitzero"`
 	Peers   []Peer       `yaml:"peers" json:"peers"`
+	// Userspace skips kernel WireGuard even where the kernel has it.
+	Userspace bool `yaml:"userspace,omitempty" json:"userspace,omitempty"`
 }
 
 // Peer is the other end (the office's WireGuard).
