@@ -196,8 +196,12 @@ func TestRecoveryNetworkReal(t *testing.T) {
 	if err := h.EnsureSite(ctx, "rec", []vnet.Network{vnettest.Net("app", "10.1.0.0/24")}, w.edge); err != nil {
 		t.Fatal(err)
 	}
-	if fwd := ip(t, "netns", "exec", w.hostNS, "sysctl", "-n", "net.ipv4.ip_forward"); strings.TrimSpace(fwd) != "1" {
-		t.Errorf("forwarding in the host's namespace is %q, want 1", fwd)
+	var fwd []byte
+	if err := vnet.Do(w.hostNS, func() (err error) {
+		fwd, err = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		return err
+	}); err != nil || strings.TrimSpace(string(fwd)) != "1" {
+		t.Errorf("forwarding in the host's namespace is %q (%v), want 1", fwd, err)
 	}
 	w.start(t, "rec", "app", "db", "10.1.0.10/24")
 	w.start(t, "rec", "app", "web", "10.1.0.20/24")
