@@ -26,11 +26,18 @@ import (
 // Host runs recovery-site work for the orchestrator.
 type Host interface {
 	// EnsureSite makes a site (a namespace routing for nets, one bridge
-	// each) and, when edge is set, joins it to that existing namespace
-	// (the site's uplink: customers and the traffic manager are there).
+	// each) and, when edge is set, joins it to that uplink (Edge: a
+	// namespace, or a host interface; customers and the traffic manager
+	// are there) and brings the host's tunnels up on it.
 	EnsureSite(ctx context.Context, site string, nets []vnet.Network, edge string) error
 	// RemoveSite removes the site and everything plugged into it.
 	RemoveSite(ctx context.Context, site string) error
+	// Publish makes rules the services machine name publishes on the
+	// addresses of site's uplink (DNAT in, SNAT out; empty removes
+	// them); a site without an uplink refuses. Unpublish removes them.
+	// RemoveSite removes everything a site published.
+	Publish(ctx context.Context, site, name string, rules []PublishRule) error
+	Unpublish(ctx context.Context, site, name string) error
 	// SiteNS is the namespace of a site, from which its machines are
 	// probed.
 	SiteNS(site string) string

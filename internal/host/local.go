@@ -16,6 +16,7 @@ import (
 	"github.com/haven-dr/haven/internal/machine/qemudrv"
 	"github.com/haven-dr/haven/internal/vault"
 	"github.com/haven-dr/haven/internal/vnet"
+	"github.com/haven-dr/haven/internal/vnet/wg"
 )
 
 // Local is the in-process Host: everything happens on this machine.
@@ -29,12 +30,16 @@ type Local struct {
 	// Exec, when set, is the haven binary: ns machines then run detached
 	// in `haven machine run` processes and outlive the server.
 	Exec string
+	// Tunnels join the recovery site (a site with an uplink) to offices
+	// by WireGuard; set before the first EnsureSite.
+	Tunnels []wg.Config
 
 	// epoch is the highest HA leader epoch that gave this host an
 	// order: the servers of one machine share the host's directory, so a
 	// deposed leader's late order is refused here (package fence).
 	epoch *fence.Guard
 
+	pubMu     sync.Mutex // publish records
 	mu        sync.Mutex
 	instances map[string]machine.Instance // site/name
 }
@@ -62,6 +67,9 @@ func NewLocal(dir string, v *vault.Vault, ops vnet.Ops) (*Local, error) {
 	}
 	h := &Local{dir: dir, id: id, ops: ops, vault: v, epoch: g, instances: map[string]machine.Instance{}}
 	h.adopt()
+	if err := h.sweep(); err != nil {
+		return nil, fmt.Errorf("host: remove what removed sites left: %w", err)
+	}
 	return h, nil
 }
 

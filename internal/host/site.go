@@ -55,7 +55,10 @@ func (h *Local) EnsureSite(ctx context.Context, site string, nets []vnet.Network
 	if readJSON(h.siteFile(site), &rec) == nil && nsExists(ns) {
 		added, changed := netDiff(rec.Networks, nets)
 		if len(changed) == 0 && rec.Edge == edge {
-			return h.addNets(site, rec, added)
+			if err := h.addNets(site, rec, added); err != nil {
+				return err
+			}
+			return h.ensureTunnels(site, edge)
 		}
 		if busy := h.siteMachines(site); len(busy) > 0 {
 			why := "networks " + strings.Join(changed, ", ") + " changed (subnet or gateway)"
@@ -81,7 +84,10 @@ func (h *Local) EnsureSite(ctx context.Context, site string, nets []vnet.Network
 		}
 		return err
 	}
-	return writeJSON(h.siteFile(site), siteRecord{Site: site, NS: ns, Networks: nets, Edge: edge})
+	if err := writeJSON(h.siteFile(site), siteRecord{Site: site, NS: ns, Networks: nets, Edge: edge}); err != nil {
+		return err
+	}
+	return h.ensureTunnels(site, edge)
 }
 
 // netDiff compares a site's networks with the ones asked for: networks
@@ -115,7 +121,7 @@ func (h *Local) addNets(site string, rec siteRecord, nets []vnet.Network) error 
 		}
 		if rec.Edge != "" {
 			_, siteIP := transit(rec.NS)
-			if err := existOK(h.ops.AddRoute(rec.Edge, n.Subnet, siteIP.Addr())); err != nil {
+			if err := existOK(h.ops.AddRoute(ParseEdge(rec.Edge).opsNS(), n.Subnet, siteIP.Addr())); err != nil {
 				return fmt.Errorf("host: site %s: route network %s from the uplink: %w", site, n.Name, err)
 			}
 		}
@@ -166,29 +172,35 @@ func (h *Local) makeSite(ns string, nets []vnet.Network, edge string) error {
 // joinEdge links the site to its uplink namespace with a link-local /30
 // (chosen from the site's name, so a restarted host picks the same), routes
 // the site's subnets from the edge, and routes everything else from the
-// site to the edge, so replies reach customers behind it.
+// site to the edge, so replies reach customers behind it. An edge with an
+// interface forwards between it and the site.
 func (h *Local) joinEdge(ns string, nets []vnet.Network, edge string) error {
-	if !nsExists(edge) {
-		return fmt.Errorf("uplink namespace %q does not exist", edge)
+	e := ParseEdge(edge)
+	if err := e.check(); err != nil {
+		return err
 	}
+	en := e.opsNS()
 	edgeIP, siteIP := transit(ns)
-	link := "hv" + hex.EncodeToString(sum(ns)[:6])
+	link := uplinkName(ns)
 	steps := []func() error{
 		// The edge end of a previous uplink of this site can outlive
 		// its namespace for a moment (the kernel deletes namespaces
 		// asynchronously): remove it first (a missing link is fine).
-		func() error { return h.ops.DelLink(edge, link) },
-		func() error { return h.ops.AddVeth(edge, link, ns, "uplink", nil) },
-		func() error { return h.ops.AddAddr(edge, link, edgeIP) },
-		func() error { return h.ops.LinkUp(edge, link) },
+		func() error { return h.ops.DelLink(en, link) },
+		func() error { return h.ops.AddVeth(en, link, ns, "uplink", nil) },
+		func() error { return h.ops.AddAddr(en, link, edgeIP) },
+		func() error { return h.ops.LinkUp(en, link) },
 		func() error { return h.ops.AddAddr(ns, "uplink", siteIP) },
 		func() error { return h.ops.LinkUp(ns, "uplink") },
 		func() error {
 			return h.ops.AddRoute(ns, netip.MustParsePrefix("0.0.0.0/0"), edgeIP.Addr())
 		},
 	}
+	if e.Interface != "" {
+		steps = append(steps, func() error { return h.ops.SetForwarding(en, true) })
+	}
 	for _, n := range nets {
-		steps = append(steps, func() error { return h.ops.AddRoute(edge, n.Subnet, siteIP.Addr()) })
+		steps = append(steps, func() error { return h.ops.AddRoute(en, n.Subnet, siteIP.Addr()) })
 	}
 	for _, s := range steps {
 		if err := s(); err != nil {
@@ -197,6 +209,9 @@ func (h *Local) joinEdge(ns string, nets []vnet.Network, edge string) error {
 	}
 	return nil
 }
+
+// uplinkName is the edge's end of a site's uplink.
+func uplinkName(ns string) string { return "hv" + hex.EncodeToString(sum(ns)[:6]) }
 
 func sum(s string) []byte {
 	b := sha256.Sum256([]byte(s))
@@ -216,6 +231,14 @@ func (h *Local) RemoveSite(ctx context.Context, site string) error {
 		return err
 	}
 	h.stopSiteMachines(ctx, site)
+	// What the site put on the host outside its namespace goes first:
+	// the namespace's deletion takes only what is inside it.
+	if err := h.unpublishSite(site); err != nil {
+		return fmt.Errorf("host: remove site %s: %w", site, err)
+	}
+	if err := h.stopTunnels(site); err != nil {
+		return fmt.Errorf("host: remove site %s: %w", site, err)
+	}
 	ns := h.SiteNS(site)
 	if nsExists(ns) {
 		if err := h.ops.DelNS(ns); err != nil && nsExists(ns) {

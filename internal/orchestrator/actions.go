@@ -33,7 +33,7 @@ func (r *run) runAction(ctx context.Context, name string, a protection.Action, m
 	case protection.ActionScript:
 		return r.script(ctx, a, site, typ, dir)
 	case protection.ActionDNS:
-		return r.cutOver(ctx, a)
+		return r.cutOver(ctx, a, dir)
 	}
 	return fmt.Errorf("unknown action type %q", a.Type)
 }
@@ -89,7 +89,7 @@ func (r *run) script(ctx context.Context, a protection.Action, site, typ, dir st
 // cutOver makes a.Endpoint the profile's only answer and waits until the
 // DNS server answers with it. The endpoints' previous settings are
 // recorded first, so cancel can put them back.
-func (r *run) cutOver(ctx context.Context, a protection.Action) error {
+func (r *run) cutOver(ctx context.Context, a protection.Action, dir string) error {
 	tr, err := r.o.Traffic(r.cfg.Traffic)
 	if err != nil {
 		return err
@@ -106,6 +106,12 @@ func (r *run) cutOver(ctx context.Context, a protection.Action) error {
 	}
 	if target == "" {
 		return fmt.Errorf("traffic manager: profile %s has no endpoint %q with a target", a.Profile, a.Endpoint)
+	}
+	if pub := publishedAddrs(r.cfg); dir == "failover" && len(pub) > 0 && !slices.Contains(pub, target) {
+		// Customers go where DNS sends them; with services published
+		// at the recovery site that is normally one of their addresses.
+		r.warn("DNS endpoint %s/%s targets %s, which is none of the addresses the recovery site publishes on (%s)",
+			a.Profile, a.Endpoint, target, strings.Join(pub, ", "))
 	}
 	for _, e := range prof.Endpoints {
 		want := dns.EndpointPatch{Enabled: ptr(e.Name == a.Endpoint)}

@@ -52,6 +52,7 @@ const machineDoc = `  - name: %[1]s-db
     disks: [{name: root, path: /p/%[1]s-web-root.img}]
     nics: [{name: eth0, network: prod, address: 10.1.0.%[3]d/24}]
     health: {tcp_port: 80}
+    publish: [{port: 80, on: "198.51.100.%[4]d:443"}]
 `
 
 const planDoc = `  - name: %[1]s
@@ -71,7 +72,7 @@ var planNames = []string{"alpha", "beta"}
 func twoPlansConfig() string {
 	var ms, ps string
 	for i, p := range planNames {
-		ms += fmt.Sprintf(machineDoc, p, 10+2*i, 11+2*i)
+		ms += fmt.Sprintf(machineDoc, p, 10+2*i, 11+2*i, i+1)
 		ps += fmt.Sprintf(planDoc, p)
 	}
 	return fmt.Sprintf(twoPlans, ms, ps)
@@ -306,8 +307,8 @@ func (w *world) start() {
 	w.o = New(Options{Store: w.st, Host: w.host, Vault: w.env.Vault,
 		Agents:  func(a protection.Agent) (AgentClient, error) { return w.agents.Dial(a) },
 		Traffic: func(*protection.Traffic) (Traffic, error) { return w.traffic, nil },
-		DiskDir: filepath.Join(w.env.Dir, "disks"),
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil))})
+		DiskDir: filepath.Join(w.env.Dir, "disks"), Edge: "fake-edge",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := w.o.Start(context.Background()); err != nil {
 		w.t.Fatal(err)
 	}

@@ -74,9 +74,28 @@ func (w *world) checkWorld(plan string, e ends) {
 		}
 	}
 	w.checkDNS(plan, e.dns)
+	w.checkPublished(plan, e.site == "recovery")
 	rep := w.o.replicatorFor(plan)
 	if got := rep != nil && rep.cancel != nil; got != e.replicating {
 		w.t.Errorf("plan %s replicating back=%v, want %v", plan, got, e.replicating)
+	}
+}
+
+// checkPublished: a plan's web server is published on the recovery
+// site exactly while the plan is failed over there (never for a drill).
+func (w *world) checkPublished(plan string, want bool) {
+	w.t.Helper()
+	var got []string
+	for _, p := range w.host.World().Published {
+		if strings.HasPrefix(p, SiteRecovery+"/"+plan+"-web ") {
+			got = append(got, p)
+		}
+		if !strings.HasPrefix(p, SiteRecovery+"/") {
+			w.t.Errorf("published on a site other than the recovery site: %s", p)
+		}
+	}
+	if want != (len(got) == 1) || len(got) > 1 {
+		w.t.Errorf("plan %s published %v, want published=%v", plan, got, want)
 	}
 }
 

@@ -105,6 +105,9 @@ const (
 	// held Point (of machine Name, disk Disk) before; cancel rewrites it
 	// back.
 	ResDiskPoint = "disk-point"
+	// ResPublish: machine Name's services published on site Site (DNAT
+	// and SNAT on the recovery host); undo removes them.
+	ResPublish = "publish"
 )
 
 // Resource is something a job created on the recovery side.

@@ -44,6 +44,10 @@ func TestSharedSiteUndoKeepsOtherPlans(t *testing.T) {
 	if got := w.running(SiteRecovery, "alpha"); len(got) != 0 {
 		t.Fatalf("alpha's cancelled failover still runs %v", got)
 	}
+	// The site stays for beta; alpha's published service goes with its
+	// failover, beta's stays.
+	w.checkPublished("alpha", false)
+	w.checkPublished("beta", true)
 
 	w.run(TestFailover, "alpha", Params{})
 	w.run(TestFailover, "beta", Params{})
@@ -59,6 +63,8 @@ func TestSharedSiteUndoKeepsOtherPlans(t *testing.T) {
 		w.run(typ, "alpha", Params{})
 	}
 	w.requireRunning(SiteRecovery, "beta")
+	w.checkPublished("alpha", false) // failed back
+	w.checkPublished("beta", true)
 	if sites := w.host.SiteCreations(SiteRecovery); sites != 1 {
 		t.Fatalf("the recovery site was made %d times while beta ran on it", sites)
 	}

@@ -74,6 +74,11 @@ func (r *run) failoverSteps(plan *protection.Plan, typ, site string) []step {
 			step{label + ": disks", func(ctx context.Context, r *run) error { return r.prepareDisks(ctx, g.Machines) }},
 			step{label + ": start", func(ctx context.Context, r *run) error { return r.startMachines(ctx, site, g.Machines, typ == "test") }},
 			step{label + ": health", func(ctx context.Context, r *run) error { return r.waitHealthy(ctx, site, g.Machines, typ == "test") }})
+		if typ != "test" && publishes(r.cfg, g.Machines) {
+			// Before the after actions: a dns cut-over sends customers
+			// to the published address, which must answer by then.
+			s = append(s, step{label + ": publish", func(ctx context.Context, r *run) error { return r.publish(ctx, site, g.Machines) }})
+		}
 		s = append(s, r.actionSteps(label+": after", g.After, typ, "failover", g.Machines, site)...)
 	}
 	s = append(s, step{"finish", func(ctx context.Context, r *run) error {

@@ -51,6 +51,8 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 			}
 		case ResDNS:
 			err = r.revertDNS(ctx, cfg, x)
+		case ResPublish:
+			err = r.o.Host.Unpublish(ctx, x.Site, x.Name)
 		case ResPrimaryStopped:
 			err = r.startPrimary(ctx, x.Name)
 		case ResPrimaryStarted:

@@ -242,6 +242,38 @@ func (c *Config) checkMachines(k *checker, kinds map[string]string) {
 		}
 	}
 	c.checkRecoveryAddrs(k)
+	c.checkPublish(k)
+}
+
+// checkPublish: a published service needs a port, an IPv4 address and
+// port of the host, a known protocol, and an address no other service
+// takes.
+func (c *Config) checkPublish(k *checker) {
+	seen := map[string]string{}
+	for i := range c.Machines {
+		m := &c.Machines[i]
+		for j := range m.Publish {
+			p := &m.Publish[j]
+			f := fmt.Sprintf("machines[%d].publish[%d]", i, j)
+			if p.Proto == "" {
+				p.Proto = "tcp"
+			}
+			switch {
+			case p.Proto != "tcp" && p.Proto != "udp":
+				k.fail(f+".proto", "%q: want tcp or udp", p.Proto)
+			case p.Port == 0:
+				k.fail(f+".port", "the machine's port is missing")
+			case !p.On.IsValid() || p.On.Port() == 0 || !p.On.Addr().Is4():
+				k.fail(f+".on", "want an IPv4 address of the recovery host with a port, e.g. 203.0.113.7:443")
+			default:
+				key := p.Proto + " " + p.On.String()
+				if prev, dup := seen[key]; dup {
+					k.fail(f+".on", "%s %s is published already by %s", p.Proto, p.On, prev)
+				}
+				seen[key] = m.Name
+			}
+		}
+	}
 }
 
 // checkRecoveryAddrs: two NICs must not get one address at the recovery

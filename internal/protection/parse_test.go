@@ -314,3 +314,39 @@ func TestDNSDirectionsImplied(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishChecked(t *testing.T) {
+	base := `sites: {primary: a, recovery: b}
+networks:
+  primary:  [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
+  recovery: [{name: rec, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
+  test:     [{name: drill, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
+mapping: {recovery: {prod: rec}, test: {prod: drill}}
+machines:
+  - name: web
+    disks: [{name: root}]
+    nics: [{name: eth0, network: prod, address: 10.1.0.20/24, recovery: static, static: 10.2.0.20}]
+    health: {http_port: 80}
+    publish: PUBLISH
+plans: [{name: shop, groups: [{machines: [web]}]}]
+`
+	c, err := Parse([]byte(strings.Replace(base, "PUBLISH", `[{port: 80, on: "203.0.113.7:443"}, {port: 53, on: "203.0.113.7:53", proto: udp}]`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Machines[0].Publish; len(p) != 2 || p[0].Proto != "tcp" || p[0].On.String() != "203.0.113.7:443" || p[1].Proto != "udp" {
+		t.Fatalf("publish = %+v", p)
+	}
+	for _, bad := range []struct{ publish, want string }{
+		{`[{port: 80, on: "203.0.113.7"}]`, "203.0.113.7"},
+		{`[{port: 80, on: "[2001:db8::1]:443"}]`, "publish[0].on"},
+		{`[{on: "203.0.113.7:443"}]`, "publish[0].port"},
+		{`[{port: 80, on: "203.0.113.7:443", proto: sctp}]`, "publish[0].proto"},
+		{`[{port: 80, on: "203.0.113.7:443"}, {port: 81, on: "203.0.113.7:443"}]`, "published already"},
+	} {
+		_, err := Parse([]byte(strings.Replace(base, "PUBLISH", bad.publish, 1)))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("publish %s: err %v, want it to mention %q", bad.publish, err, bad.want)
+		}
+	}
+}

@@ -6,6 +6,7 @@
 package protection
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -70,6 +71,32 @@ type Machine struct {
 	// HealthTimeout bounds how long a booted machine may take to pass its
 	// health check; default 2m.
 	HealthTimeout time.Duration `yaml:"health_timeout,omitempty" json:"health_timeout,omitempty"`
+	// Publish makes the machine's services reachable on addresses of the
+	// recovery host after a (non-test) failover.
+	Publish []Publish `yaml:"publish,omitempty" json:"publish,omitempty"`
+}
+
+// Publish is one service of a machine published at the recovery site:
+// packets to On (an address of the recovery host, with a port) go to the
+// machine's recovery address on Port, and what the machine sends out
+// leaves from On's address.
+type Publish struct {
+	Port  uint16   `yaml:"port" json:"port"`
+	On    HostPort `yaml:"on" json:"on"`
+	Proto string   `yaml:"proto,omitempty" json:"proto,omitempty"` // tcp (default) or udp
+}
+
+// HostPort is an address with a port whose parse error quotes the value,
+// so a refused document names its line.
+type HostPort struct{ netip.AddrPort }
+
+func (h *HostPort) UnmarshalText(b []byte) error {
+	ap, err := netip.ParseAddrPort(string(b))
+	if err != nil {
+		return fmt.Errorf("%q: want address:port, e.g. 203.0.113.7:443", b)
+	}
+	h.AddrPort = ap
+	return nil
 }
 
 // NIC is a machine NIC on a primary network and how it is addressed at the

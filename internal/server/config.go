@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/vnet/wg"
 	"gopkg.in/yaml.v3"
 )
 
@@ -25,9 +26,12 @@ type Config struct {
 	StateDir     string `yaml:"state_dir"`     // default /var/lib/haven/server
 	Vault        string `yaml:"vault"`         // vault URL
 	PasswordFile string `yaml:"password_file"` // else $HAVEN_PASSWORD
-	// Edge is an existing network namespace the recovery site is joined
-	// to: where customers and the traffic manager reach it from.
-	Edge string `yaml:"edge"`
+	// Edge is where the recovery site is joined to the world: an
+	// existing network namespace, or a host interface (edge.go).
+	Edge EdgeConfig `yaml:"edge"`
+	// Tunnels join the recovery network to offices by WireGuard while
+	// the recovery site exists (failover until failback).
+	Tunnels []wg.Config `yaml:"tunnels"`
 	// TokenFile holds the admin token; made at first start (mode 0600).
 	TokenFile string `yaml:"token_file"`
 	// ViewerTokenFile holds the read-only token (console and API reads);
@@ -96,6 +100,12 @@ func (c *Config) Defaults() error {
 	}
 	if c.HA.Lease < 0 || (c.HA.Lease > 0 && c.State == "") {
 		return errors.New("ha: a positive lease, and state: a postgres:// URL shared by the servers")
+	}
+	if err := c.Edge.check(); err != nil {
+		return err
+	}
+	if err := checkTunnels(c.Tunnels, c.Edge); err != nil {
+		return err
 	}
 	if err := c.TLS.defaults(c.Listen); err != nil {
 		return err

@@ -57,6 +57,22 @@ func (h fencedHost) EnsureSite(ctx context.Context, site string, nets []vnet.Net
 	return h.Host.EnsureSite(ctx, site, nets, edge)
 }
 
+func (h fencedHost) Publish(ctx context.Context, site, name string, rules []host.PublishRule) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return h.Host.Publish(ctx, site, name, rules)
+}
+
+func (h fencedHost) Unpublish(ctx context.Context, site, name string) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return h.Host.Unpublish(ctx, site, name)
+}
+
 func (h fencedHost) RemoveSite(ctx context.Context, site string) error {
 	ctx, err := h.enter(ctx)
 	if err != nil {

@@ -110,6 +110,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		v.Close()
 		return nil, err
 	}
+	h.Tunnels = cfg.Tunnels
 	// Recovered machines run detached, so a server restart leaves them
 	// serving; tests that build a server in-process have no haven binary.
 	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "haven" {
@@ -139,7 +140,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	cat.seqFile = filepath.Join(cfg.StateDir, catalogSeqFile)
 	orch := orchestrator.New(orchestrator.Options{Store: st, Host: fencedHost{h, ls.enter}, Vault: v,
 		Agents: fencedAgents(o.Agents, ls.enter), Traffic: fencedTraffic(orchestrator.DNSTraffic, ls.enter),
-		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
+		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge.String(),
 		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
 	orch.Registry().MustRegister(al.collectors()...)
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,

@@ -23,6 +23,7 @@ type Server struct {
 	Vault        string
 	PasswordFile string // empty: $HAVEN_PASSWORD
 	Edge         string
+	Extra        string   // more server.yaml (tunnels:)
 	Args         []string // more arguments (--recover-from-vault)
 }
 
@@ -46,7 +47,7 @@ func (r *Rig) StartServer(ctx context.Context, s Server) (*client.Client, error)
 	if s.PasswordFile != "" {
 		cfg += "password_file: " + s.PasswordFile + "\n"
 	}
-	cfg += "edge: " + s.Edge + "\nstandby_interval: 1s\n"
+	cfg += "edge: " + s.Edge + "\nstandby_interval: 1s\n" + s.Extra
 	path, err := r.Write(s.name()+".yaml", cfg)
 	if err != nil {
 		return nil, err

@@ -33,6 +33,8 @@ type Host struct {
 	running map[string]machine.Spec // site/name
 	disks   map[string]string       // path -> point written there
 	made    map[string]int          // "site:x", "machine:site/name", "disk:path" -> creations
+	// published: site/name -> rules, as host.Local keeps them.
+	published map[string][]host.PublishRule
 }
 
 // Site is a site as the fake host holds it.
@@ -46,7 +48,7 @@ var _ host.Host = (*Host)(nil)
 // NewHost restores disks from v.
 func NewHost(v *vault.Vault) *Host {
 	return &Host{v: v, sites: map[string]Site{}, running: map[string]machine.Spec{},
-		disks: map[string]string{}, made: map[string]int{}}
+		disks: map[string]string{}, made: map[string]int{}, published: map[string][]host.PublishRule{}}
 }
 
 func mkey(site, name string) string { return site + "/" + name }
@@ -116,6 +118,11 @@ func (h *Host) removeSiteLocked(site string) {
 	for k := range h.running {
 		if s, _, _ := cutKey(k); s == site {
 			delete(h.running, k)
+		}
+	}
+	for k := range h.published {
+		if s, _, _ := cutKey(k); s == site {
+			delete(h.published, k)
 		}
 	}
 	delete(h.sites, site)
@@ -245,6 +252,40 @@ func (h *Host) WaitHealthy(ctx context.Context, site string, spec machine.Spec) 
 	return done(nil)
 }
 
+// Publish records rules as the machine's published services; like
+// host.Local it refuses a site without an uplink.
+func (h *Host) Publish(ctx context.Context, site, name string, rules []host.PublishRule) error {
+	done, err := h.enter(ctx, Call{Method: "Publish", Site: site, Machine: name})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, ok := h.sites[site]
+	switch {
+	case !ok:
+		return done(fmt.Errorf("fake host: publish %s: no site %s", name, site))
+	case s.Edge == "":
+		return done(fmt.Errorf("fake host: publish %s: site %s has no uplink", name, site))
+	case len(rules) == 0:
+		delete(h.published, mkey(site, name))
+	default:
+		h.published[mkey(site, name)] = slices.Clone(rules)
+	}
+	return done(nil)
+}
+
+func (h *Host) Unpublish(ctx context.Context, site, name string) error {
+	done, err := h.enter(ctx, Call{Method: "Unpublish", Site: site, Machine: name})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	delete(h.published, mkey(site, name))
+	h.mu.Unlock()
+	return done(nil)
+}
+
 // Kill makes a machine die (as a crash of the recovery host would).
 func (h *Host) Kill(site, name string) {
 	h.mu.Lock()
@@ -295,6 +336,8 @@ type World struct {
 	Sites   []string // site names
 	Running []string // site/name
 	Disks   []string // disks the host prepared that still exist: "path@point it holds"
+	// Published: "site/name proto on->to" of every published service.
+	Published []string
 }
 
 // World returns what exists now.
@@ -313,6 +356,12 @@ func (h *Host) World() World {
 			w.Disks = append(w.Disks, p+"@"+pt)
 		}
 	}
+	for k, rules := range h.published {
+		for _, r := range rules {
+			w.Published = append(w.Published, fmt.Sprintf("%s %s %s->%s", k, r.Proto, r.On, r.To))
+		}
+	}
+	sort.Strings(w.Published)
 	sort.Strings(w.Sites)
 	sort.Strings(w.Running)
 	sort.Strings(w.Disks)
