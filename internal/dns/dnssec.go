@@ -1,0 +1,293 @@
+package dns
+
+import (
+	"crypto"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Signature lifetimes: a signature is made valid from an hour ago (clock
+// skew) for two weeks and made anew once less than a week is left, so a
+// secondary that stops hearing from the primary keeps a valid zone for at
+// least the SOA expire (one week).
+const (
+	sigValidity = 14 * 24 * time.Hour
+	sigRefresh  = 7 * 24 * time.Hour
+	sigBackdate = time.Hour
+	sigCacheMax = 100000
+)
+
+// zoneKey is one zone's signing key (a combined signing key, flags 257).
+type zoneKey struct {
+	pub  *dns.DNSKEY
+	priv crypto.Signer
+	next *dns.DNSKEY // published, not signing: the next key of a rollover
+}
+
+// signer signs RRsets online and keeps the signatures, so an answer that
+// repeats (a profile's answer between two health changes) is signed once.
+type signer struct {
+	keys  map[string]*zoneKey // by zone origin
+	mu    sync.Mutex
+	cache map[string]*dns.RRSIG
+}
+
+// attachDNSSEC loads (or, the first time, creates) the key of every zone
+// and publishes the DNSKEY RRset at the apex of the freshly compiled table.
+func (s *Server) attachDNSSEC(t *table) error {
+	if t.sec == nil {
+		return nil
+	}
+	sg := &signer{keys: map[string]*zoneKey{}, cache: map[string]*dns.RRSIG{}}
+	for origin, z := range t.zones {
+		k, created, err := loadOrCreateKey(t.sec, origin, z.soa.Hdr.Ttl)
+		if err != nil {
+			return fmt.Errorf("dnssec key of %s: %w", origin, err)
+		}
+		if created {
+			s.log.Warn("dnssec key created: publish its DS at the registrar", "zone", origin, "ds", k.pub.ToDS(dns.SHA256).String())
+		}
+		sg.keys[origin] = k
+		apex := z.names[origin]
+		apex.rrs = append(apex.rrs, k.pub)
+		if k.next != nil {
+			apex.rrs = append(apex.rrs, k.next)
+		}
+	}
+	t.signer = sg
+	return nil
+}
+
+// keyFiles are the files of a zone's key: <zone>.key (the DNSKEY in zone
+// file syntax) and <zone>.private (BIND private-key format); "next" names
+// the key published ahead of a rollover.
+func keyFiles(dir, origin, which string) (pub, priv string) {
+	base := filepath.Join(dir, strings.TrimSuffix(origin, ".")+which)
+	return base + ".key", base + ".private"
+}
+
+func loadOrCreateKey(sec *secConf, origin string, ttl uint32) (*zoneKey, bool, error) {
+	pubPath, privPath := keyFiles(sec.keyDir, origin, "")
+	k, err := readKey(pubPath, privPath)
+	created := false
+	if os.IsNotExist(err) {
+		k, err = createKey(sec, origin, ttl)
+		created = true
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	nextPub, nextPriv := keyFiles(sec.keyDir, origin, ".next")
+	if n, err := readKey(nextPub, nextPriv); err == nil {
+		k.next = n.pub
+	} else if !os.IsNotExist(err) {
+		return nil, false, err
+	}
+	if !strings.EqualFold(k.pub.Hdr.Name, origin) {
+		return nil, false, fmt.Errorf("%s holds a key of %s", pubPath, k.pub.Hdr.Name)
+	}
+	return k, created, nil
+}
+
+func readKey(pubPath, privPath string) (*zoneKey, error) {
+	b, err := os.ReadFile(pubPath)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := dns.NewRR(string(b))
+	pub, ok := rr.(*dns.DNSKEY)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%s: not a DNSKEY record: %v", pubPath, err)
+	}
+	f, err := os.Open(privPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	priv, err := pub.ReadPrivateKey(f, privPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", privPath, err)
+	}
+	signer, ok := priv.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%s: key cannot sign", privPath)
+	}
+	return &zoneKey{pub: pub, priv: signer}, nil
+}
+
+// createKey generates a key and stores it (0600) before it is used, so a
+// restart signs with the same key the registrar's DS names.
+func createKey(sec *secConf, origin string, ttl uint32) (*zoneKey, error) {
+	k, err := generateKey(origin, sec.alg, ttl)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeKey(sec.keyDir, origin, "", k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func generateKey(origin string, alg uint8, ttl uint32) (*zoneKey, error) {
+	pub := &dns.DNSKEY{Hdr: hdr(origin, dns.TypeDNSKEY, ttl), Flags: 257, Protocol: 3, Algorithm: alg}
+	priv, err := pub.Generate(256) // P-256; Ed25519 keys have one size
+	if err != nil {
+		return nil, err
+	}
+	return &zoneKey{pub: pub, priv: priv.(crypto.Signer)}, nil
+}
+
+func writeKey(dir, origin, which string, k *zoneKey) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	pubPath, privPath := keyFiles(dir, origin, which)
+	if err := createFileAtomic(privPath, []byte(k.pub.PrivateKeyString(k.priv))); err != nil {
+		return err
+	}
+	return createFileAtomic(pubPath, []byte(k.pub.String()+"\n"))
+}
+
+// sign returns the signature of one RRset, from the cache when the same
+// RRset was signed recently enough.
+func (sg *signer) sign(origin string, rrset []dns.RR, now time.Time) (*dns.RRSIG, error) {
+	k := sg.keys[origin]
+	if k == nil {
+		return nil, fmt.Errorf("no key for %s", origin)
+	}
+	id := rrsetID(rrset)
+	sg.mu.Lock()
+	sig := sg.cache[id]
+	sg.mu.Unlock()
+	if sig != nil && time.Unix(int64(sig.Expiration), 0).Sub(now) > sigRefresh && sig.KeyTag == k.pub.KeyTag() {
+		return sig, nil
+	}
+	h := rrset[0].Header()
+	sig = &dns.RRSIG{
+		Hdr:        dns.RR_Header{Name: h.Name, Rrtype: dns.TypeRRSIG, Class: dns.ClassINET, Ttl: h.Ttl},
+		KeyTag:     k.pub.KeyTag(),
+		SignerName: origin,
+		Algorithm:  k.pub.Algorithm,
+		Inception:  uint32(now.Add(-sigBackdate).Unix()),
+		Expiration: uint32(now.Add(sigValidity).Unix()),
+	}
+	if err := sig.Sign(k.priv, rrset); err != nil {
+		return nil, err
+	}
+	sg.mu.Lock()
+	if len(sg.cache) >= sigCacheMax {
+		clear(sg.cache) // random names (black lies) must not grow it without bound
+	}
+	sg.cache[id] = sig
+	sg.mu.Unlock()
+	return sig, nil
+}
+
+func rrsetID(rrset []dns.RR) string {
+	var b strings.Builder
+	for _, rr := range rrset {
+		b.WriteString(strings.ToLower(rr.String()))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// signSection returns the records with an RRSIG after each RRset; records
+// of one RRset need not be adjacent.
+func (sg *signer) signSection(origin string, rrs []dns.RR, now time.Time) ([]dns.RR, error) {
+	if len(rrs) == 0 {
+		return rrs, nil
+	}
+	var sets [][]dns.RR
+	for _, rr := range rrs {
+		i := slices.IndexFunc(sets, func(s []dns.RR) bool { return sameSet(s[0], rr) })
+		if i < 0 {
+			sets = append(sets, []dns.RR{rr})
+		} else {
+			sets[i] = append(sets[i], rr)
+		}
+	}
+	out := make([]dns.RR, 0, len(rrs)+len(sets))
+	for _, set := range sets {
+		if set[0].Header().Rrtype == dns.TypeRRSIG {
+			continue
+		}
+		sig, err := sg.sign(origin, set, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, set...), sig)
+	}
+	return out, nil
+}
+
+func sameSet(a, b dns.RR) bool {
+	return a.Header().Rrtype == b.Header().Rrtype && strings.EqualFold(a.Header().Name, b.Header().Name)
+}
+
+// DS returns the DS records (SHA-256) of the zones' keys, for the registrar:
+// the active key's, and the next key's while a rollover is under way.
+func DS(cfg *Config) ([]*dns.DS, error) {
+	t, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if t.sec == nil {
+		return nil, fmt.Errorf("%w: no dnssec section", ErrConfig)
+	}
+	var out []*dns.DS
+	for _, origin := range sortedZones(t) {
+		k, _, err := loadOrCreateKey(t.sec, origin, t.zones[origin].soa.Hdr.Ttl)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k.pub.ToDS(dns.SHA256))
+		if k.next != nil {
+			out = append(out, k.next.ToDS(dns.SHA256))
+		}
+	}
+	return out, nil
+}
+
+// NextKey creates the next key of every zone (a no-op where one exists):
+// the first step of a rollover. It is published from the next reload.
+func NextKey(cfg *Config) ([]*dns.DS, error) {
+	t, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if t.sec == nil {
+		return nil, fmt.Errorf("%w: no dnssec section", ErrConfig)
+	}
+	var out []*dns.DS
+	for _, origin := range sortedZones(t) {
+		pubPath, privPath := keyFiles(t.sec.keyDir, origin, ".next")
+		k, err := readKey(pubPath, privPath)
+		if os.IsNotExist(err) {
+			if k, err = generateKey(origin, t.sec.alg, t.zones[origin].soa.Hdr.Ttl); err == nil {
+				err = writeKey(t.sec.keyDir, origin, ".next", k)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k.pub.ToDS(dns.SHA256))
+	}
+	return out, nil
+}
+
+func sortedZones(t *table) []string {
+	var out []string
+	for o := range t.zones {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, compareNames)
+	return out
+}
