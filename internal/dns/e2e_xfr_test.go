@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +130,146 @@ func TestKnotSecondaryFollowsFailover(t *testing.T) {
 	}
 	if n := transfers(s, "ixfr", "ok"); n < 1 {
 		t.Errorf("Knot never used IXFR (%v)", n)
+	}
+}
+
+// axfr transfers example.test from server, dialling from the local
+// address given, signed with the key (name, secret) unless name is "".
+func axfr(server, from, name, secret string) ([]dns.RR, error) {
+	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", server)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	tr := &dns.Transfer{Conn: &dns.Conn{Conn: c}, ReadTimeout: 2 * time.Second}
+	m := new(dns.Msg)
+	m.SetAxfr("example.test.")
+	if name != "" {
+		tr.TsigSecret = map[string]string{name: secret}
+		m.SetTsig(name, dns.HmacSHA256, 300, time.Now().Unix())
+	}
+	ch, err := tr.In(m, server)
+	if err != nil {
+		return nil, err
+	}
+	var out []dns.RR
+	for env := range ch {
+		if env.Error != nil {
+			return out, env.Error
+		}
+		out = append(out, env.RR...)
+	}
+	return out, nil
+}
+
+// TestTransferRefused: a transfer without TSIG, with a wrong secret, with
+// an unknown key or from an address not allowed gets nothing; the right
+// key from an allowed address gets the zone. A real Knot with a wrong
+// secret never loads the zone, and haven dns counts its refused attempts.
+func TestTransferRefused(t *testing.T) {
+	secret := newSecret(t)
+	s := startServer(t, xfrConfig("127.0.0.1:0", 9, secret, "", ""))
+	addr := s.DNSAddr()
+	testenv.Eventually(t, 10*time.Second, "the first zone version", func() bool { return len(s.versions.history("example.test.")) > 0 })
+	for _, tc := range []struct{ what, from, name, secret string }{
+		{"no TSIG", "127.0.0.1", "", ""},
+		{"wrong secret", "127.0.0.1", xfrKeyName, newSecret(t)},
+		{"unknown key", "127.0.0.1", "other.example.test.", secret},
+		{"address not allowed", "127.0.0.2", xfrKeyName, secret},
+	} {
+		if rrs, err := axfr(addr, tc.from, tc.name, tc.secret); err == nil || len(rrs) > 0 {
+			t.Errorf("%s: transferred %d records, err %v", tc.what, len(rrs), err)
+		}
+	}
+	if n := transfers(s, "axfr", "refused"); n != 4 {
+		t.Errorf("refused %v transfers, want 4", n)
+	}
+	rrs, err := axfr(addr, "127.0.0.1", xfrKeyName, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, rr := range rrs {
+		names = append(names, rr.Header().Name+" "+dns.TypeToString[rr.Header().Rrtype])
+	}
+	for _, want := range []string{"example.test. SOA", "www.example.test. A", "app.example.test. A"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("zone has no %s: %v", want, names)
+		}
+	}
+
+	_, hport, _ := net.SplitHostPort(addr)
+	var hp int
+	fmt.Sscan(hport, &hp)
+	knot := testenv.KnotSecondary(t, "example.test.", hp, testenv.TSIGKey{Name: xfrKeyName, Algorithm: "hmac-sha256", Secret: newSecret(t)})
+	testenv.Eventually(t, 30*time.Second, "Knot's transfer with the wrong key to be refused", func() bool {
+		return transfers(s, "axfr", "refused")+transfers(s, "ixfr", "refused") > 4
+	})
+	if got, _, ok := askA(knot.Addr, "www.example.test."); ok {
+		t.Fatalf("Knot with the wrong key serves the zone: %v", got)
+	}
+}
+
+// TestSerialSurvivesRestart: every change raises the serial, and a restart
+// serves the last serial again (content unchanged) rather than the config's.
+func TestSerialSurvivesRestart(t *testing.T) {
+	path := writeConfig(t, xfrConfig("127.0.0.1:0", 9, newSecret(t), "", ""))
+	s := startFrom(t, path)
+	serial := func(s *Server) uint32 {
+		var got uint32
+		testenv.Eventually(t, 10*time.Second, "a serial", func() bool {
+			_, got, _ = askA(s.DNSAddr(), "www.example.test.")
+			return got != 0
+		})
+		return got
+	}
+	first := serial(s)
+	if _, err := apiClient(t, s).SetEnabled(context.Background(), "app.example.test", "primary", false); err != nil {
+		t.Fatal(err)
+	}
+	var second uint32
+	testenv.Eventually(t, 10*time.Second, "the serial to rise", func() bool {
+		_, second, _ = askA(s.DNSAddr(), "www.example.test.")
+		return int32(second-first) > 0
+	})
+	s.Close()
+	s2 := startFrom(t, path)
+	if got := serial(s2); got != second {
+		t.Fatalf("after restart serial %d, before %d (config says 100)", got, second)
+	}
+}
+
+// TestIXFRIsADifference: asked from the previous serial, IXFR answers the
+// difference (the new answer replaces the old), not the whole zone.
+func TestIXFRIsADifference(t *testing.T) {
+	secret := newSecret(t)
+	s := startServer(t, xfrConfig("127.0.0.1:0", 9, secret, "", ""))
+	testenv.Eventually(t, 10*time.Second, "the first zone version", func() bool { return len(s.versions.history("example.test.")) > 0 })
+	old := s.versions.history("example.test.")[0].serial
+	if _, err := apiClient(t, s).SetEnabled(context.Background(), "app.example.test", "primary", false); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "a second version", func() bool { return len(s.versions.history("example.test.")) > 1 })
+	m := new(dns.Msg)
+	m.SetIxfr("example.test.", old, "ns1.example.test.", "hostmaster.example.test.")
+	m.SetTsig(xfrKeyName, dns.HmacSHA256, 300, time.Now().Unix())
+	tr := &dns.Transfer{TsigSecret: map[string]string{xfrKeyName: secret}}
+	ch, err := tr.In(m, s.DNSAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for env := range ch {
+		if env.Error != nil {
+			t.Fatal(env.Error)
+		}
+		for _, rr := range env.RR {
+			got = append(got, strings.Join(strings.Fields(rr.String()), " "))
+		}
+	}
+	if len(got) != 6 || !strings.Contains(got[2], "app.example.test. 5 IN A 127.0.0.1") ||
+		!strings.Contains(got[4], "app.example.test. 5 IN A 127.0.0.2") {
+		t.Fatalf("IXFR from %d:\n%s", old, strings.Join(got, "\n"))
 	}
 }

@@ -82,6 +82,7 @@ func New(cfg *Config, o Options) (*Server, error) {
 		s.pool.Close()
 		return nil, err
 	}
+	s.versions.update() // the first version's serial before the first answer
 	go s.versions.run()
 	return s, nil
 }
