@@ -73,8 +73,8 @@ func TestDNSSECSecureThroughFailover(t *testing.T) {
 		t.Fatalf("before failover: %v", got)
 	}
 	secure("www.example.test.", dns.TypeA, dns.RcodeSuccess)
-	secure("app.example.test.", dns.TypeAAAA, dns.RcodeSuccess)     // NODATA
-	secure("nothere.example.test.", dns.TypeA, dns.RcodeSuccess)    // black lie: NODATA
+	secure("app.example.test.", dns.TypeAAAA, dns.RcodeSuccess)  // NODATA
+	secure("nothere.example.test.", dns.TypeA, dns.RcodeSuccess) // black lie: NODATA
 	secure("a.b.nothere.example.test.", dns.TypeTXT, dns.RcodeSuccess)
 	primary.Stop()
 	testenv.Eventually(t, 30*time.Second, "Unbound to answer the recovery site, securely", func() bool {
