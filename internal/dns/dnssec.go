@@ -28,7 +28,8 @@ const (
 type zoneKey struct {
 	pub  *dns.DNSKEY
 	priv crypto.Signer
-	next *dns.DNSKEY // published, not signing: the next key of a rollover
+	// published, not signing: the next and the previous key of a rollover
+	extra []*dns.DNSKEY
 }
 
 // signer signs RRsets online and keeps the signatures, so an answer that
@@ -52,14 +53,15 @@ func (s *Server) attachDNSSEC(t *table) error {
 			return fmt.Errorf("dnssec key of %s: %w", origin, err)
 		}
 		if created {
-			s.log.Warn("dnssec key created: publish its DS at the registrar", "zone", origin, "ds", k.pub.ToDS(dns.SHA256).String())
+			s.log.Warn("dnssec key created: publish its DS at the registrar (haven dns ds)", "zone", origin)
 		}
 		sg.keys[origin] = k
 		apex := z.names[origin]
 		apex.rrs = append(apex.rrs, k.pub)
-		if k.next != nil {
-			apex.rrs = append(apex.rrs, k.next)
+		for _, x := range k.extra {
+			apex.rrs = append(apex.rrs, x)
 		}
+		s.log.Info("dnssec signing", "zone", origin, "key_tag", k.pub.KeyTag(), "ds", k.pub.ToDS(dns.SHA256).String(), "published_keys", 1+len(k.extra))
 	}
 	t.signer = sg
 	return nil
@@ -84,11 +86,14 @@ func loadOrCreateKey(sec *secConf, origin string, ttl uint32) (*zoneKey, bool, e
 	if err != nil {
 		return nil, false, err
 	}
-	nextPub, nextPriv := keyFiles(sec.keyDir, origin, ".next")
-	if n, err := readKey(nextPub, nextPriv); err == nil {
-		k.next = n.pub
-	} else if !os.IsNotExist(err) {
-		return nil, false, err
+	for _, which := range []string{".next", ".old"} {
+		pub, _ := keyFiles(sec.keyDir, origin, which)
+		x, err := readPub(pub)
+		if err == nil {
+			k.extra = append(k.extra, x)
+		} else if !os.IsNotExist(err) {
+			return nil, false, err
+		}
 	}
 	if !strings.EqualFold(k.pub.Hdr.Name, origin) {
 		return nil, false, fmt.Errorf("%s holds a key of %s", pubPath, k.pub.Hdr.Name)
@@ -96,7 +101,7 @@ func loadOrCreateKey(sec *secConf, origin string, ttl uint32) (*zoneKey, bool, e
 	return k, created, nil
 }
 
-func readKey(pubPath, privPath string) (*zoneKey, error) {
+func readPub(pubPath string) (*dns.DNSKEY, error) {
 	b, err := os.ReadFile(pubPath)
 	if err != nil {
 		return nil, err
@@ -105,6 +110,14 @@ func readKey(pubPath, privPath string) (*zoneKey, error) {
 	pub, ok := rr.(*dns.DNSKEY)
 	if err != nil || !ok {
 		return nil, fmt.Errorf("%s: not a DNSKEY record: %v", pubPath, err)
+	}
+	return pub, nil
+}
+
+func readKey(pubPath, privPath string) (*zoneKey, error) {
+	pub, err := readPub(pubPath)
+	if err != nil {
+		return nil, err
 	}
 	f, err := os.Open(privPath)
 	if err != nil {
@@ -233,7 +246,8 @@ func sameSet(a, b dns.RR) bool {
 }
 
 // DS returns the DS records (SHA-256) of the zones' keys, for the registrar:
-// the active key's, and the next key's while a rollover is under way.
+// the active key's, then the next and the old key's while a rollover is
+// under way.
 func DS(cfg *Config) ([]*dns.DS, error) {
 	t, err := compile(cfg)
 	if err != nil {
@@ -249,8 +263,8 @@ func DS(cfg *Config) ([]*dns.DS, error) {
 			return nil, err
 		}
 		out = append(out, k.pub.ToDS(dns.SHA256))
-		if k.next != nil {
-			out = append(out, k.next.ToDS(dns.SHA256))
+		for _, x := range k.extra {
+			out = append(out, x.ToDS(dns.SHA256))
 		}
 	}
 	return out, nil
