@@ -27,6 +27,7 @@ const (
 // zoneKey is one zone's signing key (a combined signing key, flags 257).
 type zoneKey struct {
 	pub  *dns.DNSKEY
+	tag  uint16
 	priv crypto.Signer
 	// published, not signing: the next and the previous key of a rollover
 	extra []*dns.DNSKEY
@@ -36,7 +37,7 @@ type zoneKey struct {
 // repeats (a profile's answer between two health changes) is signed once.
 type signer struct {
 	keys  map[string]*zoneKey // by zone origin
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	cache map[string]*dns.RRSIG
 }
 
@@ -55,6 +56,7 @@ func (s *Server) attachDNSSEC(t *table) error {
 		if created {
 			s.log.Warn("dnssec key created: publish its DS at the registrar (haven dns ds)", "zone", origin)
 		}
+		k.tag = k.pub.KeyTag()
 		sg.keys[origin] = k
 		apex := z.names[origin]
 		apex.rrs = append(apex.rrs, k.pub)
@@ -175,17 +177,18 @@ func (sg *signer) sign(origin string, rrset []dns.RR, now time.Time) (*dns.RRSIG
 	if k == nil {
 		return nil, fmt.Errorf("no key for %s", origin)
 	}
-	id := rrsetID(rrset)
-	sg.mu.Lock()
-	sig := sg.cache[id]
-	sg.mu.Unlock()
-	if sig != nil && time.Unix(int64(sig.Expiration), 0).Sub(now) > sigRefresh && sig.KeyTag == k.pub.KeyTag() {
+	var buf [512]byte
+	id := rrsetID(buf[:0], rrset)
+	sg.mu.RLock()
+	sig := sg.cache[string(id)] // no allocation for the lookup
+	sg.mu.RUnlock()
+	if sig != nil && time.Unix(int64(sig.Expiration), 0).Sub(now) > sigRefresh {
 		return sig, nil
 	}
 	h := rrset[0].Header()
 	sig = &dns.RRSIG{
 		Hdr:        dns.RR_Header{Name: h.Name, Rrtype: dns.TypeRRSIG, Class: dns.ClassINET, Ttl: h.Ttl},
-		KeyTag:     k.pub.KeyTag(),
+		KeyTag:     k.tag,
 		SignerName: origin,
 		Algorithm:  k.pub.Algorithm,
 		Inception:  uint32(now.Add(-sigBackdate).Unix()),
@@ -198,18 +201,26 @@ func (sg *signer) sign(origin string, rrset []dns.RR, now time.Time) (*dns.RRSIG
 	if len(sg.cache) >= sigCacheMax {
 		clear(sg.cache) // random names (black lies) must not grow it without bound
 	}
-	sg.cache[id] = sig
+	sg.cache[string(id)] = sig
 	sg.mu.Unlock()
 	return sig, nil
 }
 
-func rrsetID(rrset []dns.RR) string {
-	var b strings.Builder
+// rrsetID identifies an RRset for the signature cache: each record's owner
+// in lower case (a signature holds for every case of it) and its wire form.
+func rrsetID(b []byte, rrset []dns.RR) []byte {
+	var wire [512]byte
 	for _, rr := range rrset {
-		b.WriteString(strings.ToLower(rr.String()))
-		b.WriteByte('\n')
+		b = append(b, strings.ToLower(rr.Header().Name)...)
+		b = append(b, 0)
+		n, err := dns.PackRR(rr, wire[:], 0, nil, false)
+		if err != nil {
+			b = append(b, rr.String()...) // larger than a buffer: rare, slower
+		} else {
+			b = append(b, wire[:n]...)
+		}
 	}
-	return b.String()
+	return b
 }
 
 // signSection returns the records with an RRSIG after each RRset; records
@@ -217,6 +228,13 @@ func rrsetID(rrset []dns.RR) string {
 func (sg *signer) signSection(origin string, rrs []dns.RR, now time.Time) ([]dns.RR, error) {
 	if len(rrs) == 0 {
 		return rrs, nil
+	}
+	if oneSet(rrs) { // the usual answer: no grouping needed
+		sig, err := sg.sign(origin, rrs, now)
+		if err != nil {
+			return nil, err
+		}
+		return append(rrs[:len(rrs):len(rrs)], sig), nil
 	}
 	var sets [][]dns.RR
 	for _, rr := range rrs {
@@ -239,6 +257,15 @@ func (sg *signer) signSection(origin string, rrs []dns.RR, now time.Time) ([]dns
 		out = append(append(out, set...), sig)
 	}
 	return out, nil
+}
+
+func oneSet(rrs []dns.RR) bool {
+	for _, rr := range rrs[1:] {
+		if !sameSet(rrs[0], rr) {
+			return false
+		}
+	}
+	return rrs[0].Header().Rrtype != dns.TypeRRSIG
 }
 
 func sameSet(a, b dns.RR) bool {
