@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -19,8 +20,12 @@ import (
 // answers, and through a Knot secondary) and must find every answer secure.
 
 func dnssecConfig(httpPort int, keyDir, secret string) string {
+	return dnssecConfigAlg(httpPort, keyDir, secret, "ecdsap256sha256")
+}
+
+func dnssecConfigAlg(httpPort int, keyDir, secret, alg string) string {
 	return xfrConfig("127.0.0.1:0", httpPort, secret, "",
-		fmt.Sprintf("dnssec: {algorithm: ecdsap256sha256, key_dir: %s}\n", keyDir))
+		fmt.Sprintf("dnssec: {algorithm: %s, key_dir: %s}\n", alg, keyDir))
 }
 
 // validated asks a validating resolver; it returns the rcode, the AD bit
@@ -151,8 +156,15 @@ func (p *tamperProxy) relay(q []byte, from net.Addr, upstream string) {
 
 // TestDNSSECTamperedAnswerRefused: through the proxy, answers validate;
 // once it flips a bit of the A records, Unbound refuses them (SERVFAIL).
+// Both algorithms.
 func TestDNSSECTamperedAnswerRefused(t *testing.T) {
-	s := startServer(t, dnssecConfig(9, t.TempDir(), newSecret(t)))
+	for _, alg := range []string{"ecdsap256sha256", "ed25519"} {
+		t.Run(alg, func(t *testing.T) { tamperedRefused(t, alg) })
+	}
+}
+
+func tamperedRefused(t *testing.T, alg string) {
+	s := startServer(t, dnssecConfigAlg(9, t.TempDir(), newSecret(t), alg))
 	proxy := startTamperProxy(t, s.DNSAddr())
 	resolver := testenv.UnboundValidating(t, "example.test.", portOf(t, proxy.pc.LocalAddr().String()), anchorOf(s))
 	if rc, ad, got := validated(t, resolver, "www.example.test.", dns.TypeA); rc != dns.RcodeSuccess || !ad || !slices.Equal(got, []string{"127.0.0.9"}) {
@@ -204,6 +216,53 @@ func TestDNSSECThroughKnotSecondary(t *testing.T) {
 		}
 		return slices.Equal(got, []string{"127.0.0.2"})
 	})
+}
+
+// TestDNSSECRollover follows the documented rollover: a resolver that
+// trusts the old key stays secure while the next key is published; after
+// the swap a resolver trusting both (the parent's double DS) or only the
+// new key is secure, and one trusting only the old key is not, which is
+// why the new DS must be at the parent before the swap.
+func TestDNSSECRollover(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, dnssecConfig(9, dir, newSecret(t)))
+	s := startFrom(t, path)
+	oldAnchor := anchorOf(s)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NextKey(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReloadFile(); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(when string, secure bool, anchors ...string) {
+		t.Helper()
+		r := testenv.UnboundValidating(t, "example.test.", portOf(t, s.DNSAddr()), anchors...)
+		rc, ad, _ := validated(t, r, "www.example.test.", dns.TypeA)
+		if ok := rc == dns.RcodeSuccess && ad; ok != secure {
+			t.Fatalf("%s: %s AD %v, want secure=%v", when, dns.RcodeToString[rc], ad, secure)
+		}
+	}
+	ask("next key published, old anchor", true, oldAnchor)
+	for _, f := range [][2]string{{"example.test.key", "example.test.old.key"}, {"example.test.private", "example.test.old.private"},
+		{"example.test.next.key", "example.test.key"}, {"example.test.next.private", "example.test.private"}} {
+		if err := os.Rename(filepath.Join(dir, f[0]), filepath.Join(dir, f[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ReloadFile(); err != nil {
+		t.Fatal(err)
+	}
+	newAnchor := anchorOf(s)
+	if newAnchor == oldAnchor {
+		t.Fatal("the swap did not change the signing key")
+	}
+	ask("after the swap, double DS", true, oldAnchor, newAnchor)
+	ask("after the swap, new DS only", true, newAnchor)
+	ask("after the swap, old DS only", false, oldAnchor)
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }

@@ -24,14 +24,16 @@ func Unbound(t testing.TB, zone string, authPort int) string {
 
 // UnboundValidating starts Unbound on 127.0.0.1 as a validating resolver
 // for zone, with the authoritative server at 127.0.0.1:authPort as its
-// stub and anchor (a DNSKEY record in zone-file syntax) as the zone's
-// trust anchor, so its answers are secure (AD) only when they validate.
-func UnboundValidating(t testing.TB, zone string, authPort int, anchor string) string {
+// stub and anchors (DNSKEY or DS records in zone-file syntax; several act
+// like a DS set with several keys) as the zone's trust anchors, so its
+// answers are secure (AD) only when they validate.
+func UnboundValidating(t testing.TB, zone string, authPort int, anchors ...string) string {
 	t.Helper()
-	return startUnbound(t, zone, authPort, fmt.Sprintf(`  module-config: "validator iterator"
-  trust-anchor: "%s"
-  val-log-level: 2
-`, anchor))
+	conf := "  module-config: \"validator iterator\"\n  val-log-level: 2\n"
+	for _, a := range anchors {
+		conf += fmt.Sprintf("  trust-anchor: \"%s\"\n", a)
+	}
+	return startUnbound(t, zone, authPort, conf)
 }
 
 func startUnbound(t testing.TB, zone string, authPort int, modules string) string {
