@@ -116,30 +116,40 @@ func writeKey(dir, origin, which string, k *zoneKey) error {
 // the active key's, then the next and the old key's while a rollover is
 // under way.
 func DS(cfg *Config) ([]*dns.DS, error) {
-	t, err := compile(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if t.sec == nil {
-		return nil, fmt.Errorf("%w: no dnssec section", ErrConfig)
-	}
-	var out []*dns.DS
-	for _, origin := range sortedZones(t) {
-		k, _, err := loadOrCreateKey(t.sec, origin, t.zones[origin].soa.Hdr.Ttl)
+	return forZones(cfg, func(sec *secConf, origin string, ttl uint32) ([]*dns.DS, error) {
+		k, _, err := loadOrCreateKey(sec, origin, ttl)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, k.pub.ToDS(dns.SHA256))
+		out := []*dns.DS{k.pub.ToDS(dns.SHA256)}
 		for _, x := range k.extra {
 			out = append(out, x.ToDS(dns.SHA256))
 		}
-	}
-	return out, nil
+		return out, nil
+	})
 }
 
 // NextKey creates the next key of every zone (a no-op where one exists):
 // the first step of a rollover. It is published from the next reload.
 func NextKey(cfg *Config) ([]*dns.DS, error) {
+	return forZones(cfg, func(sec *secConf, origin string, ttl uint32) ([]*dns.DS, error) {
+		pubPath, privPath := keyFiles(sec.keyDir, origin, ".next")
+		k, err := readKey(pubPath, privPath)
+		if os.IsNotExist(err) {
+			if k, err = generateKey(origin, sec.alg, ttl); err == nil {
+				err = writeKey(sec.keyDir, origin, ".next", k)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []*dns.DS{k.pub.ToDS(dns.SHA256)}, nil
+	})
+}
+
+// forZones runs f for each zone of a config with a dnssec section, in
+// canonical order, and collects the DS records it returns.
+func forZones(cfg *Config, f func(sec *secConf, origin string, ttl uint32) ([]*dns.DS, error)) ([]*dns.DS, error) {
 	t, err := compile(cfg)
 	if err != nil {
 		return nil, err
@@ -149,17 +159,11 @@ func NextKey(cfg *Config) ([]*dns.DS, error) {
 	}
 	var out []*dns.DS
 	for _, origin := range sortedZones(t) {
-		pubPath, privPath := keyFiles(t.sec.keyDir, origin, ".next")
-		k, err := readKey(pubPath, privPath)
-		if os.IsNotExist(err) {
-			if k, err = generateKey(origin, t.sec.alg, t.zones[origin].soa.Hdr.Ttl); err == nil {
-				err = writeKey(t.sec.keyDir, origin, ".next", k)
-			}
-		}
+		ds, err := f(t.sec, origin, t.zones[origin].soa.Hdr.Ttl)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, k.pub.ToDS(dns.SHA256))
+		out = append(out, ds...)
 	}
 	return out, nil
 }
