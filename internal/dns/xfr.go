@@ -34,6 +34,7 @@ func (s *Server) special(w dns.ResponseWriter, r *dns.Msg, t *table, remote neti
 func (s *Server) reply(w dns.ResponseWriter, r *dns.Msg, rcode int) {
 	m := new(dns.Msg)
 	m.SetRcode(r, rcode)
+	signReply(w, r, m) // a refusal to a good signature is signed too (RFC 8945 5.3)
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("dns write", "err", err)
 	}
