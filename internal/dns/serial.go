@@ -14,6 +14,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/haven-dr/haven/internal/dns/health"
 )
 
 // Zone versions exist for secondaries: each change of a zone's content (a
@@ -42,6 +44,7 @@ type versions struct {
 	serials atomic.Pointer[map[string]uint32]
 	stored  map[string]storedSerial
 	count   *prometheus.CounterVec
+	kick    chan struct{} // a health change: look now, not at the next tick
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -53,7 +56,8 @@ type storedSerial struct {
 }
 
 func newVersions(s *Server, statePath string) (*versions, error) {
-	v := &versions{s: s, zones: map[string][]*zoneVersion{}, stop: make(chan struct{}), done: make(chan struct{})}
+	v := &versions{s: s, zones: map[string][]*zoneVersion{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if statePath != "" {
 		v.path = statePath + ".serials"
 	}
@@ -99,7 +103,18 @@ func (v *versions) run() {
 		case <-v.stop:
 			return
 		case <-tk.C:
+		case <-v.kick:
 		}
+	}
+}
+
+// changed is the health hook: it logs the change and has the zones looked
+// at at once.
+func (s *Server) changed(c *health.Checker, from, to health.State, reason string) {
+	s.stateChange(c, from, to, reason)
+	select {
+	case s.versions.kick <- struct{}{}:
+	default:
 	}
 }
 

@@ -77,7 +77,7 @@ func New(cfg *Config, o Options) (*Server, error) {
 	if s.versions, err = newVersions(s, s.statePath); err != nil {
 		return nil, err
 	}
-	s.pool = health.NewPool(health.Hooks{Result: s.probeResult, Change: s.stateChange})
+	s.pool = health.NewPool(health.Hooks{Result: s.probeResult, Change: s.changed})
 	if err := s.Reload(cfg); err != nil {
 		s.pool.Close()
 		return nil, err
