@@ -273,3 +273,32 @@ func TestIXFRIsADifference(t *testing.T) {
 		t.Fatalf("IXFR from %d:\n%s", old, strings.Join(got, "\n"))
 	}
 }
+
+// TestKnotFollowsRestart: haven dns stops, its config changes while it is
+// down, and it starts again on the same address: the new version is
+// announced after the restart (its NOTIFY is held until the sockets are
+// open) and Knot, whose SOA refresh is an hour, transfers it.
+func TestKnotFollowsRestart(t *testing.T) {
+	secret := newSecret(t)
+	path := writeConfig(t, xfrConfig("127.0.0.1:0", 9, secret, "", ""))
+	s := startFrom(t, path)
+	addr := s.DNSAddr()
+	knot := testenv.KnotSecondary(t, "example.test.", portOf(t, addr), testenv.TSIGKey{Name: xfrKeyName, Algorithm: "hmac-sha256", Secret: secret})
+	y := xfrConfig(addr, 9, secret, knot.Addr, "")
+	if err := writeFile(path, y); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "Knot to load the zone", func() bool {
+		got, _, _ := askA(knot.Addr, "www.example.test.")
+		return slices.Equal(got, []string{"127.0.0.9"})
+	})
+	s.Close()
+	if err := writeFile(path, strings.Replace(y, "127.0.0.9", "127.0.0.10", 1)); err != nil {
+		t.Fatal(err)
+	}
+	startFrom(t, path)
+	testenv.Eventually(t, 30*time.Second, "Knot to serve the record changed while haven dns was down", func() bool {
+		got, _, _ := askA(knot.Addr, "www.example.test.")
+		return slices.Equal(got, []string{"127.0.0.10"})
+	})
+}

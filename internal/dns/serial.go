@@ -48,6 +48,10 @@ type versions struct {
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	started atomic.Bool
+	// held are the NOTIFYs of versions made before the sockets opened (a
+	// secondary told then would find nobody to ask and wait its retry).
+	held map[string]dns.RR
 }
 
 type storedSerial struct {
@@ -92,7 +96,24 @@ func loadSerials(path string) (map[string]storedSerial, error) {
 	return out, nil
 }
 
-// run makes new versions until Close.
+// start sends the held NOTIFYs and makes new versions until close; the
+// server calls it once its sockets are open.
+func (v *versions) start() {
+	if !v.started.CompareAndSwap(false, true) {
+		return
+	}
+	v.mu.Lock()
+	held := v.held
+	v.held = nil
+	v.mu.Unlock()
+	if t := v.s.table.Load(); t != nil && t.xfr != nil {
+		for origin, soa := range held {
+			v.notifyAll(t, origin, soa)
+		}
+	}
+	go v.run()
+}
+
 func (v *versions) run() {
 	defer close(v.done)
 	tk := time.NewTicker(versionTick)
@@ -120,7 +141,9 @@ func (s *Server) changed(c *health.Checker, from, to health.State, reason string
 
 func (v *versions) close() {
 	v.once.Do(func() { close(v.stop) })
-	<-v.done
+	if v.started.Load() {
+		<-v.done
+	}
 }
 
 // update makes a new version of every zone whose content changed (or whose
@@ -166,7 +189,16 @@ func (v *versions) update() {
 	}
 	for i, nv := range changed {
 		v.s.log.Info("zone changed", "zone", origins[i], "serial", nv.serial)
-		v.notifyAll(t, origins[i], nv.rrs[0])
+		if v.started.Load() {
+			v.notifyAll(t, origins[i], nv.rrs[0])
+			continue
+		}
+		v.mu.Lock()
+		if v.held == nil {
+			v.held = map[string]dns.RR{}
+		}
+		v.held[origins[i]] = nv.rrs[0]
+		v.mu.Unlock()
 	}
 }
 

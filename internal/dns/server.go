@@ -83,7 +83,6 @@ func New(cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.versions.update() // the first version's serial before the first answer
-	go s.versions.run()
 	return s, nil
 }
 
@@ -165,6 +164,7 @@ func (s *Server) Start() error {
 		s.serve(&dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.MaxMsgSize, TsigProvider: tsigProvider{s}})
 	}
 	s.serve(&dns.Server{Listener: lis.tcp, Handler: s, ReadTimeout: 5 * time.Second, TsigProvider: tsigProvider{s}})
+	s.versions.start() // NOTIFY only once secondaries can ask back
 	if t.api != "" {
 		if err := s.startAPI(t.api); err != nil {
 			s.Close()
