@@ -116,7 +116,7 @@ func unescape(l string) string {
 	}
 	var b strings.Builder
 	for i := 0; i < len(l); i++ {
-		if l[i] == '\\' && i+3 < len(l)+0 && isDigits(l[i+1:i+4]) {
+		if l[i] == '\\' && i+3 < len(l) && isDigits(l[i+1:i+4]) {
 			b.WriteByte((l[i+1]-'0')*100 + (l[i+2]-'0')*10 + l[i+3] - '0')
 			i += 3
 			continue
