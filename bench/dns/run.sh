@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of `haven dns` against PowerDNS 4.7 (bind backend, LUA ifurlup)
 # and Knot 3.2 (static A record), all on loopback, each under dnsperf for
-# DURATION seconds (default 10). Prints QPS, average latency and ratios.
+# DURATION seconds (default 10). Then the cost of DNSSEC: haven dns with
+# online signing and Knot signing the same zone (dnssec-signing: on, both
+# ECDSA P-256), asked with the DO bit. Prints QPS, average latency and ratios.
 #   bench/dns/run.sh            # HAVEN_BIN=path to use a prebuilt binary
 # Installs its own Debian packages (not part of CI): dnsperf pdns-server
 # pdns-backend-bind knot. Nothing leaves loopback; everything it starts is
@@ -32,7 +34,7 @@ cleanup() {
 trap cleanup EXIT
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-HTTP=$(port) PH=$(port) PP=$(port) PK=$(port)
+HTTP=$(port) PH=$(port) PP=$(port) PK=$(port) PHS=$(port) PKS=$(port)
 
 # Health endpoints: the primary and the recovery site, both up.
 mkdir -p "$tmp/www" && echo ok >"$tmp/www/health"
@@ -59,6 +61,11 @@ profiles:
       - {name: recovery, target: 127.0.0.2, priority: 2}
 YAML
 "$HAVEN_BIN" dns --config "$tmp/haven.yaml" 2>"$tmp/haven.log" &
+pids+=($!)
+# The same profile, signed online (key created in key_dir at start).
+sed -e "s/127.0.0.1:$PH/127.0.0.1:$PHS/" "$tmp/haven.yaml" >"$tmp/haven-dnssec.yaml"
+echo "dnssec: {algorithm: ecdsap256sha256, key_dir: $tmp/haven-keys}" >>"$tmp/haven-dnssec.yaml"
+"$HAVEN_BIN" dns --config "$tmp/haven-dnssec.yaml" 2>"$tmp/haven-dnssec.log" &
 pids+=($!)
 
 # PowerDNS: the same answer from a LUA record, evaluated per query when
@@ -103,6 +110,23 @@ zone:
 KNOT
 knotd -c "$tmp/knot.conf" >"$tmp/knot.log" 2>&1 &
 pids+=($!)
+# Knot signing the same zone itself (default policy: ECDSA P-256, NSEC).
+mkdir -p "$tmp/knot-dnssec"
+cp "$tmp/knot.zone" "$tmp/knot-dnssec.zone"
+cat >"$tmp/knot-dnssec.conf" <<KNOT
+server:
+    rundir: "$tmp/knot-dnssec"
+    listen: 127.0.0.1@$PKS
+database:
+    storage: "$tmp/knot-dnssec"
+zone:
+  - domain: example.test
+    file: "$tmp/knot-dnssec.zone"
+    zonefile-sync: -1
+    dnssec-signing: on
+KNOT
+knotd -c "$tmp/knot-dnssec.conf" >"$tmp/knot-dnssec.log" 2>&1 &
+pids+=($!)
 
 echo "app.example.test A" >"$tmp/queries"
 wait_up() {
@@ -118,11 +142,19 @@ wait_up "$PH" haven
 wait_up "$PP" pdns-nocache
 wait_up "$PP2" pdns-cache
 wait_up "$PK" knot
+wait_up "$PHS" haven-dnssec
+wait_up "$PKS" knot-dnssec
+for p in "$PHS" "$PKS"; do
+	dig @127.0.0.1 -p "$p" +dnssec +time=1 +tries=1 app.example.test A | grep -q 'RRSIG' ||
+		{ echo "no RRSIG from port $p" >&2; exit 1; }
+done
 
 declare -A QPS LAT
-run() { # name port
-	local out
-	out=$(dnsperf -s 127.0.0.1 -p "$2" -d "$tmp/queries" -l "$DURATION" -c "$CLIENTS" -q 200 2>&1)
+run() { # name port [dnsperf flags]
+	local out name=$1 p=$2
+	shift 2
+	out=$(dnsperf -s 127.0.0.1 -p "$p" -d "$tmp/queries" -l "$DURATION" -c "$CLIENTS" -q 200 "$@" 2>&1)
+	set -- "$name"
 	QPS[$1]=$(awk '/Queries per second/ {print $4}' <<<"$out")
 	LAT[$1]=$(awk '/Average Latency/ {print $4}' <<<"$out")
 	lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
@@ -133,7 +165,13 @@ run haven "$PH"
 run pdns-nocache "$PP"
 run pdns-cache "$PP2"
 run knot "$PK"
+run haven-dnssec "$PHS" -D
+run knot-dnssec "$PKS" -D
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 echo "haven / pdns-nocache (LUA per query): $(ratio "${QPS[haven]}" "${QPS[pdns-nocache]}")x  (target >= 20x)"
 echo "haven / pdns-cache   (LUA, caches on): $(ratio "${QPS[haven]}" "${QPS[pdns-cache]}")x"
 echo "haven / knot (static):                 $(ratio "${QPS[haven]}" "${QPS[knot]}")x  (target >= 0.50)"
+echo "DNSSEC (DO bit, signed answers):"
+echo "haven-dnssec / haven:                  $(ratio "${QPS[haven-dnssec]}" "${QPS[haven]}")x  (cost of online signing)"
+echo "knot-dnssec / knot:                    $(ratio "${QPS[knot-dnssec]}" "${QPS[knot]}")x"
+echo "haven-dnssec / knot-dnssec:            $(ratio "${QPS[haven-dnssec]}" "${QPS[knot-dnssec]}")x"

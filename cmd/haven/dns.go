@@ -32,7 +32,7 @@ func newDNSCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&path, "config", "", "YAML configuration file (required)")
 	_ = c.MarkFlagRequired("config")
-	c.AddCommand(newDNSStatusCmd(), newDNSSetCmd())
+	c.AddCommand(newDNSStatusCmd(), newDNSSetCmd(), newDNSDSCmd())
 	return c
 }
 

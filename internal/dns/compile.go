@@ -46,6 +46,8 @@ func compile(c *Config) (*table, error) {
 	}
 	compileProfiles(&e, t, c)
 	compileRateLimit(&e, t, c.RateLimit)
+	compileTransfer(&e, t, c)
+	compileDNSSEC(&e, t, c)
 	return t, e.err()
 }
 

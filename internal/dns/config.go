@@ -19,6 +19,9 @@ type Config struct {
 	Zones        []Zone     `yaml:"zones"`
 	Profiles     []Profile  `yaml:"profiles"`
 	RateLimit    *RateLimit `yaml:"rate_limit"` // omit: no response-rate limiting
+	TSIGKeys     []TSIGKey  `yaml:"tsig_keys"`
+	Transfer     *Transfer  `yaml:"zone_transfer"` // omit: AXFR/IXFR refused, no NOTIFY
+	DNSSEC       *DNSSEC    `yaml:"dnssec"`        // omit: answers are not signed
 
 	dir  string // of the file, for relative paths
 	file string // the file itself, to name the default state and token files

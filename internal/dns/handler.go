@@ -15,11 +15,18 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if udp && t.rrl != nil && s.rateLimited(w, r, t.rrl.check(remote)) {
 		return
 	}
+	if s.special(w, r, t, remote) {
+		return
+	}
 	rs := respond(t, r, remote)
 	if udp {
 		rs.minimalANY()
+	}
+	s.finish(t, r, rs)
+	if udp {
 		rs.m.Truncate(udpLimit(r))
 	}
+	signReply(w, r, rs.m)
 	if err := w.WriteMsg(rs.m); err != nil {
 		s.log.Debug("dns write", "err", err)
 	}

@@ -41,6 +41,8 @@ type Server struct {
 	// epoch refuses endpoint changes from a deposed HA leader of haven
 	// server (kept beside the state file).
 	epoch *fence.Guard
+	// versions numbers the zones' contents for secondaries (zone_transfer).
+	versions *versions
 
 	lis    *listeners
 	dns    []*dns.Server
@@ -72,11 +74,15 @@ func New(cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s)
-	s.pool = health.NewPool(health.Hooks{Result: s.probeResult, Change: s.stateChange})
+	if s.versions, err = newVersions(s, s.statePath); err != nil {
+		return nil, err
+	}
+	s.pool = health.NewPool(health.Hooks{Result: s.probeResult, Change: s.changed})
 	if err := s.Reload(cfg); err != nil {
 		s.pool.Close()
 		return nil, err
 	}
+	s.versions.update() // the first version's serial before the first answer
 	return s, nil
 }
 
@@ -98,6 +104,9 @@ func (s *Server) Reload(cfg *Config) error {
 		return err
 	}
 	s.applyOverrides(t)
+	if err := s.attachDNSSEC(t); err != nil {
+		return err
+	}
 	if err := s.attachCheckers(t); err != nil {
 		return err
 	}
@@ -152,9 +161,10 @@ func (s *Server) Start() error {
 	}
 	s.lis = lis
 	for _, pc := range lis.udp {
-		s.serve(&dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.MaxMsgSize})
+		s.serve(&dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.MaxMsgSize, TsigProvider: tsigProvider{s}})
 	}
-	s.serve(&dns.Server{Listener: lis.tcp, Handler: s, ReadTimeout: 5 * time.Second})
+	s.serve(&dns.Server{Listener: lis.tcp, Handler: s, ReadTimeout: 5 * time.Second, TsigProvider: tsigProvider{s}})
+	s.versions.start() // NOTIFY only once secondaries can ask back
 	if t.api != "" {
 		if err := s.startAPI(t.api); err != nil {
 			s.Close()
@@ -213,6 +223,7 @@ func (s *Server) Close() error {
 		_ = s.api.Close()
 	}
 	s.wg.Wait()
+	s.versions.close()
 	s.pool.Close()
 	return nil
 }

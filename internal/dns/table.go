@@ -15,6 +15,10 @@ type table struct {
 	api      string
 	rrl      *rateLimiter // nil: no rate limiting; a reload starts afresh
 	files    serverFiles
+	tsig     map[string]tsigKey // by canonical key name
+	xfr      *xfrConf           // nil: no zone transfers
+	sec      *secConf           // nil: unsigned
+	signer   *signer            // keys and signatures when sec is set
 }
 
 type zone struct {

@@ -16,6 +16,28 @@ import (
 // killed in t.Cleanup.
 func Unbound(t testing.TB, zone string, authPort int) string {
 	t.Helper()
+	return startUnbound(t, zone, authPort, `  module-config: "subnetcache iterator"
+  send-client-subnet: 127.0.0.1
+  max-client-subnet-ipv4: 24
+`)
+}
+
+// UnboundValidating starts Unbound on 127.0.0.1 as a validating resolver
+// for zone, with the authoritative server at 127.0.0.1:authPort as its
+// stub and anchors (DNSKEY or DS records in zone-file syntax; several act
+// like a DS set with several keys) as the zone's trust anchors, so its
+// answers are secure (AD) only when they validate.
+func UnboundValidating(t testing.TB, zone string, authPort int, anchors ...string) string {
+	t.Helper()
+	conf := "  module-config: \"validator iterator\"\n  val-log-level: 2\n"
+	for _, a := range anchors {
+		conf += fmt.Sprintf("  trust-anchor: \"%s\"\n", a)
+	}
+	return startUnbound(t, zone, authPort, conf)
+}
+
+func startUnbound(t testing.TB, zone string, authPort int, modules string) string {
+	t.Helper()
 	bin := LookPath(t, "unbound")
 	dir := t.TempDir()
 	port := loopbackPort(t)
@@ -33,14 +55,11 @@ func Unbound(t testing.TB, zone string, authPort int) string {
   access-control: 127.0.0.0/8 allow
   do-not-query-localhost: no
   qname-minimisation: no
-  module-config: "subnetcache iterator"
-  send-client-subnet: 127.0.0.1
-  max-client-subnet-ipv4: 24
-  local-zone: "%s" nodefault
+%s  local-zone: "%s" nodefault
 stub-zone:
   name: "%s"
   stub-addr: 127.0.0.1@%d
-`, port, dir, dir, tld(zone), zone, authPort)
+`, port, dir, dir, modules, tld(zone), zone, authPort)
 	path := filepath.Join(dir, "unbound.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
