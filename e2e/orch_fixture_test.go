@@ -43,7 +43,7 @@ type drSite struct {
 	agentPort, serverPort int
 	agentToken            string
 	serverState           string
-	serverExtra           string // more server config (copies:)
+	serverExtra           string               // more server config (copies:)
 	procs                 map[string]*exec.Cmd // the rig's, by name
 	client                *client.Client
 	machineFiles          map[string]string
