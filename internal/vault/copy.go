@@ -190,8 +190,8 @@ func (c *copier) points(ctx context.Context) error {
 		if isStorageErr(err) || errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
 			return errors.Join(err, ctx.Err())
 		}
-		if errors.Is(err, errVanished) {
-			continue // pruned in the source since we listed it
+		if errors.Is(err, errVanished) || (errors.Is(err, ErrMissing) && c.vanished(ctx, name)) {
+			continue // pruned in the source since we listed it, perhaps with its packs
 		}
 		if err != nil {
 			c.rep.Skipped++
@@ -205,6 +205,12 @@ func (c *copier) points(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// vanished: the manifest is gone from the source now.
+func (c *copier) vanished(ctx context.Context, name string) bool {
+	_, err := c.src.be.Stat(ctx, name)
+	return errors.Is(err, blob.ErrNotFound)
 }
 
 // point copies one manifest after the packs it needs.
