@@ -129,8 +129,14 @@ func newCopiers(cfg *Config) []*copier {
 // copyLoop runs the copy every interval until ctx ends.
 func (s *Server) copyLoop(ctx context.Context, c *copier) {
 	defer func() {
-		if c.dst != nil {
-			c.dst.Close()
+		// A server that leads again later opens the copy afresh.
+		c.mu.Lock()
+		dst := c.dst
+		c.dst = nil
+		c.mu.Unlock()
+		if dst != nil {
+			dst.Close()
+			dst.Backend().Close()
 		}
 	}()
 	for {
