@@ -438,40 +438,34 @@ func (c *copier) catalogs(ctx context.Context) error {
 // of, how long ago src's oldest point of it was taken. Only object names
 // are read (point IDs begin with their capture time).
 func Lag(ctx context.Context, src, dst *Vault) (time.Duration, error) {
-	newest := func(v *Vault) (map[string]string, error) {
+	// oldest and newest point ID per machine dir; names list oldest first.
+	span := func(v *Vault) (oldest, newest map[string]string, err error) {
 		names, err := v.pointNames(ctx, "")
-		out := map[string]string{}
-		for _, n := range names { // oldest first
-			out[path.Dir(n)] = path.Base(n)
+		oldest, newest = map[string]string{}, map[string]string{}
+		for _, n := range names {
+			dir := path.Dir(n)
+			if _, ok := oldest[dir]; !ok {
+				oldest[dir] = path.Base(n)
+			}
+			newest[dir] = path.Base(n)
 		}
-		return out, err
+		return oldest, newest, err
 	}
-	s, err := newest(src)
+	first, last, err := span(src)
 	if err != nil {
 		return 0, err
 	}
-	d, err := newest(dst)
-	if err != nil {
-		return 0, err
-	}
-	oldest, err := src.pointNames(ctx, "")
+	_, have, err := span(dst)
 	if err != nil {
 		return 0, err
 	}
 	var lag time.Duration
-	for dir, id := range s {
-		gap := time.Duration(0)
-		if have, ok := d[dir]; ok {
-			gap = pointTime(id).Sub(pointTime(have))
+	for dir, id := range last {
+		if h, ok := have[dir]; ok {
+			lag = max(lag, pointTime(id).Sub(pointTime(h)))
 		} else {
-			for _, n := range oldest {
-				if path.Dir(n) == dir {
-					gap = time.Since(pointTime(path.Base(n)))
-					break
-				}
-			}
+			lag = max(lag, time.Since(pointTime(first[dir])))
 		}
-		lag = max(lag, gap)
 	}
 	return lag, nil
 }
