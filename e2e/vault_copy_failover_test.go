@@ -13,6 +13,7 @@ import (
 	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
+	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/vault"
@@ -21,7 +22,8 @@ import (
 // TestFailoverFromCopyOnS3: the agent writes into a file vault; the server
 // keeps a second vault on S3 (versitygw) current while it does; then the
 // primary site burns and the first vault's directory is removed, and a
-// server pointed at the copy alone (--use-copy) fails over from it. The
+// server pointed at the copy alone (--use-copy) runs a test failover and
+// then fails over from it. The
 // machines come up from the copy's newest points, whose disks restore from
 // the copy byte for byte as they did from the first vault.
 func TestFailoverFromCopyOnS3(t *testing.T) {
@@ -77,17 +79,26 @@ func TestFailoverFromCopyOnS3(t *testing.T) {
 	}
 
 	s.startServer("--use-copy", "offsite")
+	trep, r := s.runJob("failover", "test", "--plan", "shop")
+	if r.code != 0 || trep.State != string(store.Succeeded) {
+		t.Fatalf("test failover from the copy: exit %d %s: %s\n%s", r.code, trep.State, trep.Error, s.log("server"))
+	}
+	if crep, r := s.runJob("failover", "cleanup", "--plan", "shop"); r.code != 0 || crep.State != string(store.Succeeded) {
+		t.Fatalf("test cleanup: exit %d %s: %s", r.code, crep.State, crep.Error)
+	}
 	rep, r := s.runJob("failover", "unplanned", "--plan", "shop")
 	if r.code != 0 || rep.State != string(store.Succeeded) {
 		t.Fatalf("failover from the copy: exit %d %s: %s\n%s", r.code, rep.State, rep.Error, s.log("server"))
 	}
-	for _, pr := range rep.Points {
-		if want := newest[pr.Machine]; want == nil || pr.Point != want.ID {
-			t.Errorf("%s failed over to point %s, the copy's newest is %v", pr.Machine, pr.Point, want)
+	for _, x := range []*orchestrator.Report{trep, rep} {
+		if len(x.Points) != 2 {
+			t.Errorf("%s report points: %+v", x.Type, x.Points)
 		}
-	}
-	if len(rep.Points) != 2 {
-		t.Errorf("failover report points: %+v", rep.Points)
+		for _, pr := range x.Points {
+			if want := newest[pr.Machine]; want == nil || pr.Point != want.ID {
+				t.Errorf("%s: %s got point %s, the copy's newest is %v", x.Type, pr.Machine, pr.Point, want)
+			}
+		}
 	}
 	if err := s.expectDNS("10.2.0.20"); err != nil {
 		t.Fatal(err)
