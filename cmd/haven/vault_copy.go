@@ -13,7 +13,7 @@ import (
 
 func newVaultCopyCmd() *cobra.Command {
 	var from, to vaultFlags
-	var initCopy, jsonOut bool
+	var initCopy, jsonOut, onlyNewer bool
 	cmd := &cobra.Command{
 		Use:   "copy --from URL --to URL [--init]",
 		Short: "Bring a second vault up to date from the first (3-2-1); only ever adds to it",
@@ -42,7 +42,7 @@ func newVaultCopyCmd() *cobra.Command {
 				return err
 			}
 			defer dst.Close()
-			rep, err := dst.Copy(ctx, src, vault.CopyOptions{Progress: func(e vault.CopyEvent) {
+			rep, err := dst.Copy(ctx, src, vault.CopyOptions{OnlyNewer: onlyNewer, Progress: func(e vault.CopyEvent) {
 				fmt.Fprintf(os.Stderr, "[%d/%d] %s %s: %d packs, %s\n", e.Done, e.Total, e.Machine, e.Point, e.Packs, mib(e.Bytes))
 			}})
 			if rep != nil {
@@ -63,6 +63,7 @@ func newVaultCopyCmd() *cobra.Command {
 	fs.StringVar(&to.passwordFile, "to-password-file", "", "the second vault's password (default $HAVEN_TO_PASSWORD, else the first's)")
 	fs.BoolVar(&initCopy, "init", false, "create the second vault as a copy of the first if it does not exist yet")
 	fs.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	fs.BoolVar(&onlyNewer, "only-newer", false, "copy only points newer than the second vault's newest of their machine (its own retention may then be shorter)")
 	addStorageFlags(fs, &from.limits)
 	return cmd
 }
@@ -108,6 +109,9 @@ func printCopyReport(rep *vault.CopyReport, asJSON bool) {
 	}
 	fmt.Printf("copied %d points (%d already there), %d packs (%s), %d catalog versions; %d packs of an earlier run verified and indexed\n",
 		rep.Points, rep.Present, rep.Packs, mib(rep.Bytes), rep.Catalogs, rep.Adopted)
+	if rep.Older > 0 {
+		fmt.Printf("left out %d points older than the second vault's newest (--only-newer)\n", rep.Older)
+	}
 	if rep.Kept > 0 {
 		fmt.Printf("kept %d points that the first vault no longer has\n", rep.Kept)
 	}

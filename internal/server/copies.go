@@ -30,6 +30,9 @@ type CopyConfig struct {
 	EnvPrefix string        `yaml:"env_prefix"`
 	Interval  time.Duration `yaml:"interval"` // between runs; default 1m
 	MaxLag    time.Duration `yaml:"max_lag"`  // alert above; default 1h
+	// OnlyNewer: copy only points newer than the copy's newest of their
+	// machine, for a copy whose own retention is shorter (vault.CopyOptions).
+	OnlyNewer bool `yaml:"only_newer"`
 }
 
 var copyNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
@@ -189,7 +192,7 @@ func (c *copier) copyOnce(ctx context.Context, src *vault.Vault) (*vault.CopyRep
 		c.dst = dst
 		c.mu.Unlock()
 	}
-	return c.dest().Copy(ctx, src, vault.CopyOptions{})
+	return c.dest().Copy(ctx, src, vault.CopyOptions{OnlyNewer: c.cfg.OnlyNewer})
 }
 
 func (c *copier) dest() *vault.Vault {

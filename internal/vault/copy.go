@@ -18,6 +18,11 @@ import (
 type CopyOptions struct {
 	// Progress is called after each point is copied.
 	Progress func(CopyEvent)
+	// OnlyNewer copies only points newer than the copy's newest point of
+	// their machine, so that points the copy's own (shorter) retention
+	// forgot are not copied again. A point committed out of capture order,
+	// or skipped as damaged and repaired later, is then never copied.
+	OnlyNewer bool
 }
 
 // CopyEvent reports one point copied.
@@ -46,6 +51,8 @@ type CopyReport struct {
 	// need is damaged or missing in the source; Problems says what.
 	Skipped  int      `json:"skipped"`
 	Problems []string `json:"problems"`
+	// Older counts source points left out by OnlyNewer.
+	Older int `json:"older"`
 	// Lag is, over all machines, the largest gap between the capture
 	// time of the source's newest point and the copy's, after the run.
 	Lag time.Duration `json:"lag_ns"`
@@ -166,17 +173,21 @@ func (c *copier) points(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	have := map[string]bool{}
-	for _, n := range dstNames {
+	have, newest := map[string]bool{}, map[string]string{}
+	for _, n := range dstNames { // oldest first
 		have[n] = true
+		newest[path.Dir(n)] = path.Base(n)
 	}
 	var todo []string
 	inSrc := map[string]bool{}
 	for _, n := range srcNames {
 		inSrc[n] = true
-		if have[n] {
+		switch top, ok := newest[path.Dir(n)]; {
+		case have[n]:
 			c.rep.Present++
-		} else {
+		case c.opt.OnlyNewer && ok && path.Base(n) < top:
+			c.rep.Older++
+		default:
 			todo = append(todo, n)
 		}
 	}

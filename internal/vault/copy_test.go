@@ -357,3 +357,34 @@ func damage(t *testing.T, be blob.Backend, name string, pos int) {
 		t.Fatal(err)
 	}
 }
+
+// TestCopyOnlyNewer: a copy pruned to a shorter retention than the first
+// vault's does not get the forgotten points back with OnlyNewer, and still
+// gets new ones.
+func TestCopyOnlyNewer(t *testing.T) {
+	ctx := context.Background()
+	src, _ := testVault(t)
+	img := filepath.Join(t.TempDir(), "a.img")
+	for i := range 3 {
+		writeImage(t, img, uint64(40+i), segment{"random", 200 << 10})
+		snap(t, src, "web", DiskSource{Name: "root", Path: img})
+	}
+	dst, _ := copyDest(t, src)
+	mustCopy(t, dst, src)
+	if _, err := dst.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := dst.Copy(ctx, src, CopyOptions{OnlyNewer: true})
+	if err != nil || rep.Points != 0 || rep.Older != 2 || rep.Present != 1 || len(rep.Problems) != 0 {
+		t.Fatalf("only newer after the copy's prune: %+v %v", rep, err)
+	}
+	writeImage(t, img, 50, segment{"random", 200 << 10})
+	p, _ := snap(t, src, "web", DiskSource{Name: "root", Path: img})
+	if rep, err = dst.Copy(ctx, src, CopyOptions{OnlyNewer: true}); err != nil || rep.Points != 1 || rep.Older != 2 {
+		t.Fatalf("only newer, a new point: %+v %v", rep, err)
+	}
+	if _, err := dst.FindPoint(ctx, "web", p.ID); err != nil {
+		t.Fatal(err)
+	}
+	checkClean(t, dst)
+}
