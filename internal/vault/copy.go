@@ -97,6 +97,13 @@ func (dst *Vault) Copy(ctx context.Context, src *Vault, opt CopyOptions) (*CopyR
 	return c.rep, err
 }
 
+// destError is a failed write to the copy (refused, full): it stops the
+// run instead of being reported as damage in the source.
+type destError struct{ err error }
+
+func (e *destError) Error() string { return "writing the copy: " + e.err.Error() }
+func (e *destError) Unwrap() error { return e.err }
+
 // errVanished: a source point listed at the start was gone when read.
 var errVanished = errors.New("point vanished from the source")
 
@@ -198,7 +205,8 @@ func (c *copier) points(ctx context.Context) error {
 	}
 	for _, name := range todo {
 		ev, err := c.point(ctx, name)
-		if isStorageErr(err) || errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
+		var de *destError
+		if isStorageErr(err) || errors.Is(err, ErrLeaseLost) || errors.As(err, &de) || ctx.Err() != nil {
 			return errors.Join(err, ctx.Err())
 		}
 		if errors.Is(err, errVanished) || (errors.Is(err, ErrMissing) && c.vanished(ctx, name)) {
@@ -263,8 +271,10 @@ func (c *copier) point(ctx context.Context, name string) (*CopyEvent, error) {
 			return nil, corrupt(packName(c.mustLoc(id)), "the source index lists blob %s here, the pack does not hold it", id)
 		}
 	}
-	err = c.lock.guarded(ctx, func(ctx context.Context) error { return c.dst.be.Put(ctx, name, raw) })
-	return ev, err
+	if err := c.lock.guarded(ctx, func(ctx context.Context) error { return c.dst.be.Put(ctx, name, raw) }); err != nil {
+		return nil, &destError{err}
+	}
+	return ev, nil
 }
 
 func (c *copier) mustLoc(id ID) ID {
@@ -340,7 +350,7 @@ func (c *copier) copyPacks(ctx context.Context, want map[ID]bool, ev *CopyEvent)
 		// run then needs not read it back.
 		ierr := c.lock.guarded(ctx, func(ctx context.Context) error { _, err := c.dst.saveIndex(ctx, done); return err })
 		if ierr != nil {
-			return errors.Join(err, ierr)
+			return &destError{errors.Join(err, ierr)}
 		}
 		for id, e := range done {
 			c.dstIdx.addPack(id, e)
@@ -379,7 +389,7 @@ func (c *copier) copyPack(ctx context.Context, pack ID) ([]blobEntry, int64, err
 		return entries, int64(len(data)), nil
 	}
 	if err := c.dst.be.Put(ctx, name, data); err != nil {
-		return nil, 0, err
+		return nil, 0, &destError{err}
 	}
 	c.mu.Lock()
 	c.rep.Packs++

@@ -388,3 +388,27 @@ func TestCopyOnlyNewer(t *testing.T) {
 	}
 	checkClean(t, dst)
 }
+
+// TestCopyRefusedWriteStops: a write the copy's storage refuses (here a
+// permanent error, as a 403 would be) stops the run with that error; it
+// is not reported as damage in the source.
+func TestCopyRefusedWriteStops(t *testing.T) {
+	ctx := context.Background()
+	src, _ := testVault(t)
+	img := filepath.Join(t.TempDir(), "a.img")
+	writeImage(t, img, 60, segment{"random", 200 << 10})
+	snap(t, src, "web", DiskSource{Name: "root", Path: img})
+	_, dbe := copyDest(t, src)
+	f := blobtest.NewFault(dbe)
+	refused := errors.New("403 access denied")
+	f.Set(func(_ context.Context, op, name string) error {
+		if op == "put" && strings.HasPrefix(name, "data/") {
+			return refused
+		}
+		return nil
+	})
+	rep, err := reopen(t, f, "other password").Copy(ctx, src, CopyOptions{})
+	if !errors.Is(err, refused) || (rep != nil && len(rep.Problems) != 0) {
+		t.Fatalf("refused write: %v, report %+v", err, rep)
+	}
+}
