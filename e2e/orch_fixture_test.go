@@ -43,6 +43,7 @@ type drSite struct {
 	agentPort, serverPort int
 	agentToken            string
 	serverState           string
+	serverExtra           string               // more server config (copies:)
 	procs                 map[string]*exec.Cmd // the rig's, by name
 	client                *client.Client
 	machineFiles          map[string]string
@@ -149,7 +150,7 @@ func (s *drSite) startAgent() {
 
 // server is the test's server as it stands (it may have moved).
 func (s *drSite) server(args ...string) rig.Server {
-	return rig.Server{Port: s.serverPort, State: s.serverState, Vault: s.vaultURL, Edge: s.inet, Args: args}
+	return rig.Server{Port: s.serverPort, State: s.serverState, Vault: s.vaultURL, Edge: s.inet, Args: args, Extra: s.serverExtra}
 }
 
 // startServer starts `haven server` (with more arguments) and waits for

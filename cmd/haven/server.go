@@ -14,6 +14,7 @@ import (
 func newServerCmd() *cobra.Command {
 	var path string
 	var recoverVault, force bool
+	var useCopy string
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane: recovery plans, failover and failback jobs, API",
@@ -31,6 +32,12 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			if useCopy != "" {
+				if err := cfg.UseCopy(useCopy); err != nil {
+					return usageError(err.Error())
+				}
+				log.Warn("working on a copy of the vault instead of the vault; no copies run", "copy", useCopy, "vault", cfg.Vault)
+			}
 			if recoverVault {
 				err := server.RecoverFromVault(cmd.Context(), cfg, force, log)
 				if errors.Is(err, server.ErrStateExists) || errors.Is(err, server.ErrConfig) {
@@ -56,6 +63,7 @@ func newServerCmd() *cobra.Command {
 	c.Flags().StringVar(&path, "config", "/etc/haven/server.yaml", "server configuration file")
 	c.Flags().BoolVar(&recoverVault, "recover-from-vault", false,
 		"rebuild the state (config, plans, drill and job history) from the catalog the last server wrote to the vault, then run")
+	c.Flags().StringVar(&useCopy, "use-copy", "", "work on this copy (server config copies:) instead of the vault, when the vault is lost")
 	c.AddCommand(newServerTokenCmd())
 	c.Flags().BoolVar(&force, "force", false, "with --recover-from-vault: move an existing SQLite state.db aside instead of refusing")
 	return c

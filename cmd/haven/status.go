@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/haven-dr/haven/internal/api"
 	"text/tabwriter"
 	"time"
 
@@ -52,6 +54,9 @@ func newStatusCmd() *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "agent %s: healthy=%v, last heartbeat %s\n", a.Name, a.Healthy, hb)
 			}
+			for _, c := range st.Copies {
+				fmt.Fprintln(cmd.OutOrStdout(), copyLine(c))
+			}
 			for _, p := range st.Plans {
 				extra := ""
 				if p.Test != "" {
@@ -80,4 +85,22 @@ func short(id string) string {
 		return "-"
 	}
 	return id
+}
+
+func copyLine(c api.CopyStatus) string {
+	lag := "unknown"
+	if c.LagSeconds != nil {
+		lag = (time.Duration(*c.LagSeconds) * time.Second).String()
+	}
+	line := fmt.Sprintf("copy %s (%s): lag %s", c.Name, c.Vault, lag)
+	if c.LastSuccess != nil {
+		line += ", last copied " + time.Since(*c.LastSuccess).Round(time.Second).String() + " ago"
+	}
+	if c.Error != "" {
+		line += ", failing: " + c.Error
+	}
+	if len(c.Problems) > 0 {
+		line += fmt.Sprintf(", %d damaged source objects not copied", len(c.Problems))
+	}
+	return line
 }

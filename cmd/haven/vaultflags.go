@@ -20,6 +20,7 @@ type vaultFlags struct {
 	passwordFile string
 	json         bool
 	limits       blob.Limits
+	getenv       func(string) string // credentials; nil: the environment
 }
 
 func (f *vaultFlags) register(cmd *cobra.Command) {
@@ -39,7 +40,11 @@ func (f *vaultFlags) backend(ctx context.Context) (blob.Backend, error) {
 	if u == "" {
 		return nil, usageError("no vault given: use --vault URL or set HAVEN_VAULT")
 	}
-	be, err := blobopen.Open(ctx, u, f.limits)
+	getenv := f.getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	be, err := blobopen.OpenEnv(ctx, u, f.limits, getenv)
 	if errors.Is(err, blobopen.ErrBadURL) {
 		return nil, usageError(err.Error())
 	}

@@ -47,6 +47,19 @@ type Inputs struct {
 	// Catalog is set while the server's catalog cannot be saved to the
 	// vault (a new control plane would recover stale state).
 	Catalog *CatalogWrite
+	Copies  []Copy // second vaults the server keeps current
+}
+
+// Copy is a second vault kept current from the vault.
+type Copy struct {
+	Name   string
+	MaxLag time.Duration
+	// Lag is how far the copy's newest point is behind the vault's; nil
+	// before a run has worked.
+	Lag          *time.Duration
+	Err          string    // the last run failed
+	FailingSince time.Time // first failure since the last run that worked
+	Problems     []string  // damaged or missing objects in the vault, not copied
 }
 
 // CatalogWrite is a failing save of the server's catalog to the vault.
@@ -124,6 +137,9 @@ func Evaluate(in Inputs) []Alert {
 		add("catalog-write", Critical, c.Since, "server catalog not saved to the vault since %s (retried every %s): %s",
 			c.Since.Format(time.RFC3339), c.Retry, c.Err)
 	}
+	for _, c := range in.Copies {
+		copyRules(c, add)
+	}
 	if c := in.Vault; c != nil {
 		switch {
 		case c.Err != "":
@@ -164,4 +180,17 @@ func drillRule(in Inputs, p Plan, add addFunc) {
 	days := int(in.Now.Sub(from).Hours() / 24)
 	add("drill/"+p.Name, Warning, from.Add(in.DrillMaxAge), "plan %s: no passed test failover for %d days (%s %s; drill_max_age %s) (haven failover test --plan %s)",
 		p.Name, days, what, from.Format("2006-01-02"), in.DrillMaxAge, p.Name)
+}
+
+func copyRules(c Copy, add addFunc) {
+	if c.Err != "" {
+		add("copy/"+c.Name, Critical, c.FailingSince, "copy %s failing since %s: %s", c.Name, c.FailingSince.Format(time.RFC3339), c.Err)
+	}
+	if c.Lag != nil && *c.Lag > c.MaxLag {
+		add("copy-lag/"+c.Name, Critical, time.Time{}, "copy %s lags %s behind the vault (max_lag %s)", c.Name, c.Lag.Round(time.Second), c.MaxLag)
+	}
+	if len(c.Problems) > 0 {
+		add("copy-source/"+c.Name, Critical, time.Time{}, "copy %s: %d damaged or missing object(s) in the vault not copied; first: %s (haven vault check)",
+			c.Name, len(c.Problems), c.Problems[0])
+	}
 }

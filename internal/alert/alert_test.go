@@ -160,3 +160,30 @@ func TestCatalogWriteRule(t *testing.T) {
 		t.Fatalf("alerts %+v", got)
 	}
 }
+
+// TestCopyRules: a failing copy, one lagging past max_lag and one that
+// found damage in the vault alert; a current one and one never run yet
+// (no lag measured) do not.
+func TestCopyRules(t *testing.T) {
+	d := func(x time.Duration) *time.Duration { return &x }
+	in := Inputs{Now: t0, Copies: []Copy{
+		{Name: "ok", MaxLag: time.Hour, Lag: d(0)},
+		{Name: "new", MaxLag: time.Hour},
+		{Name: "behind", MaxLag: time.Hour, Lag: d(2 * time.Hour)},
+		{Name: "down", MaxLag: time.Hour, Lag: d(time.Minute), Err: "connection refused", FailingSince: t0.Add(-time.Minute)},
+		{Name: "damaged", MaxLag: time.Hour, Lag: d(0), Problems: []string{"data/3f/3f..: object corrupt"}},
+	}}
+	as := Evaluate(in)
+	if got := ids(as); !slices.Equal(got, []string{"copy-lag/behind", "copy/down", "copy-source/damaged"}) {
+		t.Fatalf("alerts %v", got)
+	}
+	if a := find(t, as, "copy/down"); !a.Since.Equal(t0.Add(-time.Minute)) || !strings.Contains(a.Summary, "connection refused") {
+		t.Errorf("failing copy: %+v", a)
+	}
+	if a := find(t, as, "copy-lag/behind"); !strings.Contains(a.Summary, "lags 2h0m0s") || a.Severity != Critical {
+		t.Errorf("lagging copy: %+v", a)
+	}
+	if a := find(t, as, "copy-source/damaged"); !strings.Contains(a.Summary, "object corrupt") {
+		t.Errorf("damaged source: %+v", a)
+	}
+}

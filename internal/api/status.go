@@ -13,6 +13,26 @@ type Status struct {
 	// Alerts are the summaries of AlertDetails, for a person.
 	Alerts       []string `json:"alerts"`
 	AlertDetails []Alert  `json:"alert_details"`
+	// Copies are the second vaults the server keeps current.
+	Copies []CopyStatus `json:"copies,omitempty"`
+}
+
+// CopyStatus is one second vault: how far behind the vault it is and how
+// its last runs went.
+type CopyStatus struct {
+	Name        string     `json:"name"`
+	Vault       string     `json:"vault"`
+	LastRun     *time.Time `json:"last_run,omitempty"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	// LagSeconds: the capture time of the vault's newest point minus the
+	// copy's, the largest over machines; while runs fail, at least the
+	// last measured lag plus the time since. Absent before a run worked.
+	LagSeconds *float64 `json:"lag_seconds,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	// Kept: points the copy holds that the vault no longer lists.
+	Kept int `json:"kept"`
+	// Problems: damaged or missing objects in the vault, not copied.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // MachineStatus is a protected machine as the server sees it: the newest

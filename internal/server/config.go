@@ -56,6 +56,11 @@ type Config struct {
 	// vault is tried again (default 1m); failing, it is an alert.
 	CatalogRetry time.Duration `yaml:"catalog_retry"`
 	Alerts       alert.Config  `yaml:"alerts"`
+	// Copies are second vaults the server keeps current from the vault
+	// (copies.go, docs/storage.md "A second copy").
+	Copies []CopyConfig `yaml:"copies"`
+	// vaultEnv is the credentials' prefix of a copy used as the vault (UseCopy).
+	vaultEnv string
 	// HA: several servers on one PostgreSQL state, one leader (ha.go).
 	HA HAConfig `yaml:"ha"`
 	// TLS for the API and the console (tls.go).
@@ -140,6 +145,9 @@ func (c *Config) Defaults() error {
 	}
 	if c.CatalogRetry <= 0 {
 		c.CatalogRetry = time.Minute
+	}
+	if err := copiesDefaults(c); err != nil {
+		return err
 	}
 	return c.Alerts.Defaults()
 }

@@ -216,6 +216,7 @@ var goTypes = map[string]reflect.Type{
 	"Status":             reflect.TypeFor[api.Status](),
 	"MachineStatus":      reflect.TypeFor[api.MachineStatus](),
 	"AgentStatus":        reflect.TypeFor[api.AgentStatus](),
+	"CopyStatus":         reflect.TypeFor[api.CopyStatus](),
 	"Alert":              reflect.TypeFor[api.Alert](),
 	"Report":             reflect.TypeFor[api.Report](),
 	"PointReport":        reflect.TypeFor[api.PointReport](),

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/haven-dr/haven/internal/blob"
-	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -131,19 +129,11 @@ func readCatalog(ctx context.Context, cfg *Config, log *slog.Logger) (*Catalog, 
 	if err != nil {
 		return nil, err
 	}
-	pw, err := password(cfg.PasswordFile)
+	v, err := cfg.openVault(ctx)
 	if err != nil {
 		return nil, err
 	}
-	be, err := blobopen.Open(ctx, cfg.Vault, blob.DefaultLimits())
-	if err != nil {
-		return nil, err
-	}
-	defer be.Close()
-	v, err := vault.Open(ctx, be, pw, vault.Options{Holder: "haven-server"})
-	if err != nil {
-		return nil, err
-	}
+	defer v.Backend().Close()
 	defer v.Close()
 	seq, b, skipped, err := v.LatestCatalog(ctx, catalogName)
 	for _, e := range skipped {

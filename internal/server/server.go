@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
-	"github.com/haven-dr/haven/internal/blob"
-	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
@@ -44,6 +42,8 @@ type Server struct {
 	cert *tls.Certificate
 	// unclaim lets another server use the PostgreSQL state (store.Claim).
 	unclaim func()
+	// copies keep the second vaults current (copies.go).
+	copies []*copier
 }
 
 // Options are the parts a caller (a test) may replace.
@@ -75,17 +75,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	pw, err := password(cfg.PasswordFile)
+	v, err := cfg.openVault(ctx)
 	if err != nil {
-		return nil, err
-	}
-	be, err := blobopen.Open(ctx, cfg.Vault, blob.DefaultLimits())
-	if err != nil {
-		return nil, err
-	}
-	v, err := vault.Open(ctx, be, pw, vault.Options{Holder: "haven-server"})
-	if err != nil {
-		be.Close()
 		return nil, err
 	}
 	var st store.Store
@@ -144,7 +135,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
 	orch.Registry().MustRegister(al.collectors()...)
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
-		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim}
+		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim, copies: newCopiers(cfg)}
 	toks.rotated = srv.tokenRotated
 	return srv, nil
 }
@@ -194,6 +185,9 @@ func (s *Server) lead(ctx context.Context) (stop func(), err error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.standbyLoop(lctx) })
 	wg.Go(func() { s.alertLoop(lctx) })
+	for _, c := range s.copies {
+		wg.Go(func() { s.copyLoop(lctx, c) })
+	}
 	return func() {
 		cancel()
 		wg.Wait()

@@ -101,6 +101,11 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, aler
 		}
 		in.Plans = append(in.Plans, s.planDrills(ctx, p.Name, now))
 	}
+	for _, c := range s.copies {
+		cs, ci := c.state(ctx, s.vault, now)
+		st.Copies = append(st.Copies, cs)
+		in.Copies = append(in.Copies, ci)
+	}
 	in.Jobs, _ = s.store.Jobs(ctx, store.JobFilter{Active: true})
 	if st.Plans, err = wireRefs[api.PlanState](plans); err != nil {
 		return nil, in, err

@@ -110,6 +110,11 @@ func (v *Vault) loadPoint(ctx context.Context, name string) (*Point, error) {
 	if err != nil {
 		return nil, err
 	}
+	return v.decodePoint(name, plain)
+}
+
+// decodePoint parses and checks an authenticated manifest.
+func (v *Vault) decodePoint(name string, plain []byte) (*Point, error) {
 	var p Point
 	if err := json.Unmarshal(plain, &p); err != nil {
 		return nil, corrupt(name, "manifest: %v", err)

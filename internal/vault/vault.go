@@ -51,8 +51,14 @@ func Init(ctx context.Context, be blob.Backend, password string, opt Options) (*
 	if err != nil {
 		return nil, err
 	}
+	return create(ctx, be, cfg, mk, password, opt)
+}
+
+// create writes a new vault's key file, then its config.
+func create(ctx context.Context, be blob.Backend, cfg Config, mk *masterKey, password string, opt Options) (*Vault, error) {
 	mk.derive(cfg.Version)
 	v := newVault(be, cfg, mk, opt)
+	var err error
 	// The key goes first: a vault whose config exists is complete, so a
 	// crash between the two leaves only an orphan key and "no vault".
 	if v.keyID, err = v.AddKey(ctx, password); err != nil {

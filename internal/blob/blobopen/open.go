@@ -81,3 +81,15 @@ func redact(rawURL string) string {
 	}
 	return u.Redacted()
 }
+
+// PrefixedEnv looks a variable up as prefix+name first, then as name, so
+// a second vault's credentials (HAVEN_TO_AWS_ACCESS_KEY_ID) can sit beside
+// the first's in one environment.
+func PrefixedEnv(prefix string) func(string) string {
+	return func(name string) string {
+		if v := os.Getenv(prefix + name); v != "" {
+			return v
+		}
+		return os.Getenv(name)
+	}
+}

@@ -87,3 +87,13 @@ func exercise(t *testing.T, b blob.Backend) {
 		t.Fatalf("Stat after Delete = %v", err)
 	}
 }
+
+func TestPrefixedEnv(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "first")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "first-secret")
+	t.Setenv("HAVEN_TO_AWS_ACCESS_KEY_ID", "second")
+	get := blobopen.PrefixedEnv("HAVEN_TO_")
+	if get("AWS_ACCESS_KEY_ID") != "second" || get("AWS_SECRET_ACCESS_KEY") != "first-secret" || get("AWS_SESSION_TOKEN") != "" {
+		t.Fatalf("got %q %q %q", get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY"), get("AWS_SESSION_TOKEN"))
+	}
+}

@@ -23,7 +23,7 @@ type Server struct {
 	Vault        string
 	PasswordFile string // empty: $HAVEN_PASSWORD
 	Edge         string
-	Extra        string   // more server.yaml (tunnels:)
+	Extra        string   // more server.yaml (tunnels:, copies:)
 	Args         []string // more arguments (--recover-from-vault)
 }
 
