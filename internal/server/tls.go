@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 
 	"github.com/haven-dr/haven/internal/tlsca"
@@ -64,16 +63,5 @@ func serverCert(c *Config) (*tls.Certificate, error) {
 		}
 		return &crt, nil
 	}
-	dir := filepath.Join(c.StateDir, "tls")
-	crtFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	if crt, err := tls.LoadX509KeyPair(crtFile, keyFile); err == nil {
-		return &crt, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("tls: %v", err)
-	}
-	if err := tlsca.MakeCerts(dir, tlsca.CertHosts(c.Listen)); err != nil {
-		return nil, fmt.Errorf("tls: making the CA and certificate in %s: %v", dir, err)
-	}
-	crt, err := tls.LoadX509KeyPair(crtFile, keyFile)
-	return &crt, err
+	return tlsca.LoadOrMake(filepath.Join(c.StateDir, "tls"), tlsca.CertHosts(c.Listen))
 }

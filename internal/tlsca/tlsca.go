@@ -8,15 +8,34 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
 )
+
+// LoadOrMake loads dir/server.crt and dir/server.key, making them (and the
+// CA, dir/ca.crt) for hosts first if they do not exist yet.
+func LoadOrMake(dir string, hosts []string) (*tls.Certificate, error) {
+	crtFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	if crt, err := tls.LoadX509KeyPair(crtFile, keyFile); err == nil {
+		return &crt, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("tls: %v", err)
+	}
+	if err := MakeCerts(dir, hosts); err != nil {
+		return nil, fmt.Errorf("tls: making the CA and certificate in %s: %v", dir, err)
+	}
+	crt, err := tls.LoadX509KeyPair(crtFile, keyFile)
+	return &crt, err
+}
 
 // CertHosts are the names the auto certificate is valid for.
 func CertHosts(listen string) []string {
