@@ -114,7 +114,7 @@ func (v *Vault) loadGC(ctx context.Context, lock *Lock) (*gcState, error) {
 	if st.live, err = v.liveLocks(ctx, lock.name); err != nil {
 		return nil, err
 	}
-	if st.idx, err = v.loadIndex(ctx); err != nil {
+	if st.idx, err = v.loadIndex(ctx, forPrune); err != nil {
 		return nil, err
 	}
 	st.marks = st.idx.marks
