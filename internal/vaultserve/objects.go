@@ -64,12 +64,9 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, name string, admin 
 	if r.ContentLength > MaxObject {
 		return fmt.Errorf("%w: %d bytes (at most %d)", errTooLarge, r.ContentLength, MaxObject)
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength+1))
-	if err != nil {
-		return fmt.Errorf("%w: reading the body: %v", errBadRequest, err)
-	}
-	if int64(len(data)) != r.ContentLength {
-		return fmt.Errorf("%w: body of %d bytes, announced %d", errBadRequest, len(data), r.ContentLength)
+	data := make([]byte, r.ContentLength)
+	if n, err := io.ReadFull(r.Body, data); err != nil {
+		return fmt.Errorf("%w: body of %d bytes, announced %d: %v", errBadRequest, n, r.ContentLength, err)
 	}
 	defer s.lockName(name)()
 	same, err := blob.SameContent(r.Context(), s.be, name, data)
