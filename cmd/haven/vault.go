@@ -13,7 +13,7 @@ import (
 func newVaultCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "vault", Short: "Create, inspect, check and prune the vault of recovery points"}
 	cmd.AddCommand(newVaultInitCmd(), newVaultKeyCmd(), newVaultPointsCmd(), newVaultStatsCmd(),
-		newVaultCheckCmd(), newVaultPruneCmd(), newVaultPrepareAgentCmd(), newVaultCopyCmd())
+		newVaultCheckCmd(), newVaultPruneCmd(), newVaultPrepareAgentCmd(), newVaultCopyCmd(), newVaultServeCmd())
 	return cmd
 }
 

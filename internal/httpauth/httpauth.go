@@ -8,7 +8,9 @@
 package httpauth
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -91,4 +93,27 @@ func Check(r *http.Request, want, hint string) *Refusal {
 		return Unauthorized("wrong token (Authorization: Bearer <" + hint + ">)")
 	}
 	return nil
+}
+
+// LoadOrCreateToken reads the token file, creating it (0600, 64 random hex
+// digits) first if it does not exist, so a service is never served without
+// a token. created says whether this call made it.
+func LoadOrCreateToken(path string) (tok string, created bool, err error) {
+	tok, err = ReadTokenFile(path)
+	if !errors.Is(err, os.ErrNotExist) {
+		return tok, false, err
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = f.WriteString(hex.EncodeToString(b) + "\n")
+		err = errors.Join(err, f.Sync(), f.Close())
+		created = err == nil
+	}
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return "", false, fmt.Errorf("creating token file: %w", err)
+	}
+	tok, err = ReadTokenFile(path) // another process may have won the race
+	return tok, created, err
 }

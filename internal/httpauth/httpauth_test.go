@@ -92,3 +92,24 @@ func TestCheck(t *testing.T) {
 		t.Error("Equal: two empty tokens match")
 	}
 }
+
+// TestLoadOrCreateToken: the first call makes a private token file, later
+// calls read the same token, and a file others may read is refused.
+func TestLoadOrCreateToken(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "agent.token")
+	tok, created, err := LoadOrCreateToken(p)
+	if err != nil || !created || len(tok) != 64 {
+		t.Fatalf("first call: %q %v %v", tok, created, err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode().Perm())
+	}
+	again, created, err := LoadOrCreateToken(p)
+	if err != nil || created || again != tok {
+		t.Fatalf("second call: %q %v %v", again, created, err)
+	}
+	os.Chmod(p, 0o644)
+	if _, _, err := LoadOrCreateToken(p); !errors.Is(err, ErrBadToken) {
+		t.Errorf("world-readable token file: %v", err)
+	}
+}

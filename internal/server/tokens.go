@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/haven-dr/haven/internal/httpauth"
+	"github.com/haven-dr/haven/internal/tlsca"
 )
 
 // tokenHashes is state_dir/tokens.json: each role's token as a SHA-256
@@ -162,7 +163,7 @@ func writeTokenHashes(path string, h tokenHashes) error {
 	if err != nil {
 		return err
 	}
-	return writeFileSync(path, append(b, '\n'), 0o600)
+	return tlsca.WriteFileSync(path, append(b, '\n'), 0o600)
 }
 
 // RotateToken gives role (admin or viewer) a new random token: written
@@ -185,7 +186,7 @@ func RotateToken(c *Config, role string) error {
 	}
 	// The file first: if the hash were written first and this failed,
 	// the operator would hold no working token.
-	if err := writeFileSync(file, []byte(tok+"\n"), 0o600); err != nil {
+	if err := tlsca.WriteFileSync(file, []byte(tok+"\n"), 0o600); err != nil {
 		return err
 	}
 	h[role] = hashToken(tok)

@@ -58,7 +58,7 @@ func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known 
 			err = fmt.Errorf("%w (%v)", lost, err)
 		}
 	}()
-	idx, err := v.loadIndex(ctx)
+	idx, err := v.loadIndex(ctx, forWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func (v *Vault) DiskChunkIDs(ctx context.Context, p *Point, disk string) ([]ID, 
 	if err != nil {
 		return nil, err
 	}
-	idx, err := v.loadIndex(ctx)
+	idx, err := v.loadIndex(ctx, forRead)
 	if err != nil {
 		return nil, err
 	}

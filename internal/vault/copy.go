@@ -132,7 +132,7 @@ func (c *copier) load(ctx context.Context) error {
 	if c.srcIdx, err = c.sourceIndex(ctx); err != nil {
 		return err
 	}
-	if c.dstIdx, err = c.dst.loadIndex(ctx); err != nil {
+	if c.dstIdx, err = c.dst.loadIndex(ctx, forWrite); err != nil {
 		return fmt.Errorf("destination index: %w", err)
 	}
 	return c.dst.be.List(ctx, "data/", func(fi blob.Info) error {
@@ -142,7 +142,7 @@ func (c *copier) load(ctx context.Context) error {
 }
 
 func (c *copier) sourceIndex(ctx context.Context) (*Index, error) {
-	m, err := c.src.loadMarks(ctx)
+	m, err := c.src.loadMarks(ctx, false)
 	if isStorageErr(err) {
 		return nil, err
 	} else if err != nil {

@@ -13,7 +13,7 @@ import (
 func firstPage(t *testing.T, v *Vault, p *Point) (ID, []ID) {
 	t.Helper()
 	ctx := context.Background()
-	idx, err := v.loadIndex(ctx)
+	idx, err := v.loadIndex(ctx, forRead)
 	if err != nil {
 		t.Fatal(err)
 	}

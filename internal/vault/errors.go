@@ -3,6 +3,7 @@ package vault
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // Sentinel errors. Each maps to its own exit code in cmd/haven, so scripts can
@@ -35,6 +36,25 @@ func (e *ObjectError) Error() string {
 }
 
 func (e *ObjectError) Unwrap() error { return e.Err }
+
+// detailUnauthentic: the object does not open with the vault's key. Whoever
+// wrote it held no key (or it was damaged): it cannot carry a point's data.
+const detailUnauthentic = "authentication failed (damaged or truncated)"
+
+// unauthentic reports a sealed object that fails authentication.
+func unauthentic(err error) bool {
+	var oe *ObjectError
+	return errors.As(err, &oe) && oe.Detail == detailUnauthentic
+}
+
+// passOver logs an unauthentic object that a reader leaves out. Such
+// objects are what a writer without the key (a compromised primary's
+// storage credential, on storage that refuses deletes and overwrites) can
+// still add; check reports them, and only prune, which must see everything,
+// refuses to run while they exist.
+func passOver(err error) {
+	slog.Warn("vault: passing over an object that fails authentication (planted or damaged; see haven vault check)", "err", err)
+}
 
 func corrupt(object, format string, args ...any) error {
 	return &ObjectError{Object: object, Detail: fmt.Sprintf(format, args...), Err: ErrCorrupt}

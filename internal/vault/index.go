@@ -91,13 +91,23 @@ func (x *Index) addPack(pack ID, entries []blobEntry) {
 // prune delete live data. An index object that vanishes between listing and
 // reading was replaced by a prune's rewrite, which is written before the
 // old objects are deleted: listing again gives the complete index.
-func (v *Vault) loadIndex(ctx context.Context) (*Index, error) {
-	m, err := v.loadMarks(ctx)
+// indexMode says what loading the index does with objects that fail
+// authentication (see passOver).
+type indexMode int
+
+const (
+	forRead  indexMode = iota // restore, stats: pass over such index objects and marks
+	forWrite                  // snapshots: pass over such index objects (a missed one costs a re-upload); a damaged mark still stops them
+	forPrune                  // everything must authenticate: prune decides what to delete from it
+)
+
+func (v *Vault) loadIndex(ctx context.Context, mode indexMode) (*Index, error) {
+	m, err := v.loadMarks(ctx, mode == forRead)
 	if err != nil {
 		return nil, err
 	}
 	for try := 0; ; try++ {
-		x, err := v.loadIndexOnce(ctx)
+		x, err := v.loadIndexOnce(ctx, mode != forPrune)
 		if errors.Is(err, ErrMissing) && try < 5 {
 			continue
 		}
@@ -109,7 +119,7 @@ func (v *Vault) loadIndex(ctx context.Context) (*Index, error) {
 	}
 }
 
-func (v *Vault) loadIndexOnce(ctx context.Context) (*Index, error) {
+func (v *Vault) loadIndexOnce(ctx context.Context, lenient bool) (*Index, error) {
 	names, err := listNames(ctx, v.be, indexPrefix)
 	if err != nil {
 		return nil, err
@@ -121,7 +131,10 @@ func (v *Vault) loadIndexOnce(ctx context.Context) (*Index, error) {
 	for _, name := range names {
 		g.Go(func() error {
 			plain, err := v.getSealed(ctx, name)
-			if err != nil {
+			if lenient && unauthentic(err) {
+				passOver(err)
+				return nil
+			} else if err != nil {
 				return err
 			}
 			return decodeIndex(name, plain, x)

@@ -136,7 +136,7 @@ func TestLeaseLapsesForGood(t *testing.T) {
 	if err := l.guarded(ctx, write); err != nil || !wrote {
 		t.Fatalf("guarded write under a fresh lease: %v (ran: %v)", err, wrote)
 	}
-	f.Set(blobtest.FailWhen(func(op, name string) bool { return op == "put" && name == l.name }))
+	f.Set(blobtest.FailWhen(func(op, name string) bool { return op == "put" && strings.HasPrefix(name, l.name+"/") }))
 	for l.check() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}

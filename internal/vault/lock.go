@@ -40,18 +40,24 @@ const (
 )
 
 type lockFile struct {
-	Kind    string    `json:"kind"`
-	Holder  string    `json:"holder"`
-	Host    string    `json:"host"`
-	PID     int       `json:"pid"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
+	Kind     string    `json:"kind"`
+	Holder   string    `json:"holder"`
+	Host     string    `json:"host"`
+	PID      int       `json:"pid"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+	Released bool      `json:"released,omitempty"`
 }
 
-// Lock is a held lease, refreshed in the background until Release.
+// Lock is a held lease, refreshed in the background until Release. Every
+// write of it is a new object locks/<id>/<seq> and its release is one more,
+// locks/<id>/released: the holder never overwrites or deletes (an agent's
+// credential may only add objects), and readers go by the newest object of
+// each lock. Prune, which holds the admin credential, removes them.
 type Lock struct {
 	v    *Vault
-	name string
+	name string // locks/<id>: the prefix of all of this lock's objects
+	seq  int
 	file lockFile
 	stop chan struct{}
 	done sync.WaitGroup
@@ -63,9 +69,9 @@ type Lock struct {
 	lapsed    chan struct{}
 }
 
-// write rewrites the lock and, on success, extends how long the holder
-// may trust it: from the moment the write started, since the lock may have
-// become visible to others at any point of the call.
+// write stores the lock's next object and, on success, extends how long
+// the holder may trust it: from the moment the write started, since the
+// lock may have become visible to others at any point of the call.
 func (l *Lock) write(ctx context.Context) error {
 	start := time.Now()
 	l.file.Expires = start.Add(LockLease).UTC()
@@ -73,7 +79,10 @@ func (l *Lock) write(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := l.v.be.Put(ctx, l.name, data); err != nil {
+	// A failed write still takes its number: the service may have applied
+	// it, and the next write must not land on the same name.
+	l.seq++
+	if err := l.v.be.Put(ctx, lockSeqName(l.name, l.seq), data); err != nil {
 		return err
 	}
 	l.mu.Lock()
@@ -146,33 +155,30 @@ func (l *Lock) guarded(ctx context.Context, write func(context.Context) error) e
 // read is treated as a live exclusive lock created at the dawn of time until
 // it is older than the lease: when in doubt, do not delete.
 func (v *Vault) liveLocks(ctx context.Context, self string) ([]lockFile, error) {
-	var infos []blob.Info
-	if err := v.be.List(ctx, locksPrefix, func(fi blob.Info) error {
-		infos = append(infos, fi)
-		return nil
-	}); err != nil {
+	groups, err := v.lockGroups(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var live []lockFile
 	now := time.Now()
-	for _, fi := range infos {
-		if fi.Name == self {
+	for _, g := range groups {
+		if g.name == self || g.released || !g.maybeLive(now) {
 			continue
 		}
-		data, err := v.be.Get(ctx, fi.Name, 0, -1)
+		data, err := v.be.Get(ctx, g.newest.Name, 0, -1)
 		if errors.Is(err, blob.ErrNotFound) {
-			continue // released meanwhile
+			continue // cleaned up meanwhile (or a legacy lock released)
 		} else if err != nil {
 			return nil, err
 		}
 		var lf lockFile
-		if err := decodeSigned(fi.Name, data, nil, &lf); err != nil {
-			if now.Sub(fi.ModTime) < LockLease {
-				live = append(live, lockFile{Kind: lockExclusive, Holder: "unreadable " + fi.Name})
+		if err := decodeSigned(g.newest.Name, data, nil, &lf); err != nil {
+			if now.Sub(g.newest.ModTime) < LockLease {
+				live = append(live, lockFile{Kind: lockExclusive, Holder: "unreadable " + g.newest.Name})
 			}
 			continue
 		}
-		if now.Before(lf.Expires) {
+		if now.Before(lf.Expires) && !lf.Released {
 			live = append(live, lf)
 		}
 	}
@@ -194,17 +200,17 @@ func (v *Vault) holderName(host string) string {
 // never waits. An exclusive lock waits while another exclusive one is live.
 func (v *Vault) acquire(ctx context.Context, kind string, wait time.Duration) (*Lock, error) {
 	host, _ := os.Hostname()
-	l := &Lock{v: v, name: locksPrefix + randomHex(16), stop: make(chan struct{}), lapsed: make(chan struct{}),
-		file: lockFile{Kind: kind, Holder: v.holderName(host), Host: host, PID: os.Getpid(), Created: time.Now().UTC()}}
 	deadline := time.Now().Add(wait)
 	for {
-		l.safeUntil = time.Time{} // a new lease each attempt: the last one was deleted
+		// A new lock each attempt: the last one was released.
+		l := &Lock{v: v, name: locksPrefix + randomHex(16), stop: make(chan struct{}), lapsed: make(chan struct{}),
+			file: lockFile{Kind: kind, Holder: v.holderName(host), Host: host, PID: os.Getpid(), Created: time.Now().UTC()}}
 		if err := l.write(ctx); err != nil {
 			return nil, fmt.Errorf("write lock: %w", err)
 		}
 		peers, err := v.liveLocks(ctx, l.name)
 		if err != nil {
-			v.be.Delete(context.WithoutCancel(ctx), l.name)
+			l.writeRelease(context.WithoutCancel(ctx))
 			return nil, err
 		}
 		blocker := ""
@@ -219,7 +225,7 @@ func (v *Vault) acquire(ctx context.Context, kind string, wait time.Duration) (*
 			return l, nil
 		}
 		// Step back so the other prune can finish, then try again.
-		v.be.Delete(context.WithoutCancel(ctx), l.name)
+		l.writeRelease(context.WithoutCancel(ctx))
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("%w (exclusive lock held by %s)", ErrLocked, blocker)
 		}
@@ -263,13 +269,29 @@ func (l *Lock) refresh() {
 	}
 }
 
-// Release stops refreshing and removes the lock.
+// Release stops refreshing and writes the release object. If that write
+// fails, the lock expires after the lease like a crashed holder's.
 func (l *Lock) Release() {
 	l.once.Do(func() {
 		close(l.stop)
 		l.done.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		l.v.be.Delete(ctx, l.name)
+		l.writeRelease(ctx)
 	})
+}
+
+// writeRelease stores locks/<id>/released. It is a lock object that has
+// already expired, so a reader that predates release objects ignores it
+// and waits for the lock's last refresh to expire: later, never earlier.
+func (l *Lock) writeRelease(ctx context.Context) {
+	f := l.file
+	f.Expires, f.Released = time.Now().UTC(), true
+	data, err := encodeSigned(&f, nil)
+	if err == nil {
+		err = l.v.be.Put(ctx, l.name+"/"+lockReleased, data)
+	}
+	if err != nil {
+		slog.Warn("vault lock release failed; it expires with its lease", "lock", l.name, "err", err)
+	}
 }

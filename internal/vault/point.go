@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -174,10 +175,15 @@ func (v *Vault) Points(ctx context.Context, machine string) ([]*Point, error) {
 	for i, name := range names {
 		g.Go(func() (err error) {
 			out[i], err = v.loadPoint(ctx, name)
+			if unauthentic(err) {
+				passOver(err)
+				return nil
+			}
 			return err
 		})
 	}
-	return out, g.Wait()
+	err = g.Wait()
+	return slices.DeleteFunc(out, func(p *Point) bool { return p == nil }), err
 }
 
 // FindPoint returns machine's point by ID, unique ID prefix, "latest", or
@@ -191,7 +197,7 @@ func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, erro
 		return nil, fmt.Errorf("%w: machine %q has no recovery points", ErrNoPoint, machine)
 	}
 	if id == "" || id == "latest" {
-		return v.loadPoint(ctx, names[len(names)-1])
+		return v.newestMatching(ctx, machine, names, "latest", func(*Point) bool { return true })
 	}
 	if match, ok := selector(id); ok {
 		return v.newestMatching(ctx, machine, names, id, match)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/haven-dr/haven/internal/blob"
 )
 
 // PreservedTag marks a point that keeps a machine's disks as they were
@@ -46,8 +48,14 @@ func (v *Vault) ReleasePoint(ctx context.Context, machine, id string) (*Point, e
 	if !p.Preserved() {
 		return nil, fmt.Errorf("%w: point %s of %s: retention already applies to it", ErrNotPreserved, p.ID, machine)
 	}
+	// Released already: keep the first record, since the credential may
+	// only add objects.
+	name := v.releaseName(machine, p.ID)
+	if _, err := v.be.Stat(ctx, name); err == nil || !errors.Is(err, blob.ErrNotFound) {
+		return p, err
+	}
 	b, _ := json.Marshal(releaseRecord{Machine: machine, Point: p.ID, Released: time.Now().UTC()})
-	return p, v.putSealed(ctx, v.releaseName(machine, p.ID), b)
+	return p, v.putSealed(ctx, name, b)
 }
 
 // Released lists the released points among points.

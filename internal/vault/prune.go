@@ -44,7 +44,8 @@ type PruneReport struct {
 	DryRun         bool       `json:"dry_run"`
 	PartlyUsed     int        `json:"partly_used_packs"`
 	PartlyUnusedB  int64      `json:"partly_unused_bytes"`
-	RepackedPacks  int        `json:"repacked_packs"` // rewritten with only their used blobs
+	RepackedPacks  int        `json:"repacked_packs"`       // rewritten with only their used blobs
+	DeletedLocks   int        `json:"deleted_lock_objects"` // of released, expired or superseded lock writes
 }
 
 // Prune forgets points that retention does not keep and collects data in
@@ -113,7 +114,7 @@ func (v *Vault) loadGC(ctx context.Context, lock *Lock) (*gcState, error) {
 	if st.live, err = v.liveLocks(ctx, lock.name); err != nil {
 		return nil, err
 	}
-	if st.idx, err = v.loadIndex(ctx); err != nil {
+	if st.idx, err = v.loadIndex(ctx, forPrune); err != nil {
 		return nil, err
 	}
 	st.marks = st.idx.marks
@@ -187,7 +188,9 @@ func (v *Vault) collect(ctx context.Context, lock *Lock, rep *PruneReport, opt P
 	if n, b, err := blob.SweepPartial(ctx, v.be, LockLease); err == nil {
 		rep.DeletedPartial, rep.DeletedBytes = n, rep.DeletedBytes+b
 	}
-	return nil
+	// Writers never delete their lock objects (see Lock); prune does.
+	rep.DeletedLocks, err = v.sweepLocks(ctx, lock.name)
+	return err
 }
 
 // markGarbage marks the packs that no point needs: unused ones, ones

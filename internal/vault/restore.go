@@ -73,7 +73,7 @@ func (v *Vault) restore(ctx context.Context, opt RestoreOptions) (*RestoreStats,
 	if err != nil {
 		return nil, err
 	}
-	idx, err := v.loadIndex(ctx)
+	idx, err := v.loadIndex(ctx, forRead)
 	if err != nil {
 		return nil, err
 	}

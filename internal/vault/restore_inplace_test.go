@@ -19,7 +19,7 @@ func flipInBlob(t *testing.T, v *Vault, p *Point, disk string) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := v.loadIndex(ctx)
+	idx, err := v.loadIndex(ctx, forRead)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 func rewriteVaultData(t *testing.T, v *Vault, edit func(e blobEntry, plain []byte) []byte) {
 	t.Helper()
 	ctx := context.Background()
-	idx, err := v.loadIndex(ctx)
+	idx, err := v.loadIndex(ctx, forRead)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,7 +186,7 @@ func (v *Vault) getSealed(ctx context.Context, name string) ([]byte, error) {
 func (v *Vault) openSealed(name string, data []byte) ([]byte, error) {
 	c, err := open(v.key.Enc, data, []byte(name))
 	if err != nil {
-		return nil, corrupt(name, "authentication failed (damaged or truncated)")
+		return nil, corrupt(name, detailUnauthentic)
 	}
 	plain, err := v.dec.DecodeAll(c, nil)
 	if err != nil {

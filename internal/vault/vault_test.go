@@ -188,7 +188,7 @@ func TestManifestGrowsWithChangeNotSize(t *testing.T) {
 
 func countBlobs(t *testing.T, v *Vault, typ blobType) int {
 	t.Helper()
-	idx, err := v.loadIndex(context.Background())
+	idx, err := v.loadIndex(context.Background(), forRead)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,10 +5,12 @@
 //	file:///abs/path  or  /abs/path  or  relative/path
 //	azblob://CONTAINER[/prefix]?endpoint=URL&account=NAME
 //	s3://BUCKET[/prefix]?endpoint=HOST:PORT&insecure=true&region=R&pathstyle=true
+//	https://HOST:PORT[/prefix]?ca=/path/ca.crt   (haven vault serve)
 //
 // Secrets come from the environment (AZURE_STORAGE_KEY,
 // AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_CONNECTION_STRING,
-// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), never from
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+// HAVEN_VAULT_TOKEN, HAVEN_VAULT_TOKEN_FILE), never from
 // the URL, so a URL can be printed and logged.
 package blobopen
 
@@ -23,6 +25,7 @@ import (
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/azblob"
 	"github.com/haven-dr/haven/internal/blob/fileblob"
+	"github.com/haven-dr/haven/internal/blob/httpblob"
 	"github.com/haven-dr/haven/internal/blob/s3blob"
 )
 
@@ -68,8 +71,14 @@ func open(rawURL string, getenv func(string) string) (blob.Backend, error) {
 			return nil, err
 		}
 		return s3blob.New(cfg)
+	case "https":
+		cfg, err := httpblob.ParseURL(rawURL, getenv)
+		if err != nil {
+			return nil, err
+		}
+		return httpblob.New(cfg)
 	default:
-		return nil, fmt.Errorf("unknown scheme %q (want file, azblob or s3)", scheme)
+		return nil, fmt.Errorf("unknown scheme %q (want file, azblob, s3 or https)", scheme)
 	}
 }
 

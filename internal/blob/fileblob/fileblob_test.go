@@ -38,3 +38,15 @@ func TestFromURL(t *testing.T) {
 		}
 	}
 }
+
+// The append-only wrapper over a directory passes the append-only suite, so
+// the suite itself is known to accept a correct implementation.
+func TestAppendOnlyConformance(t *testing.T) {
+	blobtest.RunAppendOnly(t, func(t *testing.T) blob.Backend {
+		b, err := fileblob.New(t.TempDir() + "/vault")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return blob.NewAppendOnly(b)
+	})
+}
