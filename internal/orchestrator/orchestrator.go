@@ -92,6 +92,8 @@ type Orchestrator struct {
 
 	// siteMu orders making and removing sites shared by plans (sites.go).
 	siteMu sync.Mutex
+	// history is the points recorded for SLA reports (history.go).
+	history pointHistory
 }
 
 type runningJob struct {
