@@ -100,7 +100,7 @@ func (o *Orchestrator) SLA(ctx context.Context, plan, month string, now time.Tim
 	}
 	p := cfg.Plan(plan)
 	if p == nil {
-		return nil, fmt.Errorf("%w: no plan %q in the applied config", ErrBadRequest, plan)
+		return nil, fmt.Errorf("%w: no plan %q in the applied config", store.ErrNotFound, plan)
 	}
 	if now.Before(to) {
 		to = now

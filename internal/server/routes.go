@@ -54,6 +54,7 @@ var apiRoutes = []Route{
 	{Pattern: "POST /v1/jobs/{id}/cancel", Auth: AuthRead, Status: http.StatusAccepted, json: (*Server).cancel},
 	{Pattern: "POST /v1/jobs/{id}/approve", Auth: AuthRead, Status: http.StatusAccepted, json: (*Server).approve},
 	{Pattern: "GET /v1/drills", Auth: AuthRead, json: (*Server).drills},
+	{Pattern: "GET /v1/plans/{plan}/report", Auth: AuthRead, raw: (*Server).slaReport},
 	{Pattern: "GET /v1/machines/{machine}/points", Auth: AuthRead, json: (*Server).machinePoints},
 	{Pattern: "GET /v1/traffic", Auth: AuthRead, json: (*Server).traffic},
 	{Pattern: "GET /v1/audit", Auth: AuthAdmin, json: (*Server).auditLog},

@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	orch := orchestrator.New(orchestrator.Options{Store: st, Host: fencedHost{h, ls.enter}, Vault: v,
 		Agents: fencedAgents(o.Agents, ls.enter), Traffic: fencedTraffic(orchestrator.DNSTraffic, ls.enter),
 		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
-		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
+		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed, DrillGrace: cfg.DrillGrace})
 	orch.Registry().MustRegister(al.collectors()...)
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
 		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim}
@@ -193,6 +193,7 @@ func (s *Server) lead(ctx context.Context) (stop func(), err error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.standbyLoop(lctx) })
 	wg.Go(func() { s.alertLoop(lctx) })
+	wg.Go(func() { s.drillLoop(lctx) })
 	return func() {
 		cancel()
 		wg.Wait()
