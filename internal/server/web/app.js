@@ -387,6 +387,7 @@ async function route() {
     else if (h === "plans") await plansPage(view);
     else if (h === "jobs") await jobsPage(view);
     else if (h === "drills") await drillsPage(view);
+    else if (h === "report" || h.startsWith("report/")) await reportPage(view, h.slice(7));
     else if (h === "traffic") await trafficPage(view);
     else await dashboard(view);
   } catch (e) {
