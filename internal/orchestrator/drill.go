@@ -46,9 +46,6 @@ func (o *Orchestrator) RunDrills(ctx context.Context, now time.Time) error {
 	var errs []error
 	for i := range cfg.Plans {
 		p := &cfg.Plans[i]
-		if p.Drill == nil {
-			continue
-		}
 		if err := o.drillStep(ctx, p, now); err != nil {
 			errs = append(errs, fmt.Errorf("drill of plan %s: %w", p.Name, err))
 		}
@@ -83,6 +80,9 @@ func (o *Orchestrator) drillStep(ctx context.Context, p *protection.Plan, now ti
 	}
 	if ds.Run != nil {
 		return o.advanceDrill(ctx, p, ds, now)
+	}
+	if p.Drill == nil {
+		return nil
 	}
 	if ds.Last.IsZero() {
 		// The schedule starts counting when the server first sees it:
@@ -260,7 +260,9 @@ func (o *Orchestrator) advanceDrill(ctx context.Context, p *protection.Plan, ds 
 			run.TestEnded = &now
 			return o.Store.PutDrillSchedule(ctx, ds)
 		}
-		if now.Before(run.TestEnded.Add(p.Drill.Keep)) {
+		// A schedule removed meanwhile: the drill in flight still ends,
+		// its copy kept no longer.
+		if p.Drill != nil && now.Before(run.TestEnded.Add(p.Drill.Keep)) {
 			return nil
 		}
 	}

@@ -181,6 +181,34 @@ func (w *world) cfgWithDrill(t *testing.T) *protection.Plan {
 	return cfg.Plan("alpha")
 }
 
+// TestScheduledDrillRemovedMidway: a schedule removed while its drill
+// keeps its copy up still ends the drill (cleanup, record), and starts
+// no other.
+func TestScheduledDrillRemovedMidway(t *testing.T) {
+	w := newWorld(t)
+	withDrill(t, w, t.TempDir(), `{schedule: "@every 1h", keep: 10h}`)
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	w.tick(t0)
+	w.tick(t0.Add(time.Hour))
+	w.tick(t0.Add(time.Hour + time.Second))
+	if _, _, err := w.o.Apply(context.Background(), []byte(twoPlansConfig())); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		w.tick(t0.Add(time.Hour + time.Duration(2+i)*time.Second))
+	}
+	if st, ds := w.plan("alpha"), w.schedule("alpha"); st.Test != "" || ds.Run != nil {
+		t.Fatalf("drill of a removed schedule still up: plan %+v run %+v", st, ds.Run)
+	}
+	if got := w.drills("alpha"); len(got) != 1 || !got[0].Passed {
+		t.Fatalf("drills: %+v", got)
+	}
+	w.tick(t0.Add(5 * time.Hour))
+	if js, _ := w.env.Store.Jobs(context.Background(), store.JobFilter{Plan: "alpha"}); len(js) != 2 {
+		t.Fatalf("%d jobs after the schedule was removed, want the drill's 2", len(js))
+	}
+}
+
 // TestScheduledDrillOneStart: two servers looking at one instant at once
 // (a deposed leader that has not noticed yet) start one drill, and
 // neither records a skip.
