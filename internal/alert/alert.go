@@ -43,10 +43,10 @@ type Inputs struct {
 	// instant is overdue.
 	DrillGrace time.Duration
 	Agents     []Agent
-	Machines    []Machine
-	Plans       []Plan
-	Jobs        []*store.Job // the active ones
-	Vault       *VaultCheck  // nil before the first check
+	Machines   []Machine
+	Plans      []Plan
+	Jobs       []*store.Job // the active ones
+	Vault      *VaultCheck  // nil before the first check
 	// Catalog is set while the server's catalog cannot be saved to the
 	// vault (a new control plane would recover stale state).
 	Catalog *CatalogWrite
