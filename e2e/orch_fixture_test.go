@@ -41,6 +41,7 @@ type drSite struct {
 	vaultURL string
 
 	agentPort, serverPort int
+	serverConfig          string // more server.yaml lines
 	agentToken            string
 	serverState           string
 	procs                 map[string]*exec.Cmd // the rig's, by name
@@ -149,7 +150,7 @@ func (s *drSite) startAgent() {
 
 // server is the test's server as it stands (it may have moved).
 func (s *drSite) server(args ...string) rig.Server {
-	return rig.Server{Port: s.serverPort, State: s.serverState, Vault: s.vaultURL, Edge: s.inet, Args: args}
+	return rig.Server{Port: s.serverPort, State: s.serverState, Vault: s.vaultURL, Edge: s.inet, Args: args, Config: s.serverConfig}
 }
 
 // startServer starts `haven server` (with more arguments) and waits for

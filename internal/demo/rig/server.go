@@ -24,6 +24,7 @@ type Server struct {
 	PasswordFile string // empty: $HAVEN_PASSWORD
 	Edge         string
 	Args         []string // more arguments (--recover-from-vault)
+	Config       string   // more server.yaml lines
 }
 
 func (s Server) name() string {
@@ -46,7 +47,7 @@ func (r *Rig) StartServer(ctx context.Context, s Server) (*client.Client, error)
 	if s.PasswordFile != "" {
 		cfg += "password_file: " + s.PasswordFile + "\n"
 	}
-	cfg += "edge: " + s.Edge + "\nstandby_interval: 1s\n"
+	cfg += "edge: " + s.Edge + "\nstandby_interval: 1s\n" + s.Config
 	path, err := r.Write(s.name()+".yaml", cfg)
 	if err != nil {
 		return nil, err
