@@ -127,7 +127,7 @@ func (o *Orchestrator) recordMissed(ctx context.Context, ds *store.DrillSchedule
 	why := fmt.Sprintf("missed %d scheduled drill(s) from %s to %s: no server was leading then, or the previous drill still ran",
 		len(missed), first.Format(time.RFC3339), missed[len(missed)-1].Format(time.RFC3339))
 	d := store.Drill{JobID: scheduledID(ds.Plan, first), Plan: ds.Plan, Started: first, CleanedUp: first,
-		Scheduled: &first, Skipped: why, Missed: true, Error: why}
+		Scheduled: &first, Skipped: why, Missed: true}
 	return o.skipTx(ctx, ds, last, d)
 }
 

@@ -136,11 +136,8 @@ func MachineRPO(machine string, recs []store.PointRecord, from, to time.Time) Ma
 	if recs[0].Captured.After(from) {
 		ms.MeasuredFrom = recs[0].Captured
 	}
-	known := false
+	targets := recordTargets(recs)
 	for i, r := range recs {
-		if r.TargetSeconds > 0 {
-			ms.TargetSeconds, known = r.TargetSeconds, true
-		}
 		if !r.Captured.Before(from) && r.Captured.Before(to) {
 			ms.Points++
 		}
@@ -151,8 +148,7 @@ func MachineRPO(machine string, recs []store.PointRecord, from, to time.Time) Ma
 		if !b.After(a) {
 			continue
 		}
-		target := time.Duration(ms.TargetSeconds * float64(time.Second))
-		if ok := r.Captured.Add(target); ok.After(a) {
+		if ok := r.Captured.Add(targets[i]); ok.After(a) {
 			ms.WithinSeconds += minTime(ok, b).Sub(a).Seconds()
 		}
 		if worst := b.Sub(r.Captured).Seconds(); worst > ms.WorstRPOSeconds {
@@ -160,12 +156,36 @@ func MachineRPO(machine string, recs []store.PointRecord, from, to time.Time) Ma
 			ms.WorstRPOSeconds, ms.WorstAt = worst, &at
 		}
 	}
+	known := targets[len(targets)-1] > 0
+	if known {
+		ms.TargetSeconds = targets[len(targets)-1].Seconds()
+	}
 	ms.MeasuredSeconds = to.Sub(ms.MeasuredFrom).Seconds()
 	if known && ms.MeasuredSeconds > 0 {
 		share := ms.WithinSeconds / ms.MeasuredSeconds
 		ms.WithinTarget = &share
 	}
 	return ms
+}
+
+// recordTargets is the RPO target each record is held to: its own, else
+// the one last recorded before it, else (points seen before the agent
+// first reported its target) the first one recorded after it.
+func recordTargets(recs []store.PointRecord) []time.Duration {
+	out := make([]time.Duration, len(recs))
+	var last time.Duration
+	for i, r := range recs {
+		if r.TargetSeconds > 0 {
+			last = time.Duration(r.TargetSeconds * float64(time.Second))
+		}
+		out[i] = last
+	}
+	for i := len(out) - 1; i > 0; i-- {
+		if out[i-1] == 0 {
+			out[i-1] = out[i]
+		}
+	}
+	return out
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -38,6 +38,14 @@ func TestMachineRPOHandComputed(t *testing.T) {
 	if !got.MeasuredFrom.Equal(at(30)) || got.MeasuredSeconds != 70*60 || got.WithinSeconds != 10*60 || got.WorstRPOSeconds != 70*60 {
 		t.Errorf("first point inside: %+v", got)
 	}
+	// The first point was seen before the agent reported its target: it
+	// is held to the first target recorded after it. [0,30) newest -5:
+	// within 5; [30,100) newest 30: within 10. 15 of 100 min.
+	first := store.PointRecord{Machine: "db", Captured: at(-5)}
+	got = MachineRPO("db", []store.PointRecord{first, rec(30)}, at(0), at(100))
+	if got.WithinSeconds != 15*60 || got.TargetSeconds != 600 {
+		t.Errorf("target filled back: within %v s, target %v", got.WithinSeconds, got.TargetSeconds)
+	}
 	// No target ever recorded: no share, but the worst RPO is measured.
 	norec := store.PointRecord{Machine: "db", Captured: at(0)}
 	got = MachineRPO("db", []store.PointRecord{norec}, at(0), at(100))
