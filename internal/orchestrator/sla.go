@@ -136,24 +136,18 @@ func MachineRPO(machine string, recs []store.PointRecord, from, to time.Time) Ma
 	if recs[0].Captured.After(from) {
 		ms.MeasuredFrom = recs[0].Captured
 	}
-	targets := recordTargets(recs)
-	for i, r := range recs {
-		if !r.Captured.Before(from) && r.Captured.Before(to) {
-			ms.Points++
-		}
-		a, b := maxTime(r.Captured, ms.MeasuredFrom), to
-		if i+1 < len(recs) && recs[i+1].Captured.Before(to) {
-			b = recs[i+1].Captured
-		}
-		if !b.After(a) {
-			continue
-		}
-		if ok := r.Captured.Add(targets[i]); ok.After(a) {
+	targets := eachInterval(recs, ms.MeasuredFrom, to, func(i int, target time.Duration, a, b time.Time) {
+		r := recs[i]
+		if ok := r.Captured.Add(target); ok.After(a) {
 			ms.WithinSeconds += minTime(ok, b).Sub(a).Seconds()
 		}
 		if worst := b.Sub(r.Captured).Seconds(); worst > ms.WorstRPOSeconds {
-			at := b
-			ms.WorstRPOSeconds, ms.WorstAt = worst, &at
+			ms.WorstRPOSeconds, ms.WorstAt = worst, &b
+		}
+	})
+	for _, r := range recs {
+		if !r.Captured.Before(from) && r.Captured.Before(to) {
+			ms.Points++
 		}
 	}
 	known := targets[len(targets)-1] > 0
@@ -166,6 +160,23 @@ func MachineRPO(machine string, recs []store.PointRecord, from, to time.Time) Ma
 		ms.WithinTarget = &share
 	}
 	return ms
+}
+
+// eachInterval calls fn for each stretch [a, b) of [from, to) in which
+// record i (sorted by capture) was the newest point, with the target it
+// is held to; it returns the targets.
+func eachInterval(recs []store.PointRecord, from, to time.Time, fn func(i int, target time.Duration, a, b time.Time)) []time.Duration {
+	targets := recordTargets(recs)
+	for i, r := range recs {
+		a, b := maxTime(r.Captured, from), to
+		if i+1 < len(recs) && recs[i+1].Captured.Before(to) {
+			b = recs[i+1].Captured
+		}
+		if b.After(a) {
+			fn(i, targets[i], a, b)
+		}
+	}
+	return targets
 }
 
 // recordTargets is the RPO target each record is held to: its own, else
@@ -281,4 +292,29 @@ func jobReport(j *store.Job) (*Report, error) {
 		return &r, nil
 	}
 	return BuildReport(j)
+}
+
+// RPOSample is a machine's RPO at one instant.
+type RPOSample struct {
+	T       time.Time
+	Seconds float64
+}
+
+// RPOSeries is the RPO over [from, to] as the instants where it changes
+// slope: it grows from each point's capture and drops at the next one (a
+// sawtooth), by the same model MachineRPO measures. Before the first
+// recorded point there is nothing to draw. The target is the newest one
+// recorded (0: none).
+func RPOSeries(recs []store.PointRecord, from, to time.Time) ([]RPOSample, float64) {
+	recs = slices.Clone(recs)
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Captured.Before(recs[j].Captured) })
+	var out []RPOSample
+	ts := eachInterval(recs, from, to, func(i int, _ time.Duration, a, b time.Time) {
+		out = append(out, RPOSample{a, a.Sub(recs[i].Captured).Seconds()}, RPOSample{b, b.Sub(recs[i].Captured).Seconds()})
+	})
+	var target float64
+	if len(ts) > 0 {
+		target = ts[len(ts)-1].Seconds()
+	}
+	return out, target
 }
