@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +60,9 @@ func TestScheduledDrillEndToEnd(t *testing.T) {
 		t.Fatalf("passed drill record: %+v", passed)
 	}
 	j, err := s.client.Job(ctx, passed.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err != nil || !slices.ContainsFunc(j.Steps, func(st api.Step) bool { return st.Name == "drill check: script app" && st.State == "done" }) {
 		t.Fatalf("the drill's test failover did not run its check: %+v, %v", j, err)
 	}
@@ -120,7 +125,67 @@ func TestScheduledDrillEndToEnd(t *testing.T) {
 	if want := fmt.Sprintf("Drills: %d run, %d passed", rep.DrillsRun, rep.Passed); !strings.Contains(text, want) {
 		t.Errorf("text report lacks %q:\n%s", want, text)
 	}
-	checkReportPage(t, s, month, rep, passed.JobID, failed.JobID)
+	c := checkReportPage(t, s, month, rep, passed.JobID, failed.JobID)
+	checkCharts(t, s, c, j)
+}
+
+// checkCharts: the server's SVG pictures carry what the state says, and
+// the console shows them (screenshots machine-db-rpo.png, sitemap.png,
+// job-timeline.png among the artefacts).
+func checkCharts(t *testing.T, s *drSite, c *chrome, drillJob *api.Job) {
+	t.Helper()
+	base := fmt.Sprintf("http://127.0.0.1:%d", s.serverPort)
+	svg := func(path string) string {
+		admin, _ := os.ReadFile(filepath.Join(s.serverState, "admin.token"))
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(admin)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml" {
+			t.Fatalf("GET %s: %s %s\n%s", path, resp.Status, resp.Header.Get("Content-Type"), b)
+		}
+		return string(b)
+	}
+	if m := svg("/v1/sitemap.svg"); !strings.Contains(m, "● shop/db") || !strings.Contains(m, "PRIMARY  onprem") ||
+		!strings.Contains(m, "→ 10.1.0.20") || !strings.Contains(m, "marker-end") {
+		t.Errorf("site map lacks shop/db at the primary or DNS answering 10.1.0.20 with an arrow:\n%s", m)
+	}
+	started := 0
+	for _, st := range drillJob.Steps {
+		if st.Started != nil {
+			started++
+		}
+	}
+	if tl := svg("/v1/jobs/" + drillJob.ID + "/timeline.svg"); strings.Count(tl, `<rect class="step `) != started || started == 0 {
+		t.Errorf("timeline of %s has %d step bars, the job %d started steps", drillJob.ID, strings.Count(tl, `<rect class="step `), started)
+	}
+	if r := svg("/v1/machines/db/rpo.svg?span=day"); !strings.Contains(r, `<polyline class="rpo"`) || !strings.Contains(r, `class="target"`) {
+		t.Errorf("db's RPO chart has no series or no target line:\n%s", r)
+	}
+	loaded := func(sel string) {
+		t.Helper()
+		js := fmt.Sprintf(`(i => i && i.complete && i.naturalWidth > 0)(document.querySelector(%q))`, sel)
+		s.eventually(30*time.Second, sel+" drawn", func() error {
+			if !get(c, "image "+sel, chromedp.Evaluate[bool](js)) {
+				return fmt.Errorf("%s not loaded", sel)
+			}
+			return nil
+		})
+	}
+	c.page(base, "#/machine/db", "#rpo-day", "machine-db")
+	loaded("#rpo-day")
+	loaded("#rpo-month")
+	c.shot("machine-db-rpo")
+	c.page(base, "#/", "#sitemap", "dashboard")
+	loaded("#sitemap")
+	c.shot("sitemap")
+	c.page(base, "#/job/"+drillJob.ID, "#job-timeline", "job")
+	loaded("#job-timeline")
+	c.shot("job-timeline")
 }
 
 // waitDrill waits for a drill record of shop the server ran by itself
@@ -234,7 +299,7 @@ func checkRPOFigures(t *testing.T, s *drSite, rep *api.SLAReport) {
 
 // checkReportPage opens the console's report page in headless Chromium
 // (screenshot report.png among the test's artefacts).
-func checkReportPage(t *testing.T, s *drSite, month string, rep *api.SLAReport, passed, failed string) {
+func checkReportPage(t *testing.T, s *drSite, month string, rep *api.SLAReport, passed, failed string) *chrome {
 	t.Helper()
 	c := newChrome(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", s.serverPort)
@@ -260,4 +325,5 @@ func checkReportPage(t *testing.T, s *drSite, month string, rep *api.SLAReport, 
 	if n := c.count(`#report-machines tbody tr`); n != len(rep.Machines) {
 		t.Errorf("report page shows %d machines, the API %d", n, len(rep.Machines))
 	}
+	return c
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -21,7 +22,7 @@ const (
 	colorTarget      = "#b3261e"
 	colorGrid        = "#d5d9e0"
 	colorText        = "#1d2430"
-	fontAttrs        = `font-family="system-ui, sans-serif" font-size="11" fill="` + colorText + `"`
+	fontAttrs        = `font-family="system-ui, sans-serif" font-size="11"`
 	timeLayoutDay    = "15:04"
 	timeLayoutLonger = "Jan 2"
 )
@@ -40,10 +41,18 @@ func newDoc(w, h float64, title string) *doc {
 	return d
 }
 
+// text writes s at (x, y); extra attributes may set fill (default the
+// text color), never twice: a repeated attribute makes the document
+// malformed, and a browser then draws nothing.
 func (d *doc) text(x, y float64, anchor, s string, extra ...string) {
 	a := ""
+	fill := false
 	for _, e := range extra {
 		a += " " + e
+		fill = fill || strings.HasPrefix(e, "fill=")
+	}
+	if !fill {
+		a += ` fill="` + colorText + `"`
 	}
 	fmt.Fprintf(&d.b, `<text x="%.1f" y="%.1f" text-anchor="%s" %s%s>%s</text>`, x, y, anchor, fontAttrs, a, esc(s))
 }

@@ -106,8 +106,9 @@ func (s *Server) siteMapChart(w http.ResponseWriter, r *http.Request) {
 }
 
 // dnsAnswers asks the DNS server what each profile answers, and which
-// site an answer leads to (an endpoint named like a site, whose target it
-// is).
+// site an answer leads to: the endpoint whose target it is, at the site
+// the plans' dns actions send customers to with it (a failover action's
+// endpoint is at the recovery site, a failback one's at the primary).
 func (s *Server) dnsAnswers(r *http.Request, c *protection.Config) []chart.DNS {
 	var out []chart.DNS
 	profiles := s.trafficProfiles(r.Context(), c)
@@ -125,17 +126,30 @@ func (s *Server) dnsAnswers(r *http.Request, c *protection.Config) []chart.DNS {
 			d.Answers = ans
 		}
 		for _, e := range p.Endpoints {
-			if e.Target == "" || !slices.Contains(d.Answers, e.Target) {
-				continue
-			}
-			switch e.Name {
-			case c.Sites.Primary:
-				d.Site = "primary"
-			case c.Sites.Recovery:
-				d.Site = "recovery"
+			if e.Target != "" && slices.Contains(d.Answers, e.Target) {
+				d.Site = endpointSite(c, p.Name, e.Name)
 			}
 		}
 		out = append(out, d)
 	}
 	return out
+}
+
+// endpointSite is the site (chart.Site.Name) of a profile's endpoint, as
+// the plans' dns actions place it; "" when no action names it.
+func endpointSite(c *protection.Config, profile, endpoint string) string {
+	for _, p := range c.Plans {
+		for _, g := range p.Groups {
+			for _, a := range append(slices.Clone(g.Before), g.After...) {
+				if a.Type != protection.ActionDNS || a.Profile != profile || a.Endpoint != endpoint || len(a.Directions) != 1 {
+					continue
+				}
+				if a.Directions[0] == "failover" {
+					return "recovery"
+				}
+				return "primary"
+			}
+		}
+	}
+	return ""
 }
