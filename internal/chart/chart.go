@@ -119,9 +119,17 @@ func (d *doc) axes(from, to time.Time, vmax float64, y func(float64) float64) {
 	}
 	for i := 0; i <= 4; i++ {
 		t := from.Add(time.Duration(float64(to.Sub(from)) * float64(i) / 4))
-		d.text(left+plotW*float64(i)/4, top+plotH+16, "middle", t.UTC().Format(layout))
+		d.text(left+plotW*float64(i)/4, top+plotH+16, anchorAt(i), t.UTC().Format(layout))
 	}
 	d.text(left+plotW, top+plotH+30, "end", "UTC")
+}
+
+// anchorAt keeps the last of five axis labels inside the picture.
+func anchorAt(i int) string {
+	if i == 4 {
+		return "end"
+	}
+	return "middle"
 }
 
 // secs writes a duration in seconds the way the console does.

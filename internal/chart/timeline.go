@@ -55,7 +55,7 @@ func Timeline(title string, bars []Bar, start, end time.Time) []byte {
 	d.line(plotLeft, axisY, plotRight, axisY, colorText, "")
 	for i := 0; i <= 4; i++ {
 		off := time.Duration(float64(span) * float64(i) / 4)
-		d.text(plotLeft+(plotRight-plotLeft)*float64(i)/4, axisY+16, "middle", "+"+off.Round(time.Millisecond).String())
+		d.text(plotLeft+(plotRight-plotLeft)*float64(i)/4, axisY+16, anchorAt(i), "+"+off.Round(time.Millisecond).String())
 	}
 	return d.bytes()
 }
