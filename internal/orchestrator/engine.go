@@ -40,6 +40,9 @@ func newJobID() string {
 // store transaction, so two submits, or a submit and a job ending, cannot
 // both act on the state they read.
 func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p Params) (*store.Job, error) {
+	if p.Drill != nil {
+		return nil, fmt.Errorf("%w: drill is set by the server's drill scheduler only", ErrBadRequest)
+	}
 	return o.submit(ctx, typ, plan, p, nil)
 }
 
