@@ -225,7 +225,9 @@ func (o *Orchestrator) advanceDrill(ctx context.Context, p *protection.Plan, ds 
 	run := ds.Run
 	if run.CleanupJob != "" {
 		cj, err := o.Store.Job(ctx, run.CleanupJob)
-		if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return o.dropRun(ctx, ds, run.CleanupJob)
+		} else if err != nil {
 			return err
 		}
 		switch cj.State {
@@ -239,7 +241,9 @@ func (o *Orchestrator) advanceDrill(ctx context.Context, p *protection.Plan, ds 
 		return o.Store.PutDrillSchedule(ctx, ds)
 	}
 	tj, err := o.Store.Job(ctx, run.TestJob)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
+		return o.dropRun(ctx, ds, run.TestJob)
+	} else if err != nil {
 		return err
 	}
 	st, err := o.Store.PlanState(ctx, p.Name)
@@ -267,6 +271,15 @@ func (o *Orchestrator) advanceDrill(ctx context.Context, p *protection.Plan, ds 
 		}
 	}
 	return o.cleanupDrill(ctx, ds, run)
+}
+
+// dropRun forgets a drill whose job the store does not have (a state
+// rebuilt without it): there is nothing to clean up or record, and the
+// schedule goes on.
+func (o *Orchestrator) dropRun(ctx context.Context, ds *store.DrillSchedule, job string) error {
+	o.log.Warn("scheduled drill dropped: its job is not in the state", "plan", ds.Plan, "job", job)
+	ds.Run = nil
+	return o.Store.PutDrillSchedule(ctx, ds)
 }
 
 // cleanupDrill submits the cleanup of the drill's test copy, recording

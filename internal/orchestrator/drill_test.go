@@ -209,6 +209,26 @@ func TestScheduledDrillRemovedMidway(t *testing.T) {
 	}
 }
 
+// TestScheduledDrillUnknownJob: a schedule naming a job the state does
+// not have (rebuilt without it) is closed instead of failing every tick.
+func TestScheduledDrillUnknownJob(t *testing.T) {
+	w := newWorld(t)
+	withDrill(t, w, t.TempDir(), `{schedule: "@every 1h"}`)
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	ds := &store.DrillSchedule{Plan: "alpha", Last: t0, Run: &store.DrillRun{Slot: t0, TestJob: "gone"}}
+	if err := w.env.Store.PutDrillSchedule(context.Background(), ds); err != nil {
+		t.Fatal(err)
+	}
+	w.tick(t0.Add(time.Minute))
+	if ds := w.schedule("alpha"); ds.Run != nil || !ds.Last.Equal(t0) {
+		t.Fatalf("schedule after an unknown job: %+v", ds)
+	}
+	w.tick(t0.Add(time.Hour))
+	if ds := w.schedule("alpha"); ds.Run == nil {
+		t.Fatal("the next instant did not start a drill")
+	}
+}
+
 // TestScheduledDrillOneStart: two servers looking at one instant at once
 // (a deposed leader that has not noticed yet) start one drill, and
 // neither records a skip.
