@@ -33,7 +33,7 @@ func TestScheduledDrillEndToEnd(t *testing.T) {
 	s := newDRSite(t)
 	ctx := context.Background()
 	s.kill("server", syscall.SIGTERM)
-	s.serverConfig = "drill_grace: 3s\n"
+	s.serverExtra = "drill_grace: 3s\n"
 	s.startServer()
 	s.apply()
 	s.waitPoints(1)

@@ -41,9 +41,9 @@ type drSite struct {
 	vaultURL string
 
 	agentPort, serverPort int
-	serverConfig          string // more server.yaml lines
 	agentToken            string
 	serverState           string
+	serverExtra           string               // more server config (copies:)
 	procs                 map[string]*exec.Cmd // the rig's, by name
 	client                *client.Client
 	machineFiles          map[string]string
@@ -150,7 +150,7 @@ func (s *drSite) startAgent() {
 
 // server is the test's server as it stands (it may have moved).
 func (s *drSite) server(args ...string) rig.Server {
-	return rig.Server{Port: s.serverPort, State: s.serverState, Vault: s.vaultURL, Edge: s.inet, Args: args, Config: s.serverConfig}
+	return rig.Server{Port: s.serverPort, State: s.serverState, Vault: s.vaultURL, Edge: s.inet, Args: args, Extra: s.serverExtra}
 }
 
 // startServer starts `haven server` (with more arguments) and waits for

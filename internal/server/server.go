@@ -140,8 +140,9 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	orch := orchestrator.New(orchestrator.Options{Store: st, Host: fencedHost{h, ls.enter}, Vault: v,
 		Agents: fencedAgents(o.Agents, ls.enter), Traffic: fencedTraffic(orchestrator.DNSTraffic, ls.enter),
 		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge,
-		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed, DrillGrace: cfg.DrillGrace})
+		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
 	orch.Registry().MustRegister(al.collectors()...)
+	orch.DrillGrace = cfg.DrillGrace
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
 		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim}
 	toks.rotated = srv.tokenRotated
@@ -191,9 +192,9 @@ func (s *Server) lead(ctx context.Context) (stop func(), err error) {
 	// Close closes the vault, and before a deposed leader returns.
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	wg.Go(func() { s.drillLoop(lctx) })
 	wg.Go(func() { s.standbyLoop(lctx) })
 	wg.Go(func() { s.alertLoop(lctx) })
-	wg.Go(func() { s.drillLoop(lctx) })
 	return func() {
 		cancel()
 		wg.Wait()

@@ -23,8 +23,8 @@ type Server struct {
 	Vault        string
 	PasswordFile string // empty: $HAVEN_PASSWORD
 	Edge         string
+	Extra        string   // more server.yaml (tunnels:, copies:)
 	Args         []string // more arguments (--recover-from-vault)
-	Config       string   // more server.yaml lines
 }
 
 func (s Server) name() string {
@@ -47,7 +47,7 @@ func (r *Rig) StartServer(ctx context.Context, s Server) (*client.Client, error)
 	if s.PasswordFile != "" {
 		cfg += "password_file: " + s.PasswordFile + "\n"
 	}
-	cfg += "edge: " + s.Edge + "\nstandby_interval: 1s\n" + s.Config
+	cfg += "edge: " + s.Edge + "\nstandby_interval: 1s\n" + s.Extra
 	path, err := r.Write(s.name()+".yaml", cfg)
 	if err != nil {
 		return nil, err
