@@ -21,6 +21,7 @@ var subcommands = []func() *cobra.Command{
 	newJobCmd,
 	newMachineCmd,
 	newAuditCmd,
+	newReportCmd,
 	newPointCmd,
 	newVersionCmd,
 	newManCmd,

@@ -39,11 +39,14 @@ type Inputs struct {
 	Now         time.Time
 	AgentSilent time.Duration
 	DrillMaxAge time.Duration
-	Agents      []Agent
-	Machines    []Machine
-	Plans       []Plan
-	Jobs        []*store.Job // the active ones
-	Vault       *VaultCheck  // nil before the first check
+	// DrillGrace: a scheduled drill not started this long after its
+	// instant is overdue.
+	DrillGrace time.Duration
+	Agents     []Agent
+	Machines   []Machine
+	Plans      []Plan
+	Jobs       []*store.Job // the active ones
+	Vault      *VaultCheck  // nil before the first check
 	// Catalog is set while the server's catalog cannot be saved to the
 	// vault (a new control plane would recover stale state).
 	Catalog *CatalogWrite
@@ -93,6 +96,12 @@ type Plan struct {
 	// FirstSeen is when the plan first appeared in an applied config:
 	// the clock starts there when it has never been drilled.
 	FirstSeen time.Time
+	// Scheduled drills (drill.go): the newest that ran or was missed
+	// (not one skipped because the plan was busy), the first instant not
+	// started yet, and the test failover of the drill in flight.
+	LastScheduled *store.Drill
+	NextDrill     *time.Time
+	DrillRunning  string
 }
 
 // VaultCheck is the outcome of the last metadata check of the vault.
@@ -124,6 +133,7 @@ func Evaluate(in Inputs) []Alert {
 	}
 	for _, p := range in.Plans {
 		drillRule(in, p, add)
+		scheduledDrillRules(in, p, add)
 	}
 	for _, j := range in.Jobs {
 		switch j.State {

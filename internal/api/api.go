@@ -61,6 +61,9 @@ type Params struct {
 	// the disaster in the data-loss report.
 	DisasterTime *time.Time `json:"disaster_time,omitempty"`
 	Note         string     `json:"note,omitempty"`
+	// Drill is the schedule instant of a drill the server started by
+	// itself (set by the server, not by a client).
+	Drill *time.Time `json:"drill,omitempty"`
 }
 
 // Job states, as a job's State reads.
@@ -127,6 +130,14 @@ type Drill struct {
 	RTOSeconds float64   `json:"rto_seconds"`
 	Note       string    `json:"note,omitempty"`
 	Error      string    `json:"error,omitempty"`
+	// Scheduled: the schedule instant of a drill the server ran by
+	// itself. Skipped: why a scheduled drill did not run; Missed: it was
+	// not started in time.
+	Scheduled *time.Time `json:"scheduled,omitempty"`
+	Skipped   string     `json:"skipped,omitempty"`
+	Missed    bool       `json:"missed,omitempty"`
+	// PointAges: each machine's point age at the drill's start, seconds.
+	PointAges map[string]float64 `json:"point_ages,omitempty"`
 }
 
 // AuditEntry is one state-changing request. Who is a role, a session id

@@ -40,6 +40,17 @@ func newJobID() string {
 // store transaction, so two submits, or a submit and a job ending, cannot
 // both act on the state they read.
 func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p Params) (*store.Job, error) {
+	if p.Drill != nil {
+		return nil, fmt.Errorf("%w: drill is set by the server's drill scheduler only", ErrBadRequest)
+	}
+	return o.submit(ctx, typ, plan, p, nil)
+}
+
+// submit is Submit; also, if set, runs in its transaction before the job
+// is created, with the plan's state and the new job, and may refuse it
+// (the drill scheduler claims its schedule instant there).
+func (o *Orchestrator) submit(ctx context.Context, typ JobType, plan string, p Params,
+	also func(tx store.Tx, cfg *protection.Config, st *store.PlanState, j *store.Job) error) (*store.Job, error) {
 	k, err := kindOf(typ)
 	if err != nil {
 		return nil, err
@@ -69,6 +80,11 @@ func (o *Orchestrator) Submit(ctx context.Context, typ JobType, plan string, p P
 		}
 		if j, err = o.newJob(k, typ, cfg, st, p); err != nil {
 			return err
+		}
+		if also != nil {
+			if err := also(tx, cfg, st, j); err != nil {
+				return err
+			}
 		}
 		if typ == TestCleanup {
 			if tookOver, err = takeOverFailedDrill(ctx, tx, st); err != nil {

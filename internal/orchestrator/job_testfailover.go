@@ -12,7 +12,9 @@ var testFailoverKind = &kind{
 	precondition: func(st *store.PlanState) error {
 		return need(st, st.Test == "", "a test copy is still up (haven failover cleanup)")
 	},
-	steps: func(r *run, plan *protection.Plan) []step { return r.failoverSteps(plan, "test", SiteTest) },
+	steps: func(r *run, plan *protection.Plan) []step {
+		return r.withDrillChecks(plan, r.failoverSteps(plan, "test", SiteTest))
+	},
 	// The plan has a test copy from now on, even if the drill fails:
 	// cleanup removes it and records the failed drill.
 	submitted: func(st *store.PlanState, j *store.Job) { st.Test = j.ID },

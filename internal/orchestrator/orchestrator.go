@@ -44,6 +44,9 @@ type Params struct {
 	// of the disaster in the data-loss report.
 	DisasterTime *time.Time `json:"disaster_time,omitempty"`
 	Note         string     `json:"note,omitempty"`
+	// Drill is the schedule instant of a drill the server started by
+	// itself (drill.go); its test failover then runs the drill's checks.
+	Drill *time.Time `json:"drill,omitempty"`
 }
 
 // Options wire an Orchestrator.
@@ -65,6 +68,9 @@ type Options struct {
 	// Alloc records addresses of NICs in allocate mode.
 	Alloc  *vnet.Allocator
 	Logger *slog.Logger
+	// DrillGrace: a scheduled drill not started within this long of its
+	// instant is missed, not run late (default 10m; drill.go).
+	DrillGrace time.Duration
 	// OnChange, if set, is called after a new config is applied and after
 	// a job ends (a drill is recorded by its cleanup job), so the server
 	// can save its catalog. It must not block.
@@ -86,6 +92,8 @@ type Orchestrator struct {
 
 	// siteMu orders making and removing sites shared by plans (sites.go).
 	siteMu sync.Mutex
+	// history is the points recorded for SLA reports (history.go).
+	history pointHistory
 }
 
 type runningJob struct {

@@ -25,6 +25,7 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 	standby := o.StandbyEnabled
 	sh, _ := o.Host.(StandbyHost)
 	var errs []error
+	targets := o.rpoTargets(ctx)
 	for _, m := range cfg.Machines {
 		ps, err := o.Vault.Points(ctx, m.Name)
 		if err != nil || len(ps) == 0 {
@@ -33,6 +34,9 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 		ps = slices.DeleteFunc(ps, preserved)
 		if len(ps) == 0 {
 			continue
+		}
+		if err := o.recordPoints(ctx, m.Name, ps, targets[m.Name]); err != nil {
+			errs = append(errs, fmt.Errorf("point history of %s: %w", m.Name, err))
 		}
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
 		newest := ps[0]

@@ -156,9 +156,11 @@ func (r *run) cleanupSteps() []step {
 			if !d.Passed && d.Error == "" {
 				d.Error = "the drill did not finish (" + string(tj.State) + ")"
 			}
-			if rep := buildReport(tj, tout); rep.RTOSeconds != nil {
+			rep := buildReport(tj, tout)
+			if rep.RTOSeconds != nil {
 				d.RTOSeconds = *rep.RTOSeconds
 			}
+			drillFacts(&d, tj, rep)
 			if err := r.o.Store.AddDrill(ctx, d); err != nil {
 				return err
 			}

@@ -374,6 +374,9 @@ func (c *Config) checkPlans(k *checker) {
 				c.checkAction(k, fmt.Sprintf("%s.after[%d]", gf, x), &g.After[x])
 			}
 		}
+		if p.Drill != nil {
+			c.checkDrill(k, f+".drill", p.Drill)
+		}
 	}
 }
 

@@ -223,6 +223,12 @@ func TestParseRefuses(t *testing.T) {
 			[]want{{47, "machines[0].health.tcp_port", "cannot unmarshal"}}},
 		{"not an address", "        address: 10.1.0.10/24\n", "        address: 10.1.0.300/24\n",
 			[]want{{44, "machines[0].nics[0].address", "10.1.0.300"}}},
+		{"drill schedule not cron", "  - name: shop\n", "  - name: shop\n    drill: {schedule: \"every sunday\"}\n",
+			[]want{{63, "plans[0].drill.schedule", `"every sunday"`}}},
+		{"drill without schedule, pinned point, manual check", "  - name: shop\n",
+			"  - name: shop\n    drill: {point: 2026-12-01T00:00:00Z, keep: -1s, checks: [{type: manual}]}\n",
+			[]want{{63, "plans[0].drill.schedule", "missing"}, {63, "plans[0].drill.point", "want one of"},
+				{63, "plans[0].drill.keep", "negative"}, {63, "plans[0].drill.checks[0].type", "script or wait-health"}}},
 		{"yaml syntax", "  primary: dc1\n", "  primary: dc1: x\n",
 			[]want{{4, "yaml", "mapping values are not allowed"}}},
 	} {

@@ -114,6 +114,9 @@ type NIC struct {
 type Plan struct {
 	Name   string  `yaml:"name" json:"name"`
 	Groups []Group `yaml:"groups" json:"groups"`
+	// Drill, when set, has the server run the plan's test failover by
+	// itself on a schedule (drill.go).
+	Drill *Drill `yaml:"drill,omitempty" json:"drill,omitempty"`
 }
 
 // Group is a set of machines started together, with actions around them.

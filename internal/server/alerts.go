@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,7 +111,8 @@ func (a *alerts) firstSeen(plan string, now time.Time) (time.Time, error) {
 }
 
 // planDrills summarises plan's drill history for the drill rule.
-func (s *Server) planDrills(ctx context.Context, plan string, now time.Time) alert.Plan {
+func (s *Server) planDrills(ctx context.Context, pc *protection.Plan, now time.Time) alert.Plan {
+	plan := pc.Name
 	p := alert.Plan{Name: plan}
 	var err error
 	if p.FirstSeen, err = s.alerts.firstSeen(plan, now); err != nil {
@@ -126,6 +128,7 @@ func (s *Server) planDrills(ctx context.Context, plan string, now time.Time) ale
 			p.LastPassedDrill = &t
 		}
 	}
+	s.scheduledDrills(ctx, pc, ds, &p)
 	return p
 }
 

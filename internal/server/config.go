@@ -49,6 +49,10 @@ type Config struct {
 	// DrillMaxAge: a plan without a passed test failover for this long
 	// is an alert; default 4320h (180 days), negative turns it off.
 	DrillMaxAge time.Duration `yaml:"drill_max_age"`
+	// DrillGrace: a scheduled drill (a plan's drill: schedule) not
+	// started this long after its instant is missed, not run late, and
+	// an alert; default 10m.
+	DrillGrace time.Duration `yaml:"drill_grace"`
 	// VaultCheckInterval: how often the vault's metadata is checked;
 	// default 24h, negative turns it off.
 	VaultCheckInterval time.Duration `yaml:"vault_check_interval"`
@@ -139,6 +143,9 @@ func (c *Config) Defaults() error {
 	}
 	if c.DrillMaxAge == 0 {
 		c.DrillMaxAge = 180 * 24 * time.Hour
+	}
+	if c.DrillGrace <= 0 {
+		c.DrillGrace = 10 * time.Minute
 	}
 	if c.VaultCheckInterval == 0 {
 		c.VaultCheckInterval = 24 * time.Hour

@@ -134,6 +134,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge.String(),
 		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
 	orch.Registry().MustRegister(al.collectors()...)
+	orch.DrillGrace = cfg.DrillGrace
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
 		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim, copies: newCopiers(cfg)}
 	toks.rotated = srv.tokenRotated
@@ -183,6 +184,7 @@ func (s *Server) lead(ctx context.Context) (stop func(), err error) {
 	// Close closes the vault, and before a deposed leader returns.
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	wg.Go(func() { s.drillLoop(lctx) })
 	wg.Go(func() { s.standbyLoop(lctx) })
 	wg.Go(func() { s.alertLoop(lctx) })
 	for _, c := range s.copies {

@@ -34,7 +34,7 @@ func (s *Server) status(r *http.Request) (any, error) {
 // rules, so that what an operator sees and what is delivered agree.
 func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, alert.Inputs, error) {
 	st := &api.Status{Time: now, Alerts: []string{}}
-	in := alert.Inputs{Now: now, AgentSilent: s.cfg.AgentSilent, DrillMaxAge: s.cfg.DrillMaxAge, Vault: s.alerts.vaultCheck(),
+	in := alert.Inputs{Now: now, AgentSilent: s.cfg.AgentSilent, DrillMaxAge: s.cfg.DrillMaxAge, DrillGrace: s.cfg.DrillGrace, Vault: s.alerts.vaultCheck(),
 		Catalog: s.cat.failure()}
 	cfg, v, err := s.orch.Config(ctx)
 	if err != nil {
@@ -99,7 +99,7 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, aler
 		if ps, err := s.store.PlanState(ctx, p.Name); err == nil {
 			plans = append(plans, ps)
 		}
-		in.Plans = append(in.Plans, s.planDrills(ctx, p.Name, now))
+		in.Plans = append(in.Plans, s.planDrills(ctx, &p, now))
 	}
 	for _, c := range s.copies {
 		cs, ci := c.state(ctx, s.vault, now)

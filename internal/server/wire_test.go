@@ -24,6 +24,7 @@ func TestWireTypesMatchStorage(t *testing.T) {
 		{reflect.TypeFor[orchestrator.Report](), reflect.TypeFor[api.Report]()},
 		{reflect.TypeFor[orchestrator.Params](), reflect.TypeFor[api.Params]()},
 		{reflect.TypeFor[alert.Alert](), reflect.TypeFor[api.Alert]()},
+		{reflect.TypeFor[orchestrator.SLAReport](), reflect.TypeFor[api.SLAReport]()},
 	}
 	for _, p := range pairs {
 		sameJSON(t, p.to.String(), p.from, p.to)

@@ -36,6 +36,11 @@ var pgMigrations = []string{
 	// Compare-and-set versions; rows of an older haven start at 1.
 	`ALTER TABLE jobs ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 	 ALTER TABLE plan_states ADD COLUMN version BIGINT NOT NULL DEFAULT 1;`,
+	// Scheduled drills and the point history SLA reports measure from.
+	`CREATE TABLE drill_schedules (plan TEXT PRIMARY KEY, body BYTEA NOT NULL, version BIGINT NOT NULL);
+	 CREATE TABLE point_history (machine TEXT NOT NULL, point TEXT NOT NULL, captured TIMESTAMPTZ NOT NULL, body BYTEA NOT NULL,
+	   PRIMARY KEY (machine, point));
+	 CREATE INDEX point_history_by_time ON point_history (machine, captured);`,
 }
 
 // pgMigrateLock is the advisory lock key that serialises migrations when
@@ -203,15 +208,8 @@ func (s *Postgres) Heartbeats(ctx context.Context) ([]Heartbeat, error) {
 	return pgCollect(ctx, s.pool, `SELECT body FROM heartbeats ORDER BY agent`, nil, decodeJSON[Heartbeat])
 }
 
-// AddDrill keeps a re-recorded drill at its first position (ord is not
-// updated), as the SQLite store keeps its rowid.
 func (s *Postgres) AddDrill(ctx context.Context, d Drill) error {
-	body, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	return s.exec(ctx, `INSERT INTO drills (job, plan, body) VALUES ($1, $2, $3)
-		ON CONFLICT (job) DO UPDATE SET plan = excluded.plan, body = excluded.body`, d.JobID, d.Plan, body)
+	return s.writeTx(ctx, func(t *pgTx) error { return t.AddDrill(ctx, d) })
 }
 
 func (s *Postgres) Drills(ctx context.Context, plan string) ([]Drill, error) {

@@ -242,26 +242,31 @@ func (t *pgTx) PlanState(ctx context.Context, plan string) (*PlanState, error) {
 
 func (t *pgTx) PutPlanState(ctx context.Context, st *PlanState) error {
 	st.Updated = time.Now().UTC()
-	body, err := json.Marshal(st)
+	return t.casPut(ctx, "plan_states", "plan", st.Plan, st, &st.Version, "plan state "+st.Plan)
+}
+
+// casPut is sqliteTx.casPut on PostgreSQL.
+func (t *pgTx) casPut(ctx context.Context, table, key, id string, v any, version *int64, what string) error {
+	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	var tag pgconn.CommandTag
-	if st.Version == 0 {
-		tag, err = t.q.Exec(ctx, `INSERT INTO plan_states (plan, body, version) VALUES ($1, $2, 1) ON CONFLICT (plan) DO NOTHING`, st.Plan, body)
+	if *version == 0 {
+		tag, err = t.q.Exec(ctx, `INSERT INTO `+table+` (`+key+`, body, version) VALUES ($1, $2, 1) ON CONFLICT (`+key+`) DO NOTHING`, id, body)
 	} else {
-		tag, err = t.q.Exec(ctx, `UPDATE plan_states SET body = $1, version = version + 1 WHERE plan = $2 AND version = $3`, body, st.Plan, st.Version)
+		tag, err = t.q.Exec(ctx, `UPDATE `+table+` SET body = $1, version = version + 1 WHERE `+key+` = $2 AND version = $3`, body, id, *version)
 	}
 	if err != nil {
 		return err
 	}
 	if tag.RowsAffected() == 1 {
-		t.set.set(&st.Version, st.Version+1)
+		t.set.set(version, *version+1)
 		return nil
 	}
-	var v int64 // stays 0 if there is no row
-	if err := t.q.QueryRow(ctx, `SELECT version FROM plan_states WHERE plan = $1`, st.Plan).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	var got int64 // stays 0 if there is no row
+	if err := t.q.QueryRow(ctx, `SELECT version FROM `+table+` WHERE `+key+` = $1`, id).Scan(&got); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
-	return staleError("plan state "+st.Plan, st.Version, v)
+	return staleError(what, *version, got)
 }

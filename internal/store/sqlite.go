@@ -27,6 +27,11 @@ var migrations = []string{
 	// Compare-and-set versions; rows of an older haven start at 1.
 	`ALTER TABLE jobs ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
 	 ALTER TABLE plan_states ADD COLUMN version INTEGER NOT NULL DEFAULT 1;`,
+	// Scheduled drills and the point history SLA reports measure from.
+	`CREATE TABLE drill_schedules (plan TEXT PRIMARY KEY, body BLOB NOT NULL, version INTEGER NOT NULL);
+	 CREATE TABLE point_history (machine TEXT NOT NULL, point TEXT NOT NULL, captured TEXT NOT NULL, body BLOB NOT NULL,
+	   PRIMARY KEY (machine, point));
+	 CREATE INDEX point_history_by_time ON point_history (machine, captured);`,
 }
 
 // SQLite is the embedded store.
@@ -360,30 +365,37 @@ func (t *sqliteTx) PlanState(ctx context.Context, plan string) (*PlanState, erro
 
 func (t *sqliteTx) PutPlanState(ctx context.Context, st *PlanState) error {
 	st.Updated = time.Now().UTC()
-	body, err := json.Marshal(st)
+	return t.casPut(ctx, "plan_states", "plan", st.Plan, st, &st.Version, "plan state "+st.Plan)
+}
+
+// casPut writes v's JSON as the row of table whose column key is id, if
+// the stored version is still *version (0: create), then bumps *version;
+// ErrStale otherwise (the package doc's compare-and-set).
+func (t *sqliteTx) casPut(ctx context.Context, table, key, id string, v any, version *int64, what string) error {
+	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	var res sql.Result
-	if st.Version == 0 {
-		res, err = t.q.ExecContext(ctx, `INSERT INTO plan_states (plan, body, version) VALUES (?, ?, 1) ON CONFLICT (plan) DO NOTHING`, st.Plan, body)
+	if *version == 0 {
+		res, err = t.q.ExecContext(ctx, `INSERT INTO `+table+` (`+key+`, body, version) VALUES (?, ?, 1) ON CONFLICT (`+key+`) DO NOTHING`, id, body)
 	} else {
-		res, err = t.q.ExecContext(ctx, `UPDATE plan_states SET body = ?, version = version + 1 WHERE plan = ? AND version = ?`, body, st.Plan, st.Version)
+		res, err = t.q.ExecContext(ctx, `UPDATE `+table+` SET body = ?, version = version + 1 WHERE `+key+` = ? AND version = ?`, body, id, *version)
 	}
 	if err != nil {
 		return err
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 1 {
 		if err == nil {
-			t.set.set(&st.Version, st.Version+1)
+			t.set.set(version, *version+1)
 		}
 		return err
 	}
-	var v int64 // stays 0 if there is no row
-	if err := t.q.QueryRowContext(ctx, `SELECT version FROM plan_states WHERE plan = ?`, st.Plan).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var got int64 // stays 0 if there is no row
+	if err := t.q.QueryRowContext(ctx, `SELECT version FROM `+table+` WHERE `+key+` = ?`, id).Scan(&got); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	return staleError("plan state "+st.Plan, st.Version, v)
+	return staleError(what, *version, got)
 }
 
 func (s *SQLite) PutHeartbeat(ctx context.Context, h Heartbeat) error {
@@ -398,10 +410,7 @@ func (s *SQLite) Heartbeats(ctx context.Context) ([]Heartbeat, error) {
 }
 
 func (s *SQLite) AddDrill(ctx context.Context, d Drill) error {
-	body, _ := json.Marshal(d)
-	_, err := s.db.ExecContext(ctx, `INSERT INTO drills (job, plan, body) VALUES (?, ?, ?)
-		ON CONFLICT (job) DO UPDATE SET body = excluded.body`, d.JobID, d.Plan, body)
-	return err
+	return s.InTx(ctx, func(tx Tx) error { return tx.AddDrill(ctx, d) })
 }
 
 func (s *SQLite) Drills(ctx context.Context, plan string) ([]Drill, error) {

@@ -206,6 +206,17 @@ type Drill struct {
 	RTOSeconds float64   `json:"rto_seconds"`
 	Note       string    `json:"note,omitempty"`
 	Error      string    `json:"error,omitempty"`
+	// Scheduled is the schedule instant of a drill the server ran by
+	// itself (drill_schedules); nil for one an operator ran.
+	Scheduled *time.Time `json:"scheduled,omitempty"`
+	// Skipped says why a scheduled drill did not run (JobID is then
+	// "scheduled:<plan>:<instant>"); Missed marks one the server did not
+	// start in time (it was down, or the previous drill still ran).
+	Skipped string `json:"skipped,omitempty"`
+	Missed  bool   `json:"missed,omitempty"`
+	// PointAges is each machine's point age at the drill's start: the
+	// RPO a real failover then would have had.
+	PointAges map[string]float64 `json:"point_ages,omitempty"`
 }
 
 // JobFilter selects jobs; zero values select all.
@@ -242,6 +253,15 @@ type Tx interface {
 	// (0: there is none yet) and sets s.Version to the new version;
 	// ErrStale otherwise.
 	PutPlanState(ctx context.Context, s *PlanState) error
+
+	// DrillSchedule returns where the plan's scheduled drills are, an
+	// empty one at Version 0 if none was stored (history.go).
+	DrillSchedule(ctx context.Context, plan string) (*DrillSchedule, error)
+	// PutDrillSchedule is compare-and-set like PutPlanState.
+	PutDrillSchedule(ctx context.Context, s *DrillSchedule) error
+	// AddDrill records a drill; a drill recorded again (same JobID)
+	// replaces the first record in place.
+	AddDrill(ctx context.Context, d Drill) error
 }
 
 // Store is the server's state.
@@ -258,8 +278,14 @@ type Store interface {
 	PutHeartbeat(ctx context.Context, h Heartbeat) error
 	Heartbeats(ctx context.Context) ([]Heartbeat, error)
 
-	AddDrill(ctx context.Context, d Drill) error
 	Drills(ctx context.Context, plan string) ([]Drill, error)
+
+	// AddPoints records recovery points seen in the vault; a point
+	// already recorded keeps its first record (history.go).
+	AddPoints(ctx context.Context, ps []PointRecord) error
+	// PointHistory is machine's recorded points captured in [from, to)
+	// and the newest one captured before from, oldest first.
+	PointHistory(ctx context.Context, machine string, from, to time.Time) ([]PointRecord, error)
 
 	// AppendAudit records a state-changing request (audit.go).
 	AppendAudit(ctx context.Context, e AuditEntry) error

@@ -178,6 +178,13 @@ func (c *Client) Drills(ctx context.Context, plan string) ([]api.Drill, error) {
 	return out, c.getJSON(ctx, "/v1/drills?plan="+url.QueryEscape(plan), &out)
 }
 
+// SLAReport is plan's monthly report (month YYYY-MM; "" for the current
+// one).
+func (c *Client) SLAReport(ctx context.Context, plan, month string) (*api.SLAReport, error) {
+	var out api.SLAReport
+	return &out, c.getJSON(ctx, "/v1/plans/"+url.PathEscape(plan)+"/report?month="+url.QueryEscape(month), &out)
+}
+
 // Audit is the newest limit audit entries, newest first (admin only).
 func (c *Client) Audit(ctx context.Context, limit int) ([]api.AuditEntry, error) {
 	var out []api.AuditEntry

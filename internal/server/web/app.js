@@ -154,6 +154,7 @@ async function dashboard(view) {
     st.alerts.length ? el("ul", { id: "alerts" }, st.alerts.map((a) => el("li", { class: "bad" }, a))) : el("p", { class: "ok", id: "alerts" }, "No alerts."),
     el("h2", {}, "Sites"),
     sitesTable(st, cfg.config),
+    el("img", { id: "sitemap", class: "chart", src: "/v1/sitemap.svg?t=" + Date.now(), alt: "site map: where each machine runs now and what DNS answers" }),
     el("h2", {}, "Machines"),
     table(["machine", "agent", "last point", "point time", "RPO", "RPO target", "consistency", "points", "standby", "error"],
       st.machines.map((m) => {
@@ -240,7 +241,8 @@ async function jobPage(view, id) {
   const head = el("div", {});
   const steps = el("div", {});
   const report = el("div", { id: "report" });
-  view.replaceChildren(el("h2", {}, "Job " + id), head, steps, el("h2", {}, "Log"), logs, report);
+  const chart = el("img", { id: "job-timeline", class: "chart", alt: "the job's steps on a time axis" });
+  view.replaceChildren(el("h2", {}, "Job " + id), head, chart, steps, el("h2", {}, "Log"), logs, report);
   let seq = 0;
   const gen = generation;
   const tick = async () => {
@@ -253,6 +255,7 @@ async function jobPage(view, id) {
         seq = l.seq;
       }
       const done = j.steps.filter((s) => s.state === "done" || s.state === "skipped").length;
+      chart.src = `/v1/jobs/${encodeURIComponent(id)}/timeline.svg?t=${Date.now()}`;
       head.replaceChildren(el("p", {}, `${j.type} of plan ${j.plan}: `, el("strong", { id: "job-state", class: stateClass(j.state) }, j.state),
         ` — ${done}/${j.steps.length} steps`, j.error ? el("span", { class: "bad" }, " — " + j.error) : ""), el("p", {}, jobButtons(j)));
       steps.replaceChildren(table(["step", "state", "started", "ended", "tries", "error"], j.steps.map((s) => el("tr", {},
@@ -302,6 +305,9 @@ async function machinePage(view, name) {
       el("td", {}, m.agent), el("td", {}, ms.last_point || "none"), el("td", {}, fmtTime(ms.point_time)), el("td", {}, ms.consistency || ""),
       el("td", { class: "rpo" }, fmtSecs(ms.rpo_seconds)), el("td", {}, ms.rpo_alert_seconds ? fmtSecs(ms.rpo_alert_seconds) : ""),
       el("td", {}, ms.points), el("td", {}, ms.standby_point || ""), el("td", {}, plans.join(", ")))]),
+    el("h2", {}, "RPO against its target"),
+    el("img", { id: "rpo-day", class: "chart", src: `/v1/machines/${encodeURIComponent(name)}/rpo.svg?span=day`, alt: "RPO over the last day" }),
+    el("img", { id: "rpo-month", class: "chart", src: `/v1/machines/${encodeURIComponent(name)}/rpo.svg?span=month`, alt: "RPO over the last 30 days" }),
     el("h2", {}, "Recovery points"),
     timeline(pts),
     table(["time", "consistency", "point", "provider", "notes"], pts.slice(0, 50).map((p) => el("tr", { "data-point": p.id },
@@ -387,6 +393,7 @@ async function route() {
     else if (h === "plans") await plansPage(view);
     else if (h === "jobs") await jobsPage(view);
     else if (h === "drills") await drillsPage(view);
+    else if (h === "report" || h.startsWith("report/")) await reportPage(view, h.slice(7));
     else if (h === "traffic") await trafficPage(view);
     else await dashboard(view);
   } catch (e) {

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Drills", testDrills},
 		{"Audit", testAudit},
 	}
+	tests = append(tests, historyTests...)
 	for _, tc := range append(tests, casTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
