@@ -44,6 +44,9 @@ type Disk struct {
 	Name  string `json:"name"`
 	Size  int64  `json:"size"`
 	Pages []ID   `json:"pages"`
+	// Churn: what changed since the previous point (absent in points
+	// written before it was recorded).
+	Churn *Churn `json:"churn,omitempty"`
 }
 
 // Disk returns the named disk.
