@@ -13,7 +13,7 @@ type Churn struct {
 	// Overwritten, Zeroed and OverwrittenIncompressible are exact.
 	// Without it (a machine's first point, a plain `haven snapshot`)
 	// only Read, New, NewStored and Incompressible mean anything.
-	Baseline bool `json:"baseline"`
+	Baseline bool  `json:"baseline"`
 	Read     int64 `json:"read"` // bytes read and hashed (the rest was known unchanged or a hole)
 	// Changed: bytes of chunks whose content differs from the previous
 	// point's chunk at the same offset (a grown disk's tail counts).
