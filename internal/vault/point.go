@@ -178,8 +178,8 @@ func (v *Vault) Points(ctx context.Context, machine string) ([]*Point, error) {
 	return out, g.Wait()
 }
 
-// FindPoint returns machine's point by ID, unique ID prefix, "latest", or
-// a selector of point_select.go.
+// FindPoint returns machine's point by ID, unique ID prefix, "latest",
+// "last-clean" (hold.go), or a selector of point_select.go.
 func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, error) {
 	names, err := v.pointNames(ctx, machine)
 	if err != nil {
@@ -190,6 +190,9 @@ func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, erro
 	}
 	if id == "" || id == "latest" {
 		return v.loadPoint(ctx, names[len(names)-1])
+	}
+	if id == LastClean {
+		return v.LastCleanPoint(ctx, machine)
 	}
 	if match, ok := selector(id); ok {
 		return v.newestMatching(ctx, machine, names, id, match)
