@@ -53,6 +53,19 @@ const (
 	DefaultMinShare = 0.3
 )
 
+// Check refuses values that would make the detector blind or meaningless.
+func (c Config) Check() error {
+	switch {
+	case c.Window < 0 || c.Warmup < 0 || c.K < 0 || c.Factor < 0 || c.MinBytes < 0 || c.MinShare < 0:
+		return fmt.Errorf("negative value in %+v", c)
+	case c.MinShare > 1:
+		return fmt.Errorf("min_share %v: a share is at most 1", c.MinShare)
+	case c.Window > 0 && c.Warmup > c.Window:
+		return fmt.Errorf("warmup %d above window %d", c.Warmup, c.Window)
+	}
+	return nil
+}
+
 // WithDefaults fills zero fields.
 func (c Config) WithDefaults() Config {
 	if c.Window <= 0 {

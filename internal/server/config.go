@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/detect"
 	"gopkg.in/yaml.v3"
 )
 
@@ -56,6 +57,9 @@ type Config struct {
 	HA HAConfig `yaml:"ha"`
 	// TLS for the API and the console (tls.go).
 	TLS TLSConfig `yaml:"tls"`
+	// EncryptionDetection tunes the mass-encryption detector
+	// (internal/detect, encryption.go); zero fields take its defaults.
+	EncryptionDetection detect.Config `yaml:"encryption_detection"`
 }
 
 // LoadConfig reads a server config; unknown keys are refused.
@@ -130,6 +134,9 @@ func (c *Config) Defaults() error {
 	}
 	if c.CatalogRetry <= 0 {
 		c.CatalogRetry = time.Minute
+	}
+	if err := c.EncryptionDetection.Check(); err != nil {
+		return fmt.Errorf("encryption_detection: %v", err)
 	}
 	return c.Alerts.Defaults()
 }

@@ -55,6 +55,7 @@ var apiRoutes = []Route{
 	{Pattern: "POST /v1/jobs/{id}/approve", Auth: AuthRead, Status: http.StatusAccepted, json: (*Server).approve},
 	{Pattern: "GET /v1/drills", Auth: AuthRead, json: (*Server).drills},
 	{Pattern: "GET /v1/machines/{machine}/points", Auth: AuthRead, json: (*Server).machinePoints},
+	{Pattern: "POST /v1/machines/{machine}/encryption-alerts/{alert}/close", Auth: AuthRead, json: (*Server).closeEncryptionAlert},
 	{Pattern: "GET /v1/traffic", Auth: AuthRead, json: (*Server).traffic},
 	{Pattern: "GET /v1/audit", Auth: AuthAdmin, json: (*Server).auditLog},
 	{Pattern: "POST /v1/agents/{agent}/heartbeat", Auth: AuthAgent, json: (*Server).heartbeat},

@@ -24,9 +24,18 @@ func (s *Server) machinePoints(r *http.Request) (any, error) {
 		return nil, err
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
+	e, err := s.detectEncryption(r.Context(), name, ps)
+	if err != nil {
+		return nil, err
+	}
+	clean := map[string]bool{}
+	for _, h := range e.holds {
+		clean[h.LastClean] = h.Open()
+	}
 	out := []api.PointView{}
 	for _, p := range ps {
-		out = append(out, api.PointView{ID: p.ID, Time: p.Time, Consistency: p.Consistency, Provider: p.Provider, Group: p.Group, Tags: p.Tags})
+		out = append(out, api.PointView{ID: p.ID, Time: p.Time, Consistency: p.Consistency, Provider: p.Provider, Group: p.Group, Tags: p.Tags,
+			Suspect: e.suspect[p.ID], LastClean: clean[p.ID]})
 	}
 	return out, nil
 }
