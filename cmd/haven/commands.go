@@ -22,6 +22,7 @@ var subcommands = []func() *cobra.Command{
 	newMachineCmd,
 	newAuditCmd,
 	newPointCmd,
+	newAlertCmd,
 	newVersionCmd,
 	newManCmd,
 }
