@@ -47,7 +47,9 @@ func TestEncryptionAlert(t *testing.T) {
 		}
 		take(0, func(*os.File) {})
 		for i := 1; i <= 5; i++ { // ordinary updates: text over text
-			take(i, func(f *os.File) { f.WriteAt([]byte(strings.Repeat("update "+string(rune('a'+i))+" ", 20000)), int64(i)*100000) })
+			take(i, func(f *os.File) {
+				f.WriteAt([]byte(strings.Repeat("update "+string(rune('a'+i))+" ", 20000)), int64(i)*100000)
+			})
 		}
 		take(6, func(f *os.File) { // encryption: 3 MiB of text become random bytes
 			b := make([]byte, 3*mib)
