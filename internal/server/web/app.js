@@ -302,11 +302,16 @@ async function machinePage(view, name) {
       el("td", {}, m.agent), el("td", {}, ms.last_point || "none"), el("td", {}, fmtTime(ms.point_time)), el("td", {}, ms.consistency || ""),
       el("td", { class: "rpo" }, fmtSecs(ms.rpo_seconds)), el("td", {}, ms.rpo_alert_seconds ? fmtSecs(ms.rpo_alert_seconds) : ""),
       el("td", {}, ms.points), el("td", {}, ms.standby_point || ""), el("td", {}, plans.join(", ")))]),
+    ...(ms.encryption_alerts || []).filter((a) => a.open).map((a) => el("p", { class: "bad encryption-alert" },
+      `Encryption suspected from point ${a.first_suspect} (${a.suspect_points} suspect points): ${a.reason}. ` +
+      `Last clean point: ${a.last_clean || "none left"} (--point last-clean; close with haven alert close ${name} ${a.first_suspect}).`)),
     el("h2", {}, "Recovery points"),
     timeline(pts),
     table(["time", "consistency", "point", "provider", "notes"], pts.slice(0, 50).map((p) => el("tr", { "data-point": p.id },
       el("td", {}, fmtTime(p.time)), el("td", { class: "c-" + p.consistency }, p.consistency), el("td", {}, p.id),
-      el("td", {}, p.provider || ""), el("td", {}, Object.entries(p.tags || {}).map(([k, v]) => k + ": " + v).join("; ")))), { id: "points" }),
+      el("td", {}, p.provider || ""), el("td", { class: p.suspect ? "bad" : p.last_clean ? "ok" : "" },
+        [p.suspect ? "SUSPECT: encryption alert" : "", p.last_clean ? "LAST CLEAN (kept; --point last-clean)" : ""]
+          .concat(Object.entries(p.tags || {}).map(([k, v]) => k + ": " + v)).filter((x) => x).join("; ")))), { id: "points" }),
     el("h2", {}, "Disks"),
     table(["disk", "path", "file system", "mount"], (m.disks || []).map((d) => el("tr", {},
       el("td", {}, d.name), el("td", {}, d.path || ""), el("td", {}, d.fstype || ""), el("td", {}, d.mount || ""))), { id: "disks" }),
