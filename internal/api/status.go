@@ -49,6 +49,7 @@ type EncryptionAlert struct {
 	Machine      string     `json:"machine"`
 	Disk         string     `json:"disk"`
 	FirstSuspect string     `json:"first_suspect"`
+	Trigger      string     `json:"trigger,omitempty"`
 	SuspectTime  time.Time  `json:"suspect_time"`
 	LastClean    string     `json:"last_clean,omitempty"`
 	Detected     time.Time  `json:"detected"`

@@ -41,6 +41,12 @@ type Config struct {
 	// MinShare: ...and this share of the bytes the cycle changed on
 	// the disk (encryption dominates the cycles it runs in).
 	MinShare float64 `yaml:"min_share" json:"min_share"`
+	// OnsetBytes: once a cycle alerts, the cycles just before it whose
+	// signal was above OnsetBytes and the baseline's ordinary spread
+	// (median + 3 robust deviations), with MinShare, are suspect too:
+	// encryption often starts with small files, below MinBytes a cycle,
+	// and the last clean point must come before its first write.
+	OnsetBytes int64 `yaml:"onset_bytes" json:"onset_bytes"`
 }
 
 // Defaults.
@@ -51,12 +57,13 @@ const (
 	DefaultFactor   = 4
 	DefaultMinBytes = 8 << 20
 	DefaultMinShare = 0.3
+	DefaultOnset    = 64 << 10
 )
 
 // Check refuses values that would make the detector blind or meaningless.
 func (c Config) Check() error {
 	switch {
-	case c.Window < 0 || c.Warmup < 0 || c.K < 0 || c.Factor < 0 || c.MinBytes < 0 || c.MinShare < 0:
+	case c.Window < 0 || c.Warmup < 0 || c.K < 0 || c.Factor < 0 || c.MinBytes < 0 || c.MinShare < 0 || c.OnsetBytes < 0:
 		return fmt.Errorf("negative value in %+v", c)
 	case c.MinShare > 1:
 		return fmt.Errorf("min_share %v: a share is at most 1", c.MinShare)
@@ -86,18 +93,24 @@ func (c Config) WithDefaults() Config {
 	if c.MinShare <= 0 {
 		c.MinShare = DefaultMinShare
 	}
+	if c.OnsetBytes <= 0 {
+		c.OnsetBytes = DefaultOnset
+	}
 	return c
 }
 
 // Alert is a jump in one machine's incompressible overwrites.
 type Alert struct {
-	Machine      string
-	Disk         string    // the first disk that jumped
-	FirstSuspect string    // the point whose churn jumped
-	SuspectTime  time.Time // its capture instant
+	Machine string
+	Disk    string // the first disk that jumped
+	// Trigger is the point whose churn jumped; FirstSuspect the first
+	// point of the run-up to it (see Config.OnsetBytes), often Trigger.
+	Trigger      string
+	FirstSuspect string
+	SuspectTime  time.Time // FirstSuspect's capture instant
 	LastClean    string    // the point before it ("" if none is left)
 	LastTime     time.Time
-	Bytes        int64   // the signal of the first suspect point
+	Bytes        int64   // the signal of the trigger point
 	Threshold    float64 // what it had to exceed
 	Share        float64 // of the disk's changed bytes in that cycle
 }
@@ -109,13 +122,6 @@ func (a Alert) Reason() string {
 		a.Disk, float64(a.Bytes)/(1<<20), a.Share*100, a.Threshold/(1<<20))
 }
 
-// Resolution is an alert an operator closed: detection resumes with the
-// first point captured after Closed.
-type Resolution struct {
-	FirstSuspect string
-	Closed       time.Time
-}
-
 // Result is the verdict on one machine's points.
 type Result struct {
 	Alerts []Alert // every jump found, oldest first
@@ -125,7 +131,7 @@ type Result struct {
 }
 
 // Scan runs the detector over one machine's points. closed holds the
-// alerts operators closed, by first suspect point; an alert already
+// alerts operators closed, by first suspect or trigger point; an alert already
 // known by its first suspect point is reported again with the same ID, so
 // the caller can tell new ones by FirstSuspect.
 func Scan(cfg Config, points []*vault.Point, closed map[string]time.Time) Result {
@@ -135,26 +141,59 @@ func Scan(cfg Config, points []*vault.Point, closed map[string]time.Time) Result
 	res := Result{Suspect: map[string]bool{}}
 	hist := map[string][]float64{} // disk -> clean signals, oldest first
 	var open *Alert
+	free := 0 // points before it belong to an earlier alert
 	for i, p := range ps {
 		if open != nil {
-			if t, ok := closed[open.FirstSuspect]; !ok || !p.Time.After(t) {
+			t, ok := closed[open.FirstSuspect]
+			if !ok {
+				t, ok = closed[open.Trigger]
+			}
+			if !ok || !p.Time.After(t) {
 				res.Suspect[p.ID] = true
 				continue
 			}
 			open = nil
 		}
 		if a, ok := judge(cfg, p, hist); ok {
-			if i > 0 {
-				a.LastClean, a.LastTime = ps[i-1].ID, ps[i-1].Time
+			first := i
+			for first > free && onset(cfg, ps[first-1], hist) {
+				first--
+			}
+			a.FirstSuspect, a.SuspectTime = ps[first].ID, ps[first].Time
+			if first > 0 {
+				a.LastClean, a.LastTime = ps[first-1].ID, ps[first-1].Time
+			}
+			for _, q := range ps[first : i+1] {
+				res.Suspect[q.ID] = true
 			}
 			res.Alerts = append(res.Alerts, a)
 			open = &res.Alerts[len(res.Alerts)-1]
-			res.Suspect[p.ID] = true
+			free = i + 1
 			continue
 		}
 		learn(cfg, p, hist)
 	}
 	return res
+}
+
+// onset reports whether p looks like the quiet start of an attack: some
+// disk's signal above the baseline's ordinary spread and OnsetBytes,
+// making up MinShare of what changed. hist is the baseline at the alert
+// (it may include p: the median is robust to a few such cycles).
+func onset(cfg Config, p *vault.Point, hist map[string][]float64) bool {
+	for _, d := range p.Disks {
+		c := d.Churn
+		if c == nil || !c.Baseline || c.Changed == 0 {
+			continue
+		}
+		h := hist[d.Name]
+		med := median(h)
+		sig := float64(c.OverwrittenIncompressible)
+		if sig > max(float64(cfg.OnsetBytes), med+3*1.4826*mad(h, med)) && sig/float64(c.Changed) >= cfg.MinShare {
+			return true
+		}
+	}
+	return false
 }
 
 // judge checks p's disks against their baselines.
@@ -168,7 +207,7 @@ func judge(cfg Config, p *vault.Point, hist map[string][]float64) (Alert, bool) 
 		thr := Threshold(cfg, hist[d.Name])
 		share := sig / float64(c.Changed)
 		if sig > thr && share >= cfg.MinShare {
-			return Alert{Machine: p.Machine, Disk: d.Name, FirstSuspect: p.ID, SuspectTime: p.Time,
+			return Alert{Machine: p.Machine, Disk: d.Name, Trigger: p.ID, FirstSuspect: p.ID, SuspectTime: p.Time,
 				Bytes: c.OverwrittenIncompressible, Threshold: thr, Share: share}, true
 		}
 	}
@@ -193,12 +232,16 @@ func learn(cfg Config, p *vault.Point, hist map[string][]float64) {
 func Threshold(cfg Config, hist []float64) float64 {
 	cfg = cfg.WithDefaults()
 	med := median(hist)
-	dev := make([]float64, len(hist))
-	for i, x := range hist {
+	return max(float64(cfg.MinBytes), med+cfg.K*1.4826*mad(hist, med), cfg.Factor*med)
+}
+
+// mad is the median absolute deviation of xs from their median med.
+func mad(xs []float64, med float64) float64 {
+	dev := make([]float64, len(xs))
+	for i, x := range xs {
 		dev[i] = abs(x - med)
 	}
-	mad := median(dev)
-	return max(float64(cfg.MinBytes), med+cfg.K*1.4826*mad, cfg.Factor*med)
+	return median(dev)
 }
 
 func median(xs []float64) float64 {

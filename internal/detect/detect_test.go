@@ -130,3 +130,27 @@ func TestThreshold(t *testing.T) {
 		}
 	}
 }
+
+// TestOnsetBeforeTrigger: encryption that starts with small files stays
+// below the alert threshold for a few cycles; when it alerts, those cycles
+// are suspect too and the last clean point comes before them.
+func TestOnsetBeforeTrigger(t *testing.T) {
+	var ps []*vault.Point
+	for i := range 6 {
+		ps = append(ps, quiet(i))
+	}
+	ps = append(ps, encrypt(6, 3*mib), encrypt(7, 5*mib), encrypt(8, 150*mib), quiet(9))
+	res := Scan(Config{}, ps, nil)
+	if len(res.Alerts) != 1 {
+		t.Fatalf("alerts %+v", res.Alerts)
+	}
+	a := res.Alerts[0]
+	if a.Trigger != "p008" || a.FirstSuspect != "p006" || a.LastClean != "p005" || !res.Suspect["p006"] || !res.Suspect["p007"] || res.Suspect["p005"] {
+		t.Fatalf("alert %+v, suspect %v; want trigger p008, first suspect p006, last clean p005", a, res.Suspect)
+	}
+	// A quiet cycle between the small start and the jump ends the run-up.
+	ps[7] = quiet(7)
+	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p008" || a.LastClean != "p007" {
+		t.Fatalf("alert %+v; want the run-up to stop at the quiet p007", a)
+	}
+}

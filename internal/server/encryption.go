@@ -36,27 +36,27 @@ func (s *Server) detectEncryption(ctx context.Context, machine string, all []*va
 	if err != nil {
 		return nil, err
 	}
-	known := map[string]bool{}
 	closed := map[string]time.Time{}
 	for _, h := range holds {
-		known[h.FirstSuspect] = true
 		if h.Closed != nil {
 			closed[h.FirstSuspect] = *h.Closed
+			if h.Trigger != "" {
+				closed[h.Trigger] = *h.Closed
+			}
 		}
 	}
 	for _, a := range detect.Scan(s.cfg.EncryptionDetection, ps, closed).Alerts {
-		if known[a.FirstSuspect] {
+		if covered(holds, a) {
 			continue
 		}
-		h := vault.Hold{Machine: machine, Disk: a.Disk, FirstSuspect: a.FirstSuspect, SuspectTime: a.SuspectTime.UTC(),
+		h := vault.Hold{Machine: machine, Disk: a.Disk, FirstSuspect: a.FirstSuspect, Trigger: a.Trigger, SuspectTime: a.SuspectTime.UTC(),
 			LastClean: a.LastClean, Detected: time.Now().UTC(), Reason: a.Reason()}
 		if err := s.vault.PutHold(ctx, h); err != nil {
 			return nil, err
 		}
-		s.log.Error("mass encryption suspected", "machine", machine, "first_suspect", a.FirstSuspect,
+		s.log.Error("mass encryption suspected", "machine", machine, "first_suspect", a.FirstSuspect, "trigger", a.Trigger,
 			"last_clean", a.LastClean, "reason", h.Reason)
 		holds = append(holds, &h)
-		known[a.FirstSuspect] = true
 	}
 	e := &encryption{holds: holds, suspect: map[string]bool{}}
 	for _, p := range ps {
@@ -69,10 +69,26 @@ func (s *Server) detectEncryption(ctx context.Context, machine string, all []*va
 	return e, nil
 }
 
+// covered reports whether a jump the detector found is one the vault
+// already records: by its points, or because it lies in the suspect span of
+// a recorded alert (the detector sees fewer points once some are pruned,
+// and must not raise the same attack twice).
+func covered(holds []*vault.Hold, a detect.Alert) bool {
+	for _, h := range holds {
+		if h.FirstSuspect == a.FirstSuspect || h.FirstSuspect == a.Trigger || (h.Trigger != "" && h.Trigger == a.Trigger) {
+			return true
+		}
+		if !a.SuspectTime.Before(h.SuspectTime) && (h.Open() || !a.SuspectTime.After(*h.Closed)) {
+			return true
+		}
+	}
+	return false
+}
+
 // fill puts the machine's alerts into its status and the alert rules.
 func (e *encryption) fill(ms *api.MachineStatus, am *alert.Machine, ps []*vault.Point) {
 	for _, h := range e.holds {
-		w := api.EncryptionAlert{Machine: h.Machine, Disk: h.Disk, FirstSuspect: h.FirstSuspect, SuspectTime: h.SuspectTime,
+		w := api.EncryptionAlert{Machine: h.Machine, Disk: h.Disk, FirstSuspect: h.FirstSuspect, Trigger: h.Trigger, SuspectTime: h.SuspectTime,
 			LastClean: h.LastClean, Detected: h.Detected, Reason: h.Reason, Open: h.Open(), Closed: h.Closed, Note: h.Note}
 		for _, p := range ps {
 			if !p.Time.Before(h.SuspectTime) && (h.Open() || !p.Time.After(*h.Closed)) {
@@ -122,6 +138,6 @@ func (s *Server) closeEncryptionAlert(r *http.Request) (any, error) {
 	}
 	s.log.Warn("encryption alert closed", "machine", name, "first_suspect", h.FirstSuspect, "note", h.Note)
 	s.alerts.poke()
-	return api.EncryptionAlert{Machine: h.Machine, Disk: h.Disk, FirstSuspect: h.FirstSuspect, SuspectTime: h.SuspectTime,
+	return api.EncryptionAlert{Machine: h.Machine, Disk: h.Disk, FirstSuspect: h.FirstSuspect, Trigger: h.Trigger, SuspectTime: h.SuspectTime,
 		LastClean: h.LastClean, Detected: h.Detected, Reason: h.Reason, Open: h.Open(), Closed: h.Closed, Note: h.Note}, nil
 }

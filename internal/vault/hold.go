@@ -29,6 +29,7 @@ type Hold struct {
 	// alert. LastClean is the newest point before it ("" when that point
 	// was no longer in the vault); prune keeps it while the alert is open.
 	FirstSuspect string    `json:"first_suspect"`
+	Trigger      string    `json:"trigger,omitempty"` // the point whose churn crossed the threshold
 	SuspectTime  time.Time `json:"suspect_time"`
 	LastClean    string    `json:"last_clean,omitempty"`
 	Detected     time.Time `json:"detected"`
