@@ -271,8 +271,8 @@ func (x *ransomRig) prepareInputs() {
 	x.archives = filepath.Join(x.dir, "archives")
 	os.Mkdir(x.archives, 0o755)
 	mustRun(x.t, "bash", "-c", `tar -cf - -C /usr/share doc | gzip -1 > "$1/doc.tar.gz" &&
-tar -cf - -C /usr/lib gcc | gzip -6 > "$1/gcc.tar.gz" &&
-tar -cf - -C /usr/lib python3 | xz -1 -T2 > "$1/python3.tar.xz"`, "archives", x.archives)
+tar -cf - -C /usr/lib gcc | gzip -1 > "$1/gcc.tar.gz" &&
+tar -cf - -C /usr/lib python3 | xz -0 -T2 > "$1/python3.tar.xz"`, "archives", x.archives)
 }
 
 func (x *ransomRig) write(name, text string) string {

@@ -88,8 +88,7 @@ func covered(holds []*vault.Hold, a detect.Alert) bool {
 // fill puts the machine's alerts into its status and the alert rules.
 func (e *encryption) fill(ms *api.MachineStatus, am *alert.Machine, ps []*vault.Point) {
 	for _, h := range e.holds {
-		w := api.EncryptionAlert{Machine: h.Machine, Disk: h.Disk, FirstSuspect: h.FirstSuspect, Trigger: h.Trigger, SuspectTime: h.SuspectTime,
-			LastClean: h.LastClean, Detected: h.Detected, Reason: h.Reason, Open: h.Open(), Closed: h.Closed, Note: h.Note}
+		w := wireHold(h)
 		for _, p := range ps {
 			if !p.Time.Before(h.SuspectTime) && (h.Open() || !p.Time.After(*h.Closed)) {
 				w.Suspect++
@@ -109,13 +108,9 @@ func (e *encryption) fill(ms *api.MachineStatus, am *alert.Machine, ps []*vault.
 // closeEncryptionAlert is an operator's close: the alert stops, its last
 // clean point returns to retention, and detection resumes after now.
 func (s *Server) closeEncryptionAlert(r *http.Request) (any, error) {
-	c, _, err := s.orch.Config(r.Context())
+	name, err := s.pathMachine(r)
 	if err != nil {
 		return nil, err
-	}
-	name := r.PathValue("machine")
-	if c.Machine(name) == nil {
-		return nil, errStatus(http.StatusNotFound, "no machine %s in the applied config", name)
 	}
 	var body api.CloseAlert
 	b, err := readBody(r, 64<<10)
@@ -138,6 +133,10 @@ func (s *Server) closeEncryptionAlert(r *http.Request) (any, error) {
 	}
 	s.log.Warn("encryption alert closed", "machine", name, "first_suspect", h.FirstSuspect, "note", h.Note)
 	s.alerts.poke()
+	return wireHold(h), nil
+}
+
+func wireHold(h *vault.Hold) api.EncryptionAlert {
 	return api.EncryptionAlert{Machine: h.Machine, Disk: h.Disk, FirstSuspect: h.FirstSuspect, Trigger: h.Trigger, SuspectTime: h.SuspectTime,
-		LastClean: h.LastClean, Detected: h.Detected, Reason: h.Reason, Open: h.Open(), Closed: h.Closed, Note: h.Note}, nil
+		LastClean: h.LastClean, Detected: h.Detected, Reason: h.Reason, Open: h.Open(), Closed: h.Closed, Note: h.Note}
 }

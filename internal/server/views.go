@@ -10,14 +10,24 @@ import (
 	"github.com/haven-dr/haven/internal/protection"
 )
 
-func (s *Server) machinePoints(r *http.Request) (any, error) {
+// pathMachine is the {machine} of the request's path, if the applied
+// config has it.
+func (s *Server) pathMachine(r *http.Request) (string, error) {
 	c, _, err := s.orch.Config(r.Context())
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	name := r.PathValue("machine")
 	if c.Machine(name) == nil {
-		return nil, errStatus(http.StatusNotFound, "no machine %s in the applied config", name)
+		return "", errStatus(http.StatusNotFound, "no machine %s in the applied config", name)
+	}
+	return name, nil
+}
+
+func (s *Server) machinePoints(r *http.Request) (any, error) {
+	name, err := s.pathMachine(r)
+	if err != nil {
+		return nil, err
 	}
 	ps, err := s.vault.Points(r.Context(), name)
 	if err != nil {
