@@ -70,16 +70,25 @@ func TestRansomDetection(t *testing.T) {
 	stopped := time.Now()
 	x.waitNewPoints(1, "a point of the stopped database")
 	before := hashTree(t, filepath.Join(x.inner, "data"))
-	attack := time.Now()
-	x.run("bash", "-c", `set -e
+	// The alert is awaited while the encryption runs: it must come
+	// during the attack, not after it.
+	enc := exec.Command("bash", "-c", `set -e
 key=$(openssl rand -hex 32); iv=$(openssl rand -hex 16)
 find "$1" -type f | while read -r f; do
   openssl enc -aes-256-ctr -K "$key" -iv "$iv" -in "$f" | dd of="$f" conv=notrunc status=none
 done`, "ransom", filepath.Join(x.inner, "data"))
-	encrypted := time.Now()
+	attack := time.Now()
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	finished := make(chan error, 1)
+	var encrypted time.Time
+	go func() { err := enc.Wait(); encrypted = time.Now(); finished <- err }()
 	a := x.waitAlert(attack)
 	alerted := time.Now()
-
+	if err := <-finished; err != nil {
+		t.Fatalf("encryption script: %v", err)
+	}
 	ps := x.points()
 	first, clean := find(ps, a.FirstSuspect), find(ps, a.LastClean)
 	if first == nil || clean == nil {
