@@ -68,7 +68,10 @@ func TestRansomDetection(t *testing.T) {
 	rows := x.query("SELECT count(*) FROM pgbench_accounts")
 	x.pg.Stop()
 	stopped := time.Now()
-	x.waitNewPoints(1, "a point of the stopped database")
+	x.eventually(2*time.Minute, "a point of the stopped database", func() bool {
+		ps := x.points()
+		return len(ps) > 0 && ps[len(ps)-1].Time.After(stopped)
+	})
 	before := hashTree(t, filepath.Join(x.inner, "data"))
 	// The alert is awaited while the encryption runs: it must come
 	// during the attack, not after it.

@@ -42,10 +42,12 @@ type Config struct {
 	// the disk (encryption dominates the cycles it runs in).
 	MinShare float64 `yaml:"min_share" json:"min_share"`
 	// OnsetBytes: once a cycle alerts, the cycles just before it whose
-	// signal was above OnsetBytes and the baseline's ordinary spread
-	// (median + 3 robust deviations), with MinShare, are suspect too:
-	// encryption often starts with small files, below MinBytes a cycle,
-	// and the last clean point must come before its first write.
+	// signal was at least OnsetBytes and above the baseline's ordinary
+	// spread (median + 3 robust deviations) are suspect too: encryption
+	// often starts with small files, below MinBytes a cycle and drowned in
+	// the file system's metadata writes (no share is asked), and the last
+	// clean point must come before its first write. Erring early costs
+	// some data; erring late restores encrypted files.
 	OnsetBytes int64 `yaml:"onset_bytes" json:"onset_bytes"`
 }
 
@@ -57,7 +59,7 @@ const (
 	DefaultFactor   = 4
 	DefaultMinBytes = 8 << 20
 	DefaultMinShare = 0.3
-	DefaultOnset    = 64 << 10
+	DefaultOnset    = 16 << 10
 )
 
 // Check refuses values that would make the detector blind or meaningless.
@@ -177,8 +179,8 @@ func Scan(cfg Config, points []*vault.Point, closed map[string]time.Time) Result
 }
 
 // onset reports whether p looks like the quiet start of an attack: some
-// disk's signal above the baseline's ordinary spread and OnsetBytes,
-// making up MinShare of what changed. hist is the baseline at the alert
+// disk's signal at least OnsetBytes and above the baseline's ordinary
+// spread. hist is the baseline at the alert
 // (it may include p: the median is robust to a few such cycles).
 func onset(cfg Config, p *vault.Point, hist map[string][]float64) bool {
 	for _, d := range p.Disks {
@@ -189,7 +191,7 @@ func onset(cfg Config, p *vault.Point, hist map[string][]float64) bool {
 		h := hist[d.Name]
 		med := median(h)
 		sig := float64(c.OverwrittenIncompressible)
-		if sig > max(float64(cfg.OnsetBytes), med+3*1.4826*mad(h, med)) && sig/float64(c.Changed) >= cfg.MinShare {
+		if sig >= float64(cfg.OnsetBytes) && sig > med+3*1.4826*mad(h, med) {
 			return true
 		}
 	}
