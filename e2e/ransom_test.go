@@ -45,6 +45,12 @@ func TestRansomDetection(t *testing.T) {
 	for _, p := range []string{"psql", "openssl", "tar", "gzip", "xz", "mkfs.ext4", "mkfs.xfs"} {
 		testenv.LookPath(t, p)
 	}
+	// The workloads' inputs (.ci/apt-packages.d/detect.txt).
+	for _, p := range []string{filepath.Join(pgBin, "pgbench"), "/usr/lib/python3.11", "/usr/lib/python3", "/usr/lib/gcc", "/usr/share/doc"} {
+		if _, err := os.Stat(p); err != nil {
+			testenv.Missing(t, "%v (packages postgresql, python3, gcc)", err)
+		}
+	}
 	x := newRansomRig(t, pgBin)
 	x.waitPoints(4, "warm-up: first point plus the detector's warm-up cycles")
 
