@@ -93,6 +93,11 @@ func TestEncryptionAlert(t *testing.T) {
 	if a.status != http.StatusOK || closed.Open || closed.Note != "failed over to the last clean point" {
 		t.Fatalf("close: %d %+v", a.status, closed)
 	}
+	var audit []api.AuditEntry
+	r.admin(t, "GET", "/v1/audit", nil).decode(t, &audit)
+	if len(audit) == 0 || audit[0].Action != "encryption-alert.close" || audit[0].Target != "db" {
+		t.Fatalf("audit log %+v: want the close first", audit)
+	}
 	st = status(t, r)
 	db = machineStatus(t, st, "db")
 	if hasAlert(st, "machine db: mass encryption") || db.LastClean != "" || len(db.Encryption) != 1 || db.Encryption[0].Open {
