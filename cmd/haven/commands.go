@@ -23,6 +23,7 @@ var subcommands = []func() *cobra.Command{
 	newAuditCmd,
 	newReportCmd,
 	newPointCmd,
+	newAlertCmd,
 	newVersionCmd,
 	newManCmd,
 }

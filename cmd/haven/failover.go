@@ -81,7 +81,7 @@ func jobCmd(use, short string, typ orchestrator.JobType) *cobra.Command {
 	// The flags are the options the job kind takes (its registry entry).
 	takes := orchestrator.TakesOf(typ)
 	if takes.Point {
-		c.Flags().StringVar(&p.Point, "point", "", "latest (default: per consistency group, the newest capture instant every member has), latest-per-machine (each machine's newest, even from different instants), latest-app, latest-consistent, an RFC 3339 time or a point ID")
+		c.Flags().StringVar(&p.Point, "point", "", "latest (default: per consistency group, the newest capture instant every member has), latest-per-machine (each machine's newest, even from different instants), latest-app, latest-consistent, last-clean (from before an open encryption alert: haven alert list), an RFC 3339 time or a point ID")
 	}
 	if takes.NoStandby {
 		c.Flags().BoolVar(&p.NoStandby, "no-standby", false, "restore disks whole instead of cloning the standby images")

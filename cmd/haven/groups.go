@@ -12,7 +12,7 @@ var commandGroups = []struct {
 	{cobra.Group{ID: "protect", Title: "Protect (this site's machines into the vault):"},
 		[]string{"agent", "snapshot", "vault", "restore", "point"}},
 	{cobra.Group{ID: "recover", Title: "Recover (the control plane and its jobs):"},
-		[]string{"server", "apply", "status", "failover", "reprotect", "failback", "job", "audit", "report"}},
+		[]string{"server", "apply", "status", "failover", "reprotect", "failback", "job", "audit", "report", "alert"}},
 	{cobra.Group{ID: "traffic", Title: "Traffic (where users are sent):"},
 		[]string{"dns"}},
 	{cobra.Group{ID: "site", Title: "Site (the recovery site's machines and network):"},

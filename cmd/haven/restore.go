@@ -11,7 +11,7 @@ func newRestoreCmd() *cobra.Command {
 	var vf vaultFlags
 	var opt vault.RestoreOptions
 	cmd := &cobra.Command{
-		Use:   "restore --machine NAME [--point ID|latest|latest-consistent|latest-app] --disk NAME --to PATH [--dry-run]",
+		Use:   "restore --machine NAME [--point ID|latest|latest-consistent|latest-app|last-clean] --disk NAME --to PATH [--dry-run]",
 		Short: "Write a disk of a recovery point to a sparse raw image or block device",
 		Long: `Restore writes one disk of a recovery point. A new file is written sparse under a
 temporary name and renamed into place only when complete.
@@ -48,7 +48,7 @@ same command again completes it. A mounted block device is refused.
 	vf.register(cmd)
 	fs := cmd.Flags()
 	fs.StringVar(&opt.Machine, "machine", "", "machine name (required)")
-	fs.StringVar(&opt.Point, "point", "latest", "recovery point ID (or unique prefix), latest, latest-consistent (crash or app) or latest-app")
+	fs.StringVar(&opt.Point, "point", "latest", "recovery point ID (or unique prefix), latest, latest-consistent (crash or app), latest-app or last-clean (kept by an open encryption alert)")
 	fs.StringVar(&opt.Disk, "disk", "", "disk name (required)")
 	fs.StringVar(&opt.Target, "to", "", "target image file or block device (required)")
 	fs.BoolVar(&opt.DryRun, "dry-run", false, "report what would be written, write nothing")

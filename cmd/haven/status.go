@@ -47,6 +47,14 @@ func newStatusCmd() *cobra.Command {
 					fmt.Fprintf(cmd.OutOrStdout(), "machine %s: preserved point %s holds the old primary's disks from before a failback (kept until `haven point release %s %s`)\n", m.Name, p, m.Name, p)
 				}
 			}
+			for _, m := range st.Machines {
+				for _, a := range m.Encryption {
+					if a.Open {
+						fmt.Fprintf(cmd.OutOrStdout(), "machine %s: ENCRYPTION SUSPECTED from point %s (%d suspect points); last clean point %s (--point last-clean; `haven alert close %s %s` when done)\n",
+							m.Name, a.FirstSuspect, a.Suspect, a.LastClean, m.Name, a.FirstSuspect)
+					}
+				}
+			}
 			for _, a := range st.Agents {
 				hb := "never"
 				if a.LastHeartbeat != nil {

@@ -48,10 +48,11 @@ type machine struct {
 	trackers  map[string]*tracker
 	stateDir  string
 	lastPrune time.Time
-	pruning   atomic.Bool   // a background prune of this machine runs
-	verified  bool          // trackers checked against the vault since start
-	pending   vault.Pending // uploaded by a failed cycle, not yet indexed
-	ctl       ctlState      // stopped/paused through the control API
+	pruning   atomic.Bool           // a background prune of this machine runs
+	verified  bool                  // trackers checked against the vault since start
+	pending   vault.Pending         // uploaded by a failed cycle, not yet indexed
+	ctl       ctlState              // stopped/paused through the control API
+	lastIDs   map[string][]vault.ID // newest point's chunk IDs per disk (churn.go)
 }
 
 // newAgent prepares the machines of cfg on v (nil: not open yet).

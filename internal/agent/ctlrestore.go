@@ -159,7 +159,7 @@ func (a *Agent) preserve(ctx context.Context, m *machine, target *vault.Point, t
 }
 
 func (a *Agent) invalidateTrackers(m *machine) error {
-	m.verified = false
+	m.verified, m.lastIDs = false, nil
 	for name, t := range m.trackers {
 		if err := t.reset(); err != nil {
 			return fmt.Errorf("dropping the change-tracking state of disk %s: %w", name, err)

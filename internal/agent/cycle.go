@@ -117,12 +117,13 @@ func (a *Agent) replicate(ctx context.Context, m *machine, c *capture) error {
 	tracking := time.Since(t0)
 	opt := vault.SnapshotOptions{Machine: m.cfg.Name, Disks: c.sources[m.cfg.Name], Time: c.time,
 		Consistency: c.consistency, Provider: m.cfg.Provider, Group: m.cfg.Group,
-		Tags: a.pointTags(m, c), LockWait: snapshotLockWait}
+		Tags: a.pointTags(m, c), LockWait: snapshotLockWait, Previous: m.previous()}
 	start := a.now()
 	res, err := a.Vault().SnapshotPending(ctx, opt, known, &m.pending)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
+	m.lastIDs = res.IDs
 	if vm := c.qemu[m.cfg.Name]; vm != nil {
 		vm.commit(res)
 	}

@@ -86,6 +86,16 @@ type Machine struct {
 	RPOTarget time.Duration
 	// ReplicationError is the agent's last_error for the machine.
 	ReplicationError string
+	// Encryption: the machine's open encryption alerts.
+	Encryption []Encryption
+}
+
+// Encryption is an open encryption alert (internal/detect).
+type Encryption struct {
+	FirstSuspect string
+	LastClean    string
+	Detected     time.Time
+	Reason       string
 }
 
 // Plan is a recovery plan with its drill history summarised.
@@ -170,6 +180,15 @@ func machineRules(now time.Time, m Machine, add addFunc) {
 	case m.RPOTarget > 0 && now.Sub(*m.Point) > m.RPOTarget:
 		add("rpo/"+m.Name, Critical, m.Point.Add(m.RPOTarget), "machine %s: RPO %.0fs above target %.0fs",
 			m.Name, now.Sub(*m.Point).Seconds(), m.RPOTarget.Seconds())
+	}
+	for _, e := range m.Encryption {
+		clean := "none left in the vault"
+		if e.LastClean != "" {
+			clean = e.LastClean + ", kept while this alert is open (--point last-clean)"
+		}
+		add("encryption/"+m.Name+"/"+e.FirstSuspect, Critical, e.Detected,
+			"machine %s: mass encryption suspected from point %s on: %s; last clean point %s; close with `haven alert close %s %s`",
+			m.Name, e.FirstSuspect, e.Reason, clean, m.Name, e.FirstSuspect)
 	}
 	if m.ReplicationError != "" {
 		add("replication/"+m.Name, Critical, time.Time{}, "machine %s: replication failing: %s", m.Name, m.ReplicationError)

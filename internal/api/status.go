@@ -55,6 +55,34 @@ type MachineStatus struct {
 	// failback restored them; retention keeps them until an operator
 	// releases them (haven point release). Not counted as the last point.
 	Preserved []string `json:"preserved_points,omitempty"`
+	// LastClean: the point kept as clean by the machine's oldest open
+	// encryption alert (--point last-clean); Encryption: its alerts,
+	// open and closed, oldest first.
+	LastClean  string            `json:"last_clean_point,omitempty"`
+	Encryption []EncryptionAlert `json:"encryption_alerts,omitempty"`
+}
+
+// EncryptionAlert is a jump in a machine's incompressible overwrites
+// (mass encryption suspected): the points from FirstSuspect on are
+// suspect, LastClean is kept by prune while the alert is open.
+type EncryptionAlert struct {
+	Machine      string     `json:"machine"`
+	Disk         string     `json:"disk"`
+	FirstSuspect string     `json:"first_suspect"`
+	Trigger      string     `json:"trigger,omitempty"`
+	SuspectTime  time.Time  `json:"suspect_time"`
+	LastClean    string     `json:"last_clean,omitempty"`
+	Detected     time.Time  `json:"detected"`
+	Reason       string     `json:"reason"`
+	Open         bool       `json:"open"`
+	Closed       *time.Time `json:"closed,omitempty"`
+	Note         string     `json:"note,omitempty"`
+	Suspect      int        `json:"suspect_points"`
+}
+
+// CloseAlert is the body of an encryption alert's close.
+type CloseAlert struct {
+	Note string `json:"note,omitempty"`
 }
 
 // AgentStatus is an agent's health.
@@ -83,6 +111,10 @@ type PointView struct {
 	Provider    string            `json:"provider,omitempty"`
 	Group       string            `json:"group,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty"`
+	// Suspect: captured while an encryption alert of the machine was
+	// open; LastClean: the point such an alert keeps as clean.
+	Suspect   bool `json:"suspect,omitempty"`
+	LastClean bool `json:"last_clean,omitempty"`
 }
 
 // TrafficProfile is a traffic manager profile that a plan's DNS cut-over

@@ -35,6 +35,7 @@ var (
 type Params struct {
 	// Point: latest (a consistency group at the newest instant all its
 	// members have), latest-per-machine, latest-app, latest-consistent,
+	// last-clean (before an open encryption alert, points.go),
 	// an RFC 3339 time (newest at or before it) or a point ID.
 	Point     string `json:"point,omitempty"`
 	NoStandby bool   `json:"no_standby,omitempty"`

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -20,6 +21,10 @@ const (
 	// PointLatestPerMachine: each machine's own newest point, even when
 	// the members of a group then come from different instants.
 	PointLatestPerMachine = "latest-per-machine"
+	// PointLastClean: the newest points (one instant per group) no
+	// newer than the earliest last clean point that an open encryption
+	// alert of the machines keeps (vault holds, internal/detect).
+	PointLastClean = vault.LastClean
 )
 
 // choosePoints picks, for each machine, the point the choice names. For
@@ -48,6 +53,8 @@ func choosePoints(ctx context.Context, v *vault.Vault, machines []string, groups
 		return consistentPoints(machines, groups, lists, (*vault.Point).Consistent)
 	case PointLatest:
 		return consistentPoints(machines, groups, lists, func(*vault.Point) bool { return true })
+	case PointLastClean:
+		return lastCleanPoints(ctx, v, machines, groups, lists)
 	case PointLatestPerMachine:
 		choice = PointLatest
 	}
@@ -80,6 +87,37 @@ func choosePoints(ctx context.Context, v *vault.Vault, machines []string, groups
 		out[m] = use(pick)
 	}
 	return out, nil, nil
+}
+
+// lastCleanPoints goes back to before the first encryption detected on
+// any of the machines: ransomware on one machine of a plan rarely stays
+// there, so every machine comes from no later than the earliest last
+// clean point, one instant per consistency group.
+func lastCleanPoints(ctx context.Context, v *vault.Vault, machines []string, groups map[string]string, lists map[string][]*vault.Point) (map[string]PointUse, []string, error) {
+	var cutoff time.Time
+	var from string
+	for _, m := range machines {
+		p, err := v.LastCleanPoint(ctx, m)
+		if errors.Is(err, vault.ErrNoPoint) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("last clean point of %s: %w", m, err)
+		}
+		if cutoff.IsZero() || p.Time.Before(cutoff) {
+			cutoff, from = p.Time, m
+		}
+	}
+	if cutoff.IsZero() {
+		return nil, nil, fmt.Errorf("%w: no open encryption alert of %v keeps a last clean point (haven alert list)", ErrPrecondition, machines)
+	}
+	out, notes, err := consistentPoints(machines, groups, lists, func(p *vault.Point) bool { return !p.Time.After(cutoff) })
+	if err != nil {
+		return nil, nil, err
+	}
+	note := fmt.Sprintf("last clean: every machine from no later than %s, the last clean point of %s before its encryption alert",
+		cutoff.UTC().Format(time.RFC3339Nano), from)
+	return out, append([]string{note}, notes...), nil
 }
 
 func preserved(p *vault.Point) bool { return p.Tags[agent.PreservedTag] == "true" }

@@ -30,6 +30,17 @@ type alerts struct {
 	vault       *alert.VaultCheck
 	seenFile    string
 	seen        map[string]time.Time // plan -> first seen in an applied config
+	// kick makes the loop evaluate now: a heartbeat may announce a
+	// point whose churn is mass encryption, which must not wait.
+	kick chan struct{}
+}
+
+// poke asks the alert loop for an evaluation now (never blocks).
+func (a *alerts) poke() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
 }
 
 func newAlerts(cfg *Config, log *slog.Logger, retry alert.Retry) (*alerts, error) {
@@ -47,7 +58,7 @@ func newAlerts(cfg *Config, log *slog.Logger, retry alert.Retry) (*alerts, error
 	a := &alerts{tracker: alert.NewTracker(), notifier: alert.NewNotifier(log, retry, sinks...),
 		evaluations: prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_alert_evaluations_total",
 			Help: "Times the alert rules ran (the alert loop is alive while this grows)."}),
-		seenFile: filepath.Join(cfg.StateDir, "alerts-plans.json"), seen: map[string]time.Time{}}
+		seenFile: filepath.Join(cfg.StateDir, "alerts-plans.json"), seen: map[string]time.Time{}, kick: make(chan struct{}, 1)}
 	b, err := os.ReadFile(a.seenFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -147,6 +158,7 @@ func (s *Server) alertLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(s.cfg.Alerts.Interval):
+		case <-s.alerts.kick:
 		}
 	}
 }

@@ -260,5 +260,7 @@ func (s *Server) heartbeat(r *http.Request) (any, error) {
 		return nil, errStatus(http.StatusBadRequest, "body must be the agent's JSON report")
 	}
 	hb := store.Heartbeat{Agent: r.PathValue("agent"), Time: time.Now().UTC(), Report: body}
-	return nil, s.store.PutHeartbeat(r.Context(), hb)
+	err = s.store.PutHeartbeat(r.Context(), hb)
+	s.alerts.poke() // a new point may need judging (encryption.go)
+	return nil, err
 }

@@ -15,13 +15,14 @@ import (
 // agent's heartbeat changes state too, but every few seconds: it would
 // bury the operators' actions.
 var auditActions = map[string]struct{ action, target string }{
-	"POST /v1/apply":             {"apply", ""},
-	"POST /v1/plans/{plan}/jobs": {"job.submit", "plan"},
-	"POST /v1/jobs/{id}/retry":   {"job.retry", "id"},
-	"POST /v1/jobs/{id}/cancel":  {"job.cancel", "id"},
-	"POST /v1/jobs/{id}/approve": {"job.approve", "id"},
-	"POST /ui/login":             {"console.login", ""},
-	"POST /ui/logout":            {"console.logout", ""},
+	"POST /v1/apply":                                              {"apply", ""},
+	"POST /v1/plans/{plan}/jobs":                                  {"job.submit", "plan"},
+	"POST /v1/jobs/{id}/retry":                                    {"job.retry", "id"},
+	"POST /v1/jobs/{id}/cancel":                                   {"job.cancel", "id"},
+	"POST /v1/jobs/{id}/approve":                                  {"job.approve", "id"},
+	"POST /v1/machines/{machine}/encryption-alerts/{alert}/close": {"encryption-alert.close", "machine"},
+	"POST /ui/login":                                              {"console.login", ""},
+	"POST /ui/logout":                                             {"console.logout", ""},
 }
 
 // statusWriter keeps the status a handler answered.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/detect"
 	"github.com/haven-dr/haven/internal/vnet/wg"
 	"gopkg.in/yaml.v3"
 )
@@ -69,6 +70,9 @@ type Config struct {
 	HA HAConfig `yaml:"ha"`
 	// TLS for the API and the console (tls.go).
 	TLS TLSConfig `yaml:"tls"`
+	// EncryptionDetection tunes the mass-encryption detector
+	// (internal/detect, encryption.go); zero fields take its defaults.
+	EncryptionDetection detect.Config `yaml:"encryption_detection"`
 }
 
 // LoadConfig reads a server config; unknown keys are refused.
@@ -155,6 +159,9 @@ func (c *Config) Defaults() error {
 	}
 	if err := copiesDefaults(c); err != nil {
 		return err
+	}
+	if err := c.EncryptionDetection.Check(); err != nil {
+		return fmt.Errorf("encryption_detection: %v", err)
 	}
 	return c.Alerts.Defaults()
 }

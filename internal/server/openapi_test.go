@@ -210,6 +210,8 @@ var goTypes = map[string]reflect.Type{
 	"PlanState":          reflect.TypeFor[api.PlanState](),
 	"Drill":              reflect.TypeFor[api.Drill](),
 	"PointView":          reflect.TypeFor[api.PointView](),
+	"EncryptionAlert":    reflect.TypeFor[api.EncryptionAlert](),
+	"CloseAlert":         reflect.TypeFor[api.CloseAlert](),
 	"TrafficProfile":     reflect.TypeFor[api.TrafficProfile](),
 	"TrafficEndpoint":    reflect.TypeFor[api.TrafficEndpoint](),
 	"AuditEntry":         reflect.TypeFor[api.AuditEntry](),

@@ -59,6 +59,7 @@ var apiRoutes = []Route{
 	{Pattern: "GET /v1/machines/{machine}/rpo.svg", Auth: AuthRead, raw: (*Server).rpoChart},
 	{Pattern: "GET /v1/jobs/{id}/timeline.svg", Auth: AuthRead, raw: (*Server).timelineChart},
 	{Pattern: "GET /v1/sitemap.svg", Auth: AuthRead, raw: (*Server).siteMapChart},
+	{Pattern: "POST /v1/machines/{machine}/encryption-alerts/{alert}/close", Auth: AuthRead, json: (*Server).closeEncryptionAlert},
 	{Pattern: "GET /v1/traffic", Auth: AuthRead, json: (*Server).traffic},
 	{Pattern: "GET /v1/audit", Auth: AuthAdmin, json: (*Server).auditLog},
 	{Pattern: "POST /v1/agents/{agent}/heartbeat", Auth: AuthAgent, json: (*Server).heartbeat},

@@ -69,6 +69,13 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, aler
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
 		ps = s.splitPreserved(ctx, &ms, ps)
 		am := alert.Machine{Name: m.Name}
+		if err == nil {
+			if e, err := s.detectEncryption(ctx, m.Name, ps); err != nil {
+				ms.LastError = "encryption detection: " + err.Error()
+			} else {
+				e.fill(&ms, &am, ps)
+			}
+		}
 		if len(ps) > 0 {
 			p := ps[0]
 			t := p.Time

@@ -10,23 +10,42 @@ import (
 	"github.com/haven-dr/haven/internal/protection"
 )
 
-func (s *Server) machinePoints(r *http.Request) (any, error) {
+// pathMachine is the {machine} of the request's path, if the applied
+// config has it.
+func (s *Server) pathMachine(r *http.Request) (string, error) {
 	c, _, err := s.orch.Config(r.Context())
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	name := r.PathValue("machine")
 	if c.Machine(name) == nil {
-		return nil, errStatus(http.StatusNotFound, "no machine %s in the applied config", name)
+		return "", errStatus(http.StatusNotFound, "no machine %s in the applied config", name)
+	}
+	return name, nil
+}
+
+func (s *Server) machinePoints(r *http.Request) (any, error) {
+	name, err := s.pathMachine(r)
+	if err != nil {
+		return nil, err
 	}
 	ps, err := s.vault.Points(r.Context(), name)
 	if err != nil {
 		return nil, err
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
+	e, err := s.detectEncryption(r.Context(), name, ps)
+	if err != nil {
+		return nil, err
+	}
+	clean := map[string]bool{}
+	for _, h := range e.holds {
+		clean[h.LastClean] = h.Open()
+	}
 	out := []api.PointView{}
 	for _, p := range ps {
-		out = append(out, api.PointView{ID: p.ID, Time: p.Time, Consistency: p.Consistency, Provider: p.Provider, Group: p.Group, Tags: p.Tags})
+		out = append(out, api.PointView{ID: p.ID, Time: p.Time, Consistency: p.Consistency, Provider: p.Provider, Group: p.Group, Tags: p.Tags,
+			Suspect: e.suspect[p.ID], LastClean: clean[p.ID]})
 	}
 	return out, nil
 }

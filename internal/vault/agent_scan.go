@@ -14,7 +14,8 @@ import (
 // vouch for. Known chunks cost a map lookup; runs of unknown chunks are read
 // in blocks of up to 1 MiB and hashed by one worker per CPU. r is a file
 // (prefetched, its holes skipped) or any other reader (an NBD export).
-func (s *saver) chunkFileKnown(r io.ReaderAt, size int64, known KnownFunc, progress func(int64)) ([]ID, int64, int64, error) {
+// churn counts what the chunks read changed against its prev.
+func (s *saver) chunkFileKnown(r io.ReaderAt, size int64, known KnownFunc, churn *churnCounter, progress func(int64)) ([]ID, int64, int64, error) {
 	cs := int64(s.v.cfg.ChunkSize)
 	ids := make([]ID, (size+cs-1)/cs)
 	var nKnown int64
@@ -47,10 +48,13 @@ func (s *saver) chunkFileKnown(r io.ReaderAt, size int64, known KnownFunc, progr
 	err := s.v.scanRuns(s.ctx, r, size, jobs, func(w *worker, i, n int64, chunk []byte) error {
 		if chunk == nil {
 			zero.Add(n)
+			churn.chunk(i, n, ID{}, -1)
 			return nil
 		}
 		ids[i] = w.id(chunk)
-		return s.save(w, dataBlob, ids[i], chunk)
+		stored, err := s.store(w, dataBlob, ids[i], chunk)
+		churn.chunk(i, n, ids[i], stored)
+		return err
 	}, progress)
 	return ids, zero.Load(), nKnown, err
 }

@@ -72,7 +72,7 @@ func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known 
 	s := newSaver(ctx, v, idx, lock)
 	inc := startIncrementalIndex(ctx, s)
 	for _, src := range opt.Disks {
-		d, ids, err := s.saveDiskKnown(src, known[src.Name], res, opt.Progress)
+		d, ids, err := s.saveDiskKnown(src, known[src.Name], opt.Previous[src.Name], res, opt.Progress)
 		if err != nil {
 			inc.stop()
 			s.abort(err)
@@ -99,7 +99,7 @@ func (v *Vault) SnapshotPending(ctx context.Context, opt SnapshotOptions, known 
 	return res, nil
 }
 
-func (s *saver) saveDiskKnown(src DiskSource, known KnownFunc, res *AgentSnapshot, progress func(int64)) (*Disk, []ID, error) {
+func (s *saver) saveDiskKnown(src DiskSource, known KnownFunc, prev []ID, res *AgentSnapshot, progress func(int64)) (*Disk, []ID, error) {
 	r, size := src.Reader, src.Size
 	if r == nil {
 		f, err := os.Open(src.Path)
@@ -112,14 +112,15 @@ func (s *saver) saveDiskKnown(src DiskSource, known KnownFunc, res *AgentSnapsho
 		}
 		r = f
 	}
-	ids, zero, nKnown, err := s.chunkFileKnown(r, size, known, progress)
+	churn := &churnCounter{prev: prev}
+	ids, zero, nKnown, err := s.chunkFileKnown(r, size, known, churn, progress)
 	if err != nil {
 		return nil, nil, fmt.Errorf("disk %s: %w", src.Name, err)
 	}
 	res.Stats.Bytes += size
 	res.Stats.ZeroBytes += zero
 	res.Known += nKnown
-	d := &Disk{Name: src.Name, Size: size}
+	d := &Disk{Name: src.Name, Size: size, Churn: churn.result()}
 	for i := 0; i < len(ids); i += pageEntries {
 		page := encodePage(ids[i:min(i+pageEntries, len(ids))])
 		pid := s.v.pageID(page)

@@ -45,6 +45,9 @@ type Disk struct {
 	Name  string `json:"name"`
 	Size  int64  `json:"size"`
 	Pages []ID   `json:"pages"`
+	// Churn: what changed since the previous point (absent in points
+	// written before it was recorded).
+	Churn *Churn `json:"churn,omitempty"`
 }
 
 // Disk returns the named disk.
@@ -186,8 +189,8 @@ func (v *Vault) Points(ctx context.Context, machine string) ([]*Point, error) {
 	return slices.DeleteFunc(out, func(p *Point) bool { return p == nil }), err
 }
 
-// FindPoint returns machine's point by ID, unique ID prefix, "latest", or
-// a selector of point_select.go.
+// FindPoint returns machine's point by ID, unique ID prefix, "latest",
+// "last-clean" (hold.go), or a selector of point_select.go.
 func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, error) {
 	names, err := v.pointNames(ctx, machine)
 	if err != nil {
@@ -198,6 +201,9 @@ func (v *Vault) FindPoint(ctx context.Context, machine, id string) (*Point, erro
 	}
 	if id == "" || id == "latest" {
 		return v.newestMatching(ctx, machine, names, "latest", func(*Point) bool { return true })
+	}
+	if id == LastClean {
+		return v.LastCleanPoint(ctx, machine)
 	}
 	if match, ok := selector(id); ok {
 		return v.newestMatching(ctx, machine, names, id, match)

@@ -77,7 +77,11 @@ func (v *Vault) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, err
 	}
-	rep.Decisions = opt.Retention.apply(points, opt.Now, released)
+	held, err := v.Held(ctx, points)
+	if err != nil {
+		return nil, err
+	}
+	rep.Decisions = opt.Retention.apply(points, opt.Now, released, held)
 	if opt.DryRun {
 		return rep, nil
 	}

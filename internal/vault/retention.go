@@ -32,12 +32,14 @@ type Decision struct {
 // Apply decides for every point (any machines, any order) at time now.
 // Preserved points (PreservedTag) stay outside the rules and are kept.
 func (r Retention) Apply(points []*Point, now time.Time) []Decision {
-	return r.apply(points, now, nil)
+	return r.apply(points, now, nil, nil)
 }
 
 // apply is Apply where the preserved points in released are no longer
-// kept: an operator said the state they hold is not needed.
-func (r Retention) apply(points []*Point, now time.Time, released map[*Point]bool) []Decision {
+// kept (an operator said the state they hold is not needed) and the points
+// in held are kept whatever the rules say (the last clean point of an open
+// encryption alert).
+func (r Retention) apply(points []*Point, now time.Time, released, held map[*Point]bool) []Decision {
 	byMachine := map[string][]*Point{}
 	var out []Decision
 	for _, p := range points {
@@ -53,6 +55,12 @@ func (r Retention) apply(points []*Point, now time.Time, released map[*Point]boo
 	for _, ps := range byMachine {
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) }) // newest first
 		out = append(out, r.applyMachine(ps, now)...)
+	}
+	for i := range out {
+		if held[out[i].Point] {
+			out[i].Keep = true
+			out[i].Reasons = strings.Trim(out[i].Reasons+",last-clean", ",")
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Point.Machine != out[j].Point.Machine {

@@ -44,17 +44,26 @@ func newSaver(ctx context.Context, v *Vault, idx *Index, lock *Lock) *saver {
 // save stores plain under id unless the vault or this snapshot has it
 // already. w is the calling worker (nil for metadata blobs).
 func (s *saver) save(w *worker, t blobType, id ID, plain []byte) error {
+	_, err := s.store(w, t, id, plain)
+	return err
+}
+
+// store is save that also says what became of the blob: stored is -1
+// when it was not new, else the size zstd left of it (its raw size when
+// compression did not pay: compressBlob then keeps the plaintext), which the churn statistics count.
+func (s *saver) store(w *worker, t blobType, id ID, plain []byte) (stored int, err error) {
 	if s.idx.canDedupe(id) {
-		return nil
+		return -1, nil
 	}
 	s.mu.Lock()
 	_, dup := s.seen[id]
 	s.seen[id] = struct{}{}
 	s.mu.Unlock()
 	if dup {
-		return nil
+		return -1, nil
 	}
 	payload, flags := s.v.compressBlob(w, plain)
+	stored = len(payload)
 	if t == dataBlob {
 		s.newChunks.Add(1)
 		s.newBytes.Add(int64(len(plain)))
@@ -79,10 +88,10 @@ func (s *saver) save(w *worker, t blobType, id ID, plain []byte) error {
 		select {
 		case s.uploads <- f:
 		case <-s.ctx.Done():
-			return context.Cause(s.ctx)
+			return stored, context.Cause(s.ctx)
 		}
 	}
-	return nil
+	return stored, nil
 }
 
 func (s *saver) uploader() {

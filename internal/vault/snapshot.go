@@ -29,6 +29,10 @@ type SnapshotOptions struct {
 	Tags        map[string]string
 	Progress    func(bytes int64) // called as data is read
 	LockWait    time.Duration     // unused: snapshots never wait for a prune (kept for callers)
+	// Previous: per disk, the chunk IDs of the machine's previous point
+	// (the agent's change-tracking cache), so the point's churn figures
+	// say which chunks were overwritten. Optional.
+	Previous map[string][]ID
 }
 
 // SnapshotStats reports what a snapshot read and stored.

@@ -226,3 +226,11 @@ func (c *Client) Watch(ctx context.Context, id string, onLog func(api.LogLine)) 
 		}
 	}
 }
+
+// CloseEncryptionAlert closes machine's encryption alert named by its
+// first suspect point (or a unique prefix of it).
+func (c *Client) CloseEncryptionAlert(ctx context.Context, machine, alert, note string) (*api.EncryptionAlert, error) {
+	var out api.EncryptionAlert
+	path := "/v1/machines/" + url.PathEscape(machine) + "/encryption-alerts/" + url.PathEscape(alert) + "/close"
+	return &out, c.postJSON(ctx, path, api.CloseAlert{Note: note}, &out)
+}

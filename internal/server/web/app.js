@@ -308,11 +308,16 @@ async function machinePage(view, name) {
     el("h2", {}, "RPO against its target"),
     el("img", { id: "rpo-day", class: "chart", src: `/v1/machines/${encodeURIComponent(name)}/rpo.svg?span=day`, alt: "RPO over the last day" }),
     el("img", { id: "rpo-month", class: "chart", src: `/v1/machines/${encodeURIComponent(name)}/rpo.svg?span=month`, alt: "RPO over the last 30 days" }),
+    ...(ms.encryption_alerts || []).filter((a) => a.open).map((a) => el("p", { class: "bad encryption-alert" },
+      `Encryption suspected from point ${a.first_suspect} (${a.suspect_points} suspect points): ${a.reason}. ` +
+      `Last clean point: ${a.last_clean || "none left"} (--point last-clean; close with haven alert close ${name} ${a.first_suspect}).`)),
     el("h2", {}, "Recovery points"),
     timeline(pts),
     table(["time", "consistency", "point", "provider", "notes"], pts.slice(0, 50).map((p) => el("tr", { "data-point": p.id },
       el("td", {}, fmtTime(p.time)), el("td", { class: "c-" + p.consistency }, p.consistency), el("td", {}, p.id),
-      el("td", {}, p.provider || ""), el("td", {}, Object.entries(p.tags || {}).map(([k, v]) => k + ": " + v).join("; ")))), { id: "points" }),
+      el("td", {}, p.provider || ""), el("td", { class: p.suspect ? "bad" : p.last_clean ? "ok" : "" },
+        [p.suspect ? "SUSPECT: encryption alert" : "", p.last_clean ? "LAST CLEAN (kept; --point last-clean)" : ""]
+          .concat(Object.entries(p.tags || {}).map(([k, v]) => k + ": " + v)).filter((x) => x).join("; ")))), { id: "points" }),
     el("h2", {}, "Disks"),
     table(["disk", "path", "file system", "mount"], (m.disks || []).map((d) => el("tr", {},
       el("td", {}, d.name), el("td", {}, d.path || ""), el("td", {}, d.fstype || ""), el("td", {}, d.mount || ""))), { id: "disks" }),
