@@ -237,6 +237,7 @@ var goTypes = map[string]reflect.Type{
 	"Agent":              reflect.TypeFor[protection.Agent](),
 	"Machine":            reflect.TypeFor[protection.Machine](),
 	"Disk":               reflect.TypeFor[machine.Disk](),
+	"Publish":            reflect.TypeFor[protection.Publish](),
 	"NIC":                reflect.TypeFor[protection.NIC](),
 	"HealthCheck":        reflect.TypeFor[machine.HealthCheck](),
 	"Plan":               reflect.TypeFor[protection.Plan](),
