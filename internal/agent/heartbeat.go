@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/vault"
 
 	"github.com/haven-dr/haven/internal/httpauth"
@@ -130,6 +131,7 @@ func (h *heartbeat) send(ctx context.Context, r *Report) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set(api.AgentVersionHeader, api.AgentAPIVersion())
 	resp, err := h.hc.Do(req)
 	if err != nil {
 		return err
