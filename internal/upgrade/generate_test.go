@@ -235,7 +235,7 @@ func writeDrill(t *testing.T, f *fixture, st store.Store) {
 				t.Fatalf("log %d of %s: %v", k, j.ID, err)
 			}
 		}
-		j.State, j.Ended, j.Updated = store.Succeeded, at(10*i+len(j.Steps)), *at(10*i+len(j.Steps))
+		j.State, j.Ended, j.Updated = store.Succeeded, at(10*i+len(j.Steps)), *at(10*i + len(j.Steps))
 		if err := st.SaveJob(ctx, j); err != nil {
 			t.Fatal(err)
 		}

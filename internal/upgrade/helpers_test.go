@@ -86,7 +86,9 @@ func newSite(t *testing.T, vaultDir, pw, state string) *site {
 	return s
 }
 
-func (s *site) doc() string { return strings.ReplaceAll(protectionDoc, "AGENT_TOKEN_FILE", s.agentFile) }
+func (s *site) doc() string {
+	return strings.ReplaceAll(protectionDoc, "AGENT_TOKEN_FILE", s.agentFile)
+}
 
 // running is a server of a site serving on a loopback port.
 type running struct {
