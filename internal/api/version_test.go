@@ -14,7 +14,8 @@ func TestCheckAgentVersion(t *testing.T) {
 		fmt.Sprintf("%d.%d", AgentAPIMajor, AgentAPIMinor+1): "",
 		fmt.Sprintf("%d.0", AgentAPIMajor-1):                 "too old",
 		fmt.Sprintf("%d.0", AgentAPIMajor+1):                 "newer",
-		"one":                                                "not major.minor", "1.x": "not major.minor",
+		"one":                                                "not major.minor",
+		"1.x":                                                "not major.minor",
 	} {
 		err := CheckAgentVersion(v)
 		switch {
