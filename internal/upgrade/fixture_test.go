@@ -9,7 +9,9 @@ import (
 	"github.com/haven-dr/haven/internal/vault"
 )
 
-// fixtureDir is the fixture every test here reads.
+// fixtureDir is where the generator writes this build's fixture; the
+// tests read every directory of testdata, so older releases' fixtures
+// kept under their release's name stay tested.
 const fixtureDir = "testdata/fixture"
 
 // fastKDF keeps the fixture vault cheap to open; the parameters are in its
@@ -19,6 +21,7 @@ var fastKDF = vault.Options{KDF: vault.KDFParams{N: 1 << 10, R: 8, P: 1}}
 // fixture is testdata/fixture/fixture.json: what the tests check the
 // fixture's contents against, written with it.
 type fixture struct {
+	dir            string     // testdata/<name>
 	Release        string     `json:"release"` // the build that wrote it
 	SQLiteSchema   int        `json:"sqlite_schema"`
 	PostgresSchema int        `json:"postgres_schema"`
@@ -52,15 +55,31 @@ type exchange struct {
 	Response string            `json:"response"`
 }
 
-func readFixture(t *testing.T) *fixture {
+// fixtures reads every testdata/*/fixture.json.
+func fixtures(t *testing.T) []*fixture {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, "fixture.json"))
-	if err != nil {
-		t.Fatal(err)
+	files, err := filepath.Glob("testdata/*/fixture.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/*/fixture.json (%v): regenerate them (doc.go)", err)
 	}
-	var f fixture
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
+	var fs []*fixture
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &fixture{dir: filepath.Dir(file)}
+		if err := json.Unmarshal(b, f); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		fs = append(fs, f)
 	}
-	return &f
+	return fs
+}
+
+// eachFixture runs fn on every fixture, as subtests named by directory.
+func eachFixture(t *testing.T, fn func(*testing.T, *fixture)) {
+	for _, f := range fixtures(t) {
+		t.Run(filepath.Base(f.dir), func(t *testing.T) { fn(t, f) })
+	}
 }

@@ -16,8 +16,9 @@ import (
 // version header (agents before it sent none), and must get the answers
 // they got then and still reach the status; an agent older than the
 // policy allows is refused with both versions named, and nothing stored.
-func TestAgentProtocolReplay(t *testing.T) {
-	f := readFixture(t)
+func TestAgentProtocolReplay(t *testing.T) { eachFixture(t, testAgentProtocolReplay) }
+
+func testAgentProtocolReplay(t *testing.T, f *fixture) {
 	if len(f.Exchanges) == 0 {
 		t.Fatal("the fixture recorded no agent exchange")
 	}

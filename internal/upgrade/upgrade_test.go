@@ -30,13 +30,13 @@ import (
 func fixtureSite(t *testing.T, f *fixture, kind, state string, files ...string) *site {
 	t.Helper()
 	vaultDir := filepath.Join(t.TempDir(), "vault")
-	copyDir(t, filepath.Join(fixtureDir, "vault"), vaultDir)
+	copyDir(t, filepath.Join(f.dir, "vault"), vaultDir)
 	s := newSite(t, vaultDir, f.VaultPassword, state)
 	if err := os.MkdirAll(s.cfg.StateDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range append([]string{"tokens.json"}, files...) {
-		if err := copyFile(filepath.Join(fixtureDir, kind, name), filepath.Join(s.cfg.StateDir, name)); err != nil {
+		if err := copyFile(filepath.Join(f.dir, kind, name), filepath.Join(s.cfg.StateDir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -45,8 +45,9 @@ func fixtureSite(t *testing.T, f *fixture, kind, state string, files ...string) 
 
 // TestSQLiteFixture: the SQLite state of an earlier release is migrated
 // to this build's schema, reads back whole, and a server starts on it.
-func TestSQLiteFixture(t *testing.T) {
-	f := readFixture(t)
+func TestSQLiteFixture(t *testing.T) { eachFixture(t, testSQLiteFixture) }
+
+func testSQLiteFixture(t *testing.T, f *fixture) {
 	s := fixtureSite(t, f, "sqlite", "", "state.db")
 	st, err := store.OpenSQLite(t.Context(), filepath.Join(s.cfg.StateDir, "state.db"))
 	if err != nil {
@@ -58,11 +59,23 @@ func TestSQLiteFixture(t *testing.T) {
 }
 
 // TestPostgresFixture: the same for the PostgreSQL dump, loaded into a
-// real PostgreSQL.
+// real PostgreSQL; and a newer schema refused there too (one PostgreSQL
+// for both: it is the slow part).
 func TestPostgresFixture(t *testing.T) {
-	f := readFixture(t)
 	pg := testenv.StartPostgres(t, "fsync=off")
-	url := loadDump(t, pg, "hvstate")
+	n := 0
+	eachFixture(t, func(t *testing.T, f *fixture) {
+		n++
+		t.Run("migrate", func(t *testing.T) {
+			testPostgresFixture(t, f, loadDump(t, f, pg, fmt.Sprintf("hvstate%d", n)))
+		})
+		t.Run("newer refused", func(t *testing.T) {
+			testNewerPostgresStateRefused(t, f, loadDump(t, f, pg, fmt.Sprintf("hvnewer%d", n)))
+		})
+	})
+}
+
+func testPostgresFixture(t *testing.T, f *fixture, url string) {
 	st, err := store.OpenPostgres(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -73,13 +86,13 @@ func TestPostgresFixture(t *testing.T) {
 }
 
 // loadDump loads the fixture's dump into a new database db.
-func loadDump(t *testing.T, pg *testenv.Postgres, db string) string {
+func loadDump(t *testing.T, f *fixture, pg *testenv.Postgres, db string) string {
 	t.Helper()
 	if _, err := pg.Query(t.Context(), "CREATE DATABASE "+db); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.CommandContext(t.Context(), "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", pg.Socket, "-U", "postgres",
-		"-d", db, "-f", filepath.Join(fixtureDir, "postgres", "state.sql")).CombinedOutput()
+		"-d", db, "-f", filepath.Join(f.dir, "postgres", "state.sql")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("loading the dump: %v\n%s", err, out)
 	}
@@ -181,11 +194,12 @@ func checkServer(t *testing.T, f *fixture, s *site) {
 
 // TestVaultFixture: this build verifies every byte of the fixture vault
 // (check --read-data) and restores each point to its recorded checksum.
-func TestVaultFixture(t *testing.T) {
-	f := readFixture(t)
+func TestVaultFixture(t *testing.T) { eachFixture(t, testVaultFixture) }
+
+func testVaultFixture(t *testing.T, f *fixture) {
 	ctx := t.Context()
 	dir := filepath.Join(t.TempDir(), "vault")
-	copyDir(t, filepath.Join(fixtureDir, "vault"), dir)
+	copyDir(t, filepath.Join(f.dir, "vault"), dir)
 	be, err := fileblob.New(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -219,8 +233,9 @@ func TestVaultFixture(t *testing.T) {
 
 // TestNewerStateRefused: a server refuses a state database whose schema
 // is newer than its own, names both versions and changes nothing.
-func TestNewerStateRefused(t *testing.T) {
-	f := readFixture(t)
+func TestNewerStateRefused(t *testing.T) { eachFixture(t, testNewerStateRefused) }
+
+func testNewerStateRefused(t *testing.T, f *fixture) {
 	s := fixtureSite(t, f, "sqlite", "", "state.db")
 	path := filepath.Join(s.cfg.StateDir, "state.db")
 	newer := store.SQLiteSchemaVersion() + 1
@@ -242,11 +257,8 @@ func TestNewerStateRefused(t *testing.T) {
 	}
 }
 
-// TestNewerPostgresStateRefused is TestNewerStateRefused on PostgreSQL.
-func TestNewerPostgresStateRefused(t *testing.T) {
-	f := readFixture(t)
-	pg := testenv.StartPostgres(t, "fsync=off")
-	url := loadDump(t, pg, "hvnewer")
+// testNewerPostgresStateRefused is TestNewerStateRefused on PostgreSQL.
+func testNewerPostgresStateRefused(t *testing.T, f *fixture, url string) {
 	newer := store.PostgresSchemaVersion() + 1
 	db, err := pgx.Connect(t.Context(), url)
 	if err != nil {
