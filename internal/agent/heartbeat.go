@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/vault"
 
 	"github.com/haven-dr/haven/internal/httpauth"
@@ -117,19 +118,12 @@ func (h *heartbeat) send(ctx context.Context, r *Report) error {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Interval)
 	defer cancel()
-	u := strings.TrimSuffix(h.cfg.URL, "/") + "/v1/agents/" + url.PathEscape(h.cfg.Agent) + "/heartbeat"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	req, err := HeartbeatRequest(ctx, h.cfg, tok, r)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := h.hc.Do(req)
 	if err != nil {
 		return err
@@ -140,6 +134,25 @@ func (h *heartbeat) send(ctx context.Context, r *Report) error {
 		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
+}
+
+// HeartbeatRequest is the request the agent sends the server for one
+// report; the upgrade tests record it as the protocol an older agent
+// speaks (internal/upgrade).
+func HeartbeatRequest(ctx context.Context, cfg *ServerConfig, tok string, r *Report) (*http.Request, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	u := strings.TrimSuffix(cfg.URL, "/") + "/v1/agents/" + url.PathEscape(cfg.Agent) + "/heartbeat"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set(api.AgentVersionHeader, api.AgentAPIVersion())
+	return req, nil
 }
 
 // note logs the first failure, then at most one a heartbeatLogEvery, and

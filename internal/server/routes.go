@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"net/http"
 
+	"github.com/haven-dr/haven/internal/api"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -114,6 +116,11 @@ func (s *Server) guard(rule Auth, fn http.HandlerFunc) http.HandlerFunc {
 		case AuthAgent:
 			if err := s.agentAuth(r); err != nil {
 				writeError(w, err)
+				return
+			}
+			// After the token: only a known agent learns the versions.
+			if err := api.CheckAgentVersion(r.Header.Get(api.AgentVersionHeader)); err != nil {
+				writeError(w, errStatus(http.StatusBadRequest, "%v", err))
 				return
 			}
 			fn(w, r)

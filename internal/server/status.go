@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -64,6 +65,8 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, aler
 		ps, err := s.vault.Points(ctx, m.Name)
 		if err != nil {
 			ms.LastError = err.Error()
+			// Points leaves a point it could not load nil; count the others.
+			ps = slices.DeleteFunc(ps, func(p *vault.Point) bool { return p == nil })
 		}
 		ms.Points = len(ps)
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
