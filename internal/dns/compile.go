@@ -46,6 +46,7 @@ func compile(c *Config) (*table, error) {
 	}
 	compileProfiles(&e, t, c)
 	compileRateLimit(&e, t, c.RateLimit)
+	compileCluster(&e, t, c)
 	return t, e.err()
 }
 

@@ -19,6 +19,7 @@ type Config struct {
 	Zones        []Zone     `yaml:"zones"`
 	Profiles     []Profile  `yaml:"profiles"`
 	RateLimit    *RateLimit `yaml:"rate_limit"` // omit: no response-rate limiting
+	Cluster      *Cluster   `yaml:"cluster"`    // omit: a server on its own
 
 	dir  string // of the file, for relative paths
 	file string // the file itself, to name the default state and token files

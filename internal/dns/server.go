@@ -48,12 +48,14 @@ type Server struct {
 	apiL   net.Listener
 	apiTLS bool
 	wg     sync.WaitGroup
+	cl     cluster
 }
 
 // New compiles cfg, reads the state file of API changes, creates the API
 // token if absent, and starts health checks; Start opens the sockets.
 func New(cfg *Config, o Options) (*Server, error) {
 	s := &Server{log: o.Log, path: o.ConfigPath}
+	s.cl.clients, s.cl.views = map[peerConf]*Client{}, map[string]peerView{}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -145,6 +147,7 @@ func (s *Server) attachCheckers(t *table) error {
 
 // Start opens the DNS sockets (UDP and TCP) and the API listener.
 func (s *Server) Start() error {
+	s.catchUp() // before answering anyone
 	t := s.table.Load()
 	lis, err := listen(t.listen, runtime.GOMAXPROCS(0))
 	if err != nil {
@@ -161,6 +164,7 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	s.startCluster()
 	s.log.Info("dns serving", "listen", s.DNSAddr(), "api", s.APIAddr())
 	return nil
 }
@@ -212,6 +216,7 @@ func (s *Server) Close() error {
 	if s.api != nil {
 		_ = s.api.Close()
 	}
+	s.stopCluster()
 	s.wg.Wait()
 	s.pool.Close()
 	return nil

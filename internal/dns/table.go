@@ -15,6 +15,7 @@ type table struct {
 	api      string
 	rrl      *rateLimiter // nil: no rate limiting; a reload starts afresh
 	files    serverFiles
+	cluster  *clusterConf // nil: no peers
 }
 
 type zone struct {
