@@ -13,6 +13,30 @@ type Status struct {
 	// Alerts are the summaries of AlertDetails, for a person.
 	Alerts       []string `json:"alerts"`
 	AlertDetails []Alert  `json:"alert_details"`
+	// DNSServers: each traffic manager server as the server's traffic
+	// loop last saw it; absent without a traffic section or before the
+	// first look.
+	DNSServers []DNSServerStatus `json:"dns_servers,omitempty"`
+}
+
+// DNSServerStatus is one `haven dns` server of the traffic section.
+type DNSServerStatus struct {
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// Generation of the newest endpoint change it holds.
+	Generation uint64 `json:"generation"`
+	// Pushed: changes it lacked, re-pushed at this look.
+	Pushed  int         `json:"pushed,omitempty"`
+	Checked time.Time   `json:"checked"`
+	Answers []DNSAnswer `json:"answers"`
+}
+
+// DNSAnswer is what a server answers over DNS for a profile's name.
+type DNSAnswer struct {
+	Profile string   `json:"profile"`
+	Answers []string `json:"answers,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // MachineStatus is a protected machine as the server sees it: the newest

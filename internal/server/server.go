@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/host"
@@ -44,6 +46,8 @@ type Server struct {
 	cert *tls.Certificate
 	// unclaim lets another server use the PostgreSQL state (store.Claim).
 	unclaim func()
+	// dnsServers is the traffic loop's last look at the DNS servers.
+	dnsServers atomic.Pointer[[]api.DNSServerStatus]
 }
 
 // Options are the parts a caller (a test) may replace.
@@ -193,6 +197,7 @@ func (s *Server) lead(ctx context.Context) (stop func(), err error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.standbyLoop(lctx) })
 	wg.Go(func() { s.alertLoop(lctx) })
+	wg.Go(func() { s.trafficLoop(lctx) })
 	return func() {
 		cancel()
 		wg.Wait()
