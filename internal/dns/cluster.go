@@ -130,11 +130,17 @@ func peersOf(t *table) []peerConf {
 
 // catchUp pulls the peers' state once, bounded by startup_wait: a server
 // that was down adopts what they acknowledged meanwhile before it answers.
+// The peer loop has not started yet, so the peers' views are only this
+// goroutine's.
 func (s *Server) catchUp() {
 	if c := s.table.Load().cluster; c != nil && len(c.peers) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), c.startupWait)
 		s.pullPeers(ctx, c)
 		cancel()
+		// Under probe_quorum the peers' verdicts count before this
+		// server's own first probe: it does not send customers back to
+		// a site they see down.
+		s.vote(c)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,7 +95,28 @@ func startCluster(t *testing.T, bin string, names []string, spec clusterSpec) []
 		}
 		p.start()
 	}
+	for _, p := range ps {
+		p.waitAPI()
+	}
 	return ps
+}
+
+// waitAPI waits until the server's API answers (it opens after DNS).
+func (p *dnsProc) waitAPI() {
+	p.t.Helper()
+	testenv.Eventually(p.t, 30*time.Second, p.name+" API up", func() bool {
+		select {
+		case <-p.exited:
+			p.t.Fatalf("%s exited:\n%s", p.name, testenv.TailFile(p.log))
+		default:
+		}
+		resp, err := http.Get(p.apiURL() + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 func clusterConfig(self *dnsProc, all []*dnsProc, spec clusterSpec) string {
@@ -132,7 +154,7 @@ func clusterConfig(self *dnsProc, all []*dnsProc, spec clusterSpec) string {
 	return b.String()
 }
 
-// start runs the process and waits until its DNS port answers.
+// start runs the process without waiting for it.
 func (p *dnsProc) start() {
 	t := p.t
 	t.Helper()
