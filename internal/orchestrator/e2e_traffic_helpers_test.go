@@ -241,17 +241,24 @@ func answersEventually(t *testing.T, addr string, rd bool, want string, within t
 }
 
 // clusterWorld is a world whose traffic section lists the cluster's
-// servers, reached through the real DNSTraffic (wrap may wrap each).
+// servers, reached through the real DNSTraffic.
 func clusterWorld(t *testing.T, ps []*dnsProc) *world {
-	w := newWorld(t)
 	var servers []string
 	for _, p := range ps {
 		servers = append(servers, fmt.Sprintf(`{name: %s, api: "%s", token_file: %s, resolve: "%s"}`,
 			p.name, p.apiURL(), p.token, p.dnsAddr()))
 	}
-	doc := strings.Replace(twoPlansConfig(), `traffic: {api: "http://127.0.0.1:1"}`,
-		"traffic: {servers: ["+strings.Join(servers, ", ")+"]}", 1)
-	doc = strings.ReplaceAll(doc, "profile: alpha,", "profile: "+trafficProfile+",")
+	return serversWorld(t, servers, DNSTraffic, func(doc string) string {
+		return strings.ReplaceAll(doc, "profile: alpha,", "profile: "+trafficProfile+",")
+	})
+}
+
+// serversWorld is a world whose config lists servers (YAML flow maps)
+// under traffic.servers, edited by edit, and dialed through dial.
+func serversWorld(t *testing.T, servers []string, dial TrafficDialer, edit func(string) string) *world {
+	w := newWorld(t)
+	doc := edit(strings.Replace(twoPlansConfig(), `traffic: {api: "http://127.0.0.1:1"}`,
+		"traffic: {servers: ["+strings.Join(servers, ", ")+"]}", 1))
 	if _, _, err := w.o.Apply(context.Background(), []byte(doc)); err != nil {
 		t.Fatal(err)
 	}
@@ -259,8 +266,7 @@ func clusterWorld(t *testing.T, ps []*dnsProc) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.cfg = cfg
-	w.dial = DNSTraffic
+	w.cfg, w.dial = cfg, dial
 	w.restart()
 	return w
 }

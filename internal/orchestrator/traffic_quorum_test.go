@@ -16,7 +16,6 @@ import (
 // quorumWorld is a world whose traffic section lists three servers, each
 // a fake of its own; down fails every call to the servers named.
 func quorumWorld(t *testing.T, down ...string) (*world, map[string]*orchtest.Traffic) {
-	w := newWorld(t)
 	fakes := map[string]*orchtest.Traffic{}
 	var servers []string
 	for i, n := range []string{"dnsa", "dnsb", "dnsc"} {
@@ -33,13 +32,8 @@ func quorumWorld(t *testing.T, down ...string) (*world, map[string]*orchtest.Tra
 		fakes[api] = f
 		servers = append(servers, fmt.Sprintf(`{name: %s, api: "%s"}`, n, api))
 	}
-	doc := strings.Replace(twoPlansConfig(), `traffic: {api: "http://127.0.0.1:1"}`,
-		"traffic: {servers: ["+strings.Join(servers, ", ")+"]}", 1)
-	if _, _, err := w.o.Apply(context.Background(), []byte(doc)); err != nil {
-		t.Fatal(err)
-	}
-	w.dial = func(tr *protection.Traffic) (Traffic, error) { return fakes[tr.API], nil }
-	w.restart()
+	w := serversWorld(t, servers, func(tr *protection.Traffic) (Traffic, error) { return fakes[tr.API], nil },
+		func(doc string) string { return doc })
 	byName := map[string]*orchtest.Traffic{}
 	for i, n := range []string{"dnsa", "dnsb", "dnsc"} {
 		byName[n] = fakes[fmt.Sprintf("http://127.0.0.1:%d", 1+i)]
