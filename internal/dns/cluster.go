@@ -229,7 +229,8 @@ func (s *Server) peerClient(pc peerConf, interval time.Duration) (*Client, error
 // when at least quorum servers (this one included) see it down in their
 // own probes, else up as this server sees it (a locally failing probe
 // alone counts as Online). A peer not heard from within three intervals
-// has no vote. Without a quorum the local checker decides.
+// has no vote; with fewer voters than the quorum, or without
+// probe_quorum, the local checker decides.
 func (s *Server) vote(c *clusterConf) {
 	fresh := time.Now().Add(-3 * c.interval)
 	s.cl.mu.Lock()
@@ -255,6 +256,14 @@ func (s *Server) vote(c *clusterConf) {
 }
 
 func quorumVerdict(local health.State, views []peerView, k string, quorum int) health.State {
+	if len(views)+1 < quorum {
+		// Too few servers heard from to ever make a quorum (peers down or
+		// unreachable): this server's own probes decide, so health
+		// failover goes on with dead peers. A server cut off from both
+		// the endpoints and its peers is most likely cut off from its
+		// customers too.
+		return local
+	}
 	down := 0
 	if local == health.Degraded {
 		down++

@@ -158,7 +158,8 @@ func TestQuorumVerdict(t *testing.T) {
 		{D, []string{"Online", "Online"}, 2, O},     // alone: not down
 		{D, []string{"Degraded", "Online"}, 2, D},   // two of three
 		{O, []string{"Degraded", "Degraded"}, 2, D}, // the others outvote a working probe
-		{D, nil, 2, O}, // peers silent: no quorum
+		{D, nil, 2, D}, // peers silent: too few voters, local probes decide
+		{D, []string{"Online"}, 3, D},
 		{C, []string{"Degraded", "Degraded"}, 2, D}, // a fresh start follows the peers
 		{C, []string{"Online"}, 2, C},
 		{D, []string{"Online"}, 1, D}, // quorum 1: any server
