@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,7 +97,7 @@ func TestPeersCatchUp(t *testing.T) {
 	dir := t.TempDir()
 	ports := [2][2]int{}
 	for i := range ports {
-		ports[i] = [2]int{freeTCP(t), freeTCP(t)}
+		ports[i] = [2]int{testenv.FreePort(t), testenv.FreePort(t)}
 	}
 	cfg := func(i int) string {
 		tok := filepath.Join(dir, fmt.Sprintf("tok%d", i))
@@ -106,22 +105,13 @@ func TestPeersCatchUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		j := 1 - i
-		return fmt.Sprintf(`listen: 127.0.0.1:%d
-api: 127.0.0.1:%d
-api_token_file: %s
-state_file: %s
-zones: [{name: example.test}]
-profiles:
-  - name: app.example.test
-    ttl: 5
-    endpoints:
-      - {name: primary, target: 127.0.0.1, priority: 1}
-      - {name: recovery, target: 127.0.0.2, priority: 2}
-cluster:
-  name: s%d
-  interval: 200ms
-  peers: [{name: s%d, api: "http://127.0.0.1:%d", token_file: %s}]
-`, ports[i][0], ports[i][1], tok, filepath.Join(dir, fmt.Sprintf("state%d.json", i)), i, j, ports[j][1], filepath.Join(dir, fmt.Sprintf("tok%d", j)))
+		// stateConfig's zone and profile, this server's ports and files,
+		// and the other server as its peer.
+		body := strings.SplitN(stateConfig, "\n", 3)[2]
+		return fmt.Sprintf("listen: 127.0.0.1:%d\napi: 127.0.0.1:%d\napi_token_file: %s\nstate_file: %s\n",
+			ports[i][0], ports[i][1], tok, filepath.Join(dir, fmt.Sprintf("state%d.json", i))) + body +
+			fmt.Sprintf("cluster:\n  name: s%d\n  interval: 200ms\n  peers: [{name: s%d, api: \"http://127.0.0.1:%d\", token_file: %s}]\n",
+				i, j, ports[j][1], filepath.Join(dir, fmt.Sprintf("tok%d", j)))
 	}
 	c0, c1 := cfg(0), cfg(1)
 	a := startFrom(t, writeConfig(t, c0))
@@ -192,14 +182,4 @@ func TestClusterConfigErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming %s", tc.y, err, tc.want)
 		}
 	}
-}
-
-func freeTCP(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,16 +39,6 @@ func buildHaven(t *testing.T) string {
 	return bin
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // dnsProc is one `haven dns` process of a cluster.
 type dnsProc struct {
 	t                  *testing.T
@@ -78,7 +67,7 @@ func startCluster(t *testing.T, bin string, names []string, spec clusterSpec) []
 	dir := testenv.Dir(t)
 	var ps []*dnsProc
 	for _, n := range names {
-		p := &dnsProc{t: t, bin: bin, name: n, dir: filepath.Join(dir, n), dnsPort: freePort(t), apiPort: freePort(t)}
+		p := &dnsProc{t: t, bin: bin, name: n, dir: filepath.Join(dir, n), dnsPort: testenv.FreePort(t), apiPort: testenv.FreePort(t)}
 		if err := os.MkdirAll(p.dir, 0o700); err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/dns"
 	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/testenv"
 )
 
 // TestReconcileTrafficRePushes: three real `haven dns` servers (in
@@ -30,7 +31,7 @@ func TestReconcileTrafficRePushes(t *testing.T) {
 		if err := os.WriteFile(tok, []byte(strings.Repeat("t", 32)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		dnsPort, apiPort := freePort(t), freePort(t)
+		dnsPort, apiPort := testenv.FreePort(t), testenv.FreePort(t)
 		cfg := filepath.Join(dir, fmt.Sprintf("dns%d.yaml", i))
 		doc := fmt.Sprintf(`listen: 127.0.0.1:%d
 api: 127.0.0.1:%d

@@ -19,28 +19,9 @@ func Unbound(t testing.TB, zone string, authPort int) string {
 	bin := LookPath(t, "unbound")
 	dir := t.TempDir()
 	port := loopbackPort(t)
-	conf := fmt.Sprintf(`server:
-  interface: 127.0.0.1
-  port: %d
-  do-ip6: no
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "%s"
-  pidfile: "%s/unbound.pid"
-  use-syslog: no
-  verbosity: 1
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  qname-minimisation: no
-  module-config: "subnetcache iterator"
-  send-client-subnet: 127.0.0.1
-  max-client-subnet-ipv4: 24
-  local-zone: "%s" nodefault
-stub-zone:
-  name: "%s"
-  stub-addr: 127.0.0.1@%d
-`, port, dir, dir, tld(zone), zone, authPort)
+	conf := unboundConf(port, dir, "subnetcache iterator",
+		"  send-client-subnet: 127.0.0.1\n  max-client-subnet-ipv4: 24\n",
+		zone, fmt.Sprintf("127.0.0.1:%d", authPort))
 	path := filepath.Join(dir, "unbound.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -19,15 +19,26 @@ func UnboundStub(t testing.TB, zone string, servers ...string) string {
 	bin := LookPath(t, "unbound")
 	dir := t.TempDir()
 	port := loopbackPort(t)
+	// A dead server is retried after 2 s instead of 15 min: a restarted
+	// one gets queries again within the test.
+	conf := unboundConf(port, dir, "iterator", "  infra-host-ttl: 2\n", zone, servers...)
+	path := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startService(t, "unbound", port, bin, "-d", "-c", path)
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// unboundConf is a resolver on 127.0.0.1:port with a stub zone listing
+// servers (host:port); extra lines go in the server section.
+func unboundConf(port int, dir, modules, extra, zone string, servers ...string) string {
 	var stubs strings.Builder
 	for _, s := range servers {
-		h, p, err := net.SplitHostPort(s)
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, p, _ := net.SplitHostPort(s)
 		fmt.Fprintf(&stubs, "  stub-addr: %s@%s\n", h, p)
 	}
-	conf := fmt.Sprintf(`server:
+	return fmt.Sprintf(`server:
   interface: 127.0.0.1
   port: %d
   do-ip6: no
@@ -41,16 +52,12 @@ func UnboundStub(t testing.TB, zone string, servers ...string) string {
   access-control: 127.0.0.0/8 allow
   do-not-query-localhost: no
   qname-minimisation: no
-  module-config: "iterator"
-  infra-host-ttl: 2
-  local-zone: "%s" nodefault
+  module-config: "%s"
+%s  local-zone: "%s" nodefault
 stub-zone:
   name: "%s"
-%s`, port, dir, dir, tld(zone), zone, stubs.String())
-	path := filepath.Join(dir, "unbound.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startService(t, "unbound", port, bin, "-d", "-c", path)
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+%s`, port, dir, dir, modules, extra, tld(zone), zone, stubs.String())
 }
+
+// FreePort is a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int { return loopbackPort(t) }
