@@ -235,8 +235,8 @@ func (s *Server) vote(c *clusterConf) {
 	fresh := time.Now().Add(-3 * c.interval)
 	s.cl.mu.Lock()
 	var views []peerView
-	for _, v := range s.cl.views {
-		if v.status.Reachable && v.status.Seen.After(fresh) {
+	for _, pc := range c.peers { // a peer a reload removed has no vote
+		if v, ok := s.cl.views[pc.name]; ok && v.status.Reachable && v.status.Seen.After(fresh) {
 			views = append(views, v)
 		}
 	}

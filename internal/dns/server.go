@@ -104,6 +104,9 @@ func (s *Server) Reload(cfg *Config) error {
 		return err
 	}
 	s.table.Store(t)
+	if t.cluster != nil {
+		s.vote(t.cluster) // the new endpoints get the cluster's verdicts at once
+	}
 	s.auth.Store(auth)
 	s.log.Info("dns config loaded", "zones", len(t.zones), "profiles", len(t.profiles))
 	return nil
