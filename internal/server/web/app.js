@@ -372,10 +372,10 @@ async function trafficPage(view) {
     el("td", {}, String(d.generation)),
     el("td", {}, (d.answers || []).map((a) => `${a.profile} → ${a.error ? "error: " + a.error : (a.answers || []).join(", ")}`).join("; "))));
   view.replaceChildren(el("h2", {}, "Traffic"),
-    el("h2", {}, "DNS servers"),
-    table(["server", "state", "generation", "answers"], servers, { id: "dns-servers" }),
     el("p", { class: "muted" }, c.traffic ? `Traffic manager API ${c.traffic.api || (c.traffic.servers || []).map((x) => x.name || x.api).join(", ")}` + (c.traffic.netns ? ` (from namespace ${c.traffic.netns})` : "") : "No traffic manager configured."),
     table(["profile", "endpoint", "target", "enabled", "priority", "state", "last error"], eps, { id: "endpoints" }),
+    el("h2", {}, "DNS servers"),
+    table(["server", "state", "generation", "answers"], servers, { id: "dns-servers" }),
     el("h2", {}, "DNS cut-overs in plans"),
     table(["plan", "phase", "group", "profile", "endpoint made the only answer", "directions", "failover types"], rows, { id: "cutovers" }));
 }
