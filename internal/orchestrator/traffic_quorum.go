@@ -112,18 +112,39 @@ func (q *quorumTraffic) next() uint64 {
 }
 
 // UpdateEndpoint sends the change, with a new generation, to every
-// server; it succeeds when a majority acknowledged it. The others catch
-// up from their peers or the control plane's reconcile (ReconcileTraffic).
+// server; it succeeds as soon as a majority acknowledged it, so a server
+// that does not answer at all does not hold the step (its call goes on
+// until its own timeout). The others catch up from their peers or the
+// control plane's reconcile (ReconcileTraffic).
 func (q *quorumTraffic) UpdateEndpoint(ctx context.Context, profile, ep string, p dns.EndpointPatch) error {
 	ctx = dns.WithGeneration(ctx, q.next())
-	errs := q.each(func(_ int, tr Traffic) error { return tr.UpdateEndpoint(ctx, profile, ep, p) })
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(q.servers))
+	for i, s := range q.servers {
+		if s.err != nil {
+			results <- result{i, s.err}
+			continue
+		}
+		go func() { results <- result{i, s.tr.UpdateEndpoint(ctx, profile, ep, p)} }()
+	}
+	errs := make([]error, len(q.servers))
+	ok := 0
+	for range q.servers {
+		r := <-results
+		if errs[r.i] = r.err; r.err == nil {
+			ok++
+		}
+		if ok >= q.quorum() {
+			return nil
+		}
+	}
 	if len(errs) == 1 {
 		return errs[0]
 	}
-	if ok := count(errs); ok < q.quorum() {
-		return fmt.Errorf("%d of %d servers took the change, %d needed: %w", ok, len(q.servers), q.quorum(), q.joined(errs))
-	}
-	return nil
+	return fmt.Errorf("%d of %d servers took the change, %d needed: %w", ok, len(q.servers), q.quorum(), q.joined(errs))
 }
 
 // ServerAnswer is what one server of the traffic section answers for a

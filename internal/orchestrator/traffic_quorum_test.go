@@ -76,3 +76,24 @@ func TestCutOverWithoutQuorumFails(t *testing.T) {
 		t.Errorf("job error does not say which servers failed: %s", j.Error)
 	}
 }
+
+// TestCutOverDoesNotWaitForSilentServer: a server that never answers the
+// change (its call is held) does not hold the dns step: the majority's
+// acknowledgement is enough, and the job names it in its warnings.
+func TestCutOverDoesNotWaitForSilentServer(t *testing.T) {
+	w, fakes := quorumWorld(t)
+	b := fakes["dnsc"].Block("Traffic.UpdateEndpoint")
+	t.Cleanup(b.Release)
+	j := w.run(PlannedFailover, "alpha", Params{})
+	select {
+	case <-b.Entered:
+	default:
+		t.Fatal("the change never reached the silent server")
+	}
+	if got := fakes["dnsa"].Answer("alpha"); !slices.Equal(got, []string{"198.51.100.1"}) {
+		t.Errorf("dnsa answers %v", got)
+	}
+	if out := w.outputs(j.ID); !slices.ContainsFunc(out.Warnings, func(s string) bool { return strings.Contains(s, "dnsc") }) {
+		t.Errorf("no warning names the silent server: %q", out.Warnings)
+	}
+}
