@@ -36,6 +36,10 @@ type PeerStatus struct {
 	Seen       time.Time `json:"seen,omitzero"` // last successful pull
 }
 
+// peerTimeout bounds one pull from a peer: generous, since a pull that
+// times out costs the peer its vote (a loaded peer is not a dead one).
+const peerTimeout = 2 * time.Second
+
 // peerView is a peer's last pulled state.
 type peerView struct {
 	status PeerStatus
@@ -155,7 +159,7 @@ func (s *Server) clusterLoop() {
 		wait := defaultPeerInterval
 		if c := s.table.Load().cluster; c != nil {
 			wait = c.interval
-			ctx, cancel := context.WithTimeout(context.Background(), min(wait, 2*time.Second))
+			ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
 			s.pullPeers(ctx, c)
 			cancel()
 			s.vote(c)
@@ -175,7 +179,7 @@ func (s *Server) pullPeers(ctx context.Context, c *clusterConf) {
 	for _, pc := range c.peers {
 		wg.Go(func() {
 			v := peerView{status: PeerStatus{Name: pc.name}}
-			st, err := s.peerClient(pc, c.interval)
+			st, err := s.peerClient(pc)
 			if err == nil {
 				var cs ClusterState
 				cs, err = st.State(ctx)
@@ -211,13 +215,13 @@ func (s *Server) sawPeer(name string, cs ClusterState) peerView {
 	return v
 }
 
-func (s *Server) peerClient(pc peerConf, interval time.Duration) (*Client, error) {
+func (s *Server) peerClient(pc peerConf) (*Client, error) {
 	s.cl.mu.Lock()
 	defer s.cl.mu.Unlock()
 	if c := s.cl.clients[pc]; c != nil {
 		return c, nil
 	}
-	c, err := NewClient(pc.api, ClientOptions{TokenFile: pc.tokenFile, CAFile: pc.caFile, Timeout: min(interval, 2*time.Second)})
+	c, err := NewClient(pc.api, ClientOptions{TokenFile: pc.tokenFile, CAFile: pc.caFile, Timeout: peerTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -229,10 +233,11 @@ func (s *Server) peerClient(pc peerConf, interval time.Duration) (*Client, error
 // when at least quorum servers (this one included) see it down in their
 // own probes, else up as this server sees it (a locally failing probe
 // alone counts as Online). A peer not heard from within three intervals
+// and a pull's timeout
 // has no vote; with fewer voters than the quorum, or without
 // probe_quorum, the local checker decides.
 func (s *Server) vote(c *clusterConf) {
-	fresh := time.Now().Add(-3 * c.interval)
+	fresh := time.Now().Add(-3*c.interval - peerTimeout)
 	s.cl.mu.Lock()
 	var views []peerView
 	for _, pc := range c.peers { // a peer a reload removed has no vote
