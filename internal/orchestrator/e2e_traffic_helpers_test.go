@@ -124,7 +124,7 @@ func clusterConfig(self *dnsProc, all []*dnsProc, spec clusterSpec) string {
 	}
 	fmt.Fprintf(&b, "profiles:\n  - name: %s\n    ttl: 1\n", trafficProfile)
 	if spec.monitorPort != 0 {
-		fmt.Fprintf(&b, "    monitor: {protocol: tcp, port: %d, interval: 1s, timeout: 500ms, tolerated_failures: 0, required_successes: 1}\n", spec.monitorPort)
+		fmt.Fprintf(&b, "    monitor: {protocol: tcp, port: %d, interval: 1s, timeout: 900ms, tolerated_failures: 1, required_successes: 1}\n", spec.monitorPort)
 	}
 	b.WriteString("    endpoints:\n")
 	for i, e := range spec.endpoints {
