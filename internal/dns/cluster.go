@@ -269,19 +269,24 @@ func quorumVerdict(local health.State, views []peerView, k string, quorum int) h
 		// customers too.
 		return local
 	}
-	down := 0
+	down, peerUp := 0, false
 	if local == health.Degraded {
 		down++
 	}
 	for _, v := range views {
-		if v.probes[k] == health.Degraded.String() {
+		switch v.probes[k] {
+		case health.Degraded.String():
 			down++
+		case health.Online.String():
+			peerUp = true
 		}
 	}
 	switch {
 	case down >= quorum:
 		return health.Degraded
-	case local == health.Degraded:
+	case local == health.Degraded, local == health.CheckingEndpoint && peerUp:
+		// Not down by the quorum's count, and proven up by a peer when
+		// this server has no verdict of its own yet.
 		return health.Online
 	}
 	return local

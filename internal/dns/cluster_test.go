@@ -151,8 +151,9 @@ func TestQuorumVerdict(t *testing.T) {
 		{D, nil, 2, D}, // peers silent: too few voters, local probes decide
 		{D, []string{"Online"}, 3, D},
 		{C, []string{"Degraded", "Degraded"}, 2, D}, // a fresh start follows the peers
-		{C, []string{"Online"}, 2, C},
-		{D, []string{"Online"}, 1, D}, // quorum 1: any server
+		{C, []string{"Online"}, 2, O},               // a peer proved it up
+		{C, []string{"CheckingEndpoint"}, 2, C},     // nobody knows yet
+		{D, []string{"Online"}, 1, D},               // quorum 1: any server
 	} {
 		var vs []peerView
 		for _, p := range tc.peers {
