@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/haven-dr/haven/internal/dns"
 	"github.com/haven-dr/haven/internal/orchestrator/orchtest"
@@ -85,9 +86,9 @@ func TestCutOverDoesNotWaitForSilentServer(t *testing.T) {
 	b := fakes["dnsc"].Block("Traffic.UpdateEndpoint")
 	t.Cleanup(b.Release)
 	j := w.run(PlannedFailover, "alpha", Params{})
-	select {
+	select { // the job may end before the silent server's call has begun
 	case <-b.Entered:
-	default:
+	case <-time.After(10 * time.Second):
 		t.Fatal("the change never reached the silent server")
 	}
 	if got := fakes["dnsa"].Answer("alpha"); !slices.Equal(got, []string{"198.51.100.1"}) {
