@@ -123,6 +123,18 @@ func (s *Server) Merge(in []EndpointOverride) (int, error) {
 	return len(adopted), nil
 }
 
+// heardAll: every peer answered the last pull.
+func (s *Server) heardAll(c *clusterConf) bool {
+	s.cl.mu.Lock()
+	defer s.cl.mu.Unlock()
+	for _, pc := range c.peers {
+		if !s.cl.views[pc.name].status.Reachable {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *Server) clustered() bool { return s.table.Load().cluster != nil }
 
 func peersOf(t *table) []peerConf {
@@ -138,9 +150,18 @@ func peersOf(t *table) []peerConf {
 // goroutine's.
 func (s *Server) catchUp() {
 	if c := s.table.Load().cluster; c != nil && len(c.peers) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), c.startupWait)
-		s.pullPeers(ctx, c)
-		cancel()
+		// Asked again until every peer answered or startup_wait is over:
+		// a peer slow to answer or itself restarting is not skipped at once.
+		deadline := time.Now().Add(c.startupWait)
+		for {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			s.pullPeers(ctx, c)
+			cancel()
+			if s.heardAll(c) || time.Now().Add(200*time.Millisecond).After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		// Under probe_quorum the peers' verdicts count before this
 		// server's own first probe: it does not send customers back to
 		// a site they see down.
