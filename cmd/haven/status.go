@@ -2,10 +2,11 @@ package main
 
 import (
 	"fmt"
-
-	"github.com/haven-dr/haven/internal/api"
+	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/haven-dr/haven/internal/api"
 
 	"github.com/spf13/cobra"
 )
@@ -75,6 +76,9 @@ func newStatusCmd() *cobra.Command {
 			for _, j := range st.Jobs {
 				fmt.Fprintf(cmd.OutOrStdout(), "job %s: %s of %s, %s\n", j.ID, j.Type, j.Plan, j.State)
 			}
+			for _, d := range st.DNSServers {
+				fmt.Fprintln(cmd.OutOrStdout(), dnsServerLine(d))
+			}
 			for _, a := range st.Alerts {
 				fmt.Fprintf(cmd.OutOrStdout(), "ALERT: %s\n", a)
 			}
@@ -83,6 +87,23 @@ func newStatusCmd() *cobra.Command {
 	}
 	f.add(c)
 	return c
+}
+
+// dnsServerLine is one traffic manager server: reachable, its newest
+// change's generation and what it answers for each profile.
+func dnsServerLine(d api.DNSServerStatus) string {
+	if !d.Reachable {
+		return fmt.Sprintf("dns %s: UNREACHABLE (%s)", d.Name, d.Error)
+	}
+	var as []string
+	for _, a := range d.Answers {
+		v := strings.Join(a.Answers, ",")
+		if a.Error != "" {
+			v = "error: " + a.Error
+		}
+		as = append(as, a.Profile+" -> "+v)
+	}
+	return fmt.Sprintf("dns %s: reachable, generation %d; %s", d.Name, d.Generation, strings.Join(as, "; "))
 }
 
 func short(id string) string {

@@ -15,6 +15,10 @@ type Status struct {
 	AlertDetails []Alert  `json:"alert_details"`
 	// Copies are the second vaults the server keeps current.
 	Copies []CopyStatus `json:"copies,omitempty"`
+	// DNSServers: each traffic manager server as the server's traffic
+	// loop last saw it; absent without a traffic section or before the
+	// first look.
+	DNSServers []DNSServerStatus `json:"dns_servers,omitempty"`
 }
 
 // CopyStatus is one second vault: how far behind the vault it is and how
@@ -33,6 +37,26 @@ type CopyStatus struct {
 	Kept int `json:"kept"`
 	// Problems: damaged or missing objects in the vault, not copied.
 	Problems []string `json:"problems,omitempty"`
+}
+
+// DNSServerStatus is one `haven dns` server of the traffic section.
+type DNSServerStatus struct {
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// Generation of the newest endpoint change it holds.
+	Generation uint64 `json:"generation"`
+	// Pushed: changes it lacked, re-pushed at this look.
+	Pushed  int         `json:"pushed,omitempty"`
+	Checked time.Time   `json:"checked"`
+	Answers []DNSAnswer `json:"answers"`
+}
+
+// DNSAnswer is what a server answers over DNS for a profile's name.
+type DNSAnswer struct {
+	Profile string   `json:"profile"`
+	Answers []string `json:"answers,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // MachineStatus is a protected machine as the server sees it: the newest

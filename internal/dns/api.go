@@ -36,6 +36,8 @@ func (s *Server) Handler() http.Handler {
 	v1.Handle("PATCH /v1/profiles/{profile}/endpoints/{endpoint}", s.epoch.Wrap(http.HandlerFunc(s.patchEndpoint)))
 	v1.Handle("DELETE /v1/profiles/{profile}/endpoints/{endpoint}/override", s.epoch.Wrap(http.HandlerFunc(s.deleteOverride)))
 	v1.HandleFunc("POST /v1/reload", s.postReload)
+	v1.HandleFunc("GET /v1/state", s.getState)
+	v1.Handle("POST /v1/state", s.epoch.Wrap(http.HandlerFunc(s.postState)))
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", s.requireToken(v1))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -96,7 +98,12 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: %w", ErrBadRequest, err))
 		return
 	}
-	st, err := s.UpdateEndpoint(r.PathValue("profile"), r.PathValue("endpoint"), patch)
+	gen, err := parseGeneration(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	st, err := s.UpdateEndpointAt(r.PathValue("profile"), r.PathValue("endpoint"), patch, gen)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -105,7 +112,12 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
-	st, err := s.ResetEndpoint(r.PathValue("profile"), r.PathValue("endpoint"))
+	gen, err := parseGeneration(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	st, err := s.ResetEndpointAt(r.PathValue("profile"), r.PathValue("endpoint"), gen)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -143,6 +155,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrConfig):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrStaleGeneration):
+		code = http.StatusPreconditionFailed
 	}
 	writeJSON(w, code, apiError{Error: err.Error()})
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -230,6 +231,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	} else {
 		fence.SetHeader(req)
 	}
+	if g := generationFrom(ctx); g != 0 {
+		req.Header.Set(GenerationHeader, strconv.FormatUint(g, 10))
+	}
 	tok := c.token
 	if c.tokenFile != "" {
 		if tok, err = httpauth.ReadTokenFile(c.tokenFile); err != nil {
@@ -263,6 +267,8 @@ func decodeErr(resp *http.Response) error {
 		return fmt.Errorf("%s: %w", e.Error, ErrBadRequest)
 	case http.StatusUnauthorized:
 		return fmt.Errorf("dns api: %s: %w", e.Error, ErrUnauthorized)
+	case http.StatusPreconditionFailed:
+		return fmt.Errorf("dns api: %s: %w", e.Error, ErrStaleGeneration)
 	case http.StatusConflict:
 		return fmt.Errorf("dns api: %s (%w)", e.Error, fence.ErrStale)
 	}

@@ -48,6 +48,7 @@ func compile(c *Config) (*table, error) {
 	compileRateLimit(&e, t, c.RateLimit)
 	compileTransfer(&e, t, c)
 	compileDNSSEC(&e, t, c)
+	compileCluster(&e, t, c)
 	return t, e.err()
 }
 

@@ -22,6 +22,7 @@ type Config struct {
 	TSIGKeys     []TSIGKey  `yaml:"tsig_keys"`
 	Transfer     *Transfer  `yaml:"zone_transfer"` // omit: AXFR/IXFR refused, no NOTIFY
 	DNSSEC       *DNSSEC    `yaml:"dnssec"`        // omit: answers are not signed
+	Cluster      *Cluster   `yaml:"cluster"`       // omit: a server on its own
 
 	dir  string // of the file, for relative paths
 	file string // the file itself, to name the default state and token files

@@ -47,6 +47,7 @@ type endpoint struct {
 	priority atomic.Int32
 	weight   atomic.Int32
 	conf     EndpointValues // as compiled, before API overrides
+	voted    atomic.Int32   // the cluster's verdict + 1 under probe_quorum; 0: the local checker's
 
 	metrics *endpointMetrics
 }
@@ -63,7 +64,7 @@ func (e *endpoint) state(p *profile) health.State {
 	case e.checker == nil:
 		return health.Unmonitored
 	}
-	return e.checker.State()
+	return e.health()
 }
 
 // healthy tells which endpoints routing may use. An endpoint in

@@ -13,6 +13,13 @@ import (
 // effect, so an acknowledged change survives reloads and restarts, and a
 // change that could not be kept is refused.
 func (s *Server) UpdateEndpoint(profile, endpoint string, patch EndpointPatch) (EndpointStatus, error) {
+	return s.UpdateEndpointAt(profile, endpoint, patch, 0)
+}
+
+// UpdateEndpointAt is UpdateEndpoint with the control plane's generation
+// of the change (0: none, the server makes one); a change older than the
+// endpoint's override is refused with ErrStaleGeneration.
+func (s *Server) UpdateEndpointAt(profile, endpoint string, patch EndpointPatch, gen uint64) (EndpointStatus, error) {
 	if err := patch.check(); err != nil {
 		return EndpointStatus{}, err
 	}
@@ -33,6 +40,9 @@ func (s *Server) UpdateEndpoint(profile, endpoint string, patch EndpointPatch) (
 	if patch.Weight != nil {
 		o.Weight = patch.Weight
 	}
+	if o.Generation, err = nextGen(o.Generation, gen); err != nil {
+		return EndpointStatus{}, err
+	}
 	o.Changed = time.Now().UTC()
 	if err := s.keep(s.overrides().with(k, o)); err != nil {
 		return EndpointStatus{}, err
@@ -46,13 +56,29 @@ func (s *Server) UpdateEndpoint(profile, endpoint string, patch EndpointPatch) (
 // ResetEndpoint drops the API's override of an endpoint: the config's
 // values apply again, now and after restarts.
 func (s *Server) ResetEndpoint(profile, endpoint string) (EndpointStatus, error) {
+	return s.ResetEndpointAt(profile, endpoint, 0)
+}
+
+// ResetEndpointAt is ResetEndpoint with a generation. In a cluster (or
+// with a generation) the reset is kept as an empty override carrying its
+// generation, so a peer's older override cannot come back over it.
+func (s *Server) ResetEndpointAt(profile, endpoint string, gen uint64) (EndpointStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, e, err := s.table.Load().endpoint(profile, endpoint)
 	if err != nil {
 		return EndpointStatus{}, err
 	}
-	if err := s.keep(s.overrides().without(key(p.name, e.name))); err != nil {
+	k := key(p.name, e.name)
+	g, err := nextGen(s.overrides()[k].Generation, gen)
+	if err != nil {
+		return EndpointStatus{}, err
+	}
+	next := s.overrides().without(k)
+	if gen != 0 || s.clustered() {
+		next = s.overrides().with(k, Override{Generation: g, Changed: time.Now().UTC()})
+	}
+	if err := s.keep(next); err != nil {
 		return EndpointStatus{}, err
 	}
 	e.reset()
@@ -159,7 +185,7 @@ func (ov overrides) profileStatus(p *profile) ProfileStatus {
 func (ov overrides) endpointStatus(p *profile, e *endpoint) EndpointStatus {
 	st := e.status(p)
 	st.Config = e.conf
-	if o, ok := ov[key(p.name, e.name)]; ok {
+	if o, ok := ov[key(p.name, e.name)]; ok && !o.empty() {
 		st.Override = &o
 	}
 	return st

@@ -50,12 +50,14 @@ type Server struct {
 	apiL   net.Listener
 	apiTLS bool
 	wg     sync.WaitGroup
+	cl     cluster
 }
 
 // New compiles cfg, reads the state file of API changes, creates the API
 // token if absent, and starts health checks; Start opens the sockets.
 func New(cfg *Config, o Options) (*Server, error) {
 	s := &Server{log: o.Log, path: o.ConfigPath}
+	s.cl.clients, s.cl.views = map[peerConf]*Client{}, map[string]peerView{}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -111,6 +113,9 @@ func (s *Server) Reload(cfg *Config) error {
 		return err
 	}
 	s.table.Store(t)
+	if t.cluster != nil {
+		s.vote(t.cluster) // the new endpoints get the cluster's verdicts at once
+	}
 	s.auth.Store(auth)
 	s.log.Info("dns config loaded", "zones", len(t.zones), "profiles", len(t.profiles))
 	return nil
@@ -154,6 +159,7 @@ func (s *Server) attachCheckers(t *table) error {
 
 // Start opens the DNS sockets (UDP and TCP) and the API listener.
 func (s *Server) Start() error {
+	s.catchUp() // before answering anyone
 	t := s.table.Load()
 	lis, err := listen(t.listen, runtime.GOMAXPROCS(0))
 	if err != nil {
@@ -171,6 +177,7 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	s.startCluster()
 	s.log.Info("dns serving", "listen", s.DNSAddr(), "api", s.APIAddr())
 	return nil
 }
@@ -222,6 +229,7 @@ func (s *Server) Close() error {
 	if s.api != nil {
 		_ = s.api.Close()
 	}
+	s.stopCluster()
 	s.wg.Wait()
 	s.versions.close()
 	s.pool.Close()

@@ -21,18 +21,27 @@ type Override struct {
 	Priority *int      `json:"priority,omitempty"`
 	Weight   *int      `json:"weight,omitempty"`
 	Changed  time.Time `json:"changed"`
+	// Generation orders changes of this endpoint across the servers of a
+	// cluster (generation.go); an override without fields is a reset that
+	// must still win over older overrides a peer may hold.
+	Generation uint64 `json:"generation,omitempty"`
 }
+
+// empty is a reset kept for its generation: the config's values apply.
+func (o Override) empty() bool { return o.Enabled == nil && o.Priority == nil && o.Weight == nil }
 
 // stateVersion is the state file's format; a newer one is refused rather
 // than misread.
 const stateVersion = 1
 
 type stateDoc struct {
-	Version   int             `json:"version"`
-	Overrides []stateOverride `json:"overrides"`
+	Version   int                `json:"version"`
+	Overrides []EndpointOverride `json:"overrides"`
 }
 
-type stateOverride struct {
+// EndpointOverride is one endpoint's override, as kept in the state file
+// and exchanged between the servers of a cluster.
+type EndpointOverride struct {
 	Profile  string `json:"profile"`
 	Endpoint string `json:"endpoint"`
 	Override
@@ -80,19 +89,25 @@ func (o overrides) save(path string) error {
 	if path == "" {
 		return nil
 	}
-	d := stateDoc{Version: stateVersion, Overrides: []stateOverride{}}
-	for k, v := range o {
-		p, e, _ := strings.Cut(k, "\x00")
-		d.Overrides = append(d.Overrides, stateOverride{Profile: p, Endpoint: e, Override: v})
-	}
-	slices.SortFunc(d.Overrides, func(a, b stateOverride) int {
-		return strings.Compare(a.Profile+"\x00"+a.Endpoint, b.Profile+"\x00"+b.Endpoint)
-	})
+	d := stateDoc{Version: stateVersion, Overrides: o.list()}
 	b, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return err
 	}
 	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// list is the overrides in a stable order.
+func (o overrides) list() []EndpointOverride {
+	out := []EndpointOverride{}
+	for k, v := range o {
+		p, e, _ := strings.Cut(k, "\x00")
+		out = append(out, EndpointOverride{Profile: p, Endpoint: e, Override: v})
+	}
+	slices.SortFunc(out, func(a, b EndpointOverride) int {
+		return strings.Compare(a.Profile+"\x00"+a.Endpoint, b.Profile+"\x00"+b.Endpoint)
+	})
+	return out
 }
 
 func (o overrides) with(k string, v Override) overrides {

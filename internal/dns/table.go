@@ -19,6 +19,7 @@ type table struct {
 	xfr      *xfrConf           // nil: no zone transfers
 	sec      *secConf           // nil: unsigned
 	signer   *signer            // keys and signatures when sec is set
+	cluster  *clusterConf       // nil: no peers
 }
 
 type zone struct {

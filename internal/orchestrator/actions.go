@@ -86,14 +86,12 @@ func (r *run) script(ctx context.Context, a protection.Action, site, typ, dir st
 	return nil
 }
 
-// cutOver makes a.Endpoint the profile's only answer and waits until the
-// DNS server answers with it. The endpoints' previous settings are
+// cutOver makes a.Endpoint the profile's only answer and waits until a
+// majority of the traffic manager's servers answers with it over DNS
+// (the others are named in a warning and Outputs.DNSServers). The endpoints' previous settings are
 // recorded first, so cancel can put them back.
 func (r *run) cutOver(ctx context.Context, a protection.Action, dir string) error {
-	tr, err := r.o.Traffic(r.cfg.Traffic)
-	if err != nil {
-		return err
-	}
+	tr := r.o.traffic(r.cfg.Traffic)
 	prof, err := tr.Profile(ctx, a.Profile)
 	if err != nil {
 		return fmt.Errorf("traffic manager: profile %s: %w", a.Profile, err)
@@ -118,13 +116,17 @@ func (r *run) cutOver(ctx context.Context, a protection.Action, dir string) erro
 		if e.Name == a.Endpoint {
 			want.Priority = ptr(1)
 		}
-		if e.Enabled == *want.Enabled && (want.Priority == nil || e.Priority == *want.Priority) {
+		already := e.Enabled == *want.Enabled && (want.Priority == nil || e.Priority == *want.Priority)
+		if !already {
+			if err := r.intend(ctx, Resource{Kind: ResDNS, Name: a.Profile + "/" + e.Name,
+				Enabled: ptr(e.Enabled), Priority: ptr(e.Priority)}); err != nil {
+				return err
+			}
+		} else if len(tr.servers) == 1 {
 			continue
 		}
-		if err := r.intend(ctx, Resource{Kind: ResDNS, Name: a.Profile + "/" + e.Name,
-			Enabled: ptr(e.Enabled), Priority: ptr(e.Priority)}); err != nil {
-			return err
-		}
+		// Sent again when the newest server has it already: the others
+		// may not (a resumed step after a crash between two servers).
 		if err := tr.UpdateEndpoint(ctx, a.Profile, e.Name, want); err != nil {
 			return fmt.Errorf("traffic manager: %s/%s: %w", a.Profile, e.Name, err)
 		}
@@ -135,18 +137,23 @@ func (r *run) cutOver(ctx context.Context, a protection.Action, dir string) erro
 		t = 2 * time.Minute
 	}
 	deadline := time.Now().Add(t)
-	var last []string
 	for {
-		ans, err := tr.Answers(ctx, a.Profile)
-		if err == nil && len(ans) > 0 && !slices.ContainsFunc(ans, func(s string) bool { return s != target }) {
+		ans := tr.answersEach(ctx, a.Profile)
+		ok, others := onlyTarget(ans, target)
+		if ok >= tr.quorum() {
 			now := time.Now().UTC()
-			r.out.DNSAt = &now
-			r.logf("info", "DNS answers %s with %s after %s", a.Profile, target, now.Sub(r.out.Started).Round(time.Millisecond))
+			r.out.DNSAt, r.out.DNSServers = &now, ans
+			r.logf("info", "DNS answers %s with %s after %s (%d of %d servers)", a.Profile, target,
+				now.Sub(r.out.Started).Round(time.Millisecond), ok, len(ans))
+			if len(others) > 0 {
+				r.warn("DNS: servers not yet answering %s with %s: %s; they catch up from their peers or the server's reconcile",
+					a.Profile, target, strings.Join(others, ", "))
+			}
 			return nil
 		}
-		last = ans
 		if time.Now().After(deadline) {
-			return fmt.Errorf("DNS still answers %s with %v (error: %v), not %s, after %s", a.Profile, last, err, target, t)
+			return fmt.Errorf("DNS: only %d of %d servers answer %s with %s after %s, %d needed: %s",
+				ok, len(ans), a.Profile, target, t, tr.quorum(), strings.Join(others, ", "))
 		}
 		select {
 		case <-ctx.Done():

@@ -219,7 +219,9 @@ type world struct {
 	host    *orchtest.Host
 	agents  *orchtest.Agents
 	traffic *orchtest.Traffic
-	o       *Orchestrator
+	// dial replaces the one traffic manager (several servers).
+	dial TrafficDialer
+	o    *Orchestrator
 	// seed is the instant of the first points (change-point goes back to it).
 	seed time.Time
 }
@@ -306,12 +308,19 @@ func newWorld(t testing.TB) *world {
 func (w *world) start() {
 	w.o = New(Options{Store: w.st, Host: w.host, Vault: w.env.Vault,
 		Agents:  func(a protection.Agent) (AgentClient, error) { return w.agents.Dial(a) },
-		Traffic: func(*protection.Traffic) (Traffic, error) { return w.traffic, nil },
+		Traffic: w.dialTraffic,
 		DiskDir: filepath.Join(w.env.Dir, "disks"), Edge: "fake-edge",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := w.o.Start(context.Background()); err != nil {
 		w.t.Fatal(err)
 	}
+}
+
+func (w *world) dialTraffic(t *protection.Traffic) (Traffic, error) {
+	if w.dial != nil {
+		return w.dial(t)
+	}
+	return w.traffic, nil
 }
 
 // restart stops the orchestrator where it is and starts a new one.

@@ -279,11 +279,7 @@ func (r *run) primariesServing(ctx context.Context, plan *protection.Plan) error
 }
 
 func (r *run) endpointOnline(ctx context.Context, a protection.Action) error {
-	tr, err := r.o.Traffic(r.cfg.Traffic)
-	if err != nil {
-		return err
-	}
-	prof, err := tr.Profile(ctx, a.Profile)
+	prof, err := r.o.traffic(r.cfg.Traffic).Profile(ctx, a.Profile)
 	if err != nil {
 		return fmt.Errorf("traffic manager: profile %s: %w", a.Profile, err)
 	}

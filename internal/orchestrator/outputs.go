@@ -32,9 +32,11 @@ type Outputs struct {
 	// first. Recorded before they are created.
 	Resources []Resource `json:"resources,omitempty"`
 	// DNS answered the new site at this time.
-	DNSAt    *time.Time      `json:"dns_at,omitempty"`
-	Approved map[string]bool `json:"approved,omitempty"`
-	Warnings []string        `json:"warnings,omitempty"`
+	DNSAt *time.Time `json:"dns_at,omitempty"`
+	// DNSServers is what each traffic manager server answered then.
+	DNSServers []ServerAnswer  `json:"dns_servers,omitempty"`
+	Approved   map[string]bool `json:"approved,omitempty"`
+	Warnings   []string        `json:"warnings,omitempty"`
 	// Disaster is the earliest moment data loss is counted from
 	// (unplanned); Disasters is each machine's, from its own agent.
 	Disaster  *time.Time           `json:"disaster,omitempty"`

@@ -87,6 +87,12 @@ func (d *dnsTraffic) UpdateEndpoint(ctx context.Context, profile, ep string, p d
 	return err
 }
 
+func (d *dnsTraffic) State(ctx context.Context) (dns.ClusterState, error) { return d.c.State(ctx) }
+
+func (d *dnsTraffic) PushState(ctx context.Context, ov []dns.EndpointOverride) (dns.ClusterState, error) {
+	return d.c.PushState(ctx, ov)
+}
+
 func (d *dnsTraffic) Answers(ctx context.Context, name string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

@@ -98,12 +98,8 @@ func (r *run) revertDNS(ctx context.Context, cfg *protection.Config, x Resource)
 	if cfg.Traffic == nil {
 		return nil
 	}
-	tr, err := r.o.Traffic(cfg.Traffic)
-	if err != nil {
-		return err
-	}
 	prof, ep, _ := strings.Cut(x.Name, "/")
-	return tr.UpdateEndpoint(ctx, prof, ep, dns.EndpointPatch{Enabled: x.Enabled, Priority: x.Priority})
+	return r.o.traffic(cfg.Traffic).UpdateEndpoint(ctx, prof, ep, dns.EndpointPatch{Enabled: x.Enabled, Priority: x.Priority})
 }
 
 func (r *run) startPrimary(ctx context.Context, m string) error {

@@ -135,9 +135,7 @@ func (c *Config) validate(lines map[string]int) error {
 	c.checkMachines(k, nets)
 	c.checkPlans(k)
 	c.checkPathNames(k)
-	if c.Traffic != nil && c.Traffic.API == "" {
-		k.fail("traffic.api", "missing")
-	}
+	c.checkTraffic(k)
 	return errors.Join(k.errs...)
 }
 
@@ -521,4 +519,30 @@ func findScalar(n *yaml.Node, value string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// checkTraffic wants one server (api) or several (servers), not both.
+func (c *Config) checkTraffic(k *checker) {
+	t := c.Traffic
+	switch {
+	case t == nil:
+	case len(t.Servers) > 0 && (t.API != "" || t.TokenFile != "" || t.Resolve != ""):
+		k.fail("traffic.servers", "give either api (one server) or servers, not both")
+	case len(t.Servers) == 0 && t.API == "":
+		k.fail("traffic.api", "missing (or list several servers under traffic.servers)")
+	}
+	if t == nil {
+		return
+	}
+	names := map[string]bool{}
+	for i, s := range t.List() {
+		f := fmt.Sprintf("traffic.servers[%d]", i)
+		if s.API == "" {
+			k.fail(f+".api", "missing")
+		}
+		if names[s.Name] {
+			k.fail(f+".name", "%q twice", s.Name)
+		}
+		names[s.Name] = true
+	}
 }

@@ -166,6 +166,39 @@ type Traffic struct {
 	// confirm the profile answers with the new site; default: the API host
 	// on port 53.
 	Resolve string `yaml:"resolve,omitempty" json:"resolve,omitempty"`
+	// Servers are several `haven dns` servers serving the same zones
+	// (instead of API/TokenFile/Resolve above): every change goes to all
+	// of them and a cut-over completes when a majority answers the new
+	// site. NetNS above is their default.
+	Servers []TrafficServer `yaml:"servers,omitempty" json:"servers,omitempty"`
+}
+
+// TrafficServer is one `haven dns` server of Traffic.Servers.
+type TrafficServer struct {
+	Name      string `yaml:"name,omitempty" json:"name,omitempty"` // default: the API address
+	API       string `yaml:"api" json:"api"`
+	TokenFile string `yaml:"token_file,omitempty" json:"token_file,omitempty"`
+	NetNS     string `yaml:"netns,omitempty" json:"netns,omitempty"`
+	Resolve   string `yaml:"resolve,omitempty" json:"resolve,omitempty"`
+}
+
+// List is the traffic manager's servers: Servers, or the one the
+// single-server fields name.
+func (t *Traffic) List() []TrafficServer {
+	if len(t.Servers) == 0 {
+		return []TrafficServer{{Name: t.API, API: t.API, TokenFile: t.TokenFile, NetNS: t.NetNS, Resolve: t.Resolve}}
+	}
+	out := make([]TrafficServer, len(t.Servers))
+	for i, s := range t.Servers {
+		if s.Name == "" {
+			s.Name = s.API
+		}
+		if s.NetNS == "" {
+			s.NetNS = t.NetNS
+		}
+		out[i] = s
+	}
+	return out
 }
 
 // Machine returns the machine named name.

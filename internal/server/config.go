@@ -42,6 +42,9 @@ type Config struct {
 	// newest point, so failover clones it instead of restoring it whole.
 	Standby         *bool         `yaml:"standby"`
 	StandbyInterval time.Duration `yaml:"standby_interval"` // default 15s
+	// TrafficInterval: how often the traffic manager's servers are asked
+	// for their state and brought up to the newest change (default 10s).
+	TrafficInterval time.Duration `yaml:"traffic_interval"`
 	// AgentSilent: an agent not heard from for this long is an alert.
 	AgentSilent time.Duration `yaml:"agent_silent"` // default 60s
 	// State is a postgres:// URL for the state store, shared by several
@@ -141,6 +144,9 @@ func (c *Config) Defaults() error {
 	}
 	if c.StandbyInterval == 0 {
 		c.StandbyInterval = 15 * time.Second
+	}
+	if c.TrafficInterval == 0 {
+		c.TrafficInterval = 10 * time.Second
 	}
 	if c.AgentSilent == 0 {
 		c.AgentSilent = time.Minute

@@ -200,3 +200,25 @@ func (t fencedTrafficClient) UpdateEndpoint(ctx context.Context, profile, ep str
 	}
 	return t.Traffic.UpdateEndpoint(ctx, profile, ep, p)
 }
+
+// State passes through (a read) when the server has it.
+func (t fencedTrafficClient) State(ctx context.Context) (dns.ClusterState, error) {
+	st, ok := t.Traffic.(orchestrator.StatefulTraffic)
+	if !ok {
+		return dns.ClusterState{}, fmt.Errorf("traffic manager without state")
+	}
+	return st.State(ctx)
+}
+
+// PushState is an order: fenced like UpdateEndpoint.
+func (t fencedTrafficClient) PushState(ctx context.Context, ov []dns.EndpointOverride) (dns.ClusterState, error) {
+	st, ok := t.Traffic.(orchestrator.StatefulTraffic)
+	if !ok {
+		return dns.ClusterState{}, fmt.Errorf("traffic manager without state")
+	}
+	ctx, err := t.enter(ctx)
+	if err != nil {
+		return dns.ClusterState{}, err
+	}
+	return st.PushState(ctx, ov)
+}

@@ -220,6 +220,8 @@ var goTypes = map[string]reflect.Type{
 	"AgentStatus":        reflect.TypeFor[api.AgentStatus](),
 	"CopyStatus":         reflect.TypeFor[api.CopyStatus](),
 	"Alert":              reflect.TypeFor[api.Alert](),
+	"DNSServerStatus":    reflect.TypeFor[api.DNSServerStatus](),
+	"DNSAnswer":          reflect.TypeFor[api.DNSAnswer](),
 	"Report":             reflect.TypeFor[api.Report](),
 	"PointReport":        reflect.TypeFor[api.PointReport](),
 	"MachineRep":         reflect.TypeFor[api.MachineRep](),
@@ -249,6 +251,7 @@ var goTypes = map[string]reflect.Type{
 	"Group":              reflect.TypeFor[protection.Group](),
 	"Action":             reflect.TypeFor[protection.Action](),
 	"Traffic":            reflect.TypeFor[protection.Traffic](),
+	"TrafficServer":      reflect.TypeFor[protection.TrafficServer](),
 }
 
 // jsonFields maps a struct's JSON names to its fields' types.

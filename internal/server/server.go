@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
@@ -44,6 +46,8 @@ type Server struct {
 	unclaim func()
 	// copies keep the second vaults current (copies.go).
 	copies []*copier
+	// dnsServers is the traffic loop's last look at the DNS servers.
+	dnsServers atomic.Pointer[[]api.DNSServerStatus]
 }
 
 // Options are the parts a caller (a test) may replace.
@@ -190,6 +194,7 @@ func (s *Server) lead(ctx context.Context) (stop func(), err error) {
 	for _, c := range s.copies {
 		wg.Go(func() { s.copyLoop(lctx, c) })
 	}
+	wg.Go(func() { s.trafficLoop(lctx) })
 	return func() {
 		cancel()
 		wg.Wait()

@@ -28,6 +28,7 @@ func (s *Server) status(r *http.Request) (any, error) {
 	for _, a := range as {
 		st.Alerts = append(st.Alerts, a.Summary)
 	}
+	st.DNSServers = s.dnsServerStatus()
 	return st, nil
 }
 

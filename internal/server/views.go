@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"slices"
 	"sort"
 
 	"github.com/haven-dr/haven/internal/api"
@@ -65,16 +64,7 @@ func (s *Server) trafficProfiles(ctx context.Context, c *protection.Config) []ap
 	if c.Traffic == nil {
 		return out
 	}
-	var names []string
-	for _, p := range c.Plans {
-		for _, g := range p.Groups {
-			for _, a := range append(slices.Clone(g.Before), g.After...) {
-				if a.Type == protection.ActionDNS && !slices.Contains(names, a.Profile) {
-					names = append(names, a.Profile)
-				}
-			}
-		}
-	}
+	names := dnsProfiles(c)
 	tr, err := s.orch.Traffic(c.Traffic)
 	for _, n := range names {
 		tp := api.TrafficProfile{Name: n, Endpoints: []api.TrafficEndpoint{}}

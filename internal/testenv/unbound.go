@@ -16,10 +16,8 @@ import (
 // killed in t.Cleanup.
 func Unbound(t testing.TB, zone string, authPort int) string {
 	t.Helper()
-	return startUnbound(t, zone, authPort, `  module-config: "subnetcache iterator"
-  send-client-subnet: 127.0.0.1
-  max-client-subnet-ipv4: 24
-`)
+	return startUnbound(t, zone, authPort, "subnetcache iterator",
+		"  send-client-subnet: 127.0.0.1\n  max-client-subnet-ipv4: 24\n")
 }
 
 // UnboundValidating starts Unbound on 127.0.0.1 as a validating resolver
@@ -29,37 +27,19 @@ func Unbound(t testing.TB, zone string, authPort int) string {
 // answers are secure (AD) only when they validate.
 func UnboundValidating(t testing.TB, zone string, authPort int, anchors ...string) string {
 	t.Helper()
-	conf := "  module-config: \"validator iterator\"\n  val-log-level: 2\n"
+	extra := "  val-log-level: 2\n"
 	for _, a := range anchors {
-		conf += fmt.Sprintf("  trust-anchor: \"%s\"\n", a)
+		extra += fmt.Sprintf("  trust-anchor: \"%s\"\n", a)
 	}
-	return startUnbound(t, zone, authPort, conf)
+	return startUnbound(t, zone, authPort, "validator iterator", extra)
 }
 
-func startUnbound(t testing.TB, zone string, authPort int, modules string) string {
+func startUnbound(t testing.TB, zone string, authPort int, modules, extra string) string {
 	t.Helper()
 	bin := LookPath(t, "unbound")
 	dir := t.TempDir()
 	port := loopbackPort(t)
-	conf := fmt.Sprintf(`server:
-  interface: 127.0.0.1
-  port: %d
-  do-ip6: no
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "%s"
-  pidfile: "%s/unbound.pid"
-  use-syslog: no
-  verbosity: 1
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  qname-minimisation: no
-%s  local-zone: "%s" nodefault
-stub-zone:
-  name: "%s"
-  stub-addr: 127.0.0.1@%d
-`, port, dir, dir, modules, tld(zone), zone, authPort)
+	conf := unboundConf(port, dir, modules, extra, zone, fmt.Sprintf("127.0.0.1:%d", authPort))
 	path := filepath.Join(dir, "unbound.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -378,9 +378,15 @@ async function trafficPage(view) {
         el("td", { class: e.state === "Online" ? "ok" : (e.state === "Degraded" ? "bad" : "") }, e.state), el("td", {}, e.last_error || "")));
     }
   }
+  const servers = (st.dns_servers || []).map((d) => el("tr", { "data-dns-server": d.name }, el("td", {}, d.name),
+    el("td", { class: d.reachable ? "ok" : "bad" }, d.reachable ? "reachable" : "unreachable: " + (d.error || "")),
+    el("td", {}, String(d.generation)),
+    el("td", {}, (d.answers || []).map((a) => `${a.profile} → ${a.error ? "error: " + a.error : (a.answers || []).join(", ")}`).join("; "))));
   view.replaceChildren(el("h2", {}, "Traffic"),
-    el("p", { class: "muted" }, c.traffic ? `Traffic manager API ${c.traffic.api}` + (c.traffic.netns ? ` (from namespace ${c.traffic.netns})` : "") : "No traffic manager configured."),
+    el("p", { class: "muted" }, c.traffic ? `Traffic manager API ${c.traffic.api || (c.traffic.servers || []).map((x) => x.name || x.api).join(", ")}` + (c.traffic.netns ? ` (from namespace ${c.traffic.netns})` : "") : "No traffic manager configured."),
     table(["profile", "endpoint", "target", "enabled", "priority", "state", "last error"], eps, { id: "endpoints" }),
+    el("h2", {}, "DNS servers"),
+    table(["server", "state", "generation", "answers"], servers, { id: "dns-servers" }),
     el("h2", {}, "DNS cut-overs in plans"),
     table(["plan", "phase", "group", "profile", "endpoint made the only answer", "directions", "failover types"], rows, { id: "cutovers" }));
 }
