@@ -19,6 +19,8 @@ import (
 
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
+	"github.com/haven-dr/haven/internal/blob/s3blob"
+	"github.com/haven-dr/haven/internal/testenv"
 )
 
 // attackVault is one append-only vault the attacker test runs against: the
@@ -26,15 +28,41 @@ import (
 // attacker gets) and an operator's with the admin credential.
 type attackVault struct {
 	agentEnv, adminEnv []string
+	// overwriteLands: the service accepts an overwrite with the agent's
+	// credential as a new version and keeps the original (S3 versioning);
+	// Haven must go on reading the original.
+	overwriteLands bool
+	// locked: everything written, the attacker's garbage too, is under an
+	// object lock the admin cannot lift either before it expires.
+	locked bool
 }
 
-// attackBackends are the storage services the attacker test covers. S3
-// with Object Lock and Azurite with a SAS are rows to add here.
+// attackBackends are the storage services the attacker test covers.
 var attackBackends = []struct {
 	name  string
 	start func(t *testing.T) attackVault
 }{
 	{"vault-serve", startServedVault},
+	{"s3-object-lock", startLockedS3Vault},
+	{"azurite-sas", startAzuriteSASVault},
+}
+
+// startLockedS3Vault: a versitygw bucket prepared by prepare-agent with
+// COMPLIANCE locks for an hour (the whole test runs inside the lock).
+func startLockedS3Vault(t *testing.T) attackVault {
+	l := testenv.LockedS3Bucket(t, s3blob.LockCompliance, time.Hour)
+	common := []string{"HAVEN_VAULT=" + l.URL, "HAVEN_PASSWORD=primary-pw"}
+	return attackVault{agentEnv: append(l.Agent.Environ(), common...), adminEnv: append(l.Admin.Environ(), common...),
+		overwriteLands: true, locked: true}
+}
+
+// startAzuriteSASVault: an Azurite container with the agent's SAS
+// (create/read/list) from prepare-agent; the admin holds the account key.
+// Azurite has no immutability policies, so the admin can delete at once.
+func startAzuriteSASVault(t *testing.T) attackVault {
+	a := testenv.AzuriteAgentSAS(t)
+	common := []string{"HAVEN_VAULT=" + a.URL, "HAVEN_PASSWORD=primary-pw"}
+	return attackVault{agentEnv: append(a.AgentEnviron(), common...), adminEnv: append(a.AdminEnviron(), common...)}
 }
 
 // servedVault is a `haven vault serve` process on a loopback port.
@@ -140,14 +168,14 @@ func TestAttackerHoldingThePrimaryCannotDestroyPoints(t *testing.T) {
 			want := protect(t, v.agentEnv)
 			admin := openEnv(t, v.adminEnv)
 			before := inventory(t, admin)
-			planted := attack(t, v.agentEnv)
+			planted := attack(t, v)
 			after := inventory(t, admin)
 			for name, sum := range before {
 				if after[name] != sum {
 					t.Errorf("object %s changed or vanished in the attack", name)
 				}
 			}
-			verifyAfterAttack(t, v.adminEnv, want, planted)
+			verifyAfterAttack(t, v, want, planted)
 		})
 	}
 }
@@ -189,8 +217,9 @@ func latestPoint(t *testing.T, env []string) string {
 
 // attack does everything the primary's credentials allow and returns the
 // names of the garbage objects it managed to create.
-func attack(t *testing.T, env []string) []string {
+func attack(t *testing.T, v attackVault) []string {
 	ctx := context.Background()
+	env := v.agentEnv
 	if r := haven(t, env, "vault", "prune", "--keep-last", "1"); r.code == 0 {
 		t.Errorf("prune with the primary's credential succeeded:\n%s", r.stdout)
 	}
@@ -212,11 +241,17 @@ func attack(t *testing.T, env []string) []string {
 	var names []string
 	b.List(ctx, "", func(fi blob.Info) error { names = append(names, fi.Name); return nil })
 	for _, n := range names {
-		if err := b.Delete(ctx, n); !errors.Is(err, blob.ErrAppendOnly) {
-			t.Errorf("delete %s: %v, want a refusal", n, err)
+		// The refusal is the service's (403 from S3 and Azure, ErrAppendOnly
+		// from vault serve); whether anything changed is checked on the
+		// inventory afterwards.
+		if err := b.Delete(ctx, n); err == nil {
+			t.Errorf("delete %s with the agent's credential succeeded", n)
 		}
-		if err := b.Put(ctx, n, []byte("encrypted by ransomware")); !errors.Is(err, blob.ErrAppendOnly) {
-			t.Errorf("overwrite %s: %v, want a refusal", n, err)
+		err := b.Put(ctx, n, []byte("encrypted by ransomware"))
+		if v.overwriteLands && err != nil {
+			t.Errorf("overwrite %s: %v (S3 versioning accepts it as a new version)", n, err)
+		} else if !v.overwriteLands && err == nil {
+			t.Errorf("overwrite %s with the agent's credential succeeded", n)
 		}
 	}
 	// Garbage under new names, where it hurts most: a "newest" point in
@@ -244,7 +279,8 @@ func attack(t *testing.T, env []string) []string {
 // names every planted object and nothing else, every point (and "latest")
 // restores bit-exact, and once the operator has deleted the planted objects
 // prune and check are clean again.
-func verifyAfterAttack(t *testing.T, env []string, want map[string]string, planted []string) {
+func verifyAfterAttack(t *testing.T, v attackVault, want map[string]string, planted []string) {
+	env := v.adminEnv
 	r := haven(t, env, "vault", "check", "--read-data")
 	reported := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
@@ -272,6 +308,10 @@ func verifyAfterAttack(t *testing.T, env []string, want map[string]string, plant
 		t.Errorf("points after the attack:\n%s", pts)
 	}
 	admin := openEnv(t, env)
+	if v.locked {
+		verifyLockedCleanup(t, v, admin, want, planted)
+		return
+	}
 	for _, n := range planted {
 		if err := admin.Delete(context.Background(), n); err != nil {
 			t.Fatalf("operator removes %s: %v", n, err)
@@ -299,4 +339,32 @@ func reportedName(line string, planted []string) string {
 		}
 	}
 	return ""
+}
+
+// verifyLockedCleanup: under Object Lock the operator cannot remove the
+// attacker's garbage either until its lock expires (the price of a lock
+// nobody can lift); each delete is ErrRetained and nothing goes. A prune
+// meanwhile refuses to work from an index holding the planted
+// unauthenticated index object and removes nothing; every point still
+// restores. Prune's handling of locks on a clean vault is
+// TestPruneWaitsForObjectLock (internal/vault).
+func verifyLockedCleanup(t *testing.T, v attackVault, admin blob.Backend, want map[string]string, planted []string) {
+	before := inventory(t, admin)
+	for _, n := range planted {
+		if err := admin.Delete(context.Background(), n); !errors.Is(err, blob.ErrRetained) {
+			t.Errorf("operator deletes the locked %s: %v, want ErrRetained", n, err)
+		}
+	}
+	if r := haven(t, v.adminEnv, "vault", "prune", "--keep-last", "1"); r.code == 0 {
+		t.Errorf("prune over an attacker's unauthenticated index object succeeded:\n%s", r.stdout)
+	}
+	after := inventory(t, admin)
+	for name, sum := range before {
+		if after[name] != sum {
+			t.Errorf("object %s changed or vanished in the operator's cleanup", name)
+		}
+	}
+	for id, sum := range want {
+		restoreSHA(t, v.adminEnv, id, sum)
+	}
 }

@@ -262,6 +262,9 @@ func newVaultPruneCmd() *cobra.Command {
 			if rep.Deferred != "" {
 				fmt.Println("deletion deferred:", rep.Deferred)
 			}
+			if rep.Retained > 0 {
+				fmt.Printf("%d objects still locked by the storage (retained): a later prune deletes them\n", rep.Retained)
+			}
 			return nil
 		},
 	}

@@ -164,22 +164,45 @@ func (v *Vault) sweep(ctx context.Context, lock *Lock, st *gcState, rep *PruneRe
 	n := len(due)
 	st.keepNeeded(due)
 	rep.Unmarked += n - len(due)
-	if err := v.rewriteIndex(ctx, lock, st.idx, due, rep); err != nil {
+	stuck, err := v.rewriteIndex(ctx, lock, st.idx, due, rep)
+	if err != nil {
 		return err
+	}
+	// A pack named by an old index object that is still locked must stay:
+	// that index would otherwise send snapshots to dedupe against data
+	// that is gone. It stays marked and goes with a later prune.
+	heldBack := false
+	for p := range due {
+		for _, f := range st.idx.named[p] {
+			if stuck[f] {
+				delete(due, p)
+				notDue[p], heldBack = true, true
+				break
+			}
+		}
 	}
 	for p := range due {
 		name := packName(p)
-		if err := lock.guarded(ctx, func(ctx context.Context) error { return v.be.Delete(ctx, name) }); err != nil {
+		err := lock.guarded(ctx, func(ctx context.Context) error { return v.be.Delete(ctx, name) })
+		// A retained pack is no longer indexed: a later prune marks and
+		// deletes it like any unindexed pack.
+		if gone, err := rep.notYet(name, err); err != nil {
 			return fmt.Errorf("delete %s: %w", name, err)
+		} else if gone {
+			rep.DeletedPacks++
+			rep.DeletedBytes += st.sizes[p]
 		}
-		rep.DeletedPacks++
-		rep.DeletedBytes += st.sizes[p]
 	}
 	for _, name := range dueFiles {
-		if err := lock.guarded(ctx, func(ctx context.Context) error { return v.be.Delete(ctx, name) }); err != nil {
-			return err
+		if heldBack {
+			break // its packs may be among those kept: keep the marks too
 		}
-		delete(st.marks.files, name)
+		err := lock.guarded(ctx, func(ctx context.Context) error { return v.be.Delete(ctx, name) })
+		if gone, err := rep.notYet(name, err); err != nil {
+			return err
+		} else if gone {
+			delete(st.marks.files, name)
+		}
 	}
 	st.marks.packs = notDue
 	for p := range due {
@@ -202,7 +225,7 @@ func deferral(writer string, after time.Time) string {
 // since an index naming a deleted pack would make a snapshot dedupe
 // against data that is gone. Index objects written meanwhile by snapshots
 // are not touched.
-func (v *Vault) rewriteIndex(ctx context.Context, lock *Lock, idx *Index, gone map[ID]bool, rep *PruneReport) error {
+func (v *Vault) rewriteIndex(ctx context.Context, lock *Lock, idx *Index, gone map[ID]bool, rep *PruneReport) (stuck map[string]bool, _ error) {
 	keep := map[ID][]blobEntry{}
 	for p, e := range idx.packs {
 		if !gone[p] {
@@ -210,19 +233,24 @@ func (v *Vault) rewriteIndex(ctx context.Context, lock *Lock, idx *Index, gone m
 		}
 	}
 	if len(keep) == len(idx.packs) && len(idx.files) <= 1 {
-		return nil
+		return nil, nil
 	}
 	if len(keep) > 0 {
 		err := lock.guarded(ctx, func(ctx context.Context) error { _, err := v.saveIndex(ctx, keep); return err })
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
+	stuck = map[string]bool{}
 	for _, name := range idx.files {
-		if err := lock.guarded(ctx, func(ctx context.Context) error { return v.be.Delete(ctx, name) }); err != nil {
-			return err
+		err := lock.guarded(ctx, func(ctx context.Context) error { return v.be.Delete(ctx, name) })
+		if deleted, err := rep.notYet(name, err); err != nil {
+			return nil, err
+		} else if deleted {
+			rep.RewrittenIdx++
+		} else {
+			stuck[name] = true
 		}
-		rep.RewrittenIdx++
 	}
-	return nil
+	return stuck, nil
 }

@@ -26,6 +26,7 @@ type Index struct {
 	blobs map[ID]location
 	packs map[ID][]blobEntry // pack -> blobs, as listed by the index objects
 	files []string           // index objects loaded
+	named map[ID][]string    // pack -> the index objects naming it (prune's view)
 	marks *marks             // packs marked as garbage when the index was loaded
 }
 
@@ -70,6 +71,17 @@ func (x *Index) preferUnmarked(m *marks) {
 			}
 		}
 	}
+}
+
+// nameIn records that index object name lists pack, so prune knows which
+// packs must stay while an old index object cannot be deleted yet.
+func (x *Index) nameIn(pack ID, name string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.named == nil {
+		x.named = map[ID][]string{}
+	}
+	x.named[pack] = append(x.named[pack], name)
 }
 
 func (x *Index) addPack(pack ID, entries []blobEntry) {
@@ -187,6 +199,7 @@ func decodeIndex(name string, b []byte, x *Index) error {
 			e.Offset, e.Length, e.RawLength = uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint())
 		}
 		x.addPack(pack, entries)
+		x.nameIn(pack, name)
 	}
 	if r.err != nil {
 		return corrupt(name, "%v", r.err)

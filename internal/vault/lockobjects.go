@@ -71,7 +71,7 @@ func laterSeq(a, b string) bool {
 // sweepLocks deletes what no reader needs any more: every object of a
 // released or certainly expired lock, and the older writes of a live one.
 // Only prune calls it: it needs a credential that may delete.
-func (v *Vault) sweepLocks(ctx context.Context, self string) (int, error) {
+func (v *Vault) sweepLocks(ctx context.Context, self string, rep *PruneReport) (int, error) {
 	groups, err := v.lockGroups(ctx)
 	if err != nil {
 		return 0, err
@@ -87,10 +87,11 @@ func (v *Vault) sweepLocks(ctx context.Context, self string) (int, error) {
 			if !gone && fi.Name == g.newest.Name {
 				continue
 			}
-			if err := v.be.Delete(ctx, fi.Name); err != nil {
+			if gone, err := rep.notYet(fi.Name, v.be.Delete(ctx, fi.Name)); err != nil {
 				return n, err
+			} else if gone {
+				n++
 			}
-			n++
 		}
 	}
 	return n, nil

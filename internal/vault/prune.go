@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -46,6 +47,24 @@ type PruneReport struct {
 	PartlyUnusedB  int64      `json:"partly_unused_bytes"`
 	RepackedPacks  int        `json:"repacked_packs"`       // rewritten with only their used blobs
 	DeletedLocks   int        `json:"deleted_lock_objects"` // of released, expired or superseded lock writes
+	// Retained counts deletes the storage refused for now because the
+	// object is still under its lock (blob.ErrRetained, S3 Object Lock,
+	// Azure immutability): prune carried on, and a later prune deletes
+	// them once the lock has expired. Never bypassed.
+	Retained      int      `json:"retained_objects"`
+	RetainedNames []string `json:"retained_names,omitempty"`
+}
+
+// notYet turns a delete refused by an object lock into "not yet": the
+// object is counted as retained and prune carries on. Any other error is
+// returned as it is.
+func (rep *PruneReport) notYet(name string, err error) (deleted bool, _ error) {
+	if errors.Is(err, blob.ErrRetained) {
+		rep.Retained++
+		rep.RetainedNames = append(rep.RetainedNames, name)
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Prune forgets points that retention does not keep and collects data in
@@ -87,11 +106,14 @@ func (v *Vault) Prune(ctx context.Context, opt PruneOptions) (*PruneReport, erro
 	}
 	for _, d := range rep.Decisions {
 		if !d.Keep {
-			if err := lock.guarded(ctx, func(ctx context.Context) error { return v.deletePoint(ctx, d.Point) }); err != nil {
+			err := lock.guarded(ctx, func(ctx context.Context) error { return v.deletePoint(ctx, d.Point) })
+			if gone, err := rep.notYet(v.pointName(d.Point.Machine, d.Point.ID), err); err != nil {
 				return rep, err
+			} else if !gone {
+				continue // still locked: the point stays, and so do its data and release mark
 			}
 			rep.Forgotten++
-			if err := v.forgetRelease(ctx, d.Point); err != nil {
+			if _, err := rep.notYet(v.releaseName(d.Point.Machine, d.Point.ID), v.forgetRelease(ctx, d.Point)); err != nil {
 				return rep, err
 			}
 		}
@@ -193,7 +215,7 @@ func (v *Vault) collect(ctx context.Context, lock *Lock, rep *PruneReport, opt P
 		rep.DeletedPartial, rep.DeletedBytes = n, rep.DeletedBytes+b
 	}
 	// Writers never delete their lock objects (see Lock); prune does.
-	rep.DeletedLocks, err = v.sweepLocks(ctx, lock.name)
+	rep.DeletedLocks, err = v.sweepLocks(ctx, lock.name, rep)
 	return err
 }
 

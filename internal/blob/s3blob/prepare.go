@@ -14,10 +14,12 @@ import (
 // objects carrying their own retention (S3 checks s3:PutObjectRetention on
 // a PUT with Object Lock headers). Retention can only be extended with it:
 // shortening a GOVERNANCE lock needs s3:BypassGovernanceRetention, denied
-// below, and a COMPLIANCE lock cannot be shortened by anyone.
+// below, and a COMPLIANCE lock cannot be shortened by anyone. Readers of a
+// locked bucket read each name's first version (see firstVersion), which
+// AWS authorizes as s3:ListBucketVersions and s3:GetObjectVersion.
 var agentAllow = []string{
-	"s3:GetObject", "s3:PutObject", "s3:PutObjectRetention", "s3:GetObjectRetention",
-	"s3:ListBucket", "s3:GetBucketLocation", "s3:AbortMultipartUpload",
+	"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectRetention", "s3:GetObjectRetention",
+	"s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation", "s3:AbortMultipartUpload",
 }
 
 // agentDeny is spelled out so a broad grant elsewhere (an identity policy,

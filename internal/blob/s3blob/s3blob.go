@@ -29,6 +29,9 @@ type Backend struct {
 	// races with the bucket's creation. After that, Puts run in parallel.
 	ready   atomic.Bool
 	firstMu sync.Mutex
+	// origin caches name -> version ID of its first version (locked
+	// buckets only, see firstVersion).
+	origin sync.Map
 }
 
 var _ blob.Backend = (*Backend)(nil)
@@ -136,15 +139,20 @@ func (b *Backend) Get(ctx context.Context, name string, offset, length int64) ([
 	if err := setRange(&opts, offset, length); err != nil {
 		return nil, err
 	}
-	obj, err := b.client.GetObject(ctx, b.cfg.Bucket, b.key(name), opts)
-	if err != nil {
-		return nil, classify("get", name, err)
-	}
-	defer obj.Close()
-	data, err := io.ReadAll(obj)
-	if code(err) == "InvalidRange" {
-		return []byte{}, nil
-	}
+	var data []byte
+	err := b.atOrigin(ctx, name, func(version string) error {
+		opts.VersionID = version
+		obj, err := b.client.GetObject(ctx, b.cfg.Bucket, b.key(name), opts)
+		if err != nil {
+			return err
+		}
+		defer obj.Close()
+		data, err = io.ReadAll(obj)
+		if code(err) == "InvalidRange" {
+			data, err = []byte{}, nil
+		}
+		return err
+	})
 	if err != nil {
 		return nil, classify("get", name, err)
 	}
@@ -167,7 +175,11 @@ func (b *Backend) Stat(ctx context.Context, name string) (blob.Info, error) {
 	if err := blob.CheckName(name); err != nil {
 		return blob.Info{}, err
 	}
-	oi, err := b.client.StatObject(ctx, b.cfg.Bucket, b.key(name), minio.StatObjectOptions{})
+	var oi minio.ObjectInfo
+	err := b.atOrigin(ctx, name, func(version string) (err error) {
+		oi, err = b.client.StatObject(ctx, b.cfg.Bucket, b.key(name), minio.StatObjectOptions{VersionID: version})
+		return err
+	})
 	if err != nil {
 		return blob.Info{}, classify("stat", name, err)
 	}
