@@ -64,6 +64,12 @@ func TestDebianPackage(t *testing.T) {
 	users := map[string]string{"haven-dns": "haven", "haven-server": "root", "haven-agent": "root"}
 	for _, u := range []string{"haven-dns", "haven-server", "haven-agent"} {
 		t.Run(u, func(t *testing.T) {
+			t.Cleanup(func() {
+				if t.Failed() {
+					st, _ := c.run("systemctl", "status", "--no-pager", "-l", "-n", "40", u)
+					t.Logf("%s", st)
+				}
+			})
 			c.waitActive(t, u)
 			pid := c.mainPID(t, u)
 			if got := c.procUser(t, pid); got != users[u] {
@@ -178,14 +184,10 @@ func bootContainer(t *testing.T, root string) *container {
 	})
 	c := &container{name: name}
 	deadline := time.Now().Add(3 * time.Minute)
-	for c.leader == 0 {
-		c.leader = childOf(cmd.Process.Pid)
-		if time.Now().After(deadline) {
-			t.Fatalf("nspawn started no container:\n%s", console.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	for {
+		// nspawn's first child forks the container's PID 1 and exits: look
+		// again until systemd itself is found.
+		c.leader = containerInit(cmd.Process.Pid)
 		out, _ := c.run("systemctl", "is-system-running")
 		if out == "running" || out == "degraded" {
 			break
@@ -356,15 +358,20 @@ func copyInto(t *testing.T, src, dst string) {
 	}
 }
 
-// childOf returns the first child of pid (nspawn's child is the
-// container's PID 1), or 0.
-func childOf(pid int) int {
+// containerInit returns the container's PID 1 as the host sees it: the
+// descendant of nspawn named systemd, or 0.
+func containerInit(pid int) int {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	for _, f := range tasks {
 		b, _ := os.ReadFile(f)
-		if fs := strings.Fields(string(b)); len(fs) > 0 {
-			n, _ := strconv.Atoi(fs[0])
-			return n
+		for _, field := range strings.Fields(string(b)) {
+			child, _ := strconv.Atoi(field)
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child)); strings.TrimSpace(string(comm)) == "systemd" {
+				return child
+			}
+			if n := containerInit(child); n != 0 {
+				return n
+			}
 		}
 	}
 	return 0

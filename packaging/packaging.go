@@ -160,6 +160,10 @@ func packageInfo(o Options, bin string) (*nfpm.Info, error) {
 	p := func(rel string) string { return filepath.Join(o.Root, "packaging", rel) }
 	contents := files.Contents{
 		{Source: bin, Destination: "/usr/bin/haven", FileInfo: &files.ContentFileInfo{Mode: 0o755}},
+		// Shipped so it exists 0755 before anything else makes it: created
+		// by `haven vault init` of a vault below it, it would be 0700 and
+		// the haven user could not reach its own state directory in it.
+		{Destination: "/var/lib/haven", Type: files.TypeDir, FileInfo: &files.ContentFileInfo{Mode: 0o755}},
 		{Source: p("sysusers.conf"), Destination: "/usr/lib/sysusers.d/haven.conf", FileInfo: &files.ContentFileInfo{Mode: 0o644}},
 		{Source: filepath.Join(o.Root, "LICENSE"), Destination: "/usr/share/doc/haven/copyright", FileInfo: &files.ContentFileInfo{Mode: 0o644}},
 	}
