@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,10 +23,12 @@ import (
 // change without a new table; every entry of a profile keeps the state it
 // was built from, compared on each query (a few atomic loads), and a
 // mismatch rebuilds it, so a health change shows in the very next answer.
+// A signed reply (DO) is kept until its oldest signature is due for
+// renewal, when the general path would sign anew.
 //
 // Anything unusual goes to miekg/dns and the general path: EDNS options
 // (ECS, cookies), TSIG, more than one question or any other record, ANY,
-// zone transfers, DO on a signed server, replies larger than the client's
+// zone transfers, DO on a signed server with an upper-case name, replies larger than the client's
 // UDP size, names that do not exist, profiles whose answer depends on the
 // client or on chance (weighted, multivalue, subnet, geographic) or that
 // chase a CNAME, and servers with rate limiting or zone transfers (RRL
@@ -45,7 +49,8 @@ type wireEntry struct {
 	wire  []byte // reply with ID 0
 	names []int  // offsets of owner names copied from the question
 	prof  *profile
-	state []byte // prof's endpoint state the reply was built from
+	state []byte    // prof's endpoint state the reply was built from
+	until time.Time // of a signed reply: when its oldest signature is renewed
 	// counted as ServeDNS's metrics.observe would
 	counters []prometheus.Counter
 }
@@ -56,6 +61,7 @@ type wireQuery struct {
 	name  int    // length of the question's name in wire form
 	limit int    // the client's UDP size
 	do    bool
+	upper bool // the name has upper-case letters
 }
 
 // parseWireQuery accepts only the plain query the fast path serves.
@@ -110,7 +116,9 @@ func parseWireQuery(q, key []byte) (wireQuery, bool) {
 		key = append(key, 0)
 	}
 	for _, c := range q[12 : 12+wq.name] {
-		key = append(key, lower(c))
+		l := lower(c)
+		wq.upper = wq.upper || l != c
+		key = append(key, l)
 	}
 	wq.key = key
 	return wq, true
@@ -128,15 +136,18 @@ type wireScratch struct {
 	key, state, out []byte
 }
 
+func wireEligible(t *table, wq wireQuery) bool {
+	// A signed reply repeats the name in NSEC records and their next
+	// names, which are not patched: only lower-case names are kept signed.
+	return t != nil && t.rrl == nil && t.xfr == nil && !(wq.do && t.signer != nil && wq.upper)
+}
+
 // fastAnswer answers q from the cache and reports whether it did.
 func (s *Server) fastAnswer(pc *net.UDPConn, sc *wireScratch, q []byte, to netip.AddrPort) bool {
 	t := s.table.Load()
-	if t == nil || t.rrl != nil || t.xfr != nil {
-		return false
-	}
 	wq, ok := parseWireQuery(q, sc.key[:0])
 	sc.key = wq.key[:0]
-	if !ok || (wq.do && t.signer != nil) {
+	if !ok || !wireEligible(t, wq) {
 		return false
 	}
 	c := s.wire.Load()
@@ -145,6 +156,9 @@ func (s *Server) fastAnswer(pc *net.UDPConn, sc *wireScratch, q []byte, to netip
 		s.wire.Store(c) // a race here only loses cached replies
 	}
 	e := c.m[string(wq.key)]
+	if e != nil && !e.until.IsZero() && !time.Now().Before(e.until) {
+		e = nil // the general path would sign anew now
+	}
 	if e != nil && e.prof != nil {
 		sc.state = e.prof.appendState(sc.state[:0])
 		if !bytes.Equal(sc.state, e.state) {
@@ -191,6 +205,12 @@ func (s *Server) buildWire(c *wireCache, q []byte, wq wireQuery) *wireEntry {
 		rs := respond(c.t, r, netip.Addr{})
 		s.finish(c.t, r, rs)
 		s.fillWire(e, rs, lq[12:12+wq.name])
+		if e.ok && wq.do && c.t.signer != nil {
+			// Signatures are reused until sigRefresh before they expire
+			// (signer.sign); a failed signing is not kept.
+			e.until = oldestSig(append(slices.Clone(rs.m.Answer), rs.m.Ns...))
+			e.ok = rs.m.Rcode != dns.RcodeServerFailure && !e.until.IsZero()
+		}
 	}
 	if !e.ok {
 		if c.misses >= wireMaxMisses {
