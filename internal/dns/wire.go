@@ -144,11 +144,24 @@ func wireEligible(t *table, wq wireQuery) bool {
 
 // fastAnswer answers q from the cache and reports whether it did.
 func (s *Server) fastAnswer(pc *net.UDPConn, sc *wireScratch, q []byte, to netip.AddrPort) bool {
+	out := s.fastReply(sc, sc.out[:0], q)
+	if out == nil {
+		return false
+	}
+	sc.out = out
+	if _, err := pc.WriteToUDPAddrPort(out, to); err != nil {
+		s.log.Debug("dns write", "err", err)
+	}
+	return true
+}
+
+// fastReply appends the reply to q to dst; nil when q takes the general path.
+func (s *Server) fastReply(sc *wireScratch, dst, q []byte) []byte {
 	t := s.table.Load()
 	wq, ok := parseWireQuery(q, sc.key[:0])
 	sc.key = wq.key[:0]
 	if !ok || !wireEligible(t, wq) {
-		return false
+		return nil
 	}
 	c := s.wire.Load()
 	if c == nil || c.t != t {
@@ -167,25 +180,21 @@ func (s *Server) fastAnswer(pc *net.UDPConn, sc *wireScratch, q []byte, to netip
 	}
 	if e == nil {
 		if e = s.buildWire(c, q, wq); e == nil {
-			return false
+			return nil
 		}
 	}
 	if !e.ok || len(e.wire) > wq.limit {
-		return false
+		return nil
 	}
-	out := append(sc.out[:0], e.wire...)
-	sc.out = out
+	out := append(dst, e.wire...)
 	out[0], out[1] = q[0], q[1]
 	for _, off := range e.names {
 		copy(out[off:], q[12:12+wq.name])
 	}
-	if _, err := pc.WriteToUDPAddrPort(out, to); err != nil {
-		s.log.Debug("dns write", "err", err)
-	}
 	for _, m := range e.counters {
 		m.Inc()
 	}
-	return true
+	return out
 }
 
 // buildWire runs the general path on the lowercased question and stores
@@ -297,18 +306,7 @@ type fastConn struct {
 	*net.UDPConn
 	s  *Server
 	sc wireScratch
-}
-
-func (c *fastConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, from, err := c.UDPConn.ReadFromUDPAddrPort(b)
-		if err != nil {
-			return n, nil, err
-		}
-		if !c.s.fastAnswer(c.UDPConn, &c.sc, b[:n], from) {
-			return n, net.UDPAddrFromAddrPort(from), nil
-		}
-	}
+	mb *mmsgBatch // recvmmsg/sendmmsg memory where the system has them
 }
 
 // wrapUDP gives the socket the fast path when replies need no source
@@ -322,7 +320,7 @@ func (s *Server) wrapUDP(pc net.PacketConn) net.PacketConn {
 	if a, ok := u.LocalAddr().(*net.UDPAddr); !ok || a.IP.IsUnspecified() {
 		return pc
 	}
-	return &fastConn{UDPConn: u, s: s}
+	return newFastConn(u, s)
 }
 
 // counters visits the metrics one answer counts in.
