@@ -25,6 +25,9 @@ type responder struct {
 	prof  *profile    // the profile queried, for metrics
 	eps   []*endpoint // endpoints answered, for metrics
 	scope int
+	// wireOK: the reply depends only on the table, the question and (for
+	// a profile) its endpoints' state, so the UDP fast path may keep it.
+	wireOK bool
 }
 
 // respond answers a query against a table; it never panics on any message
@@ -102,6 +105,7 @@ func (rs *responder) query() {
 		return
 	}
 	rs.m.Authoritative = true
+	rs.wireOK = n != nil && (n.profile == nil || n.profile.wireRoutable())
 	if n == nil {
 		rs.negative(z, dns.RcodeNameError, -1)
 		return

@@ -104,20 +104,25 @@ func (sg *signer) sign(origin string, rrset []dns.RR, now time.Time) (*dns.RRSIG
 }
 
 // rrsetID identifies an RRset for the signature cache: each record's owner
-// in lower case (a signature holds for every case of it) and its wire form.
+// in lower case (a signature holds for every case of it) and the set's wire
+// form. It is packed as a message, which leaves the records untouched:
+// dns.PackRR writes their Rdlength, a data race between queries sharing a
+// zone's records.
 func rrsetID(b []byte, rrset []dns.RR) []byte {
-	var wire [512]byte
 	for _, rr := range rrset {
 		b = append(b, strings.ToLower(rr.Header().Name)...)
 		b = append(b, 0)
-		n, err := dns.PackRR(rr, wire[:], 0, nil, false)
-		if err != nil {
-			b = append(b, rr.String()...) // larger than a buffer: rare, slower
-		} else {
-			b = append(b, wire[:n]...)
-		}
 	}
-	return b
+	var wire [1024]byte
+	m := dns.Msg{Answer: rrset}
+	p, err := m.PackBuffer(wire[:])
+	if err != nil {
+		for _, rr := range rrset {
+			b = append(b, rr.String()...)
+		}
+		return b
+	}
+	return append(b, p...)
 }
 
 // signSection returns the records with an RRSIG after each RRset; records

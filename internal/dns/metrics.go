@@ -72,24 +72,7 @@ func rcodeName(rc int) string {
 	return "RCODE" + strconv.Itoa(rc)
 }
 
-func (m *metrics) observe(rs *responder) {
-	rc := rs.m.Rcode
-	if rs.prof == nil || rs.prof.metrics == nil {
-		m.queries.WithLabelValues("", rcodeName(rc)).Inc()
-		return
-	}
-	if rc >= 0 && rc < len(rs.prof.metrics.byRcode) {
-		rs.prof.metrics.byRcode[rc].Inc()
-	}
-	if rc != dns.RcodeSuccess {
-		return
-	}
-	for _, e := range rs.eps {
-		if e.metrics != nil {
-			e.metrics.answers.Inc()
-		}
-	}
-}
+func (m *metrics) observe(rs *responder) { m.counters(rs, prometheus.Counter.Inc) }
 
 func (s *Server) probeResult(c *health.Checker, r health.Result) {
 	res := "success"

@@ -33,6 +33,7 @@ type Server struct {
 	table   atomic.Pointer[table]
 	pool    *health.Pool
 	metrics *metrics
+	wire    atomic.Pointer[wireCache] // packed replies of the UDP fast path
 
 	mu        sync.Mutex // serialises reloads and API edits
 	ovr       atomic.Pointer[overrides]
@@ -167,7 +168,7 @@ func (s *Server) Start() error {
 	}
 	s.lis = lis
 	for _, pc := range lis.udp {
-		s.serve(&dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.MaxMsgSize, TsigProvider: tsigProvider{s}})
+		s.serve(&dns.Server{PacketConn: s.wrapUDP(pc), Handler: s, UDPSize: dns.MaxMsgSize, TsigProvider: tsigProvider{s}})
 	}
 	s.serve(&dns.Server{Listener: lis.tcp, Handler: s, ReadTimeout: 5 * time.Second, TsigProvider: tsigProvider{s}})
 	s.versions.start() // NOTIFY only once secondaries can ask back
