@@ -70,7 +70,7 @@ func TestDNSServerCutOffFromEndpoints(t *testing.T) {
 				answersEventually(t, cut.dnsAddr(), false, "127.0.0.22", 5*time.Second)
 				return
 			}
-			resolver := testenv.UnboundStub(t, trafficZone, ps[0].dnsAddr(), ps[1].dnsAddr(), cut.dnsAddr())
+			resolver := validatingResolver(t, ps)
 			holds(t, cut.dnsAddr(), false, "127.0.0.21", 3*time.Second)
 			holds(t, resolver, true, "127.0.0.21", time.Second)
 
@@ -95,7 +95,7 @@ func TestDNSServersWithoutControlPlane(t *testing.T) {
 	ps := startCluster(t, bin, []string{"dnsa", "dnsb", "dnsc"}, clusterSpec{
 		endpoints:   [][2]string{{"dc1", "127.0.0.31"}, {"dc2", "127.0.0.32"}, {"dc3", "127.0.0.33"}},
 		monitorPort: port, quorum: 2})
-	resolver := testenv.UnboundStub(t, trafficZone, ps[0].dnsAddr(), ps[1].dnsAddr(), ps[2].dnsAddr())
+	resolver := validatingResolver(t, ps)
 	w := clusterWorld(t, ps)
 	off := false
 	if err := w.o.traffic(w.cfg.Traffic).UpdateEndpoint(context.Background(), trafficProfile, "dc2",
