@@ -32,7 +32,10 @@ func keyDir(p *dnsProc) string { return filepath.Join(p.dir, "keys") }
 // and copies its files to every other server's key_dir.
 func shareKey(t *testing.T, ps []*dnsProc) {
 	t.Helper()
-	dsOf(t, ps[0])
+	ds := dsOf(t, ps[0])
+	for _, p := range ps {
+		p.ds = ds
+	}
 	files, err := os.ReadDir(keyDir(ps[0]))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("haven dns ds made no key in %s: %v", keyDir(ps[0]), err)
@@ -79,7 +82,75 @@ func validatingResolver(t *testing.T, ps []*dnsProc) string {
 	}
 	resolver := testenv.UnboundStubValidating(t, trafficZone, ds, addrs...)
 	watchSecure(t, resolver)
+	signedAnswers(t, ps...)
 	return resolver
+}
+
+// signedAnswers asks each server directly and checks its answer's RRSIG
+// against the key the published DS names. Unbound alone would not see a
+// server signing with another key: it takes a bogus answer for a broken
+// server and asks the next one.
+func signedAnswers(t *testing.T, ps ...*dnsProc) {
+	t.Helper()
+	for _, p := range ps {
+		if err := signedByDS(p); err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+	}
+}
+
+func signedByDS(p *dnsProc) error {
+	keys, _, err := askSigned(p.dnsAddr(), trafficZone, mdns.TypeDNSKEY)
+	if err != nil {
+		return err
+	}
+	var key *mdns.DNSKEY
+	for _, rr := range keys {
+		if k, ok := rr.(*mdns.DNSKEY); ok && slices.Contains(p.ds, k.ToDS(mdns.SHA256).String()) {
+			key = k
+		}
+	}
+	if key == nil {
+		return fmt.Errorf("publishes no key the DS %v names: %v", p.ds, keys)
+	}
+	rrs, sigs, err := askSigned(p.dnsAddr(), trafficProfile, mdns.TypeA)
+	if err != nil {
+		return err
+	}
+	for _, sig := range sigs {
+		if sig.KeyTag == key.KeyTag() {
+			if err := sig.Verify(key, rrs); err != nil {
+				return fmt.Errorf("the A RRSIG does not verify with the shared key: %w", err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("the A answer %v has no RRSIG by the shared key (tag %d): %v", rrs, key.KeyTag(), sigs)
+}
+
+// askSigned asks addr with DO set; it returns the answer's records of
+// qtype and its RRSIGs.
+func askSigned(addr, name string, qtype uint16) ([]mdns.RR, []*mdns.RRSIG, error) {
+	m := new(mdns.Msg)
+	m.SetQuestion(mdns.Fqdn(name), qtype)
+	m.SetEdns0(1232, true)
+	r, _, err := (&mdns.Client{Timeout: time.Second}).Exchange(m, addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rrs []mdns.RR
+	var sigs []*mdns.RRSIG
+	for _, rr := range r.Answer {
+		if sig, ok := rr.(*mdns.RRSIG); ok {
+			sigs = append(sigs, sig)
+		} else if rr.Header().Rrtype == qtype {
+			rrs = append(rrs, rr)
+		}
+	}
+	if len(rrs) == 0 {
+		return nil, nil, fmt.Errorf("no %s answer for %s (rcode %s)", mdns.TypeToString[qtype], name, mdns.RcodeToString[r.Rcode])
+	}
+	return rrs, sigs, nil
 }
 
 // watchSecure asks the resolver every 100 ms until the test ends and fails

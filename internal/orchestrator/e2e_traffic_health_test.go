@@ -79,6 +79,7 @@ func TestDNSServerCutOffFromEndpoints(t *testing.T) {
 				answersEventually(t, p.dnsAddr(), false, "127.0.0.22", 10*time.Second)
 			}
 			answersEventually(t, resolver, true, "127.0.0.22", 10*time.Second)
+			signedAnswers(t, ps...)
 		})
 	}
 }
@@ -113,16 +114,19 @@ func TestDNSServersWithoutControlPlane(t *testing.T) {
 		answersEventually(t, p.dnsAddr(), false, "127.0.0.33", 10*time.Second)
 	}
 	answersEventually(t, resolver, true, "127.0.0.33", 10*time.Second)
+	signedAnswers(t, ps...)
 
 	ps[1].kill()
 	ps[1].start()
 	ps[1].waitAPI()
 	answersEventually(t, ps[1].dnsAddr(), false, "127.0.0.33", 10*time.Second)
 	holds(t, ps[1].dnsAddr(), false, "127.0.0.33", 2*time.Second)
+	signedAnswers(t, ps[1])
 
 	sites[0].Start()
 	for _, p := range ps {
 		answersEventually(t, p.dnsAddr(), false, "127.0.0.31", 10*time.Second)
 	}
 	answersEventually(t, resolver, true, "127.0.0.31", 10*time.Second)
+	signedAnswers(t, ps...)
 }

@@ -46,6 +46,7 @@ type dnsProc struct {
 	bin, name, dir     string
 	dnsPort, apiPort   int
 	token, config, log string
+	ds                 []string // the DS of the key it shares with the others
 	cmd                *exec.Cmd
 	exited             chan struct{}
 }

@@ -65,6 +65,7 @@ func TestDNSServerKilledMidFailover(t *testing.T) {
 	for _, p := range ps[:2] {
 		answersEventually(t, p.dnsAddr(), false, siteNew, 5*time.Second)
 	}
+	signedAnswers(t, ps[:2]...)
 	answersEventually(t, resolver, true, siteNew, 10*time.Second)
 
 	victim.start()
@@ -87,5 +88,6 @@ func TestDNSServerKilledMidFailover(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	signedAnswers(t, victim)
 	answersEventually(t, resolver, true, siteNew, 5*time.Second)
 }
