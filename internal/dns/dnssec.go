@@ -47,7 +47,7 @@ func (s *Server) attachDNSSEC(t *table) error {
 	}
 	sg := &signer{keys: map[string]*zoneKey{}, cache: map[string]*dns.RRSIG{}}
 	for origin, z := range t.zones {
-		k, created, err := loadOrCreateKey(t.sec, origin, z.soa.Hdr.Ttl)
+		k, created, err := loadOrCreateKey(t.sec, origin, z.soa.Hdr.Ttl, !sharesKey(t))
 		if err != nil {
 			return fmt.Errorf("dnssec key of %s: %w", origin, err)
 		}
@@ -65,6 +65,14 @@ func (s *Server) attachDNSSEC(t *table) error {
 	}
 	t.signer = sg
 	return nil
+}
+
+// sharesKey: servers of a cluster must sign with one key (the DNSKEY RRset
+// and the registrar's DS are the same whichever server a validator asks),
+// so a clustered server never makes a key of its own; the operator makes
+// it once with `haven dns ds` and copies it to every server.
+func sharesKey(t *table) bool {
+	return t.cluster != nil && len(t.cluster.peers) > 0
 }
 
 // sign returns the signature of one RRset, from the cache when the same

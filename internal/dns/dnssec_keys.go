@@ -2,6 +2,7 @@ package dns
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,10 +20,19 @@ func keyFiles(dir, origin, which string) (pub, priv string) {
 	return base + ".key", base + ".private"
 }
 
-func loadOrCreateKey(sec *secConf, origin string, ttl uint32) (*zoneKey, bool, error) {
+// ErrNoSharedKey: a server of a cluster found no key to sign with.
+var ErrNoSharedKey = errors.New("no DNSSEC key in key_dir: the servers of a cluster share one key; " +
+	"make it once with `haven dns ds --config <file>` and copy its .key and .private files to every server's key_dir")
+
+// loadOrCreateKey loads the zone's key from the key_dir, or, when there is
+// none and create allows it, makes one and stores it.
+func loadOrCreateKey(sec *secConf, origin string, ttl uint32, create bool) (*zoneKey, bool, error) {
 	pubPath, privPath := keyFiles(sec.keyDir, origin, "")
 	k, err := readKey(pubPath, privPath)
 	created := false
+	if os.IsNotExist(err) && !create {
+		return nil, false, fmt.Errorf("%s: %w", pubPath, ErrNoSharedKey)
+	}
 	if os.IsNotExist(err) {
 		k, err = createKey(sec, origin, ttl)
 		created = true
@@ -117,7 +127,7 @@ func writeKey(dir, origin, which string, k *zoneKey) error {
 // under way.
 func DS(cfg *Config) ([]*dns.DS, error) {
 	return forZones(cfg, func(sec *secConf, origin string, ttl uint32) ([]*dns.DS, error) {
-		k, _, err := loadOrCreateKey(sec, origin, ttl)
+		k, _, err := loadOrCreateKey(sec, origin, ttl, true)
 		if err != nil {
 			return nil, err
 		}

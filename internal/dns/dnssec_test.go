@@ -1,7 +1,10 @@
 package dns
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -103,4 +106,51 @@ func verifySection(t *testing.T, key *dns.DNSKEY, rrs []dns.RR) int {
 		}
 	}
 	return len(order)
+}
+
+// TestClusterSharesOneKey: a server with peers never makes a key of its
+// own (a second key would make its answers bogus to validators trusting
+// the registrar's DS); it refuses to start and leaves key_dir empty. The
+// key `haven dns ds` makes, copied to another server's key_dir, is the one
+// that server publishes and signs with.
+func TestClusterSharesOneKey(t *testing.T) {
+	conf := func(dir string) string {
+		return fmt.Sprintf(logicConfig, "") + "dnssec: {key_dir: " + dir + "}\n" +
+			"cluster: {name: a, peers: [{name: b, api: 'http://127.0.0.1:1'}]}\n"
+	}
+	empty := t.TempDir()
+	if _, err := New(mustParse(t, conf(empty)), Options{}); !errors.Is(err, ErrNoSharedKey) {
+		t.Fatalf("clustered server without a key: %v, want ErrNoSharedKey", err)
+	}
+	if left, _ := os.ReadDir(empty); len(left) != 0 {
+		t.Fatalf("the refused start left %d files in key_dir", len(left))
+	}
+	made := t.TempDir()
+	ds, err := DS(mustParse(t, conf(made)))
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("haven dns ds: %v %v", ds, err)
+	}
+	copyDir(t, made, empty)
+	s := newTestServer(t, conf(empty))
+	pub := s.table.Load().signer.keys["example.test."].pub
+	if got := pub.ToDS(dns.SHA256); got.Digest != ds[0].Digest {
+		t.Fatalf("the server signs with %s, the DS printed is %s", got, ds[0])
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	es, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(to, e.Name()), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

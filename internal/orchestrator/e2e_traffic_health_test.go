@@ -70,7 +70,7 @@ func TestDNSServerCutOffFromEndpoints(t *testing.T) {
 				answersEventually(t, cut.dnsAddr(), false, "127.0.0.22", 5*time.Second)
 				return
 			}
-			resolver := testenv.UnboundStub(t, trafficZone, ps[0].dnsAddr(), ps[1].dnsAddr(), cut.dnsAddr())
+			resolver := validatingResolver(t, ps)
 			holds(t, cut.dnsAddr(), false, "127.0.0.21", 3*time.Second)
 			holds(t, resolver, true, "127.0.0.21", time.Second)
 
@@ -79,6 +79,7 @@ func TestDNSServerCutOffFromEndpoints(t *testing.T) {
 				answersEventually(t, p.dnsAddr(), false, "127.0.0.22", 10*time.Second)
 			}
 			answersEventually(t, resolver, true, "127.0.0.22", 10*time.Second)
+			signedAnswers(t, ps...)
 		})
 	}
 }
@@ -95,7 +96,7 @@ func TestDNSServersWithoutControlPlane(t *testing.T) {
 	ps := startCluster(t, bin, []string{"dnsa", "dnsb", "dnsc"}, clusterSpec{
 		endpoints:   [][2]string{{"dc1", "127.0.0.31"}, {"dc2", "127.0.0.32"}, {"dc3", "127.0.0.33"}},
 		monitorPort: port, quorum: 2})
-	resolver := testenv.UnboundStub(t, trafficZone, ps[0].dnsAddr(), ps[1].dnsAddr(), ps[2].dnsAddr())
+	resolver := validatingResolver(t, ps)
 	w := clusterWorld(t, ps)
 	off := false
 	if err := w.o.traffic(w.cfg.Traffic).UpdateEndpoint(context.Background(), trafficProfile, "dc2",
@@ -113,16 +114,19 @@ func TestDNSServersWithoutControlPlane(t *testing.T) {
 		answersEventually(t, p.dnsAddr(), false, "127.0.0.33", 10*time.Second)
 	}
 	answersEventually(t, resolver, true, "127.0.0.33", 10*time.Second)
+	signedAnswers(t, ps...)
 
 	ps[1].kill()
 	ps[1].start()
 	ps[1].waitAPI()
 	answersEventually(t, ps[1].dnsAddr(), false, "127.0.0.33", 10*time.Second)
 	holds(t, ps[1].dnsAddr(), false, "127.0.0.33", 2*time.Second)
+	signedAnswers(t, ps[1])
 
 	sites[0].Start()
 	for _, p := range ps {
 		answersEventually(t, p.dnsAddr(), false, "127.0.0.31", 10*time.Second)
 	}
 	answersEventually(t, resolver, true, "127.0.0.31", 10*time.Second)
+	signedAnswers(t, ps...)
 }

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -45,6 +46,7 @@ type dnsProc struct {
 	bin, name, dir     string
 	dnsPort, apiPort   int
 	token, config, log string
+	ds                 []string // the DS of the key it shares with the others
 	cmd                *exec.Cmd
 	exited             chan struct{}
 }
@@ -62,7 +64,8 @@ type clusterSpec struct {
 	cutOff      map[string][]string
 }
 
-// startCluster starts n servers, each naming the others as peers.
+// startCluster starts n servers, each naming the others as peers and
+// signing with the key they share.
 func startCluster(t *testing.T, bin string, names []string, spec clusterSpec) []*dnsProc {
 	dir := testenv.Dir(t)
 	var ps []*dnsProc
@@ -82,6 +85,9 @@ func startCluster(t *testing.T, bin string, names []string, spec clusterSpec) []
 		if err := os.WriteFile(p.config, []byte(clusterConfig(p, ps, spec)), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	shareKey(t, ps)
+	for _, p := range ps {
 		p.start()
 	}
 	for _, p := range ps {
@@ -111,6 +117,7 @@ func (p *dnsProc) waitAPI() {
 func clusterConfig(self *dnsProc, all []*dnsProc, spec clusterSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: %s\napi: 127.0.0.1:%d\napi_token_file: %s\n", self.dnsAddr(), self.apiPort, self.token)
+	fmt.Fprintf(&b, "dnssec: {key_dir: %s}\n", keyDir(self))
 	fmt.Fprintf(&b, "zones:\n  - name: %s\n    ns: [", trafficZone)
 	for i := range all {
 		if i > 0 {
@@ -189,7 +196,9 @@ func (p *dnsProc) firstAnswer() []string {
 	return nil
 }
 
-// askServer asks addr for the profile's A records (rd: through a resolver).
+// askServer asks addr for the profile's A records (rd: through the
+// validating resolver, as a customer; an answer that is not secure is
+// errInsecure).
 func askServer(addr string, rd bool) ([]string, error) {
 	m := new(mdns.Msg)
 	m.SetQuestion(mdns.Fqdn(trafficProfile), mdns.TypeA)
@@ -197,10 +206,16 @@ func askServer(addr string, rd bool) ([]string, error) {
 	c := &mdns.Client{Timeout: 300 * time.Millisecond}
 	if rd {
 		c.Timeout = 3 * time.Second
+		m.SetEdns0(1232, true)
 	}
 	r, _, err := c.Exchange(m, addr)
 	if err != nil {
 		return nil, err
+	}
+	if rd {
+		if err := checkSecure(r); err != nil {
+			return nil, err
+		}
 	}
 	if r.Rcode != mdns.RcodeSuccess {
 		return nil, fmt.Errorf("rcode %s", mdns.RcodeToString[r.Rcode])
@@ -224,6 +239,8 @@ func answersEventually(t *testing.T, addr string, rd bool, want string, within t
 	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		if got, err = askServer(addr, rd); err == nil && slices.Equal(got, []string{want}) {
 			return
+		} else if errors.Is(err, errInsecure) {
+			t.Fatalf("%s: %v (waiting for %s)", addr, err, want)
 		}
 	}
 	t.Fatalf("%s answers %v (%v), want %s after %s", addr, got, err, want, within)

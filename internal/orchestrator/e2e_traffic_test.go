@@ -9,7 +9,6 @@ import (
 
 	"github.com/haven-dr/haven/internal/dns"
 	"github.com/haven-dr/haven/internal/protection"
-	"github.com/haven-dr/haven/internal/testenv"
 )
 
 const (
@@ -41,7 +40,7 @@ func TestDNSServerKilledMidFailover(t *testing.T) {
 	bin := buildHaven(t)
 	ps := startCluster(t, bin, []string{"dnsa", "dnsb", "dnsc"}, clusterSpec{
 		endpoints: [][2]string{{"dc1", siteOld}, {"dc2", siteNew}}})
-	resolver := testenv.UnboundStub(t, trafficZone, ps[0].dnsAddr(), ps[1].dnsAddr(), ps[2].dnsAddr())
+	resolver := validatingResolver(t, ps)
 	answersEventually(t, resolver, true, siteOld, 10*time.Second)
 	w := clusterWorld(t, ps)
 	victim := ps[2]
@@ -66,6 +65,7 @@ func TestDNSServerKilledMidFailover(t *testing.T) {
 	for _, p := range ps[:2] {
 		answersEventually(t, p.dnsAddr(), false, siteNew, 5*time.Second)
 	}
+	signedAnswers(t, ps[:2]...)
 	answersEventually(t, resolver, true, siteNew, 10*time.Second)
 
 	victim.start()
@@ -88,5 +88,6 @@ func TestDNSServerKilledMidFailover(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	signedAnswers(t, victim)
 	answersEventually(t, resolver, true, siteNew, 5*time.Second)
 }

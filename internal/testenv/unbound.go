@@ -2,10 +2,6 @@ package testenv
 
 import (
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 )
 
@@ -27,25 +23,21 @@ func Unbound(t testing.TB, zone string, authPort int) string {
 // answers are secure (AD) only when they validate.
 func UnboundValidating(t testing.TB, zone string, authPort int, anchors ...string) string {
 	t.Helper()
+	return startUnbound(t, zone, authPort, "validator iterator", trustAnchors(anchors))
+}
+
+// trustAnchors is the server-section lines naming anchors as trusted.
+func trustAnchors(anchors []string) string {
 	extra := "  val-log-level: 2\n"
 	for _, a := range anchors {
 		extra += fmt.Sprintf("  trust-anchor: \"%s\"\n", a)
 	}
-	return startUnbound(t, zone, authPort, "validator iterator", extra)
+	return extra
 }
 
 func startUnbound(t testing.TB, zone string, authPort int, modules, extra string) string {
 	t.Helper()
-	bin := LookPath(t, "unbound")
-	dir := t.TempDir()
-	port := loopbackPort(t)
-	conf := unboundConf(port, dir, modules, extra, zone, fmt.Sprintf("127.0.0.1:%d", authPort))
-	path := filepath.Join(dir, "unbound.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startService(t, "unbound", port, bin, "-d", "-c", path)
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return startUnboundStub(t, zone, modules, extra, fmt.Sprintf("127.0.0.1:%d", authPort))
 }
 
 // tld is the last label: Unbound serves reserved names such as "test." as

@@ -16,12 +16,31 @@ import (
 // goes on to the others when one does not answer. Returns host:port.
 func UnboundStub(t testing.TB, zone string, servers ...string) string {
 	t.Helper()
+	return startUnboundStub(t, zone, "iterator", retryDead, servers...)
+}
+
+// UnboundStubValidating is UnboundStub validating the answers with
+// anchors (DNSKEY or DS records in zone-file syntax) as the zone's trust
+// anchors: an answer is secure (AD) only when it validates, and whichever
+// server Unbound asks must sign with a key the anchors name. A bogus
+// answer is SERVFAIL with an Extended DNS Error (RFC 8914) saying why, so
+// a test tells it from a server that did not answer.
+func UnboundStubValidating(t testing.TB, zone string, anchors []string, servers ...string) string {
+	t.Helper()
+	return startUnboundStub(t, zone, "validator iterator", retryDead+"  ede: yes\n"+trustAnchors(anchors), servers...)
+}
+
+// retryDead: a dead server is retried after 2 s instead of 15 min, so a
+// restarted one gets queries again within the test.
+const retryDead = "  infra-host-ttl: 2\n"
+
+// startUnboundStub runs Unbound with the modules and extra server lines.
+func startUnboundStub(t testing.TB, zone, modules, extra string, servers ...string) string {
+	t.Helper()
 	bin := LookPath(t, "unbound")
 	dir := t.TempDir()
 	port := loopbackPort(t)
-	// A dead server is retried after 2 s instead of 15 min: a restarted
-	// one gets queries again within the test.
-	conf := unboundConf(port, dir, "iterator", "  infra-host-ttl: 2\n", zone, servers...)
+	conf := unboundConf(port, dir, modules, extra, zone, servers...)
 	path := filepath.Join(dir, "unbound.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
