@@ -247,4 +247,3 @@ func guestPID(t *testing.T, s *drSite, name string) int {
 	t.Fatalf("no running machine %s among %v", name, files)
 	return 0
 }
-
