@@ -44,6 +44,7 @@ type drSite struct {
 	agentToken            string
 	serverState           string
 	serverExtra           string               // more server config (copies:)
+	serverVaultEnv        []string             // the server's vault credential when it differs from the agent's
 	procs                 map[string]*exec.Cmd // the rig's, by name
 	client                *client.Client
 	machineFiles          map[string]string
@@ -51,7 +52,13 @@ type drSite struct {
 
 const shopName = rig.ShopName
 
-func newDRSite(t *testing.T) *drSite {
+func newDRSite(t *testing.T) *drSite { return newDRSiteOn(t, nil) }
+
+// newDRSiteOn is a drSite whose vault, when vault is given, is the one it
+// makes (initialised here with the agent's credential) instead of a file
+// vault: the agent gets only agentEnv, the server serverEnv (the control
+// plane's admin credential).
+func newDRSiteOn(t *testing.T, vault func(t *testing.T) (agentEnv, serverEnv []string)) *drSite {
 	testenv.RequireRoot(t)
 	testenv.LookPath(t, "mkfs.xfs")
 	testenv.LookPath(t, "ip")
@@ -60,9 +67,16 @@ func newDRSite(t *testing.T) *drSite {
 	s.r.XFS = s.xfs
 	s.must(s.r.PrimarySite())
 	s.lab, s.inet, s.primNS = s.r.Lab, s.r.Inet, s.r.PrimNS
-	s.must(s.r.InitVault(context.Background(), "correct horse"))
-	s.vaultURL = s.r.Vault
-	s.env = []string{"HAVEN_VAULT=" + s.vaultURL, "HAVEN_PASSWORD=correct horse"}
+	if vault == nil {
+		s.must(s.r.InitVault(context.Background(), "correct horse"))
+		s.vaultURL = s.r.Vault
+		s.env = []string{"HAVEN_VAULT=" + s.vaultURL, "HAVEN_PASSWORD=correct horse"}
+	} else {
+		s.env, s.serverVaultEnv = vault(t)
+		mustHaven(t, s.env, "vault", "init")
+		s.vaultURL = envValue(s.env, "HAVEN_VAULT")
+		s.r.Vault = s.vaultURL
+	}
 	s.agentPort, s.serverPort = freePort(t), freePort(t)
 	s.agentToken = s.write("agent.token", "agent-token-"+strings.Repeat("x", 24)+"\n")
 	s.serverState = filepath.Join(s.xfs, "server")
@@ -156,7 +170,7 @@ func (s *drSite) server(args ...string) rig.Server {
 // startServer starts `haven server` (with more arguments) and waits for
 // its API.
 func (s *drSite) startServer(args ...string) {
-	s.r.Env = append(baseEnv(), s.env...)
+	s.r.Env = append(append(baseEnv(), s.env...), s.serverVaultEnv...)
 	c, err := s.r.StartServer(context.Background(), s.server(args...))
 	if err != nil {
 		s.t.Fatalf("%v\nserver log:\n%s", err, s.log("server"))

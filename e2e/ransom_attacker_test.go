@@ -125,17 +125,24 @@ func startServedVault(t *testing.T) attackVault {
 // credentials would, bypassing Haven's vault code entirely.
 func openEnv(t *testing.T, env []string) blob.Backend {
 	t.Helper()
-	m := map[string]string{}
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		m[k] = v
-	}
-	b, err := blobopen.OpenEnv(context.Background(), m["HAVEN_VAULT"], blob.Limits{}, func(k string) string { return m[k] })
+	b, err := blobopen.OpenEnv(context.Background(), envValue(env, "HAVEN_VAULT"), blob.Limits{}, func(k string) string { return envValue(env, k) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// envValue is k's value in env, the last one when k is set twice (as
+// exec does).
+func envValue(env []string, k string) string {
+	v := ""
+	for _, kv := range env {
+		if name, val, _ := strings.Cut(kv, "="); name == k {
+			v = val
+		}
+	}
+	return v
 }
 
 // inventory is every object's content hash.
@@ -218,6 +225,12 @@ func latestPoint(t *testing.T, env []string) string {
 // attack does everything the primary's credentials allow and returns the
 // names of the garbage objects it managed to create.
 func attack(t *testing.T, v attackVault) []string {
+	return plantGarbage(t, v, attackObjects(t, v))
+}
+
+// attackObjects prunes, re-keys, and deletes and overwrites every object
+// with the primary's credentials; it returns the objects' names.
+func attackObjects(t *testing.T, v attackVault) []string {
 	ctx := context.Background()
 	env := v.agentEnv
 	if r := haven(t, env, "vault", "prune", "--keep-last", "1"); r.code == 0 {
@@ -254,6 +267,14 @@ func attack(t *testing.T, v attackVault) []string {
 			t.Errorf("overwrite %s with the agent's credential succeeded", n)
 		}
 	}
+	return names
+}
+
+// plantGarbage writes garbage with the agent's credential beside the
+// vault's objects (names) and returns what it wrote.
+func plantGarbage(t *testing.T, v attackVault, names []string) []string {
+	ctx := context.Background()
+	b := openEnv(t, v.agentEnv)
 	// Garbage under new names, where it hurts most: a "newest" point in
 	// the machine's own directory, an index object, a pack, a deletion
 	// mark, a lock, a key file.
