@@ -284,9 +284,18 @@ func stateOf(t *testing.T, p *dnsProc) dns.ClusterState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.State(context.Background())
-	if err != nil {
-		t.Fatalf("%s: %v", p.name, err)
+	// A restarted server opens its DNS socket before its API listens, so
+	// a test that saw its first DNS answer may still find the API closed
+	// for a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := c.State(context.Background())
+		if err == nil {
+			return st
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return st
 }
