@@ -295,8 +295,18 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	// Each DNS server as the server's traffic loop saw it: reachable, and
 	// what it answers for the plan's profile.
-	if row := c.text("#dns-servers tbody tr"); strings.Contains(row, "unreachable") || !strings.Contains(row, shopName+" → 10.1.0.20") {
-		t.Fatalf("traffic page: DNS server row %q, want reachable answering %s with 10.1.0.20", row, shopName)
+	// The loop looks every traffic_interval (10 s), so the page may come
+	// before its first look: reload until it has one.
+	for deadline := time.Now().Add(45 * time.Second); ; {
+		row := c.text("#dns-servers tbody tr")
+		if !strings.Contains(row, "unreachable") && strings.Contains(row, shopName+" → 10.1.0.20") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("traffic page: DNS server row %q, want reachable answering %s with 10.1.0.20", row, shopName)
+		}
+		time.Sleep(time.Second)
+		c.page(base, "#/traffic", "#cutovers tbody tr", "traffic")
 	}
 
 	t.Run("viewer", func(t *testing.T) {
