@@ -67,7 +67,9 @@ func TestWriterOnlyAppends(t *testing.T) {
 		t.Errorf("prune through append-only storage = %v, want ErrAppendOnly", err)
 	}
 	lockObjects, _ := listNames(ctx, be, locksPrefix)
-	if len(lockObjects) < 3*3 {
+	// Each lock leaves at least its first write and its release; more
+	// writes only when a refresh fell inside a snapshot (machine speed).
+	if len(lockObjects) < 2*3 {
 		t.Fatalf("%d lock objects after 3 snapshots with refreshes: %v", len(lockObjects), lockObjects)
 	}
 	rep, err := admin.Prune(ctx, PruneOptions{Retention: Retention{Last: 1}})
