@@ -293,10 +293,11 @@ func TestConsoleBrowser(t *testing.T) {
 	if row := c.text(`#endpoints tr[data-endpoint="` + shopName + `/primary"]`); !strings.Contains(row, "10.1.0.20") || !strings.Contains(row, "Online") {
 		t.Fatalf("traffic page: primary endpoint %q, want 10.1.0.20 Online", row)
 	}
-	// The DNS servers table (#dns-servers) is not checked here: on
-	// 2026-12-06 it showed "none" on this machine at a commit whose full
-	// run had passed, cause not found yet; internal/server
-	// TestStatusShowsDNSServers checks the status it is drawn from.
+	// Each DNS server as the server's traffic loop saw it: reachable, and
+	// what it answers for the plan's profile.
+	if row := c.text("#dns-servers tbody tr"); strings.Contains(row, "unreachable") || !strings.Contains(row, shopName+" → 10.1.0.20") {
+		t.Fatalf("traffic page: DNS server row %q, want reachable answering %s with 10.1.0.20", row, shopName)
+	}
 
 	t.Run("viewer", func(t *testing.T) {
 		parent := c.t

@@ -17,10 +17,16 @@ import (
 func (s *Server) trafficLoop(ctx context.Context) {
 	for {
 		s.checkTraffic(ctx)
+		// Until a plan names a traffic section there is nothing to look
+		// at, but the first apply must not wait a whole interval for it.
+		wait := s.cfg.TrafficInterval
+		if s.dnsServers.Load() == nil {
+			wait = min(wait, time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(s.cfg.TrafficInterval):
+		case <-time.After(wait):
 		}
 	}
 }
