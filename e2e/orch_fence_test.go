@@ -233,14 +233,19 @@ func TestHAFrozenLeaderRefusedByReceivers(t *testing.T) {
 // frozenAt runs one round (see TestHAFrozenLeaderRefusedByReceivers).
 func (p *haPair) frozenAt(t *testing.T, r fenceRound) {
 	s, ctx := p.s, context.Background()
+	ldr, _, err := p.leader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.setup != nil {
+		r.setup(1 - ldr)
+	}
+	// The leader the order is held from is the one after the setup.
 	ldr, epoch, err := p.leader()
 	if err != nil {
 		t.Fatal(err)
 	}
 	fol := 1 - ldr
-	if r.setup != nil {
-		r.setup(fol)
-	}
 	h := r.proxy.arm(r.method, r.path, epoch)
 	j, err := p.clients[fol].Submit(ctx, "shop", r.submit, r.params)
 	if err != nil {

@@ -26,6 +26,9 @@ const (
 	CodeConflict     = "conflict"     // 409
 	CodePrecondition = "precondition" // 412
 	CodeTooLarge     = "too_large"    // 413
+	// CodeUnavailable: no server leads right now (the lease is changing
+	// hands); nothing was written, and the answer carries Retry-After.
+	CodeUnavailable = "unavailable" // 503
 )
 
 // ApplyResult answers POST /v1/apply.

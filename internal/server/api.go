@@ -47,10 +47,13 @@ var errorCodes = map[int]string{
 	http.StatusBadRequest: api.CodeInvalid, http.StatusUnauthorized: api.CodeUnauthorized,
 	http.StatusForbidden: api.CodeForbidden, http.StatusNotFound: api.CodeNotFound,
 	http.StatusConflict: api.CodeConflict, http.StatusPreconditionFailed: api.CodePrecondition,
-	http.StatusRequestEntityTooLarge: api.CodeTooLarge,
+	http.StatusRequestEntityTooLarge: api.CodeTooLarge, http.StatusServiceUnavailable: api.CodeUnavailable,
 }
 
 func writeErr(w http.ResponseWriter, status int, msg string) {
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, status, api.Error{Error: msg, Code: errorCodes[status]})
 }
 
@@ -70,6 +73,10 @@ func errorStatus(err error) int {
 		// Stale: another writer changed the job or plan since it was
 		// read (a cancel racing an approve); the caller reads again.
 		return http.StatusConflict
+	case errors.Is(err, store.ErrNotLeader):
+		// The write was fenced off before it committed: the lease is
+		// changing hands, and the caller retries against the new leader.
+		return http.StatusServiceUnavailable
 	case errors.Is(err, orchestrator.ErrPrecondition):
 		return http.StatusPreconditionFailed
 	case errors.Is(err, protection.ErrInvalid), errors.Is(err, orchestrator.ErrBadRequest):

@@ -2,13 +2,17 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/orchestrator"
@@ -146,4 +150,17 @@ func callZero(fn reflect.Value) (err error) {
 		return last.Interface().(error)
 	}
 	return nil
+}
+
+// TestNotLeaderIsRetryable: a write fenced off by a change of leader
+// answers 503 `unavailable` with Retry-After (nothing was written, so the
+// client sends it again), not a 500.
+func TestNotLeaderIsRetryable(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeError(w, fmt.Errorf("create job: %w", store.ErrNotLeader))
+	var e api.Error
+	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != http.StatusServiceUnavailable ||
+		e.Code != api.CodeUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("fenced write answered %d %q (Retry-After %q), want 503 unavailable with Retry-After", w.Code, w.Body, w.Header().Get("Retry-After"))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -102,7 +103,6 @@ func (s *Server) forward(next http.Handler) http.Handler {
 		l, err := s.lease.pg.Leader(r.Context())
 		if err != nil || l.Addr == s.cfg.HA.Advertise {
 			// No leader now (one is taking over): the caller retries.
-			w.Header().Set("Retry-After", "1")
 			writeErr(w, http.StatusServiceUnavailable, "no leader server right now; retry in a few seconds")
 			return
 		}
@@ -116,8 +116,16 @@ func (s *Server) forward(next http.Handler) http.Handler {
 			pr.SetXForwarded()
 		}, ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			// A leader that just died: another takes over within a lease.
-			w.Header().Set("Retry-After", "1")
-			writeErr(w, http.StatusServiceUnavailable, "leader server unreachable, retry in a few seconds: "+err.Error())
+			// Only a refused connection proves the write never arrived;
+			// any later failure leaves it unknown, and a blind retry
+			// could submit a job twice.
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				writeErr(w, http.StatusServiceUnavailable, "leader server unreachable, retry in a few seconds: "+err.Error())
+				return
+			}
+			writeErr(w, http.StatusBadGateway, "the leader server did not answer; the request may have been applied "+
+				"(look at the jobs before sending it again): "+err.Error())
 		}}
 		p.ServeHTTP(w, r)
 	})

@@ -96,7 +96,13 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	var ls *lease
 	if cfg.HA.Lease > 0 {
 		pg := st.(*store.Postgres)
-		ls = newLease(pg)
+		lpg, err := pg.ForLease(ctx)
+		if err != nil {
+			st.Close()
+			v.Close()
+			return nil, err
+		}
+		ls = newLease(lpg)
 		st = pg.Fenced(&ls.epoch)
 	}
 	h, err := host.NewLocal(filepath.Join(cfg.StateDir, "host"), v, nil)
@@ -235,7 +241,11 @@ func (s *Server) Close() error {
 	defer cancel()
 	s.host.Close(ctx)
 	s.unclaim()
-	return errors.Join(s.store.Close(), s.vault.Close())
+	err := errors.Join(s.store.Close(), s.vault.Close())
+	if s.lease != nil {
+		err = errors.Join(err, s.lease.pg.Close())
+	}
+	return err
 }
 
 func (s *Server) standbyLoop(ctx context.Context) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // ErrNotLeader: the write's fencing epoch is no longer the leader's (the
@@ -51,6 +52,21 @@ func (s *Postgres) Acquire(ctx context.Context, holder, addr string, ttl time.Du
 		return e
 	})
 	return epoch, ok, err
+}
+
+// ForLease opens a second, small pool on the same database for the
+// leader lease alone: a renewal must never wait for a connection behind
+// the job engine's queries, or a busy leader loses its lease to its own
+// load (seen on a loaded 2-core machine: the leader's next write was
+// refused as not the leader's). The caller closes it.
+func (s *Postgres) ForLease(ctx context.Context) (*Postgres, error) {
+	cfg := s.pool.Config()
+	cfg.MaxConns, cfg.MinConns = 2, 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: lease connection: %w", err)
+	}
+	return &Postgres{pool: pool}, nil
 }
 
 // Renew extends holder's lease of epoch by ttl; ErrNotLeader once it

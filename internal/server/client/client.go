@@ -23,7 +23,7 @@ import (
 // Error is an error answer of the server.
 type Error struct {
 	Status int
-	Code   string // conflict, precondition, invalid, not_found, unauthorized
+	Code   string // conflict, precondition, invalid, not_found, unauthorized, unavailable (retried for up to 30 s)
 	Msg    string
 }
 
@@ -51,8 +51,39 @@ func New(base, token string, timeout time.Duration) *Client {
 	return &Client{base: strings.TrimSuffix(base, "/"), token: token, hc: &http.Client{Timeout: timeout}}
 }
 
+// unavailableFor bounds how long a call waits out a change of leader
+// (code unavailable: nothing was written, so sending it again is safe).
+var unavailableFor = 30 * time.Second
+
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = io.ReadAll(body); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(unavailableFor)
+	for {
+		err := c.once(ctx, method, path, b, body != nil, out)
+		var e *Error
+		if !errors.As(err, &e) || e.Code != api.CodeUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (c *Client) once(ctx context.Context, method, path string, body []byte, hasBody bool, out any) error {
+	var r io.Reader
+	if hasBody {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
 	if err != nil {
 		return err
 	}

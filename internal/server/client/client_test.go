@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -194,5 +197,47 @@ func TestUnreachable(t *testing.T) {
 	_, err = client.New(addr, "tok", 10*time.Second).Status(context.Background())
 	if !errors.Is(err, client.ErrUnreachable) {
 		t.Errorf("closed port: err = %v, want ErrUnreachable", err)
+	}
+}
+
+// TestWaitsOutLeaderChange: an answer 503 `unavailable` (HA: the lease is
+// changing hands, nothing was written) is sent again with the same body
+// until the new leader takes it; any other error is returned at once.
+func TestWaitsOutLeaderChange(t *testing.T) {
+	var calls atomic.Int32
+	var bodies []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch n := calls.Add(1); {
+		case r.URL.Path == "/v1/plans/busy/jobs":
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `{"error":"another job holds the plan","code":"conflict"}`)
+		case n <= 2:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"no leader server right now","code":"unavailable"}`)
+		default:
+			io.WriteString(w, `{"id":"j1","plan":"shop","type":"test-failover","state":"running"}`)
+		}
+	}))
+	defer srv.Close()
+	c := client.New(srv.URL, "tok", 10*time.Second)
+	j, err := c.Submit(context.Background(), "shop", string(orchestrator.TestFailover), api.Params{})
+	if err != nil || j.ID != "j1" {
+		t.Fatalf("submit through a change of leader: %+v, %v", j, err)
+	}
+	if calls.Load() != 3 || bodies[0] == "" || bodies[0] != bodies[1] || bodies[1] != bodies[2] {
+		t.Fatalf("%d calls with bodies %q: want 3 with the same body", calls.Load(), bodies)
+	}
+	calls.Store(0)
+	_, err = c.Submit(context.Background(), "busy", string(orchestrator.TestFailover), api.Params{})
+	wantAPIError(t, "a conflict", err, 409, "conflict", "another job")
+	if calls.Load() != 1 {
+		t.Fatalf("a conflict was sent %d times, want once", calls.Load())
 	}
 }
