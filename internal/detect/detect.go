@@ -6,7 +6,9 @@
 // Encryption rewrites data that exists with data that no longer
 // compresses. The signal is therefore, per disk and cycle, the bytes of
 // chunks that held data in the previous point and now hold new,
-// incompressible data (vault.Churn.OverwrittenIncompressible). Ordinary
+// incompressible data (vault.Churn.OverwrittenIncompressible), or, when
+// more, the random-looking 4 KiB blocks in such chunks
+// (OverwrittenRandom: files smaller than a chunk, encrypted in place). Ordinary
 // heavy work moves other figures: a bulk load writes compressible data,
 // mostly into free space; a package upgrade writes compressible files into
 // free space; a copy of compressed archives is incompressible but lands in
@@ -59,7 +61,7 @@ const (
 	DefaultFactor   = 4
 	DefaultMinBytes = 8 << 20
 	DefaultMinShare = 0.3
-	DefaultOnset    = 16 << 10
+	DefaultOnset    = 4 << 10 // one random block
 )
 
 // Check refuses values that would make the detector blind or meaningless.
@@ -190,7 +192,7 @@ func onset(cfg Config, p *vault.Point, hist map[string][]float64) bool {
 		}
 		h := hist[d.Name]
 		med := median(h)
-		sig := float64(c.OverwrittenIncompressible)
+		sig := float64(signal(c))
 		if sig >= float64(cfg.OnsetBytes) && sig > med+3*1.4826*mad(h, med) {
 			return true
 		}
@@ -205,22 +207,29 @@ func judge(cfg Config, p *vault.Point, hist map[string][]float64) (Alert, bool) 
 		if c == nil || !c.Baseline || c.Changed == 0 || len(hist[d.Name]) < cfg.Warmup {
 			continue
 		}
-		sig := float64(c.OverwrittenIncompressible)
+		sig := float64(signal(c))
 		thr := Threshold(cfg, hist[d.Name])
 		share := sig / float64(c.Changed)
 		if sig > thr && share >= cfg.MinShare {
 			return Alert{Machine: p.Machine, Disk: d.Name, Trigger: p.ID, FirstSuspect: p.ID, SuspectTime: p.Time,
-				Bytes: c.OverwrittenIncompressible, Threshold: thr, Share: share}, true
+				Bytes: signal(c), Threshold: thr, Share: share}, true
 		}
 	}
 	return Alert{}, false
+}
+
+// signal is a cycle's existing data overwritten with what looks
+// encrypted: whole incompressible chunks, or random blocks when those
+// are more (points of older agents have only the former).
+func signal(c *vault.Churn) int64 {
+	return max(c.OverwrittenIncompressible, c.OverwrittenRandom)
 }
 
 // learn adds a clean point's signals to its disks' baselines.
 func learn(cfg Config, p *vault.Point, hist map[string][]float64) {
 	for _, d := range p.Disks {
 		if c := d.Churn; c != nil && c.Baseline {
-			h := append(hist[d.Name], float64(c.OverwrittenIncompressible))
+			h := append(hist[d.Name], float64(signal(c)))
 			if len(h) > cfg.Window {
 				h = h[len(h)-cfg.Window:]
 			}

@@ -155,3 +155,37 @@ func TestOnsetBeforeTrigger(t *testing.T) {
 		t.Fatalf("alert %+v; want the run-up to stop at the quiet p007", a)
 	}
 }
+
+// TestSmallFilesSeenThroughRandomBlocks: the encryption's first small
+// files leave their chunks compressible (no incompressible overwrite),
+// but their random-looking blocks make the cycle part of the run-up, so
+// the last clean point comes before them. Points of older agents (no
+// random-block figure) are judged as before.
+func TestSmallFilesSeenThroughRandomBlocks(t *testing.T) {
+	var ps []*vault.Point
+	for i := range 6 {
+		ps = append(ps, quiet(i))
+	}
+	small := quiet(6)
+	small.Disks[0].Churn.OverwrittenRandom = 96 << 10 // 24 files of 4 KiB
+	ps = append(ps, small, encrypt(7, 150*mib), quiet(8))
+	res := Scan(Config{}, ps, nil)
+	if len(res.Alerts) != 1 || res.Alerts[0].FirstSuspect != "p006" || res.Alerts[0].LastClean != "p005" {
+		t.Fatalf("alerts %+v; want the run-up from p006 (random blocks only)", res.Alerts)
+	}
+	small.Disks[0].Churn.OverwrittenRandom = 0
+	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p007" {
+		t.Fatalf("without the figure: %+v, want the first suspect at the jump", a)
+	}
+	// Only small files, many of them: the random blocks alone alert.
+	ps = ps[:6]
+	for i := 6; i < 9; i++ {
+		p := quiet(i)
+		c := p.Disks[0].Churn
+		c.Changed, c.Overwritten, c.OverwrittenRandom = 40*mib, 40*mib, 20*mib
+		ps = append(ps, p)
+	}
+	if res := Scan(Config{}, ps, nil); len(res.Alerts) != 1 || res.Alerts[0].Trigger != "p006" {
+		t.Fatalf("small-file encryption only: %+v, want an alert at p006", res.Alerts)
+	}
+}

@@ -48,12 +48,12 @@ func (s *saver) chunkFileKnown(r io.ReaderAt, size int64, known KnownFunc, churn
 	err := s.v.scanRuns(s.ctx, r, size, jobs, func(w *worker, i, n int64, chunk []byte) error {
 		if chunk == nil {
 			zero.Add(n)
-			churn.chunk(i, n, ID{}, -1)
+			churn.chunk(i, n, ID{}, -1, nil)
 			return nil
 		}
 		ids[i] = w.id(chunk)
 		stored, err := s.store(w, dataBlob, ids[i], chunk)
-		churn.chunk(i, n, ids[i], stored)
+		churn.chunk(i, n, ids[i], stored, chunk)
 		return err
 	}, progress)
 	return ids, zero.Load(), nKnown, err

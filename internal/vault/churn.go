@@ -1,6 +1,9 @@
 package vault
 
-import "sync/atomic"
+import (
+	"math"
+	"sync/atomic"
+)
 
 // Churn is what changed on one disk since the machine's previous point,
 // as a snapshot saw it: the raw material of encryption detection
@@ -33,6 +36,48 @@ type Churn struct {
 	// OverwrittenIncompressible: chunks that held data before, now
 	// hold new incompressible data: the signature of in-place encryption.
 	OverwrittenIncompressible int64 `json:"overwritten_incompressible"`
+	// OverwrittenRandom: 4 KiB blocks of new chunks that held data
+	// before whose bytes look random (entropy of at least randomBits per
+	// byte). A file smaller than a chunk, encrypted in place, shares its
+	// chunk with other data, and the chunk as a whole still compresses:
+	// only this figure sees it. Absent (0) in points of older agents.
+	OverwrittenRandom int64 `json:"overwritten_random,omitempty"`
+}
+
+// randomBlock and randomBits define a block that looks random: the
+// byte entropy of 4 KiB of ciphertext (or of compressed data) is about
+// 7.95 bits; text is near 5, machine code near 6.5, database pages lower.
+const (
+	randomBlock = 4 << 10
+	randomBits  = 7.8
+)
+
+// xlogx[c] is c·log2(c), for the entropy of a block's byte counts.
+var xlogx = func() (t [randomBlock + 1]float64) {
+	for c := 2; c <= randomBlock; c++ {
+		t[c] = float64(c) * math.Log2(float64(c))
+	}
+	return t
+}()
+
+// randomBytes counts the bytes of data's whole 4 KiB blocks that look random.
+func randomBytes(data []byte) int64 {
+	var n int64
+	for off := 0; off+randomBlock <= len(data); off += randomBlock {
+		var counts [256]uint16
+		for _, b := range data[off : off+randomBlock] {
+			counts[b]++
+		}
+		sum := 0.0
+		for _, c := range counts {
+			sum += xlogx[c]
+		}
+		// H = log2(N) - Σ c·log2(c) / N
+		if 12-sum/randomBlock >= randomBits {
+			n += randomBlock
+		}
+	}
+	return n
 }
 
 // churnCounter accumulates a Churn from the scan's parallel workers.
@@ -40,11 +85,12 @@ type churnCounter struct {
 	prev                                        []ID
 	read, changed, overwritten, zeroed          atomic.Int64
 	newRaw, newStored, incompressible, owIncomp atomic.Int64
+	owRandom                                    atomic.Int64
 }
 
-// chunk counts chunk i of n bytes read with id; stored is what save
-// reported (-1: not new to the vault).
-func (c *churnCounter) chunk(i, n int64, id ID, stored int) {
+// chunk counts chunk i of n bytes read with id and content data (nil
+// for zeros); stored is what save reported (-1: not new to the vault).
+func (c *churnCounter) chunk(i, n int64, id ID, stored int, data []byte) {
 	c.read.Add(n)
 	var before ID // beyond the previous point's end (or without one): zeros
 	if i < int64(len(c.prev)) {
@@ -66,6 +112,9 @@ func (c *churnCounter) chunk(i, n int64, id ID, stored int) {
 	}
 	c.newRaw.Add(n)
 	c.newStored.Add(int64(stored))
+	if held {
+		c.owRandom.Add(randomBytes(data))
+	}
 	if int64(stored) >= n {
 		c.incompressible.Add(n)
 		if held {
@@ -77,5 +126,6 @@ func (c *churnCounter) chunk(i, n int64, id ID, stored int) {
 func (c *churnCounter) result() *Churn {
 	return &Churn{Baseline: c.prev != nil, Read: c.read.Load(), Changed: c.changed.Load(),
 		Overwritten: c.overwritten.Load(), Zeroed: c.zeroed.Load(), New: c.newRaw.Load(),
-		NewStored: c.newStored.Load(), Incompressible: c.incompressible.Load(), OverwrittenIncompressible: c.owIncomp.Load()}
+		NewStored: c.newStored.Load(), Incompressible: c.incompressible.Load(), OverwrittenIncompressible: c.owIncomp.Load(),
+		OverwrittenRandom: c.owRandom.Load()}
 }

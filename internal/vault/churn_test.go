@@ -56,7 +56,7 @@ func TestChurnFigures(t *testing.T) {
 	}
 	got := *second.Point.Disks[0].Churn
 	want := Churn{Baseline: true, Read: 8 * mb, Changed: 3 * mb, Overwritten: 2 * mb, New: 3 * mb,
-		Incompressible: 2 * mb, OverwrittenIncompressible: mb}
+		Incompressible: 2 * mb, OverwrittenIncompressible: mb, OverwrittenRandom: mb}
 	got.NewStored = 0
 	if got != want {
 		t.Fatalf("churn %+v, want %+v", got, want)
@@ -80,5 +80,18 @@ func TestChurnFigures(t *testing.T) {
 	}
 	if c := third.Point.Disks[0].Churn; c.Zeroed != mb || c.Changed != mb || c.New != 0 || c.OverwrittenIncompressible != 0 {
 		t.Fatalf("zeroed churn %+v", c)
+	}
+	// Small files encrypted in place: one 4 KiB block in each of eight
+	// chunks of text. Each chunk still compresses as a whole, so only the
+	// random-block figure sees them.
+	for k := range int64(8) {
+		patch(t, img, 2*mb+k*64<<10, "random", 4<<10, 6+uint64(k))
+	}
+	fourth, err := v.SnapshotKnown(ctx, SnapshotOptions{Machine: "m", Disks: src, Previous: third.IDs}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := fourth.Point.Disks[0].Churn; c.Overwritten != int64(8*v.cfg.ChunkSize) || c.OverwrittenIncompressible != 0 || c.OverwrittenRandom != 8*4<<10 {
+		t.Fatalf("churn after small encrypted files %+v: want 8 chunks overwritten, none incompressible, 32 KiB random", c)
 	}
 }
