@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/httpauth"
 )
 
@@ -57,7 +58,7 @@ func loadOrCreateToken(path string, log *slog.Logger) (string, error) {
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	err = createFileAtomic(path, []byte(hex.EncodeToString(b)+"\n"))
+	err = atomicfile.CreateFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("creating API token file: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/miekg/dns"
 )
 
@@ -116,10 +117,10 @@ func writeKey(dir, origin, which string, k *zoneKey) error {
 		return err
 	}
 	pubPath, privPath := keyFiles(dir, origin, which)
-	if err := createFileAtomic(privPath, []byte(k.pub.PrivateKeyString(k.priv))); err != nil {
+	if err := atomicfile.CreateFile(privPath, []byte(k.pub.PrivateKeyString(k.priv)), 0o600); err != nil {
 		return err
 	}
-	return createFileAtomic(pubPath, []byte(k.pub.String()+"\n"))
+	return atomicfile.CreateFile(pubPath, []byte(k.pub.String()+"\n"), 0o600)
 }
 
 // DS returns the DS records (SHA-256) of the zones' keys, for the registrar:

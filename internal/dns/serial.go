@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/dns/health"
 )
 
@@ -265,7 +266,7 @@ func (v *versions) persist() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(v.path, append(b, '\n'))
+	return atomicfile.WriteFile(v.path, append(b, '\n'), 0o600)
 }
 
 // current returns a zone's versions, oldest first.

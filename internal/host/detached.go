@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/qemudrv"
 	"github.com/haven-dr/haven/internal/vnet"
@@ -66,7 +67,7 @@ func (h *Local) startDetached(ctx context.Context, site, kind string, spec machi
 	mf := MachineFile{Machine: spec, Driver: kind, QEMUBoot: h.QEMUBoot, Networks: nets, StateDir: stateDir, PIDFile: h.pidFile(site, spec.Name),
 		Log: filepath.Join(h.machineDir(site), spec.Name+".run.log")}
 	b, _ := json.MarshalIndent(mf, "", "  ")
-	if err := writeFileAtomic(h.machineFile(site, spec.Name), b); err != nil {
+	if err := atomicfile.WriteFile(h.machineFile(site, spec.Name), b, 0o600); err != nil {
 		return err
 	}
 	return h.runStart(ctx, site, spec.Name)

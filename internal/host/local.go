@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/qemudrv"
@@ -91,29 +92,7 @@ func loadID(path string) (string, error) {
 	b = make([]byte, 3)
 	rand.Read(b)
 	id := vnet.Prefix + hex.EncodeToString(b)
-	return id, writeFileAtomic(path, []byte(id+"\n"))
-}
-
-// writeFileAtomic writes a small record so a crash leaves the old or the
-// new version, never a torn one.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".hvtmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return id, atomicfile.WriteFile(path, []byte(id+"\n"), 0o600)
 }
 
 func readJSON(path string, v any) error {
@@ -132,5 +111,5 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b)
+	return atomicfile.WriteFile(path, b, 0o600)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
@@ -114,11 +115,7 @@ func (a *alerts) firstSeen(plan string, now time.Time) (time.Time, error) {
 	}
 	a.seen[plan] = now
 	b, _ := json.MarshalIndent(a.seen, "", "  ")
-	tmp := a.seenFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return now, err
-	}
-	return now, os.Rename(tmp, a.seenFile)
+	return now, atomicfile.WriteFile(a.seenFile, b, 0o600)
 }
 
 // planDrills summarises plan's drill history for the drill rule.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/haven-dr/haven/internal/alert"
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
@@ -244,11 +245,7 @@ func writeCatalogSeq(file string, seq uint64) error {
 	if file == "" {
 		return nil
 	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
+	return atomicfile.WriteFile(file, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600)
 }
 
 func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {

@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/httpauth"
-	"github.com/haven-dr/haven/internal/tlsca"
 )
 
 // tokenHashes is state_dir/tokens.json: each role's token as a SHA-256
@@ -163,7 +163,7 @@ func writeTokenHashes(path string, h tokenHashes) error {
 	if err != nil {
 		return err
 	}
-	return tlsca.WriteFileSync(path, append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 // RotateToken gives role (admin or viewer) a new random token: written
@@ -186,7 +186,7 @@ func RotateToken(c *Config, role string) error {
 	}
 	// The file first: if the hash were written first and this failed,
 	// the operator would hold no working token.
-	if err := tlsca.WriteFileSync(file, []byte(tok+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
 		return err
 	}
 	h[role] = hashToken(tok)

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/haven-dr/haven/internal/atomicfile"
 )
 
 // LoadOrMake loads dir/server.crt and dir/server.key, making them (and the
@@ -103,7 +105,7 @@ func MakeCerts(dir string, hosts []string) error {
 		if err != nil {
 			return err
 		}
-		if err := WriteFileSync(filepath.Join(dir, f.name), pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: der}), f.mode); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: der}), f.mode); err != nil {
 			return err
 		}
 	}
@@ -113,25 +115,4 @@ func MakeCerts(dir string, hosts []string) error {
 func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	return n
-}
-
-// WriteFileSync writes path whole: a synced temporary file renamed over it.
-func WriteFileSync(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

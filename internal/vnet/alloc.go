@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/haven-dr/haven/internal/atomicfile"
 )
 
 // Mode says how a NIC gets its address on the recovery network.
@@ -148,9 +150,8 @@ func (a *Allocator) save() error {
 	if err := os.MkdirAll(filepath.Dir(a.path), 0o755); err != nil {
 		return fmt.Errorf("vnet: allocations dir: %w", err)
 	}
-	tmp := a.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(a.path, b, 0o644); err != nil {
 		return fmt.Errorf("vnet: write allocations: %w", err)
 	}
-	return os.Rename(tmp, a.path)
+	return nil
 }

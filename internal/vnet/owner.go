@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/haven-dr/haven/internal/atomicfile"
 )
 
 // ErrOwned is returned by cleanups for a resource whose recorded owner is a
@@ -71,11 +73,7 @@ func WriteOwner(path string, o Owner) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(o.String()+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, []byte(o.String()+"\n"), 0o644)
 }
 
 // Owned returns an error wrapping ErrOwned, naming what and the owner's pid,
