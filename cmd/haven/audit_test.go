@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"github.com/haven-dr/haven/internal/blob/fileblob"
 	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/server/servertest"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -45,23 +43,9 @@ func TestAuditTLSAndRotateCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		s.Close()
-	})
-	url := "https://" + ln.Addr().String()
+	r := servertest.Start(t, cfg, server.Options{})
+	ln := r.Addr
+	url := "https://" + ln
 	ca := filepath.Join(cfg.StateDir, "tls", "ca.crt")
 	audit := func(extra ...string) ([]store.AuditEntry, error) {
 		out, err := runCLI(append([]string{"audit", "--json", "--server", url, "--token-file", cfg.TokenFile}, extra...)...)

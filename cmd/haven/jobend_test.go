@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +10,7 @@ import (
 	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/blob/fileblob"
 	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/server/servertest"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -70,22 +68,8 @@ func TestFollowExitCodesCLI(t *testing.T) {
 	if err := cfg.Defaults(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		s.Close()
-	})
+	r := servertest.Start(t, cfg, server.Options{})
+	s, ln, ctx := r.Server, r.Addr, context.Background()
 	now := time.Now().UTC()
 	for state, want := range map[store.JobState]int{store.Succeeded: exitOK, store.Failed: exitJobFailed,
 		store.Canceled: exitJobCanceled, store.Waiting: exitJobWaiting} {
@@ -93,7 +77,7 @@ func TestFollowExitCodesCLI(t *testing.T) {
 		if err := s.Orchestrator().Store.CreateJob(ctx, j); err != nil {
 			t.Fatal(err)
 		}
-		out, err := runCLI("job", "watch", j.ID, "--server", ln.Addr().String(), "--token-file", cfg.TokenFile)
+		out, err := runCLI("job", "watch", j.ID, "--server", ln, "--token-file", cfg.TokenFile)
 		if got := exitCode(err); got != want {
 			t.Errorf("haven job watch of a %s job: exit %d (%v), want %d\n%s", state, got, err, want, out)
 		}

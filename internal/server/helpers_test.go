@@ -7,13 +7,10 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 	"github.com/haven-dr/haven/internal/blob/fileblob"
 	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/server/servertest"
 	"github.com/haven-dr/haven/internal/vault"
 )
 
@@ -166,31 +164,7 @@ func (e *env) start(t *testing.T) *running {
 // o names one.
 func (e *env) startWith(t *testing.T, o server.Options) *running {
 	t.Helper()
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	s, err := server.New(context.Background(), e.cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		s.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, ln) }()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	t.Cleanup(stop)
+	r := servertest.Start(t, e.cfg, o)
 	// The operator may have deleted the file: the server needs only
 	// the token's hash (tokens_test.go).
 	tok, err := httpauth.ReadTokenFile(e.cfg.TokenFile)
@@ -201,7 +175,7 @@ func (e *env) startWith(t *testing.T, o server.Options) *running {
 	if e.cfg.TLS.Mode != "off" {
 		scheme = "https://"
 	}
-	return &running{Server: s, base: scheme + ln.Addr().String(), token: tok, stop: stop}
+	return &running{Server: r.Server, base: scheme + r.Addr, token: tok, stop: r.Stop}
 }
 
 // answer is an HTTP answer, read whole.

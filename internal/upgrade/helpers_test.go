@@ -2,21 +2,18 @@ package upgrade_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/server/servertest"
 )
 
 // protectionDoc is the fixture's plan: machine db (the vault's points)
@@ -98,29 +95,8 @@ type running struct {
 
 func (s *site) start(t *testing.T) *running {
 	t.Helper()
-	srv, err := server.New(t.Context(), s.cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	stop := sync.OnceFunc(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	t.Cleanup(stop)
-	return &running{base: "http://" + ln.Addr().String(), stop: stop}
+	r := servertest.Start(t, s.cfg, server.Options{})
+	return &running{base: "http://" + r.Addr, stop: r.Stop}
 }
 
 // call sends a request and returns the status and the body.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
+	"github.com/haven-dr/haven/internal/server/servertest"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -66,31 +66,16 @@ func startServer(t *testing.T) (*server.Server, *client.Client, string) {
 	if err := cfg.Defaults(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(context.Background(), cfg, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		s.Close()
-	})
+	r := servertest.Start(t, cfg, server.Options{})
 	tok, err := httpauth.ReadTokenFile(cfg.TokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := client.New(ln.Addr().String(), tok, 10*time.Second)
+	c := client.New(r.Addr, tok, 10*time.Second)
 	if _, err := c.Apply(context.Background(), []byte(doc)); err != nil {
 		t.Fatal(err)
 	}
-	return s, c, ln.Addr().String()
+	return r.Server, c, r.Addr
 }
 
 func wantAPIError(t *testing.T, what string, err error, status int, code string, says string) {
