@@ -51,6 +51,11 @@ type Config struct {
 	// clean point must come before its first write. Erring early costs
 	// some data; erring late restores encrypted files.
 	OnsetBytes int64 `yaml:"onset_bytes" json:"onset_bytes"`
+	// OnsetGap: the walk-back passes over up to this many quiet cycles
+	// to an earlier suspect one. Encrypted pages reach the disk when the
+	// page cache writes them back (up to 30 s later, in bursts), so an
+	// attack under way can leave a cycle or two without a visible write.
+	OnsetGap int `yaml:"onset_gap" json:"onset_gap"`
 }
 
 // Defaults.
@@ -61,13 +66,14 @@ const (
 	DefaultFactor   = 4
 	DefaultMinBytes = 8 << 20
 	DefaultMinShare = 0.3
-	DefaultOnset    = 4 << 10 // one random block
+	DefaultOnset    = 16 << 10
+	DefaultOnsetGap = 2
 )
 
 // Check refuses values that would make the detector blind or meaningless.
 func (c Config) Check() error {
 	switch {
-	case c.Window < 0 || c.Warmup < 0 || c.K < 0 || c.Factor < 0 || c.MinBytes < 0 || c.MinShare < 0 || c.OnsetBytes < 0:
+	case c.Window < 0 || c.Warmup < 0 || c.K < 0 || c.Factor < 0 || c.MinBytes < 0 || c.MinShare < 0 || c.OnsetBytes < 0 || c.OnsetGap < 0:
 		return fmt.Errorf("negative value in %+v", c)
 	case c.MinShare > 1:
 		return fmt.Errorf("min_share %v: a share is at most 1", c.MinShare)
@@ -99,6 +105,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.OnsetBytes <= 0 {
 		c.OnsetBytes = DefaultOnset
+	}
+	if c.OnsetGap <= 0 {
+		c.OnsetGap = DefaultOnsetGap
 	}
 	return c
 }
@@ -160,8 +169,12 @@ func Scan(cfg Config, points []*vault.Point, closed map[string]time.Time) Result
 		}
 		if a, ok := judge(cfg, p, hist); ok {
 			first := i
-			for first > free && onset(cfg, ps[first-1], hist) {
-				first--
+			for j, gap := i-1, 0; j >= free && gap <= cfg.OnsetGap; j-- {
+				if onset(cfg, ps[j], hist) {
+					first, gap = j, 0
+				} else {
+					gap++
+				}
 			}
 			a.FirstSuspect, a.SuspectTime = ps[first].ID, ps[first].Time
 			if first > 0 {

@@ -149,10 +149,17 @@ func TestOnsetBeforeTrigger(t *testing.T) {
 	if a.Trigger != "p008" || a.FirstSuspect != "p006" || a.LastClean != "p005" || !res.Suspect["p006"] || !res.Suspect["p007"] || res.Suspect["p005"] {
 		t.Fatalf("alert %+v, suspect %v; want trigger p008, first suspect p006, last clean p005", a, res.Suspect)
 	}
-	// A quiet cycle between the small start and the jump ends the run-up.
+	// A quiet cycle between the small start and the jump (the page
+	// cache had not written the next encrypted files back yet) does not
+	// end the run-up...
 	ps[7] = quiet(7)
-	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p008" || a.LastClean != "p007" {
-		t.Fatalf("alert %+v; want the run-up to stop at the quiet p007", a)
+	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p006" || a.LastClean != "p005" {
+		t.Fatalf("alert %+v; want the run-up to pass over the quiet p007", a)
+	}
+	// ...but three quiet cycles do.
+	ps = append(ps[:6:6], encrypt(6, 3*mib), quiet(7), quiet(8), quiet(9), encrypt(10, 150*mib))
+	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p010" || a.LastClean != "p009" {
+		t.Fatalf("alert %+v; want the run-up to stop at three quiet cycles", a)
 	}
 }
 

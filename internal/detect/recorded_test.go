@@ -26,7 +26,10 @@ type recording struct {
 
 // TestRecordedSeries replays recorded runs: the detector with its defaults
 // raises exactly one alert, at a point captured after the attack began,
-// and marks no point taken before it suspect (the benign workloads of the
+// marks no point taken before it suspect and every point of the attack
+// with encrypted-looking overwrites in sight suspect (ransom-5: a slow
+// attack on a loaded machine whose page cache left a quiet cycle in the
+// middle of it) (the benign workloads of the
 // run — bulk load, package unpacking, archive copy — raise nothing).
 func TestRecordedSeries(t *testing.T) {
 	files, _ := filepath.Glob("testdata/ransom-*.json")
@@ -59,6 +62,11 @@ func TestRecordedSeries(t *testing.T) {
 			for _, p := range ps {
 				if res.Suspect[p.ID] && p.Time.Before(rec.Detection.AttackStart) {
 					t.Errorf("point %s taken before the attack is suspect", p.ID)
+				}
+				// Every point of the attack with encrypted blocks in
+				// sight comes after the last clean one.
+				if c := p.Disks[0].Churn; p.Time.After(rec.Detection.AttackStart) && signal(c) >= DefaultOnset && !res.Suspect[p.ID] {
+					t.Errorf("point %s holds %d bytes of encrypted-looking overwrites from the attack and is not suspect", p.ID, signal(c))
 				}
 			}
 			t.Logf("alert at %s (first suspect %s, last clean %s): %s", a.Trigger, a.FirstSuspect, a.LastClean, a.Reason())
