@@ -86,6 +86,7 @@ key=$(openssl rand -hex 32); iv=$(openssl rand -hex 16)
 find "$1" -type f | while read -r f; do
   openssl enc -aes-256-ctr -K "$key" -iv "$iv" -in "$f" | dd of="$f" conv=notrunc status=none
 done`, "ransom", filepath.Join(x.inner, "data"))
+	enc.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	attack := time.Now()
 	if err := enc.Start(); err != nil {
 		t.Fatal(err)
@@ -93,9 +94,17 @@ done`, "ransom", filepath.Join(x.inner, "data"))
 	finished := make(chan error, 1)
 	var encrypted time.Time
 	go func() { err := enc.Wait(); encrypted = time.Now(); finished <- err }()
+	defer syscall.Kill(-enc.Process.Pid, syscall.SIGKILL)
 	a := x.waitAlert(attack)
 	alerted := time.Now()
-	if err := <-finished; err != nil {
+	if os.Getenv("HAVEN_RANSOM_REPORT") == "" {
+		// In the suite the attack stops at the alert (what an operator's
+		// response does): the rest of it takes minutes and changes
+		// nothing below; the measurement (bench/ransom/run.sh) lets it
+		// run to the end to report its duration.
+		syscall.Kill(-enc.Process.Pid, syscall.SIGKILL)
+		<-finished
+	} else if err := <-finished; err != nil {
 		t.Fatalf("encryption script: %v", err)
 	}
 	ps := x.points()
@@ -118,8 +127,13 @@ done`, "ransom", filepath.Join(x.inner, "data"))
 	}
 	x.report.Detection = ransomDetection{AttackStart: attack, AttackSeconds: encrypted.Sub(attack).Seconds(), AlertSeconds: alerted.Sub(attack).Seconds(),
 		Cycles: cycles, Trigger: a.Trigger, FirstSuspect: a.FirstSuspect, LastClean: a.LastClean, Reason: a.Reason, EncryptedBytes: treeSize(t, filepath.Join(x.inner, "data"))}
-	t.Logf("attack: %.1f MiB encrypted in %.1fs; alert %.1fs after the attack began, at the %d. point captured after it: %s",
-		float64(x.report.Detection.EncryptedBytes)/(1<<20), x.report.Detection.AttackSeconds, x.report.Detection.AlertSeconds, cycles, a.Reason)
+	if os.Getenv("HAVEN_RANSOM_REPORT") == "" {
+		t.Logf("attack stopped at the alert, %.1fs after it began, at the %d. point captured after it: %s",
+			x.report.Detection.AlertSeconds, cycles, a.Reason)
+	} else {
+		t.Logf("attack: %.1f MiB encrypted in %.1fs; alert %.1fs after the attack began, at the %d. point captured after it: %s",
+			float64(x.report.Detection.EncryptedBytes)/(1<<20), x.report.Detection.AttackSeconds, x.report.Detection.AlertSeconds, cycles, a.Reason)
+	}
 
 	// The last clean point holds the database as it was before the attack.
 	st := mustHaven(t, x.serverEnv, "status")
