@@ -16,7 +16,7 @@ import (
 // day. Entry i of each column is one point.
 type CatalogPoints struct {
 	Machine string `json:"machine"`
-	// Captured is each point's capture time in Unix milliseconds, the
+	// Captured is each point's capture time in Unix nanoseconds, the
 	// first absolute and each next one as the difference to the one
 	// before (records are oldest first).
 	Captured []int64 `json:"captured"`
@@ -45,13 +45,13 @@ func packPoints(machine string, recs []store.PointRecord) CatalogPoints {
 	cp := CatalogPoints{Machine: machine}
 	var prev int64
 	for i, r := range recs {
-		ms := r.Captured.UnixMilli()
+		ns := r.Captured.UnixNano()
 		if i == 0 {
-			cp.Captured = append(cp.Captured, ms)
+			cp.Captured = append(cp.Captured, ns)
 		} else {
-			cp.Captured = append(cp.Captured, ms-prev)
+			cp.Captured = append(cp.Captured, ns-prev)
 		}
-		prev = ms
+		prev = ns
 		id, sfx := r.Point, ""
 		if t := r.Captured.UTC().Format(pointIDTime) + "-"; len(id) > len(t) && id[:len(t)] == t {
 			id, sfx = "", id[len(t):]
@@ -72,14 +72,14 @@ func (cp CatalogPoints) records(seen time.Time) ([]store.PointRecord, error) {
 		return nil, fmt.Errorf("point history of %s: columns of different lengths", cp.Machine)
 	}
 	out := make([]store.PointRecord, n)
-	var ms int64
+	var ns int64
 	for i := range n {
 		if i == 0 {
-			ms = cp.Captured[0]
+			ns = cp.Captured[0]
 		} else {
-			ms += cp.Captured[i]
+			ns += cp.Captured[i]
 		}
-		t := time.UnixMilli(ms).UTC()
+		t := time.Unix(0, ns).UTC()
 		id := cp.IDs[i]
 		if id == "" {
 			id = t.Format(pointIDTime) + "-" + cp.Suffixes[i]

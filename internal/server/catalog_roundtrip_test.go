@@ -111,7 +111,7 @@ func (l *lostServer) history(t *testing.T, now time.Time) (points map[string][]s
 	for _, m := range []string{"db", "web"} {
 		var all []store.PointRecord
 		for i := range 300 {
-			c := old.Add(time.Duration(i) * 6 * time.Hour).Add(time.Duration(i*7) * time.Millisecond)
+			c := old.Add(time.Duration(i) * 6 * time.Hour).Add(time.Duration(i*7)*time.Millisecond + time.Duration(i*13)*time.Nanosecond)
 			if c.After(now) {
 				break
 			}
@@ -234,7 +234,7 @@ func TestCatalogRoundTripOnBlankMachine(t *testing.T) {
 		}
 		for i := range want {
 			g, w := got[i], want[i]
-			if g.Point != w.Point || !g.Captured.Equal(w.Captured.Truncate(time.Millisecond)) || g.TargetSeconds != w.TargetSeconds || g.Consistency != w.Consistency {
+			if g.Point != w.Point || !g.Captured.Equal(w.Captured) || g.TargetSeconds != w.TargetSeconds || g.Consistency != w.Consistency {
 				t.Fatalf("%s point %d: got %+v want %+v", m, i, g, w)
 			}
 		}
