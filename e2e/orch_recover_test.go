@@ -306,4 +306,3 @@ func (s *drSite) readCatalog(ctx context.Context) (*server.Catalog, error) {
 	var c server.Catalog
 	return &c, json.Unmarshal(b, &c)
 }
-

@@ -256,4 +256,6 @@ func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
 }
 
 // testJob: a drill's jobs, whose copy was on the lost machine.
-func testJob(t store.JobType) bool { return t == orchestrator.TestFailover || t == orchestrator.TestCleanup }
+func testJob(t store.JobType) bool {
+	return t == orchestrator.TestFailover || t == orchestrator.TestCleanup
+}
