@@ -71,7 +71,7 @@ func newServerCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&path, "config", "/etc/haven/server.yaml", "server configuration file")
 	c.Flags().BoolVar(&recoverVault, "recover-from-vault", false,
-		"rebuild the state (config, plans, drill and job history) from the catalog the last server wrote to the vault, then run")
+		"rebuild the state (config, plans, drill, point and job history) and credentials (token files, token hashes, TLS CA) from the catalog the last server wrote to the vault, then run")
 	c.Flags().StringVar(&useCopy, "use-copy", "", "work on this copy (server config copies:) instead of the vault, when the vault is lost")
 	c.AddCommand(newServerTokenCmd())
 	c.Flags().BoolVar(&newAdmin, "new-admin-token", false,
