@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +14,7 @@ import (
 
 func newServerCmd() *cobra.Command {
 	var path string
-	var recoverVault, force bool
+	var recoverVault, force, newAdmin bool
 	var useCopy string
 	c := &cobra.Command{
 		Use:   "server",
@@ -45,6 +46,14 @@ func newServerCmd() *cobra.Command {
 				} else if err != nil {
 					return err
 				}
+				if newAdmin {
+					if err := server.RotateToken(cfg, "admin"); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "new admin token written to %s; the old admin token no longer works\n", cfg.TokenFile)
+				}
+			} else if newAdmin {
+				return usageError("--new-admin-token goes with --recover-from-vault (on a running server: haven server token rotate)")
 			}
 			s, err := server.New(cmd.Context(), cfg, server.Options{Logger: log})
 			if errors.Is(err, server.ErrConfig) {
@@ -62,9 +71,11 @@ func newServerCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&path, "config", "/etc/haven/server.yaml", "server configuration file")
 	c.Flags().BoolVar(&recoverVault, "recover-from-vault", false,
-		"rebuild the state (config, plans, drill and job history) from the catalog the last server wrote to the vault, then run")
+		"rebuild the state (config, plans, drill, point and job history) and credentials (token files, token hashes, TLS CA) from the catalog the last server wrote to the vault, then run")
 	c.Flags().StringVar(&useCopy, "use-copy", "", "work on this copy (server config copies:) instead of the vault, when the vault is lost")
 	c.AddCommand(newServerTokenCmd())
+	c.Flags().BoolVar(&newAdmin, "new-admin-token", false,
+		"with --recover-from-vault: give the admin a new token (written to token_file) instead of the lost server's")
 	c.Flags().BoolVar(&force, "force", false, "with --recover-from-vault: move an existing SQLite state.db aside instead of refusing")
 	return c
 }

@@ -59,7 +59,6 @@ func (o *Orchestrator) submit(ctx context.Context, typ JobType, plan string, p P
 		return nil, err
 	}
 	var j *store.Job
-	var tookOver bool
 	err = o.Store.InTx(ctx, func(tx store.Tx) error {
 		cfg, _, err := configIn(ctx, tx)
 		if err != nil {
@@ -87,7 +86,7 @@ func (o *Orchestrator) submit(ctx context.Context, typ JobType, plan string, p P
 			}
 		}
 		if typ == TestCleanup {
-			if tookOver, err = takeOverFailedDrill(ctx, tx, st); err != nil {
+			if err := takeOverFailedDrill(ctx, tx, st); err != nil {
 				return err
 			}
 		}
@@ -103,9 +102,9 @@ func (o *Orchestrator) submit(ctx context.Context, typ JobType, plan string, p P
 	if err != nil {
 		return nil, err
 	}
-	if tookOver {
-		o.changed()
-	}
+	// The catalog then holds the job whole while it runs: a control
+	// plane lost mid-failover is rebuilt with it, to retry or cancel.
+	o.changed()
 	o.metrics.jobsStarted.WithLabelValues(string(typ)).Inc()
 	o.launch(j)
 	return j, nil
@@ -186,20 +185,20 @@ func (o *Orchestrator) newJob(k *kind, typ JobType, cfg *protection.Config, st *
 // takeOverFailedDrill ends a drill that stopped at a failed step, so the
 // cleanup (which removes its copy and records it as failed) may hold the
 // plan; retry is no longer possible once cleanup was asked for.
-func takeOverFailedDrill(ctx context.Context, tx store.Tx, st *store.PlanState) (bool, error) {
+func takeOverFailedDrill(ctx context.Context, tx store.Tx, st *store.PlanState) error {
 	if st.Test == "" {
-		return false, nil
+		return nil
 	}
 	tj, err := tx.Job(ctx, st.Test)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return nil
 	}
 	if err != nil || tj.State != store.Failed {
-		return false, err
+		return err
 	}
 	now := time.Now().UTC()
 	tj.State, tj.Ended = store.Canceled, &now
-	return true, tx.SaveJob(ctx, tj)
+	return tx.SaveJob(ctx, tj)
 }
 
 // load rebuilds a run from a stored job.

@@ -181,3 +181,21 @@ func testNote(st *store.PlanState) string {
 	}
 	return ""
 }
+
+// RerunAll marks every step of j to run again: for a job in flight when
+// its control plane was lost, taken over by one rebuilt from the vault
+// without the host it ran on. Each step is a reconcile, so running a done
+// one again does on the new host what is missing there. The step past
+// which the job cannot be undone stays begun, so cancel is still refused.
+func RerunAll(j *store.Job) {
+	nr, past := pastNoReturn(j)
+	for i := range j.Steps {
+		s := &j.Steps[i]
+		s.Ended, s.Error = nil, ""
+		if past && s.Name == nr {
+			s.State = store.StepRunning
+		} else {
+			s.State, s.Started = store.StepPending, nil
+		}
+	}
+}

@@ -35,24 +35,36 @@ const catalogSeqFile = "catalog-seq"
 // rewritten whole on every change.
 const catalogJobs = 500
 
+// catalogFormat is the document's format: 2 added Format, Secrets,
+// Schedules, Points and whole records of jobs in flight; a document
+// without it (format 1) is read with those empty (docs/vault-format.md).
+const catalogFormat = 2
+
 // Catalog is what the server writes to the vault's catalog/server.
 type Catalog struct {
+	Format        int               `json:"format,omitempty"`
 	Written       time.Time         `json:"written"`
 	ConfigVersion int64             `json:"config_version"`
 	Config        json.RawMessage   `json:"config,omitempty"`
 	Plans         []store.PlanState `json:"plans,omitempty"`
 	Drills        []store.Drill     `json:"drills,omitempty"` // newest first
 	Jobs          []CatalogJob      `json:"jobs,omitempty"`   // newest first
+	// Schedules are the plans' scheduled-drill states (the newest
+	// instant handled, the drill in flight).
+	Schedules []store.DrillSchedule `json:"drill_schedules,omitempty"`
+	// Points is the point history since catalogPointsSince, per machine.
+	Points  []CatalogPoints `json:"points,omitempty"`
+	Secrets *CatalogSecrets `json:"secrets,omitempty"`
 	// seq is the version it was read as: the vault keeps the counter
 	// in the sealed object's header, not in this document.
 	seq uint64
 }
 
 // CatalogJob is a job's summary: enough to answer "what ran, when, and
-// how did it end", not to resume it. A job that a plan's state still
-// names as its failover is kept whole (Record), since commit, cancel,
-// reprotect and failback on a recovered server act on what it created
-// and the config it ran with.
+// how did it end". A job that a plan's state still names as its failover
+// is kept whole (Record), since commit, cancel, reprotect and failback on
+// a recovered server act on what it created and the config it ran with;
+// so is a job in flight, which a recovered server can retry.
 type CatalogJob struct {
 	ID      string               `json:"id"`
 	Plan    string               `json:"plan"`
@@ -88,6 +100,8 @@ type catalogWriter struct {
 
 	// seqFile keeps held across restarts ("" in memory only).
 	seqFile string
+	// secrets reads the credentials for the applied config (nil: none).
+	secrets func(doc json.RawMessage) (*CatalogSecrets, error)
 
 	mu      sync.Mutex
 	failing *alert.CatalogWrite // nil while the last write worked
@@ -189,6 +203,11 @@ func (w *catalogWriter) save(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if w.secrets != nil {
+		if c.Secrets, err = w.secrets(c.Config); err != nil {
+			return err
+		}
+	}
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -249,7 +268,7 @@ func writeCatalogSeq(file string, seq uint64) error {
 }
 
 func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {
-	c := &Catalog{Written: time.Now().UTC()}
+	c := &Catalog{Format: catalogFormat, Written: time.Now().UTC()}
 	var err error
 	if c.ConfigVersion, c.Config, err = st.Config(ctx); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -258,6 +277,9 @@ func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {
 		return nil, err
 	}
 	if c.Drills, err = st.Drills(ctx, ""); err != nil {
+		return nil, err
+	}
+	if c.Schedules, c.Points, err = catalogHistory(ctx, st, c.Config, c.Written); err != nil {
 		return nil, err
 	}
 	jobs, err := st.Jobs(ctx, store.JobFilter{Limit: catalogJobs})
@@ -273,7 +295,7 @@ func buildCatalog(ctx context.Context, st store.Store) (*Catalog, error) {
 		if rep, err := orchestrator.BuildReport(j); err == nil {
 			cj.Report = rep
 		}
-		if held[j.ID] {
+		if held[j.ID] || store.Active(j.State) {
 			cj.Record = &CatalogRecord{Params: j.Params, Config: j.Config, Steps: j.Steps, Outputs: j.Outputs}
 		}
 		c.Jobs = append(c.Jobs, cj)
@@ -292,13 +314,23 @@ func heldJobs(plans []store.PlanState) map[string]bool {
 	return held
 }
 
-// withHeld adds to jobs (newest first) the held jobs older than the
-// newest catalogJobs: a plan failed over long ago still needs its
-// failover's record.
+// withHeld adds to jobs (newest first) the held and active jobs older
+// than the newest catalogJobs: a plan failed over long ago still needs
+// its failover's record, and a job failed long ago still holds its plan.
 func withHeld(ctx context.Context, st store.Store, plans []store.PlanState, jobs []*store.Job) ([]*store.Job, error) {
 	have := map[string]bool{}
 	for _, j := range jobs {
 		have[j.ID] = true
+	}
+	active, err := st.Jobs(ctx, store.JobFilter{Active: true})
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range active {
+		if !have[j.ID] {
+			have[j.ID] = true
+			jobs = append(jobs, j)
+		}
 	}
 	for id := range heldJobs(plans) {
 		if have[id] {

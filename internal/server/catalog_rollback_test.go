@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -46,6 +47,12 @@ func threeApplies(t *testing.T, e *env) {
 	if n := len(catalogObjects(t, e)); n < 3 {
 		t.Fatalf("%d catalog versions after three saved applies, want one each", n)
 	}
+	// The writer records the version it wrote in state_dir after the
+	// vault write: the state holds the newest once that file says so.
+	eventually(t, "catalog-seq at the newest version", func() bool {
+		b, _ := os.ReadFile(filepath.Join(e.cfg.StateDir, "catalog-seq"))
+		return strings.TrimSpace(string(b)) == strconv.Itoa(len(catalogObjects(t, e)))
+	})
 }
 
 func recoveredDoc(t *testing.T, cfg *server.Config) string {

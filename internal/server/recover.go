@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
 	"github.com/haven-dr/haven/internal/vault"
 )
@@ -23,7 +24,10 @@ var ErrCatalogRollback = errors.New("the vault's catalog is older than this stat
 
 // RecoverFromVault rebuilds the server's state (state.db) from the catalog
 // the last control plane wrote to the vault: the applied config, plan
-// states, drill history, and jobs as ended records that are never re-run.
+// states, drill history and schedules, point history, and jobs (ended
+// ones as records; a failover in flight as failed, to retry or cancel);
+// and the credentials a blank machine lacks (token files the config
+// names, token hashes, the TLS CA), which are written before the state.
 // It refuses when state.db exists, unless force, which moves it aside
 // (nothing is deleted). The new state.db appears whole or not at all. With
 // a PostgreSQL state (cfg.State) it fills that database, which must be empty.
@@ -39,6 +43,9 @@ func RecoverFromVault(ctx context.Context, cfg *Config, force bool, log *slog.Lo
 	}
 	c, err := readCatalog(ctx, cfg, log)
 	if err != nil {
+		return err
+	}
+	if err := restoreSecrets(cfg, c.Secrets, log); err != nil {
 		return err
 	}
 	tmp := filepath.Join(cfg.StateDir, ".recovering")
@@ -93,6 +100,9 @@ func recoverPostgres(ctx context.Context, cfg *Config, force bool, log *slog.Log
 	if err != nil {
 		return err
 	}
+	if err := restoreSecrets(cfg, c.Secrets, log); err != nil {
+		return err
+	}
 	if err := putCatalog(ctx, st, c, log); err != nil {
 		return fmt.Errorf("rebuild state: %w", err)
 	}
@@ -104,8 +114,9 @@ func recoverPostgres(ctx context.Context, cfg *Config, force bool, log *slog.Log
 }
 
 func logRecovered(log *slog.Logger, c *Catalog) {
-	log.Info("state recovered from the vault", "catalog_version", c.seq, "catalog_written", c.Written, "config_version", c.ConfigVersion,
-		"plans", len(c.Plans), "drills", len(c.Drills), "jobs", len(c.Jobs))
+	log.Info("state recovered from the vault", "catalog_version", c.seq, "catalog_format", max(c.Format, 1), "catalog_written", c.Written,
+		"config_version", c.ConfigVersion, "plans", len(c.Plans), "drills", len(c.Drills), "drill_schedules", len(c.Schedules),
+		"machines_with_point_history", len(c.Points), "jobs", len(c.Jobs))
 }
 
 // moveDB renames a SQLite file with its journal files, if any.
@@ -185,18 +196,31 @@ func putCatalog(ctx context.Context, st store.Store, c *Catalog, log *slog.Logge
 		}
 	}
 	for i := len(c.Jobs) - 1; i >= 0; i-- {
-		if err := st.CreateJob(ctx, recoveredJob(c.Jobs[i], c.Written)); err != nil {
+		j := recoveredJob(c.Jobs[i], c.Written)
+		if store.Active(j.State) {
+			log.Warn("job was in flight when the control plane was lost; recovered as failed: haven job retry runs it again here, haven job cancel undoes it",
+				"job", j.ID, "plan", j.Plan, "type", j.Type)
+		}
+		if err := st.CreateJob(ctx, j); err != nil {
 			return err
 		}
+	}
+	if err := putHistory(ctx, st, c); err != nil {
+		return err
 	}
 	_, err := st.PutConfig(ctx, c.Config)
 	return err
 }
 
-// recoveredJob is a catalog entry as an ended job: one that was in flight
-// when the catalog was written ran on the lost machine and is not resumed.
-// A failover kept whole keeps its config snapshot, steps and outputs, so
-// the jobs that follow it (commit, cancel, reprotect, failback) can load it.
+// recoveredJob is a catalog entry as a job. A failover kept whole keeps
+// its config snapshot, steps and outputs, so the jobs that follow it
+// (commit, cancel, reprotect, failback) can load it. A job in flight when
+// the catalog was written ran on the lost machine: with its whole record
+// (format 2) it comes back failed, holding its plan, with every step to
+// run again (each is a reconcile: it does on this server's host what is
+// missing), so `haven job retry` finishes it and `haven job cancel` undoes
+// it; one being canceled goes on with its undo at start. A test copy's
+// jobs and those without a record end canceled.
 func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
 	j := &store.Job{ID: cj.ID, Plan: cj.Plan, Type: store.JobType(cj.Type), State: store.JobState(cj.State), Created: cj.Created,
 		Updated: written, Ended: cj.Ended, Error: cj.Error}
@@ -205,6 +229,18 @@ func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
 	}
 	if rec := cj.Record; rec != nil {
 		j.Params, j.Config, j.Steps, j.Outputs = rec.Params, rec.Config, rec.Steps, rec.Outputs
+	}
+	if j.State == store.Canceling && cj.Record != nil && !testJob(j.Type) {
+		return j // the server resumes its undo at start, as after a restart
+	}
+	if store.Active(j.State) && cj.Record != nil && !testJob(j.Type) {
+		j.Error = fmt.Sprintf("was %s when the control plane was lost (recovered from the vault): haven job retry runs it again, haven job cancel undoes it", cj.State)
+		if cj.Error != "" {
+			j.Error += ": " + cj.Error
+		}
+		j.State, j.Ended = store.Failed, nil
+		orchestrator.RerunAll(j)
+		return j
 	}
 	if store.Active(j.State) {
 		j.Error = fmt.Sprintf("was %s when the control plane was lost (recovered from the vault, not resumed)", cj.State)
@@ -217,4 +253,9 @@ func recoveredJob(cj CatalogJob, written time.Time) *store.Job {
 		j.Ended = &written
 	}
 	return j
+}
+
+// testJob: a drill's jobs, whose copy was on the lost machine.
+func testJob(t store.JobType) bool {
+	return t == orchestrator.TestFailover || t == orchestrator.TestCleanup
 }

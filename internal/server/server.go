@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,6 +140,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	}
 	cat := newCatalogWriter(st, v, o.Logger, cfg.CatalogRetry)
 	cat.seqFile = filepath.Join(cfg.StateDir, catalogSeqFile)
+	cat.secrets = func(doc json.RawMessage) (*CatalogSecrets, error) { return collectSecrets(cfg, doc) }
 	orch := orchestrator.New(orchestrator.Options{Store: st, Host: fencedHost{h, ls.enter}, Vault: v,
 		Agents: fencedAgents(o.Agents, ls.enter), Traffic: fencedTraffic(orchestrator.DNSTraffic, ls.enter),
 		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge.String(),
@@ -147,7 +149,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	orch.DrillGrace = cfg.DrillGrace
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
 		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim, copies: newCopiers(cfg)}
-	toks.rotated = srv.tokenRotated
+	toks.rotated = func(role string) { srv.tokenRotated(role); cat.changed() }
 	return srv, nil
 }
 

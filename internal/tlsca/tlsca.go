@@ -51,25 +51,19 @@ func CertHosts(listen string) []string {
 	return hosts
 }
 
-// MakeCerts writes ca.crt/ca.key and server.crt/server.key to dir. The
+// MakeCerts writes ca.crt/ca.key and server.crt/server.key to dir. A CA
+// already in dir (one restored from a lost server's catalog) signs the
+// new certificate, so clients that trust it keep trusting the server. The
 // server files are written last, so a crash midway makes them again.
 func MakeCerts(dir string, hosts []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
-	ca := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "haven CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return err
+	caCert, caKey, err := loadCA(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		caCert, caKey, err = makeCA(dir, now)
 	}
-	caCert, err := x509.ParseCertificate(caDER)
 	if err != nil {
 		return err
 	}
@@ -91,6 +85,7 @@ func MakeCerts(dir string, hosts []string) error {
 	if err != nil {
 		return err
 	}
+<<<<<<< HEAD
 	for _, f := range []struct {
 		name, typ string
 		der       func() ([]byte, error)
@@ -108,8 +103,66 @@ func MakeCerts(dir string, hosts []string) error {
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: der}), f.mode); err != nil {
 			return err
 		}
+=======
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+>>>>>>> h-blank
 	}
-	return nil
+	return writePEM(dir, "server.key", "EC PRIVATE KEY", keyDER, "server.crt", leafDER)
+}
+
+// makeCA makes a CA and writes ca.key and ca.crt to dir.
+func makeCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	ca := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "haven CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return caCert, caKey, writePEM(dir, "ca.key", "EC PRIVATE KEY", keyDER, "ca.crt", caDER)
+}
+
+// writePEM writes a private key (0600) and then its certificate (0644).
+func writePEM(dir, keyName, keyType string, keyDER []byte, crtName string, crtDER []byte) error {
+	if err := WriteFileSync(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: keyType, Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	return WriteFileSync(filepath.Join(dir, crtName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: crtDER}), 0o644)
+}
+
+// loadCA reads dir/ca.crt and dir/ca.key; os.ErrNotExist when either is
+// missing (a CA whose certificate never got written is made again).
+func loadCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: the CA key is not an ECDSA key", dir)
+	}
+	crt, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	if !crt.IsCA {
+		return nil, nil, fmt.Errorf("%s/ca.crt is not a CA certificate", dir)
+	}
+	return crt, key, nil
 }
 
 func serial() *big.Int {

@@ -25,6 +25,10 @@ type Server struct {
 	Edge         string
 	Extra        string   // more server.yaml (tunnels:, copies:)
 	Args         []string // more arguments (--recover-from-vault)
+	// NetNS runs the server in that network namespace (entered with
+	// nsenter, which keeps the host's mounts: the namespaces it makes
+	// are seen, and removed, from outside); empty: the caller's.
+	NetNS string
 }
 
 func (s Server) name() string {
@@ -52,7 +56,11 @@ func (r *Rig) StartServer(ctx context.Context, s Server) (*client.Client, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Start(s.name(), "", r.Bin, append([]string{"server", "--config", path}, s.Args...)...); err != nil {
+	prog, args := r.Bin, append([]string{"server", "--config", path}, s.Args...)
+	if s.NetNS != "" {
+		prog, args = "nsenter", append([]string{"--net=/run/netns/" + s.NetNS, r.Bin}, args...)
+	}
+	if err := r.Start(s.name(), "", prog, args...); err != nil {
 		return nil, err
 	}
 	r.Defer(fmt.Sprintf("kill -s TERM %[3]d 2>/dev/null; sleep 2\n"+
