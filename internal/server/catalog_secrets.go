@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/protection"
-	"github.com/haven-dr/haven/internal/tlsca"
 )
 
 // CatalogSecrets are the credentials a control plane needs to reach its
@@ -145,7 +145,7 @@ func restoreFile(path string, data []byte, mode os.FileMode, what string, log *s
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	if err := tlsca.WriteFileSync(path, data, mode); err != nil {
+	if err := atomicfile.WriteFile(path, data, mode); err != nil {
 		return fmt.Errorf("restore %s: %w", what, err)
 	}
 	log.Info("restored from the catalog", "file", path, "holds", what)

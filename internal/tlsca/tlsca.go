@@ -85,29 +85,9 @@ func MakeCerts(dir string, hosts []string) error {
 	if err != nil {
 		return err
 	}
-<<<<<<< HEAD
-	for _, f := range []struct {
-		name, typ string
-		der       func() ([]byte, error)
-		mode      os.FileMode
-	}{
-		{"ca.key", "EC PRIVATE KEY", func() ([]byte, error) { return x509.MarshalECPrivateKey(caKey) }, 0o600},
-		{"ca.crt", "CERTIFICATE", func() ([]byte, error) { return caDER, nil }, 0o644},
-		{"server.key", "EC PRIVATE KEY", func() ([]byte, error) { return x509.MarshalECPrivateKey(key) }, 0o600},
-		{"server.crt", "CERTIFICATE", func() ([]byte, error) { return leafDER, nil }, 0o644},
-	} {
-		der, err := f.der()
-		if err != nil {
-			return err
-		}
-		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: der}), f.mode); err != nil {
-			return err
-		}
-=======
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return err
->>>>>>> h-blank
 	}
 	return writePEM(dir, "server.key", "EC PRIVATE KEY", keyDER, "server.crt", leafDER)
 }
@@ -138,10 +118,10 @@ func makeCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, er
 
 // writePEM writes a private key (0600) and then its certificate (0644).
 func writePEM(dir, keyName, keyType string, keyDER []byte, crtName string, crtDER []byte) error {
-	if err := WriteFileSync(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: keyType, Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: keyType, Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	return WriteFileSync(filepath.Join(dir, crtName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: crtDER}), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, crtName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: crtDER}), 0o644)
 }
 
 // loadCA reads dir/ca.crt and dir/ca.key; os.ErrNotExist when either is
