@@ -150,59 +150,78 @@ machines:
 type container struct {
 	leader int // the container's PID 1 (systemd), seen from the host
 	name   string
+	root   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *syncBuf
 }
 
 // bootContainer boots root under systemd-nspawn with a private network (only
-// its loopback) and waits until systemd reports the boot finished; cleanup
-// powers it off (SIGTERM to nspawn: an orderly shutdown) or kills it.
+// its loopback) and waits until systemd reports the boot finished.
 func bootContainer(t *testing.T, root string) *container {
 	t.Helper()
-	name := "hv" + strings.ToLower(rand.Text()[:8])
-	console := &syncBuf{}
-	cmd := exec.Command("systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
-		"--private-network", "--console=read-only", "--machine="+name, "--directory="+root)
-	cmd.Stdout, cmd.Stderr = console, console
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	c := startContainer(t, root, nil, "--private-network")
+	c.waitBooted(t)
+	return c
+}
+
+// startContainer starts systemd-nspawn --boot on root with the given
+// network (and other) options and nspawn's environment env added to the
+// test's; cleanup powers it off (SIGTERM to nspawn: an
+// orderly shutdown) or kills it. Several may boot at once: waitBooted each.
+func startContainer(t *testing.T, root string, env []string, opts ...string) *container {
+	t.Helper()
+	c := &container{name: "hv" + strings.ToLower(rand.Text()[:8]), root: root, log: &syncBuf{}, exited: make(chan struct{})}
+	args := append([]string{"--quiet", "--boot", "--register=no", "--keep-unit",
+		"--console=read-only", "--machine=" + c.name, "--directory=" + root}, opts...)
+	c.cmd = exec.Command("systemd-nspawn", args...)
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { c.cmd.Wait(); close(c.exited) }()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("container console:\n%s", testenv.Tail([]byte(console.String())))
+			t.Logf("container %s console:\n%s", c.name, testenv.Tail([]byte(c.log.String())))
 		}
-		cmd.Process.Signal(syscall.SIGTERM)
+		c.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-c.exited:
 		case <-time.After(time.Minute):
-			t.Errorf("container %s did not power off within a minute; killing it", name)
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			t.Errorf("container %s did not power off within a minute; killing it", c.name)
+			syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 			killUnder(root)
-			<-exited
+			<-c.exited
 		}
 	})
-	c := &container{name: name}
+	return c
+}
+
+// waitBooted waits until systemd in the container reports the boot
+// finished.
+func (c *container) waitBooted(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		// nspawn's first child forks the container's PID 1 and exits: look
 		// again until systemd itself is found.
-		c.leader = containerInit(cmd.Process.Pid)
+		c.leader = containerInit(c.cmd.Process.Pid)
 		out, _ := c.run("systemctl", "is-system-running")
 		if out == "running" || out == "degraded" {
-			break
+			return
 		}
 		select {
-		case <-exited:
-			t.Fatalf("nspawn exited during boot:\n%s", testenv.Tail([]byte(console.String())))
+		case <-c.exited:
+			t.Fatalf("nspawn exited during boot:\n%s", testenv.Tail([]byte(c.log.String())))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("container not booted after 3m (is-system-running %q):\n%s", out, testenv.Tail([]byte(console.String())))
+			t.Fatalf("container not booted after 3m (is-system-running %q):\n%s", out, testenv.Tail([]byte(c.log.String())))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return c
 }
 
 // run runs a command in every namespace of the container (nsenter -a), as
