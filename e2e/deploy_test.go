@@ -169,6 +169,9 @@ func (s *twoSites) boot(names ...string) {
 				out, _ := c.run("journalctl", "--no-pager", "-q", "-n", "150", "-u", "web", "-u", "haven-*")
 				s.t.Logf("%s journal:\n%s", n, out)
 			}
+			// Nothing of the hosts outlives the test, so no orderly
+			// shutdown is worth its half minute: their roots are copies.
+			c.powerLoss(s.t)
 		})
 	}
 }
@@ -375,6 +378,11 @@ func (s *twoSites) waitDNS(want string) {
 // its init takes every process of it down; its root stays for a reboot.
 func (c *container) powerLoss(t *testing.T) {
 	t.Helper()
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
 	syscall.Kill(c.leader, syscall.SIGKILL)
 	select {
 	case <-c.exited:

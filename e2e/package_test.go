@@ -178,6 +178,9 @@ func startContainer(t *testing.T, root string, env []string, opts ...string) *co
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cg := containerCgroup(t, c.name); cg != nil {
+		c.cmd.SysProcAttr.UseCgroupFD, c.cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	}
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -424,4 +427,96 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// containerCgroup makes a cgroup of the container's own, named like it, on
+// the host's cgroup2 hierarchy, and opens it for nspawn to be started in
+// (CLONE_INTO_CGROUP). With --keep-unit nspawn puts the container in a
+// "payload" child of its own cgroup, so two containers started from the
+// test process would otherwise share one tree, and their systemds each
+// other's cgroups; and whatever the container's machines leave in it goes
+// with it. Removed at the end (after the container: registered first).
+// Nil where the host has no cgroup2 hierarchy.
+func containerCgroup(t *testing.T, name string) *os.File {
+	t.Helper()
+	root := cgroup2Mount()
+	if root == "" {
+		return nil
+	}
+	path := filepath.Join(root, name)
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// On a hybrid host nspawn mirrors the tree in the name=systemd
+		// hierarchy: that copy goes too.
+		for _, m := range cgroupMounts() {
+			if err := removeCgroupTree(filepath.Join(m, name)); err != nil {
+				t.Errorf("container cgroup: %v", err)
+			}
+		}
+	})
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// cgroup2Mount is where the host's cgroup2 hierarchy is mounted (on a
+// hybrid host the unified one), or "".
+func cgroup2Mount() string {
+	if m := cgroupMountsOf("cgroup2 "); len(m) > 0 {
+		return m[0]
+	}
+	return ""
+}
+
+// cgroupMounts are the mount points of every cgroup hierarchy, v1 and v2.
+func cgroupMounts() []string { return cgroupMountsOf("cgroup") }
+
+// cgroupMountsOf lists the root mounts of hierarchies whose mountinfo
+// type field starts with fstype.
+func cgroupMountsOf(fstype string) []string {
+	var out []string
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		fields := strings.Fields(pre)
+		if ok && strings.HasPrefix(post, fstype) && len(fields) >= 5 && fields[3] == "/" {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+// removeCgroupTree removes a cgroup and its children, deepest first; the
+// kernel empties a cgroup a moment after its last process died, so each
+// removal is retried for a few seconds.
+func removeCgroupTree(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	var dirs []string
+	filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := syscall.Rmdir(dirs[i])
+			if err == nil || err == syscall.ENOENT {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("rmdir %s: %w", dirs[i], err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
 }
