@@ -150,59 +150,81 @@ machines:
 type container struct {
 	leader int // the container's PID 1 (systemd), seen from the host
 	name   string
+	root   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *syncBuf
 }
 
 // bootContainer boots root under systemd-nspawn with a private network (only
-// its loopback) and waits until systemd reports the boot finished; cleanup
-// powers it off (SIGTERM to nspawn: an orderly shutdown) or kills it.
+// its loopback) and waits until systemd reports the boot finished.
 func bootContainer(t *testing.T, root string) *container {
 	t.Helper()
-	name := "hv" + strings.ToLower(rand.Text()[:8])
-	console := &syncBuf{}
-	cmd := exec.Command("systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
-		"--private-network", "--console=read-only", "--machine="+name, "--directory="+root)
-	cmd.Stdout, cmd.Stderr = console, console
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	c := startContainer(t, root, nil, "--private-network")
+	c.waitBooted(t)
+	return c
+}
+
+// startContainer starts systemd-nspawn --boot on root with the given
+// network (and other) options and nspawn's environment env added to the
+// test's; cleanup powers it off (SIGTERM to nspawn: an
+// orderly shutdown) or kills it. Several may boot at once: waitBooted each.
+func startContainer(t *testing.T, root string, env []string, opts ...string) *container {
+	t.Helper()
+	c := &container{name: "hv" + strings.ToLower(rand.Text()[:8]), root: root, log: &syncBuf{}, exited: make(chan struct{})}
+	args := append([]string{"--quiet", "--boot", "--register=no", "--keep-unit",
+		"--console=read-only", "--machine=" + c.name, "--directory=" + root}, opts...)
+	c.cmd = exec.Command("systemd-nspawn", args...)
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cg := containerCgroup(t, c.name); cg != nil {
+		c.cmd.SysProcAttr.UseCgroupFD, c.cmd.SysProcAttr.CgroupFD = true, int(cg.Fd())
+	}
+	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { c.cmd.Wait(); close(c.exited) }()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("container console:\n%s", testenv.Tail([]byte(console.String())))
+			t.Logf("container %s console:\n%s", c.name, testenv.Tail([]byte(c.log.String())))
 		}
-		cmd.Process.Signal(syscall.SIGTERM)
+		c.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-c.exited:
 		case <-time.After(time.Minute):
-			t.Errorf("container %s did not power off within a minute; killing it", name)
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			t.Errorf("container %s did not power off within a minute; killing it", c.name)
+			syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 			killUnder(root)
-			<-exited
+			<-c.exited
 		}
 	})
-	c := &container{name: name}
+	return c
+}
+
+// waitBooted waits until systemd in the container reports the boot
+// finished.
+func (c *container) waitBooted(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		// nspawn's first child forks the container's PID 1 and exits: look
 		// again until systemd itself is found.
-		c.leader = containerInit(cmd.Process.Pid)
+		c.leader = containerInit(c.cmd.Process.Pid)
 		out, _ := c.run("systemctl", "is-system-running")
 		if out == "running" || out == "degraded" {
-			break
+			return
 		}
 		select {
-		case <-exited:
-			t.Fatalf("nspawn exited during boot:\n%s", testenv.Tail([]byte(console.String())))
+		case <-c.exited:
+			t.Fatalf("nspawn exited during boot:\n%s", testenv.Tail([]byte(c.log.String())))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("container not booted after 3m (is-system-running %q):\n%s", out, testenv.Tail([]byte(console.String())))
+			t.Fatalf("container not booted after 3m (is-system-running %q):\n%s", out, testenv.Tail([]byte(c.log.String())))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return c
 }
 
 // run runs a command in every namespace of the container (nsenter -a), as
@@ -405,4 +427,96 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// containerCgroup makes a cgroup of the container's own, named like it, on
+// the host's cgroup2 hierarchy, and opens it for nspawn to be started in
+// (CLONE_INTO_CGROUP). With --keep-unit nspawn puts the container in a
+// "payload" child of its own cgroup, so two containers started from the
+// test process would otherwise share one tree, and their systemds each
+// other's cgroups; and whatever the container's machines leave in it goes
+// with it. Removed at the end (after the container: registered first).
+// Nil where the host has no cgroup2 hierarchy.
+func containerCgroup(t *testing.T, name string) *os.File {
+	t.Helper()
+	root := cgroup2Mount()
+	if root == "" {
+		return nil
+	}
+	path := filepath.Join(root, name)
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// On a hybrid host nspawn mirrors the tree in the name=systemd
+		// hierarchy: that copy goes too.
+		for _, m := range cgroupMounts() {
+			if err := removeCgroupTree(filepath.Join(m, name)); err != nil {
+				t.Errorf("container cgroup: %v", err)
+			}
+		}
+	})
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// cgroup2Mount is where the host's cgroup2 hierarchy is mounted (on a
+// hybrid host the unified one), or "".
+func cgroup2Mount() string {
+	if m := cgroupMountsOf("cgroup2 "); len(m) > 0 {
+		return m[0]
+	}
+	return ""
+}
+
+// cgroupMounts are the mount points of every cgroup hierarchy, v1 and v2.
+func cgroupMounts() []string { return cgroupMountsOf("cgroup") }
+
+// cgroupMountsOf lists the root mounts of hierarchies whose mountinfo
+// type field starts with fstype.
+func cgroupMountsOf(fstype string) []string {
+	var out []string
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		fields := strings.Fields(pre)
+		if ok && strings.HasPrefix(post, fstype) && len(fields) >= 5 && fields[3] == "/" {
+			out = append(out, fields[4])
+		}
+	}
+	return out
+}
+
+// removeCgroupTree removes a cgroup and its children, deepest first; the
+// kernel empties a cgroup a moment after its last process died, so each
+// removal is retried for a few seconds.
+func removeCgroupTree(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	var dirs []string
+	filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := syscall.Rmdir(dirs[i])
+			if err == nil || err == syscall.ENOENT {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("rmdir %s: %w", dirs[i], err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
 }
