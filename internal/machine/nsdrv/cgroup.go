@@ -130,20 +130,26 @@ func recordedCgroup(dir string) string {
 // with it, so its cgroup is empty).
 func populated(path string) bool {
 	b, err := os.ReadFile(filepath.Join(path, "cgroup.events"))
+	if errors.Is(err, fs.ErrNotExist) { // a v1 cgroup (limits.go)
+		b, err = os.ReadFile(filepath.Join(path, "cgroup.procs"))
+		return err != nil || len(strings.TrimSpace(string(b))) != 0
+	}
 	return err != nil || strings.Contains(string(b), "populated 1")
 }
 
-// leftoverCgroups lists the machine cgroups whose names start with prefix.
+// leftoverCgroups lists the machine cgroups whose names start with
+// prefix, on cgroup2 and the v1 hierarchies limits use.
 func leftoverCgroups(prefix string) []string {
-	root := cgroup2Root()
-	if root == "" {
-		return nil
-	}
-	ents, _ := os.ReadDir(root)
 	var out []string
-	for _, e := range ents {
-		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, filepath.Join(root, e.Name()))
+	for _, root := range append([]string{cgroup2Root()}, v1Roots()...) {
+		if root == "" {
+			continue
+		}
+		ents, _ := os.ReadDir(root)
+		for _, e := range ents {
+			if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+				out = append(out, filepath.Join(root, e.Name()))
+			}
 		}
 	}
 	return out
