@@ -115,12 +115,14 @@ func (m *instance) running() (bool, error) {
 // guest, by virsh, or by Stop) or gone.
 func (m *instance) watch() {
 	m.watched.Do(func() {
+		m.d.hold()
 		go func() {
 			for {
 				_, st, found, err := m.lookup()
 				if err == nil && (!found || !active(st)) {
 					m.status.Set(machine.Stopped)
 					close(m.done)
+					m.d.release()
 					return
 				}
 				time.Sleep(250 * time.Millisecond)
@@ -205,6 +207,7 @@ func (m *instance) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 	m.status.Set(machine.Stopped)
+	m.d.idle()
 	return nil
 }
 

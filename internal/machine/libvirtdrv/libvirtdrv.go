@@ -53,8 +53,9 @@ type Driver struct {
 	// Accel is "kvm" or "tcg"; "" uses KVM when /dev/kvm exists.
 	Accel string
 
-	mu   sync.Mutex
-	conn *libvirt.Libvirt
+	mu    sync.Mutex
+	conn  *libvirt.Libvirt
+	users int // instances watching their domain through conn
 }
 
 var _ machine.Driver = (*Driver)(nil)
@@ -108,16 +109,47 @@ func (d *Driver) client() (*libvirt.Libvirt, error) {
 	return l, nil
 }
 
-// Close drops the driver's connection; domains keep running.
+// Close drops the driver's connection; domains keep running. Instances
+// still watching theirs dial again.
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.disconnect()
+}
+
+func (d *Driver) disconnect() error {
 	if d.conn == nil {
 		return nil
 	}
 	err := d.conn.Disconnect()
 	d.conn = nil
 	return err
+}
+
+// hold and release count the instances watching their domains: the
+// connection goes when the last one's domain has (a host makes a driver
+// per machine, and must not keep a connection per stopped machine).
+func (d *Driver) hold() {
+	d.mu.Lock()
+	d.users++
+	d.mu.Unlock()
+}
+
+func (d *Driver) release() {
+	d.mu.Lock()
+	d.users--
+	d.mu.Unlock()
+	d.idle()
+}
+
+// idle drops the connection when no instance watches through it (a Stop
+// after the domain had gone dialled again to undefine it).
+func (d *Driver) idle() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.users == 0 {
+		d.disconnect()
+	}
 }
 
 func (d *Driver) accel() string {
