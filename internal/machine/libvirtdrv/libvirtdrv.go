@@ -62,9 +62,6 @@ var _ machine.Driver = (*Driver)(nil)
 
 func (d *Driver) Name() string { return "libvirt" }
 
-// SetStateDir moves the driver's state (tests keep theirs apart).
-func (d *Driver) SetStateDir(dir string) { d.StateDir = dir }
-
 func (d *Driver) ops() vnet.Ops {
 	if d.Ops == nil {
 		return vnet.Netlink{}

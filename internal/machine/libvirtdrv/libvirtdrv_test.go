@@ -13,10 +13,10 @@ import (
 
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/libvirtdrv"
+	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/testenv/debimage"
 	"github.com/haven-dr/haven/internal/vnet"
-	"github.com/haven-dr/haven/internal/vnet/vnettest"
 )
 
 // realBoot bounds a Debian boot to PostgreSQL up: generous, for TCG.
@@ -36,7 +36,8 @@ func virsh(t *testing.T, sock string, args ...string) string {
 // TestDomain boots the Debian test image as a libvirt domain (SeaBIOS,
 // re-addressed by a NoCloud seed onto a recovery network) under a private
 // libvirtd: the domain is listed by virsh with the spec's size and
-// autostart off, PostgreSQL answers on its address from the site's edge,
+// autostart off, PostgreSQL answers on its address from the site's edge
+// and from the site namespace,
 // its tap sits on the site's bridge (not in the root namespace), a second
 // Start leaves the running domain alone, and Stop shuts the guest down by
 // ACPI and undefines the domain, taps and seed included; Stop again is a
@@ -44,23 +45,18 @@ func virsh(t *testing.T, sock string, args ...string) string {
 func TestDomain(t *testing.T) {
 	img := debimage.Require(t)
 	sock := testenv.Libvirtd(t)
-	lab := vnettest.NewLab(t)
-	if _, err := lab.AddSite("rec", []vnet.Network{vnettest.Net("app", "10.95.0.0/24")}); err != nil {
-		t.Fatal(err)
-	}
-	edge, err := lab.AddEdge("edge")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Connect("edge", "rec"); err != nil {
-		t.Fatal(err)
-	}
 	state := filepath.Join(t.TempDir(), "state")
-	d := &libvirtdrv.Driver{Networks: lab, Site: lab.ID, Socket: sock, StateDir: state, Accel: os.Getenv("HAVEN_TEST_LIBVIRT_ACCEL")}
+	var d *libvirtdrv.Driver
+	e := machinetest.NewEnv(t, machinetest.Config{New: func(t testing.TB, nets machine.Networks) machine.Driver {
+		d = &libvirtdrv.Driver{Networks: nets, Socket: sock, StateDir: state, Accel: os.Getenv("HAVEN_TEST_LIBVIRT_ACCEL")}
+		return d
+	}})
+	lab, edge := e.Lab, e.Edge
+	d.Site = lab.ID
 	t.Cleanup(func() { d.Close() })
 	spec := machine.Spec{Name: "deb", Firmware: "bios", Readdress: true, MemoryMB: 768, CPUs: 2,
 		Disks:      []machine.Disk{{Name: "root", Path: debimage.Copy(t, img), Format: "raw"}},
-		NICs:       []vnet.NIC{{Name: "eth0", Network: "app", Addr: netip.MustParsePrefix("10.95.0.20/24")}},
+		NICs:       []vnet.NIC{{Name: "eth0", Network: "app", Addr: netip.MustParsePrefix("10.91.0.20/24")}},
 		Health:     machine.HealthCheck{TCPPort: 5432},
 		ConsoleLog: filepath.Join(t.TempDir(), "console.log"), StopTimeout: 2 * time.Minute}
 	dom := libvirtdrv.DomainName(lab.ID, spec.Name)
@@ -104,7 +100,7 @@ func TestDomain(t *testing.T) {
 	if again.State() != machine.Running {
 		t.Fatalf("second start: state %s", again.State())
 	}
-	if err := machine.WaitHealthy(ctx, edge, spec); err != nil {
+	if err := machine.WaitHealthy(ctx, att.NS, spec); err != nil { // from the site namespace itself, as the host probes
 		t.Fatalf("after second start: %v", err)
 	}
 

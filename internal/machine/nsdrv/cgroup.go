@@ -26,6 +26,13 @@ import (
 // cgroup2Root returns where the host's cgroup2 hierarchy is mounted, or ""
 // when it has none (machines then run without a cgroup of their own).
 func cgroup2Root() string {
+	return cgroupMount(func(fstype string, _ []string) bool { return fstype == "cgroup2" })
+}
+
+// cgroupMount returns where the first cgroup hierarchy (mounted from its
+// root) that match accepts is mounted, or "". match gets the file system
+// type and its super options (a v1 hierarchy's controllers).
+func cgroupMount(match func(fstype string, opts []string) bool) string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return ""
@@ -34,8 +41,8 @@ func cgroup2Root() string {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields := strings.Fields(pre)
-		if ok && strings.HasPrefix(post, "cgroup2 ") && len(fields) >= 5 && fields[3] == "/" {
+		fields, after := strings.Fields(pre), strings.Fields(post)
+		if ok && len(fields) >= 5 && fields[3] == "/" && len(after) >= 3 && match(after[0], strings.Split(after[2], ",")) {
 			return fields[4]
 		}
 	}

@@ -1,7 +1,6 @@
 package nsdrv
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -218,23 +217,9 @@ func hasControllers(root string, want ...string) bool {
 
 // v1Root returns where the v1 hierarchy with controller is mounted, or "".
 func v1Root(controller string) string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields, after := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(fields) < 5 || fields[3] != "/" || len(after) < 3 || after[0] != "cgroup" {
-			continue
-		}
-		if slices.Contains(strings.Split(after[2], ","), controller) {
-			return fields[4]
-		}
-	}
-	return ""
+	return cgroupMount(func(fstype string, opts []string) bool {
+		return fstype == "cgroup" && slices.Contains(opts, controller)
+	})
 }
 
 // v1Roots are the v1 hierarchies machines get limits on.
