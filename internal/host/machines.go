@@ -19,6 +19,7 @@ func (h *Local) driver(site, kind string, spec machine.Spec) (machine.Driver, er
 	d, err := NewDriver(kind, h, filepath.Join(h.dir, "machines", site, kind), h.QEMUBoot, spec)
 	if lv, ok := d.(*libvirtdrv.Driver); ok {
 		lv.Site = site // domain names are host-wide; machine names repeat across sites
+		lv.Socket = h.LibvirtSocket
 	}
 	return d, err
 }
