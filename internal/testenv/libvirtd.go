@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,7 +40,7 @@ stdio_handler = "file"
 // the test, and returns the path of its read-write socket (connect to
 // qemu:///system through it). It has no networks (nothing of libvirt's own
 // appears in the root namespace) and is stopped in t.Cleanup, with any
-// QEMU it still runs.
+// QEMU it still runs (also when the test binary dies without cleanup).
 func Libvirtd(t testing.TB) string {
 	t.Helper()
 	RequireRoot(t)
@@ -76,14 +75,21 @@ func Libvirtd(t testing.TB) string {
 	if err := os.WriteFile(filepath.Join(dir, "etc", "qemu.conf"), []byte(privateQEMUConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(&script, "exec %s --config %s --pid-file %s\n", prog,
+	// Not exec: the shell stays PID 1 of the namespace and reaps the
+	// QEMUs libvirtd daemonizes (a zombie QEMU would hold up libvirt's
+	// destroy).
+	fmt.Fprintf(&script, "%s --config %s --pid-file %s\n", prog,
 		filepath.Join(libvirtDirs["etc"], "libvirtd.conf"), filepath.Join(dir, "libvirtd.pid"))
 	logPath := filepath.Join(dir, "libvirtd.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", script.String())
+	// A PID namespace of its own: when the test process dies (a timeout
+	// panic runs no cleanup), Pdeathsig kills unshare, --kill-child its
+	// PID 1, and the kernel every process in the namespace, QEMUs included.
+	cmd := exec.Command(unshare, "--pid", "--fork", "--kill-child", "--mount-proc", "--mount", "--propagation", "private",
+		"sh", "-c", script.String())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -93,15 +99,9 @@ func Libvirtd(t testing.TB) string {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
+		syscall.Kill(cmd.Process.Pid, syscall.SIGKILL) // and with it the namespace
+		<-exited
 		logf.Close()
-		killQEMUs(filepath.Join(dir, "run", "libvirt", "qemu"))
 	})
 	sock := filepath.Join(dir, "libvirt-sock")
 	deadline := time.Now().Add(serviceStartTimeout)
@@ -116,21 +116,6 @@ func Libvirtd(t testing.TB) string {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("libvirtd did not open %s:\n%s", sock, TailFile(logPath))
-		}
-	}
-}
-
-// killQEMUs kills the QEMUs whose pid files libvirtd left in dir: a test
-// that failed before stopping its domain must not leave a VM running.
-func killQEMUs(dir string) {
-	pids, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
-	for _, p := range pids {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }
