@@ -26,7 +26,7 @@ const (
 	ProviderFsfreeze = "fsfreeze"
 	ProviderHooks    = "hooks"
 	ProviderNone     = "none"
-	ProviderQemu     = "qemu" // a running QEMU VM, through QMP (qemu.go)
+	ProviderQemu     = "qemu" // a running QEMU VM or libvirt domain, through QMP (qemu.go)
 )
 
 // MinFrequency is the shortest recovery point interval the agent accepts.
@@ -56,13 +56,18 @@ type MachineConfig struct {
 	Disks    []DiskConfig `yaml:"disks"`    // qemu: optional, default every writable disk
 	// QMP is the VM's QMP socket and GuestAgent its guest agent socket
 	// (optional), for provider qemu.
-	QMP        string   `yaml:"qmp"`
-	GuestAgent string   `yaml:"guest_agent"`
-	Freeze     []string `yaml:"freeze"`    // mounted filesystems frozen around the capture
-	CloneDir   string   `yaml:"clone_dir"` // reflink: clones live here (same filesystem as the disks); qemu: fleecing files
-	Hooks      Hooks    `yaml:"hooks"`
-	Policy     Policy   `yaml:"policy"`
-	Control    Control  `yaml:"control"` // stop/start hooks for failover
+	QMP        string `yaml:"qmp"`
+	GuestAgent string `yaml:"guest_agent"`
+	// LibvirtDomain is, instead of qmp, the libvirt domain to protect
+	// (provider qemu): its monitor is reached through libvirtd at
+	// LibvirtSocket (default the system's), which holds the QMP socket.
+	LibvirtDomain string   `yaml:"libvirt_domain"`
+	LibvirtSocket string   `yaml:"libvirt_socket"`
+	Freeze        []string `yaml:"freeze"`    // mounted filesystems frozen around the capture
+	CloneDir      string   `yaml:"clone_dir"` // reflink: clones live here (same filesystem as the disks); qemu: fleecing files
+	Hooks         Hooks    `yaml:"hooks"`
+	Policy        Policy   `yaml:"policy"`
+	Control       Control  `yaml:"control"` // stop/start hooks for failover
 }
 
 // DiskConfig is a raw image file or block device, or (provider qemu) a
@@ -177,8 +182,8 @@ func (m *MachineConfig) validate(stateDir string) error {
 	}
 	switch m.Provider {
 	case ProviderReflink, ProviderFsfreeze, ProviderHooks, ProviderNone:
-		if m.QMP != "" || m.GuestAgent != "" {
-			return fmt.Errorf("qmp and guest_agent are for provider qemu, not %s", m.Provider)
+		if m.QMP != "" || m.GuestAgent != "" || m.LibvirtDomain != "" || m.LibvirtSocket != "" {
+			return fmt.Errorf("qmp, guest_agent and libvirt_domain are for provider qemu, not %s", m.Provider)
 		}
 	case ProviderQemu:
 		if err := m.validateQemu(stateDir); err != nil {

@@ -1,21 +1,29 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 
+	"github.com/haven-dr/haven/internal/qmp"
 	"github.com/haven-dr/haven/internal/vault"
 )
 
 // validateQemu checks a provider qemu machine: a QMP socket instead of
 // image paths, disks named by QEMU device (or all writable ones).
 func (m *MachineConfig) validateQemu(stateDir string) error {
-	if m.QMP == "" {
-		return errors.New("provider qemu needs qmp: /path/to/the/vm/qmp.sock")
-	}
-	if !filepath.IsAbs(m.QMP) {
+	switch {
+	case m.QMP == "" && m.LibvirtDomain == "":
+		return errors.New("provider qemu needs qmp: /path/to/the/vm/qmp.sock, or libvirt_domain: <name>")
+	case m.QMP != "" && m.LibvirtDomain != "":
+		return errors.New("provider qemu takes qmp or libvirt_domain, not both")
+	case m.LibvirtDomain == "" && m.LibvirtSocket != "":
+		return errors.New("libvirt_socket without libvirt_domain")
+	case m.QMP != "" && !filepath.IsAbs(m.QMP):
 		return fmt.Errorf("qmp %q is not absolute", m.QMP)
+	case m.LibvirtSocket != "" && !filepath.IsAbs(m.LibvirtSocket):
+		return fmt.Errorf("libvirt_socket %q is not absolute", m.LibvirtSocket)
 	}
 	if m.GuestAgent != "" && !filepath.IsAbs(m.GuestAgent) {
 		return fmt.Errorf("guest_agent %q is not absolute", m.GuestAgent)
@@ -52,3 +60,20 @@ func (m *MachineConfig) validateQemu(stateDir string) error {
 }
 
 func nbdSocket(stateDir, machine string) string { return filepath.Join(stateDir, machine, "nbd.sock") }
+
+// dialMonitor connects to the VM's monitor: its QMP socket, or libvirtd
+// for a libvirt domain.
+func dialMonitor(ctx context.Context, cfg MachineConfig) (qmp.Monitor, error) {
+	if cfg.LibvirtDomain != "" {
+		return qmp.DialLibvirt(ctx, cfg.LibvirtSocket, cfg.LibvirtDomain)
+	}
+	return qmp.Dial(ctx, cfg.QMP)
+}
+
+// monitorName is where the VM's monitor is, for messages.
+func monitorName(cfg MachineConfig) string {
+	if cfg.LibvirtDomain != "" {
+		return "libvirt domain " + cfg.LibvirtDomain
+	}
+	return cfg.QMP
+}

@@ -75,6 +75,10 @@ machines:
 	}
 	for _, tc := range []struct{ text, want string }{
 		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, device: x}, {name: b, device: x}]}]", "listed twice"},
+		{"machines: [{name: m, provider: qemu, qmp: /q, libvirt_domain: web}]", "not both"},
+		{"machines: [{name: m, provider: qemu, libvirt_domain: web, libvirt_socket: sock}]", "not absolute"},
+		{"machines: [{name: m, provider: qemu, qmp: /q, libvirt_socket: /s}]", "libvirt_socket without libvirt_domain"},
+		{"machines: [{name: m, provider: none, libvirt_domain: web, disks: [{name: a, path: /a.img}]}]", "are for provider qemu"},
 		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, path: /a.img}]}]", "device missing"},
 		{"machines: [{name: m, provider: qemu, qmp: /q, disks: [{name: a, device: x, path: a.img}]}]", "not absolute"},
 		{"machines: [{name: m, provider: none, disks: [{name: a, path: /a.img, device: x}]}]", "device is for provider qemu"},

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"os"
 	"time"
-
-	"github.com/haven-dr/haven/internal/qmp"
 )
 
 // qemuRestorable says whether a qemu VM's disks may be written in place:
@@ -36,9 +34,9 @@ func qemuRestorable(ctx context.Context, m *machine) error {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if c, err := qmp.Dial(dctx, m.cfg.QMP); err == nil {
+	if c, err := dialMonitor(dctx, m.cfg); err == nil {
 		c.Close()
-		return ctlErrorf(http.StatusConflict, "restore %s: QEMU still answers on %s: stop the VM first", name, m.cfg.QMP)
+		return ctlErrorf(http.StatusConflict, "restore %s: QEMU still answers on %s: stop the VM first", name, monitorName(m.cfg))
 	}
 	return nil
 }

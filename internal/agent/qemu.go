@@ -31,7 +31,7 @@ const hvPrefix = "hv-"
 // qemuVM is one machine's fleecing session during one cycle.
 type qemuVM struct {
 	m         *machine
-	mon       *qmp.Client
+	mon       qmp.Monitor
 	socket    string // NBD server's unix socket
 	nbdServer bool
 	disks     []*qemuDisk
@@ -66,7 +66,7 @@ func randomTag() string {
 // picks the disks, decides which bitmaps to trust and prepares the
 // overlays; nothing the guest sees has happened yet.
 func openQemu(ctx context.Context, m *machine, stateDir string) (_ *qemuVM, err error) {
-	mon, err := qmp.Dial(ctx, m.cfg.QMP)
+	mon, err := dialMonitor(ctx, m.cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,8 @@ func selectDisks(cfg MachineConfig, blocks map[string]*blockInfo) ([]*qemuDisk, 
 	for _, dc := range cfg.Disks {
 		var hit *blockInfo
 		for _, b := range blocks {
-			if dc.Device == b.device || dc.Device == b.node || (b.qdev != "" && (dc.Device == b.qdev || strings.HasSuffix(b.qdev, "/"+dc.Device))) {
+			if dc.Device == b.device || dc.Device == b.node || (b.qdev != "" && (dc.Device == b.qdev || strings.HasSuffix(b.qdev, "/"+dc.Device) ||
+				qdevID(b.qdev) == dc.Device)) {
 				hit = b
 			}
 		}
@@ -143,4 +144,16 @@ func (vm *qemuVM) dropOtherBitmaps(ctx context.Context, d *qemuDisk, bitmaps map
 		}
 	}
 	return nil
+}
+
+// qdevID is the id of a -device from its path in query-block: a
+// virtio-blk-pci proxy (libvirt's disks, alias "virtio-disk0" or
+// "ua-...") reports "/machine/peripheral/<id>/virtio-backend".
+func qdevID(qdev string) string {
+	rest, ok := strings.CutPrefix(qdev, "/machine/peripheral/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return id
 }

@@ -31,6 +31,9 @@ type Local struct {
 	// Exec, when set, is the haven binary: ns machines then run detached
 	// in `haven machine run` processes and outlive the server.
 	Exec string
+	// LibvirtSocket is libvirtd's socket for libvirt machines; default
+	// the system's.
+	LibvirtSocket string
 	// Tunnels join the recovery site (a site with an uplink) to offices
 	// by WireGuard; set before the first EnsureSite.
 	Tunnels []wg.Config

@@ -10,12 +10,18 @@ import (
 	"strings"
 
 	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/libvirtdrv"
 	"github.com/haven-dr/haven/internal/machine/nsdrv"
 	"github.com/haven-dr/haven/internal/machine/qemudrv"
 )
 
 func (h *Local) driver(site, kind string, spec machine.Spec) (machine.Driver, error) {
-	return NewDriver(kind, h, filepath.Join(h.dir, "machines", site, kind), h.QEMUBoot, spec)
+	d, err := NewDriver(kind, h, filepath.Join(h.dir, "machines", site, kind), h.QEMUBoot, spec)
+	if lv, ok := d.(*libvirtdrv.Driver); ok {
+		lv.Site = site // domain names are host-wide; machine names repeat across sites
+		lv.Socket = h.LibvirtSocket
+	}
+	return d, err
 }
 
 // NewDriver is the driver of kind for spec, with its state in dir. A qemu
@@ -33,6 +39,8 @@ func NewDriver(kind string, nets machine.Networks, dir string, boot *qemudrv.Boo
 			return nil, fmt.Errorf("%w: %s: the qemu driver boots Haven's kernel only with boot files; set firmware: bios or uefi to boot the disk's own", machine.ErrBadSpec, spec.Name)
 		}
 		return d, nil
+	case "libvirt":
+		return &libvirtdrv.Driver{Networks: nets, StateDir: dir}, nil
 	}
 	return nil, fmt.Errorf("%w: driver %q", machine.ErrBadSpec, kind)
 }
@@ -43,7 +51,8 @@ func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machin
 	if err := h.epoch.Check(ctx); err != nil {
 		return err
 	}
-	if h.Exec != "" {
+	// libvirt runs its domains apart from Haven already: no runner needed.
+	if h.Exec != "" && kind != "libvirt" {
 		if err := spec.Validate(); err != nil {
 			return err
 		}
@@ -221,8 +230,20 @@ func (h *Local) Running(site, name string) bool {
 	return m != nil && alive(m)
 }
 
+// WaitHealthy also says when the machine went over its memory limit: a
+// machine that fails its health check for want of memory is reported as
+// such, not as merely unhealthy.
 func (h *Local) WaitHealthy(ctx context.Context, site string, spec machine.Spec) error {
-	return machine.WaitHealthy(ctx, h.SiteNS(site), spec)
+	err := machine.WaitHealthy(ctx, h.SiteNS(site), spec)
+	h.mu.Lock()
+	m := h.instances[key(site, spec.Name)]
+	h.mu.Unlock()
+	if r, ok := m.(machine.MemoryReporter); ok && err != nil {
+		if st, merr := r.Memory(); merr == nil && st.Err() != nil {
+			return errors.Join(err, st.Err())
+		}
+	}
+	return err
 }
 
 // Close stops every machine this host runs (server shutdown).

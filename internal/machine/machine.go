@@ -1,8 +1,9 @@
 // Package machine defines how Haven boots a recovery machine from restored
 // raw disk images and stops it again: a plain Spec the orchestrator fills,
 // and one small Driver interface implemented by the ns driver (namespaces,
-// the embedded default) and the qemu driver (a real VM). One conformance
-// suite (machinetest) runs against every driver.
+// the embedded default), the qemu driver (a real VM) and the libvirt
+// driver (a libvirt domain). One conformance suite (machinetest) runs
+// against the ns and qemu drivers.
 package machine
 
 import (
@@ -50,12 +51,15 @@ type HealthCheck struct {
 
 // Spec is everything a driver needs to boot one machine.
 type Spec struct {
-	Name     string      `json:"name" yaml:"name"`
-	Disks    []Disk      `json:"disks" yaml:"disks"`
-	NICs     []vnet.NIC  `json:"nics" yaml:"nics"`
-	MemoryMB int         `json:"memory_mb,omitempty" yaml:"memory_mb,omitempty"` // qemu; default 256
-	CPUs     int         `json:"cpus,omitempty" yaml:"cpus,omitempty"`           // qemu; default 1
-	Init     string      `json:"init,omitempty" yaml:"init,omitempty"`           // default /sbin/init
+	Name  string     `json:"name" yaml:"name"`
+	Disks []Disk     `json:"disks" yaml:"disks"`
+	NICs  []vnet.NIC `json:"nics" yaml:"nics"`
+	// MemoryMB and CPUs size a VM (qemu: default 256, or 1024 booting
+	// firmware; libvirt: default 1024; one CPU) and are the ns driver's
+	// cgroup limits (0: none).
+	MemoryMB int         `json:"memory_mb,omitempty" yaml:"memory_mb,omitempty"`
+	CPUs     int         `json:"cpus,omitempty" yaml:"cpus,omitempty"`
+	Init     string      `json:"init,omitempty" yaml:"init,omitempty"` // default /sbin/init
 	Health   HealthCheck `json:"health" yaml:"health"`
 	// Firmware is how the qemu driver boots: "" boots Haven's own kernel
 	// and initramfs with the root disk mounted whole (images without a

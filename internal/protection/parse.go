@@ -212,16 +212,18 @@ func (c *Config) checkMachines(k *checker, kinds map[string]string) {
 		switch m.Driver {
 		case "":
 			m.Driver = "ns"
-		case "ns", "qemu":
+		case "ns", "qemu", "libvirt":
 		default:
-			k.fail(f+".driver", "%q: want ns or qemu", m.Driver)
+			k.fail(f+".driver", "%q: want ns, qemu or libvirt", m.Driver)
 		}
 		switch {
+		case m.Firmware == "" && m.Driver == "libvirt":
+			k.fail(f+".firmware", "a libvirt machine boots its disk's own bootloader: set bios or uefi")
 		case m.Firmware == "":
 		case m.Firmware != "bios" && m.Firmware != "uefi":
 			k.fail(f+".firmware", "%q: want bios or uefi", m.Firmware)
-		case m.Driver != "qemu":
-			k.fail(f+".firmware", "only the qemu driver boots firmware (the ns driver runs the root filesystem's init)")
+		case m.Driver == "ns":
+			k.fail(f+".firmware", "only the qemu and libvirt drivers boot firmware (the ns driver runs the root filesystem's init)")
 		}
 		if len(m.Disks) == 0 {
 			k.fail(f+".disks", "a machine needs at least its root disk")

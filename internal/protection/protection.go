@@ -56,16 +56,19 @@ type Machine struct {
 	Name   string `yaml:"name" json:"name"`
 	Agent  string `yaml:"agent,omitempty" json:"agent,omitempty"`
 	Group  string `yaml:"group,omitempty" json:"group,omitempty"`   // consistency group; default the name
-	Driver string `yaml:"driver,omitempty" json:"driver,omitempty"` // ns (default) or qemu
+	Driver string `yaml:"driver,omitempty" json:"driver,omitempty"` // ns (default), qemu or libvirt
 	// Disks as the agent names them; the first is the root disk.
 	Disks    []machine.Disk `yaml:"disks" json:"disks"`
 	NICs     []NIC          `yaml:"nics" json:"nics"`
 	CPUs     int            `yaml:"cpus,omitempty" json:"cpus,omitempty"`
 	MemoryMB int            `yaml:"memory_mb,omitempty" json:"memory_mb,omitempty"`
 	Init     string         `yaml:"init,omitempty" json:"init,omitempty"`
-	// Firmware boots a qemu machine through its disk's own bootloader:
-	// bios (SeaBIOS) or uefi (OVMF). Without it the qemu driver boots
-	// Haven's kernel, which needs the server's boot files.
+	// CPUs and MemoryMB size a qemu or libvirt VM and limit an ns
+	// machine's cgroup (going over the memory limit is reported).
+	// Firmware boots a qemu or libvirt machine through its disk's own
+	// bootloader: bios (SeaBIOS) or uefi (OVMF). Without it the qemu
+	// driver boots Haven's kernel, which needs the server's boot files;
+	// libvirt machines need it.
 	Firmware string              `yaml:"firmware,omitempty" json:"firmware,omitempty"`
 	Health   machine.HealthCheck `yaml:"health" json:"health"`
 	// HealthTimeout bounds how long a booted machine may take to pass its

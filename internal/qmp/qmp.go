@@ -39,6 +39,17 @@ func (e *Error) Error() string { return fmt.Sprintf("qmp %s: %s: %s", e.Command,
 // that stops answering fails the cycle instead of hanging it.
 const DefaultTimeout = 30 * time.Second
 
+// Monitor runs QMP commands: a Client on the VM's own socket, or Libvirt
+// through libvirtd for a domain whose socket libvirt holds.
+type Monitor interface {
+	// Execute runs cmd with args (nil: none) and decodes its return
+	// value into out (nil: ignored).
+	Execute(ctx context.Context, cmd string, args, out any) error
+	Close() error
+}
+
+var _ Monitor = (*Client)(nil)
+
 // Client is one monitor connection. Commands run one at a time.
 type Client struct {
 	mu   sync.Mutex
@@ -138,20 +149,25 @@ func (c *Client) run(cmd string, args, out any) error {
 		if resp.Event != "" {
 			continue
 		}
-		if resp.Error != nil {
-			return &Error{Command: cmd, Class: resp.Error.Class, Desc: resp.Error.Desc}
-		}
-		if resp.Return == nil {
-			return fmt.Errorf("qmp %s: %w: neither return nor error", cmd, ErrProtocol)
-		}
-		if out == nil {
-			return nil
-		}
-		if err := json.Unmarshal(resp.Return, out); err != nil {
-			return fmt.Errorf("qmp %s: %w: %v", cmd, ErrProtocol, err)
-		}
+		return resp.decode(cmd, out)
+	}
+}
+
+// decode returns the command's error or decodes its return value into out.
+func (resp *response) decode(cmd string, out any) error {
+	if resp.Error != nil {
+		return &Error{Command: cmd, Class: resp.Error.Class, Desc: resp.Error.Desc}
+	}
+	if resp.Return == nil {
+		return fmt.Errorf("qmp %s: %w: neither return nor error", cmd, ErrProtocol)
+	}
+	if out == nil {
 		return nil
 	}
+	if err := json.Unmarshal(resp.Return, out); err != nil {
+		return fmt.Errorf("qmp %s: %w: %v", cmd, ErrProtocol, err)
+	}
+	return nil
 }
 
 func (c *Client) read() (*response, error) {

@@ -1,7 +1,8 @@
 // Command guest is the init of Haven's test images: a static binary run as
 // PID 1 by both machine drivers. It serves HTTP on :80 ("/" answers the
 // hostname, "/fetch?addr=" relays a GET made from inside the machine, "/write" writes a file and syncs, "/read" reads one back, "/ignore-shutdown" makes it
-// ignore graceful shutdown, for the kill-after-timeout test) and powers off
+// ignore graceful shutdown, for the kill-after-timeout test, "/eat?mb="
+// runs a child that fills that much memory, for the memory limit test) and powers off
 // on SIGTERM, SIGINT, SIGPWR or an ACPI power-button press.
 package main
 
@@ -12,6 +13,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sync/atomic"
@@ -26,6 +28,10 @@ var ignoreShutdown atomic.Bool
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("guest: ")
+	if len(os.Args) == 3 && os.Args[1] == "eat" {
+		eat(os.Args[2])
+		return
+	}
 	if os.Getpid() == 1 {
 		mountBasics()
 	}
@@ -65,6 +71,7 @@ func serve() {
 		ignoreShutdown.Store(true)
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("POST /eat", eatHandler)
 	log.Printf("serving HTTP on :80 as %s", host)
 	log.Fatal(http.ListenAndServe(":80", mux))
 }
@@ -157,4 +164,34 @@ func powerOff() {
 	// the machine off and QEMU exits.
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	os.Exit(0)
+}
+
+// eatHandler runs "init eat MB" as a child and answers how it ended: a
+// machine over its memory limit has the child killed, not the machine.
+func eatHandler(w http.ResponseWriter, r *http.Request) {
+	cmd := exec.Command("/proc/self/exe", "eat", r.URL.Query().Get("mb"))
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		fmt.Fprintf(w, "killed by %s\n", ws.Signal())
+		return
+	}
+	fmt.Fprintf(w, "exited: %v %s\n", err, out)
+}
+
+// eat touches mb MiB of anonymous memory, page by page, and reports.
+func eat(mb string) {
+	var n int
+	fmt.Sscan(mb, &n)
+	buf, err := unix.Mmap(-1, 0, n<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = 1
+	}
+	fmt.Printf("ate %d MiB\n", n)
 }

@@ -26,6 +26,13 @@ import (
 // cgroup2Root returns where the host's cgroup2 hierarchy is mounted, or ""
 // when it has none (machines then run without a cgroup of their own).
 func cgroup2Root() string {
+	return cgroupMount(func(fstype string, _ []string) bool { return fstype == "cgroup2" })
+}
+
+// cgroupMount returns where the first cgroup hierarchy (mounted from its
+// root) that match accepts is mounted, or "". match gets the file system
+// type and its super options (a v1 hierarchy's controllers).
+func cgroupMount(match func(fstype string, opts []string) bool) string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return ""
@@ -34,8 +41,8 @@ func cgroup2Root() string {
 	s := bufio.NewScanner(f)
 	for s.Scan() {
 		pre, post, ok := strings.Cut(s.Text(), " - ")
-		fields := strings.Fields(pre)
-		if ok && strings.HasPrefix(post, "cgroup2 ") && len(fields) >= 5 && fields[3] == "/" {
+		fields, after := strings.Fields(pre), strings.Fields(post)
+		if ok && len(fields) >= 5 && fields[3] == "/" && len(after) >= 3 && match(after[0], strings.Split(after[2], ",")) {
 			return fields[4]
 		}
 	}
@@ -130,20 +137,26 @@ func recordedCgroup(dir string) string {
 // with it, so its cgroup is empty).
 func populated(path string) bool {
 	b, err := os.ReadFile(filepath.Join(path, "cgroup.events"))
+	if errors.Is(err, fs.ErrNotExist) { // a v1 cgroup (limits.go)
+		b, err = os.ReadFile(filepath.Join(path, "cgroup.procs"))
+		return err != nil || len(strings.TrimSpace(string(b))) != 0
+	}
 	return err != nil || strings.Contains(string(b), "populated 1")
 }
 
-// leftoverCgroups lists the machine cgroups whose names start with prefix.
+// leftoverCgroups lists the machine cgroups whose names start with
+// prefix, on cgroup2 and the v1 hierarchies limits use.
 func leftoverCgroups(prefix string) []string {
-	root := cgroup2Root()
-	if root == "" {
-		return nil
-	}
-	ents, _ := os.ReadDir(root)
 	var out []string
-	for _, e := range ents {
-		if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, filepath.Join(root, e.Name()))
+	for _, root := range append([]string{cgroup2Root()}, v1Roots()...) {
+		if root == "" {
+			continue
+		}
+		ents, _ := os.ReadDir(root)
+		for _, e := range ents {
+			if e.IsDir() && strings.HasPrefix(e.Name(), prefix) {
+				out = append(out, filepath.Join(root, e.Name()))
+			}
 		}
 	}
 	return out

@@ -37,7 +37,11 @@ func cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
 	var errs []error
 	removed, kept, err := machine.CleanupStateDirs(stateDir, force, func(dir string) {
 		killRecorded(dir)
+		cgs := recordedV1(dir)
 		if cg := recordedCgroup(dir); cg != "" {
+			cgs = append(cgs, cg)
+		}
+		for _, cg := range cgs {
 			if err := removeCgroup(cg, time.Now().Add(10*time.Second)); err != nil {
 				errs = append(errs, err)
 			} else {
@@ -52,6 +56,9 @@ func cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
 	keep := map[string]bool{}
 	for _, k := range kept {
 		keep[recordedCgroup(filepath.Join(stateDir, k))] = true
+		for _, cg := range recordedV1(filepath.Join(stateDir, k)) {
+			keep[cg] = true
+		}
 	}
 	for _, cg := range leftoverCgroups(loopPrefix) {
 		if keep[cg] || populated(cg) {

@@ -26,6 +26,7 @@ type instance struct {
 	stopSig     syscall.Signal
 	systemd     bool          // the init is systemd
 	cgroup      string        // the machine's cgroup on the host; "" without cgroup2
+	limits      *limits       // nil: no CPU or memory limit
 	consoleDone chan struct{} // closed once the console log has everything
 	syncW       *os.File
 	ops         vnet.Ops
@@ -33,6 +34,9 @@ type instance struct {
 	done        chan struct{}
 
 	status machine.Status
+
+	memMu   sync.Mutex
+	lastMem *machine.MemoryStatus
 
 	cleanMu sync.Mutex
 	cleaned bool // host resources released: later Stops must not look again
@@ -45,7 +49,10 @@ type loopRef struct {
 	tag string
 }
 
-var _ machine.Instance = (*instance)(nil)
+var (
+	_ machine.Instance       = (*instance)(nil)
+	_ machine.MemoryReporter = (*instance)(nil)
+)
 
 func (m *instance) run(cmd *exec.Cmd, started chan<- error) {
 	runtime.LockOSThread()
@@ -128,6 +135,10 @@ func (m *instance) cleanup() error {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
+	m.keepMemory()
+	if err := m.limits.remove(deadline); err != nil {
+		return fmt.Errorf("ns: %s: %w", m.spec.Name, err)
+	}
 	if m.cgroup != "" {
 		if err := removeCgroup(m.cgroup, deadline); err != nil {
 			return fmt.Errorf("ns: %s: %w", m.spec.Name, err)

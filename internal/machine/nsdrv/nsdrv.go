@@ -106,6 +106,10 @@ func (d *Driver) boot(spec machine.Spec, dir string, atts []vnet.Attachment) (*i
 	if err != nil {
 		return nil, err
 	}
+	if m.limits, err = applyLimits(spec, m); err != nil {
+		m.kill()
+		return nil, err
+	}
 	if err := d.plugNICs(m, atts); err != nil {
 		m.kill()
 		return nil, err

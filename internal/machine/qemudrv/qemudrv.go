@@ -76,7 +76,7 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 	if spec.Firmware == "" && (d.Boot.Kernel == "" || d.Boot.Initrd == "") {
 		return nil, fmt.Errorf("%w: %s: direct kernel boot needs boot files (or set firmware)", machine.ErrBadSpec, spec.Name)
 	}
-	formats, err := diskFormats(spec.Disks)
+	formats, err := machine.DiskFormats(spec.Disks)
 	if err != nil {
 		return nil, err
 	}

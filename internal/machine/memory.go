@@ -1,0 +1,37 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrOverMemory says a machine went over its memory limit and the kernel
+// killed processes in it (the machine may still run, short of them).
+var ErrOverMemory = errors.New("machine: over its memory limit")
+
+// MemoryStatus is what a machine's memory limit did.
+type MemoryStatus struct {
+	LimitMB int `json:"limit_mb"`
+	// AtLimit counts the times the machine's memory reached its limit and
+	// the kernel had to reclaim (cgroup v2 memory.events "max", v1
+	// memory.failcnt).
+	AtLimit uint64 `json:"at_limit"`
+	// OOMKills counts processes of the machine the kernel killed for
+	// want of memory.
+	OOMKills uint64 `json:"oom_kills"`
+}
+
+// Err is ErrOverMemory, with the counts, once a process was killed.
+func (s MemoryStatus) Err() error {
+	if s.OOMKills == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d MiB: %d processes killed, at the limit %d times", ErrOverMemory, s.LimitMB, s.OOMKills, s.AtLimit)
+}
+
+// MemoryReporter is an Instance that runs under a memory limit of its own
+// (the ns driver's cgroups). A VM's memory is its guest's to manage: its
+// OOMs happen inside it.
+type MemoryReporter interface {
+	Memory() (MemoryStatus, error)
+}
