@@ -43,7 +43,19 @@ func (h *Local) EnsureOverlay(ctx context.Context, site string, o Overlay) error
 	if err := writeJSON(h.overlayFile(site), o); err != nil {
 		return err
 	}
-	return overlay.Ensure(*h.Underlay, rec.NS, o.Networks, o.Peers)
+	return overlay.Ensure(*h.Underlay, rec.NS, withGateways(rec, o.Networks), o.Peers)
+}
+
+// withGateways gives the overlay the gateways of the site's networks,
+// which it keeps local to this host.
+func withGateways(rec siteRecord, nets []overlay.Network) []overlay.Network {
+	out := slices.Clone(nets)
+	for i, n := range out {
+		if j := slices.IndexFunc(rec.Networks, func(w vnet.Network) bool { return w.Name == n.Name }); j >= 0 {
+			out[i].Gateway = rec.Networks[j].Gateway
+		}
+	}
+	return out
 }
 
 // checkOverlay refuses networks the site lacks and a VNI given to two
@@ -88,7 +100,11 @@ func (h *Local) reapplyOverlay(site string) error {
 	if h.Underlay == nil {
 		return fmt.Errorf("host: site %s has an overlay but this host no longer has an underlay configured", site)
 	}
-	if err := overlay.Ensure(*h.Underlay, h.SiteNS(site), o.Networks, o.Peers); err != nil {
+	var rec siteRecord
+	if err := readJSON(h.siteFile(site), &rec); err != nil {
+		return err
+	}
+	if err := overlay.Ensure(*h.Underlay, rec.NS, withGateways(rec, o.Networks), o.Peers); err != nil {
 		return fmt.Errorf("host: site %s: %w", site, err)
 	}
 	return nil

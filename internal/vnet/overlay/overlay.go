@@ -79,6 +79,9 @@ func (u Underlay) mtu() int {
 type Network struct {
 	Name string `json:"name"`
 	VNI  uint32 `json:"vni"`
+	// Gateway is the network's gateway address, kept local to each host
+	// (gateway.go); the host fills it from its site.
+	Gateway netip.Addr `json:"-"`
 }
 
 // MaxVNI is the largest VXLAN network identifier (24 bits).
@@ -126,6 +129,11 @@ func Ensure(u Underlay, siteNS string, nets []Network, peers []netip.Addr) error
 		if p != u.Local && !slices.Contains(others, p) {
 			others = append(others, p)
 		}
+	}
+	// The filter comes first: a device must not carry a gateway's ARP
+	// for a moment before it.
+	if err := keepGatewaysLocal(siteNS, nets); err != nil {
+		return err
 	}
 	for _, n := range nets {
 		if err := ensureNet(u, siteNS, under, site, n, others); err != nil {
