@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
@@ -142,7 +140,7 @@ func Run(ctx context.Context, c *Config, ready func(net.Addr)) error {
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	return serve(ctx, ln, cert, s.Handler())
+	return tlsca.Serve(ctx, ln, cert, s.Handler())
 }
 
 func (c *Config) cert() (*tls.Certificate, error) {
@@ -171,32 +169,4 @@ func openVault(ctx context.Context, url, passwordFile string) (*vault.Vault, err
 		return nil, err
 	}
 	return v, nil
-}
-
-// serve answers HTTPS until ctx ends, then lets calls finish for ten
-// seconds. There is no plain-HTTP mode: the token never crosses a
-// network in the clear.
-func serve(ctx context.Context, ln net.Listener, cert *tls.Certificate, h http.Handler) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert}},
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	err := srv.ServeTLS(ln, "", "")
-	if errors.Is(err, http.ErrServerClosed) {
-		<-done
-		return nil
-	}
-	return err
 }
