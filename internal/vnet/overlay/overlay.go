@@ -5,8 +5,8 @@
 // recovery network it copies never share a frame even where their
 // subnets are the same.
 //
-// The device is made in the underlay namespace (the host's own, where its
-// underlay address is) and then moved into the site's namespace: the
+// The device is made in the underlay namespace (the calling thread's: the
+// host's own, where its underlay address is) and then moved into the site's namespace: the
 // kernel keeps its UDP socket where the device was made, so encapsulated
 // traffic uses the host's underlay while the device itself sits beside
 // the site's bridge, and deleting the site's namespace deletes it.
@@ -146,7 +146,7 @@ func Ensure(u Underlay, siteNS string, nets []Network, peers []netip.Addr) error
 // Remove deletes the devices a site's overlay has (or half-made ones in
 // the underlay namespace); the site's namespace may already be gone.
 func Remove(siteNS string, networks []string) error {
-	under, err := openHandle(netns.GetFromPath("/proc/self/ns/net"))
+	under, err := openHandle(netns.Get())
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ func openHandle(ns netns.NsHandle, err error) (handle, error) {
 }
 
 func handles(siteNS string) (under, site handle, err error) {
-	if under, err = openHandle(netns.GetFromPath("/proc/self/ns/net")); err != nil {
+	if under, err = openHandle(netns.Get()); err != nil {
 		return
 	}
 	if site, err = openHandle(netns.GetFromName(siteNS)); err != nil {
