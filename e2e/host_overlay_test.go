@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ type recoveryHost struct {
 type hostRig struct {
 	prefix, base, ctl string
 	hosts             []*recoveryHost
+	vault             []string // flags naming the vault every host prepares disks from
 }
 
 // serverDisks stands for the orchestrator's disk directory: paths under
@@ -86,6 +88,10 @@ func newHostRig(t *testing.T) *hostRig {
 		must(ops.LinkUp(ns, "lo"))
 	}
 	join(r.ctl, "hvctl", p("10.77.0.100/24"))
+	vaultDir, pw := filepath.Join(r.base, "vault"), filepath.Join(r.base, "vault.pw")
+	must(os.WriteFile(pw, []byte("host-rig-password\n"), 0o600))
+	r.vault = []string{"--vault", "file://" + vaultDir, "--password-file", pw}
+	mustHaven(t, nil, append([]string{"vault", "init"}, r.vault...)...)
 	for i, name := range []string{"a", "b", "c"} {
 		h := &recoveryHost{name: name, ns: r.prefix + "-" + name, dir: filepath.Join(r.base, name),
 			addr: netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)})}
@@ -100,7 +106,9 @@ tls:
   dir: %s/tls
 overlay:
   local: %s
-`, h.addr, h.dir, h.dir, h.dir, h.addr)), 0o600))
+vault: file://%s
+password_file: %s
+`, h.addr, h.dir, h.dir, h.dir, h.addr, vaultDir, pw)), 0o600))
 		r.hosts = append(r.hosts, h)
 		r.start(t, h)
 	}
@@ -271,8 +279,9 @@ const epoch = 5
 // TestHostsOverlay: three `haven host` processes, each in its own
 // namespace and state directory, driven through hostapi.Client. Sites
 // with a recovery network (and a test network of the same subnet) are
-// made on all three and joined by the VXLAN overlay; machines on hosts A
-// and B of the recovery network reach each other by HTTP, test machines
+// made on all three and joined by the VXLAN overlay; host B prepares a
+// machine's disk from a vault point; machines on hosts A and B of the
+// recovery network reach each other by HTTP, test machines
 // reach each other but no recovery machine (and back); a deposed
 // leader's order is refused by a remote host with 409; a host restarted
 // keeps its machines and re-ensures its site (and an overlay device
@@ -325,7 +334,7 @@ func TestHostsOverlay(t *testing.T) {
 	}
 
 	recA := r.machine(t, ctx, a, "rec", "hvra", "10.50.0.11/24")
-	recB := r.machine(t, ctx, b, "rec", "hvrb", "10.50.0.12/24")
+	recB := r.restored(t, ctx, b, "rec", "hvrb", "10.50.0.12/24")
 	tstA := r.machine(t, ctx, a, "tst", "hvta", "10.50.0.21/24")
 	tstB := r.machine(t, ctx, b, "tst", "hvtb", "10.50.0.22/24")
 	if tstA.NICs[0].Network != "tlan" {
@@ -420,6 +429,10 @@ func (r *hostRig) spec(t *testing.T, h *recoveryHost, site, name, addr string) m
 	if err := os.Rename(machinetest.Image(t), filepath.Join(h.dir, "disks", name+".img")); err != nil {
 		t.Fatal(err)
 	}
+	return r.specAt(site, name, addr)
+}
+
+func (r *hostRig) specAt(site, name, addr string) machine.Spec {
 	return machine.Spec{Name: name, Disks: []machine.Disk{{Name: "root", Path: filepath.Join(serverDisks, name+".img")}},
 		NICs:   []vnet.NIC{{Name: "eth0", Network: map[string]string{"rec": "lan", "tst": "tlan"}[site], Addr: netip.MustParsePrefix(addr)}},
 		Health: machine.HealthCheck{HTTPPort: 80, HTTPPath: "/"}, StopTimeout: 5 * time.Second}
@@ -430,6 +443,13 @@ func (r *hostRig) spec(t *testing.T, h *recoveryHost, site, name, addr string) m
 func (r *hostRig) machine(t *testing.T, ctx context.Context, h *recoveryHost, site, name, addr string) machine.Spec {
 	t.Helper()
 	spec := r.spec(t, h, site, name, addr)
+	r.boot(t, ctx, h, site, spec)
+	return spec
+}
+
+func (r *hostRig) boot(t *testing.T, ctx context.Context, h *recoveryHost, site string, spec machine.Spec) {
+	t.Helper()
+	name := spec.Name
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := h.c.StartMachine(cctx, site, "ns", spec); err != nil {
@@ -438,6 +458,26 @@ func (r *hostRig) machine(t *testing.T, ctx context.Context, h *recoveryHost, si
 	if err := h.c.WaitHealthy(cctx, site, spec); err != nil {
 		t.Fatalf("%s on %s: %v", name, h.name, err)
 	}
+}
+
+// restored starts an ns machine whose disk host h prepared from a point
+// (a whole restore, then the same call again finds it done).
+func (r *hostRig) restored(t *testing.T, ctx context.Context, h *recoveryHost, site, name, addr string) machine.Spec {
+	t.Helper()
+	mustHaven(t, nil, append([]string{"snapshot", "--machine", name, "--disk", "root=" + machinetest.Image(t)}, r.vault...)...)
+	var points []struct{ ID, Machine string }
+	if err := json.Unmarshal([]byte(mustHaven(t, nil, append([]string{"vault", "points", "--json", "--machine", name}, r.vault...)...)), &points); err != nil || len(points) != 1 {
+		t.Fatalf("points of %s: %v %+v", name, err, points)
+	}
+	req := host.DiskRequest{Machine: name, Disk: "root", Point: points[0].ID, Target: filepath.Join(serverDisks, name+".img")}
+	for _, want := range []string{"restore", "existing"} {
+		res, err := h.c.PrepareDisk(ctx, req)
+		if err != nil || res.Method != want || res.Size == 0 {
+			t.Fatalf("prepare %s on %s: %+v %v, want %s", name, h.name, res, err, want)
+		}
+	}
+	spec := r.specAt(site, name, addr)
+	r.boot(t, ctx, h, site, spec)
 	return spec
 }
 
