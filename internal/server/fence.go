@@ -132,13 +132,13 @@ func (h fencedHost) StandbyPoint(m, disk string) string {
 // EnsureOverlay is an order: fenced like the others, for a host that has
 // an overlay (host.OverlayHost).
 func (h fencedHost) EnsureOverlay(ctx context.Context, site string, o host.Overlay) error {
-	oh, ok := h.Host.(host.OverlayHost)
-	if !ok {
-		return fmt.Errorf("host: this recovery host has no overlay")
-	}
 	ctx, err := h.enter(ctx)
 	if err != nil {
 		return err
+	}
+	oh, ok := h.Host.(host.OverlayHost)
+	if !ok {
+		return fmt.Errorf("host: this recovery host has no overlay")
 	}
 	return oh.EnsureOverlay(ctx, site, o)
 }
