@@ -290,6 +290,9 @@ const epoch = 5
 func TestHostsOverlay(t *testing.T) {
 	r := newHostRig(t)
 	a, b, c := r.hosts[0], r.hosts[1], r.hosts[2]
+	if nss, vx, procs := r.leftovers(t); len(nss)+len(vx) > 0 || len(procs) != 3 {
+		t.Fatalf("before: namespaces %v, vxlan links %v, processes %v (want the 3 hosts)", nss, vx, procs)
+	}
 	ctx := fence.WithEpoch(context.Background(), epoch)
 	// The test network copies the recovery network's subnet, as a drill
 	// does, under a name of its own.
@@ -496,4 +499,27 @@ func fetchVia(ns string, from machine.Spec, to string) (string, error) {
 		return string(b), fmt.Errorf("%s", resp.Status)
 	}
 	return string(b), nil
+}
+
+// TestHostBadConfig: a config `haven host` cannot use is a usage error
+// (exit 2) naming the problem, before anything is made.
+func TestHostBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"state_dir: " + dir + "\ntoken_file: " + dir + "/t\ntls: {dir: " + dir + "}\nlisten_on: x\n":       "listen_on",
+		"token_file: " + dir + "/t\ntls: {dir: " + dir + "}\n":                                             "state_dir is required",
+		"state_dir: " + dir + "\ntoken_file: " + dir + "/t\ntls: {dir: " + dir + "}\noverlay: {port: 1}\n": "underlay local address",
+	} {
+		cfg := filepath.Join(dir, "host.yaml")
+		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := haven(t, nil, "host", "--config", cfg)
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("config %q: exit %d, %s", body, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "t")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused config made the token file: %v", err)
+	}
 }
