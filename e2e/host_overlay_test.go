@@ -88,6 +88,9 @@ func newHostRig(t *testing.T) *hostRig {
 		must(ops.LinkUp(ns, "lo"))
 	}
 	join(r.ctl, "hvctl", p("10.77.0.100/24"))
+	// The control namespace stands for the outside: it reaches the
+	// recovery network through the host designated for the edge.
+	must(ops.AddRoute(r.ctl, p("10.50.0.0/24"), netip.MustParseAddr("10.77.0.1")))
 	vaultDir, pw := filepath.Join(r.base, "vault"), filepath.Join(r.base, "vault.pw")
 	must(os.WriteFile(pw, []byte("host-rig-password\n"), 0o600))
 	r.vault = []string{"--vault", "file://" + vaultDir, "--password-file", pw}
@@ -108,11 +111,20 @@ overlay:
   local: %s
 vault: file://%s
 password_file: %s
-`, h.addr, h.dir, h.dir, h.dir, h.addr, vaultDir, pw)), 0o600))
+`, h.addr, h.dir, h.dir, h.dir, h.addr, vaultDir, pw)+edgeOf(name)), 0o600))
 		r.hosts = append(r.hosts, h)
 		r.start(t, h)
 	}
 	return r
+}
+
+// edgeOf designates host a for the uplink: its underlay interface, in
+// its own namespace, stands for the host's uplink here.
+func edgeOf(host string) string {
+	if host == "a" {
+		return "edge: \"@eth0\"\n"
+	}
+	return ""
 }
 
 // start runs (or runs again) h's haven host and waits for its API.
@@ -128,6 +140,9 @@ func (r *hostRig) start(t *testing.T, h *recoveryHost) {
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	if h.c != nil {
+		h.c.Retries = -1 // the loop below is the retry
 	}
 	testenv.Eventually(t, 30*time.Second, "haven host "+h.name+" up", func() bool {
 		if h.c == nil {
@@ -173,9 +188,9 @@ func (h *recoveryHost) stop() {
 }
 
 // leftovers counts what the rig made that must be gone: namespaces named
-// by its prefix or a host's ID, VXLAN links in the hosts' namespaces and
+// by its prefix or a host's ID, links in the hosts' namespaces and
 // processes running from its directory (hosts and machines).
-func (r *hostRig) leftovers(t *testing.T) (nss, vxlans, procs []string) {
+func (r *hostRig) leftovers(t *testing.T) (nss, links, procs []string) {
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
 		n := e.Name()
@@ -189,10 +204,10 @@ func (r *hostRig) leftovers(t *testing.T) (nss, vxlans, procs []string) {
 		}
 	}
 	for _, h := range r.hosts {
-		vxlans = append(vxlans, vxlansIn(t, h.ns)...)
+		links = append(links, linksIn(t, h.ns)...)
 	}
 	procs = procsUnder(r.base)
-	return nss, vxlans, procs
+	return nss, links, procs
 }
 
 func (r *hostRig) isRigNS(n string) bool {
@@ -202,7 +217,9 @@ func (r *hostRig) isRigNS(n string) bool {
 	return slices.ContainsFunc(r.hosts, func(h *recoveryHost) bool { return h.ns == n })
 }
 
-func vxlansIn(t *testing.T, ns string) []string {
+// linksIn lists the links of a host's namespace beyond its own (lo,
+// eth0): VXLAN devices not yet moved, uplink veth ends.
+func linksIn(t *testing.T, ns string) []string {
 	nh, err := netns.GetFromName(ns)
 	if err != nil {
 		return nil
@@ -216,8 +233,8 @@ func vxlansIn(t *testing.T, ns string) []string {
 	links, _ := h.LinkList()
 	var out []string
 	for _, l := range links {
-		if l.Type() == "vxlan" {
-			out = append(out, ns+"/"+l.Attrs().Name)
+		if n := l.Attrs().Name; n != "lo" && n != "eth0" {
+			out = append(out, ns+"/"+n+" ("+l.Type()+")")
 		}
 	}
 	return out
@@ -279,7 +296,8 @@ const epoch = 5
 // TestHostsOverlay: three `haven host` processes, each in its own
 // namespace and state directory, driven through hostapi.Client. Sites
 // with a recovery network (and a test network of the same subnet) are
-// made on all three and joined by the VXLAN overlay; host B prepares a
+// made on all three and joined by the VXLAN overlay, with the uplink on
+// host A only (reached from outside through it); host B prepares a
 // machine's disk from a vault point; machines on hosts A and B of the
 // recovery network reach each other by HTTP, test machines
 // reach each other but no recovery machine (and back); a deposed
@@ -289,133 +307,189 @@ const epoch = 5
 // nothing.
 func TestHostsOverlay(t *testing.T) {
 	r := newHostRig(t)
-	a, b, c := r.hosts[0], r.hosts[1], r.hosts[2]
-	if nss, vx, procs := r.leftovers(t); len(nss)+len(vx) > 0 || len(procs) != 3 {
-		t.Fatalf("before: namespaces %v, vxlan links %v, processes %v (want the 3 hosts)", nss, vx, procs)
+	if nss, links, procs := r.leftovers(t); len(nss)+len(links) > 0 || len(procs) != 3 {
+		t.Fatalf("before: namespaces %v, links %v, processes %v (want the 3 hosts)", nss, links, procs)
 	}
-	ctx := fence.WithEpoch(context.Background(), epoch)
+	o := &overlayRun{r: r, ctx: fence.WithEpoch(context.Background(), epoch), nets: map[string][]vnet.Network{}}
+	o.ensureSites(t)
+	a, b := r.hosts[0], r.hosts[1]
+	o.recA = r.machine(t, o.ctx, a, "rec", "hvra", "10.50.0.11/24")
+	o.recB = r.restored(t, o.ctx, b, "rec", "hvrb", "10.50.0.12/24")
+	o.tstA = r.machine(t, o.ctx, a, "tst", "hvta", "10.50.0.21/24")
+	o.tstB = r.machine(t, o.ctx, b, "tst", "hvtb", "10.50.0.22/24")
+	// The outside reaches a recovery machine through A's edge; the test
+	// network has no uplink anywhere.
+	if body, err := getFrom(r.ctl, "10.50.0.11"); err != nil || !strings.Contains(body, "hello from hvra") {
+		t.Fatalf("through the edge on A: %q %v", body, err)
+	}
+	o.reach(t, a, "rec", o.recA, "10.50.0.12", true) // A to B over the overlay
+	o.reach(t, b, "rec", o.recB, "10.50.0.11", true)
+	o.reach(t, a, "tst", o.tstA, "10.50.0.22", true) // the test network spans hosts too
+	o.reach(t, a, "tst", o.tstA, "10.50.0.12", false)
+	o.reach(t, b, "rec", o.recB, "10.50.0.21", false)
+	o.reach(t, b, "rec", o.recB, "10.50.0.22", false)
+	o.staleRefused(t)
+	o.restart(t)
+	o.teardown(t)
+}
+
+// overlayRun is TestHostsOverlay's state between its phases.
+type overlayRun struct {
+	r                      *hostRig
+	ctx                    context.Context
+	nets                   map[string][]vnet.Network
+	recA, recB, tstA, tstB machine.Spec
+}
+
+// ensureSites makes sites rec and tst on every host with their overlays,
+// the uplink on A only, and checks the devices.
+func (o *overlayRun) ensureSites(t *testing.T) {
 	// The test network copies the recovery network's subnet, as a drill
 	// does, under a name of its own.
-	nets := map[string][]vnet.Network{}
 	for site, name := range map[string]string{"rec": "lan", "tst": "tlan"} {
-		nets[site] = []vnet.Network{{Name: name, Subnet: netip.MustParsePrefix("10.50.0.0/24"), Gateway: netip.MustParseAddr("10.50.0.1")}}
+		o.nets[site] = []vnet.Network{{Name: name, Subnet: netip.MustParsePrefix("10.50.0.0/24"), Gateway: netip.MustParseAddr("10.50.0.1")}}
 	}
-	lan := nets["rec"]
 	var peers []netip.Addr
-	for _, h := range r.hosts {
+	for _, h := range o.r.hosts {
 		peers = append(peers, h.addr)
 	}
 	ov := map[string]host.Overlay{}
 	for _, site := range []string{"rec", "tst"} {
-		n := nets[site][0].Name
+		n := o.nets[site][0].Name
 		ov[site] = host.Overlay{Networks: []overlay.Network{{Name: n, VNI: overlay.DefaultVNI(site, n)}}, Peers: peers}
-		for _, h := range r.hosts {
-			if err := h.c.EnsureSite(ctx, site, nets[site], ""); err != nil {
+		for _, h := range o.r.hosts {
+			if err := h.c.EnsureSite(o.ctx, site, o.nets[site], uplink(site, h)); err != nil {
 				t.Fatalf("ensure site %s on %s: %v", site, h.name, err)
 			}
-			if err := h.c.EnsureOverlay(ctx, site, ov[site]); err != nil {
+			if err := h.c.EnsureOverlay(o.ctx, site, ov[site]); err != nil {
 				t.Fatalf("overlay of %s on %s: %v", site, h.name, err)
 			}
 		}
 	}
-	if ov["rec"].Networks[0].VNI == ov["tst"].Networks[0].VNI {
+	vni := ov["rec"].Networks[0].VNI
+	if vni == ov["tst"].Networks[0].VNI {
 		t.Fatal("recovery and test network share a VNI")
 	}
-	for _, h := range r.hosts {
+	for _, h := range o.r.hosts {
 		devs, err := overlay.Devices(h.c.SiteNS("rec"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := devs["vx-lan"]
 		want := slices.DeleteFunc(slices.Clone(peers), func(p netip.Addr) bool { return p == h.addr })
-		if d.VNI != ov["rec"].Networks[0].VNI || !sameAddrs(d.Peers, want) {
-			t.Fatalf("host %s: vx-lan %+v, want vni %d peers %v", h.name, d, ov["rec"].Networks[0].VNI, want)
+		if d := devs["vx-lan"]; d.VNI != vni || !sameAddrs(d.Peers, want) {
+			t.Fatalf("host %s: vx-lan %+v, want vni %d peers %v", h.name, d, vni, want)
 		}
 	}
-	if err := b.c.EnsureSite(ctx, "edge", lan, "@eth0"); err == nil || !strings.Contains(err.Error(), "has none") {
+	if err := o.r.hosts[1].c.EnsureSite(o.ctx, "edge", o.nets["rec"], "@eth0"); err == nil || !strings.Contains(err.Error(), "has none") {
 		t.Fatalf("a site with an uplink on a host without edge: %v", err)
 	}
+}
 
-	recA := r.machine(t, ctx, a, "rec", "hvra", "10.50.0.11/24")
-	recB := r.restored(t, ctx, b, "rec", "hvrb", "10.50.0.12/24")
-	tstA := r.machine(t, ctx, a, "tst", "hvta", "10.50.0.21/24")
-	tstB := r.machine(t, ctx, b, "tst", "hvtb", "10.50.0.22/24")
-	if tstA.NICs[0].Network != "tlan" {
-		t.Fatalf("test machine on %s", tstA.NICs[0].Network)
+// reach asks machine from (on h's site) to fetch http://to/.
+func (o *overlayRun) reach(t *testing.T, h *recoveryHost, site string, from machine.Spec, to string, want bool) {
+	t.Helper()
+	body, err := fetchVia(h.c.SiteNS(site), from, to)
+	switch {
+	case want && (err != nil || !strings.Contains(body, "hello from")):
+		t.Fatalf("%s -> %s: %q, %v; want an answer", from.Name, to, body, err)
+	case !want && err == nil:
+		t.Fatalf("%s -> %s answered %q: the networks are not isolated", from.Name, to, body)
 	}
-	fetch := func(h *recoveryHost, site string, from machine.Spec, to string) (string, error) {
-		return fetchVia(h.c.SiteNS(site), from, to)
-	}
-	reach := func(h *recoveryHost, site string, from machine.Spec, to string, want bool) {
-		t.Helper()
-		body, err := fetch(h, site, from, to)
-		switch {
-		case want && (err != nil || !strings.Contains(body, "hello from")):
-			t.Fatalf("%s -> %s: %q, %v; want an answer", from.Name, to, body, err)
-		case !want && err == nil:
-			t.Fatalf("%s -> %s answered %q: the networks are not isolated", from.Name, to, body)
-		}
-	}
-	reach(a, "rec", recA, "10.50.0.12", true) // A to B over the overlay
-	reach(b, "rec", recB, "10.50.0.11", true)
-	reach(a, "tst", tstA, "10.50.0.22", true) // the test network spans hosts too
-	reach(a, "tst", tstA, "10.50.0.12", false)
-	reach(b, "rec", recB, "10.50.0.21", false)
-	reach(b, "rec", recB, "10.50.0.22", false)
+}
 
-	// A deposed leader's order does nothing on a remote host.
-	spec := r.spec(t, c, "rec", "hvstale", "10.50.0.31/24")
+// staleRefused: a deposed leader's order does nothing on a remote host.
+func (o *overlayRun) staleRefused(t *testing.T) {
+	c := o.r.hosts[2]
+	spec := o.r.spec(t, c, "rec", "hvstale", "10.50.0.31/24")
 	err := c.c.StartMachine(fence.WithEpoch(context.Background(), epoch-1), "rec", "ns", spec)
 	var re *hostapi.RemoteError
 	if !errors.Is(err, fence.ErrStale) || !errors.As(err, &re) || re.Status != http.StatusConflict {
 		t.Fatalf("order of epoch %d after %d: %v", epoch-1, epoch, err)
 	}
-	if ok, err := c.c.CheckRunning(ctx, "rec", spec.Name); ok || err != nil {
+	if ok, err := c.c.CheckRunning(o.ctx, "rec", spec.Name); ok || err != nil {
 		t.Fatalf("refused machine running %v (%v)", ok, err)
 	}
+}
 
-	// A restarted host keeps its machines; re-ensuring its site gives
-	// back an overlay device deleted meanwhile.
+// restart: a restarted host keeps its machines; re-ensuring its site
+// gives back an overlay device deleted meanwhile.
+func (o *overlayRun) restart(t *testing.T) {
+	a, b := o.r.hosts[0], o.r.hosts[1]
 	a.stop()
 	if err := (vnet.Netlink{}).DelLink(a.c.SiteNS("rec"), "vx-lan"); err != nil {
 		t.Fatal(err)
 	}
-	r.start(t, a)
-	if !a.c.Running("rec", recA.Name) {
+	o.r.start(t, a)
+	if !a.c.Running("rec", o.recA.Name) {
 		t.Fatal("machine on A stopped with its haven host")
 	}
-	if err := a.c.EnsureSite(ctx, "rec", lan, ""); err != nil {
+	o.reach(t, a, "rec", o.recA, "10.50.0.12", false) // the device is gone
+	if err := a.c.EnsureSite(o.ctx, "rec", o.nets["rec"], uplink("rec", a)); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.c.StartMachine(ctx, "rec", "ns", recA); err != nil {
+	if err := a.c.StartMachine(o.ctx, "rec", "ns", o.recA); err != nil {
 		t.Fatal(err)
 	}
-	reach(a, "rec", recA, "10.50.0.12", true)
-	reach(b, "rec", recB, "10.50.0.11", true)
+	o.reach(t, a, "rec", o.recA, "10.50.0.12", true)
+	o.reach(t, b, "rec", o.recB, "10.50.0.11", true)
+}
 
+// teardown stops the machines and removes the sites through the hosts,
+// stops the hosts, and finds nothing left (the kernel deletes a
+// namespace's links asynchronously: they may take a moment).
+func (o *overlayRun) teardown(t *testing.T) {
+	a, b := o.r.hosts[0], o.r.hosts[1]
 	for _, m := range []struct {
 		h    *recoveryHost
 		site string
 		s    machine.Spec
-	}{{a, "rec", recA}, {b, "rec", recB}, {a, "tst", tstA}, {b, "tst", tstB}} {
-		if err := m.h.c.StopMachine(ctx, m.site, m.s.Name); err != nil {
+	}{{a, "rec", o.recA}, {b, "rec", o.recB}, {a, "tst", o.tstA}, {b, "tst", o.tstB}} {
+		if err := m.h.c.StopMachine(o.ctx, m.site, m.s.Name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, h := range r.hosts {
+	for _, h := range o.r.hosts {
 		for _, s := range []string{"rec", "tst"} {
-			if err := h.c.RemoveSite(ctx, s); err != nil {
+			if err := h.c.RemoveSite(o.ctx, s); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	for _, h := range r.hosts {
+	for _, h := range o.r.hosts {
 		h.stop()
 	}
-	nss, vx, procs := r.leftovers(t)
-	if len(nss)+len(vx)+len(procs) > 0 {
-		t.Fatalf("left behind: namespaces %v, vxlan links %v, processes %v", nss, vx, procs)
+	var nss, links, procs []string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if nss, links, procs = o.r.leftovers(t); len(nss)+len(links)+len(procs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind: namespaces %v, links %v, processes %v", nss, links, procs)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// uplink is the edge argument of EnsureSite: the recovery site wants an
+// uplink on the host designated for it (A); the test site nowhere.
+func uplink(site string, h *recoveryHost) string {
+	if site == "rec" && h.name == "a" {
+		return "uplink"
+	}
+	return ""
+}
+
+// getFrom GETs http://addr/ from namespace ns.
+func getFrom(ns, addr string) (string, error) {
+	c := machine.HTTPClient(ns)
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 func sameAddrs(a, b []netip.Addr) bool {
