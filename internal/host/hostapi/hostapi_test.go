@@ -2,18 +2,21 @@ package hostapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/machine"
 )
 
 // newPair serves a real host.Local (no vault, no sites: what needs no
@@ -171,5 +174,35 @@ func TestFlightSurvivesDroppedCaller(t *testing.T) {
 	}
 	if !cancelled.Load() {
 		t.Fatal("an abandoned call was not cancelled after the grace period")
+	}
+}
+
+// TestDeadlineTravels: the host stops waiting when the caller's deadline
+// (TimeoutHeader) ends, whatever the connection does: a health wait for
+// a machine that never answers returns within the header's 300 ms on a
+// connection the caller would keep open for 30 s.
+func TestDeadlineTravels(t *testing.T) {
+	c, _, _ := newPair(t)
+	body := `{"driver":"","spec":{"name":"web","disks":null,"nics":[{"name":"eth0","network":"lan","addr":"10.99.0.5/24"}],"health":{"tcp_port":80}}}`
+	req, err := http.NewRequest("POST", c.URL+"/v1/sites/rec/machines/web/healthy", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set(TimeoutHeader, "300")
+	hc := *c.HTTP
+	hc.Timeout = 30 * time.Second
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("the host did not end the wait itself: %v", err)
+	}
+	defer resp.Body.Close()
+	var e errorResp
+	json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != http.StatusServiceUnavailable || e.Kind != "unhealthy" {
+		t.Fatalf("status %d %+v, want 503 unhealthy", resp.StatusCode, e)
+	}
+	if sentinel(e.Kind) != machine.ErrUnhealthy {
+		t.Fatal("kind unhealthy does not map back to machine.ErrUnhealthy")
 	}
 }
