@@ -21,7 +21,8 @@ import (
 
 // TestDebianPackage builds the .deb, installs it with dpkg inside the
 // Debian test image booted under systemd (systemd-nspawn, private network),
-// enables haven-dns, haven-server and haven-agent with small configs, and
+// enables haven-dns, haven-server, haven-agent and haven-host with small
+// configs (haven host's example as shipped), and
 // checks each runs as the user its unit says, answers, comes back after
 // `systemctl restart` and after SIGKILL of its main process (Restart=), and
 // logs to the journal.
@@ -44,7 +45,7 @@ func TestDebianPackage(t *testing.T) {
 	if out := c.mustRun(t, "getent", "passwd", "haven"); !strings.Contains(out, "/usr/sbin/nologin") {
 		t.Fatalf("postinst made no haven system user: %q", out)
 	}
-	for _, u := range []string{"haven-dns", "haven-server", "haven-agent"} {
+	for _, u := range []string{"haven-dns", "haven-server", "haven-agent", "haven-host"} {
 		// Installed, not enabled: the example configs need editing first.
 		if out, _ := c.run("systemctl", "is-enabled", u); out != "disabled" {
 			t.Fatalf("%s after install: is-enabled %q, want disabled", u, out)
@@ -54,15 +55,16 @@ func TestDebianPackage(t *testing.T) {
 		t.Fatalf("haven version in the package: %q", out)
 	}
 	writePackageConfigs(t, c, root)
-	c.mustRun(t, "systemctl", "enable", "--now", "haven-dns", "haven-server", "haven-agent")
+	c.mustRun(t, "systemctl", "enable", "--now", "haven-dns", "haven-server", "haven-agent", "haven-host")
 
 	checks := map[string]func(t *testing.T){
 		"haven-dns":    func(t *testing.T) { c.waitDig(t) },
 		"haven-server": func(t *testing.T) { c.waitHTTP(t, "http://127.0.0.1:7780/healthz") },
 		"haven-agent":  func(t *testing.T) { c.waitAgentPoint(t) },
+		"haven-host":   func(t *testing.T) { c.waitHostInfo(t, root) },
 	}
-	users := map[string]string{"haven-dns": "haven", "haven-server": "root", "haven-agent": "root"}
-	for _, u := range []string{"haven-dns", "haven-server", "haven-agent"} {
+	users := map[string]string{"haven-dns": "haven", "haven-server": "root", "haven-agent": "root", "haven-host": "root"}
+	for _, u := range []string{"haven-dns", "haven-server", "haven-agent", "haven-host"} {
 		t.Run(u, func(t *testing.T) {
 			t.Cleanup(func() {
 				if t.Failed() {
@@ -320,6 +322,25 @@ func (c *container) waitHTTP(t *testing.T, url string) {
 	waitFor(t, "GET "+url, func() error {
 		out, err := c.inNet("curl", "-fsS", "--max-time", "2", url)
 		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+}
+
+// waitHostInfo waits for haven host's API, as its example config says
+// (unchanged): HTTPS with the CA and the token it made at its first start.
+func (c *container) waitHostInfo(t *testing.T, root string) {
+	t.Helper()
+	dir := filepath.Join(root, "var/lib/haven/host")
+	waitFor(t, "haven host /v1/info", func() error {
+		tok, err := os.ReadFile(filepath.Join(dir, "token"))
+		if err != nil {
+			return err
+		}
+		out, err := c.inNet("curl", "-fsS", "--max-time", "2", "--cacert", filepath.Join(dir, "tls", "ca.crt"),
+			"-H", "Authorization: Bearer "+strings.TrimSpace(string(tok)), "https://127.0.0.1:7443/v1/info")
+		if err != nil || !strings.Contains(out, `"id":"hv`) {
 			return fmt.Errorf("%v: %s", err, out)
 		}
 		return nil

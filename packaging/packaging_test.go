@@ -8,6 +8,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/dns"
+	"github.com/haven-dr/haven/internal/host/hostapi"
 	"github.com/haven-dr/haven/internal/server"
 )
 
@@ -19,6 +20,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 		"agent.yaml":  func(p string) error { _, err := agent.LoadConfig(p); return err },
 		"server.yaml": func(p string) error { _, err := server.LoadConfig(p); return err },
 		"dns.yaml":    func(p string) error { _, err := dns.LoadConfig(p); return err },
+		"host.yaml":   func(p string) error { _, err := hostapi.LoadConfig(p); return err },
 	}
 	cfgs, err := Configs("..")
 	if err != nil {

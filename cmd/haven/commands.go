@@ -13,6 +13,7 @@ var subcommands = []func() *cobra.Command{
 	newAgentCmd,
 	newSiteCmd,
 	newServerCmd,
+	newHostCmd,
 	newApplyCmd,
 	newStatusCmd,
 	newFailoverCmd,

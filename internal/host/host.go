@@ -17,10 +17,12 @@ package host
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/vnet"
+	"github.com/haven-dr/haven/internal/vnet/overlay"
 )
 
 // Host runs recovery-site work for the orchestrator.
@@ -77,4 +79,34 @@ type DiskResult struct {
 	BytesWritten int64         `json:"bytes_written"`
 	BytesFetched int64         `json:"bytes_fetched"`
 	Duration     time.Duration `json:"duration_ns"`
+}
+
+// OverlayHost is a Host whose sites can span several hosts: a recovery
+// host behind `haven host` (package hostapi) and Local with an Underlay.
+// It is optional, so a Host that runs a whole site alone needs nothing.
+type OverlayHost interface {
+	Host
+	// EnsureOverlay joins networks of site to the same networks on the
+	// peers (the other hosts' underlay addresses; this host's own is
+	// skipped), one VNI each, and removes the overlay of the site's
+	// other networks. The site must exist (EnsureSite). EnsureSite
+	// re-applies the last overlay of a site it keeps (a host restarted,
+	// a device deleted by hand); a site it makes anew (networks changed,
+	// RemoveSite) needs EnsureOverlay again. An empty Overlay removes
+	// the site's overlay.
+	EnsureOverlay(ctx context.Context, site string, o Overlay) error
+}
+
+// Overlay is the desired overlay of one site.
+type Overlay struct {
+	Networks []overlay.Network `json:"networks"`
+	Peers    []netip.Addr      `json:"peers"`
+}
+
+// RunningChecker is a Host that can say it does not know: Running's
+// bool has no room for "the host did not answer". A remote host
+// implements it; callers that must tell "stopped" from "unreachable"
+// (a host failure) look for it by type.
+type RunningChecker interface {
+	CheckRunning(ctx context.Context, site, name string) (bool, error)
 }

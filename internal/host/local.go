@@ -17,6 +17,7 @@ import (
 	"github.com/haven-dr/haven/internal/machine/qemudrv"
 	"github.com/haven-dr/haven/internal/vault"
 	"github.com/haven-dr/haven/internal/vnet"
+	"github.com/haven-dr/haven/internal/vnet/overlay"
 	"github.com/haven-dr/haven/internal/vnet/wg"
 )
 
@@ -37,6 +38,9 @@ type Local struct {
 	// Tunnels join the recovery site (a site with an uplink) to offices
 	// by WireGuard; set before the first EnsureSite.
 	Tunnels []wg.Config
+	// Underlay, when set, lets sites join other hosts' over a VXLAN
+	// overlay (EnsureOverlay); set before the first EnsureSite.
+	Underlay *overlay.Underlay
 
 	// epoch is the highest HA leader epoch that gave this host an
 	// order: the servers of one machine share the host's directory, so a

@@ -58,7 +58,7 @@ func (h *Local) EnsureSite(ctx context.Context, site string, nets []vnet.Network
 			if err := h.addNets(site, rec, added); err != nil {
 				return err
 			}
-			return h.ensureTunnels(site, edge)
+			return errors.Join(h.ensureTunnels(site, edge), h.reapplyOverlay(site))
 		}
 		if busy := h.siteMachines(site); len(busy) > 0 {
 			why := "networks " + strings.Join(changed, ", ") + " changed (subnet or gateway)"
@@ -87,7 +87,7 @@ func (h *Local) EnsureSite(ctx context.Context, site string, nets []vnet.Network
 	if err := writeJSON(h.siteFile(site), siteRecord{Site: site, NS: ns, Networks: nets, Edge: edge}); err != nil {
 		return err
 	}
-	return h.ensureTunnels(site, edge)
+	return errors.Join(h.ensureTunnels(site, edge), h.reapplyOverlay(site))
 }
 
 // netDiff compares a site's networks with the ones asked for: networks
@@ -237,6 +237,9 @@ func (h *Local) RemoveSite(ctx context.Context, site string) error {
 		return fmt.Errorf("host: remove site %s: %w", site, err)
 	}
 	if err := h.stopTunnels(site); err != nil {
+		return fmt.Errorf("host: remove site %s: %w", site, err)
+	}
+	if err := h.removeOverlay(site); err != nil {
 		return fmt.Errorf("host: remove site %s: %w", site, err)
 	}
 	ns := h.SiteNS(site)

@@ -129,6 +129,29 @@ func (h fencedHost) StandbyPoint(m, disk string) string {
 	return ""
 }
 
+// EnsureOverlay is an order: fenced like the others, for a host that has
+// an overlay (host.OverlayHost).
+func (h fencedHost) EnsureOverlay(ctx context.Context, site string, o host.Overlay) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	oh, ok := h.Host.(host.OverlayHost)
+	if !ok {
+		return fmt.Errorf("host: this recovery host has no overlay")
+	}
+	return oh.EnsureOverlay(ctx, site, o)
+}
+
+// CheckRunning passes through (a read); a host that cannot fail to
+// answer says what Running says.
+func (h fencedHost) CheckRunning(ctx context.Context, site, name string) (bool, error) {
+	if rc, ok := h.Host.(host.RunningChecker); ok {
+		return rc.CheckRunning(ctx, site, name)
+	}
+	return h.Host.Running(site, name), nil
+}
+
 // fencedAgents fences the orders given to every agent dial dials.
 func fencedAgents(dial orchestrator.AgentDialer, enter enterFn) orchestrator.AgentDialer {
 	return func(a protection.Agent) (orchestrator.AgentClient, error) {
