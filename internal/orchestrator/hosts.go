@@ -262,6 +262,9 @@ func (r *run) placeFor(ctx context.Context, machines []string) error {
 	if err := r.save(ctx); err != nil {
 		return err
 	}
+	if err := r.sharePlacement(ctx, nil); err != nil {
+		return err
+	}
 	if len(lost) > 0 {
 		return fmt.Errorf("no answering recovery host has room for %v: %w", lost, errors.Join(fitErr, downErr(down)))
 	}
@@ -376,7 +379,13 @@ func (r *run) recoverLost(ctx context.Context, site string, machines []string, t
 		return nil
 	}
 	r.warn("host lost: %v ran on a host that no longer answers: starting them on the others", lost)
-	return r.waitHealthy(ctx, site, lost, test)
+	if err := r.waitHealthy(ctx, site, lost, test); err != nil {
+		return err
+	}
+	if test || !publishes(r.cfg, lost) {
+		return nil
+	}
+	return r.publish(ctx, site, lost)
 }
 
 // stopMachine stops m on site on the host it runs on for this job.

@@ -31,6 +31,9 @@ type Outputs struct {
 	// Placement: machine -> the recovery host this job prepared and
 	// started it on (hosts.go).
 	Placement map[string]string `json:"placement,omitempty"`
+	// Lost: machines a recover-machines job found on hosts that do not
+	// answer (job_recover_machines.go).
+	Lost []string `json:"lost,omitempty"`
 	// Resources this job created, in order; cancel removes them newest
 	// first. Recorded before they are created.
 	Resources []Resource `json:"resources,omitempty"`
