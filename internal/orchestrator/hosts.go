@@ -343,7 +343,6 @@ func (o *Orchestrator) Placements(ctx context.Context) (map[string]string, error
 	return p.Hosts, nil
 }
 
-
 // rehome places the machines whose host does not answer on another and
 // prepares their disks there; the caller then starts them (a step that
 // finds a machine not running starts it).
