@@ -85,7 +85,6 @@ func TestHostsApplyPlacesAndRefuses(t *testing.T) {
 	}
 }
 
-
 // boots is how many times m was booted on the recovery site on each host.
 func boots(fakes map[string]*orchtest.Host, m string) map[string]int {
 	out := map[string]int{}
