@@ -411,3 +411,50 @@ func (o *Orchestrator) downHosts(ctx context.Context) map[string]error {
 	maps.DeleteFunc(down, func(_ string, err error) bool { return err == nil })
 	return down
 }
+
+// LostHost is a recovery host that does not answer, with the plans whose
+// recovered machines ran there.
+type LostHost struct {
+	Name  string
+	Err   error
+	Plans []string
+}
+
+// LostHosts asks every host whether it answers and, for each that does
+// not, which plans at the recovery site had machines there.
+func (o *Orchestrator) LostHosts(ctx context.Context) []LostHost {
+	down := o.downHosts(ctx)
+	if len(down) == 0 {
+		return nil
+	}
+	var out []LostHost
+	cfg, _, err := o.Config(ctx)
+	for _, name := range slices.Sorted(maps.Keys(down)) {
+		lh := LostHost{Name: name, Err: down[name]}
+		if err == nil {
+			lh.Plans = o.plansOn(ctx, cfg, name)
+		}
+		out = append(out, lh)
+	}
+	return out
+}
+
+// plansOn lists the plans whose failover placed machines on host.
+func (o *Orchestrator) plansOn(ctx context.Context, cfg *protection.Config, hostName string) []string {
+	var out []string
+	for _, p := range cfg.Plans {
+		st, err := o.Store.PlanState(ctx, p.Name)
+		if err != nil || st.Phase == PhaseProtected || st.Failover == "" {
+			continue
+		}
+		j, err := o.Store.Job(ctx, st.Failover)
+		if err != nil {
+			continue
+		}
+		r, _, err := o.load(j)
+		if err == nil && slices.Contains(slices.Collect(maps.Values(r.out.Placement)), hostName) {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}

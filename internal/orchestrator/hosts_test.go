@@ -185,6 +185,10 @@ func TestRecoverMachines(t *testing.T) {
 	fo := w.run(PlannedFailover, "alpha", Params{})
 	x := w.placed()["alpha-db"]
 	fakes[x].Lose(nil)
+	lh := w.o.LostHosts(context.Background())
+	if len(lh) != 1 || lh[0].Name != x || !slices.Equal(lh[0].Plans, []string{"alpha"}) {
+		t.Fatalf("lost hosts = %+v, want %s with plan alpha", lh, x)
+	}
 	j := w.run(RecoverMachines, "alpha", Params{})
 	out := outputsOf(t, j)
 	if !slices.Equal(out.Lost, []string{"alpha-db"}) {
