@@ -137,6 +137,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	cat.seqFile = filepath.Join(cfg.StateDir, catalogSeqFile)
 	hosts, err := siteHosts(ctx, cfg, h, o.Hosts, v, ls.enter)
 	if err != nil {
+		h.Close(ctx)
 		st.Close()
 		v.Close()
 		return nil, err
