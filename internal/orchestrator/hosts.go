@@ -396,11 +396,19 @@ func (r *run) stopMachine(ctx context.Context, site, m string) error {
 	return hostCall(h, h.Host.StopMachine(ctx, site, m))
 }
 
-// onHost runs fn on the host of a recorded resource.
+// onHost runs fn on the host of a recorded resource. A host that does
+// not answer is skipped: what the job made there went with it (its
+// machines are brought up elsewhere and recorded there).
 func (r *run) onHost(ctx context.Context, x Resource, fn func(h host.Host) error) error {
 	h, err := r.hostOfRes(ctx, x)
 	if err != nil {
 		return err
+	}
+	if p, ok := h.Host.(Pinger); ok {
+		if perr := p.Ping(ctx); perr != nil {
+			r.warn("host %s does not answer (%v): %s %s %s there is left as it is", h.Name, perr, x.Kind, x.Name, x.Path)
+			return nil
+		}
 	}
 	return hostCall(h, fn(h.Host))
 }

@@ -216,6 +216,42 @@ func TestRecoverMachines(t *testing.T) {
 	if _, err := w.o.Submit(context.Background(), RecoverMachines, "beta", Params{}); !errors.Is(err, ErrPrecondition) {
 		t.Fatalf("recover-machines of a protected plan: %v", err)
 	}
+	// The failover's cancel removes the machine where it runs now and
+	// leaves the lost host alone.
+	w.run(CancelFailover, "alpha", Params{})
+	for n, h := range fakes {
+		for _, m := range []string{"alpha-db", "alpha-web"} {
+			if n != x && h.Running(SiteRecovery, m) {
+				t.Fatalf("%s still runs on %s after the cancel", m, n)
+			}
+		}
+	}
+	if _, ok := fakes[to].Site(SiteRecovery); ok {
+		t.Fatalf("the recovery site is left on %s", to)
+	}
+}
+
+// TestHostsSitesAndEdge: a test failover makes its site on every host
+// without an uplink; a failover's site has the uplink on the edge host
+// only.
+func TestHostsSitesAndEdge(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	w.run(TestFailover, "alpha", Params{})
+	w.run(PlannedFailover, "beta", Params{})
+	for n, h := range fakes {
+		ts, ok := h.Site(SiteTest)
+		if !ok || ts.Edge != "" {
+			t.Fatalf("host %s: test site %+v (made %v): want one, isolated", n, ts, ok)
+		}
+		rs, ok := h.Site(SiteRecovery)
+		want := ""
+		if n == "a" {
+			want = "fake-edge"
+		}
+		if !ok || rs.Edge != want {
+			t.Fatalf("host %s: recovery site %+v (made %v): want edge %q", n, rs, ok, want)
+		}
+	}
 }
 
 // TestStandbyMovesOffLostHost: the standby loop keeps each machine's

@@ -112,6 +112,7 @@ func (r *run) sharePlacement(ctx context.Context, started []string) error {
 				fr.out.Machines = map[string]*MachineRun{}
 			}
 			fr.out.Machines[m] = r.out.Machines[m]
+			fr.recordOn(r.cfg, m, r.out.Placement[m])
 		}
 		err = fr.save(ctx)
 		if !errors.Is(err, store.ErrStale) || try == 4 {
@@ -120,5 +121,19 @@ func (r *run) sharePlacement(ctx context.Context, started []string) error {
 			}
 			return nil
 		}
+	}
+}
+
+// recordOn records in the failover's resources m's disks, machine and
+// published services on host h, where another job brought it up, so the
+// failover's cancel and failback remove them there.
+func (r *run) recordOn(cfg *protection.Config, m, h string) {
+	mc := cfg.Machine(m)
+	for _, d := range mc.Disks {
+		r.record(Resource{Kind: ResDisk, Name: m, Path: r.diskPath(m, d.Name), Host: h})
+	}
+	r.record(Resource{Kind: ResMachine, Site: SiteRecovery, Name: m, Host: h})
+	if len(mc.Publish) > 0 {
+		r.record(Resource{Kind: ResPublish, Site: SiteRecovery, Name: m, Host: h})
 	}
 }
