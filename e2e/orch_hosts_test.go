@@ -238,6 +238,21 @@ func TestThreeHostsFailover(t *testing.T) {
 	if out := outputsOfAPI(t, r); len(out.Lost) != 1 || out.Lost[0] != "db" {
 		t.Fatalf("recover-machines found lost %v, want [db]", out.Lost)
 	}
+
+	// Cancel removes both machines and the site from the host left.
+	cj, err := c.Submit(ctx, "shop", string(orchestrator.CancelFailover), api.Params{})
+	hostsMust(t, err)
+	if cj = waitHostsJob(t, c, cj.ID); cj.State != "succeeded" {
+		t.Fatalf("cancel: %s: %s", cj.State, cj.Error)
+	}
+	for _, m := range []string{"db", "web"} {
+		if hosts[third].Running(orchestrator.SiteRecovery, m) {
+			t.Fatalf("%s still runs on %s after the cancel", m, third)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("/var/run/netns", hosts[third].SiteNS(orchestrator.SiteRecovery))); err == nil {
+		t.Fatalf("the recovery site's namespace is left on %s", third)
+	}
 }
 
 // hostsShop is two ns machines of the guest image (which serves HTTP on
