@@ -34,6 +34,9 @@ func newApplyCmd() *cobra.Command {
 				return printJSONTo(cmd.OutOrStdout(), res)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "applied %s: config version %d, %d machines, %d plans\n", file, res.Version, res.Machines, res.Plans)
+			for _, w := range res.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+			}
 			return nil
 		},
 	}

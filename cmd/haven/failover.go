@@ -26,6 +26,7 @@ func newFailoverCmd() *cobra.Command {
 		jobCmd("change-point", "Before commit: bring the failed-over machines up from other points", orchestrator.ChangePoint),
 		jobCmd("commit", "Make the failover final", orchestrator.Commit),
 		jobCmd("cancel", "Before commit: undo the failover (machines, networks, DNS) and restart the primary it stopped", orchestrator.CancelFailover),
+		jobCmd("recover-machines", "After failover: bring up elsewhere, from the newest points, the machines of a recovery host that no longer answers", orchestrator.RecoverMachines),
 	)
 	return c
 }

@@ -51,6 +51,17 @@ type Inputs struct {
 	// vault (a new control plane would recover stale state).
 	Catalog *CatalogWrite
 	Copies  []Copy // second vaults the server keeps current
+	// LostHosts are the recovery hosts that do not answer.
+	LostHosts []LostHost
+}
+
+// LostHost is a recovery host that does not answer.
+type LostHost struct {
+	Name string
+	Err  string
+	// Plans had machines running there (failed over); their machines
+	// are brought up elsewhere by recover-machines.
+	Plans []string
 }
 
 // Copy is a second vault kept current from the vault.
@@ -160,6 +171,9 @@ func Evaluate(in Inputs) []Alert {
 	for _, c := range in.Copies {
 		copyRules(c, add)
 	}
+	for _, h := range in.LostHosts {
+		hostRule(h, add)
+	}
 	if c := in.Vault; c != nil {
 		switch {
 		case c.Err != "":
@@ -222,4 +236,15 @@ func copyRules(c Copy, add addFunc) {
 		add("copy-source/"+c.Name, Critical, time.Time{}, "copy %s: %d damaged or missing object(s) in the vault not copied; first: %s (haven vault check)",
 			c.Name, len(c.Problems), c.Problems[0])
 	}
+}
+
+// hostRule: a recovery host that does not answer loses its standby
+// images (the server places its machines on the others and rebuilds
+// them there) and, after a failover, the machines it ran.
+func hostRule(h LostHost, add addFunc) {
+	msg := fmt.Sprintf("recovery host %s does not answer (%s): its machines' standby images are being rebuilt on the other hosts", h.Name, h.Err)
+	for _, p := range h.Plans {
+		msg += fmt.Sprintf("; plan %s ran machines there (haven failover recover-machines --plan %s)", p, p)
+	}
+	add("host-lost/"+h.Name, Critical, time.Time{}, "%s", msg)
 }

@@ -187,3 +187,15 @@ func TestCopyRules(t *testing.T) {
 		t.Errorf("damaged source: %+v", a)
 	}
 }
+
+func TestLostHostRule(t *testing.T) {
+	as := Evaluate(Inputs{Now: t0, LostHosts: []LostHost{{Name: "b", Err: "connection refused", Plans: []string{"shop"}}}})
+	a := find(t, as, "host-lost/b")
+	if a.Severity != Critical || !strings.Contains(a.Summary, "connection refused") ||
+		!strings.Contains(a.Summary, "recover-machines --plan shop") {
+		t.Fatalf("host-lost alert = %+v", a)
+	}
+	if as := Evaluate(Inputs{Now: t0}); slices.ContainsFunc(as, func(a Alert) bool { return strings.HasPrefix(a.ID, "host-lost/") }) {
+		t.Fatalf("no lost host, yet %v", ids(as))
+	}
+}

@@ -36,6 +36,10 @@ type ApplyResult struct {
 	Version  int64 `json:"version"`
 	Machines int   `json:"machines"`
 	Plans    int   `json:"plans"`
+	// Placement: machine -> the recovery host it is placed on.
+	Placement map[string]string `json:"placement,omitempty"`
+	// Warnings: N+1 (one per host whose loss leaves machines nowhere).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ConfigResult answers GET /v1/config. Config is the applied protection

@@ -68,7 +68,7 @@ func (r *run) script(ctx context.Context, a protection.Action, site, typ, dir st
 	cmd.Env = append(scriptBaseEnv(), "HAVEN_JOB="+r.job.ID, "HAVEN_PLAN="+r.job.Plan,
 		"HAVEN_FAILOVER_TYPE="+typ, "HAVEN_DIRECTION="+dir, "HAVEN_SITE="+site)
 	if site != "" {
-		cmd.Env = append(cmd.Env, "HAVEN_SITE_NS="+r.o.Host.SiteNS(site))
+		cmd.Env = append(cmd.Env, "HAVEN_SITE_NS="+r.o.edgeHost().Host.SiteNS(site))
 	}
 	for m, mr := range r.out.Machines {
 		k := strings.ToUpper(strings.ReplaceAll(m, "-", "_"))

@@ -221,7 +221,11 @@ type world struct {
 	traffic *orchtest.Traffic
 	// dial replaces the one traffic manager (several servers).
 	dial TrafficDialer
-	o    *Orchestrator
+	// hosts, when set, are the recovery hosts instead of host alone
+	// (hosts_test.go); standby turns standby images on.
+	hosts   []SiteHost
+	standby bool
+	o       *Orchestrator
 	// seed is the instant of the first points (change-point goes back to it).
 	seed time.Time
 }
@@ -306,7 +310,7 @@ func newWorld(t testing.TB) *world {
 // start makes a new orchestrator on the world's store and vault (a
 // server start) and resumes its jobs.
 func (w *world) start() {
-	w.o = New(Options{Store: w.st, Host: w.host, Vault: w.env.Vault,
+	w.o = New(Options{Store: w.st, Host: w.host, Hosts: w.hosts, StandbyEnabled: w.standby, Vault: w.env.Vault,
 		Agents:  func(a protection.Agent) (AgentClient, error) { return w.agents.Dial(a) },
 		Traffic: w.dialTraffic,
 		DiskDir: filepath.Join(w.env.Dir, "disks"), Edge: "fake-edge",

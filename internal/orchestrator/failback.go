@@ -77,7 +77,7 @@ func (r *run) stopRecovery(ctx context.Context, machines []string) error {
 		if err := r.intend(ctx, Resource{Kind: ResRecoveryStopped, Site: SiteRecovery, Name: m}); err != nil {
 			return err
 		}
-		if err := r.o.Host.StopMachine(ctx, SiteRecovery, m); err != nil {
+		if err := r.stopMachine(ctx, SiteRecovery, m); err != nil {
 			return fmt.Errorf("stop recovery %s: %w", m, err)
 		}
 	}

@@ -314,9 +314,18 @@ func (r *run) prepareDisks(ctx context.Context, machines []string) error {
 	}
 	var mu sync.Mutex
 	var done []res
+	if err := r.placeFor(ctx, machines); err != nil {
+		return err
+	}
+	hosts := map[string]SiteHost{}
 	for _, m := range machines {
+		h, err := r.hostOf(ctx, m)
+		if err != nil {
+			return err
+		}
+		hosts[m] = h
 		for _, d := range r.cfg.Machine(m).Disks {
-			if err := r.intend(ctx, Resource{Kind: ResDisk, Name: m, Path: r.diskPath(m, d.Name)}); err != nil {
+			if err := r.intend(ctx, Resource{Kind: ResDisk, Name: m, Path: r.diskPath(m, d.Name), Host: h.Name}); err != nil {
 				return err
 			}
 		}
@@ -327,10 +336,10 @@ func (r *run) prepareDisks(ctx context.Context, machines []string) error {
 		pt := r.out.Points[m]
 		for _, d := range r.cfg.Machine(m).Disks {
 			g.Go(func() error {
-				dr, err := r.o.Host.PrepareDisk(gctx, host.DiskRequest{Machine: m, Disk: d.Name, Point: pt.ID,
+				dr, err := hosts[m].Host.PrepareDisk(gctx, host.DiskRequest{Machine: m, Disk: d.Name, Point: pt.ID,
 					Target: r.diskPath(m, d.Name), NoStandby: r.p.NoStandby})
 				if err != nil {
-					return err
+					return hostCall(hosts[m], fmt.Errorf("disk %s/%s: %w", m, d.Name, err))
 				}
 				mu.Lock()
 				done = append(done, res{m, d.Name, dr})
@@ -408,32 +417,39 @@ func (r *run) machineRun(m string) *MachineRun {
 }
 
 func (r *run) startMachines(ctx context.Context, site string, machines []string, test bool) error {
+	if err := r.rehome(ctx, machines); err != nil {
+		return err
+	}
 	// Another plan's undo may have removed the site since this job's
 	// network step, when nothing ran there: make sure of it, under the
 	// lock that undo takes, so it cannot go between this and the start.
 	r.o.siteMu.Lock()
 	defer r.o.siteMu.Unlock()
-	if err := r.makeSite(ctx, site, test); err != nil {
-		return err
-	}
 	for _, m := range machines {
+		h, err := r.hostOf(ctx, m)
+		if err != nil {
+			return err
+		}
+		if err := hostCall(h, r.makeSite(ctx, h, site, test)); err != nil {
+			return err
+		}
 		sp, err := r.spec(m, test)
 		if err != nil {
 			return err
 		}
-		if err := r.intend(ctx, Resource{Kind: ResMachine, Site: site, Name: m}); err != nil {
+		if err := r.intend(ctx, Resource{Kind: ResMachine, Site: site, Name: m, Host: h.Name}); err != nil {
 			return err
 		}
-		if err := r.o.Host.StartMachine(ctx, site, r.cfg.Machine(m).Driver, sp); err != nil {
-			return fmt.Errorf("start %s: %w", m, err)
+		if err := h.Host.StartMachine(ctx, site, r.cfg.Machine(m).Driver, sp); err != nil {
+			return hostCall(h, fmt.Errorf("start %s: %w", m, err))
 		}
 		now := time.Now().UTC()
 		mr := r.machineRun(m)
-		mr.Started, mr.Address = &now, sp.NICs[0].Addr.Addr().String()
+		mr.Started, mr.Address, mr.Host = &now, sp.NICs[0].Addr.Addr().String(), h.Name
 		for _, d := range sp.Disks {
 			mr.Disks = appendOnce(mr.Disks, d.Path)
 		}
-		r.logf("info", "%s started at %s on %s", m, mr.Address, site)
+		r.logf("info", "%s started at %s on %s (host %s)", m, mr.Address, site, h.Name)
 	}
 	return nil
 }
@@ -446,6 +462,9 @@ func appendOnce(list []string, s string) []string {
 }
 
 func (r *run) waitHealthy(ctx context.Context, site string, machines []string, test bool) error {
+	if err := r.rehome(ctx, machines); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex
 	for _, m := range machines {
@@ -453,7 +472,11 @@ func (r *run) waitHealthy(ctx context.Context, site string, machines []string, t
 		if err != nil {
 			return err
 		}
-		if !r.o.Host.Running(site, m) {
+		h, err := r.hostOf(ctx, m)
+		if err != nil {
+			return err
+		}
+		if !h.Host.Running(site, m) {
 			// It died (or the server restarted and it died with it):
 			// start it again, from the same disks.
 			if err := r.startMachines(ctx, site, []string{m}, test); err != nil {
@@ -463,8 +486,8 @@ func (r *run) waitHealthy(ctx context.Context, site string, machines []string, t
 		g.Go(func() error {
 			hctx, cancel := context.WithTimeout(gctx, r.cfg.Machine(m).HealthTimeout)
 			defer cancel()
-			if err := r.o.Host.WaitHealthy(hctx, site, sp); err != nil {
-				return err
+			if err := h.Host.WaitHealthy(hctx, site, sp); err != nil {
+				return hostCall(h, err)
 			}
 			now := time.Now().UTC()
 			mu.Lock()

@@ -94,6 +94,7 @@ func init() {
 		CancelFailover:    cancelFailoverKind,
 		Reprotect:         reprotectKind,
 		Failback:          failbackKind,
+		RecoverMachines:   recoverMachinesKind,
 	}
 }
 

@@ -52,8 +52,11 @@ type Params struct {
 
 // Options wire an Orchestrator.
 type Options struct {
-	Store  store.Store
-	Host   host.Host
+	Store store.Store
+	// Host is the one recovery host, named local, when Hosts is empty.
+	Host host.Host
+	// Hosts are the recovery hosts machines are placed on (hosts.go).
+	Hosts  []SiteHost
 	Vault  *vault.Vault
 	Agents AgentDialer
 	// Traffic connects to the traffic manager of the config.
@@ -150,20 +153,44 @@ func (o *Orchestrator) Config(ctx context.Context) (*protection.Config, int64, e
 // Nothing changes when it is refused. A plan with a job in flight keeps
 // running against the config its job started with.
 func (o *Orchestrator) Apply(ctx context.Context, yamlDoc []byte) (int64, *protection.Config, error) {
-	c, err := protection.Parse(yamlDoc)
+	a, err := o.ApplyDoc(ctx, yamlDoc)
 	if err != nil {
 		return 0, nil, err
+	}
+	return a.Version, a.Config, nil
+}
+
+// Applied is what an apply stored: the config's version, the config, and
+// where its machines are placed with the N+1 warnings.
+type Applied struct {
+	Version int64
+	Config  *protection.Config
+	Fit
+}
+
+// ApplyDoc is Apply, also placing the machines on the recovery hosts: a
+// document whose machines do not fit every host up is refused, naming
+// them; one that does not fit with a host down is stored with warnings.
+func (o *Orchestrator) ApplyDoc(ctx context.Context, yamlDoc []byte) (*Applied, error) {
+	c, err := protection.Parse(yamlDoc)
+	if err != nil {
+		return nil, err
 	}
 	doc, err := json.Marshal(c)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
+	reqs := o.requirements(ctx, c) // vault reads, outside the transaction
+	var fit *Fit
 	// The check of the plans the document drops and the write are one
 	// transaction: a job submitted meanwhile waits for it, then runs
 	// against the new config or is refused.
 	var v int64
 	var same bool
 	err = o.Store.InTx(ctx, func(tx store.Tx) error {
+		if fit, err = o.fit(ctx, tx, reqs); err != nil {
+			return err
+		}
 		cv, cur, err := tx.Config(ctx)
 		if err == nil && string(cur) == string(doc) {
 			v, same = cv, true
@@ -175,10 +202,13 @@ func (o *Orchestrator) Apply(ctx context.Context, yamlDoc []byte) (int64, *prote
 		v, err = tx.PutConfig(ctx, doc)
 		return err
 	})
-	if err == nil && !same {
+	if err != nil {
+		return nil, err
+	}
+	if !same {
 		o.changed()
 	}
-	return v, c, err
+	return &Applied{Version: v, Config: c, Fit: *fit}, nil
 }
 
 // checkDropped refuses a document that drops a plan which is anywhere

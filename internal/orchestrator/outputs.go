@@ -28,6 +28,12 @@ type Outputs struct {
 	// Disks prepared: machine -> disk -> result.
 	Disks    map[string]map[string]*host.DiskResult `json:"disks,omitempty"`
 	Machines map[string]*MachineRun                 `json:"machines,omitempty"`
+	// Placement: machine -> the recovery host this job prepared and
+	// started it on (hosts.go).
+	Placement map[string]string `json:"placement,omitempty"`
+	// Lost: machines a recover-machines job found on hosts that do not
+	// answer (job_recover_machines.go).
+	Lost []string `json:"lost,omitempty"`
 	// Resources this job created, in order; cancel removes them newest
 	// first. Recorded before they are created.
 	Resources []Resource `json:"resources,omitempty"`
@@ -67,6 +73,8 @@ type MachineRun struct {
 	Started   *time.Time `json:"started,omitempty"`
 	HealthyAt *time.Time `json:"healthy_at,omitempty"`
 	Disks     []string   `json:"disks"`
+	// Host is the recovery host it was started on.
+	Host string `json:"host,omitempty"`
 }
 
 // FailbackDisk is what a failback wrote to one of the primary's disks.
@@ -120,6 +128,9 @@ type Resource struct {
 	Path  string `json:"path,omitempty"` // disk
 	Disk  string `json:"disk,omitempty"`
 	Point string `json:"point,omitempty"`
+	// Host the disk or machine is on ("" before hosts were recorded:
+	// where its machine is placed).
+	Host string `json:"host,omitempty"`
 	// DNS: the endpoint's settings before the change.
 	Enabled  *bool `json:"enabled,omitempty"`
 	Priority *int  `json:"priority,omitempty"`
@@ -127,7 +138,7 @@ type Resource struct {
 
 func (r *run) record(res Resource) {
 	for _, x := range r.out.Resources {
-		if x.Kind == res.Kind && x.Site == res.Site && x.Name == res.Name && x.Path == res.Path {
+		if x.Kind == res.Kind && x.Site == res.Site && x.Name == res.Name && x.Path == res.Path && x.Host == res.Host {
 			return
 		}
 	}

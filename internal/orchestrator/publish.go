@@ -43,11 +43,15 @@ func (r *run) publish(ctx context.Context, site string, machines []string) error
 			rules = append(rules, host.PublishRule{Proto: p.Proto, On: p.On.AddrPort, To: netip.AddrPortFrom(addr, p.Port)})
 			shown = append(shown, fmt.Sprintf("%s %s -> %s:%d", p.Proto, p.On, addr, p.Port))
 		}
-		if err := r.intend(ctx, Resource{Kind: ResPublish, Site: site, Name: m}); err != nil {
+		h, err := r.hostOf(ctx, m)
+		if err != nil {
 			return err
 		}
-		if err := r.o.Host.Publish(ctx, site, m, rules); err != nil {
+		if err := r.intend(ctx, Resource{Kind: ResPublish, Site: site, Name: m, Host: h.Name}); err != nil {
 			return err
+		}
+		if err := h.Host.Publish(ctx, site, m, rules); err != nil {
+			return hostCall(h, err)
 		}
 		r.logf("info", "published %s: %s", m, strings.Join(shown, ", "))
 	}

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 
 	"github.com/haven-dr/haven/internal/protection"
@@ -18,43 +19,68 @@ import (
 // siteMu, so a removal cannot fall between another job's check and its
 // start. A crash cannot skew the count, since nothing is counted.
 
-// ensureSite records the site as the job's and makes sure it exists.
+// ensureSite records the site as the job's and makes sure it exists on
+// every recovery host that answers (a host that does not gets no machine;
+// one that comes back gets the site when a machine is started on it).
 func (r *run) ensureSite(ctx context.Context, site string, test bool) error {
 	r.out.Site = site
 	if err := r.intend(ctx, Resource{Kind: ResSite, Site: site}); err != nil {
 		return err
 	}
+	down := r.o.HostHealth(ctx)
 	r.o.siteMu.Lock()
 	defer r.o.siteMu.Unlock()
-	return r.makeSite(ctx, site, test)
-}
-
-// makeSite asks the host for the site with this job's networks; the host
-// adds networks in place and refuses to remake a site machines run on.
-// The caller holds siteMu.
-func (r *run) makeSite(ctx context.Context, site string, test bool) error {
-	edge := r.o.Edge
-	if test {
-		edge = "" // a test network is isolated: no uplink at all
-	}
-	return r.o.Host.EnsureSite(ctx, site, r.networks(test), edge)
-}
-
-// releaseSite removes the site unless machines still run on it, which it
-// then names.
-func (r *run) releaseSite(ctx context.Context, site string) ([]string, error) {
-	r.o.siteMu.Lock()
-	defer r.o.siteMu.Unlock()
-	var users []string
-	for _, m := range r.knownMachines(ctx) {
-		if r.o.Host.Running(site, m) {
-			users = append(users, m)
+	for _, h := range r.o.hosts() {
+		if err := down[h.Name]; err != nil {
+			r.warn("host %s does not answer (%v): no %s site there; its machines are placed on the others", h.Name, err, site)
+			continue
+		}
+		if err := r.makeSite(ctx, h, site, test); err != nil {
+			return hostCall(h, err)
 		}
 	}
-	if len(users) > 0 {
-		return users, nil
+	return nil
+}
+
+// makeSite asks host h for the site with this job's networks; the host
+// adds networks in place and refuses to remake a site machines run on.
+// Only an edge host gets the uplink. The caller holds siteMu.
+func (r *run) makeSite(ctx context.Context, h SiteHost, site string, test bool) error {
+	edge := r.o.Edge
+	if test || !h.Edge {
+		edge = "" // a test network is isolated: no uplink at all
 	}
-	return nil, r.o.Host.RemoveSite(ctx, site)
+	return h.Host.EnsureSite(ctx, site, r.networks(test), edge)
+}
+
+// releaseSite removes the site from every host where no machine runs on
+// it; it names the machines that still run (on any host). A host that
+// does not answer is skipped: its site goes when it is removed or back.
+func (r *run) releaseSite(ctx context.Context, site string) ([]string, error) {
+	down := r.o.HostHealth(ctx)
+	r.o.siteMu.Lock()
+	defer r.o.siteMu.Unlock()
+	known := r.knownMachines(ctx)
+	var users []string
+	var errs []error
+	for _, h := range r.o.hosts() {
+		if err := down[h.Name]; err != nil {
+			r.warn("host %s does not answer (%v): the %s site there is left for when it is back", h.Name, err, site)
+			continue
+		}
+		var here []string
+		for _, m := range known {
+			if h.Host.Running(site, m) {
+				here = append(here, m)
+			}
+		}
+		if len(here) > 0 {
+			users = append(users, here...)
+			continue
+		}
+		errs = append(errs, hostCall(h, h.Host.RemoveSite(ctx, site)))
+	}
+	return users, errors.Join(errs...)
 }
 
 // knownMachines lists every machine a job may have started: those of the

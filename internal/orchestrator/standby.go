@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/haven-dr/haven/internal/placement"
 )
 
 // StandbyHost is what a host offers for standby images.
@@ -22,9 +24,17 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 	if err != nil {
 		return nil // nothing applied yet
 	}
-	standby := o.StandbyEnabled
-	sh, _ := o.Host.(StandbyHost)
+	standby := o.StandbyEnabled && len(o.hosts()) > 0
 	var errs []error
+	var where placement.Placement
+	if standby {
+		// A machine whose host does not answer is placed on another,
+		// and its standby image is rebuilt there.
+		var err error
+		if where, err = o.placeAll(ctx, cfg, o.downHosts(ctx)); err != nil {
+			errs = append(errs, fmt.Errorf("standby placement: %w", err))
+		}
+	}
 	targets := o.rpoTargets(ctx)
 	for _, m := range cfg.Machines {
 		ps, err := o.Vault.Points(ctx, m.Name)
@@ -41,18 +51,20 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Time.After(ps[j].Time) })
 		newest := ps[0]
 		o.metrics.rpo.set(m.Name, newest.Time)
+		h, placed := o.hostNamed(where[m.Name])
+		sh, _ := h.Host.(StandbyHost)
 		for _, d := range m.Disks {
-			if !standby {
+			if !standby || !placed {
 				break
 			}
 			if sh != nil && sh.StandbyPoint(m.Name, d.Name) == newest.ID {
 				continue
 			}
-			if _, err := o.Host.UpdateStandby(ctx, m.Name, d.Name, newest.ID); err != nil {
-				errs = append(errs, fmt.Errorf("standby %s/%s: %w", m.Name, d.Name, err))
+			if _, err := h.Host.UpdateStandby(ctx, m.Name, d.Name, newest.ID); err != nil {
+				errs = append(errs, hostCall(h, fmt.Errorf("standby %s/%s: %w", m.Name, d.Name, err)))
 				continue
 			}
-			o.log.Info("standby image updated", "machine", m.Name, "disk", d.Name, "point", newest.ID)
+			o.log.Info("standby image updated", "machine", m.Name, "disk", d.Name, "point", newest.ID, "host", h.Name)
 		}
 	}
 	return errors.Join(errs...)

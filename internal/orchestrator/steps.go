@@ -82,6 +82,11 @@ func (r *run) failoverSteps(plan *protection.Plan, typ, site string) []step {
 		s = append(s, r.actionSteps(label+": after", g.After, typ, "failover", g.Machines, site)...)
 	}
 	s = append(s, step{"finish", func(ctx context.Context, r *run) error {
+		// A host lost after its machines passed their steps (a retry
+		// after it died): they come up on the others before the end.
+		if err := r.recoverLost(ctx, site, all, typ == "test"); err != nil {
+			return err
+		}
 		if typ == "test" {
 			return r.setTest(ctx, r.job.ID)
 		}

@@ -35,9 +35,9 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 		var err error
 		switch x.Kind {
 		case ResMachine:
-			err = r.o.Host.StopMachine(ctx, x.Site, x.Name)
+			err = r.onHost(ctx, x, func(h host.Host) error { return h.StopMachine(ctx, x.Site, x.Name) })
 		case ResDisk:
-			if err = r.o.Host.RemoveDisk(ctx, x.Path); err == nil {
+			if err = r.onHost(ctx, x, func(h host.Host) error { return h.RemoveDisk(ctx, x.Path) }); err == nil {
 				// The machine's and then the job's directory go once
 				// empty (os.Remove refuses a directory that is not).
 				os.Remove(filepath.Dir(x.Path))
@@ -52,7 +52,7 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 		case ResDNS:
 			err = r.revertDNS(ctx, cfg, x)
 		case ResPublish:
-			err = r.o.Host.Unpublish(ctx, x.Site, x.Name)
+			err = r.onHost(ctx, x, func(h host.Host) error { return h.Unpublish(ctx, x.Site, x.Name) })
 		case ResPrimaryStopped:
 			err = r.startPrimary(ctx, x.Name)
 		case ResPrimaryStarted:
@@ -208,7 +208,7 @@ func (r *run) changePointSteps(plan *protection.Plan) []step {
 				if err := r.intend(ctx, Resource{Kind: ResRecoveryStopped, Site: SiteRecovery, Name: m}); err != nil {
 					return err
 				}
-				if err := r.o.Host.StopMachine(ctx, SiteRecovery, m); err != nil {
+				if err := r.stopMachine(ctx, SiteRecovery, m); err != nil {
 					return err
 				}
 			}
@@ -278,9 +278,11 @@ func (r *run) diskBack(ctx context.Context, x Resource) error {
 	if x.Point == "" {
 		return fmt.Errorf("no previous point recorded for %s", x.Path)
 	}
-	if err := r.o.Host.StopMachine(ctx, SiteRecovery, x.Name); err != nil {
+	if err := r.stopMachine(ctx, SiteRecovery, x.Name); err != nil {
 		return err
 	}
-	_, err := r.o.Host.PrepareDisk(ctx, host.DiskRequest{Machine: x.Name, Disk: x.Disk, Point: x.Point, Target: x.Path})
-	return err
+	return r.onHost(ctx, x, func(h host.Host) error {
+		_, err := h.PrepareDisk(ctx, host.DiskRequest{Machine: x.Name, Disk: x.Disk, Point: x.Point, Target: x.Path})
+		return err
+	})
 }

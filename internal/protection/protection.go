@@ -77,6 +77,10 @@ type Machine struct {
 	// Publish makes the machine's services reachable on addresses of the
 	// recovery host after a (non-test) failover.
 	Publish []Publish `yaml:"publish,omitempty" json:"publish,omitempty"`
+	// AntiAffinity names a group whose machines the server places on
+	// different recovery hosts (two web servers), so one lost host
+	// does not take them all (docs/orchestrator.md, "Hosts").
+	AntiAffinity string `yaml:"anti_affinity,omitempty" json:"anti_affinity,omitempty"`
 }
 
 // Publish is one service of a machine published at the recovery site:

@@ -109,11 +109,12 @@ func (s *Server) apply(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, c, err := s.orch.Apply(r.Context(), b)
+	a, err := s.orch.ApplyDoc(r.Context(), b)
 	if err != nil {
 		return nil, err
 	}
-	return api.ApplyResult{Version: v, Machines: len(c.Machines), Plans: len(c.Plans)}, nil
+	return api.ApplyResult{Version: a.Version, Machines: len(a.Config.Machines), Plans: len(a.Config.Plans),
+		Placement: a.Placement, Warnings: a.Warnings}, nil
 }
 
 func (s *Server) getConfig(r *http.Request) (any, error) {

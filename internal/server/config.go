@@ -30,6 +30,9 @@ type Config struct {
 	// Edge is where the recovery site is joined to the world: an
 	// existing network namespace, or a host interface (edge.go).
 	Edge EdgeConfig `yaml:"edge"`
+	// Hosts are the recovery hosts machines are placed on (hosts.go);
+	// none: this machine alone, named local.
+	Hosts []HostConfig `yaml:"hosts"`
 	// Tunnels join the recovery network to offices by WireGuard while
 	// the recovery site exists (failover until failback).
 	Tunnels []wg.Config `yaml:"tunnels"`
@@ -121,6 +124,9 @@ func (c *Config) Defaults() error {
 		return err
 	}
 	if err := checkTunnels(c.Tunnels, c.Edge); err != nil {
+		return err
+	}
+	if err := checkHosts(c.Hosts); err != nil {
 		return err
 	}
 	if err := c.TLS.defaults(c.Listen); err != nil {

@@ -58,6 +58,8 @@ type Options struct {
 	// AlertRetry bounds webhook and e-mail redelivery (default: 10
 	// attempts, 1s doubling up to 5m).
 	AlertRetry alert.Retry
+	// Hosts dials the remote recovery hosts of the config (hosts.go).
+	Hosts HostDialer
 }
 
 // New opens the state, the vault and the recovery host. It does not
@@ -141,7 +143,18 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	cat := newCatalogWriter(st, v, o.Logger, cfg.CatalogRetry)
 	cat.seqFile = filepath.Join(cfg.StateDir, catalogSeqFile)
 	cat.secrets = func(doc json.RawMessage) (*CatalogSecrets, error) { return collectSecrets(cfg, doc) }
-	orch := orchestrator.New(orchestrator.Options{Store: st, Host: fencedHost{h, ls.enter}, Vault: v,
+	dial := o.Hosts
+	if dial == nil {
+		dial = dialHostAPI(filepath.Join(cfg.StateDir, "disks"))
+	}
+	hosts, err := siteHosts(ctx, cfg, h, dial, v, ls.enter)
+	if err != nil {
+		h.Close(ctx)
+		st.Close()
+		v.Close()
+		return nil, err
+	}
+	orch := orchestrator.New(orchestrator.Options{Store: st, Hosts: hosts, Vault: v,
 		Agents: fencedAgents(o.Agents, ls.enter), Traffic: fencedTraffic(orchestrator.DNSTraffic, ls.enter),
 		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge.String(),
 		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})

@@ -38,6 +38,9 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, aler
 	st := &api.Status{Time: now, Alerts: []string{}}
 	in := alert.Inputs{Now: now, AgentSilent: s.cfg.AgentSilent, DrillMaxAge: s.cfg.DrillMaxAge, DrillGrace: s.cfg.DrillGrace, Vault: s.alerts.vaultCheck(),
 		Catalog: s.cat.failure()}
+	for _, h := range s.orch.LostHosts(ctx) {
+		in.LostHosts = append(in.LostHosts, alert.LostHost{Name: h.Name, Err: h.Err.Error(), Plans: h.Plans})
+	}
 	cfg, v, err := s.orch.Config(ctx)
 	if err != nil {
 		return nil, in, err

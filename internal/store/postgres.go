@@ -42,6 +42,8 @@ var pgMigrations = []string{
 	 CREATE TABLE point_history (machine TEXT NOT NULL, point TEXT NOT NULL, captured TIMESTAMPTZ NOT NULL, body BYTEA NOT NULL,
 	   PRIMARY KEY (machine, point));
 	 CREATE INDEX point_history_by_time ON point_history (machine, captured);`,
+	// Where each machine runs at the recovery site (one row).
+	`CREATE TABLE placements (id TEXT PRIMARY KEY, body BYTEA NOT NULL, version BIGINT NOT NULL);`,
 }
 
 // pgMigrateLock is the advisory lock key that serialises migrations when

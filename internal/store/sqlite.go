@@ -32,6 +32,8 @@ var migrations = []string{
 	 CREATE TABLE point_history (machine TEXT NOT NULL, point TEXT NOT NULL, captured TEXT NOT NULL, body BLOB NOT NULL,
 	   PRIMARY KEY (machine, point));
 	 CREATE INDEX point_history_by_time ON point_history (machine, captured);`,
+	// Where each machine runs at the recovery site (one row).
+	`CREATE TABLE placements (id TEXT PRIMARY KEY, body BLOB NOT NULL, version INTEGER NOT NULL);`,
 }
 
 // SQLite is the embedded store.

@@ -262,6 +262,12 @@ type Tx interface {
 	// AddDrill records a drill; a drill recorded again (same JobID)
 	// replaces the first record in place.
 	AddDrill(ctx context.Context, d Drill) error
+
+	// Placements returns which recovery host each machine is placed on,
+	// empty at Version 0 if none was stored (placements.go).
+	Placements(ctx context.Context) (*Placements, error)
+	// PutPlacements is compare-and-set like PutPlanState.
+	PutPlacements(ctx context.Context, p *Placements) error
 }
 
 // Store is the server's state.

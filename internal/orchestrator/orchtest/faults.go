@@ -49,6 +49,26 @@ type Faults struct {
 	fails  map[string]map[int]error
 	blocks map[string][]*Blocker
 	hook   func(ctx context.Context, c Call) error
+	// lost: the fake stopped answering (a dead machine): every call fails.
+	lost error
+}
+
+// Lose makes the fake stop answering, as a machine that died: every
+// call from now fails with err (ErrInjected when nil).
+func (f *Faults) Lose(err error) {
+	if err == nil {
+		err = ErrInjected
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lost = err
+}
+
+// Ping fails once the fake is lost.
+func (f *Faults) Ping(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lost
 }
 
 // Blocker holds the next call of a method until Release.
@@ -159,6 +179,9 @@ func (f *Faults) enter(ctx context.Context, c Call) (done func(error) error, err
 	}
 	if err := ctx.Err(); err != nil {
 		// As a real client: a canceled caller's call does nothing.
+		return done, done(err)
+	}
+	if err := f.Ping(ctx); err != nil {
 		return done, done(err)
 	}
 	if hook != nil {

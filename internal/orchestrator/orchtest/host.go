@@ -232,8 +232,12 @@ func (h *Host) StopMachine(ctx context.Context, site, name string) error {
 	return done(nil)
 }
 
-// Running is not recorded: the engine polls it.
+// Running is not recorded: the engine polls it. Nothing runs on a lost
+// host.
 func (h *Host) Running(site, name string) bool {
+	if h.Ping(context.Background()) != nil {
+		return false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, ok := h.running[mkey(site, name)]

@@ -16,6 +16,35 @@ var historyTests = []struct {
 	{"DrillScheduleCAS", testDrillScheduleCAS},
 	{"DrillScheduleTx", testDrillScheduleTx},
 	{"PointHistory", testPointHistory},
+	{"PlacementsCAS", testPlacementsCAS},
+}
+
+// testPlacementsCAS: two servers placing machines from one read: the
+// second is refused, so no machine is placed on two hosts.
+func testPlacementsCAS(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p, err := s.Placements(ctx)
+	must(t, err)
+	if p.Version != 0 || len(p.Hosts) != 0 {
+		t.Fatalf("new placements = %+v", p)
+	}
+	p.Hosts["db"] = "a"
+	must(t, s.PutPlacements(ctx, p))
+	a, err := s.Placements(ctx)
+	must(t, err)
+	b, err := s.Placements(ctx)
+	must(t, err)
+	a.Hosts["web"] = "b"
+	must(t, s.PutPlacements(ctx, a))
+	b.Hosts["web"] = "c"
+	if err := s.PutPlacements(ctx, b); !errors.Is(err, store.ErrStale) {
+		t.Fatalf("second put of stale placements = %v, want ErrStale", err)
+	}
+	got, err := s.Placements(ctx)
+	must(t, err)
+	if got.Hosts["db"] != "a" || got.Hosts["web"] != "b" || got.Version != a.Version {
+		t.Fatalf("placements = %+v, want db on a, web on b at version %d", got, a.Version)
+	}
 }
 
 // testDrillScheduleCAS: two servers' copies of one schedule: the second

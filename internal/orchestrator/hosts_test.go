@@ -1,0 +1,299 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/haven-dr/haven/internal/orchestrator/orchtest"
+	"github.com/haven-dr/haven/internal/store"
+)
+
+// sized is the two-plan config with CPUs and memory on every machine
+// (databases 4 CPUs, web servers 2; the web servers publish, so they need
+// the edge host) and the databases in one anti-affinity group.
+func sized() string {
+	doc := twoPlansConfig()
+	doc = strings.ReplaceAll(doc, "    health: {tcp_port: 5432}", "    cpus: 4\n    memory_mb: 4096\n    anti_affinity: db\n    health: {tcp_port: 5432}")
+	return strings.ReplaceAll(doc, "    health: {tcp_port: 80}", "    cpus: 2\n    memory_mb: 1024\n    health: {tcp_port: 80}")
+}
+
+// hostsWorld is a world whose recovery site is three fake hosts of 8
+// CPUs and 16 GiB, a with the uplink, and the sized config applied.
+func hostsWorld(t *testing.T) (*world, map[string]*orchtest.Host) {
+	w := newWorld(t)
+	fakes := map[string]*orchtest.Host{}
+	for _, n := range []string{"a", "b", "c"} {
+		fakes[n] = orchtest.NewHost(w.env.Vault)
+		w.hosts = append(w.hosts, SiteHost{Name: n, Host: fakes[n], CPUs: 8, MemoryMB: 16384, Edge: n == "a"})
+	}
+	w.o.Close()
+	w.start()
+	if _, err := w.o.ApplyDoc(context.Background(), []byte(sized())); err != nil {
+		t.Fatal(err)
+	}
+	return w, fakes
+}
+
+func (w *world) placed() map[string]string {
+	w.t.Helper()
+	p, err := w.o.Placements(context.Background())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+func TestHostsApplyPlacesAndRefuses(t *testing.T) {
+	w, _ := hostsWorld(t)
+	ctx := context.Background()
+	p := w.placed()
+	if p["alpha-web"] != "a" || p["beta-web"] != "a" {
+		t.Fatalf("machines that publish run on the edge host a: %v", p)
+	}
+	if p["alpha-db"] == p["beta-db"] || p["alpha-db"] == "" {
+		t.Fatalf("the databases are in one anti-affinity group: %v", p)
+	}
+	a, err := w.o.ApplyDoc(ctx, []byte(sized()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(a.Placement, p) || !maps.Equal(w.placed(), p) {
+		t.Fatalf("applied again, every machine stays (sticky): %v, then %v", p, a.Placement)
+	}
+	// Only a has the uplink: losing it leaves the web servers nowhere.
+	warns := strings.Join(a.Warnings, "\n")
+	if len(a.Warnings) != 1 || !strings.Contains(warns, "without host a") || !strings.Contains(warns, "alpha-web") || !strings.Contains(warns, "beta-web") {
+		t.Fatalf("N+1 warnings: %q", a.Warnings)
+	}
+
+	_, v0, err := w.o.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Replace(sized(), "cpus: 4\n", "cpus: 12\n", 1)
+	_, err = w.o.ApplyDoc(ctx, []byte(big))
+	if !errors.Is(err, ErrPrecondition) || !strings.Contains(err.Error(), "alpha-db (12 CPUs") {
+		t.Fatalf("a database of 12 CPUs on hosts of 8: want a refusal naming it, got %v", err)
+	}
+	if _, v1, _ := w.o.Config(ctx); v1 != v0 || !maps.Equal(w.placed(), p) {
+		t.Fatalf("a refused document changed the config (%d -> %d) or the placement (%v)", v0, v1, w.placed())
+	}
+}
+
+// boots is how many times m was booted on the recovery site on each host.
+func boots(fakes map[string]*orchtest.Host, m string) map[string]int {
+	out := map[string]int{}
+	for n, h := range fakes {
+		if b := h.Boots(SiteRecovery, m); b > 0 {
+			out[n] = b
+		}
+	}
+	return out
+}
+
+// TestHostLostMidFailoverRetry: the database's host dies while the
+// database is waited for; the step says which host; a retry places it on
+// another host, restores it there and finishes, and nothing is booted
+// twice on a host that answers.
+func TestHostLostMidFailoverRetry(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	x := w.placed()["alpha-db"]
+	lost := errors.New("connection refused")
+	fakes[x].SetHook(func(_ context.Context, c orchtest.Call) error {
+		if c.Method == "WaitHealthy" && c.Machine == "alpha-db" {
+			fakes[x].Lose(lost)
+			return lost
+		}
+		return nil
+	})
+	j := w.wait(w.submit(PlannedFailover, "alpha", Params{}).ID)
+	if j.State != store.Failed || !strings.Contains(j.Error, "host "+x+": ") || !strings.Contains(j.Error, "health") {
+		t.Fatalf("job %s: %s, want failed at the health step naming host %s", j.State, j.Error, x)
+	}
+	if _, err := w.o.Retry(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	j = w.wait(j.ID)
+	if j.State != store.Succeeded {
+		t.Fatalf("retry: %s: %s", j.State, j.Error)
+	}
+	to := w.placed()["alpha-db"]
+	if to == x || to == "" {
+		t.Fatalf("alpha-db still placed on the lost host %s", x)
+	}
+	if b := boots(fakes, "alpha-db"); b[x] != 1 || b[to] != 1 || len(b) != 2 {
+		t.Fatalf("alpha-db boots per host %v: once on lost %s, once on %s", b, x, to)
+	}
+	if b := boots(fakes, "alpha-web"); b["a"] != 1 || len(b) != 1 {
+		t.Fatalf("alpha-web boots per host %v: once, on a", b)
+	}
+	if !fakes[to].Running(SiteRecovery, "alpha-db") {
+		t.Fatalf("alpha-db does not run on %s", to)
+	}
+	out := outputsOf(t, j)
+	if out.Placement["alpha-db"] != to || out.Machines["alpha-db"].Host != to {
+		t.Fatalf("the job records alpha-db on %q / %q, want %s", out.Placement["alpha-db"], out.Machines["alpha-db"].Host, to)
+	}
+	if !slices.ContainsFunc(out.Warnings, func(s string) bool { return strings.Contains(s, "host "+x+" does not answer") }) {
+		t.Fatalf("no warning names the lost host: %q", out.Warnings)
+	}
+}
+
+// TestHostLostAfterGroupRetry: the database's host dies after its group
+// passed, while the web server starts; the retry finishes the web server
+// and brings the database up elsewhere in the finish step.
+func TestHostLostAfterGroupRetry(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	x := w.placed()["alpha-db"]
+	fakes["a"].FailNext("StartMachine", errors.New("host a: blip"))
+	fakes["a"].SetHook(func(_ context.Context, c orchtest.Call) error {
+		if c.Method == "StartMachine" && c.Machine == "alpha-web" {
+			fakes[x].Lose(nil)
+		}
+		return nil
+	})
+	j := w.wait(w.submit(PlannedFailover, "alpha", Params{}).ID)
+	if j.State != store.Failed || !strings.Contains(j.Error, "front): start") {
+		t.Fatalf("job %s: %s, want failed at the web server's start", j.State, j.Error)
+	}
+	fakes["a"].SetHook(nil)
+	if _, err := w.o.Retry(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if j = w.wait(j.ID); j.State != store.Succeeded {
+		t.Fatalf("retry: %s: %s", j.State, j.Error)
+	}
+	to := w.placed()["alpha-db"]
+	if b := boots(fakes, "alpha-db"); to == x || b[x] != 1 || b[to] != 1 || len(b) != 2 {
+		t.Fatalf("alpha-db boots per host %v, now placed on %s (lost %s)", b, to, x)
+	}
+	if b := boots(fakes, "alpha-web"); b["a"] != 1 || len(b) != 1 {
+		t.Fatalf("alpha-web boots per host %v: once, on a", b)
+	}
+}
+
+// TestRecoverMachines: after a failover succeeded, the database's host
+// dies; recover-machines brings it up on another host from its newest
+// point and tells the failover job, and leaves the web server alone.
+func TestRecoverMachines(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	fo := w.run(PlannedFailover, "alpha", Params{})
+	x := w.placed()["alpha-db"]
+	fakes[x].Lose(nil)
+	lh := w.o.LostHosts(context.Background())
+	if len(lh) != 1 || lh[0].Name != x || !slices.Equal(lh[0].Plans, []string{"alpha"}) {
+		t.Fatalf("lost hosts = %+v, want %s with plan alpha", lh, x)
+	}
+	j := w.run(RecoverMachines, "alpha", Params{})
+	out := outputsOf(t, j)
+	if !slices.Equal(out.Lost, []string{"alpha-db"}) {
+		t.Fatalf("lost = %v, want [alpha-db]", out.Lost)
+	}
+	to := w.placed()["alpha-db"]
+	if to == x || !fakes[to].Running(SiteRecovery, "alpha-db") {
+		t.Fatalf("alpha-db placed on %s (lost %s), running there: %v", to, x, fakes[to].Running(SiteRecovery, "alpha-db"))
+	}
+	if b := boots(fakes, "alpha-web"); b["a"] != 1 || len(b) != 1 {
+		t.Fatalf("alpha-web boots per host %v: once, on a", b)
+	}
+	fo, err := w.env.Store.Job(context.Background(), fo.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fout := outputsOf(t, fo); fout.Placement["alpha-db"] != to || fout.Machines["alpha-db"].Host != to {
+		t.Fatalf("the failover job still places alpha-db on %s", fout.Placement["alpha-db"])
+	}
+	// Nothing more is lost: a second run finds nothing to do.
+	j = w.run(RecoverMachines, "alpha", Params{})
+	if out := outputsOf(t, j); len(out.Lost) != 0 || boots(fakes, "alpha-db")[to] != 1 {
+		t.Fatalf("second recover-machines: lost %v, boots %v", out.Lost, boots(fakes, "alpha-db"))
+	}
+	if _, err := w.o.Submit(context.Background(), RecoverMachines, "beta", Params{}); !errors.Is(err, ErrPrecondition) {
+		t.Fatalf("recover-machines of a protected plan: %v", err)
+	}
+	// The failover's cancel removes the machine where it runs now and
+	// leaves the lost host alone.
+	w.run(CancelFailover, "alpha", Params{})
+	for n, h := range fakes {
+		for _, m := range []string{"alpha-db", "alpha-web"} {
+			if n != x && h.Running(SiteRecovery, m) {
+				t.Fatalf("%s still runs on %s after the cancel", m, n)
+			}
+		}
+	}
+	if _, ok := fakes[to].Site(SiteRecovery); ok {
+		t.Fatalf("the recovery site is left on %s", to)
+	}
+}
+
+// TestHostsSitesAndEdge: a test failover makes its site on every host
+// without an uplink; a failover's site has the uplink on the edge host
+// only.
+func TestHostsSitesAndEdge(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	w.run(TestFailover, "alpha", Params{})
+	w.run(PlannedFailover, "beta", Params{})
+	for n, h := range fakes {
+		ts, ok := h.Site(SiteTest)
+		if !ok || ts.Edge != "" {
+			t.Fatalf("host %s: test site %+v (made %v): want one, isolated", n, ts, ok)
+		}
+		rs, ok := h.Site(SiteRecovery)
+		want := ""
+		if n == "a" {
+			want = "fake-edge"
+		}
+		if !ok || rs.Edge != want {
+			t.Fatalf("host %s: recovery site %+v (made %v): want edge %q", n, rs, ok, want)
+		}
+	}
+}
+
+// TestStandbyMovesOffLostHost: the standby loop keeps each machine's
+// standby image on its host; a host that stops answering has its
+// machines placed again and their images built on the new host.
+func TestStandbyMovesOffLostHost(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	w.standby = true
+	w.restart()
+	ctx := context.Background()
+	if err := w.o.RefreshStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
+	x := w.placed()["beta-db"]
+	if n := standbyCalls(fakes[x], "beta-db"); n == 0 {
+		t.Fatalf("no standby image of beta-db on its host %s", x)
+	}
+	fakes[x].Lose(nil)
+	if err := w.o.RefreshStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
+	to := w.placed()["beta-db"]
+	if to == x || standbyCalls(fakes[to], "beta-db") == 0 {
+		t.Fatalf("beta-db placed on %s (lost %s) with standby calls %d", to, x, standbyCalls(fakes[to], "beta-db"))
+	}
+}
+
+func standbyCalls(h *orchtest.Host, m string) int {
+	n := 0
+	for _, c := range h.Calls() {
+		if c.Method == "UpdateStandby" && c.Machine == m && c.Err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func outputsOf(t *testing.T, j *store.Job) *Outputs {
+	t.Helper()
+	var out Outputs
+	if err := json.Unmarshal(j.Outputs, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
+}
