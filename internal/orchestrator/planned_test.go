@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/haven-dr/haven/internal/dns"
 	"github.com/haven-dr/haven/internal/orchestrator/orchtest"
@@ -58,22 +59,8 @@ plans:
 // instant, and nothing is lost.
 func TestPlannedStandbyBeforeStopOneFinalCallPerGroup(t *testing.T) {
 	ctx := context.Background()
-	env := orchtest.NewEnv(t)
-	cfg, err := protection.Parse([]byte(oneGroupShop))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agents, err := orchtest.NewAgents(env.Vault, cfg, filepath.Join(env.Dir, "primary"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agents.Seed(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := orchtest.NewHost(env.Vault)
-	tr := orchtest.NewTraffic()
-	tr.AddProfile("shop", dns.EndpointStatus{Name: "dc1", Target: "192.0.2.1", Enabled: true, Priority: 1},
-		dns.EndpointStatus{Name: "dc2", Target: "198.51.100.1", Enabled: true, Priority: 2})
+	s := newShop(t)
+	env, o := s.env, s.o
 	var mu sync.Mutex
 	var seq []orchtest.Call
 	record := func(_ context.Context, c orchtest.Call) error {
@@ -82,19 +69,8 @@ func TestPlannedStandbyBeforeStopOneFinalCallPerGroup(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
-	agents.SetHook(record)
-	h.SetHook(record)
-	o := New(Options{Store: env.Store, Host: h, Vault: env.Vault, StandbyEnabled: true,
-		Agents:  func(a protection.Agent) (AgentClient, error) { return agents.Dial(a) },
-		Traffic: func(*protection.Traffic) (Traffic, error) { return tr, nil },
-		DiskDir: filepath.Join(env.Dir, "disks"), Edge: "fake-edge", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := o.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	if _, _, err := o.Apply(ctx, []byte(oneGroupShop)); err != nil {
-		t.Fatal(err)
-	}
+	s.agents.SetHook(record)
+	s.host.SetHook(record)
 	j, err := o.Submit(ctx, PlannedFailover, "shop", Params{})
 	if err != nil {
 		t.Fatal(err)
@@ -171,5 +147,82 @@ func TestPlannedStandbyBeforeStopOneFinalCallPerGroup(t *testing.T) {
 	// the whole group (one cycle).
 	if standby["db/root"] != standby["db/data"] {
 		t.Errorf("db's disks brought to different points: %v", standby)
+	}
+}
+
+type shop struct {
+	env    *orchtest.Env
+	agents *orchtest.Agents
+	host   *orchtest.Host
+	o      *Orchestrator
+}
+
+// newShop is oneGroupShop applied to an orchestrator with standby images,
+// fake agents (one point of the group taken), host and DNS.
+func newShop(t *testing.T) *shop {
+	ctx := context.Background()
+	env := orchtest.NewEnv(t)
+	cfg, err := protection.Parse([]byte(oneGroupShop))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents, err := orchtest.NewAgents(env.Vault, cfg, filepath.Join(env.Dir, "primary"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agents.Seed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := orchtest.NewHost(env.Vault)
+	tr := orchtest.NewTraffic()
+	tr.AddProfile("shop", dns.EndpointStatus{Name: "dc1", Target: "192.0.2.1", Enabled: true, Priority: 1},
+		dns.EndpointStatus{Name: "dc2", Target: "198.51.100.1", Enabled: true, Priority: 2})
+	o := New(Options{Store: env.Store, Host: h, Vault: env.Vault, StandbyEnabled: true,
+		Agents:  func(a protection.Agent) (AgentClient, error) { return agents.Dial(a) },
+		Traffic: func(*protection.Traffic) (Traffic, error) { return tr, nil },
+		DiskDir: filepath.Join(env.Dir, "disks"), Edge: "fake-edge", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := o.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.Close)
+	if _, _, err := o.Apply(ctx, []byte(oneGroupShop)); err != nil {
+		t.Fatal(err)
+	}
+	return &shop{env: env, agents: agents, host: h, o: o}
+}
+
+// The server's standby refresh leaves the standbys of a plan alone while
+// a job holds it (a refresh removes a standby's record while it writes,
+// and a failover cloning it then would restore the disk whole), and
+// refreshes them again once the job ended.
+func TestStandbyRefreshWaitsForPlanJobs(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t)
+	blk := s.host.Block("StartMachine")
+	j, err := s.o.Submit(ctx, TestFailover, "shop", Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-blk.Entered
+	if _, err := s.agents.SnapshotAt(ctx, "db", time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	n := s.host.Count("UpdateStandby")
+	if err := s.o.RefreshStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.host.Count("UpdateStandby"); got != n {
+		t.Errorf("standby refreshed %d times while a job held the plan", got-n)
+	}
+	blk.Release()
+	s.o.Wait(j.ID)
+	if j, err = s.env.Store.Job(ctx, j.ID); err != nil || j.State != store.Succeeded {
+		t.Fatalf("test failover: %v %s: %s", err, j.State, j.Error)
+	}
+	if err := s.o.RefreshStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.host.Count("UpdateStandby"); got == n {
+		t.Error("standby not refreshed after the job ended")
 	}
 }
