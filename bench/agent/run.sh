@@ -4,6 +4,7 @@
 #   bench/agent/run.sh            (as root; installs restic and xfsprogs with apt if missing)
 # Results go to stdout and bench/agent/results.txt (or $OUT); arguments go
 # to bench/agent/main.go (-churn 10,20,40 -churn-time 75s -chunk N -v -cpuprofile F).
+# SKIP_RESTIC=1 leaves restic out (for churn runs such as -churn 100).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v restic >/dev/null || apt-get install -y restic >&2
@@ -30,6 +31,7 @@ out=${OUT:-bench/agent/results.txt}
 	echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $(uname -r)"
 	echo "## haven agent (reflink on XFS, vault on local disk)"
 	"$WORK/agentbench" -disk "$MNT/disk.img" -work "$WORK" "$@"
+	[[ -n ${SKIP_RESTIC:-} ]] && exit 0 # the churn runs alone (issue 20 item 5)
 	echo "## restic $(restic version | cut -d' ' -f2) (repository on local disk)"
 	export RESTIC_REPOSITORY=$WORK/restic RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$WORK/restic-cache
 	restic init -q

@@ -51,6 +51,7 @@ Ctrl-C removes everything; --keep leaves it running and prints how to tear it do
 	cmd.Flags().StringVar(&opt.Dir, "dir", "", "work directory (default: a new /var/tmp/hvdemo…)")
 	cmd.Flags().BoolVar(&sc.Keep, "keep", false, "leave the sites running at the end and print how to try and tear them down")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the drill report as JSON on stdout (progress goes to stderr)")
+	cmd.Flags().BoolVar(&sc.Planned, "planned", false, "only protect and a planned failover under customer load, measuring the customers' outage (bench/planned)")
 	cmd.Flags().BoolVar(&vaultOnly, "vault-only", false, "only the vault walk-through: snapshot, check and restore a sample disk")
 	cmd.Flags().Int64Var(&opt.DiskSize, "disk-size", opt.DiskSize, "sample disk size in bytes (--vault-only)")
 	return cmd

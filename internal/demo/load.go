@@ -17,50 +17,71 @@ type Ack struct {
 	Addr string    `json:"addr"` // the address the resolver gave
 }
 
-// customers place orders through the resolver, one after another, and
-// log each acknowledged one (id, time, address) to a file as it arrives.
+// customers place orders through the resolver, one every 100 ms, and log
+// each acknowledged one (id, time, address) to a file as it arrives. With
+// inflight 1 an order waits for the one before (one customer); with more,
+// up to that many are under way at once (several customers), so an outage
+// is seen when the shop answers again, not when one customer's request to
+// the old address times out.
 type customers struct {
-	ns     string
-	log    *os.File
-	mu     sync.Mutex
-	acks   []Ack
-	fails  int
-	lastOK time.Time
-	cancel context.CancelFunc
-	done   chan struct{}
+	ns       string
+	inflight int
+	wg       sync.WaitGroup
+	log      *os.File
+	mu       sync.Mutex
+	acks     []Ack
+	fails    int
+	lastOK   time.Time
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
-func startCustomers(ctx context.Context, ns, logPath string) (*customers, error) {
+func startCustomers(ctx context.Context, ns, logPath string, inflight int) (*customers, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &customers{ns: ns, log: f, cancel: cancel, done: make(chan struct{})}
+	c := &customers{ns: ns, inflight: max(inflight, 1), log: f, cancel: cancel, done: make(chan struct{})}
 	go c.loop(ctx)
 	return c, nil
 }
 
 func (c *customers) loop(ctx context.Context) {
 	defer close(c.done)
+	defer c.wg.Wait()
+	slots := make(chan struct{}, c.inflight)
 	for i := 1; ctx.Err() == nil; i++ {
-		id := fmt.Sprintf("order-%05d", i)
-		if addr, err := c.place(ctx, id); err == nil {
-			a := Ack{ID: id, At: time.Now(), Addr: addr}
-			c.mu.Lock()
-			c.acks = append(c.acks, a)
-			fmt.Fprintf(c.log, "%s %s %s\n", a.ID, a.At.UTC().Format(time.RFC3339Nano), a.Addr)
-			c.mu.Unlock()
-		} else {
-			c.mu.Lock()
-			c.fails++
-			c.mu.Unlock()
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
 		}
+		c.wg.Add(1)
+		go func(id string) {
+			defer c.wg.Done()
+			defer func() { <-slots }()
+			c.order(ctx, id)
+		}(fmt.Sprintf("order-%05d", i))
 		select {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func (c *customers) order(ctx context.Context, id string) {
+	addr, err := c.place(ctx, id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.fails++
+		return
+	}
+	// Taken under the lock: acks stay in the order of their times.
+	a := Ack{ID: id, At: time.Now(), Addr: addr}
+	c.acks = append(c.acks, a)
+	fmt.Fprintf(c.log, "%s %s %s\n", a.ID, a.At.UTC().Format(time.RFC3339Nano), a.Addr)
 }
 
 // place resolves the shop's name through the customers' resolver (as a
@@ -92,11 +113,14 @@ func (c *customers) snapshot() ([]Ack, int) {
 }
 
 // firstAfter is the first order acknowledged after t.
-func (c *customers) firstAfter(t time.Time) (Ack, bool) {
+func (c *customers) firstAfter(t time.Time) (Ack, bool) { return c.firstAt(t, "") }
+
+// firstAt is the first order acknowledged after t by addr ("": any).
+func (c *customers) firstAt(t time.Time, addr string) (Ack, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, a := range c.acks {
-		if a.At.After(t) {
+		if a.At.After(t) && (addr == "" || a.Addr == addr) {
 			return a, true
 		}
 	}

@@ -17,6 +17,7 @@ type Report struct {
 	Disaster  Disaster `json:"disaster"`
 	Failover  Failover `json:"unplanned_failover"`
 	Failback  Failback `json:"failback"`
+	Planned   *Planned `json:"planned_failover,omitempty"` // --planned runs only this
 	Orders    int      `json:"orders_acknowledged"`
 	Steps     []Step   `json:"steps"`
 	TotalSecs float64  `json:"total_seconds"`
@@ -100,6 +101,11 @@ type Step struct {
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
 	p := func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }
+	if r.Planned != nil {
+		r.printPlanned(w)
+		r.printSteps(w)
+		return
+	}
 	p("\n=== Drill report ===")
 	p("Protection       RPO at first points: db %.1fs, web %.1fs", r.Protect.RPOSeconds["db"], r.Protect.RPOSeconds["web"])
 	verdict := "PASSED"
@@ -114,6 +120,11 @@ func (r *Report) Print(w io.Writer) {
 	p("Failback         wrote %s of %s disks onto the old primary; %d of %d orders placed since the failover lost", mib(r.Failback.BytesWritten), mib(r.Failback.DiskBytes), r.Failback.Lost, r.Failback.OrdersChecked)
 	p("Targets          ≤ 15 s of orders lost: %s; served again within 30 s: %s; nothing lost in failback: %s",
 		met(r.Disaster.LostSeconds <= 15), met(r.Failover.RTOSeconds <= 30), met(r.Failback.Lost == 0))
+	r.printSteps(w)
+}
+
+func (r *Report) printSteps(w io.Writer) {
+	p := func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) }
 	p("Orders           %d acknowledged in all", r.Orders)
 	p("Steps:")
 	for _, s := range r.Steps {

@@ -17,7 +17,10 @@ import (
 type ScenarioOptions struct {
 	Dir  string // work directory (default: a new /var/tmp/hvdemo…)
 	Keep bool   // leave everything running; print how to try and tear down
-	Out  io.Writer
+	// Planned: protect, then only a planned failover under customer
+	// load (the benchmark of bench/planned), instead of the story.
+	Planned bool
+	Out     io.Writer
 }
 
 // Preflight names what is missing before anything is created.
@@ -51,8 +54,10 @@ type scenario struct {
 	// is removed).
 	keptLogs string
 	failed   bool
-	t0       time.Time
-	stepAt   time.Time
+	// plannedOnly: the --planned run, whose customers are many.
+	plannedOnly bool
+	t0          time.Time
+	stepAt      time.Time
 }
 
 // RunScenario runs the whole story and returns its report. On any error or
@@ -85,7 +90,12 @@ func RunScenario(ctx context.Context, opt ScenarioOptions) (rep *Report, err err
 	if err := s.setup(opt.Dir); err != nil {
 		return nil, err
 	}
-	for _, f := range []func() error{s.build, s.protect, s.testFailover, s.disaster, s.unplanned, s.reprotectFailback} {
+	story := []func() error{s.build, s.protect, s.testFailover, s.disaster, s.unplanned, s.reprotectFailback}
+	if opt.Planned {
+		s.plannedOnly = true
+		story = []func() error{s.build, s.protect, s.planned}
+	}
+	for _, f := range story {
 		if err := f(); err != nil {
 			return nil, err
 		}

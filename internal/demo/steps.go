@@ -109,7 +109,11 @@ func (s *scenario) protect() error {
 	if _, err := s.Haven(s.ctx, s.server.Env(), "apply", "-f", path); err != nil {
 		return err
 	}
-	if s.cust, err = startCustomers(s.ctx, s.custNS, filepath.Join(s.Dir, "orders.log")); err != nil {
+	inflight := 1
+	if s.plannedOnly {
+		inflight = 30 // an order every 100 ms, each given up after 3 s
+	}
+	if s.cust, err = startCustomers(s.ctx, s.custNS, filepath.Join(s.Dir, "orders.log"), inflight); err != nil {
 		return err
 	}
 	s.Say("   customers place orders through their resolver (Unbound, %s) at http://%s/", resolverAddr, ShopName)

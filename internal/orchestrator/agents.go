@@ -26,9 +26,10 @@ type AgentClient interface {
 	Stop(ctx context.Context, machine string) error
 	// Start runs the start hook and resumes replication.
 	Start(ctx context.Context, machine string) error
-	// Snapshot takes a point of the machine's group now and returns the
-	// machine's point ID.
-	Snapshot(ctx context.Context, machine string) (string, error)
+	// Snapshot takes a point of the machine's group now, all members at
+	// one instant, and returns each member's point ID (the machine's
+	// always among them): one call serves a whole group.
+	Snapshot(ctx context.Context, machine string) (map[string]string, error)
 	// Restore writes req.Point onto the machine's own disks (only chunks
 	// that differ), after keeping their current state as a point when
 	// req.Preserve (once per req.PreserveKey). A failed restore may still
@@ -133,12 +134,15 @@ func (c *httpAgent) Start(ctx context.Context, m string) error {
 	return c.call(ctx, http.MethodPost, mpath(m, "start"), c.timeout+5*time.Minute, nil, nil)
 }
 
-func (c *httpAgent) Snapshot(ctx context.Context, m string) (string, error) {
+func (c *httpAgent) Snapshot(ctx context.Context, m string) (map[string]string, error) {
 	var out agent.SnapshotResult
 	if err := c.call(ctx, http.MethodPost, mpath(m, "snapshot"), 6*time.Hour, nil, &out); err != nil {
-		return "", err
+		return nil, err
 	}
-	return out.Points[m], nil
+	if out.Points[m] == "" {
+		return nil, fmt.Errorf("agent %s: snapshot of %s answered no point of it", c.name, m)
+	}
+	return out.Points, nil
 }
 
 func (c *httpAgent) Restore(ctx context.Context, m string, in agent.RestoreRequest) (*agent.RestoreResult, error) {

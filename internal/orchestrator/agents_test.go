@@ -79,10 +79,11 @@ machines:
 	if r, _ := c.Status(ctx); !r.Machines[0].Paused {
 		t.Fatal("status does not show the stopped machine paused")
 	}
-	id, err := c.Snapshot(ctx, "web")
+	pts, err := c.Snapshot(ctx, "web")
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := pts["web"]
 	if p, err := v.FindPoint(ctx, "web", id); err != nil || p.ID != id {
 		t.Fatalf("snapshot %q not in the vault: %v", id, err)
 	}

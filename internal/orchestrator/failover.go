@@ -67,36 +67,56 @@ func (r *run) stopPrimary(ctx context.Context, plan *protection.Plan) error {
 func (r *run) finalPoints(ctx context.Context, machines []string) error {
 	for _, m := range machines {
 		if _, ok := r.out.Points[m]; ok {
-			continue
+			continue // taken with an earlier machine of its group
 		}
-		if err := r.finalPoint(ctx, m); err != nil {
+		if err := r.finalPoint(ctx, m, machines); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *run) finalPoint(ctx context.Context, m string) error {
+// finalPoint takes a point of m's consistency group and keeps it as the
+// final point of m and of every other member in final: one agent cycle
+// serves the whole group (a group's members are captured at one instant
+// anyway), so a two-machine group costs one cycle, not two.
+func (r *run) finalPoint(ctx context.Context, m string, final []string) error {
 	c, _, err := r.agentFor(m)
 	if err != nil {
 		return err
 	}
-	id, err := c.Snapshot(ctx, m)
+	ids, err := c.Snapshot(ctx, m)
 	if err != nil {
 		return fmt.Errorf("final point of %s: %w", m, err)
-	}
-	p, err := r.o.Vault.FindPoint(ctx, m, id)
-	if err != nil {
-		return fmt.Errorf("final point %s of %s: %w", id, m, err)
 	}
 	if r.out.Points == nil {
 		r.out.Points = map[string]PointUse{}
 	}
-	u := use(p)
-	u.Final = true
-	r.out.Points[m] = u
-	r.logf("info", "final point of %s: %s", m, id)
+	for _, x := range final {
+		id := ids[x]
+		if _, done := r.out.Points[x]; done || id == "" || (x != m && !r.sameAgent(m, x)) {
+			continue
+		}
+		p, err := r.o.Vault.FindPoint(ctx, x, id)
+		if err != nil {
+			return fmt.Errorf("final point %s of %s: %w", id, x, err)
+		}
+		u := use(p)
+		u.Final = true
+		r.out.Points[x] = u
+		r.logf("info", "final point of %s: %s", x, id)
+	}
+	if _, ok := r.out.Points[m]; !ok {
+		return fmt.Errorf("final point of %s: its agent answered none", m)
+	}
 	return r.save(ctx)
+}
+
+// sameAgent: a group's points come from one agent; a machine of another
+// agent that happens to share the group's name is not in its answer.
+func (r *run) sameAgent(a, b string) bool {
+	ma, mb := r.cfg.Machine(a), r.cfg.Machine(b)
+	return ma != nil && mb != nil && ma.Agent == mb.Agent
 }
 
 // checkPrimary guards against split brain: a primary whose agent still
@@ -239,7 +259,7 @@ func (r *run) fencedPoints(ctx context.Context, machines []string) error {
 		if _, ok := r.out.Points[m]; ok {
 			continue
 		}
-		if err := r.finalPoint(ctx, m); err != nil {
+		if err := r.finalPoint(ctx, m, r.out.Fenced); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

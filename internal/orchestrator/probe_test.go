@@ -113,8 +113,8 @@ func (f *fakeAgent) Stop(ctx context.Context, m string) error {
 	return f.stopErr
 }
 func (f *fakeAgent) Start(ctx context.Context, m string) error { return nil }
-func (f *fakeAgent) Snapshot(ctx context.Context, m string) (string, error) {
-	return "", errors.New("no snapshots here")
+func (f *fakeAgent) Snapshot(ctx context.Context, m string) (map[string]string, error) {
+	return nil, errors.New("no snapshots here")
 }
 func (f *fakeAgent) Restore(ctx context.Context, m string, req agent.RestoreRequest) (*agent.RestoreResult, error) {
 	return nil, errors.New("no restores here")

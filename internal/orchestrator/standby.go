@@ -8,6 +8,8 @@ import (
 	"sort"
 
 	"github.com/haven-dr/haven/internal/placement"
+	"github.com/haven-dr/haven/internal/protection"
+	"github.com/haven-dr/haven/internal/store"
 )
 
 // StandbyHost is what a host offers for standby images.
@@ -36,6 +38,7 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 		}
 	}
 	targets := o.rpoTargets(ctx)
+	busy := o.machinesInJobs(ctx, cfg)
 	for _, m := range cfg.Machines {
 		ps, err := o.Vault.Points(ctx, m.Name)
 		if err != nil || len(ps) == 0 {
@@ -54,7 +57,7 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 		h, placed := o.hostNamed(where[m.Name])
 		sh, _ := h.Host.(StandbyHost)
 		for _, d := range m.Disks {
-			if !standby || !placed {
+			if !standby || !placed || busy[m.Name] {
 				break
 			}
 			if sh != nil && sh.StandbyPoint(m.Name, d.Name) == newest.ID {
@@ -68,4 +71,25 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// machinesInJobs are the machines of plans a job holds. Their standbys are
+// left alone meanwhile: a failover clones them (and a planned one brings
+// them to its own point first), and a refresh in between takes the
+// standby's record away while it writes, so the failover would restore
+// the disk whole instead of cloning it.
+func (o *Orchestrator) machinesInJobs(ctx context.Context, cfg *protection.Config) map[string]bool {
+	busy := map[string]bool{}
+	jobs, err := o.Store.Jobs(ctx, store.JobFilter{Active: true})
+	if err != nil {
+		return busy
+	}
+	for _, j := range jobs {
+		if p := cfg.Plan(j.Plan); p != nil {
+			for _, m := range machinesOf(p) {
+				busy[m] = true
+			}
+		}
+	}
+	return busy
 }

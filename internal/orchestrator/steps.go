@@ -57,16 +57,23 @@ func actionLabel(a protection.Action) string {
 func (r *run) failoverSteps(plan *protection.Plan, typ, site string) []step {
 	var s []step
 	all := machinesOf(plan)
+	network := step{"network", func(ctx context.Context, r *run) error { return r.ensureSite(ctx, site, typ == "test") }}
 	switch typ {
 	case "planned":
-		s = append(s, step{"stop primary machines", func(ctx context.Context, r *run) error { return r.stopPrimary(ctx, plan) }},
-			step{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPoints(ctx, all) }})
+		// Everything that needs no stop comes before it, so customers
+		// wait only for what must follow it.
+		s = append(s, network,
+			step{"standby at a point taken now", func(ctx context.Context, r *run) error { return r.standbyNow(ctx, all) }},
+			step{"stop primary machines", func(ctx context.Context, r *run) error { return r.stopPrimary(ctx, plan) }},
+			step{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPoints(ctx, all) }},
+			step{"choose recovery points", func(ctx context.Context, r *run) error { return r.choosePoints(ctx, all) }})
 	case "unplanned":
 		s = append(s, step{"check primary", func(ctx context.Context, r *run) error { return r.checkPrimary(ctx, all) }},
 			step{"final points of fenced machines", func(ctx context.Context, r *run) error { return r.fencedPoints(ctx, all) }})
 	}
-	s = append(s, step{"choose recovery points", func(ctx context.Context, r *run) error { return r.choosePoints(ctx, all) }},
-		step{"network", func(ctx context.Context, r *run) error { return r.ensureSite(ctx, site, typ == "test") }})
+	if typ != "planned" {
+		s = append(s, step{"choose recovery points", func(ctx context.Context, r *run) error { return r.choosePoints(ctx, all) }}, network)
+	}
 	for i, g := range plan.Groups {
 		label := groupLabel(i, g)
 		s = append(s, r.actionSteps(label+": before", g.Before, typ, "failover", g.Machines, site)...)

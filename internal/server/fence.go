@@ -184,10 +184,10 @@ func (c fencedAgent) Start(ctx context.Context, m string) error {
 	return c.AgentClient.Start(ctx, m)
 }
 
-func (c fencedAgent) Snapshot(ctx context.Context, m string) (string, error) {
+func (c fencedAgent) Snapshot(ctx context.Context, m string) (map[string]string, error) {
 	ctx, err := c.enter(ctx)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	return c.AgentClient.Snapshot(ctx, m)
 }

@@ -36,7 +36,7 @@ type AgentClient interface {
 	Status(ctx context.Context) (*agent.Report, error)
 	Stop(ctx context.Context, machine string) error
 	Start(ctx context.Context, machine string) error
-	Snapshot(ctx context.Context, machine string) (string, error)
+	Snapshot(ctx context.Context, machine string) (map[string]string, error)
 	Restore(ctx context.Context, machine string, req agent.RestoreRequest) (*agent.RestoreResult, error)
 }
 
@@ -221,33 +221,31 @@ func (c *agentClient) Start(ctx context.Context, m string) error {
 }
 
 // Snapshot takes a point of the machine's whole group at one instant, as
-// the agent does, and returns the machine's.
-func (c *agentClient) Snapshot(ctx context.Context, m string) (string, error) {
+// the agent does, and returns every member's.
+func (c *agentClient) Snapshot(ctx context.Context, m string) (map[string]string, error) {
 	done, err := c.enter(ctx, "Snapshot", m, "")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	id, err := c.a.snapshotGroup(ctx, m, nil)
-	return id, done(err)
+	ids, err := c.a.snapshotGroup(ctx, m, nil)
+	return ids, done(err)
 }
 
-func (a *Agents) snapshotGroup(ctx context.Context, m string, tags map[string]string) (string, error) {
+func (a *Agents) snapshotGroup(ctx context.Context, m string, tags map[string]string) (map[string]string, error) {
 	g := a.cfg.Machine(m).GroupOf()
 	now := time.Now().UTC()
-	var id string
+	ids := map[string]string{}
 	for _, mc := range a.cfg.Machines {
 		if mc.GroupOf() != g || mc.Agent == "" {
 			continue
 		}
 		p, err := a.snapshot(ctx, mc.Name, now, tags)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		if mc.Name == m {
-			id = p.ID
-		}
+		ids[mc.Name] = p.ID
 	}
-	return id, nil
+	return ids, nil
 }
 
 // SnapshotAt is the agent taking a point of machine m on its own

@@ -46,13 +46,14 @@ func TestFakesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := ag.Dial(protection.Agent{Name: "a1"})
-	id, err := c.Snapshot(ctx, "db")
+	ids, err := c.Snapshot(ctx, "db")
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := ids["db"]
 	ps, _ := env.Vault.Points(ctx, "web")
-	if len(ps) != 1 || ps[0].Group != "g" {
-		t.Fatalf("the group's other member has points %v", ps)
+	if len(ps) != 1 || ps[0].Group != "g" || ids["web"] != ps[0].ID {
+		t.Fatalf("the group's other member has points %v; the snapshot answered %v", ps, ids)
 	}
 	h := NewHost(env.Vault)
 	target := filepath.Join(env.Dir, "rec", "db.img")
