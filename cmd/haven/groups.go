@@ -16,7 +16,7 @@ var commandGroups = []struct {
 	{cobra.Group{ID: "traffic", Title: "Traffic (where users are sent):"},
 		[]string{"dns"}},
 	{cobra.Group{ID: "site", Title: "Site (the recovery site's machines and network):"},
-		[]string{"machine", "site"}},
+		[]string{"host", "machine", "site"}},
 	{cobra.Group{ID: otherGroup, Title: "Other:"},
 		[]string{"demo", "version", "man"}},
 }
