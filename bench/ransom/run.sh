@@ -5,5 +5,5 @@
 # prints the per-point churn. As root, from the repository root.
 set -eu
 out=${1:-bench/ransom/last-run.json}
-HAVEN_RANSOM_REPORT=$(realpath -m "$out") CI=true go test -count=1 -v -timeout 30m -run '^TestRansomDetection$' ./e2e/
+HAVEN_RANSOM_BENCH=1 HAVEN_RANSOM_REPORT=$(realpath -m "$out") CI=true go test -count=1 -v -timeout 30m -run '^TestRansomDetection$' ./e2e/
 echo "report: $out"
