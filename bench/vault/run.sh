@@ -3,7 +3,8 @@
 # both on the local-directory backend of the same file system, each with a
 # fresh repository: (a) first snapshot, (b) snapshot after 1 % of the image
 # is overwritten with random 4 KiB blocks, (c) full restore to a new file,
-# verified by SHA-256. Prints a Markdown table and writes results.md.
+# verified by SHA-256. Prints a Markdown table and writes results.md, and
+# the raw figures with the machine's load to results.txt.
 #
 #   bench/vault/run.sh            (as root; installs restic 0.18.1 with go install if missing)
 #   RESTIC=/path/restic bench/vault/run.sh      (use another restic binary)
@@ -17,7 +18,7 @@ build_tools
 machine_info
 export RESTIC_PASSWORD=${RESTIC_PASSWORD:-bench-password}
 export RESTIC_REPOSITORY=$WORK/restic-repo RESTIC_CACHE_DIR=$WORK/restic-cache
-echo "; $(restic version)" >>"$WORK/info"
+restic version >>"$WORK/info"
 
 verify() { # verify NAME FILE
 	local got
@@ -60,7 +61,8 @@ for ((run = 1; run <= ${RUNS:-1}; run++)); do
 	log "run $run of ${RUNS:-1}"
 	one_run
 done
-echo " load_at_end=\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >>"$WORK/info"
+echo "load_at_end=\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >>"$WORK/info"
 python3 "$BENCH_DIR/report.py" compare "$RESULTS" "$WORK/info" | tee "$BENCH_DIR/results.md"
-cp "$RESULTS" "$BENCH_DIR/results.txt"
-cat "$WORK/info" >>"$BENCH_DIR/results.txt"
+# The raw records (KEY VALUE; *.load1 is the 1-minute load as each step
+# started) after the run's info as comments: report.py reads this file too.
+{ sed 's/^/# /' "$WORK/info"; cat "$RESULTS"; } >"$BENCH_DIR/results.txt"
