@@ -46,6 +46,26 @@ fresh_image() {
 	IMG=$WORK/disk.img
 }
 
+# RESTIC_VERSION is the peer every figure is measured against (issue 20):
+# Debian's 0.14 is slower, so the bench installs this one with go install.
+RESTIC_VERSION=${RESTIC_VERSION:-0.18.1}
+
+# locate_restic makes `restic` the wanted version: $RESTIC if set, else
+# $(go env GOPATH)/bin/restic, installed with go install when missing or
+# another version. It prints the version it found.
+locate_restic() {
+	local bin=${RESTIC:-$(go env GOPATH)/bin/restic}
+	if [[ -z ${RESTIC:-} ]] && ! "$bin" version 2>/dev/null | grep -q "restic $RESTIC_VERSION "; then
+		log "installing restic $RESTIC_VERSION with go install"
+		GOFLAGS=-mod=mod go install "github.com/restic/restic/cmd/restic@v$RESTIC_VERSION" >&2
+	fi
+	restic() { "$RESTIC_BIN" "$@"; }
+	RESTIC_BIN=$bin
+	export -f restic
+	export RESTIC_BIN
+	log "peer: $(restic version)"
+}
+
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # timed KEY CMD...: drop the page cache, run CMD followed by sync (so data
@@ -55,6 +75,7 @@ timed() {
 	local key=$1
 	shift
 	drop_caches
+	put "$key.load1" "$(cut -d' ' -f1 /proc/loadavg)" # the shared machine's load as the step starts
 	log "$key: $*"
 	/usr/bin/time -f '%e %U %S' -o "$WORK/$key.time" \
 		bash -c '"$@" >"$0" 2>&1 && sync' "$WORK/$key.log" "$@" ||

@@ -19,6 +19,8 @@ def load(path):
     """KEY VALUE lines; a key seen in several runs yields its median."""
     runs = {}
     for line in open(path):
+        if line.startswith("#"):  # results.txt starts with the run's info
+            continue
         k, v = line.split()
         runs.setdefault(k, []).append(float(v))
     return {k: statistics.median(v) for k, v in runs.items()}
@@ -40,8 +42,8 @@ def compare(r, info):
     out = [f"# Haven vault vs restic: 4 GiB ext4 image ({mib(r['img_used'])} allocated)", "",
            f"`{info}`", "", NOTE, "",
            "| step | Haven s | restic s | Haven MB/s | restic MB/s | speed Haven/restic "
-           "| Haven CPU s (user/sys) | restic CPU s (user/sys) | CPU Haven/restic |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| Haven CPU s (user/sys) | restic CPU s (user/sys) | CPU Haven/restic | load at start Haven/restic |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     names = {"a": "a. first snapshot", "b": "b. snapshot after 1 % changed", "c": "c. full restore (sha256 verified)"}
     speed = {}
     for s, name in names.items():
@@ -50,7 +52,8 @@ def compare(r, info):
         hcs, rcs = cpu(r, f"haven.{s}"), cpu(r, f"restic.{s}")
         speed[s] = rw / hw
         out.append(f"| {name} | {hw:.1f} | {rw:.1f} | {size / 1e6 / hw:,.0f} | {size / 1e6 / rw:,.0f} "
-                   f"| {speed[s]:.2f}× | {hcs} | {rcs} | {hc / rc:.2f}× |")
+                   f"| {speed[s]:.2f}× | {hcs} | {rcs} | {hc / rc:.2f}× "
+                   f"| {r.get(f'haven.{s}.load1', float('nan')):.1f} / {r.get(f'restic.{s}.load1', float('nan')):.1f} |")
     ch = r["changed"]
     hg, rg = r["haven.b.stored"] - r["haven.a.stored"], r["restic.b.stored"] - r["restic.a.stored"]
     out += ["", f"Bytes changed in step b: {mib(ch)} ({ch:,.0f} B, random 4 KiB blocks at distinct scattered offsets).", "",
@@ -59,11 +62,11 @@ def compare(r, info):
             f"| growth in b | {mib(hg)} | {mib(rg)} | {hg / rg:.2f} |",
             f"| growth / bytes changed | {hg / ch:.1f}× | {rg / ch:.1f}× | |",
             f"| total after b | {mib(r['haven.b.stored'])} | {mib(r['restic.b.stored'])} | {r['haven.b.stored'] / r['restic.b.stored']:.2f} |",
-            "", "| target (issue 2) | measured | met |", "|---|---:|---|"]
-    targets = [("first snapshot ≥ 3× restic's speed", speed["a"], speed["a"] >= 3, "×"),
-               ("incremental ≥ 5× restic's speed", speed["b"], speed["b"] >= 5, "×"),
+            "", "| target (issue 20) | measured | met |", "|---|---:|---|"]
+    targets = [("first snapshot ≥ 5× restic's speed", speed["a"], speed["a"] >= 5, "×"),
+               ("incremental ≥ 12× restic's speed", speed["b"], speed["b"] >= 12, "×"),
                ("incremental growth ≤ 4× bytes changed", hg / ch, hg / ch <= 4, "× changed"),
-               ("restore ≥ 4× restic's speed", speed["c"], speed["c"] >= 4, "×"),
+               ("restore ≥ 6× restic's speed", speed["c"], speed["c"] >= 6, "×"),
                ("total stored ≤ restic's", r["haven.b.stored"] / r["restic.b.stored"],
                 r["haven.b.stored"] <= r["restic.b.stored"], " of restic")]
     for name, val, ok, unit in targets:

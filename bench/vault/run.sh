@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# run.sh — Haven's vault against restic 0.14 on the same 4 GiB ext4 image,
+# run.sh — Haven's vault against restic 0.18.1 on the same 4 GiB ext4 image,
 # both on the local-directory backend of the same file system, each with a
 # fresh repository: (a) first snapshot, (b) snapshot after 1 % of the image
 # is overwritten with random 4 KiB blocks, (c) full restore to a new file,
-# verified by SHA-256. Prints a Markdown table and writes results.md.
+# verified by SHA-256. Prints a Markdown table and writes results.md, and
+# the raw figures with the machine's load to results.txt.
 #
-#   bench/vault/run.sh            (as root; installs restic with apt if missing)
+#   bench/vault/run.sh            (as root; installs restic 0.18.1 with go install if missing)
+#   RESTIC=/path/restic bench/vault/run.sh      (use another restic binary)
 #   HAVEN_BIN=/path/haven bench/vault/run.sh   (use a prebuilt binary)
 #   RUNS=3 bench/vault/run.sh                  (repeat; the report shows medians)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-command -v restic >/dev/null || apt-get install -y restic >&2
+locate_restic
 build_tools
 machine_info
 export RESTIC_PASSWORD=${RESTIC_PASSWORD:-bench-password}
@@ -59,4 +61,8 @@ for ((run = 1; run <= ${RUNS:-1}; run++)); do
 	log "run $run of ${RUNS:-1}"
 	one_run
 done
+echo "load_at_end=\"$(cut -d' ' -f1-3 /proc/loadavg)\"" >>"$WORK/info"
 python3 "$BENCH_DIR/report.py" compare "$RESULTS" "$WORK/info" | tee "$BENCH_DIR/results.md"
+# The raw records (KEY VALUE; *.load1 is the 1-minute load as each step
+# started) after the run's info as comments: report.py reads this file too.
+{ sed 's/^/# /' "$WORK/info"; cat "$RESULTS"; } >"$BENCH_DIR/results.txt"

@@ -31,6 +31,13 @@ func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, 
 	if err := h.epoch.Check(ctx); err != nil {
 		return nil, err
 	}
+	return h.prepareDisk(ctx, req, "")
+}
+
+// prepareDisk is PrepareDisk onto a target that, if it exists, holds point
+// base exactly ("" when that is not known): the delta then comes from the
+// two manifests instead of hashing the whole target.
+func (h *Local) prepareDisk(ctx context.Context, req DiskRequest, base string) (*DiskResult, error) {
 	start := time.Now()
 	var rec diskRecord
 	if readJSON(doneFile(req.Target), &rec) == nil && rec.Point == req.Point && rec.Disk == req.Disk && rec.Machine == req.Machine {
@@ -47,12 +54,12 @@ func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, 
 	if _, err := os.Stat(req.Target); err == nil {
 		res.Method = "in-place" // a disk from before (change of point, or a crash): delta
 	} else if _, err := os.Stat(doneFile(standby)); err == nil && !req.NoStandby {
-		exact, err := h.cloneStandby(standby, req)
+		held, err := h.cloneStandby(standby, req)
 		if err != nil {
 			return nil, fmt.Errorf("host: clone standby of %s/%s: %w", req.Machine, req.Disk, err)
 		}
-		res.Method = "standby-clone"
-		if exact {
+		res.Method, base = "standby-clone", held
+		if held == req.Point {
 			// The standby held this very point, unchanged while it was
 			// cloned: nothing to compare, whatever the disk's size.
 			fi, err := os.Stat(req.Target)
@@ -65,11 +72,11 @@ func (h *Local) PrepareDisk(ctx context.Context, req DiskRequest) (*DiskResult, 
 	}
 	// Onto a clone (or a disk a crash left unfinished) this writes only
 	// the chunks that differ from the point; onto nothing, all of it.
-	st, err := h.vault.Restore(ctx, vault.RestoreOptions{Machine: req.Machine, Point: req.Point, Disk: req.Disk, Target: req.Target})
+	st, err := h.vault.Restore(ctx, vault.RestoreOptions{Machine: req.Machine, Point: req.Point, Disk: req.Disk, Target: req.Target, Base: base})
 	if err != nil {
 		return nil, fmt.Errorf("host: disk %s/%s of point %s: %w", req.Machine, req.Disk, req.Point, err)
 	}
-	res.Size, res.BytesWritten, res.BytesFetched = st.Size, st.BytesWritten, st.BytesFetched
+	res.Size, res.BytesWritten, res.BytesFetched, res.BytesCompared = st.Size, st.BytesWritten, st.BytesFetched, st.BytesCompared
 	res.Duration = time.Since(start)
 	return res, writeJSON(doneFile(req.Target), diskRecord{Machine: req.Machine, Disk: req.Disk, Point: req.Point})
 }
@@ -103,32 +110,39 @@ func (h *Local) UpdateStandby(ctx context.Context, machineName, disk, point stri
 	}
 	defer unlock()
 	var rec diskRecord
-	if readJSON(doneFile(target), &rec) == nil && rec.Point == point {
+	base := ""
+	if readJSON(doneFile(target), &rec) == nil {
 		fi, err := os.Stat(target)
-		if err == nil {
+		if err == nil && rec.Point == point {
 			return &DiskResult{Method: "existing", Size: fi.Size()}, nil
+		}
+		if err == nil && rec.Machine == machineName && rec.Disk == disk {
+			// Nothing writes a standby but this refresh, under its
+			// lock, and the record is only there when a refresh finished:
+			// the standby holds rec.Point exactly.
+			base = rec.Point
 		}
 	}
 	// The record goes first: a standby being written is no standby.
 	os.Remove(doneFile(target))
-	return h.PrepareDisk(ctx, DiskRequest{Machine: machineName, Disk: disk, Point: point, Target: target, NoStandby: true})
+	return h.prepareDisk(ctx, DiskRequest{Machine: machineName, Disk: disk, Point: point, Target: target, NoStandby: true}, base)
 }
 
-// cloneStandby clones the standby to req.Target. exact is true when the
-// clone is known to hold req.Point: the standby's record named it and no
-// refresh was writing the standby meanwhile (its lock was free). When a
-// refresh is running the clone is taken anyway and the caller's delta
-// restore makes it right (it compares every chunk).
-func (h *Local) cloneStandby(standby string, req DiskRequest) (exact bool, err error) {
+// cloneStandby clones the standby to req.Target. held is the point the
+// clone is known to hold: the standby's record named it and no refresh was
+// writing the standby meanwhile (its lock was free). When a refresh is
+// running the clone is taken anyway, held is "", and the caller's delta
+// restore makes it right by comparing every chunk.
+func (h *Local) cloneStandby(standby string, req DiskRequest) (held string, err error) {
 	unlock, err := lockFile(standby+".lock", false)
 	if err != nil && !errors.Is(err, errBusy) {
-		return false, err
+		return "", err
 	}
 	if err == nil {
 		defer unlock()
-		exact = h.StandbyPoint(req.Machine, req.Disk) == req.Point
+		held = h.StandbyPoint(req.Machine, req.Disk)
 	}
-	return exact, cloneFile(standby, req.Target)
+	return held, cloneFile(standby, req.Target)
 }
 
 var errBusy = errors.New("busy")

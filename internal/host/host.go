@@ -74,11 +74,15 @@ type DiskRequest struct {
 
 // DiskResult says how a disk was prepared.
 type DiskResult struct {
-	Method       string        `json:"method"` // standby-clone (clone + delta), restore (whole), in-place (delta onto an existing disk), existing
-	Size         int64         `json:"size"`
-	BytesWritten int64         `json:"bytes_written"`
-	BytesFetched int64         `json:"bytes_fetched"`
-	Duration     time.Duration `json:"duration_ns"`
+	Method       string `json:"method"` // standby-clone (clone + delta), restore (whole), in-place (delta onto an existing disk), existing
+	Size         int64  `json:"size"`
+	BytesWritten int64  `json:"bytes_written"`
+	BytesFetched int64  `json:"bytes_fetched"`
+	// BytesCompared is what of an existing disk was read to find the delta:
+	// 0 when the disk was known to hold another point (a standby) and the
+	// two manifests said what differs.
+	BytesCompared int64         `json:"bytes_compared"`
+	Duration      time.Duration `json:"duration_ns"`
 }
 
 // OverlayHost is a Host whose sites can span several hosts: a recovery

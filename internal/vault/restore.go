@@ -3,7 +3,9 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +23,14 @@ type RestoreOptions struct {
 	// block device. It needs room for the chunks that differ.
 	StagingDir string
 	Progress   func(bytes int64) // called as the target is compared and written
+	// Base is a point of the same machine whose disk an existing target
+	// holds byte for byte (a standby refreshed to it and not written
+	// since, or a reflink clone of one). The chunks to write are then the
+	// ones whose IDs differ between the two manifests, and the target is
+	// not read at all. A wrong Base gives a wrong disk, so only a caller
+	// that knows (host's disk records) sets it. It is ignored for a new
+	// target, and when the target's size is not the base disk's size.
+	Base string
 }
 
 // RestoreStats report what a restore did (or, with DryRun, would do).
@@ -34,6 +44,8 @@ type RestoreStats struct {
 	ChunksWritten   int64         `json:"chunks_written"`   // chunks that differed
 	ChunksUnchanged int64         `json:"chunks_unchanged"` // chunks the target already had
 	BytesFetched    int64         `json:"bytes_fetched"`    // bytes read from storage (dry run: sealed size of the blobs needed)
+	BytesCompared   int64         `json:"bytes_compared"`   // bytes of an existing target read and hashed to find what differs
+	FromBase        bool          `json:"from_base"`        // what differs came from comparing manifests with opt.Base
 	Duration        time.Duration `json:"duration_ns"`
 }
 
@@ -88,6 +100,13 @@ func (v *Vault) restore(ctx context.Context, opt RestoreOptions) (*RestoreStats,
 	st := &RestoreStats{Point: p.ID, Size: d.Size, TargetSize: t.size, Existing: t.existing, DryRun: opt.DryRun}
 	r := &restorer{v: v, idx: idx, t: t, ids: ids, cs: int64(p.ChunkSize), st: st, opt: opt,
 		object: v.pointName(p.Machine, p.ID)}
+	if t.existing && opt.Base != "" {
+		if r.base, err = v.baseIDs(ctx, idx, p, opt, t.size); err != nil {
+			t.abort()
+			return nil, r.failed(err)
+		}
+		st.FromBase = r.base != nil
+	}
 	if err := r.run(ctx); err != nil {
 		t.abort()
 		return nil, r.failed(err)
@@ -108,6 +127,7 @@ type restorer struct {
 	st     *RestoreStats
 	opt    RestoreOptions
 	object string // the point's manifest, named in errors
+	base   []ID   // the chunk IDs of the disk the target holds (opt.Base), or nil
 
 	applied int64 // chunks written to an existing target so far
 }
@@ -152,9 +172,23 @@ func (r *restorer) differing(ctx context.Context) ([]bool, error) {
 	if !r.t.existing {
 		return need, nil
 	}
+	if r.base != nil {
+		// Beyond the base disk the grown file reads as zeros; a partial
+		// last chunk has an ID of its own length, so it differs from a
+		// full one unless both are zeros, which read the same.
+		for i := range min(len(r.base), len(r.ids)) {
+			need[i] = r.base[i] != r.ids[i]
+		}
+		return need, nil
+	}
 	size := r.st.Size
 	scan := min(r.t.size, size)
+	var compared atomic.Int64
+	defer func() { r.st.BytesCompared = compared.Load() }()
 	err := r.v.scanFile(ctx, r.t.f, scan, func(w *worker, i, n int64, chunk []byte) error {
+		if chunk != nil {
+			compared.Add(int64(len(chunk)))
+		}
 		if full := min(r.cs, size-i*r.cs); n < full && chunk != nil {
 			// The file ends inside this chunk: growing it pads it with zeros.
 			padded := make([]byte, full)
@@ -173,4 +207,22 @@ func (r *restorer) differing(ctx context.Context) ([]bool, error) {
 // failed says what state a failed restore left the target in.
 func (r *restorer) failed(err error) error {
 	return &RestoreError{Target: r.t.path, State: r.t.state(), Written: r.applied, Differing: r.st.ChunksWritten, Err: err}
+}
+
+// baseIDs returns the chunk IDs of opt.Base's disk, which the target holds,
+// or nil when they cannot stand for it (another size or chunk size): the
+// restore then compares the target itself.
+func (v *Vault) baseIDs(ctx context.Context, idx *Index, p *Point, opt RestoreOptions, targetSize int64) ([]ID, error) {
+	bp, err := v.FindPoint(ctx, opt.Machine, opt.Base)
+	if err != nil {
+		return nil, fmt.Errorf("base point: %w", err)
+	}
+	bd, err := bp.Disk(opt.Disk)
+	if err != nil {
+		return nil, fmt.Errorf("base point: %w", err)
+	}
+	if bd.Size != targetSize || bp.ChunkSize != p.ChunkSize {
+		return nil, nil
+	}
+	return v.chunkIDs(ctx, idx, bd, bp.ChunkSize)
 }
