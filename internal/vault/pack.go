@@ -213,7 +213,11 @@ func decodePackHeader(b []byte) ([]blobEntry, error) {
 	}
 	r := &byteReader{b: b[4:]}
 	n := r.uvarint()
-	if n > uint64(len(b)) {
+	// Each entry takes at least its type, flags, ID and two one-byte
+	// varints: a count the header cannot hold is refused before any
+	// allocation (a hostile header would otherwise cost 48 bytes of
+	// memory per byte of input).
+	if n > uint64(len(r.b))/uint64(4+len(ID{})) {
 		return nil, fmt.Errorf("implausible blob count %d", n)
 	}
 	entries := make([]blobEntry, n)
