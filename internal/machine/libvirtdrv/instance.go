@@ -194,6 +194,10 @@ func (m *instance) removeTaps() error {
 // store), with its taps and seed. Idempotent: a domain already gone is
 // fine.
 func (m *instance) Stop(ctx context.Context) error {
+	// Held for the whole stop (see Start): the watchers of this domain
+	// release the connection as soon as it shuts down, before the undefine.
+	m.d.hold()
+	defer m.d.release()
 	if err := m.shutdown(ctx); err != nil {
 		return err
 	}
@@ -207,7 +211,6 @@ func (m *instance) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 	m.status.Set(machine.Stopped)
-	m.d.idle()
 	return nil
 }
 

@@ -123,9 +123,10 @@ func (d *Driver) disconnect() error {
 	return err
 }
 
-// hold and release count the instances watching their domains: the
-// connection goes when the last one's domain has (a host makes a driver
-// per machine, and must not keep a connection per stopped machine).
+// hold and release count the users of the connection (instances watching
+// their domains, starts and stops under way): the connection goes when the
+// last one has (a host makes a driver per machine, and must not keep a
+// connection per stopped machine).
 func (d *Driver) hold() {
 	d.mu.Lock()
 	d.users++
@@ -139,8 +140,7 @@ func (d *Driver) release() {
 	d.idle()
 }
 
-// idle drops the connection when no instance watches through it (a Stop
-// after the domain had gone dialled again to undefine it).
+// idle drops the connection when nobody uses it.
 func (d *Driver) idle() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -172,6 +172,10 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 	if d.Networks == nil && len(spec.NICs) > 0 {
 		return nil, fmt.Errorf("%w: driver has no networks", machine.ErrBadSpec)
 	}
+	// Held for the whole start: another instance's watcher seeing its
+	// domain go would otherwise drop the shared connection mid-call.
+	d.hold()
+	defer d.release()
 	l, err := d.client()
 	if err != nil {
 		return nil, err
