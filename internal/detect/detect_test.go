@@ -196,3 +196,39 @@ func TestSmallFilesSeenThroughRandomBlocks(t *testing.T) {
 		t.Fatalf("small-file encryption only: %+v, want an alert at p006", res.Alerts)
 	}
 }
+
+// TestCiphertextOverZerosStartsTheRunUp: the attack's first cycle wrote
+// its ciphertext where the files held zeros (a database's preallocated
+// log), so nothing counts as overwritten; its random blocks new to the
+// vault still make it the first suspect. A disk that writes that much
+// random data into free space every cycle (compressed backups landing on
+// it) keeps it in its baseline, and the walk-back does not take it; nor
+// does random data in free space alone ever alert.
+func TestCiphertextOverZerosStartsTheRunUp(t *testing.T) {
+	var ps []*vault.Point
+	for i := range 6 {
+		ps = append(ps, quiet(i))
+	}
+	zeros := quiet(6)
+	zeros.Disks[0].Churn.NewRandom = 400 << 10
+	ps = append(ps, zeros, encrypt(7, 150*mib), quiet(8))
+	res := Scan(Config{}, ps, nil)
+	if len(res.Alerts) != 1 || res.Alerts[0].FirstSuspect != "p006" || res.Alerts[0].LastClean != "p005" || !res.Suspect["p006"] {
+		t.Fatalf("alerts %+v, suspect %v; want the run-up from p006 (random blocks over zeros)", res.Alerts, res.Suspect)
+	}
+	for _, p := range ps[:6] {
+		p.Disks[0].Churn.NewRandom = 380 << 10
+	}
+	if res := Scan(Config{}, ps, nil); len(res.Alerts) != 1 || res.Alerts[0].FirstSuspect != "p007" {
+		t.Fatalf("with random writes in the baseline: %+v, want the first suspect at the jump", res.Alerts)
+	}
+	ps = ps[:6]
+	for i := 6; i < 10; i++ {
+		p := quiet(i)
+		p.Disks[0].Churn.Changed, p.Disks[0].Churn.NewRandom = 700*mib, 700*mib
+		ps = append(ps, p)
+	}
+	if res := Scan(Config{}, ps, nil); len(res.Alerts) != 0 {
+		t.Fatalf("random data into free space alerted: %+v", res.Alerts)
+	}
+}

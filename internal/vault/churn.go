@@ -42,6 +42,13 @@ type Churn struct {
 	// chunk with other data, and the chunk as a whole still compresses:
 	// only this figure sees it. Absent (0) in points of older agents.
 	OverwrittenRandom int64 `json:"overwritten_random,omitempty"`
+	// NewRandom: 4 KiB blocks that look random in all the chunks new to
+	// the vault, wherever they landed (measured only with a baseline).
+	// Ciphertext written over space that held zeros (a database's
+	// preallocated log or relation tails) is not an overwrite, yet it is
+	// the quiet start of an attack: the detector's walk-back from an
+	// alert looks at this too. Absent (0) in points of older agents.
+	NewRandom int64 `json:"new_random,omitempty"`
 }
 
 // randomBlock and randomBits define a block that looks random: the
@@ -85,7 +92,7 @@ type churnCounter struct {
 	prev                                        []ID
 	read, changed, overwritten, zeroed          atomic.Int64
 	newRaw, newStored, incompressible, owIncomp atomic.Int64
-	owRandom                                    atomic.Int64
+	owRandom, newRandom                         atomic.Int64
 }
 
 // chunk counts chunk i of n bytes read with id and content data (nil
@@ -112,8 +119,12 @@ func (c *churnCounter) chunk(i, n int64, id ID, stored int, data []byte) {
 	}
 	c.newRaw.Add(n)
 	c.newStored.Add(int64(stored))
-	if held {
-		c.owRandom.Add(randomBytes(data))
+	if c.prev != nil {
+		r := randomBytes(data)
+		c.newRandom.Add(r)
+		if held {
+			c.owRandom.Add(r)
+		}
 	}
 	if int64(stored) >= n {
 		c.incompressible.Add(n)
@@ -127,5 +138,5 @@ func (c *churnCounter) result() *Churn {
 	return &Churn{Baseline: c.prev != nil, Read: c.read.Load(), Changed: c.changed.Load(),
 		Overwritten: c.overwritten.Load(), Zeroed: c.zeroed.Load(), New: c.newRaw.Load(),
 		NewStored: c.newStored.Load(), Incompressible: c.incompressible.Load(), OverwrittenIncompressible: c.owIncomp.Load(),
-		OverwrittenRandom: c.owRandom.Load()}
+		OverwrittenRandom: c.owRandom.Load(), NewRandom: c.newRandom.Load()}
 }

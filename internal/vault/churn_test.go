@@ -56,7 +56,7 @@ func TestChurnFigures(t *testing.T) {
 	}
 	got := *second.Point.Disks[0].Churn
 	want := Churn{Baseline: true, Read: 8 * mb, Changed: 3 * mb, Overwritten: 2 * mb, New: 3 * mb,
-		Incompressible: 2 * mb, OverwrittenIncompressible: mb, OverwrittenRandom: mb}
+		Incompressible: 2 * mb, OverwrittenIncompressible: mb, OverwrittenRandom: mb, NewRandom: 2 * mb}
 	got.NewStored = 0
 	if got != want {
 		t.Fatalf("churn %+v, want %+v", got, want)
@@ -91,7 +91,22 @@ func TestChurnFigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := fourth.Point.Disks[0].Churn; c.Overwritten != int64(8*v.cfg.ChunkSize) || c.OverwrittenIncompressible != 0 || c.OverwrittenRandom != 8*4<<10 {
+	if c := fourth.Point.Disks[0].Churn; c.Overwritten != int64(8*v.cfg.ChunkSize) || c.OverwrittenIncompressible != 0 || c.OverwrittenRandom != 8*4<<10 || c.NewRandom != 8*4<<10 {
 		t.Fatalf("churn after small encrypted files %+v: want 8 chunks overwritten, none incompressible, 32 KiB random", c)
+	}
+	// Ciphertext over written zeros (a database's preallocated log): not
+	// an overwrite, but random blocks new to the vault.
+	patch(t, img, 3*mb, "zero", mb, 14)
+	fifth, err := v.SnapshotKnown(ctx, SnapshotOptions{Machine: "m", Disks: src, Previous: fourth.IDs}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch(t, img, 3*mb, "random", 64<<10, 15)
+	sixth, err := v.SnapshotKnown(ctx, SnapshotOptions{Machine: "m", Disks: src, Previous: fifth.IDs}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sixth.Point.Disks[0].Churn; c.Overwritten != 0 || c.OverwrittenRandom != 0 || c.NewRandom != 64<<10 || c.Changed != 64<<10 {
+		t.Fatalf("churn after ciphertext over zeros %+v: want nothing overwritten, 64 KiB of new random blocks", c)
 	}
 }
