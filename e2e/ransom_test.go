@@ -496,8 +496,8 @@ func (x *ransomRig) writeReport() {
 	b, _ := json.MarshalIndent(x.report, "", "  ")
 	for _, p := range x.report.Points {
 		c := p.Churn
-		x.t.Logf("point %s: changed %6.1f MiB, overwritten %6.1f, new %6.1f (stored %6.1f), incompressible %6.1f, overwritten+incompressible %6.1f, overwritten random blocks %6.2f MiB",
-			p.ID, mb(c.Changed), mb(c.Overwritten), mb(c.New), mb(c.NewStored), mb(c.Incompressible), mb(c.OverwrittenIncompressible), mb(c.OverwrittenRandom))
+		x.t.Logf("point %s: changed %6.1f MiB, overwritten %6.1f, new %6.1f (stored %6.1f), incompressible %6.1f, overwritten+incompressible %6.1f, overwritten random blocks %6.2f MiB, random blocks anywhere %6.2f MiB",
+			p.ID, mb(c.Changed), mb(c.Overwritten), mb(c.New), mb(c.NewStored), mb(c.Incompressible), mb(c.OverwrittenIncompressible), mb(c.OverwrittenRandom), mb(c.NewRandom))
 	}
 	if path := os.Getenv("HAVEN_RANSOM_REPORT"); path != "" {
 		if err := os.WriteFile(path, b, 0o644); err != nil {

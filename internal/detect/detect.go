@@ -44,10 +44,11 @@ type Config struct {
 	// the disk (encryption dominates the cycles it runs in).
 	MinShare float64 `yaml:"min_share" json:"min_share"`
 	// OnsetBytes: once a cycle alerts, the cycles just before it whose
-	// onset signal (the signal, or random blocks written anywhere, over
-	// zeros too) was at least OnsetBytes and above the baseline's
-	// ordinary spread (median + 3 robust deviations, and twice the
-	// median) are suspect too: encryption often starts with small files,
+	// signal was at least OnsetBytes and above the baseline's ordinary
+	// spread (median + 3 robust deviations, and twice the median) are
+	// suspect too, and then the cycles just before those whose random
+	// blocks written anywhere (over zeros too) pass the same test against
+	// their own baseline: encryption often starts with small files,
 	// below MinBytes a cycle and drowned in the file system's metadata
 	// writes (no share is asked), and the last clean point must come
 	// before its first write. Erring early costs some data; erring late
@@ -155,7 +156,7 @@ func Scan(cfg Config, points []*vault.Point, closed map[string]time.Time) Result
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Time.Before(ps[j].Time) })
 	res := Result{Suspect: map[string]bool{}}
 	hist := map[string][]float64{} // disk -> clean signals, oldest first
-	onsetHist := map[string][]float64{}
+	newRandomHist := map[string][]float64{}
 	var open *Alert
 	free := 0 // points before it belong to an earlier alert
 	for i, p := range ps {
@@ -173,11 +174,20 @@ func Scan(cfg Config, points []*vault.Point, closed map[string]time.Time) Result
 		if a, ok := judge(cfg, p, hist); ok {
 			first := i
 			for j, gap := i-1, 0; j >= free && gap <= cfg.OnsetGap; j-- {
-				if onset(cfg, ps[j], onsetHist) {
+				if onset(cfg, ps[j], hist, signal) {
 					first, gap = j, 0
 				} else {
 					gap++
 				}
+			}
+			// Random blocks written where zeros were (vault.Churn.NewRandom):
+			// ciphertext over a database's preallocated, zero-filled files
+			// overwrites nothing the agent saw as data, yet a last clean
+			// point taken then restores encrypted files. Alone such writes
+			// are a compressed file's copy into free space, so they only
+			// extend the run-up by the cycles just before it, with no gap.
+			for first > free && onset(cfg, ps[first-1], newRandomHist, newRandom) {
+				first--
 			}
 			a.FirstSuspect, a.SuspectTime = ps[first].ID, ps[first].Time
 			if first > 0 {
@@ -191,30 +201,25 @@ func Scan(cfg Config, points []*vault.Point, closed map[string]time.Time) Result
 			free = i + 1
 			continue
 		}
-		learn(cfg, p, hist, onsetHist)
+		learn(cfg, p, hist, newRandomHist)
 	}
 	return res
 }
 
 // onset reports whether p looks like the quiet start of an attack: some
-// disk's onset signal at least OnsetBytes and above the baseline's
-// ordinary spread (median + 3 robust deviations, and twice the median). The onset signal also counts random blocks written
-// where zeros were (vault.Churn.NewRandom): ciphertext over a database's
-// preallocated, zero-filled files overwrites nothing the agent saw as
-// data, and a last clean point taken after it restores encrypted files.
-// Only the walk-back from an alert uses it: alone, random data in free
-// space is a compressed file's copy. onsetHist is the baseline at the
-// alert (it may include p: the median is robust to a few such cycles).
-func onset(cfg Config, p *vault.Point, onsetHist map[string][]float64) bool {
+// disk's signal (sig of its churn) at least OnsetBytes and above the
+// baseline's ordinary spread (median + 3 robust deviations, and twice the
+// median). hist is that signal's baseline at the alert (it may include p:
+// the median is robust to a few such cycles).
+func onset(cfg Config, p *vault.Point, hist map[string][]float64, sig func(*vault.Churn) int64) bool {
 	for _, d := range p.Disks {
 		c := d.Churn
 		if c == nil || !c.Baseline || c.Changed == 0 {
 			continue
 		}
-		h := onsetHist[d.Name]
+		h := hist[d.Name]
 		med := median(h)
-		sig := float64(onsetSignal(c))
-		if sig >= float64(cfg.OnsetBytes) && sig > max(med+3*1.4826*mad(h, med), 2*med) {
+		if s := float64(sig(c)); s >= float64(cfg.OnsetBytes) && s > max(med+3*1.4826*mad(h, med), 2*med) {
 			return true
 		}
 	}
@@ -246,18 +251,14 @@ func signal(c *vault.Churn) int64 {
 	return max(c.OverwrittenIncompressible, c.OverwrittenRandom)
 }
 
-// onsetSignal is signal, or the random blocks the cycle wrote anywhere
-// when those are more.
-func onsetSignal(c *vault.Churn) int64 {
-	return max(signal(c), c.NewRandom)
-}
+func newRandom(c *vault.Churn) int64 { return c.NewRandom }
 
 // learn adds a clean point's signals to its disks' baselines.
-func learn(cfg Config, p *vault.Point, hist, onsetHist map[string][]float64) {
+func learn(cfg Config, p *vault.Point, hist, newRandomHist map[string][]float64) {
 	for _, d := range p.Disks {
 		if c := d.Churn; c != nil && c.Baseline {
 			hist[d.Name] = window(cfg, append(hist[d.Name], float64(signal(c))))
-			onsetHist[d.Name] = window(cfg, append(onsetHist[d.Name], float64(onsetSignal(c))))
+			newRandomHist[d.Name] = window(cfg, append(newRandomHist[d.Name], float64(c.NewRandom)))
 		}
 	}
 }

@@ -202,8 +202,10 @@ func TestSmallFilesSeenThroughRandomBlocks(t *testing.T) {
 // log), so nothing counts as overwritten; its random blocks new to the
 // vault still make it the first suspect. A disk that writes that much
 // random data into free space every cycle (compressed backups landing on
-// it) keeps it in its baseline, and the walk-back does not take it; nor
-// does random data in free space alone ever alert.
+// it) keeps it in its baseline, and the walk-back does not take it; a
+// copy of archives a few cycles before the attack (recorded: a full run
+// on 2026-12-06, 17:19) is not taken across the quiet cycles between;
+// nor does random data in free space alone ever alert.
 func TestCiphertextOverZerosStartsTheRunUp(t *testing.T) {
 	var ps []*vault.Point
 	for i := range 6 {
@@ -221,6 +223,18 @@ func TestCiphertextOverZerosStartsTheRunUp(t *testing.T) {
 	}
 	if res := Scan(Config{}, ps, nil); len(res.Alerts) != 1 || res.Alerts[0].FirstSuspect != "p007" {
 		t.Fatalf("with random writes in the baseline: %+v, want the first suspect at the jump", res.Alerts)
+	}
+	ps = ps[:6]
+	for _, p := range ps {
+		p.Disks[0].Churn.NewRandom = 0
+	}
+	archives := quiet(6)
+	archives.Disks[0].Churn.Changed, archives.Disks[0].Churn.NewRandom = 131*mib, 130*mib
+	small := quiet(9)
+	small.Disks[0].Churn.OverwrittenRandom = 7 * mib
+	ps = append(ps, archives, quiet(7), quiet(8), small, quiet(10), encrypt(11, 130*mib))
+	if res := Scan(Config{}, ps, nil); len(res.Alerts) != 1 || res.Alerts[0].FirstSuspect != "p009" || res.Alerts[0].LastClean != "p008" {
+		t.Fatalf("archive copy before the attack: %+v, want the run-up from p009", res.Alerts)
 	}
 	ps = ps[:6]
 	for i := 6; i < 10; i++ {
