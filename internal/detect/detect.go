@@ -56,8 +56,9 @@ type Config struct {
 	OnsetBytes int64 `yaml:"onset_bytes" json:"onset_bytes"`
 	// OnsetGap: the walk-back passes over up to this many quiet cycles
 	// to an earlier suspect one. Encrypted pages reach the disk when the
-	// page cache writes them back (up to 30 s later, in bursts), so an
-	// attack under way can leave a cycle or two without a visible write.
+	// page cache writes them back (up to 30 s later, plus the 5 s flush
+	// interval, in bursts), so an attack under way can leave up to three
+	// 15 s cycles without a visible write.
 	OnsetGap int `yaml:"onset_gap" json:"onset_gap"`
 }
 
@@ -70,7 +71,7 @@ const (
 	DefaultMinBytes = 8 << 20
 	DefaultMinShare = 0.3
 	DefaultOnset    = 16 << 10
-	DefaultOnsetGap = 2
+	DefaultOnsetGap = 3
 )
 
 // Check refuses values that would make the detector blind or meaningless.

@@ -156,10 +156,15 @@ func TestOnsetBeforeTrigger(t *testing.T) {
 	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p006" || a.LastClean != "p005" {
 		t.Fatalf("alert %+v; want the run-up to pass over the quiet p007", a)
 	}
-	// ...but three quiet cycles do.
+	// ...nor do three (write-back delay and flush interval)...
 	ps = append(ps[:6:6], encrypt(6, 3*mib), quiet(7), quiet(8), quiet(9), encrypt(10, 150*mib))
-	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p010" || a.LastClean != "p009" {
-		t.Fatalf("alert %+v; want the run-up to stop at three quiet cycles", a)
+	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p006" || a.LastClean != "p005" {
+		t.Fatalf("alert %+v; want the run-up to pass over three quiet cycles", a)
+	}
+	// ...but four quiet cycles do.
+	ps = append(ps[:6:6], encrypt(6, 3*mib), quiet(7), quiet(8), quiet(9), quiet(10), encrypt(11, 150*mib))
+	if a := Scan(Config{}, ps, nil).Alerts[0]; a.FirstSuspect != "p011" || a.LastClean != "p010" {
+		t.Fatalf("alert %+v; want the run-up to stop at four quiet cycles", a)
 	}
 }
 
