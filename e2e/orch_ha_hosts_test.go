@@ -146,6 +146,11 @@ func TestHAServersApartShareHosts(t *testing.T) {
 	if now := hostRunners(r); len(now) != 0 {
 		t.Fatalf("machines after the cancel: %v", now)
 	}
+	for _, h := range r.hosts {
+		if _, err := os.Stat("/run/netns/" + h.c.SiteNS(orchestrator.SiteRecovery)); err == nil {
+			t.Fatalf("the recovery site's namespace is left on %s", h.name)
+		}
+	}
 }
 
 func (r *hostRig) hostNamed(name string) *recoveryHost {
