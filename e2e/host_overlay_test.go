@@ -50,6 +50,7 @@ type hostRig struct {
 	prefix, base, ctl string
 	hosts             []*recoveryHost
 	vault             []string // flags naming the vault every host prepares disks from
+	others            []string // machineNS's
 }
 
 // serverDisks stands for the orchestrator's disk directory: paths under
@@ -79,15 +80,7 @@ func newHostRig(t *testing.T) *hostRig {
 	t.Cleanup(r.cleanup(t))
 	must(ops.AddBridge(ul, "hvbr"))
 	must(ops.LinkUp(ul, "hvbr"))
-	join := func(ns, port string, addr netip.Prefix) {
-		must(ops.AddVeth(ul, port, ns, "eth0", nil))
-		must(ops.SetMaster(ul, port, "hvbr"))
-		must(ops.LinkUp(ul, port))
-		must(ops.AddAddr(ns, "eth0", addr))
-		must(ops.LinkUp(ns, "eth0"))
-		must(ops.LinkUp(ns, "lo"))
-	}
-	join(r.ctl, "hvctl", p("10.77.0.100/24"))
+	r.join(t, r.ctl, "hvctl", p("10.77.0.100/24"))
 	// The control namespace stands for the outside: it reaches the
 	// recovery network through the host designated for the edge.
 	must(ops.AddRoute(r.ctl, p("10.50.0.0/24"), netip.MustParseAddr("10.77.0.1")))
@@ -99,7 +92,7 @@ func newHostRig(t *testing.T) *hostRig {
 		h := &recoveryHost{name: name, ns: r.prefix + "-" + name, dir: filepath.Join(r.base, name),
 			addr: netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)})}
 		must(ops.AddNS(h.ns))
-		join(h.ns, "hv"+name, netip.PrefixFrom(h.addr, 24))
+		r.join(t, h.ns, "hv"+name, netip.PrefixFrom(h.addr, 24))
 		must(os.MkdirAll(filepath.Join(h.dir, "disks"), 0o700))
 		h.cfg = filepath.Join(h.dir, "host.yaml")
 		must(os.WriteFile(h.cfg, []byte(fmt.Sprintf(`listen: %s:7443
@@ -116,6 +109,31 @@ password_file: %s
 		r.start(t, h)
 	}
 	return r
+}
+
+// join puts namespace ns on the underlay at addr, through port.
+func (r *hostRig) join(t *testing.T, ns, port string, addr netip.Prefix) {
+	t.Helper()
+	ops, ul := vnet.Netlink{}, r.prefix+"-ul"
+	for _, err := range []error{ops.AddVeth(ul, port, ns, "eth0", nil), ops.SetMaster(ul, port, "hvbr"), ops.LinkUp(ul, port),
+		ops.AddAddr(ns, "eth0", addr), ops.LinkUp(ns, "eth0"), ops.LinkUp(ns, "lo")} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// machineNS is one more "machine" on the underlay: a namespace of the
+// rig's, named and removed with it.
+func (r *hostRig) machineNS(t *testing.T, name string, addr netip.Prefix) string {
+	t.Helper()
+	ns := r.prefix + "-" + name
+	if err := (vnet.Netlink{}).AddNS(ns); err != nil {
+		t.Fatal(err)
+	}
+	r.others = append(r.others, ns)
+	r.join(t, ns, "hv"+name, addr)
+	return ns
 }
 
 // edgeOf designates host a for the uplink: its underlay interface, in
@@ -211,7 +229,7 @@ func (r *hostRig) leftovers(t *testing.T) (nss, links, procs []string) {
 }
 
 func (r *hostRig) isRigNS(n string) bool {
-	if n == r.prefix+"-ul" || n == r.ctl {
+	if n == r.prefix+"-ul" || n == r.ctl || slices.Contains(r.others, n) {
 		return true
 	}
 	return slices.ContainsFunc(r.hosts, func(h *recoveryHost) bool { return h.ns == n })
@@ -285,8 +303,9 @@ func (r *hostRig) cleanup(t *testing.T) func() {
 		for _, h := range r.hosts {
 			ops.DelNS(h.ns)
 		}
-		ops.DelNS(r.ctl)
-		ops.DelNS(r.prefix + "-ul")
+		for _, n := range append(r.others, r.ctl, r.prefix+"-ul") {
+			ops.DelNS(n)
+		}
 	}
 }
 

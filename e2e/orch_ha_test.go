@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,12 +39,24 @@ func lines(path string) int {
 const haLease = 4 * time.Second
 
 // haPair is two `haven server` processes on one PostgreSQL, sharing the
-// recovery host's state (one machine runs both).
+// recovery host's state (one machine runs both), or each on a machine
+// of its own (apart).
 type haPair struct {
 	s       *drSite
 	db      string
 	ports   [2]int
 	clients [2]*client.Client
+	apart   *haMachines
+}
+
+// haMachines puts each server of a pair in a network namespace of its
+// own, at its own address, with its own state directory; extra is the
+// rest of both configs (vault, hosts:, the shared token files).
+type haMachines struct {
+	ns, addr, state [2]string
+	extra, token    string
+	db              string // the test's own way to the database: its unix socket
+	dial            func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func newHAPair(t *testing.T, s *drSite) *haPair {
@@ -64,18 +77,32 @@ func newHAPair(t *testing.T, s *drSite) *haPair {
 
 func (p *haPair) name(i int) string { return fmt.Sprintf("ha%d", i) }
 
+func (p *haPair) listen(i int) string {
+	if p.apart != nil {
+		return fmt.Sprintf("%s:%d", p.apart.addr[i], p.ports[i])
+	}
+	return fmt.Sprintf("127.0.0.1:%d", p.ports[i])
+}
+
 func (p *haPair) start(i int) {
 	s := p.s
-	cfg := fmt.Sprintf("listen: 127.0.0.1:%d\nstate_dir: %s\nvault: %s\nedge: %s\nstandby_interval: 1s\nstate: %q\nha: {lease: %s}\n",
-		p.ports[i], s.serverState, s.vaultURL, s.inet, p.db, haLease)
+	state, ns, token := s.serverState, "", filepath.Join(s.serverState, "admin.token")
+	extra := fmt.Sprintf("vault: %s\nedge: %s\nstandby_interval: 1s\n", s.vaultURL, s.inet)
+	if a := p.apart; a != nil {
+		state, ns, token, extra = a.state[i], a.ns[i], a.token, a.extra
+	}
+	cfg := fmt.Sprintf("listen: %s\nstate_dir: %s\nstate: %q\nha: {lease: %s}\n%s", p.listen(i), state, p.db, haLease, extra)
 	path := s.write(p.name(i)+".yaml", cfg)
-	s.start(p.name(i), "", "server", "--config", path)
+	s.start(p.name(i), ns, "server", "--config", path)
 	s.eventually(time.Minute, p.name(i)+" up", func() error {
-		b, err := os.ReadFile(filepath.Join(s.serverState, "admin.token"))
+		b, err := os.ReadFile(token)
 		if err != nil {
 			return err
 		}
-		p.clients[i] = client.New(fmt.Sprintf("127.0.0.1:%d", p.ports[i]), strings.TrimSpace(string(b)), 10*time.Second)
+		p.clients[i] = client.New(p.listen(i), strings.TrimSpace(string(b)), 10*time.Second)
+		if p.apart != nil {
+			p.clients[i].DialWith(p.apart.dial)
+		}
 		_, err = p.clients[i].Jobs(context.Background(), "", false, 1)
 		return err
 	})
@@ -85,7 +112,11 @@ func (p *haPair) start(i int) {
 // fencing epoch.
 func (p *haPair) leader() (int, int64, error) {
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, p.db)
+	db := p.db
+	if p.apart != nil {
+		db = p.apart.db
+	}
+	conn, err := pgx.Connect(ctx, db)
 	if err != nil {
 		return -1, 0, err
 	}
@@ -96,8 +127,8 @@ func (p *haPair) leader() (int, int64, error) {
 	if err := conn.QueryRow(ctx, `SELECT addr, epoch, expires > now() FROM leader`).Scan(&addr, &epoch, &live); err != nil {
 		return -1, 0, err
 	}
-	for i, port := range p.ports {
-		if live && addr == fmt.Sprintf("http://127.0.0.1:%d", port) {
+	for i := range p.ports {
+		if live && addr == "http://"+p.listen(i) {
 			return i, epoch, nil
 		}
 	}

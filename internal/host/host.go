@@ -62,6 +62,17 @@ type Host interface {
 	WaitHealthy(ctx context.Context, site string, spec machine.Spec) error
 }
 
+// Fencer is a host a new HA leader tells its epoch before it gives any
+// order: from then on the host refuses the orders of every leader before
+// it, not only once one of the new leader's orders happens to reach it
+// (a host the resumed job never touches again would otherwise still
+// take a deposed leader's stop).
+type Fencer interface {
+	// Fence admits the epoch ctx carries, as an order would, doing
+	// nothing else.
+	Fence(ctx context.Context) error
+}
+
 // DiskRequest asks for one disk of one point at Target.
 type DiskRequest struct {
 	Machine string

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -83,6 +84,11 @@ func NewLocal(dir string, v *vault.Vault, ops vnet.Ops) (*Local, error) {
 
 // ID is the host's name prefix ("hv" + 6 hex).
 func (h *Local) ID() string { return h.id }
+
+var _ Fencer = (*Local)(nil)
+
+// Fence raises the host's epoch to ctx's (package fence).
+func (h *Local) Fence(ctx context.Context) error { return h.epoch.Check(ctx) }
 
 func loadID(path string) (string, error) {
 	b, err := os.ReadFile(path)

@@ -225,6 +225,7 @@ type world struct {
 	// (hosts_test.go); standby turns standby images on.
 	hosts   []SiteHost
 	standby bool
+	diskDir string // "" is the default under env.Dir
 	o       *Orchestrator
 	// seed is the instant of the first points (change-point goes back to it).
 	seed time.Time
@@ -310,10 +311,13 @@ func newWorld(t testing.TB) *world {
 // start makes a new orchestrator on the world's store and vault (a
 // server start) and resumes its jobs.
 func (w *world) start() {
+	if w.diskDir == "" {
+		w.diskDir = filepath.Join(w.env.Dir, "disks")
+	}
 	w.o = New(Options{Store: w.st, Host: w.host, Hosts: w.hosts, StandbyEnabled: w.standby, Vault: w.env.Vault,
 		Agents:  func(a protection.Agent) (AgentClient, error) { return w.agents.Dial(a) },
 		Traffic: w.dialTraffic,
-		DiskDir: filepath.Join(w.env.Dir, "disks"), Edge: "fake-edge",
+		DiskDir: w.diskDir, Edge: "fake-edge",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := w.o.Start(context.Background()); err != nil {
 		w.t.Fatal(err)

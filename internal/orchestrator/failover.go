@@ -325,6 +325,19 @@ func (r *run) diskPath(m, disk string) string {
 	return filepath.Join(r.o.DiskDir, job, m, disk+".img")
 }
 
+// ownDiskPath is a recorded disk path, <disk dir>/<job>/<machine>/<disk>.img
+// of the server that recorded it, in this server's disk directory: HA
+// servers on machines of their own may keep their state (so their disk
+// directories) at different paths, and a remote host takes only paths
+// under its caller's disk directory (package hostapi).
+func (o *Orchestrator) ownDiskPath(p string) string {
+	if p == "" {
+		return p
+	}
+	m := filepath.Dir(p)
+	return filepath.Join(o.DiskDir, filepath.Base(filepath.Dir(m)), filepath.Base(m), filepath.Base(p))
+}
+
 // prepareDisks makes every disk of the machines hold its chosen point,
 // all disks at once.
 func (r *run) prepareDisks(ctx context.Context, machines []string) error {

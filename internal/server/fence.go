@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/dns"
@@ -120,6 +122,64 @@ func (h fencedHost) StopMachine(ctx context.Context, site, name string) error {
 	}
 	return h.Host.StopMachine(ctx, site, name)
 }
+
+// Fence tells the host this leader's epoch (host.Fencer); a host that
+// cannot be told needs no telling.
+func (h fencedHost) Fence(ctx context.Context) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	if f, ok := h.Host.(host.Fencer); ok {
+		return f.Fence(ctx)
+	}
+	return nil
+}
+
+// fenceHosts tells every host the epoch of a leader that just took over,
+// before it resumes any job, so that from then on the hosts refuse the
+// orders of the leaders before it, including those to a host the resumed
+// job never gives an order again (a machine of a group that passed). It
+// returns the hosts that did not take it.
+func (s *Server) fenceHosts(ctx context.Context, hs []orchestrator.SiteHost) []orchestrator.SiteHost {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var failed []orchestrator.SiteHost
+	for _, h := range hs {
+		f, ok := h.Host.(host.Fencer)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			fctx, cancel := context.WithTimeout(ctx, fenceTimeout)
+			defer cancel()
+			if err := f.Fence(fctx); err != nil {
+				s.log.Warn("recovery host not told the new leader's epoch yet", "host", h.Name, "err", err)
+				mu.Lock()
+				failed = append(failed, h)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failed
+}
+
+// fenceLoop tells the hosts that did not answer at takeover until they
+// all have taken the epoch (a host that comes back) or ctx ends.
+func (s *Server) fenceLoop(ctx context.Context, hs []orchestrator.SiteHost) {
+	for len(hs) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(fenceTimeout):
+		}
+		hs = s.fenceHosts(ctx, hs)
+	}
+}
+
+// fenceTimeout bounds telling one host the epoch.
+const fenceTimeout = 5 * time.Second
 
 // StandbyPoint passes through: the orchestrator looks for it by type.
 func (h fencedHost) StandbyPoint(m, disk string) string {

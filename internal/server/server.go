@@ -47,6 +47,8 @@ type Server struct {
 	unclaim func()
 	// copies keep the second vaults current (copies.go).
 	copies []*copier
+	// hosts are the recovery hosts, fenced, as the orchestrator has them.
+	hosts []orchestrator.SiteHost
 	// dnsServers is the traffic loop's last look at the DNS servers.
 	dnsServers atomic.Pointer[[]api.DNSServerStatus]
 }
@@ -161,7 +163,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	orch.Registry().MustRegister(al.collectors()...)
 	orch.DrillGrace = cfg.DrillGrace
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,
-		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim, copies: newCopiers(cfg)}
+		sessions: newSessions(), start: time.Now(), lease: ls, cert: cert, unclaim: unclaim, copies: newCopiers(cfg), hosts: hosts}
 	toks.rotated = func(role string) { srv.tokenRotated(role); cat.changed() }
 	return srv, nil
 }
@@ -201,6 +203,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 // lead starts what only one server may run: jobs, standby images, alerts
 // and the catalog. stop ends them in order.
 func (s *Server) lead(ctx context.Context) (stop func(), err error) {
+	var unfenced []orchestrator.SiteHost
+	if s.lease != nil {
+		unfenced = s.fenceHosts(ctx, s.hosts)
+	}
 	if err := s.orch.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -216,6 +222,7 @@ func (s *Server) lead(ctx context.Context) (stop func(), err error) {
 		wg.Go(func() { s.copyLoop(lctx, c) })
 	}
 	wg.Go(func() { s.trafficLoop(lctx) })
+	wg.Go(func() { s.fenceLoop(lctx, unfenced) })
 	return func() {
 		cancel()
 		wg.Wait()

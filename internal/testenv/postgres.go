@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -23,9 +24,13 @@ type Postgres struct {
 	DataDir string
 	Socket  string // directory of the unix socket
 	Log     string
-	cred    *syscall.Credential
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	// NetNS and Listen: the server runs in that network namespace and
+	// takes TCP connections on Listen too (from the namespace's own
+	// subnets: pg_hba's samenet).
+	NetNS, Listen string
+	cred          *syscall.Credential
+	cmd           *exec.Cmd
+	exited        chan struct{}
 }
 
 // PostgresBin returns the directory of the newest installed PostgreSQL.
@@ -68,6 +73,12 @@ func (p *Postgres) Initdb(t testing.TB) {
 func (p *Postgres) command(prog string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(p.Bin, prog), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if p.NetNS != "" && prog == "postgres" {
+		// Entering a namespace takes root: nsenter enters, then drops to postgres.
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + p.NetNS,
+			"-S", fmt.Sprint(p.cred.Uid), "-G", fmt.Sprint(p.cred.Gid), filepath.Join(p.Bin, prog)}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
 	cmd.Dir = "/"
 	return cmd
 }
@@ -80,7 +91,18 @@ func (p *Postgres) Start(t testing.TB, settings ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-D", p.DataDir, "-k", p.Socket, "-c", "listen_addresses=", "-p", "5432"}
+	args := []string{"-D", p.DataDir, "-k", p.Socket, "-c", "listen_addresses=" + p.Listen, "-p", "5432"}
+	if p.Listen != "" {
+		hba, err := os.OpenFile(filepath.Join(p.DataDir, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = hba.WriteString("host all all samenet trust\n")
+		hba.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, s := range settings {
 		args = append(args, "-c", s)
 	}
@@ -147,6 +169,13 @@ func (p *Postgres) LogText() string {
 // that need a database rather than a data directory to copy.
 func StartPostgres(t testing.TB, settings ...string) *Postgres {
 	t.Helper()
+	return StartPostgresIn(t, "", "", settings...)
+}
+
+// StartPostgresIn is StartPostgres in network namespace ns, taking TCP
+// connections on listen (an address of ns) as well as the unix socket.
+func StartPostgresIn(t testing.TB, ns, listen string, settings ...string) *Postgres {
+	t.Helper()
 	RequireRoot(t)
 	PostgresBin(t)
 	parent := Dir(t)
@@ -154,9 +183,15 @@ func StartPostgres(t testing.TB, settings ...string) *Postgres {
 		t.Fatalf("chown %s: %v %s", parent, err, out)
 	}
 	p := NewPostgres(t, filepath.Join(parent, "data"), Dir(t))
+	p.NetNS, p.Listen = ns, listen
 	p.Initdb(t)
 	p.Start(t, settings...)
 	return p
+}
+
+// TCPURL is a postgres:// URL for database db over TCP to Listen.
+func (p *Postgres) TCPURL(db string) string {
+	return "postgres://postgres@" + net.JoinHostPort(p.Listen, "5432") + "/" + db + "?sslmode=disable"
 }
 
 // URL is a postgres:// URL for database db over the unix socket.

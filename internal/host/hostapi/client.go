@@ -49,6 +49,7 @@ type Client struct {
 var (
 	_ host.OverlayHost    = (*Client)(nil)
 	_ host.RunningChecker = (*Client)(nil)
+	_ host.Fencer         = (*Client)(nil)
 )
 
 // NewClient talks to url with token, trusting the CA in caFile (""
@@ -188,6 +189,11 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 // string names a place on the server's machine, and the host knows its.
 func (c *Client) EnsureSite(ctx context.Context, site string, nets []vnet.Network, edge string) error {
 	return c.call(ctx, "PUT", sitePath(site), siteReq{Networks: nets, Uplink: edge != ""}, nil)
+}
+
+// Fence tells the host the epoch ctx carries (host.Fencer).
+func (c *Client) Fence(ctx context.Context) error {
+	return c.call(ctx, "PUT", "/v1/epoch", nil, nil)
 }
 
 func (c *Client) RemoveSite(ctx context.Context, site string) error {

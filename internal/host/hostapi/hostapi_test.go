@@ -69,6 +69,26 @@ func TestStaleEpochOverHTTP(t *testing.T) {
 	}
 }
 
+// TestFenceTakesEpoch: Fence alone (a new leader's first call) makes
+// the host refuse the orders of an older epoch, and is itself refused
+// with an older one.
+func TestFenceTakesEpoch(t *testing.T) {
+	c, _, _ := newPair(t)
+	ctx := context.Background()
+	if err := c.Fence(fence.WithEpoch(ctx, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StopMachine(fence.WithEpoch(ctx, 2), "rec", "db"); !errors.Is(err, fence.ErrStale) {
+		t.Fatalf("order of epoch 2 after Fence at 3: %v", err)
+	}
+	if err := c.Fence(fence.WithEpoch(ctx, 2)); !errors.Is(err, fence.ErrStale) {
+		t.Fatalf("Fence of epoch 2 after 3: %v", err)
+	}
+	if err := c.StopMachine(fence.WithEpoch(ctx, 3), "rec", "db"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDiskPathsStayInside: the client names disks relative to its disk
 // directory and refuses others; the host refuses a path leaving its own,
 // so a token does not open every file of the host.

@@ -23,6 +23,7 @@ import (
 type Backend interface {
 	host.OverlayHost
 	host.RunningChecker
+	host.Fencer
 	StandbyPoint(machine, disk string) string
 	ID() string
 }
@@ -55,6 +56,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for route, h := range map[string]handlerFunc{
 		"GET /v1/info":                                  s.info,
+		"PUT /v1/epoch":                                 s.fence,
 		"PUT /v1/sites/{site}":                          s.ensureSite,
 		"DELETE /v1/sites/{site}":                       s.removeSite,
 		"PUT /v1/sites/{site}/overlay":                  s.ensureOverlay,
@@ -161,6 +163,11 @@ func (s *Server) ensureSite(ctx context.Context, r *http.Request) (any, error) {
 		edge = s.Edge
 	}
 	return nil, s.B.EnsureSite(ctx, r.PathValue("site"), req.Networks, edge)
+}
+
+// fence takes the caller's epoch (a new leader's, before its orders).
+func (s *Server) fence(ctx context.Context, _ *http.Request) (any, error) {
+	return nil, s.B.Fence(ctx)
 }
 
 func (s *Server) removeSite(ctx context.Context, r *http.Request) (any, error) {

@@ -9,6 +9,7 @@
 // against the newest it has obeyed: a deposed leader's order is a 409.
 //
 //	GET    /v1/info
+//	PUT    /v1/epoch                                 Fence (a new leader's epoch)
 //	PUT    /v1/sites/{site}                          EnsureSite
 //	DELETE /v1/sites/{site}                          RemoveSite
 //	PUT    /v1/sites/{site}/overlay                  EnsureOverlay

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 )
@@ -24,4 +26,15 @@ func (c *Client) TrustCA(pemFile string) error {
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	c.hc.Transport = tr
 	return nil
+}
+
+// DialWith makes the client connect through dial (a server reached in
+// another network namespace, a tunnel), keeping its TLS settings.
+func (c *Client) DialWith(dial func(ctx context.Context, network, addr string) (net.Conn, error)) {
+	tr, ok := c.hc.Transport.(*http.Transport)
+	if !ok {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	tr.DialContext = dial
+	c.hc.Transport = tr
 }
