@@ -295,7 +295,7 @@ func seedHostsVault(t *testing.T, url string) {
 func startHostsServer(t *testing.T, cfg *server.Config, dial server.HostDialer) *client.Client {
 	s, err := server.New(context.Background(), cfg, server.Options{Hosts: dial, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	hostsMust(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", cfg.Listen)
 	hostsMust(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -25,7 +25,7 @@ func recoveredLine(name string, r api.RecoveredMachine) string {
 	}
 	line += fmt.Sprintf("running, memory %d of %d MiB, at the limit %d times, %d processes OOM-killed", m.UsageMB, m.LimitMB, m.AtLimit, m.OOMKills)
 	if m.OOMKills > 0 {
-		line += " (OVER ITS MEMORY LIMIT)"
+		line += " (IT WENT OVER ITS MEMORY LIMIT)"
 	}
 	return line
 }

@@ -16,7 +16,7 @@ func TestRecoveredLine(t *testing.T) {
 		want    []string
 	}{
 		{mem: &api.MemoryStatus{Source: "cgroup", LimitMB: 64, UsageMB: 63, AtLimit: 9, OOMKills: 2}, running: true,
-			want: []string{"machine db", "plan shop", "host a", "63 of 64 MiB", "9 times", "2 processes OOM-killed", "OVER ITS MEMORY LIMIT"}},
+			want: []string{"machine db", "plan shop", "host a", "63 of 64 MiB", "9 times", "2 processes OOM-killed", "IT WENT OVER ITS MEMORY LIMIT"}},
 		{mem: &api.MemoryStatus{Source: "cgroup", LimitMB: 64, UsageMB: 3}, running: true, want: []string{"3 of 64 MiB", "0 processes"}},
 		{mem: &api.MemoryStatus{Source: "vm", LimitMB: 1024}, running: true, want: []string{"VM of 1024 MiB", "not seen"}},
 		{mem: &api.MemoryStatus{}, running: true, want: []string{"no memory limit"}},

@@ -301,7 +301,7 @@ function recoveredText(r) {
   if (!m.source) return where + "running, no memory limit";
   if (m.source === "vm") return where + `running, VM of ${m.limit_mb} MiB (guest OOM not seen)`;
   return where + `running, memory ${m.usage_mb || 0} of ${m.limit_mb} MiB, at the limit ${m.at_limit} times, ${m.oom_kills} OOM kills` +
-    (m.oom_kills > 0 ? " (OVER ITS MEMORY LIMIT)" : "");
+    (m.oom_kills > 0 ? " (IT WENT OVER ITS MEMORY LIMIT)" : "");
 }
 
 function starved(r) { return !!(r.memory && r.memory.oom_kills > 0); }
