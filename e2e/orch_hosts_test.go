@@ -147,11 +147,7 @@ func (h *lossyHost) startsOf(m string) int {
 func TestThreeHostsFailover(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx := context.Background()
-	dir := testenv.Dir(t)
-	vaultURL := "file://" + filepath.Join(dir, "vault")
-	seedHostsVault(t, vaultURL)
-	pw := filepath.Join(dir, "password")
-	hostsMust(t, os.WriteFile(pw, []byte("correct horse\n"), 0o600))
+	dir, vaultURL, pw := hostsVault(t)
 	off := false
 	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: vaultURL,
 		PasswordFile: pw, Standby: &off}

@@ -48,11 +48,7 @@ plans:
 func TestRecoveredMachineOverMemory(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx := context.Background()
-	dir := testenv.Dir(t)
-	vaultURL := "file://" + filepath.Join(dir, "vault")
-	seedHostsVault(t, vaultURL)
-	pw := filepath.Join(dir, "password")
-	hostsMust(t, os.WriteFile(pw, []byte("correct horse\n"), 0o600))
+	dir, vaultURL, pw := hostsVault(t)
 
 	hostDir := filepath.Join(dir, "host-a")
 	hc := &hostapi.Config{Listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), StateDir: hostDir, TokenFile: filepath.Join(hostDir, "token"),
@@ -174,6 +170,17 @@ func TestRecoveredMachineOverMemory(t *testing.T) {
 			t.Errorf("cgroup %s left after the cancel: %v", cg, err)
 		}
 	}
+}
+
+// hostsVault is a scratch directory with a file vault that
+// seedHostsVault filled, and the vault's password file.
+func hostsVault(t *testing.T) (dir, vaultURL, pw string) {
+	dir = testenv.Dir(t)
+	vaultURL = "file://" + filepath.Join(dir, "vault")
+	seedHostsVault(t, vaultURL)
+	pw = filepath.Join(dir, "password")
+	hostsMust(t, os.WriteFile(pw, []byte("correct horse\n"), 0o600))
+	return dir, vaultURL, pw
 }
 
 func memoryHostClient(t *testing.T, hc *hostapi.Config) *hostapi.Client {
