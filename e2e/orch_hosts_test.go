@@ -254,13 +254,7 @@ func TestThreeHostsFailover(t *testing.T) {
 // hostsShop is two ns machines of the guest image (which serves HTTP on
 // port 80), 2 CPUs each, no agent (the primary is simply gone) and no
 // uplink.
-const hostsShop = `sites: {primary: onprem, recovery: cloud}
-networks:
-  primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
-  recovery: [{name: rec, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
-  test: [{name: drill, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
-mapping: {recovery: {prod: rec}, test: {prod: drill}}
-machines:
+const hostsShop = hostsNets + `machines:
   - {name: db, cpus: 2, disks: [{name: root}], health: {tcp_port: 80}, health_timeout: 1m,
      nics: [{name: eth0, network: prod, address: 10.1.0.10/24, recovery: static, static: 10.2.0.10}]}
   - {name: web, cpus: 2, disks: [{name: root}], health: {http_port: 80, http_path: /}, health_timeout: 1m,
@@ -270,6 +264,15 @@ plans:
     groups:
       - {name: database, machines: [db]}
       - {name: web, machines: [web]}
+`
+
+// hostsNets are the sites and networks of the hosts tests' plans.
+const hostsNets = `sites: {primary: onprem, recovery: cloud}
+networks:
+  primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
+  recovery: [{name: rec, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
+  test: [{name: drill, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
+mapping: {recovery: {prod: rec}, test: {prod: drill}}
 `
 
 // seedHostsVault makes the vault with one point of each machine's root

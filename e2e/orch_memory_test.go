@@ -23,13 +23,7 @@ import (
 )
 
 // memoryShop is one ns machine of the guest image with a 64 MiB limit.
-const memoryShop = `sites: {primary: onprem, recovery: cloud}
-networks:
-  primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
-  recovery: [{name: rec, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
-  test: [{name: drill, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
-mapping: {recovery: {prod: rec}, test: {prod: drill}}
-machines:
+const memoryShop = hostsNets + `machines:
   - {name: db, cpus: 1, memory_mb: 64, disks: [{name: root}], health: {http_port: 80, http_path: /}, health_timeout: 1m,
      nics: [{name: eth0, network: prod, address: 10.1.0.10/24, recovery: static, static: 10.2.0.10}]}
 plans:
