@@ -147,11 +147,7 @@ func (h *lossyHost) startsOf(m string) int {
 func TestThreeHostsFailover(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx := context.Background()
-	dir := testenv.Dir(t)
-	vaultURL := "file://" + filepath.Join(dir, "vault")
-	seedHostsVault(t, vaultURL)
-	pw := filepath.Join(dir, "password")
-	hostsMust(t, os.WriteFile(pw, []byte("correct horse\n"), 0o600))
+	dir, vaultURL, pw := hostsVault(t)
 	off := false
 	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: vaultURL,
 		PasswordFile: pw, Standby: &off}
@@ -258,13 +254,7 @@ func TestThreeHostsFailover(t *testing.T) {
 // hostsShop is two ns machines of the guest image (which serves HTTP on
 // port 80), 2 CPUs each, no agent (the primary is simply gone) and no
 // uplink.
-const hostsShop = `sites: {primary: onprem, recovery: cloud}
-networks:
-  primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
-  recovery: [{name: rec, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
-  test: [{name: drill, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
-mapping: {recovery: {prod: rec}, test: {prod: drill}}
-machines:
+const hostsShop = hostsNets + `machines:
   - {name: db, cpus: 2, disks: [{name: root}], health: {tcp_port: 80}, health_timeout: 1m,
      nics: [{name: eth0, network: prod, address: 10.1.0.10/24, recovery: static, static: 10.2.0.10}]}
   - {name: web, cpus: 2, disks: [{name: root}], health: {http_port: 80, http_path: /}, health_timeout: 1m,
@@ -274,6 +264,15 @@ plans:
     groups:
       - {name: database, machines: [db]}
       - {name: web, machines: [web]}
+`
+
+// hostsNets are the sites and networks of the hosts tests' plans.
+const hostsNets = `sites: {primary: onprem, recovery: cloud}
+networks:
+  primary: [{name: prod, subnet: 10.1.0.0/24, gateway: 10.1.0.1}]
+  recovery: [{name: rec, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
+  test: [{name: drill, subnet: 10.2.0.0/24, gateway: 10.2.0.1}]
+mapping: {recovery: {prod: rec}, test: {prod: drill}}
 `
 
 // seedHostsVault makes the vault with one point of each machine's root
@@ -295,7 +294,7 @@ func seedHostsVault(t *testing.T, url string) {
 func startHostsServer(t *testing.T, cfg *server.Config, dial server.HostDialer) *client.Client {
 	s, err := server.New(context.Background(), cfg, server.Options{Hosts: dial, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	hostsMust(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", cfg.Listen)
 	hostsMust(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -56,6 +56,11 @@ func newStatusCmd() *cobra.Command {
 					}
 				}
 			}
+			for _, m := range st.Machines {
+				for _, r := range m.Recovered {
+					fmt.Fprintln(cmd.OutOrStdout(), recoveredLine(m.Name, r))
+				}
+			}
 			for _, a := range st.Agents {
 				hb := "never"
 				if a.LastHeartbeat != nil {

@@ -53,6 +53,10 @@ type Inputs struct {
 	Copies  []Copy // second vaults the server keeps current
 	// LostHosts are the recovery hosts that do not answer.
 	LostHosts []LostHost
+	// Memory: the running recovered machines' memory (memory.go), with
+	// the quiet time after which a count that stopped growing resolves.
+	Memory      []MachineMemory
+	MemoryQuiet time.Duration
 }
 
 // LostHost is a recovery host that does not answer.
@@ -173,6 +177,9 @@ func Evaluate(in Inputs) []Alert {
 	}
 	for _, h := range in.LostHosts {
 		hostRule(h, add)
+	}
+	for _, m := range in.Memory {
+		memoryRule(in.Now, in.MemoryQuiet, m, add)
 	}
 	if c := in.Vault; c != nil {
 		switch {

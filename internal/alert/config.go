@@ -12,9 +12,13 @@ import (
 // Config is the server config's alerts section.
 type Config struct {
 	// Interval between evaluations; default 10s.
-	Interval time.Duration  `yaml:"interval"`
-	Webhook  *WebhookConfig `yaml:"webhook"`
-	SMTP     *SMTPConfig    `yaml:"smtp"`
+	Interval time.Duration `yaml:"interval"`
+	// MemoryQuiet: a recovered machine's memory alert resolves once its
+	// OOM kills and times at its limit have not grown for this long;
+	// default DefaultMemoryQuiet.
+	MemoryQuiet time.Duration  `yaml:"memory_quiet"`
+	Webhook     *WebhookConfig `yaml:"webhook"`
+	SMTP        *SMTPConfig    `yaml:"smtp"`
 }
 
 // WebhookConfig: every transition is POSTed as JSON (an Event) to URL.
@@ -42,6 +46,12 @@ func (c *Config) Defaults() error {
 	}
 	if c.Interval < 0 {
 		return fmt.Errorf("alerts.interval %s: must be positive", c.Interval)
+	}
+	if c.MemoryQuiet == 0 {
+		c.MemoryQuiet = DefaultMemoryQuiet
+	}
+	if c.MemoryQuiet < 0 {
+		return fmt.Errorf("alerts.memory_quiet %s: must be positive", c.MemoryQuiet)
 	}
 	if w := c.Webhook; w != nil {
 		u, err := url.Parse(w.URL)

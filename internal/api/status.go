@@ -84,6 +84,34 @@ type MachineStatus struct {
 	// open and closed, oldest first.
 	LastClean  string            `json:"last_clean_point,omitempty"`
 	Encryption []EncryptionAlert `json:"encryption_alerts,omitempty"`
+	// Recovered: the machine's copies a failover or test failover runs at
+	// the recovery site, as their hosts report them.
+	Recovered []RecoveredMachine `json:"recovered,omitempty"`
+}
+
+// RecoveredMachine is a copy of a protected machine that a failover (site
+// rec) or test failover (site test) started on a recovery host.
+type RecoveredMachine struct {
+	Plan    string `json:"plan"`
+	Site    string `json:"site"`
+	Job     string `json:"job"`
+	Host    string `json:"host"`
+	Running bool   `json:"running"`
+	// Memory: absent when the host could not tell (Error says why).
+	Memory *MemoryStatus `json:"memory,omitempty"`
+	Error  string        `json:"error,omitempty"`
+}
+
+// MemoryStatus is what a recovered machine's memory limit did. Source
+// "cgroup" (ns machines): the kernel's counts for the machine's cgroup;
+// "vm" (qemu, libvirt): LimitMB is the VM's size, and an OOM inside the
+// guest is not seen from the host (the counts stay 0).
+type MemoryStatus struct {
+	Source   string `json:"source,omitempty"`
+	LimitMB  int    `json:"limit_mb"`
+	UsageMB  int    `json:"usage_mb,omitempty"`
+	AtLimit  uint64 `json:"at_limit"`
+	OOMKills uint64 `json:"oom_kills"`
 }
 
 // EncryptionAlert is a jump in a machine's incompressible overwrites

@@ -125,3 +125,11 @@ type Overlay struct {
 type RunningChecker interface {
 	CheckRunning(ctx context.Context, site, name string) (bool, error)
 }
+
+// MemoryChecker is a Host that tells what a running machine's memory did
+// (Local, and a remote host through hostapi): an ns machine's cgroup
+// limit, use and OOM kills; a VM's configured size only. A machine not
+// running on site is machine.ErrNotRunning.
+type MemoryChecker interface {
+	MachineMemory(ctx context.Context, site, name string) (machine.MemoryStatus, error)
+}

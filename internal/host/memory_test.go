@@ -51,4 +51,12 @@ func TestWaitHealthyNamesMemory(t *testing.T) {
 	if !errors.Is(err, machine.ErrUnhealthy) || !errors.Is(err, machine.ErrOverMemory) || !strings.Contains(err.Error(), "64 MiB") {
 		t.Fatalf("WaitHealthy = %v, want unhealthy and over its memory limit", err)
 	}
+	// What the host reports up (host.MemoryChecker): the same kill.
+	st, err := h.MachineMemory(ctx, "rec", "lim")
+	if err != nil || st.Source != machine.MemoryCgroup || st.LimitMB != 64 || st.OOMKills == 0 {
+		t.Fatalf("MachineMemory = %+v, %v; want the cgroup's kill under 64 MiB", st, err)
+	}
+	if _, err := h.MachineMemory(ctx, "rec", "nosuch"); !errors.Is(err, machine.ErrNotRunning) {
+		t.Fatalf("MachineMemory of a machine not there: %v, want not running", err)
+	}
 }

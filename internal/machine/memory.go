@@ -9,9 +9,23 @@ import (
 // killed processes in it (the machine may still run, short of them).
 var ErrOverMemory = errors.New("machine: over its memory limit")
 
+// Sources of a MemoryStatus.
+const (
+	// MemoryCgroup: the limit, usage and counts are the kernel's for the
+	// machine's cgroup (the ns driver).
+	MemoryCgroup = "cgroup"
+	// MemoryVM: LimitMB is the VM's configured size; what happens inside
+	// the guest (its own OOM killer) is not seen from the host, so the
+	// counts stay 0.
+	MemoryVM = "vm"
+)
+
 // MemoryStatus is what a machine's memory limit did.
 type MemoryStatus struct {
-	LimitMB int `json:"limit_mb"`
+	Source  string `json:"source,omitempty"` // MemoryCgroup or MemoryVM; "" without a limit
+	LimitMB int    `json:"limit_mb"`
+	// UsageMB is the cgroup's memory use now (page cache included).
+	UsageMB int `json:"usage_mb,omitempty"`
 	// AtLimit counts the times the machine's memory reached its limit and
 	// the kernel had to reclaim (cgroup v2 memory.events "max", v1
 	// memory.failcnt).
@@ -29,9 +43,9 @@ func (s MemoryStatus) Err() error {
 	return fmt.Errorf("%w: %d MiB: %d processes killed, at the limit %d times", ErrOverMemory, s.LimitMB, s.OOMKills, s.AtLimit)
 }
 
-// MemoryReporter is an Instance that runs under a memory limit of its own
-// (the ns driver's cgroups). A VM's memory is its guest's to manage: its
-// OOMs happen inside it.
+// MemoryReporter is an Instance that tells what its memory limit did: the
+// ns driver's cgroups count; a VM reports its configured size only (its
+// memory is its guest's to manage: its OOMs happen inside it).
 type MemoryReporter interface {
 	Memory() (MemoryStatus, error)
 }

@@ -34,6 +34,8 @@ type alerts struct {
 	// kick makes the loop evaluate now: a heartbeat may announce a
 	// point whose churn is mass encryption, which must not wait.
 	kick chan struct{}
+	// memory: what each recovered machine's memory counts were (memory.go).
+	memory alert.MemoryWatch
 }
 
 // poke asks the alert loop for an evaluation now (never blocks).
@@ -60,6 +62,7 @@ func newAlerts(cfg *Config, log *slog.Logger, retry alert.Retry) (*alerts, error
 		evaluations: prometheus.NewCounter(prometheus.CounterOpts{Name: "haven_alert_evaluations_total",
 			Help: "Times the alert rules ran (the alert loop is alive while this grows)."}),
 		seenFile: filepath.Join(cfg.StateDir, "alerts-plans.json"), seen: map[string]time.Time{}, kick: make(chan struct{}, 1)}
+	a.memory.Quiet = cfg.Alerts.MemoryQuiet
 	b, err := os.ReadFile(a.seenFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err

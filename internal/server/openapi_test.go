@@ -217,6 +217,8 @@ var goTypes = map[string]reflect.Type{
 	"AuditEntry":         reflect.TypeFor[api.AuditEntry](),
 	"Status":             reflect.TypeFor[api.Status](),
 	"MachineStatus":      reflect.TypeFor[api.MachineStatus](),
+	"RecoveredMachine":   reflect.TypeFor[api.RecoveredMachine](),
+	"MemoryStatus":       reflect.TypeFor[api.MemoryStatus](),
 	"AgentStatus":        reflect.TypeFor[api.AgentStatus](),
 	"CopyStatus":         reflect.TypeFor[api.CopyStatus](),
 	"Alert":              reflect.TypeFor[api.Alert](),

@@ -108,6 +108,7 @@ func (s *Server) snapshot(ctx context.Context, now time.Time) (*api.Status, aler
 		st.Machines = append(st.Machines, ms)
 		in.Machines = append(in.Machines, am)
 	}
+	s.recoveredMachines(ctx, now, st, &in)
 	var plans []*store.PlanState
 	for _, p := range cfg.Plans {
 		if ps, err := s.store.PlanState(ctx, p.Name); err == nil {

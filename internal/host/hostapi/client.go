@@ -50,6 +50,7 @@ var (
 	_ host.OverlayHost    = (*Client)(nil)
 	_ host.RunningChecker = (*Client)(nil)
 	_ host.Fencer         = (*Client)(nil)
+	_ host.MemoryChecker  = (*Client)(nil)
 )
 
 // NewClient talks to url with token, trusting the CA in caFile (""
@@ -311,6 +312,12 @@ func (c *Client) Running(site, name string) bool {
 		return true
 	}
 	return ok
+}
+
+func (c *Client) MachineMemory(ctx context.Context, site, name string) (machine.MemoryStatus, error) {
+	var st machine.MemoryStatus
+	err := c.call(ctx, "GET", machinePath(site, name)+"/memory", nil, &st)
+	return st, err
 }
 
 func (c *Client) WaitHealthy(ctx context.Context, site string, spec machine.Spec) error {

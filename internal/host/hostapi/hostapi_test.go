@@ -226,3 +226,15 @@ func TestDeadlineTravels(t *testing.T) {
 		t.Fatal("kind unhealthy does not map back to machine.ErrUnhealthy")
 	}
 }
+
+// TestMemoryOfMachineNotRunning: asking the memory of a machine the host
+// does not run is machine.ErrNotRunning on the client (the server shows
+// it as not running, not as a host failure). The memory of a running
+// one crosses in e2e's TestRecoveredMachineOverMemory.
+func TestMemoryOfMachineNotRunning(t *testing.T) {
+	c, _, _ := newPair(t)
+	_, err := c.MachineMemory(context.Background(), "rec", "db")
+	if !errors.Is(err, machine.ErrNotRunning) {
+		t.Fatalf("MachineMemory of a machine not there: %v, want not running", err)
+	}
+}

@@ -24,6 +24,7 @@ type Backend interface {
 	host.OverlayHost
 	host.RunningChecker
 	host.Fencer
+	host.MemoryChecker
 	StandbyPoint(machine, disk string) string
 	ID() string
 }
@@ -66,6 +67,7 @@ func (s *Server) Handler() http.Handler {
 		"DELETE /v1/sites/{site}/machines/{name}":       s.stopMachine,
 		"GET /v1/sites/{site}/machines/{name}":          s.running,
 		"POST /v1/sites/{site}/machines/{name}/healthy": s.waitHealthy,
+		"GET /v1/sites/{site}/machines/{name}/memory":   s.memory,
 		"POST /v1/disks/prepare":                        s.prepareDisk,
 		"POST /v1/disks/remove":                         s.removeDisk,
 		"POST /v1/standby/update":                       s.updateStandby,
@@ -215,6 +217,10 @@ func (s *Server) stopMachine(ctx context.Context, r *http.Request) (any, error) 
 func (s *Server) running(ctx context.Context, r *http.Request) (any, error) {
 	ok, err := s.B.CheckRunning(ctx, r.PathValue("site"), r.PathValue("name"))
 	return runningResp{ok}, err
+}
+
+func (s *Server) memory(ctx context.Context, r *http.Request) (any, error) {
+	return s.B.MachineMemory(ctx, r.PathValue("site"), r.PathValue("name"))
 }
 
 func (s *Server) waitHealthy(ctx context.Context, r *http.Request) (any, error) {

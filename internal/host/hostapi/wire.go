@@ -19,6 +19,7 @@
 //	DELETE /v1/sites/{site}/machines/{name}          StopMachine
 //	GET    /v1/sites/{site}/machines/{name}          Running
 //	POST   /v1/sites/{site}/machines/{name}/healthy  WaitHealthy
+//	GET    /v1/sites/{site}/machines/{name}/memory   MachineMemory
 //	POST   /v1/disks/prepare                         PrepareDisk
 //	POST   /v1/disks/remove                          RemoveDisk
 //	POST   /v1/standby/update                        UpdateStandby

@@ -24,6 +24,12 @@ func size(spec machine.Spec) (memMB, cpus uint) {
 	return memMB, cpus
 }
 
+// Memory is the domain's size (machine.MemoryVM).
+func (m *instance) Memory() (machine.MemoryStatus, error) {
+	mem, _ := size(m.spec)
+	return machine.MemoryStatus{Source: machine.MemoryVM, LimitMB: int(mem)}, nil
+}
+
 // domainXML describes m as a q35 domain booting its first disk through
 // SeaBIOS or (libvirt's choice of) OVMF, like the qemu driver's firmware
 // boots: virtio disks in spec order, the NoCloud seed after them (so

@@ -64,3 +64,13 @@ func TestStartRefusesDirectKernelBoot(t *testing.T) {
 		t.Fatalf("Start = %v, want ErrBadSpec about firmware", err)
 	}
 }
+
+// TestMemoryIsDomainSize: a domain reports the size it was defined with.
+func TestMemoryIsDomainSize(t *testing.T) {
+	for spec, want := range map[int]int{0: 1024, 300: 300} {
+		got, err := (&instance{spec: machine.Spec{MemoryMB: spec}}).Memory()
+		if err != nil || got != (machine.MemoryStatus{Source: machine.MemoryVM, LimitMB: want}) {
+			t.Errorf("memory_mb %d: %+v %v, want a VM of %d MiB", spec, got, err, want)
+		}
+	}
+}

@@ -129,12 +129,15 @@ func (l *limits) memory() (machine.MemoryStatus, error) {
 	if l.memMB <= 0 {
 		return st, nil
 	}
+	st.Source = machine.MemoryCgroup
 	if l.v2 != "" {
+		st.UsageMB = usageMB(filepath.Join(l.v2, "memory.current"))
 		ev, err := keyed(filepath.Join(l.v2, "memory.events"))
 		st.AtLimit, st.OOMKills = ev["max"], ev["oom_kill"]
 		return st, err
 	}
 	dir := l.v1["memory"]
+	st.UsageMB = usageMB(filepath.Join(dir, "memory.usage_in_bytes"))
 	// With swap accounting the memory+swap limit (the same) is met first
 	// and counts there.
 	for _, f := range []string{"memory.failcnt", "memory.memsw.failcnt"} {
@@ -154,6 +157,49 @@ func (l *limits) memory() (machine.MemoryStatus, error) {
 	ev, err := keyed(filepath.Join(dir, "memory.oom_control"))
 	st.OOMKills = ev["oom_kill"]
 	return st, err
+}
+
+// usageMB reads a cgroup's byte count in MiB (0 when unreadable: usage
+// is for a person, the counts are what alerts go by).
+func usageMB(path string) int {
+	b, _ := os.ReadFile(path)
+	n, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return int(n >> 20)
+}
+
+// ReadMemory is Memory of the machine name whose state is in stateDir
+// (the driver's StateDir), read from the cgroups its state directory
+// records: a host that started the machine in another process (`haven
+// machine run`) asks this way. A machine not running there is
+// machine.ErrNotRunning; one without a memory limit reports a zero
+// status.
+func ReadMemory(stateDir, name string) (machine.MemoryStatus, error) {
+	dir := filepath.Join(stateDir, name)
+	if _, err := os.Stat(filepath.Join(dir, machine.OwnerFile)); err != nil {
+		return machine.MemoryStatus{}, fmt.Errorf("%w: %s", machine.ErrNotRunning, name)
+	}
+	l := &limits{}
+	for _, cg := range recordedV1(dir) {
+		if root := v1Root("memory"); root != "" && filepath.Dir(cg) == root {
+			l.v1 = map[string]string{"memory": cg}
+			l.memMB = limitMB(filepath.Join(cg, "memory.limit_in_bytes"))
+		}
+	}
+	if cg := recordedCgroup(dir); l.v1 == nil && cg != "" {
+		l.v2, l.memMB = cg, limitMB(filepath.Join(cg, "memory.max"))
+	}
+	return l.memory()
+}
+
+// limitMB reads a memory limit in MiB; "max" (none) or a limit no machine
+// was given (v1's unlimited is a huge number) is 0.
+func limitMB(path string) int {
+	b, err := os.ReadFile(path)
+	n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || perr != nil || n >= 1<<50 {
+		return 0
+	}
+	return int(n >> 20)
 }
 
 // usedAll reports whether a v1 memory cgroup's peak reached its limit.

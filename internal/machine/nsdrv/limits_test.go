@@ -49,6 +49,16 @@ func TestMemoryLimit(t *testing.T) {
 	if !errors.Is(st.Err(), machine.ErrOverMemory) {
 		t.Fatalf("Err %v", st.Err())
 	}
+	// What another process (a host whose machines run in `haven machine
+	// run`) reads from the machine's state directory is the same.
+	got, err := ReadMemory(filepath.Dir(in.dir), spec.Name)
+	if err != nil || got.Source != machine.MemoryCgroup || got.LimitMB != 64 || got.OOMKills != st.OOMKills ||
+		got.AtLimit < st.AtLimit || got.UsageMB <= 0 || got.UsageMB > 64 {
+		t.Fatalf("ReadMemory = %+v, %v; the instance says %+v", got, err, st)
+	}
+	if _, err := ReadMemory(filepath.Dir(in.dir), "nosuch"); !errors.Is(err, machine.ErrNotRunning) {
+		t.Fatalf("ReadMemory of a machine not there: %v, want not running", err)
+	}
 	e.WaitHealthy(m, e.Edge) // the machine itself lives on
 	dirs := []string{filepath.Dir(mem), filepath.Dir(cpu)}
 	if err := m.Stop(context.Background()); err != nil {
@@ -70,4 +80,37 @@ func limitFiles(l *limits) (mem, cpu string) {
 		return filepath.Join(l.v2, "memory.max"), filepath.Join(l.v2, "cpu.max")
 	}
 	return filepath.Join(l.v1["memory"], "memory.limit_in_bytes"), filepath.Join(l.v1["cpu"], "cpu.cfs_quota_us")
+}
+
+// TestReadMemoryV2Files: the cgroup2 files ReadMemory reads, as the
+// kernel writes them. This host's memory controller is bound to cgroup
+// v1 (TestMemoryLimit runs there), so the v2 path is checked on files
+// laid out like a v2 cgroup's, not on a live one.
+func TestReadMemoryV2Files(t *testing.T) {
+	state, cg := t.TempDir(), t.TempDir()
+	dir := filepath.Join(state, "db")
+	files := map[string]string{
+		filepath.Join(dir, machine.OwnerFile): "1 2\n",
+		filepath.Join(dir, cgroupFile):        cg,
+		filepath.Join(cg, "memory.max"):       "67108864\n",
+		filepath.Join(cg, "memory.current"):   "66060288\n",
+		filepath.Join(cg, "memory.events"):    "low 0\nhigh 0\nmax 17\noom 2\noom_kill 2\noom_group_kill 0\n",
+	}
+	for p, v := range files {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ReadMemory(state, "db")
+	want := machine.MemoryStatus{Source: machine.MemoryCgroup, LimitMB: 64, UsageMB: 63, AtLimit: 17, OOMKills: 2}
+	if err != nil || got != want {
+		t.Fatalf("ReadMemory = %+v, %v; want %+v", got, err, want)
+	}
+	os.WriteFile(filepath.Join(cg, "memory.max"), []byte("max\n"), 0o644)
+	if got, err := ReadMemory(state, "db"); err != nil || got != (machine.MemoryStatus{}) {
+		t.Fatalf("without a limit: %+v, %v; want a zero status", got, err)
+	}
 }

@@ -19,15 +19,28 @@ const (
 // machine's state directory (org.qemu.guest_agent.0 in the guest).
 const GuestAgentSocket = "qga.sock"
 
+func memoryMB(spec machine.Spec) int {
+	switch {
+	case spec.MemoryMB > 0:
+		return spec.MemoryMB
+	case spec.Firmware != "":
+		return defaultFirmwareMemoryMB
+	}
+	return defaultMemoryMB
+}
+
+// MemoryOf is what the host knows of a qemu machine's memory: the size it
+// gave the VM.
+func MemoryOf(spec machine.Spec) machine.MemoryStatus {
+	return machine.MemoryStatus{Source: machine.MemoryVM, LimitMB: memoryMB(spec)}
+}
+
+// Memory is the VM's size (machine.MemoryVM).
+func (m *instance) Memory() (machine.MemoryStatus, error) { return MemoryOf(m.spec), nil }
+
 // args is the QEMU command line; formats are the disks' formats.
 func (d *Driver) args(spec machine.Spec, dir, console, accel string, formats []string) []string {
-	mem, cpus := spec.MemoryMB, spec.CPUs
-	if mem == 0 {
-		mem = defaultMemoryMB
-		if spec.Firmware != "" {
-			mem = defaultFirmwareMemoryMB
-		}
-	}
+	mem, cpus := memoryMB(spec), spec.CPUs
 	if cpus == 0 {
 		cpus = 1
 	}

@@ -52,3 +52,17 @@ func TestArgsCarryNICsAndDisks(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryOf: a qemu machine reports the size it was given (its guest's
+// own OOMs are not seen from the host), the driver's default without one.
+func TestMemoryOf(t *testing.T) {
+	for _, c := range []struct {
+		spec machine.Spec
+		want int
+	}{{machine.Spec{}, 256}, {machine.Spec{Firmware: "uefi"}, 1024}, {machine.Spec{MemoryMB: 512, Firmware: "bios"}, 512}} {
+		got, err := (&instance{spec: c.spec}).Memory()
+		if err != nil || got != (machine.MemoryStatus{Source: machine.MemoryVM, LimitMB: c.want}) {
+			t.Errorf("%+v: %+v %v, want a VM of %d MiB", c.spec, got, err, c.want)
+		}
+	}
+}

@@ -156,7 +156,7 @@ async function dashboard(view) {
     sitesTable(st, cfg.config),
     el("img", { id: "sitemap", class: "chart", src: "/v1/sitemap.svg?t=" + Date.now(), alt: "site map: where each machine runs now and what DNS answers" }),
     el("h2", {}, "Machines"),
-    table(["machine", "agent", "last point", "point time", "RPO", "RPO target", "consistency", "points", "standby", "error"],
+    table(["machine", "agent", "last point", "point time", "RPO", "RPO target", "consistency", "points", "standby", "error", "recovered copies"],
       st.machines.map((m) => {
         const over = m.rpo_seconds !== undefined && m.rpo_alert_seconds > 0 && m.rpo_seconds > m.rpo_alert_seconds;
         return el("tr", { "data-machine": m.name },
@@ -165,7 +165,8 @@ async function dashboard(view) {
           el("td", { class: "rpo " + (m.rpo_seconds === undefined || over ? "bad" : "ok") }, fmtSecs(m.rpo_seconds)),
           el("td", {}, m.rpo_alert_seconds ? fmtSecs(m.rpo_alert_seconds) : ""),
           el("td", {}, m.consistency || ""), el("td", {}, m.points), el("td", {}, m.standby_point || ""),
-          el("td", { class: "bad" }, m.last_error || ""));
+          el("td", { class: "bad" }, m.last_error || ""),
+          el("td", { class: "recovered " + ((m.recovered || []).some(starved) ? "bad" : "") }, (m.recovered || []).map(recoveredText).join("; ")));
       }), { id: "machines" }),
     el("h2", {}, "Agents"),
     table(["agent", "health", "last heartbeat"], st.agents.map((a) => el("tr", {},
@@ -290,6 +291,21 @@ function renderReport(r) {
     (r.warnings || []).map((w) => el("p", { class: "warn" }, w)));
 }
 
+// recoveredText: a recovered copy's state and what its memory limit did
+// (a VM's guest-internal OOM is not seen from the host).
+function recoveredText(r) {
+  const where = `${r.site} on ${r.host}: `;
+  if (r.error) return where + "host cannot tell: " + r.error;
+  if (!r.running) return where + "not running";
+  const m = r.memory || {};
+  if (!m.source) return where + "running, no memory limit";
+  if (m.source === "vm") return where + `running, VM of ${m.limit_mb} MiB (guest OOM not seen)`;
+  return where + `running, memory ${m.usage_mb || 0} of ${m.limit_mb} MiB, at the limit ${m.at_limit} times, ${m.oom_kills} OOM kills` +
+    (m.oom_kills > 0 ? " (IT WENT OVER ITS MEMORY LIMIT)" : "");
+}
+
+function starved(r) { return !!(r.memory && r.memory.oom_kills > 0); }
+
 // machinePage: what is protected, its points timeline, and how it is
 // recovered.
 async function machinePage(view, name) {
@@ -311,6 +327,10 @@ async function machinePage(view, name) {
     ...(ms.encryption_alerts || []).filter((a) => a.open).map((a) => el("p", { class: "bad encryption-alert" },
       `Encryption suspected from point ${a.first_suspect} (${a.suspect_points} suspect points): ${a.reason}. ` +
       `Last clean point: ${a.last_clean || "none left"} (--point last-clean; close with haven alert close ${name} ${a.first_suspect}).`)),
+    ...((ms.recovered || []).length ? [el("h2", {}, "At the recovery site"),
+      table(["plan", "site", "host", "job", "state and memory"], ms.recovered.map((r) => el("tr", { "data-recovered": r.site },
+        el("td", {}, r.plan), el("td", {}, r.site), el("td", {}, r.host), el("td", {}, r.job),
+        el("td", { class: starved(r) ? "bad" : "" }, recoveredText(r)))), { id: "recovered" })] : []),
     el("h2", {}, "Recovery points"),
     timeline(pts),
     table(["time", "consistency", "point", "provider", "notes"], pts.slice(0, 50).map((p) => el("tr", { "data-point": p.id },
