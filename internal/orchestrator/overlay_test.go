@@ -196,3 +196,53 @@ func TestOverlayVNIs(t *testing.T) {
 }
 
 var _ host.OverlayHost = (*orchtest.Host)(nil)
+
+// TestOverlayCrashAnywhereResumes: a server that dies right after any
+// step of a failover on three hosts, restarted on the same store,
+// finishes it with the overlay on every host recorded once per host and
+// each machine booted once; then a host is lost and recover-machines
+// leaves it out of the others' peers.
+func TestOverlayCrashAnywhereResumes(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	crashes := 0
+	crash := func() {
+		if !w.st.isDead() {
+			crashes++
+			w.st.setDead(true)
+			w.o.stop()
+		}
+	}
+	match := func(j *store.Job) bool { return j.Type == PlannedFailover }
+	w.afterStep(match, 0, crash)
+	j := w.submit(PlannedFailover, "alpha", Params{})
+	for range 50 {
+		if j = w.wait(j.ID); !store.Active(j.State) {
+			break
+		}
+		w.afterStep(match, firstUndone(j), crash)
+		w.restart()
+	}
+	w.clearHooks()
+	if j.State != store.Succeeded || crashes < len(j.Steps) {
+		t.Fatalf("failover ended %s (%s) after %d crashes over %d steps", j.State, j.Error, crashes, len(j.Steps))
+	}
+	rec := overlayVNIs(w.cfg)[SiteRecovery]["rec"]
+	wantOverlay(t, fakes, SiteRecovery, "rec", rec, "a", "b", "c")
+	if hs := overlayRecords(outputsOf(t, j), SiteRecovery); !slices.Equal(hs, []string{"a", "b", "c"}) {
+		t.Fatalf("overlay recorded on %v, want once per host", hs)
+	}
+	for _, m := range []string{"alpha-db", "alpha-web"} {
+		if b := boots(fakes, m); len(b) != 1 || b[w.placed()[m]] != 1 {
+			t.Fatalf("%s boots per host %v: want once", m, b)
+		}
+	}
+
+	x := w.placed()["alpha-db"]
+	fakes[x].Lose(nil)
+	w.run(RecoverMachines, "alpha", Params{})
+	to := w.placed()["alpha-db"]
+	o, _ := fakes[to].Overlay(SiteRecovery)
+	if slices.Contains(o.Peers, fakeUnderlay[x]) || len(o.Peers) != 1 {
+		t.Fatalf("host %s floods to %v after host %s was lost", to, o.Peers, x)
+	}
+}
