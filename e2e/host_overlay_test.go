@@ -164,17 +164,9 @@ func (r *hostRig) start(t *testing.T, h *recoveryHost) {
 	}
 	testenv.Eventually(t, 30*time.Second, "haven host "+h.name+" up", func() bool {
 		if h.c == nil {
-			tok, err := os.ReadFile(filepath.Join(h.dir, "token"))
+			c, err := r.client(h, serverDisks)
 			if err != nil {
 				return false
-			}
-			c, err := hostapi.NewClient("https://"+h.addr.String()+":7443", strings.TrimSpace(string(tok)),
-				filepath.Join(h.dir, "tls", "ca.crt"), serverDisks)
-			if err != nil {
-				return false
-			}
-			c.HTTP.Transport.(*http.Transport).DialContext = func(ctx context.Context, n, a string) (net.Conn, error) {
-				return vnet.DialContext(ctx, r.ctl, n, a)
 			}
 			c.Retries = -1
 			h.c = c
@@ -187,6 +179,25 @@ func (r *hostRig) start(t *testing.T, h *recoveryHost) {
 	})
 	h.c.Retries = 0
 }
+
+// client is a client of h's haven host for a caller whose disk paths are
+// under diskDir, dialing from the control namespace.
+func (r *hostRig) client(h *recoveryHost, diskDir string) (*hostapi.Client, error) {
+	tok, err := os.ReadFile(filepath.Join(h.dir, "token"))
+	if err != nil {
+		return nil, err
+	}
+	c, err := hostapi.NewClient(h.url(), strings.TrimSpace(string(tok)), filepath.Join(h.dir, "tls", "ca.crt"), diskDir)
+	if err != nil {
+		return nil, err
+	}
+	c.HTTP.Transport.(*http.Transport).DialContext = func(ctx context.Context, n, a string) (net.Conn, error) {
+		return vnet.DialContext(ctx, r.ctl, n, a)
+	}
+	return c, nil
+}
+
+func (h *recoveryHost) url() string { return "https://" + h.addr.String() + ":7443" }
 
 // stop ends h's haven host by SIGTERM and waits for it.
 func (h *recoveryHost) stop() {
@@ -278,7 +289,7 @@ func (r *hostRig) cleanup(t *testing.T) func() {
 		ctx := fence.WithEpoch(context.Background(), epoch)
 		for _, h := range r.hosts {
 			if h.cmd != nil && h.c != nil {
-				for _, s := range []string{"rec", "tst"} {
+				for _, s := range []string{"rec", "tst", "test"} { // test: the orchestrator's test site
 					if err := h.c.RemoveSite(ctx, s); err != nil {
 						t.Errorf("remove site %s on %s: %v", s, h.name, err)
 					}

@@ -149,8 +149,10 @@ func TestThreeHostsFailover(t *testing.T) {
 	ctx := context.Background()
 	dir, vaultURL, pw := hostsVault(t)
 	off := false
+	// Islands: in-process hosts share this process's namespace, where no
+	// underlay may be; the overlay is TestHostsFailoverOverlay's.
 	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: vaultURL,
-		PasswordFile: pw, Standby: &off}
+		PasswordFile: pw, Standby: &off, Islands: true}
 	hosts := map[string]*lossyHost{}
 	for _, n := range []string{"a", "b", "c"} {
 		tok := filepath.Join(dir, n+".token")

@@ -110,6 +110,11 @@ type OverlayHost interface {
 	// RemoveSite) needs EnsureOverlay again. An empty Overlay removes
 	// the site's overlay.
 	EnsureOverlay(ctx context.Context, site string, o Overlay) error
+	// UnderlayAddr is this host's own underlay address, where its peers
+	// send the overlay's packets: the server builds every host's peer
+	// list from them. Not valid (and no error) for a host without an
+	// underlay, whose EnsureOverlay refuses.
+	UnderlayAddr(ctx context.Context) (netip.Addr, error)
 }
 
 // Overlay is the desired overlay of one site.

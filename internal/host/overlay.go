@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,9 @@ func (h *Local) overlayFile(site string) string {
 func (h *Local) EnsureOverlay(ctx context.Context, site string, o Overlay) error {
 	if err := h.epoch.Check(ctx); err != nil {
 		return err
+	}
+	if len(o.Networks) == 0 && (h.Underlay == nil || !h.siteExists(site)) {
+		return h.removeOverlay(site) // removing what is gone succeeds
 	}
 	if h.Underlay == nil {
 		return fmt.Errorf("host: site %s: this host has no overlay underlay configured (overlay: local:)", site)
@@ -44,6 +48,19 @@ func (h *Local) EnsureOverlay(ctx context.Context, site string, o Overlay) error
 		return err
 	}
 	return overlay.Ensure(*h.Underlay, rec.NS, withGateways(rec, o.Networks), o.Peers)
+}
+
+// UnderlayAddr is the configured underlay's address (none without one).
+func (h *Local) UnderlayAddr(context.Context) (netip.Addr, error) {
+	if h.Underlay == nil {
+		return netip.Addr{}, nil
+	}
+	return h.Underlay.Local, nil
+}
+
+func (h *Local) siteExists(site string) bool {
+	var rec siteRecord
+	return readJSON(h.siteFile(site), &rec) == nil && nsExists(rec.NS)
 }
 
 // withGateways gives the overlay the gateways of the site's networks,

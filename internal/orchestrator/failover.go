@@ -456,15 +456,28 @@ func (r *run) startMachines(ctx context.Context, site string, machines []string,
 	// Another plan's undo may have removed the site since this job's
 	// network step, when nothing ran there: make sure of it, under the
 	// lock that undo takes, so it cannot go between this and the start.
+	// A site of several hosts is made on all of them with its overlay:
+	// a site made again there has lost it.
+	var down map[string]error
+	if r.o.overlayOn() {
+		down = r.o.HostHealth(ctx)
+	}
 	r.o.siteMu.Lock()
 	defer r.o.siteMu.Unlock()
+	if r.o.overlayOn() {
+		if err := r.siteOnHosts(ctx, site, test, down); err != nil {
+			return err
+		}
+	}
 	for _, m := range machines {
 		h, err := r.hostOf(ctx, m)
 		if err != nil {
 			return err
 		}
-		if err := hostCall(h, r.makeSite(ctx, h, site, test)); err != nil {
-			return err
+		if !r.o.overlayOn() {
+			if err := hostCall(h, r.makeSite(ctx, h, site, test)); err != nil {
+				return err
+			}
 		}
 		sp, err := r.spec(m, test)
 		if err != nil {

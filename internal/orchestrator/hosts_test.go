@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -27,8 +28,9 @@ func sized() string {
 func hostsWorld(t *testing.T) (*world, map[string]*orchtest.Host) {
 	w := newWorld(t)
 	fakes := map[string]*orchtest.Host{}
-	for _, n := range []string{"a", "b", "c"} {
+	for i, n := range []string{"a", "b", "c"} {
 		fakes[n] = orchtest.NewHost(w.env.Vault)
+		fakes[n].SetUnderlay(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
 		w.hosts = append(w.hosts, SiteHost{Name: n, Host: fakes[n], CPUs: 8, MemoryMB: 16384, Edge: n == "a"})
 	}
 	w.o.Close()

@@ -66,6 +66,9 @@ type Options struct {
 	// Edge is the namespace the recovery site is joined to (where
 	// customers and the traffic manager are); "" for none.
 	Edge string
+	// Islands: sites on several hosts get no overlay (overlay.go), so
+	// machines on different hosts do not reach each other.
+	Islands bool
 	// StandbyEnabled: RefreshStandby keeps standby images (else it only
 	// tracks RPO).
 	StandbyEnabled bool

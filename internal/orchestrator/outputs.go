@@ -31,6 +31,8 @@ type Outputs struct {
 	// Placement: machine -> the recovery host this job prepared and
 	// started it on (hosts.go).
 	Placement map[string]string `json:"placement,omitempty"`
+	// Overlay joins the site's hosts (overlay.go).
+	Overlay *OverlayUse `json:"overlay,omitempty"`
 	// Lost: machines a recover-machines job found on hosts that do not
 	// answer (job_recover_machines.go).
 	Lost []string `json:"lost,omitempty"`
@@ -118,6 +120,9 @@ const (
 	// ResPublish: machine Name's services published on site Site (DNAT
 	// and SNAT on the recovery host); undo removes them.
 	ResPublish = "publish"
+	// ResOverlay: site Site's overlay on host Host (overlay.go); undo
+	// removes it there unless machines still run on the site there.
+	ResOverlay = "overlay"
 )
 
 // Resource is something a job created on the recovery side.

@@ -30,6 +30,13 @@ func (r *run) ensureSite(ctx context.Context, site string, test bool) error {
 	down := r.o.HostHealth(ctx)
 	r.o.siteMu.Lock()
 	defer r.o.siteMu.Unlock()
+	return r.siteOnHosts(ctx, site, test, down)
+}
+
+// siteOnHosts makes the site on every host that answers (down: those
+// that do not) and joins them by the overlay. The caller holds siteMu.
+func (r *run) siteOnHosts(ctx context.Context, site string, test bool, down map[string]error) error {
+	var up []SiteHost
 	for _, h := range r.o.hosts() {
 		if err := down[h.Name]; err != nil {
 			r.warn("host %s does not answer (%v): no %s site there; its machines are placed on the others", h.Name, err, site)
@@ -38,8 +45,9 @@ func (r *run) ensureSite(ctx context.Context, site string, test bool) error {
 		if err := r.makeSite(ctx, h, site, test); err != nil {
 			return hostCall(h, err)
 		}
+		up = append(up, h)
 	}
-	return nil
+	return r.joinOverlay(ctx, site, test, up)
 }
 
 // makeSite asks host h for the site with this job's networks; the host

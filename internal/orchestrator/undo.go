@@ -52,6 +52,12 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 				r.logf("info", "site %s kept: %s still run there", x.Site, strings.Join(users, ", "))
 				continue
 			}
+		case ResOverlay:
+			var kept bool
+			if kept, err = r.leaveOverlay(ctx, x); err == nil && kept {
+				r.logf("info", "overlay of site %s kept on host %s: machines still run there", x.Site, x.Host)
+				continue
+			}
 		case ResDNS:
 			err = r.revertDNS(ctx, cfg, x)
 		case ResPublish:

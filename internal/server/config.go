@@ -33,6 +33,10 @@ type Config struct {
 	// Hosts are the recovery hosts machines are placed on (hosts.go);
 	// none: this machine alone, named local.
 	Hosts []HostConfig `yaml:"hosts"`
+	// Islands: a site on several hosts gets no overlay between them
+	// (machines on different hosts do not reach each other); without it
+	// every host needs an underlay.
+	Islands bool `yaml:"islands"`
 	// Tunnels join the recovery network to offices by WireGuard while
 	// the recovery site exists (failover until failback).
 	Tunnels []wg.Config `yaml:"tunnels"`

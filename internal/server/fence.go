@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -201,6 +202,15 @@ func (h fencedHost) EnsureOverlay(ctx context.Context, site string, o host.Overl
 		return fmt.Errorf("host: this recovery host has no overlay")
 	}
 	return oh.EnsureOverlay(ctx, site, o)
+}
+
+// UnderlayAddr passes through (a read); a host without an overlay has
+// no underlay address.
+func (h fencedHost) UnderlayAddr(ctx context.Context) (netip.Addr, error) {
+	if oh, ok := h.Host.(host.OverlayHost); ok {
+		return oh.UnderlayAddr(ctx)
+	}
+	return netip.Addr{}, nil
 }
 
 // CheckRunning passes through (a read); a host that cannot fail to

@@ -12,6 +12,7 @@ import (
 	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/vault"
+	"github.com/haven-dr/haven/internal/vnet/overlay"
 )
 
 // HostConfig is one recovery host of server.yaml's hosts: list. The hosts
@@ -36,6 +37,10 @@ type HostConfig struct {
 	// Edge: the recovery site's uplink (edge:) is on this host; machines
 	// that publish services are placed on such a host.
 	Edge bool `yaml:"edge"`
+	// Overlay is the local host's underlay (a site on several hosts is
+	// joined by a VXLAN overlay, docs/orchestrator.md); a remote host's
+	// is in its own host.yaml, and it tells the server.
+	Overlay *overlay.Underlay `yaml:"overlay"`
 }
 
 // Local says whether the host is this server's own machine.
@@ -63,7 +68,15 @@ func checkHosts(hs []HostConfig) error {
 		seen[h.Name] = true
 		if h.Local() {
 			locals++
+			if h.Overlay != nil {
+				if err := h.Overlay.Check(); err != nil {
+					return fmt.Errorf("hosts[%d] (%s): overlay: %v", i, h.Name, err)
+				}
+			}
 			continue
+		}
+		if h.Overlay != nil {
+			return fmt.Errorf("hosts[%d] (%s): overlay: only the local host's is set here; a remote host's is overlay: in its host.yaml", i, h.Name)
 		}
 		u, err := url.Parse(h.URL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -75,6 +88,16 @@ func checkHosts(hs []HostConfig) error {
 	}
 	if locals > 1 {
 		return errors.New("hosts: one host at most is local (this server's machine)")
+	}
+	return nil
+}
+
+// localUnderlay is the underlay of the local host of hosts:, if any.
+func (c *Config) localUnderlay() *overlay.Underlay {
+	for _, h := range c.Hosts {
+		if h.Local() {
+			return h.Overlay
+		}
 	}
 	return nil
 }

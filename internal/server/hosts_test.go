@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/haven-dr/haven/internal/host/hostapi"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/vault"
+	"github.com/haven-dr/haven/internal/vnet/overlay"
 )
 
 func TestHostsConfigChecked(t *testing.T) {
@@ -31,6 +33,8 @@ func TestHostsConfigChecked(t *testing.T) {
 		{"bad url", []server.HostConfig{{Name: "b", URL: "ftp://b", TokenFile: tok}}, "want https://"},
 		{"no token", []server.HostConfig{{Name: "b", URL: "https://b:7790"}}, "token_file: missing"},
 		{"negative", []server.HostConfig{{Name: "a", CPUs: -1}}, "negative"},
+		{"remote overlay", []server.HostConfig{{Name: "b", URL: "https://b:7790", TokenFile: tok, Overlay: &overlay.Underlay{Local: netip.MustParseAddr("192.0.2.2")}}}, "its host.yaml"},
+		{"local overlay", []server.HostConfig{{Name: "a", Overlay: &overlay.Underlay{MTU: 100}}}, "underlay local address missing"},
 	} {
 		cfg := &server.Config{Vault: "file:///nonexistent", Hosts: tc.hosts}
 		if err := cfg.Defaults(); err == nil || !strings.Contains(err.Error(), tc.want) {

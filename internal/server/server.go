@@ -117,6 +117,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 		return nil, err
 	}
 	h.Tunnels = cfg.Tunnels
+	h.Underlay = cfg.localUnderlay()
 	// Recovered machines run detached, so a server restart leaves them
 	// serving; tests that build a server in-process have no haven binary.
 	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "haven" {
@@ -159,7 +160,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	orch := orchestrator.New(orchestrator.Options{Store: st, Hosts: hosts, Vault: v,
 		Agents: fencedAgents(o.Agents, ls.enter), Traffic: fencedTraffic(orchestrator.DNSTraffic, ls.enter),
 		DiskDir: filepath.Join(cfg.StateDir, "disks"), Edge: cfg.Edge.String(),
-		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed})
+		Alloc: alloc, Logger: o.Logger, StandbyEnabled: *cfg.Standby, OnChange: cat.changed, Islands: cfg.Islands})
 	orch.Registry().MustRegister(al.collectors()...)
 	orch.DrillGrace = cfg.DrillGrace
 	srv := &Server{cfg: cfg, log: o.Logger, store: st, vault: v, host: h, orch: orch, cat: cat, alerts: al, tokens: toks,

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -203,6 +204,13 @@ func (c *Client) RemoveSite(ctx context.Context, site string) error {
 
 func (c *Client) EnsureOverlay(ctx context.Context, site string, o host.Overlay) error {
 	return c.call(ctx, "PUT", sitePath(site)+"/overlay", o, nil)
+}
+
+// UnderlayAddr is what the host's Info says (asked each time: a host
+// restarted with another overlay config says so at once).
+func (c *Client) UnderlayAddr(ctx context.Context) (netip.Addr, error) {
+	i, err := c.Info(ctx)
+	return i.Underlay, err
 }
 
 func (c *Client) Publish(ctx context.Context, site, name string, rules []host.PublishRule) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,10 @@ type Host struct {
 	made    map[string]int          // "site:x", "machine:site/name", "disk:path" -> creations
 	// published: site/name -> rules, as host.Local keeps them.
 	published map[string][]host.PublishRule
+	// overlays: site -> its overlay; underlay: this host's address
+	// (overlay.go).
+	overlays map[string]host.Overlay
+	underlay netip.Addr
 }
 
 // Site is a site as the fake host holds it.
@@ -48,7 +53,8 @@ var _ host.Host = (*Host)(nil)
 // NewHost restores disks from v.
 func NewHost(v *vault.Vault) *Host {
 	return &Host{v: v, sites: map[string]Site{}, running: map[string]machine.Spec{},
-		disks: map[string]string{}, made: map[string]int{}, published: map[string][]host.PublishRule{}}
+		disks: map[string]string{}, made: map[string]int{}, published: map[string][]host.PublishRule{},
+		overlays: map[string]host.Overlay{}}
 }
 
 func mkey(site, name string) string { return site + "/" + name }
@@ -126,6 +132,7 @@ func (h *Host) removeSiteLocked(site string) {
 		}
 	}
 	delete(h.sites, site)
+	delete(h.overlays, site) // the namespace took its devices
 }
 
 func cutKey(k string) (string, string, bool) {
@@ -342,6 +349,8 @@ type World struct {
 	Disks   []string // disks the host prepared that still exist: "path@point it holds"
 	// Published: "site/name proto on->to" of every published service.
 	Published []string
+	// Overlays: "site network/vni -> peers" of every overlay network.
+	Overlays []string
 }
 
 // World returns what exists now.
@@ -365,6 +374,7 @@ func (h *Host) World() World {
 			w.Published = append(w.Published, fmt.Sprintf("%s %s %s->%s", k, r.Proto, r.On, r.To))
 		}
 	}
+	w.Overlays = h.overlayWorld()
 	sort.Strings(w.Published)
 	sort.Strings(w.Sites)
 	sort.Strings(w.Running)
