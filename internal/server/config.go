@@ -14,6 +14,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/alert"
 	"github.com/haven-dr/haven/internal/detect"
+	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/vnet/wg"
 	"gopkg.in/yaml.v3"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	// Hosts are the recovery hosts machines are placed on (hosts.go);
 	// none: this machine alone, named local.
 	Hosts []HostConfig `yaml:"hosts"`
+	// vm_driver and libvirt_socket: this machine's host runs VMs as
+	// libvirt domains (docs/site.md); a remote host's own config says so.
+	host.VMConfig `yaml:",inline"`
 	// Tunnels join the recovery network to offices by WireGuard while
 	// the recovery site exists (failover until failback).
 	Tunnels []wg.Config `yaml:"tunnels"`
@@ -127,6 +131,9 @@ func (c *Config) Defaults() error {
 		return err
 	}
 	if err := checkHosts(c.Hosts); err != nil {
+		return err
+	}
+	if err := c.VMConfig.Check(); err != nil {
 		return err
 	}
 	if err := c.TLS.defaults(c.Listen); err != nil {
