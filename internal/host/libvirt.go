@@ -60,7 +60,9 @@ func (h *Local) vmKind(kind string, spec machine.Spec) string {
 	return kind
 }
 
-func (h *Local) domainDir(site string) string { return filepath.Join(h.dir, "machines", site, "libvirt") }
+func (h *Local) domainDir(site string) string {
+	return filepath.Join(h.dir, "machines", site, "libvirt")
+}
 
 func (h *Local) domainRecord(site, name string) string {
 	return filepath.Join(h.domainDir(site), name+".json")
