@@ -195,7 +195,9 @@ func (h *Local) stopMachine(ctx context.Context, site, name string) error {
 	return nil
 }
 
-func (h *Local) stopSiteMachines(ctx context.Context, site string) {
+// stopSiteMachines stops every machine of site; it fails only for libvirt
+// domains it could not stop (they are libvirtd's, and would run on).
+func (h *Local) stopSiteMachines(ctx context.Context, site string) error {
 	h.mu.Lock()
 	var names []string
 	for k := range h.instances {
@@ -207,9 +209,13 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 	if h.Exec != "" {
 		names = append(names, h.detachedNames(site)...)
 	}
-	names = append(names, h.domainNames(site)...)
+	domains := h.domainNames(site)
+	names = append(names, domains...)
+	var errs []error
 	for _, n := range names {
-		h.stopMachine(ctx, site, n)
+		if err := h.stopMachine(ctx, site, n); err != nil && slices.Contains(domains, n) {
+			errs = append(errs, err)
+		}
 	}
 	for _, kind := range []string{"ns", "qemu"} {
 		ents, _ := os.ReadDir(filepath.Join(h.dir, "machines", site, kind))
@@ -219,6 +225,7 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 func cut(k string) (string, string, bool) { return strings.Cut(k, "/") }
