@@ -54,6 +54,9 @@ func TestRealVMLibvirtPlan(t *testing.T) {
 	dom := libvirtdrv.DomainName(orchestrator.SiteRecovery, "db")
 	tap := libvirtdrv.TapName(dom, "eth0")
 	t.Cleanup(func() { vnet.Netlink{}.DelLink("", tap) }) // a start cut short leaves it in the root namespace
+	// The driver keeps console logs after a machine stops; the test's goes.
+	console := filepath.Join(libvirtdrv.DefaultLogDir, dom+".console.log")
+	t.Cleanup(func() { os.Remove(console) })
 
 	s := newBareSite(t, filepath.Join(l.dir, "site"))
 	os.MkdirAll(s.dir, 0o700)
@@ -91,7 +94,7 @@ plans:
 
 	rep, r := s.runJob("failover", "unplanned", "--plan", "db")
 	if r.code != 0 || rep.State != string(store.Succeeded) {
-		t.Fatalf("failover: exit %d, %s: %s\n%s\nserver log:\n%s", r.code, rep.State, rep.Error, r.stderr, s.log("server"))
+		t.Fatalf("failover: exit %d, %s: %s\n%s\nserver log:\n%s\nconsole:\n%s", r.code, rep.State, rep.Error, r.stderr, s.log("server"), testenv.TailFile(console))
 	}
 	t.Logf("failover to the libvirt domain: RTO %.1f s", deref(rep.RTOSeconds))
 	if list := mustVirsh("list", "--name"); !strings.Contains(list, dom) {
