@@ -80,6 +80,10 @@ func TestLibvirtDomainOutlivesHost(t *testing.T) {
 	if st := must("domstate", dom); st != "running" {
 		t.Fatalf("domain %s is %q", dom, st)
 	}
+	var rec machine.Spec
+	if err := readJSON(h.domainRecord("rec", spec.Name), &rec); err != nil || rec.StopTimeout != time.Second || rec.NICs[0].MAC == nil {
+		t.Fatalf("record %+v %v: want the validated spec (stop timeout, MAC)", rec, err)
+	}
 	id := must("domid", dom)
 	h.Close(ctx)
 	if st := must("domstate", dom); st != "running" {

@@ -83,6 +83,9 @@ func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machin
 		return err
 	}
 	if kind == "libvirt" {
+		if err := spec.Validate(); err != nil { // the record holds the defaults (stop timeout, MACs)
+			return err
+		}
 		if err := h.recordDomain(site, spec); err != nil {
 			return err
 		}

@@ -200,10 +200,13 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 // Adopt returns the instance of spec's domain as it is, without booting
 // anything: a restarted Haven takes over a domain it defined earlier, to
 // report it running and to stop it. A domain that is not running (or not
-// defined at all) gives an instance already Done whose Stop removes what
-// is left of it (the definition, taps and seed); one whose start was cut
-// short is destroyed, as in Start.
+// defined at all) gives an instance already Stopped whose Stop removes
+// what is left of it (the definition, taps and seed); one whose start was
+// cut short is destroyed, as in Start.
 func (d *Driver) Adopt(spec machine.Spec) (machine.Instance, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
 	if d.Networks == nil && len(spec.NICs) > 0 {
 		return nil, fmt.Errorf("%w: driver has no networks", machine.ErrBadSpec)
 	}
