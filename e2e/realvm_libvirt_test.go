@@ -86,7 +86,7 @@ machines:
     disks: [{name: root}]
     nics: [{name: eth0, network: prod, address: 10.71.0.10/24, recovery: static, static: 10.72.0.10}]
     health: {tcp_port: 5432}
-    health_timeout: 8m
+    health_timeout: 15m
 plans:
   - name: db
     groups: [{name: database, machines: [db]}]
