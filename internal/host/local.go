@@ -36,6 +36,9 @@ type Local struct {
 	// LibvirtSocket is libvirtd's socket for libvirt machines; default
 	// the system's.
 	LibvirtSocket string
+	// VMDriver "libvirt" runs firmware-booting qemu machines as libvirt
+	// domains (VMConfig).
+	VMDriver string
 	// Tunnels join the recovery site (a site with an uplink) to offices
 	// by WireGuard; set before the first EnsureSite.
 	Tunnels []wg.Config

@@ -51,6 +51,7 @@ func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machin
 	if err := h.epoch.Check(ctx); err != nil {
 		return err
 	}
+	kind = h.vmKind(kind, spec)
 	// libvirt runs its domains apart from Haven already: no runner needed.
 	if h.Exec != "" && kind != "libvirt" {
 		if err := spec.Validate(); err != nil {
@@ -60,6 +61,12 @@ func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machin
 			return err
 		}
 		return h.startDetached(ctx, site, kind, spec)
+	}
+	if kind == "libvirt" {
+		// A domain a previous process started runs on: take it over.
+		if _, err := h.adoptDomains(site); err != nil {
+			return err
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -74,6 +81,14 @@ func (h *Local) StartMachine(ctx context.Context, site, kind string, spec machin
 	// kill machines whose parent dies); its state is a leftover.
 	if err := h.clearLeftover(site, kind, spec.Name); err != nil {
 		return err
+	}
+	if kind == "libvirt" {
+		if err := spec.Validate(); err != nil { // the record holds the defaults (stop timeout, MACs)
+			return err
+		}
+		if err := h.recordDomain(site, spec); err != nil {
+			return err
+		}
 	}
 	m, err := d.Start(ctx, spec)
 	if err != nil {
@@ -99,8 +114,8 @@ func (h *Local) clearLeftover(site, kind, name string) error {
 // ClearLeftover removes the driver state a dead runner of machine name
 // left in stateDir; call it only while holding the machine's run lock.
 func ClearLeftover(kind, stateDir, name string) error {
-	if _, err := os.Stat(filepath.Join(stateDir, name)); errors.Is(err, os.ErrNotExist) {
-		return nil
+	if _, err := os.Stat(filepath.Join(stateDir, name)); errors.Is(err, os.ErrNotExist) || kind == "libvirt" {
+		return nil // the libvirt driver clears its own (taps, seed, definition)
 	}
 	if kind == "qemu" {
 		return clearLeftoverQEMU(stateDir, name)
@@ -155,14 +170,25 @@ func (h *Local) stopMachine(ctx context.Context, site, name string) error {
 			return err
 		}
 	}
+	if err := h.adoptDomain(site, name); err != nil {
+		return err // not stopped: the record stays for the next try
+	}
 	h.mu.Lock()
 	m := h.instances[key(site, name)]
 	delete(h.instances, key(site, name))
 	h.mu.Unlock()
 	if m != nil {
-		if err := m.Stop(ctx); err != nil && alive(m) {
+		if err := m.Stop(ctx); err != nil && (alive(m) || libvirtdrv.Domain(m) != "") {
+			if libvirtdrv.Domain(m) != "" {
+				h.mu.Lock()
+				h.instances[key(site, name)] = m // its domain may still be defined: try again
+				h.mu.Unlock()
+			}
 			return fmt.Errorf("host: stop %s: %w", name, err)
 		}
+	}
+	if err := h.forgetDomain(site, name); err != nil {
+		return err
 	}
 	for _, kind := range []string{"ns", "qemu"} {
 		if err := h.clearLeftover(site, kind, name); err != nil {
@@ -172,7 +198,9 @@ func (h *Local) stopMachine(ctx context.Context, site, name string) error {
 	return nil
 }
 
-func (h *Local) stopSiteMachines(ctx context.Context, site string) {
+// stopSiteMachines stops every machine of site; it fails only for libvirt
+// domains it could not stop (they are libvirtd's, and would run on).
+func (h *Local) stopSiteMachines(ctx context.Context, site string) error {
 	h.mu.Lock()
 	var names []string
 	for k := range h.instances {
@@ -184,8 +212,13 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 	if h.Exec != "" {
 		names = append(names, h.detachedNames(site)...)
 	}
+	domains := h.domainNames(site)
+	names = append(names, domains...)
+	var errs []error
 	for _, n := range names {
-		h.stopMachine(ctx, site, n)
+		if err := h.stopMachine(ctx, site, n); err != nil && slices.Contains(domains, n) {
+			errs = append(errs, err)
+		}
 	}
 	for _, kind := range []string{"ns", "qemu"} {
 		ents, _ := os.ReadDir(filepath.Join(h.dir, "machines", site, kind))
@@ -195,16 +228,17 @@ func (h *Local) stopSiteMachines(ctx context.Context, site string) {
 			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 func cut(k string) (string, string, bool) { return strings.Cut(k, "/") }
 
 // siteMachines lists the machines that run on site now.
 func (h *Local) siteMachines(site string) []string {
-	var names []string
+	names, _ := h.adoptDomains(site) // unknown: taken as running
 	h.mu.Lock()
 	for k, m := range h.instances {
-		if s, n, _ := cut(k); s == site && alive(m) {
+		if s, n, _ := cut(k); s == site && alive(m) && !slices.Contains(names, n) {
 			names = append(names, n)
 		}
 	}
@@ -223,6 +257,9 @@ func (h *Local) siteMachines(site string) []string {
 func (h *Local) Running(site, name string) bool {
 	if h.Exec != "" && h.alive(site, name) {
 		return true
+	}
+	if err := h.adoptDomain(site, name); err != nil {
+		return true // libvirtd does not answer: unknown is not stopped
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -246,12 +283,15 @@ func (h *Local) WaitHealthy(ctx context.Context, site string, spec machine.Spec)
 	return err
 }
 
-// Close stops every machine this host runs (server shutdown).
+// Close stops every machine this host runs (server shutdown), except
+// libvirt domains: they run in libvirtd, and the next process adopts them.
 func (h *Local) Close(ctx context.Context) {
 	h.mu.Lock()
 	var keys []string
-	for k := range h.instances {
-		keys = append(keys, k)
+	for k, m := range h.instances {
+		if libvirtdrv.Domain(m) == "" {
+			keys = append(keys, k)
+		}
 	}
 	h.mu.Unlock()
 	for _, k := range keys {

@@ -230,7 +230,10 @@ func (h *Local) RemoveSite(ctx context.Context, site string) error {
 	if err := h.epoch.Check(ctx); err != nil {
 		return err
 	}
-	h.stopSiteMachines(ctx, site)
+	if err := h.stopSiteMachines(ctx, site); err != nil {
+		// A domain runs on in libvirtd: its network stays with it.
+		return fmt.Errorf("host: remove site %s: %w", site, err)
+	}
 	// What the site put on the host outside its namespace goes first:
 	// the namespace's deletion takes only what is inside it.
 	if err := h.unpublishSite(site); err != nil {

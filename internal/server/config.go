@@ -14,6 +14,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/alert"
 	"github.com/haven-dr/haven/internal/detect"
+	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/vnet/wg"
 	"gopkg.in/yaml.v3"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	// (machines on different hosts do not reach each other); without it
 	// every host needs an underlay.
 	Islands bool `yaml:"islands"`
+	// vm_driver and libvirt_socket: this machine's host runs VMs as
+	// libvirt domains (docs/site.md); a remote host's own config says so.
+	host.VMConfig `yaml:",inline"`
 	// Tunnels join the recovery network to offices by WireGuard while
 	// the recovery site exists (failover until failback).
 	Tunnels []wg.Config `yaml:"tunnels"`
@@ -131,6 +135,9 @@ func (c *Config) Defaults() error {
 		return err
 	}
 	if err := checkHosts(c.Hosts); err != nil {
+		return err
+	}
+	if err := c.VMConfig.Check(); err != nil {
 		return err
 	}
 	if err := c.TLS.defaults(c.Listen); err != nil {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -147,5 +148,27 @@ func TestRemoteHostThroughHostAPI(t *testing.T) {
 	lost := r.Orchestrator().LostHosts(ctx)
 	if len(lost) != 1 || lost[0].Name != "b" || lost[0].Err == nil {
 		t.Fatalf("lost hosts %+v after b stopped answering, want b", lost)
+	}
+}
+
+// TestVMDriverConfig: server.yaml's vm_driver is for its own host, and a
+// value it cannot run is a config error.
+func TestVMDriverConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "server.yaml")
+		if err := os.WriteFile(p, []byte("vault: file:///nonexistent\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c, err := server.LoadConfig(write("vm_driver: libvirt\nlibvirt_socket: /run/lv/sock\n"))
+	if err != nil || c.VMDriver != "libvirt" || c.LibvirtSocket != "/run/lv/sock" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, body := range []string{"vm_driver: xen\n", "vm_driver: libvirt\nlibvirt_socket: sock\n"} {
+		if _, err := server.LoadConfig(write(body)); !errors.Is(err, server.ErrConfig) {
+			t.Errorf("%q: %v, want ErrConfig", body, err)
+		}
 	}
 }

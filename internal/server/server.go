@@ -118,6 +118,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Server, error) {
 	}
 	h.Tunnels = cfg.Tunnels
 	h.Underlay = cfg.localUnderlay()
+	h.UseVMs(cfg.VMConfig)
 	// Recovered machines run detached, so a server restart leaves them
 	// serving; tests that build a server in-process have no haven binary.
 	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "haven" {

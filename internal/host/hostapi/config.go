@@ -42,6 +42,8 @@ type Config struct {
 	// Exec is the haven binary machines run detached in, so they outlive
 	// a restart of the host; default this executable.
 	Exec string `yaml:"exec"`
+	// vm_driver and libvirt_socket: VMs as libvirt domains (docs/site.md).
+	host.VMConfig `yaml:",inline"`
 }
 
 // ErrConfig wraps every configuration problem.
@@ -87,6 +89,9 @@ func (c *Config) check() error {
 	if c.Edge != "" && host.ParseEdge(c.Edge).IsZero() {
 		return fmt.Errorf("%w: edge %q", ErrConfig, c.Edge)
 	}
+	if err := c.VMConfig.Check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	return nil
 }
 
@@ -122,6 +127,7 @@ func Run(ctx context.Context, c *Config, ready func(net.Addr)) error {
 		return err
 	}
 	h.Underlay = c.Overlay
+	h.UseVMs(c.VMConfig)
 	if h.Exec = c.Exec; h.Exec == "" {
 		if h.Exec, err = os.Executable(); err != nil {
 			return err
@@ -136,7 +142,7 @@ func Run(ctx context.Context, c *Config, ready func(net.Addr)) error {
 		return err
 	}
 	slog.Info("haven host listening", "addr", ln.Addr().String(), "id", h.ID(), "state_dir", c.StateDir,
-		"edge", c.Edge, "overlay", c.Overlay != nil, "vault", v != nil)
+		"edge", c.Edge, "overlay", c.Overlay != nil, "vault", v != nil, "vm_driver", c.VMDriver)
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -180,7 +180,7 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 	if err != nil {
 		return nil, err
 	}
-	m, err := d.newInstance(spec)
+	m, err := d.newInstance(spec, false)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +197,38 @@ func (d *Driver) Start(ctx context.Context, spec machine.Spec) (machine.Instance
 	return m, nil
 }
 
-func (d *Driver) newInstance(spec machine.Spec) (*instance, error) {
+// Adopt returns the instance of spec's domain as it is, without booting
+// anything: a restarted Haven takes over a domain it defined earlier, to
+// report it running and to stop it. A domain that is not running (or not
+// defined at all) gives an instance already Stopped whose Stop removes
+// what is left of it (the definition, taps and seed); one whose start was
+// cut short is destroyed, as in Start.
+func (d *Driver) Adopt(spec machine.Spec) (machine.Instance, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Networks == nil && len(spec.NICs) > 0 {
+		return nil, fmt.Errorf("%w: driver has no networks", machine.ErrBadSpec)
+	}
+	d.hold()
+	defer d.release()
+	m, err := d.newInstance(spec, true)
+	if err != nil {
+		return nil, err
+	}
+	if running, err := m.running(); err != nil {
+		return nil, err
+	} else if !running {
+		m.status.Set(machine.Stopped) // not alive from the start, before the watcher sees it
+	}
+	m.watch()
+	return m, nil
+}
+
+// newInstance resolves spec's NICs to taps and bridges. lenient is for a
+// domain being adopted: a network whose site is gone took the tap with
+// it, and the tap is then only looked for in the root namespace.
+func (d *Driver) newInstance(spec machine.Spec, lenient bool) (*instance, error) {
 	m := &instance{spec: spec, domain: d.domainName(spec), d: d, ops: d.ops(),
 		dir: filepath.Join(d.stateDir(), spec.Name), done: make(chan struct{})}
 	m.console = spec.ConsoleLog
@@ -206,7 +237,7 @@ func (d *Driver) newInstance(spec machine.Spec) (*instance, error) {
 	}
 	for _, n := range spec.NICs {
 		att, err := d.Networks.Attachment(n.Network)
-		if err != nil {
+		if err != nil && !lenient {
 			return nil, err
 		}
 		m.nics = append(m.nics, nic{ns: att.NS, bridge: att.Bridge, tap: TapName(m.domain, n.Name), mac: n.MAC.String()})
