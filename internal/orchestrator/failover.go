@@ -317,25 +317,14 @@ func (r *run) networks(test bool) []vnet.Network {
 	return r.cfg.Networks.Recovery
 }
 
+// diskPath is <disk dir>/<job>/<machine>/<disk>.img: a remote host names a
+// disk another server recorded by its last three parts (package hostapi).
 func (r *run) diskPath(m, disk string) string {
 	job := r.job.ID
 	if r.out.DiskJob != "" {
 		job = r.out.DiskJob
 	}
 	return filepath.Join(r.o.DiskDir, job, m, disk+".img")
-}
-
-// ownDiskPath is a recorded disk path, <disk dir>/<job>/<machine>/<disk>.img
-// of the server that recorded it, in this server's disk directory: HA
-// servers on machines of their own may keep their state (so their disk
-// directories) at different paths, and a remote host takes only paths
-// under its caller's disk directory (package hostapi).
-func (o *Orchestrator) ownDiskPath(p string) string {
-	if p == "" {
-		return p
-	}
-	m := filepath.Dir(p)
-	return filepath.Join(o.DiskDir, filepath.Base(filepath.Dir(m)), filepath.Base(m), filepath.Base(p))
 }
 
 // prepareDisks makes every disk of the machines hold its chosen point,

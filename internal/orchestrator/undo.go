@@ -32,9 +32,6 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 		if keep != nil && keep(x) {
 			continue
 		}
-		if x.Kind == ResDisk || x.Kind == ResDiskPoint {
-			x.Path = r.o.ownDiskPath(x.Path)
-		}
 		var err error
 		switch x.Kind {
 		case ResMachine:

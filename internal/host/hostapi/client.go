@@ -332,8 +332,12 @@ func (c *Client) WaitHealthy(ctx context.Context, site string, spec machine.Spec
 	return c.call(ctx, "POST", machinePath(site, spec.Name)+"/healthy", startReq{Spec: spec}, nil)
 }
 
-// wirePath makes a disk path relative to DiskDir; one outside it cannot
-// be named on the host.
+// wirePath makes a disk path relative to DiskDir. A path under another
+// disk directory is one another server recorded (HA servers on machines
+// of their own keep their state at different paths, and a job one began
+// the other resumes or undoes): the host names the same disk by the
+// layout every server gives its disks, <job>/<machine>/<disk>.img
+// (package orchestrator). Anything else cannot be named on the host.
 func (c *Client) wirePath(p string) (string, error) {
 	if !filepath.IsAbs(p) {
 		return p, nil
@@ -341,6 +345,11 @@ func (c *Client) wirePath(p string) (string, error) {
 	if c.DiskDir != "" {
 		if rel, err := filepath.Rel(c.DiskDir, p); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
 			return rel, nil
+		}
+		m := filepath.Dir(p)
+		job := filepath.Dir(m)
+		if strings.HasSuffix(p, ".img") && filepath.Dir(job) != job {
+			return filepath.Join(filepath.Base(job), filepath.Base(m), filepath.Base(p)), nil
 		}
 	}
 	return "", fmt.Errorf("hostapi: disk path %s is outside the disk directory %q mapped to the recovery host", p, c.DiskDir)

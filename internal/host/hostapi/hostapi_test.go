@@ -238,3 +238,24 @@ func TestMemoryOfMachineNotRunning(t *testing.T) {
 		t.Fatalf("MachineMemory of a machine not there: %v, want not running", err)
 	}
 }
+
+// TestDiskPathOfAnotherServer: a disk another server recorded (HA servers
+// whose state lives at different paths; one undoes the other's job) is
+// named on the host by the disk layout's <job>/<machine>/<disk>.img, the
+// disk that server's orders made; a path outside that layout is refused.
+func TestDiskPathOfAnotherServer(t *testing.T) {
+	c := &Client{DiskDir: "/srv/a/disks"}
+	for p, want := range map[string]string{
+		"/srv/a/disks/J1/web/root.img":     "J1/web/root.img",
+		"/var/lib/b/disks/J1/web/root.img": "J1/web/root.img",
+	} {
+		if got, err := c.wirePath(p); err != nil || got != want {
+			t.Errorf("wirePath(%s) = %q, %v; want %q", p, got, err, want)
+		}
+	}
+	for _, p := range []string{"/etc/shadow", "/root.img", "/srv/a/disks"} {
+		if got, err := c.wirePath(p); err == nil {
+			t.Errorf("wirePath(%s) = %q, want refused", p, got)
+		}
+	}
+}
