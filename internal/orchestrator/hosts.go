@@ -41,6 +41,9 @@ type SiteHost struct {
 	// Edge: the site's uplink (Options.Edge) is on this host; machines
 	// that publish services are placed on such a host.
 	Edge bool
+	// Remote: a `haven host` on another machine, whose disk files this
+	// server cannot open (replication back reads them here).
+	Remote bool
 }
 
 // Pinger is a host that can tell whether it answers (a remote `haven

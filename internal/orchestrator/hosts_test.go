@@ -340,3 +340,37 @@ func TestRecoverMachinesCrashAnywhereResumes(t *testing.T) {
 		t.Fatalf("alpha-web boots per host %v: once, on a", b)
 	}
 }
+
+// TestReprotectRefusesRemoteHosts: replication back reads the failover's
+// disk files on the server's own machine, so a plan with a machine on a
+// remote host is refused at reprotect's first step, naming machine and
+// host, before anything is replicated; on hosts of this machine it runs.
+func TestReprotectRefusesRemoteHosts(t *testing.T) {
+	w, _ := hostsWorld(t)
+	w.run(PlannedFailover, "alpha", Params{})
+	w.run(Commit, "alpha", Params{})
+	remote := w.placed()["alpha-db"]
+	for i := range w.hosts {
+		w.hosts[i].Remote = w.hosts[i].Name == remote
+	}
+	w.o.Close()
+	w.start()
+	j := w.wait(w.submit(Reprotect, "alpha", Params{}).ID)
+	if j.State != store.Failed || !strings.Contains(j.Error, "alpha-db runs on recovery host "+remote+", a haven host on another machine") {
+		t.Fatalf("reprotect: %s: %q, want refused naming alpha-db on %s", j.State, j.Error, remote)
+	}
+	if out := outputsOf(t, j); slices.ContainsFunc(out.Resources, func(x Resource) bool { return x.Kind == ResReplicating }) {
+		t.Fatalf("replication back recorded before the refusal: %+v", out.Resources)
+	}
+	for i := range w.hosts {
+		w.hosts[i].Remote = false
+	}
+	w.o.Close()
+	w.start()
+	if _, err := w.o.Retry(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if j = w.wait(j.ID); j.State != store.Succeeded {
+		t.Fatalf("reprotect on local hosts: %s: %s", j.State, j.Error)
+	}
+}

@@ -55,6 +55,23 @@ func (r *run) reprotectConfig(plan *protection.Plan) *agent.Config {
 	return cfg
 }
 
+// disksHere refuses replication back of machines that run on a remote
+// host: the replicating agent runs in the server and reads the failover's
+// disk files from this machine's disk directory, where a `haven host`
+// on another machine keeps none of them. Nothing is done before it.
+func (r *run) disksHere(ctx context.Context, plan *protection.Plan) error {
+	for _, m := range machinesOf(plan) {
+		h, err := r.hostOf(ctx, m)
+		if err != nil {
+			return err
+		}
+		if h.Remote {
+			return fmt.Errorf("%s runs on recovery host %s, a haven host on another machine: replication back (reprotect, failback) reads the recovered disks on the server's own machine and cannot reach them there yet (docs/orchestrator.md)", m, h.Name)
+		}
+	}
+	return nil
+}
+
 // reflinks reports whether files in dir can be cloned (FICLONE).
 func reflinks(dir string) bool {
 	os.MkdirAll(dir, 0o700)
@@ -147,6 +164,9 @@ func groupsOf(cfg *protection.Config, plan *protection.Plan) []string {
 func (r *run) reprotectSteps(plan *protection.Plan) []step {
 	return []step{
 		{"first point back", func(ctx context.Context, r *run) error {
+			if err := r.disksHere(ctx, plan); err != nil {
+				return err
+			}
 			if err := r.intend(ctx, Resource{Kind: ResReplicating, Name: plan.Name}); err != nil {
 				return err
 			}

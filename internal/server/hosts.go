@@ -122,7 +122,7 @@ func siteHosts(ctx context.Context, cfg *Config, local host.Host, dial HostDiale
 			}
 		}
 		out = append(out, orchestrator.SiteHost{Name: hc.Name, Host: fencedHost{h, enter},
-			CPUs: hc.CPUs, MemoryMB: hc.MemoryMB, DiskBytes: int64(hc.DiskGB) << 30, Edge: hc.Edge})
+			CPUs: hc.CPUs, MemoryMB: hc.MemoryMB, DiskBytes: int64(hc.DiskGB) << 30, Edge: hc.Edge, Remote: !hc.Local()})
 	}
 	return out, nil
 }
