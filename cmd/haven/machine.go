@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,20 +29,11 @@ func (f *machineFile) Attachment(network string) (vnet.Attachment, error) {
 }
 
 func loadMachineFile(path string) (*machineFile, error) {
-	b, err := os.ReadFile(path)
+	f, err := host.LoadMachineFile(path)
 	if err != nil {
 		return nil, usageError(err.Error())
 	}
-	var f machineFile
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, usageError(fmt.Sprintf("%s: %v", path, err))
-	}
-	if f.PIDFile == "" || f.StateDir == "" {
-		return nil, usageError(path + ": pid_file and state_dir are required")
-	}
-	return &f, nil
+	return &machineFile{*f}, nil
 }
 
 func newMachineCmd() *cobra.Command {

@@ -1,8 +1,10 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,9 +104,30 @@ func (h *Local) stopDetached(ctx context.Context, site, name string) error {
 }
 
 func readMachineFile(path string) (MachineFile, error) {
-	var mf MachineFile
-	err := readJSON(path, &mf)
-	return mf, err
+	f, err := LoadMachineFile(path)
+	if err != nil {
+		return MachineFile{}, err
+	}
+	return *f, nil
+}
+
+// LoadMachineFile reads a machine file strictly: a key it does not know
+// is an error, not a setting silently ignored.
+func LoadMachineFile(path string) (*MachineFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f MachineFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if f.PIDFile == "" || f.StateDir == "" {
+		return nil, errors.New(path + ": pid_file and state_dir are required")
+	}
+	return &f, nil
 }
 
 func (h *Local) detachedNames(site string) []string {
