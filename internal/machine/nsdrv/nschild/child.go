@@ -2,9 +2,8 @@
 // in the machine's new namespaces, which mounts its disks, pivots into its
 // root and execs its init. It is a package of its own that imports nothing
 // of Haven's so that its init, which takes the process over, runs early in
-// the binary's init order (about 60 % fewer package inits before it than
-// as part of nsdrv, measured with GODEBUG=inittrace=1): each machine start
-// waits for it.
+// the binary's init order (after 146 package inits instead of 214 as part
+// of nsdrv, GODEBUG=inittrace=1): each machine start waits for it.
 package nschild
 
 import (
