@@ -234,6 +234,9 @@ func (m *MachineConfig) validateRest() error {
 	if m.Control.Timeout == 0 {
 		m.Control.Timeout = 5 * time.Minute
 	}
+	if err := m.Control.validate(m.Name); err != nil {
+		return err
+	}
 	return m.Policy.validate()
 }
 

@@ -19,12 +19,14 @@ import (
 var ErrPaused = errors.New("replication paused")
 
 // Control is a machine's stop/start hooks, shell commands run through
-// /bin/sh with $HAVEN_MACHINE set. They must be idempotent: a stop of a
-// stopped machine runs the stop hook again and must succeed.
+// /bin/sh with $HAVEN_MACHINE set, or instead the machine file of a
+// machine Haven runs (control_machine.go). They must be idempotent: a
+// stop of a stopped machine runs the stop hook again and must succeed.
 type Control struct {
-	Stop    string        `yaml:"stop"`
-	Start   string        `yaml:"start"`
-	Timeout time.Duration `yaml:"timeout"`
+	Stop        string        `yaml:"stop"`
+	Start       string        `yaml:"start"`
+	MachineFile string        `yaml:"machine_file"`
+	Timeout     time.Duration `yaml:"timeout"`
 }
 
 // turn lets one cycle or control operation at a time work on a group's
@@ -101,7 +103,7 @@ func (a *Agent) StopMachine(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if m.cfg.Control.Stop == "" {
+	if !m.cfg.Control.has("stop") {
 		return ctlErrorf(http.StatusConflict, "machine %s has no control.stop hook in the agent's config", name)
 	}
 	wasPaused, wasStopped := a.ctlOf(m)
@@ -115,7 +117,7 @@ func (a *Agent) StopMachine(ctx context.Context, name string) error {
 		return ctlErrorf(http.StatusServiceUnavailable, "stop %s: %v", name, err)
 	}
 	defer g.turn.give()
-	if err := runControlHook(ctx, m, "stop", m.cfg.Control.Stop); err != nil {
+	if err := control(ctx, m, "stop"); err != nil {
 		a.setCtl(m, wasPaused, wasStopped)
 		return err
 	}
@@ -130,14 +132,14 @@ func (a *Agent) StartMachine(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if m.cfg.Control.Start == "" {
+	if !m.cfg.Control.has("start") {
 		return ctlErrorf(http.StatusConflict, "machine %s has no control.start hook in the agent's config", name)
 	}
 	if err := g.turn.take(ctx); err != nil {
 		return ctlErrorf(http.StatusServiceUnavailable, "start %s: %v", name, err)
 	}
 	defer g.turn.give()
-	if err := runControlHook(ctx, m, "start", m.cfg.Control.Start); err != nil {
+	if err := control(ctx, m, "start"); err != nil {
 		return err
 	}
 	return a.setCtl(m, false, false)

@@ -259,6 +259,19 @@ func TestControlConfig(t *testing.T) {
 			t.Errorf("accepted %s", bad)
 		}
 	}
+	machine := "vault: /v\nmachines: [{name: m1, provider: none, disks: [{name: d0, path: /d}], control: %s}]\n"
+	for bad, want := range map[string]string{
+		"{machine_file: /m.json, stop: 'true'}": "one or the other",
+		"{machine_file: m.json}":                "not absolute",
+	} {
+		if _, err := ParseConfig(fmt.Sprintf(machine, bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("control %s: %v, want %q", bad, err, want)
+		}
+	}
+	cfg, err = ParseConfig(fmt.Sprintf(machine, "{machine_file: /m.json}"))
+	if err != nil || !cfg.Machines[0].Control.has("stop") || !cfg.Machines[0].Control.has("start") {
+		t.Fatalf("control with a machine file: %v", err)
+	}
 }
 
 // TestControlStopPausesReplication: stop waits for a running cycle, runs

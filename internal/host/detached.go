@@ -1,13 +1,15 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/haven-dr/haven/internal/atomicfile"
 	"github.com/haven-dr/haven/internal/machine"
@@ -15,10 +17,12 @@ import (
 	"github.com/haven-dr/haven/internal/vnet"
 )
 
-// Detached machines run in their own `haven machine run` process (started
-// with `haven machine start`), not as children of the server: a server
-// that crashes or restarts leaves the recovered machines serving, and the
-// resumed job finds them running instead of booting them twice.
+// Detached machines run in their own `haven machine run` process, in a
+// session of its own, not in the server's: a server that crashes or
+// restarts leaves the recovered machines serving, and the resumed job
+// finds them running instead of booting them twice. The server execs the
+// runner itself (StartRunner, as `haven machine start` does) and stops it
+// itself (StopRunner): one exec per start, none per stop.
 
 // MachineFile is what `haven machine run` reads.
 type MachineFile struct {
@@ -49,7 +53,7 @@ func (h *Local) alive(site, name string) bool { return RunLockHeld(h.pidFile(sit
 func (h *Local) startDetached(ctx context.Context, site, kind string, spec machine.Spec) error {
 	if h.alive(site, spec.Name) {
 		// Running, or started by a server that died before it saw it
-		// run: `machine start` below waits for that one.
+		// run: StartRunner waits for that one.
 		return h.runStart(ctx, site, spec.Name)
 	}
 	nets := map[string]vnet.Attachment{}
@@ -74,9 +78,13 @@ func (h *Local) startDetached(ctx context.Context, site, kind string, spec machi
 }
 
 func (h *Local) runStart(ctx context.Context, site, name string) error {
-	out, err := exec.CommandContext(ctx, h.Exec, "machine", "start", "--file", h.machineFile(site, name)).CombinedOutput()
+	path := h.machineFile(site, name)
+	mf, err := readMachineFile(path)
+	if err == nil {
+		err = StartRunner(ctx, h.Exec, path, mf, time.Minute)
+	}
 	if err != nil {
-		return fmt.Errorf("haven machine start %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	return nil
 }
@@ -85,11 +93,41 @@ func (h *Local) stopDetached(ctx context.Context, site, name string) error {
 	if !h.alive(site, name) {
 		return nil
 	}
-	out, err := exec.CommandContext(ctx, h.Exec, "machine", "stop", "--file", h.machineFile(site, name)).CombinedOutput()
+	mf, err := readMachineFile(h.machineFile(site, name))
+	if err == nil {
+		err = StopRunner(ctx, mf, 2*time.Minute)
+	}
 	if err != nil {
-		return fmt.Errorf("haven machine stop %s: %v: %s", name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("stop %s: %w", name, err)
 	}
 	return nil
+}
+
+func readMachineFile(path string) (MachineFile, error) {
+	f, err := LoadMachineFile(path)
+	if err != nil {
+		return MachineFile{}, err
+	}
+	return *f, nil
+}
+
+// LoadMachineFile reads a machine file strictly: a key it does not know
+// is an error, not a setting silently ignored.
+func LoadMachineFile(path string) (*MachineFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f MachineFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if f.PIDFile == "" || f.StateDir == "" {
+		return nil, errors.New(path + ": pid_file and state_dir are required")
+	}
+	return &f, nil
 }
 
 func (h *Local) detachedNames(site string) []string {

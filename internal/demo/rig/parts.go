@@ -26,7 +26,7 @@ func (r *Rig) InitVault(ctx context.Context, password string) error {
 	return err
 }
 
-// PrimaryMachine writes the machine file the agent's hooks use too and
+// PrimaryMachine writes the machine file the agent's control uses too and
 // starts the machine on the prod network with `haven machine start`.
 func (r *Rig) PrimaryMachine(ctx context.Context, spec machine.Spec) error {
 	att, err := r.Lab.Attachment("prod")
@@ -108,8 +108,10 @@ func (r *Rig) agentConfig(a Agent) string {
 		if m.Hooks != "" {
 			fmt.Fprintf(&b, "    hooks: %s\n", m.Hooks)
 		}
-		fmt.Fprintf(&b, "    policy: %s\n    control:\n      stop: %[2]s machine stop --file %[3]s\n      start: %[2]s machine start --file %[3]s\n",
-			m.Policy, r.Bin, r.MachineFiles[m.Name])
+		// The agent starts and stops the runner itself (no shell and
+		// no haven process per order), as `haven machine start|stop
+		// --file` would.
+		fmt.Fprintf(&b, "    policy: %s\n    control: {machine_file: %s}\n", m.Policy, r.MachineFiles[m.Name])
 	}
 	return b.String()
 }

@@ -1,7 +1,6 @@
 package rig
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/haven-dr/haven/internal/agent"
@@ -41,7 +40,7 @@ func TestConfigsParse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}
-	if len(a.Machines) != 1 || !strings.Contains(text, "stop: /w/haven machine stop --file /w/db.machine.json") {
+	if len(a.Machines) != 1 || a.Machines[0].Control.MachineFile != "/w/db.machine.json" {
 		t.Fatalf("agent config:\n%s", text)
 	}
 }

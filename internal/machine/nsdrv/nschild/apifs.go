@@ -1,4 +1,4 @@
-package nsdrv
+package nschild
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 // read-only /sys, its own cgroup tree writable at /sys/fs/cgroup, and a
 // tmpfs /run. A directory the image lacks is left so (the small test
 // images have no /run).
-func mountAPI(cfg childConfig) error {
+func mountAPI(cfg Config) error {
 	root := cfg.Root
 	if err := mountDevDir(root, cfg.Console); err != nil {
 		return err
