@@ -7,7 +7,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/haven-dr/haven/internal/orchestrator/orchtest"
 	"github.com/haven-dr/haven/internal/store"
@@ -336,5 +338,60 @@ func TestRecoverMachinesCrashAnywhereResumes(t *testing.T) {
 	}
 	if b := boots(fakes, "alpha-web"); b["a"] != 1 || len(b) != 1 {
 		t.Fatalf("alpha-web boots per host %v: once, on a", b)
+	}
+}
+
+// TestStartsOnHostsAtOnce: the machines of one group placed on different
+// hosts start at once, not host after host. Each host's start waits (15
+// s at most) until the other host's start has begun: a start step
+// that goes one host at a time fails on that wait, whatever the speed.
+func TestStartsOnHostsAtOnce(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	// alpha's two machines in one group, and in one anti-affinity group
+	// so they are on two hosts.
+	doc := strings.Replace(sized(), "      - name: data\n        machines: [alpha-db]\n        after: [{type: wait-health}]\n      - name: front\n        machines: [alpha-web]",
+		"      - name: front\n        machines: [alpha-db, alpha-web]", 1)
+	doc = strings.Replace(doc, "    cpus: 2\n", "    cpus: 2\n    anti_affinity: db\n", 1)
+	if doc == sized() {
+		t.Fatal("the document's layout changed: this test's edit no longer applies")
+	}
+	if _, err := w.o.ApplyDoc(context.Background(), []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	p := w.placed()
+	db, web := p["alpha-db"], p["alpha-web"]
+	if db == web || db == "" || web == "" {
+		t.Fatalf("alpha-db and alpha-web on %q and %q, want two hosts", db, web)
+	}
+	var n atomic.Int32
+	both := make(chan struct{})
+	barrier := func(_ context.Context, c orchtest.Call) error {
+		if c.Method != "StartMachine" || c.Site != SiteRecovery {
+			return nil
+		}
+		if n.Add(1) == 2 {
+			close(both)
+		}
+		select {
+		case <-both:
+			return nil
+		case <-time.After(15 * time.Second): // the job is waited for 20 s
+			return errors.New("the other host's start has not begun: starts go host by host")
+		}
+	}
+	fakes[db].SetHook(barrier)
+	fakes[web].SetHook(barrier)
+	j := w.run(PlannedFailover, "alpha", Params{})
+	if b := boots(fakes, "alpha-db"); b[db] != 1 || len(b) != 1 {
+		t.Fatalf("alpha-db boots per host %v: once, on %s", b, db)
+	}
+	if b := boots(fakes, "alpha-web"); b[web] != 1 || len(b) != 1 {
+		t.Fatalf("alpha-web boots per host %v: once, on %s", b, web)
+	}
+	out := outputsOf(t, j)
+	for m, h := range map[string]string{"alpha-db": db, "alpha-web": web} {
+		if mr := out.Machines[m]; mr == nil || mr.Host != h || mr.Started == nil || mr.HealthyAt == nil {
+			t.Fatalf("%s recorded %+v, want started and healthy on %s", m, mr, h)
+		}
 	}
 }
