@@ -4,10 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/haven-dr/haven/internal/host/hostapi"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
@@ -235,63 +230,10 @@ func protect(b *testing.B, bin, dir string, vaultFlags []string, m string, mib i
 	if out, err := exec.Command("cp", machinetest.Image(b), root).CombinedOutput(); err != nil {
 		b.Fatalf("copy the guest image: %v\n%s", err, out)
 	}
-	dataDisk(b, data, mib)
+	testenv.FilledExt4(b, data, int64(mib), int64(mib)/2)
 	cmd := exec.Command(bin, append([]string{"snapshot", "--machine", m, "--disk", "root=" + root, "--disk", "data=" + data}, vaultFlags...)...)
 	cmd.Env = env()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("snapshot %s: %v\n%s", m, err, out)
-	}
-}
-
-const fillFile = 16 << 20
-
-// dataDisk makes path an ext4 filesystem of mib MiB whose files fill
-// half of it with random (incompressible, never deduplicated) bytes.
-func dataDisk(b *testing.B, path string, mib int) {
-	stage, err := os.MkdirTemp(filepath.Dir(path), "hvfill")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(stage)
-	var seed [32]byte
-	crand.Read(seed[:])
-	rng := rand.NewChaCha8(seed)
-	buf := make([]byte, fillFile)
-	for i := range int64(mib) << 20 / 2 / fillFile {
-		rng.Read(buf)
-		if err := os.WriteFile(filepath.Join(stage, fmt.Sprintf("f%04d.bin", i)), buf, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "root_owner=0:0", "-d", stage, path, fmt.Sprintf("%dM", mib)).CombinedOutput()
-	if err != nil {
-		b.Fatalf("mkfs.ext4 %s: %v\n%s", path, err, out)
-	}
-}
-
-// evict drops the page cache of every file under dirs (fsync first), so
-// a failover reads the vault and the standby images from the disk, as it
-// would hours after they were written. Only our files: the machine is
-// shared, so no global drop_caches.
-func evict(b *testing.B, dirs ...string) {
-	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			if err != nil || !d.Type().IsRegular() {
-				return err
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				return nil // a file removed meanwhile
-			}
-			defer f.Close()
-			f.Sync()
-			return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-		})
-		if err != nil {
-			b.Fatalf("evict %s from the page cache: %v", dir, err)
-		}
 	}
 }

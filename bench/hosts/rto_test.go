@@ -227,7 +227,7 @@ func (l *layout) failover(b *testing.B, r *rig) {
 	for _, n := range l.hosts {
 		dirs = append(dirs, filepath.Join(r.hosts[n].dir, "standby"))
 	}
-	evict(b, dirs...)
+	testenv.Evict(b, dirs...)
 	load := loadAvg()
 	t0 := time.Now()
 	j, err := l.c.Submit(ctx, "shop", string(orchestrator.UnplannedFailover), api.Params{})
