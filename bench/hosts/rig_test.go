@@ -58,10 +58,10 @@ func newRig(b *testing.B, bin, base string, vaultOf map[string]string, pw string
 			b.Fatal(err)
 		}
 	}
+	b.Cleanup(r.cleanup(b)) // deleting what was never made is harmless
 	for _, ns := range []string{ul, r.ctl} {
 		must(ops.AddNS(ns))
 	}
-	b.Cleanup(r.cleanup(b))
 	must(ops.AddBridge(ul, "hvbr"))
 	must(ops.LinkUp(ul, "hvbr"))
 	join := func(ns, port string, addr netip.Prefix) {
