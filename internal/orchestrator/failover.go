@@ -325,8 +325,11 @@ func (r *run) diskPath(m, disk string) string {
 	return filepath.Join(r.o.DiskDir, job, m, disk+".img")
 }
 
+// disksPerHost is how many disks one host prepares at once.
+const disksPerHost = 4
+
 // prepareDisks makes every disk of the machines hold its chosen point,
-// all disks at once.
+// disksPerHost at a time on each host, the hosts at once.
 func (r *run) prepareDisks(ctx context.Context, machines []string) error {
 	type res struct {
 		m, d string
@@ -350,12 +353,26 @@ func (r *run) prepareDisks(ctx context.Context, machines []string) error {
 			}
 		}
 	}
+	// Four disks at a time on each host (its disk and CPUs are the
+	// limit), so one host's disks do not wait for another's.
+	slots := map[string]chan struct{}{}
+	for _, h := range hosts {
+		if slots[h.Name] == nil {
+			slots[h.Name] = make(chan struct{}, disksPerHost)
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(4)
 	for _, m := range machines {
 		pt := r.out.Points[m]
 		for _, d := range r.cfg.Machine(m).Disks {
 			g.Go(func() error {
+				slot := slots[hosts[m].Name]
+				select {
+				case slot <- struct{}{}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				defer func() { <-slot }()
 				dr, err := hosts[m].Host.PrepareDisk(gctx, host.DiskRequest{Machine: m, Disk: d.Name, Point: pt.ID,
 					Target: r.diskPath(m, d.Name), NoStandby: r.p.NoStandby})
 				if err != nil {

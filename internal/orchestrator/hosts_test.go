@@ -395,3 +395,50 @@ func TestStartsOnHostsAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDisksOnHostsAtOnce: a group's disks are prepared four at a time on
+// each host, not four at a time over all hosts. One group holds all four
+// machines (six disks, at most four on one host); each PrepareDisk waits
+// (15 s at most) until five are under way, which a limit over all hosts
+// never lets happen.
+func TestDisksOnHostsAtOnce(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	doc := sized()
+	doc = doc[:strings.Index(doc, "plans:\n")] + "plans:\n  - name: all\n    groups:\n      - {name: all, machines: [alpha-db, alpha-web, beta-db, beta-web]}\n"
+	if _, err := w.o.ApplyDoc(context.Background(), []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	disks := map[string]int{}
+	for m, h := range w.placed() {
+		disks[h] += len(w.cfg.Machine(m).Disks)
+	}
+	if len(disks) < 2 || disks["a"] > 4 || disks["b"] > 4 || disks["c"] > 4 {
+		t.Fatalf("disks per host %v: want two hosts or more, four disks at most on each", disks)
+	}
+	var n atomic.Int32
+	five := make(chan struct{})
+	barrier := func(_ context.Context, c orchtest.Call) error {
+		if c.Method != "PrepareDisk" {
+			return nil
+		}
+		if n.Add(1) == 5 {
+			close(five)
+		}
+		select {
+		case <-five:
+			return nil
+		case <-time.After(15 * time.Second): // the job is waited for 20 s
+			return errors.New("fewer than five disks under way: the limit is over all hosts")
+		}
+	}
+	for _, f := range fakes {
+		f.SetHook(barrier)
+	}
+	j := w.run(PlannedFailover, "all", Params{})
+	out := outputsOf(t, j)
+	for _, m := range []string{"alpha-db", "alpha-web", "beta-db", "beta-web"} {
+		if len(out.Disks[m]) != len(w.cfg.Machine(m).Disks) {
+			t.Fatalf("%s: disks prepared %v", m, out.Disks[m])
+		}
+	}
+}
