@@ -363,22 +363,7 @@ func TestStartsOnHostsAtOnce(t *testing.T) {
 	if db == web || db == "" || web == "" {
 		t.Fatalf("alpha-db and alpha-web on %q and %q, want two hosts", db, web)
 	}
-	var n atomic.Int32
-	both := make(chan struct{})
-	barrier := func(_ context.Context, c orchtest.Call) error {
-		if c.Method != "StartMachine" || c.Site != SiteRecovery {
-			return nil
-		}
-		if n.Add(1) == 2 {
-			close(both)
-		}
-		select {
-		case <-both:
-			return nil
-		case <-time.After(15 * time.Second): // the job is waited for 20 s
-			return errors.New("the other host's start has not begun: starts go host by host")
-		}
-	}
+	barrier := meetAt("StartMachine", 2, "the other host's start has not begun: starts go host by host")
 	fakes[db].SetHook(barrier)
 	fakes[web].SetHook(barrier)
 	j := w.run(PlannedFailover, "alpha", Params{})
@@ -415,22 +400,7 @@ func TestDisksOnHostsAtOnce(t *testing.T) {
 	if len(disks) < 2 || disks["a"] > 4 || disks["b"] > 4 || disks["c"] > 4 {
 		t.Fatalf("disks per host %v: want two hosts or more, four disks at most on each", disks)
 	}
-	var n atomic.Int32
-	five := make(chan struct{})
-	barrier := func(_ context.Context, c orchtest.Call) error {
-		if c.Method != "PrepareDisk" {
-			return nil
-		}
-		if n.Add(1) == 5 {
-			close(five)
-		}
-		select {
-		case <-five:
-			return nil
-		case <-time.After(15 * time.Second): // the job is waited for 20 s
-			return errors.New("fewer than five disks under way: the limit is over all hosts")
-		}
-	}
+	barrier := meetAt("PrepareDisk", 5, "fewer than five disks under way: the limit is over all hosts")
 	for _, f := range fakes {
 		f.SetHook(barrier)
 	}
@@ -439,6 +409,28 @@ func TestDisksOnHostsAtOnce(t *testing.T) {
 	for _, m := range []string{"alpha-db", "alpha-web", "beta-db", "beta-web"} {
 		if len(out.Disks[m]) != len(w.cfg.Machine(m).Disks) {
 			t.Fatalf("%s: disks prepared %v", m, out.Disks[m])
+		}
+	}
+}
+
+// meetAt is a fake host hook: each call of method waits until n such
+// calls have begun (15 s at most; a job is waited for 20 s), then goes
+// on; one that waits in vain fails with why. Calls after the n-th pass.
+func meetAt(method string, n int32, why string) func(context.Context, orchtest.Call) error {
+	var seen atomic.Int32
+	met := make(chan struct{})
+	return func(_ context.Context, c orchtest.Call) error {
+		if c.Method != method {
+			return nil
+		}
+		if seen.Add(1) == n {
+			close(met)
+		}
+		select {
+		case <-met:
+			return nil
+		case <-time.After(15 * time.Second):
+			return errors.New(why)
 		}
 	}
 }
