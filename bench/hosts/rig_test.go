@@ -24,7 +24,8 @@ import (
 )
 
 // workerHost is one `haven host` process in a namespace of its own (its
-// "machine"), on the underlay at addr, with its own state directory.
+// "machine"), on the underlay at addr, with its own state directory; its
+// VXLAN overlay (when the server builds one) runs over the underlay.
 type workerHost struct {
 	name, ns, dir string
 	addr          netip.Addr
@@ -81,8 +82,8 @@ func newRig(b *testing.B, bin, base string, vaultOf map[string]string, pw string
 		join(h.ns, "hv"+name, netip.PrefixFrom(h.addr, 24))
 		must(os.MkdirAll(h.dir, 0o700))
 		cfg := filepath.Join(h.dir, "host.yaml")
-		must(os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s:7443\nstate_dir: %s\ntoken_file: %s/token\ntls: {dir: %s/tls}\nvault: file://%s\npassword_file: %s\n",
-			h.addr, h.dir, h.dir, h.dir, vaultOf[name], pw)), 0o600))
+		must(os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s:7443\nstate_dir: %s\ntoken_file: %s/token\ntls: {dir: %s/tls}\noverlay: {local: %s}\nvault: file://%s\npassword_file: %s\n",
+			h.addr, h.dir, h.dir, h.dir, h.addr, vaultOf[name], pw)), 0o600))
 		r.start(b, h, cfg)
 	}
 	return r
