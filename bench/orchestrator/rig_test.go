@@ -131,7 +131,7 @@ func (r *rig) protect(b *testing.B, m, rootImage string, gib int) {
 		b.Fatal(err)
 	}
 	data := filepath.Join(r.dir, m+"-data.img")
-	dataDisk(b, data, gib)
+	testenv.FilledExt4(b, data, int64(gib)<<10, int64(gib)<<10/10)
 	defer os.Remove(root)
 	defer os.Remove(data)
 	_, _, err := r.vault.Snapshot(context.Background(), vault.SnapshotOptions{Machine: m,

@@ -26,6 +26,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/store"
+	"github.com/haven-dr/haven/internal/testenv"
 )
 
 // result is one size and mode, averaged over the iterations.
@@ -97,7 +98,7 @@ func (r *rig) bench(b *testing.B, gib int, standby bool) result {
 	}
 	for b.Loop() {
 		b.StopTimer()
-		evict(b, filepath.Join(r.dir, "vault"), filepath.Join(r.xfs, "server", "host", "standby"))
+		testenv.Evict(b, filepath.Join(r.dir, "vault"), filepath.Join(r.xfs, "server", "host", "standby"))
 		b.StartTimer()
 		j := r.run(b, string(orchestrator.UnplannedFailover), orchestrator.Params{NoStandby: !standby})
 		b.StopTimer()

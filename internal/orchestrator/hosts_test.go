@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/haven-dr/haven/internal/orchestrator/orchtest"
 	"github.com/haven-dr/haven/internal/store"
@@ -372,5 +374,99 @@ func TestReprotectRefusesRemoteHosts(t *testing.T) {
 	}
 	if j = w.wait(j.ID); j.State != store.Succeeded {
 		t.Fatalf("reprotect on local hosts: %s: %s", j.State, j.Error)
+	}
+}
+
+// TestStartsOnHostsAtOnce: the machines of one group placed on different
+// hosts start at once, not host after host. Each host's start waits (15
+// s at most) until the other host's start has begun: a start step
+// that goes one host at a time fails on that wait, whatever the speed.
+func TestStartsOnHostsAtOnce(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	// alpha's two machines in one group, and in one anti-affinity group
+	// so they are on two hosts.
+	doc := strings.Replace(sized(), "      - name: data\n        machines: [alpha-db]\n        after: [{type: wait-health}]\n      - name: front\n        machines: [alpha-web]",
+		"      - name: front\n        machines: [alpha-db, alpha-web]", 1)
+	doc = strings.Replace(doc, "    cpus: 2\n", "    cpus: 2\n    anti_affinity: db\n", 1)
+	if doc == sized() {
+		t.Fatal("the document's layout changed: this test's edit no longer applies")
+	}
+	if _, err := w.o.ApplyDoc(context.Background(), []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	p := w.placed()
+	db, web := p["alpha-db"], p["alpha-web"]
+	if db == web || db == "" || web == "" {
+		t.Fatalf("alpha-db and alpha-web on %q and %q, want two hosts", db, web)
+	}
+	barrier := meetAt("StartMachine", 2, "the other host's start has not begun: starts go host by host")
+	fakes[db].SetHook(barrier)
+	fakes[web].SetHook(barrier)
+	j := w.run(PlannedFailover, "alpha", Params{})
+	if b := boots(fakes, "alpha-db"); b[db] != 1 || len(b) != 1 {
+		t.Fatalf("alpha-db boots per host %v: once, on %s", b, db)
+	}
+	if b := boots(fakes, "alpha-web"); b[web] != 1 || len(b) != 1 {
+		t.Fatalf("alpha-web boots per host %v: once, on %s", b, web)
+	}
+	out := outputsOf(t, j)
+	for m, h := range map[string]string{"alpha-db": db, "alpha-web": web} {
+		if mr := out.Machines[m]; mr == nil || mr.Host != h || mr.Started == nil || mr.HealthyAt == nil {
+			t.Fatalf("%s recorded %+v, want started and healthy on %s", m, mr, h)
+		}
+	}
+}
+
+// TestDisksOnHostsAtOnce: a group's disks are prepared four at a time on
+// each host, not four at a time over all hosts. One group holds all four
+// machines (six disks, at most four on one host); each PrepareDisk waits
+// (15 s at most) until five are under way, which a limit over all hosts
+// never lets happen.
+func TestDisksOnHostsAtOnce(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	doc := sized()
+	doc = doc[:strings.Index(doc, "plans:\n")] + "plans:\n  - name: all\n    groups:\n      - {name: all, machines: [alpha-db, alpha-web, beta-db, beta-web]}\n"
+	if _, err := w.o.ApplyDoc(context.Background(), []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	disks := map[string]int{}
+	for m, h := range w.placed() {
+		disks[h] += len(w.cfg.Machine(m).Disks)
+	}
+	if len(disks) < 2 || disks["a"] > 4 || disks["b"] > 4 || disks["c"] > 4 {
+		t.Fatalf("disks per host %v: want two hosts or more, four disks at most on each", disks)
+	}
+	barrier := meetAt("PrepareDisk", 5, "fewer than five disks under way: the limit is over all hosts")
+	for _, f := range fakes {
+		f.SetHook(barrier)
+	}
+	j := w.run(PlannedFailover, "all", Params{})
+	out := outputsOf(t, j)
+	for _, m := range []string{"alpha-db", "alpha-web", "beta-db", "beta-web"} {
+		if len(out.Disks[m]) != len(w.cfg.Machine(m).Disks) {
+			t.Fatalf("%s: disks prepared %v", m, out.Disks[m])
+		}
+	}
+}
+
+// meetAt is a fake host hook: each call of method waits until n such
+// calls have begun (15 s at most; a job is waited for 20 s), then goes
+// on; one that waits in vain fails with why. Calls after the n-th pass.
+func meetAt(method string, n int32, why string) func(context.Context, orchtest.Call) error {
+	var seen atomic.Int32
+	met := make(chan struct{})
+	return func(_ context.Context, c orchtest.Call) error {
+		if c.Method != method {
+			return nil
+		}
+		if seen.Add(1) == n {
+			close(met)
+		}
+		select {
+		case <-met:
+			return nil
+		case <-time.After(15 * time.Second):
+			return errors.New(why)
+		}
 	}
 }
