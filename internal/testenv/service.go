@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,15 +18,42 @@ import (
 // Node-based servers on a busy 2-core machine need a few seconds.
 const serviceStartTimeout = 60 * time.Second
 
-// loopbackPort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Ports handed out by this test binary, so two calls never give the same.
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{}
+)
+
+// loopbackPort returns a port free for TCP and UDP on 127.0.0.1 a moment
+// ago, below the kernel's ephemeral range (32768 and up): a port from
+// that range (what listening on :0 gives) can be taken by any outgoing
+// connection between this check and the server's bind, and a server
+// started later then fails with "address already in use" (seen with the
+// DNS servers of the orchestrator's traffic tests on a busy machine).
 func loopbackPort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if ports[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		ports[port] = true
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("finding a free port: none of 1000 tried in 20000-31999 was free")
+	return 0
 }
 
 // startService runs a server in its own process group with output in a log
