@@ -83,8 +83,8 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 			}
 		}
 		mustHaven(t, s.serverEnv(), "failover", "cleanup", "--plan", "shop")
-		if after := countResources(t, s); !equalCounts(base, after) {
-			t.Fatalf("before:\n%v\nafter:\n%v", base, after)
+		if left := leftSince(t, s, base); left != "" {
+			t.Fatal(left)
 		}
 	})
 
@@ -100,8 +100,8 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 		if r := haven(t, s.serverEnv(), "failover", "cleanup", "--plan", "shop", "--note", "smoke failed"); r.code != 0 {
 			t.Fatalf("cleanup of a failed drill: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		if after := countResources(t, s); !equalCounts(base, after) {
-			t.Fatalf("before:\n%v\nafter:\n%v", base, after)
+		if left := leftSince(t, s, base); left != "" {
+			t.Fatal(left)
 		}
 		ds, err := s.client.Drills(ctx, "shop")
 		if err != nil || len(ds) != 2 || ds[0].JobID != id || ds[0].Passed || !strings.Contains(ds[0].Error, "smoke") {
@@ -117,8 +117,8 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 			t.Fatalf("cancel: %d %s", r.code, r.stderr)
 		}
 		s.waitState(t, id, store.Canceled)
-		if after := countResources(t, s); !equalCounts(base, after) {
-			t.Fatalf("before:\n%v\nafter:\n%v", base, after)
+		if left := leftSince(t, s, base); left != "" {
+			t.Fatal(left)
 		}
 		if p, _ := s.client.Plan(ctx, "shop"); p.Test != "" {
 			t.Fatalf("plan still has a test copy: %+v", p)
@@ -179,8 +179,8 @@ func TestOrchestratorOperatorPaths(t *testing.T) {
 			return err
 		})
 		s.eventually(time.Minute, "DNS back", func() error { return s.expectDNS("10.1.0.20") })
-		if after := countResources(t, s); !equalCounts(base, after) {
-			t.Fatalf("before:\n%v\nafter:\n%v", base, after)
+		if left := leftSince(t, s, base); left != "" {
+			t.Fatal(left)
 		}
 	})
 }
