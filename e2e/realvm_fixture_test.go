@@ -151,3 +151,16 @@ func fileSize(t *testing.T, path string) int64 {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// realVMSites are the sites and networks of the real-VM server tests'
+// plans, a format whose %[1]s is the primary subnet and %[2]s the recovery
+// one.
+const realVMSites = `sites: {primary: onprem, recovery: cloud}
+networks:
+  primary: [{name: prod, subnet: %[1]s, gateway: 10.71.0.1}]
+  recovery: [{name: rec, subnet: %[2]s, gateway: 10.72.0.1}]
+  test: [{name: drill, subnet: %[2]s, gateway: 10.72.0.1}]
+mapping:
+  recovery: {prod: rec}
+  test: {prod: drill}
+`

@@ -69,15 +69,7 @@ func TestRealVMLibvirtPlan(t *testing.T) {
 	s.serverState = filepath.Join(s.dir, "server")
 	s.serverExtra = fmt.Sprintf("standby: false\nvm_driver: libvirt\nlibvirt_socket: %s\n", sock)
 	s.startServer()
-	s.applyDoc(fmt.Sprintf(`sites: {primary: onprem, recovery: cloud}
-networks:
-  primary: [{name: prod, subnet: %[1]s, gateway: 10.71.0.1}]
-  recovery: [{name: rec, subnet: %[2]s, gateway: 10.72.0.1}]
-  test: [{name: drill, subnet: %[2]s, gateway: 10.72.0.1}]
-mapping:
-  recovery: {prod: rec}
-  test: {prod: drill}
-machines:
+	s.applyDoc(fmt.Sprintf(realVMSites+`machines:
   - name: db
     driver: qemu
     firmware: bios

@@ -38,15 +38,7 @@ func TestRealVMFailoverTest(t *testing.T) {
 	s.vaultURL = "file://" + filepath.Join(s.dir, "vault")
 	s.serverState = filepath.Join(testenv.XFS(t, 4096), "server") // standby images are reflink clones
 	s.startServer()
-	s.applyDoc(fmt.Sprintf(`sites: {primary: onprem, recovery: cloud}
-networks:
-  primary: [{name: prod, subnet: %[1]s, gateway: 10.71.0.1}]
-  recovery: [{name: rec, subnet: %[2]s, gateway: 10.72.0.1}]
-  test: [{name: drill, subnet: %[2]s, gateway: 10.72.0.1}]
-mapping:
-  recovery: {prod: rec}
-  test: {prod: drill}
-agents:
+	s.applyDoc(fmt.Sprintf(realVMSites+`agents:
   - {name: prim, url: "http://%[3]s", token_file: %[4]s, timeout: 3s}
 machines:
   - name: %[5]s
