@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/haven-dr/haven/internal/vault"
@@ -175,6 +176,52 @@ func (h *Local) StandbyPoint(machineName, disk string) string {
 		return ""
 	}
 	return rec.Point
+}
+
+// Standbys lists the standby images under the host's directory.
+func (h *Local) Standbys(ctx context.Context) ([]StandbyImage, error) {
+	imgs, err := filepath.Glob(filepath.Join(h.dir, "standby", "*", "*.img"))
+	if err != nil {
+		return nil, err
+	}
+	var out []StandbyImage
+	for _, p := range imgs {
+		m, d := filepath.Base(filepath.Dir(p)), strings.TrimSuffix(filepath.Base(p), ".img")
+		out = append(out, StandbyImage{Machine: m, Disk: d, Point: h.StandbyPoint(m, d)})
+	}
+	return out, nil
+}
+
+// RemoveStandby drops a standby image, waiting for a refresh or a clone
+// of it to end. Gone already is done.
+func (h *Local) RemoveStandby(ctx context.Context, machineName, disk string) error {
+	if err := h.epoch.Check(ctx); err != nil {
+		return err
+	}
+	for _, n := range []string{machineName, disk} {
+		if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\x00") {
+			return fmt.Errorf("host: standby %q/%q: not a machine and disk name", machineName, disk)
+		}
+	}
+	target := h.standbyPath(machineName, disk)
+	if _, err := os.Stat(filepath.Dir(target)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lockFile(target+".lock", true)
+	if err != nil {
+		return err
+	}
+	// The record first: a standby half removed is no standby.
+	for _, p := range []string{doneFile(target), target + ".hvtmp", target} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			unlock()
+			return err
+		}
+	}
+	unlock()
+	os.Remove(target + ".lock")
+	os.Remove(filepath.Dir(target)) // the machine's directory, once empty
+	return nil
 }
 
 // cloneFile makes dst a copy of src: a reflink (FICLONE) where the

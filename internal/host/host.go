@@ -62,6 +62,22 @@ type Host interface {
 	WaitHealthy(ctx context.Context, site string, spec machine.Spec) error
 }
 
+// StandbyKeeper is a host that lists the standby images it keeps and
+// drops one: the server takes away what it no longer places there (a
+// machine moved to another host, one no longer protected, the stale
+// copies of a host back from a loss), or they would fill its disk.
+type StandbyKeeper interface {
+	Standbys(ctx context.Context) ([]StandbyImage, error)
+	RemoveStandby(ctx context.Context, machine, disk string) error
+}
+
+// StandbyImage is one standby disk on a host.
+type StandbyImage struct {
+	Machine string `json:"machine"`
+	Disk    string `json:"disk"`
+	Point   string `json:"point,omitempty"` // "" while it is being written
+}
+
 // Fencer is a host a new HA leader tells its epoch before it gives any
 // order: from then on the host refuses the orders of every leader before
 // it, not only once one of the new leader's orders happens to reach it

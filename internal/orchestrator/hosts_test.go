@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/host"
 	"github.com/haven-dr/haven/internal/orchestrator/orchtest"
 	"github.com/haven-dr/haven/internal/store"
 )
@@ -281,6 +282,66 @@ func TestStandbyMovesOffLostHost(t *testing.T) {
 	if to == x || standbyCalls(fakes[to], "beta-db") == 0 {
 		t.Fatalf("beta-db placed on %s (lost %s) with standby calls %d", to, x, standbyCalls(fakes[to], "beta-db"))
 	}
+	// The lost host comes back with what it kept on disk: its copy of
+	// beta-db is stray (beta-db stays where it was placed) and goes.
+	if !hasStandby(fakes[x], "beta-db") {
+		t.Fatalf("the fake lost its standby of beta-db while lost")
+	}
+	fakes[x].Back()
+	if err := w.o.RefreshStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := w.placed()["beta-db"]; p != to {
+		t.Fatalf("beta-db moved back to %s: placement is sticky (%s)", p, to)
+	}
+	if hasStandby(fakes[x], "beta-db") || !hasStandby(fakes[to], "beta-db") {
+		t.Fatalf("after %s came back: standby of beta-db on it %v, on %s %v; want only on %s", x, hasStandby(fakes[x], "beta-db"), to, hasStandby(fakes[to], "beta-db"), to)
+	}
+}
+
+// TestStrayStandbysDropped: standby images a host keeps for a machine
+// placed elsewhere or no longer in the config are removed by the refresh;
+// those of the machines placed there stay.
+func TestStrayStandbysDropped(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	w.standby = true
+	w.restart()
+	ctx := context.Background()
+	if err := w.o.RefreshStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := w.placed()
+	other := map[string]string{"a": "b", "b": "c", "c": "a"}[p["beta-db"]]
+	for _, img := range []struct{ on, m string }{{other, "beta-db"}, {"a", "ghost"}} {
+		if _, err := fakes[img.on].UpdateStandby(ctx, img.m, "root", "p-stray"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.o.RefreshStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if hasStandby(fakes[other], "beta-db") || hasStandby(fakes["a"], "ghost") {
+		t.Fatalf("stray images kept: %s %v, a %v", other, fakes[other].StandbyImages(), fakes["a"].StandbyImages())
+	}
+	for m, h := range p {
+		if !hasStandby(fakes[h], m) {
+			t.Fatalf("%s lost its standby image on its host %s: %v", m, h, fakes[h].StandbyImages())
+		}
+	}
+	// A host that refuses the removal is an error of the refresh, and the
+	// next refresh removes it.
+	fakes["a"].UpdateStandby(ctx, "ghost", "root", "p-stray")
+	fakes["a"].FailNext("RemoveStandby", nil)
+	if err := w.o.RefreshStandby(ctx); err == nil || !strings.Contains(err.Error(), "ghost") {
+		t.Fatalf("refresh with a failed removal: %v", err)
+	}
+	if err := w.o.RefreshStandby(ctx); err != nil || hasStandby(fakes["a"], "ghost") {
+		t.Fatalf("second refresh: %v, ghost kept %v", err, hasStandby(fakes["a"], "ghost"))
+	}
+}
+
+func hasStandby(h *orchtest.Host, m string) bool {
+	return slices.ContainsFunc(h.StandbyImages(), func(i host.StandbyImage) bool { return i.Machine == m })
 }
 
 func standbyCalls(h *orchtest.Host, m string) int {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/placement"
 	"github.com/haven-dr/haven/internal/protection"
 	"github.com/haven-dr/haven/internal/store"
@@ -29,12 +31,17 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 	standby := o.StandbyEnabled && len(o.hosts()) > 0
 	var errs []error
 	var where placement.Placement
+	var down map[string]error
+	placed := false
 	if standby {
 		// A machine whose host does not answer is placed on another,
 		// and its standby image is rebuilt there.
 		var err error
-		if where, err = o.placeAll(ctx, cfg, o.downHosts(ctx)); err != nil {
+		down = o.downHosts(ctx)
+		if where, err = o.placeAll(ctx, cfg, down); err != nil {
 			errs = append(errs, fmt.Errorf("standby placement: %w", err))
+		} else {
+			placed = true
 		}
 	}
 	targets := o.rpoTargets(ctx)
@@ -70,7 +77,45 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 			o.log.Info("standby image updated", "machine", m.Name, "disk", d.Name, "point", newest.ID, "host", h.Name)
 		}
 	}
+	if placed {
+		errs = append(errs, o.dropStrayStandbys(ctx, cfg, where, down, busy))
+	}
 	return errors.Join(errs...)
+}
+
+// dropStrayStandbys removes the standby images a host keeps for a machine
+// placed elsewhere (it moved off a host that was lost, and the host came
+// back) or no longer protected: they are disk space a failover never
+// clones. Hosts that do not answer are left for a later refresh, and so
+// are the machines of plans a job holds (a failover may be cloning).
+func (o *Orchestrator) dropStrayStandbys(ctx context.Context, cfg *protection.Config, where placement.Placement, down map[string]error, busy map[string]bool) error {
+	var errs []error
+	for _, h := range o.hosts() {
+		sk, ok := h.Host.(host.StandbyKeeper)
+		if !ok || down[h.Name] != nil {
+			continue
+		}
+		imgs, err := sk.Standbys(ctx)
+		if err != nil {
+			errs = append(errs, hostCall(h, fmt.Errorf("standby images: %w", err)))
+			continue
+		}
+		for _, img := range imgs {
+			if busy[img.Machine] || where[img.Machine] == h.Name && hasDisk(cfg.Machine(img.Machine), img.Disk) {
+				continue
+			}
+			if err := sk.RemoveStandby(ctx, img.Machine, img.Disk); err != nil {
+				errs = append(errs, hostCall(h, fmt.Errorf("remove stray standby %s/%s: %w", img.Machine, img.Disk, err)))
+				continue
+			}
+			o.log.Info("stray standby image removed", "machine", img.Machine, "disk", img.Disk, "host", h.Name, "placed_on", where[img.Machine])
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hasDisk(m *protection.Machine, disk string) bool {
+	return m != nil && slices.ContainsFunc(m.Disks, func(d machine.Disk) bool { return d.Name == disk })
 }
 
 // machinesInJobs are the machines of plans a job holds. Their standbys are

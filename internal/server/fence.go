@@ -190,6 +190,26 @@ func (h fencedHost) StandbyPoint(m, disk string) string {
 	return ""
 }
 
+// Standbys passes through (a read); a host that keeps no list has none.
+func (h fencedHost) Standbys(ctx context.Context) ([]host.StandbyImage, error) {
+	if sk, ok := h.Host.(host.StandbyKeeper); ok {
+		return sk.Standbys(ctx)
+	}
+	return nil, nil
+}
+
+// RemoveStandby is an order: fenced like the others.
+func (h fencedHost) RemoveStandby(ctx context.Context, m, disk string) error {
+	ctx, err := h.enter(ctx)
+	if err != nil {
+		return err
+	}
+	if sk, ok := h.Host.(host.StandbyKeeper); ok {
+		return sk.RemoveStandby(ctx, m, disk)
+	}
+	return nil
+}
+
 // EnsureOverlay is an order: fenced like the others, for a host that has
 // an overlay (host.OverlayHost).
 func (h fencedHost) EnsureOverlay(ctx context.Context, site string, o host.Overlay) error {

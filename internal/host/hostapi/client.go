@@ -270,6 +270,18 @@ func (c *Client) UpdateStandby(ctx context.Context, machineName, disk, point str
 	return &res, nil
 }
 
+func (c *Client) Standbys(ctx context.Context) ([]host.StandbyImage, error) {
+	var r standbysResp
+	if err := c.call(ctx, "GET", "/v1/standby", nil, &r); err != nil {
+		return nil, err
+	}
+	return r.Standbys, nil
+}
+
+func (c *Client) RemoveStandby(ctx context.Context, machineName, disk string) error {
+	return c.call(ctx, "DELETE", "/v1/standby/"+seg(machineName)+"/"+seg(disk), nil, nil)
+}
+
 // StandbyPoint is "" when the host does not answer: the caller then
 // restores whole, which is slower but never wrong.
 func (c *Client) StandbyPoint(machineName, disk string) string {

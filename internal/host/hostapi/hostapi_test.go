@@ -259,3 +259,67 @@ func TestDiskPathOfAnotherServer(t *testing.T) {
 		}
 	}
 }
+
+// TestStandbysOverHTTP: the server lists the host's standby images with
+// the point each holds ("" for one without its record, being written),
+// removes one on a leader's order (twice is no error), refuses a stale
+// leader's removal, and never takes a name that leaves the standby
+// directory.
+func TestStandbysOverHTTP(t *testing.T) {
+	c, _, dir := newPair(t)
+	ctx := context.Background()
+	sb := filepath.Join(dir, "host", "standby")
+	for _, f := range []string{"web/root.img", "db/data.img"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(sb, f)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sb, f), []byte("disk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(sb, "web/root.img.hvdone"), []byte(`{"machine":"web","disk":"root","point":"p1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []host.StandbyImage {
+		t.Helper()
+		imgs, err := c.Standbys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return imgs
+	}
+	want := []host.StandbyImage{{Machine: "db", Disk: "data"}, {Machine: "web", Disk: "root", Point: "p1"}}
+	if got := list(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("standbys %+v, want %+v", got, want)
+	}
+	if err := c.RemoveStandby(fence.WithEpoch(ctx, 3), "web", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoveStandby(fence.WithEpoch(ctx, 3), "web", "root"); err != nil {
+		t.Fatalf("removing a standby that is gone: %v", err)
+	}
+	if err := c.RemoveStandby(fence.WithEpoch(ctx, 2), "db", "data"); !errors.Is(err, fence.ErrStale) {
+		t.Fatalf("a stale leader's removal: %v", err)
+	}
+	if got := list(); len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("after removing web/root: %+v", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(sb, "web*")); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "host", "keep.img"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := host.NewLocal(filepath.Join(dir, "host"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][2]string{{"..", "keep"}, {"db", "../../keep"}, {"", "root"}} {
+		if err := l.RemoveStandby(fence.WithEpoch(ctx, 3), bad[0], bad[1]); err == nil {
+			t.Errorf("RemoveStandby(%q, %q) taken", bad[0], bad[1])
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "host", "keep.img")); err != nil {
+		t.Fatalf("a bad name removed a file outside the standby directory: %v", err)
+	}
+}

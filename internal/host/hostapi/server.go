@@ -25,6 +25,7 @@ type Backend interface {
 	host.RunningChecker
 	host.Fencer
 	host.MemoryChecker
+	host.StandbyKeeper
 	StandbyPoint(machine, disk string) string
 	ID() string
 }
@@ -72,6 +73,8 @@ func (s *Server) Handler() http.Handler {
 		"POST /v1/disks/remove":                         s.removeDisk,
 		"POST /v1/standby/update":                       s.updateStandby,
 		"GET /v1/standby/{machine}/{disk}":              s.standbyPoint,
+		"GET /v1/standby":                               s.standbys,
+		"DELETE /v1/standby/{machine}/{disk}":           s.removeStandby,
 	} {
 		mux.Handle(route, s.wrap(h))
 	}
@@ -274,6 +277,15 @@ func (s *Server) updateStandby(ctx context.Context, r *http.Request) (any, error
 
 func (s *Server) standbyPoint(_ context.Context, r *http.Request) (any, error) {
 	return standbyResp{s.B.StandbyPoint(r.PathValue("machine"), r.PathValue("disk"))}, nil
+}
+
+func (s *Server) standbys(ctx context.Context, _ *http.Request) (any, error) {
+	imgs, err := s.B.Standbys(ctx)
+	return standbysResp{imgs}, err
+}
+
+func (s *Server) removeStandby(ctx context.Context, r *http.Request) (any, error) {
+	return nil, s.B.RemoveStandby(ctx, r.PathValue("machine"), r.PathValue("disk"))
 }
 
 // localPath resolves a wire disk path (relative to the disk directory)

@@ -24,6 +24,8 @@
 //	POST   /v1/disks/remove                          RemoveDisk
 //	POST   /v1/standby/update                        UpdateStandby
 //	GET    /v1/standby/{machine}/{disk}              StandbyPoint
+//	GET    /v1/standby                               Standbys
+//	DELETE /v1/standby/{machine}/{disk}              RemoveStandby
 //
 // A call's deadline travels as TimeoutHeader (milliseconds left), so the
 // host stops waiting when the caller does, whatever the connection does.
@@ -83,6 +85,10 @@ type standbyReq struct {
 
 type standbyResp struct {
 	Point string `json:"point"`
+}
+
+type standbysResp struct {
+	Standbys []host.StandbyImage `json:"standbys"`
 }
 
 type publishReq struct {

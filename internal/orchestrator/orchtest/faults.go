@@ -64,6 +64,14 @@ func (f *Faults) Lose(err error) {
 	f.lost = err
 }
 
+// Back makes a lost fake answer again, as a machine that came back with
+// what it kept on disk.
+func (f *Faults) Back() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lost = nil
+}
+
 // Ping fails once the fake is lost.
 func (f *Faults) Ping(ctx context.Context) error {
 	f.mu.Lock()

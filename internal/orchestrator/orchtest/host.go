@@ -40,6 +40,8 @@ type Host struct {
 	// (overlay.go).
 	overlays map[string]host.Overlay
 	underlay netip.Addr
+	// standby: machine/disk -> the point its standby image holds.
+	standby map[string]string
 }
 
 // Site is a site as the fake host holds it.
@@ -54,7 +56,7 @@ var _ host.Host = (*Host)(nil)
 func NewHost(v *vault.Vault) *Host {
 	return &Host{v: v, sites: map[string]Site{}, running: map[string]machine.Spec{},
 		disks: map[string]string{}, made: map[string]int{}, published: map[string][]host.PublishRule{},
-		overlays: map[string]host.Overlay{}}
+		overlays: map[string]host.Overlay{}, standby: map[string]string{}}
 }
 
 func mkey(site, name string) string { return site + "/" + name }
@@ -194,13 +196,51 @@ func (h *Host) RemoveDisk(ctx context.Context, path string) error {
 	return done(nil)
 }
 
-// UpdateStandby is recorded only: the fake keeps no standby images.
+// UpdateStandby records the point a standby image holds; nothing is
+// written (failovers restore whole from the fake's point of view).
 func (h *Host) UpdateStandby(ctx context.Context, machineName, disk, point string) (*host.DiskResult, error) {
 	done, err := h.enter(ctx, Call{Method: "UpdateStandby", Machine: machineName, Disk: disk, Point: point})
 	if err != nil {
 		return nil, err
 	}
+	h.mu.Lock()
+	h.standby[mkey(machineName, disk)] = point
+	h.mu.Unlock()
 	return &host.DiskResult{Method: "existing"}, done(nil)
+}
+
+var _ host.StandbyKeeper = (*Host)(nil)
+
+func (h *Host) Standbys(ctx context.Context) ([]host.StandbyImage, error) {
+	done, err := h.enter(ctx, Call{Method: "Standbys"})
+	if err != nil {
+		return nil, err
+	}
+	return h.StandbyImages(), done(nil)
+}
+
+func (h *Host) RemoveStandby(ctx context.Context, machineName, disk string) error {
+	done, err := h.enter(ctx, Call{Method: "RemoveStandby", Machine: machineName, Disk: disk})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	delete(h.standby, mkey(machineName, disk))
+	h.mu.Unlock()
+	return done(nil)
+}
+
+// StandbyImages are the standby images the fake keeps, sorted.
+func (h *Host) StandbyImages() []host.StandbyImage {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []host.StandbyImage
+	for k, p := range h.standby {
+		m, d, _ := cutKey(k)
+		out = append(out, host.StandbyImage{Machine: m, Disk: d, Point: p})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Machine+"/"+out[i].Disk < out[j].Machine+"/"+out[j].Disk })
+	return out
 }
 
 // StartMachine "boots" spec on site: the site must exist and every disk
