@@ -263,13 +263,8 @@ func TestHostsSitesAndEdge(t *testing.T) {
 // standby image on its host; a host that stops answering has its
 // machines placed again and their images built on the new host.
 func TestStandbyMovesOffLostHost(t *testing.T) {
-	w, fakes := hostsWorld(t)
-	w.standby = true
-	w.restart()
+	w, fakes := standbyWorld(t)
 	ctx := context.Background()
-	if err := w.o.RefreshStandby(ctx); err != nil {
-		t.Fatal(err)
-	}
 	x := w.placed()["beta-db"]
 	if n := standbyCalls(fakes[x], "beta-db"); n == 0 {
 		t.Fatalf("no standby image of beta-db on its host %s", x)
@@ -303,13 +298,8 @@ func TestStandbyMovesOffLostHost(t *testing.T) {
 // placed elsewhere or no longer in the config are removed by the refresh;
 // those of the machines placed there stay.
 func TestStrayStandbysDropped(t *testing.T) {
-	w, fakes := hostsWorld(t)
-	w.standby = true
-	w.restart()
+	w, fakes := standbyWorld(t)
 	ctx := context.Background()
-	if err := w.o.RefreshStandby(ctx); err != nil {
-		t.Fatal(err)
-	}
 	p := w.placed()
 	other := map[string]string{"a": "b", "b": "c", "c": "a"}[p["beta-db"]]
 	for _, img := range []struct{ on, m string }{{other, "beta-db"}, {"a", "ghost"}} {
@@ -338,6 +328,17 @@ func TestStrayStandbysDropped(t *testing.T) {
 	if err := w.o.RefreshStandby(ctx); err != nil || hasStandby(fakes["a"], "ghost") {
 		t.Fatalf("second refresh: %v, ghost kept %v", err, hasStandby(fakes["a"], "ghost"))
 	}
+}
+
+// standbyWorld is hostsWorld with standby images on, refreshed once.
+func standbyWorld(t *testing.T) (*world, map[string]*orchtest.Host) {
+	w, fakes := hostsWorld(t)
+	w.standby = true
+	w.restart()
+	if err := w.o.RefreshStandby(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return w, fakes
 }
 
 func hasStandby(h *orchtest.Host, m string) bool {
