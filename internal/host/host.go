@@ -137,6 +137,10 @@ type OverlayHost interface {
 type Overlay struct {
 	Networks []overlay.Network `json:"networks"`
 	Peers    []netip.Addr      `json:"peers"`
+	// Transit is the site's routed link to the edge host's site, for a
+	// site with an uplink on some host: this host's address on it, and
+	// where the way out is when the uplink is not here (overlay.Transit).
+	Transit *overlay.Transit `json:"transit,omitempty"`
 }
 
 // RunningChecker is a Host that can say it does not know: Running's

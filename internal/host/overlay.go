@@ -39,7 +39,7 @@ func (h *Local) EnsureOverlay(ctx context.Context, site string, o Overlay) error
 		return err
 	}
 	if len(o.Networks) == 0 {
-		if err := overlay.Ensure(*h.Underlay, rec.NS, nil, nil); err != nil {
+		if err := overlay.Ensure(*h.Underlay, rec.NS, nil, nil, nil); err != nil {
 			return err
 		}
 		return removeIfExists(h.overlayFile(site))
@@ -47,7 +47,7 @@ func (h *Local) EnsureOverlay(ctx context.Context, site string, o Overlay) error
 	if err := writeJSON(h.overlayFile(site), o); err != nil {
 		return err
 	}
-	return overlay.Ensure(*h.Underlay, rec.NS, withGateways(rec, o.Networks), o.Peers)
+	return overlay.Ensure(*h.Underlay, rec.NS, withGateways(rec, o.Networks), o.Peers, o.Transit)
 }
 
 // UnderlayAddr is the configured underlay's address (none without one).
@@ -89,6 +89,9 @@ func (h *Local) checkOverlay(site string, rec siteRecord, o Overlay) error {
 		for _, n := range orec.Networks {
 			used[n.VNI] = other + "/" + n.Name
 		}
+		if orec.Transit != nil {
+			used[orec.Transit.VNI] = other + "'s transit link"
+		}
 	}
 	for _, n := range o.Networks {
 		if !slices.ContainsFunc(rec.Networks, func(w vnet.Network) bool { return w.Name == n.Name }) {
@@ -101,6 +104,24 @@ func (h *Local) checkOverlay(site string, rec siteRecord, o Overlay) error {
 			return fmt.Errorf("host: overlay of site %s: network %s: vni %d is already %s's", site, n.Name, n.VNI, u)
 		}
 		used[n.VNI] = site + "/" + n.Name
+	}
+	return h.checkTransit(site, rec, o.Transit, used)
+}
+
+// checkTransit refuses a transit link that would share a VNI, and a
+// route out through another host for a site that has this host's uplink.
+func (h *Local) checkTransit(site string, rec siteRecord, t *overlay.Transit, used map[uint32]string) error {
+	if t == nil {
+		return nil
+	}
+	if err := t.Check(); err != nil {
+		return fmt.Errorf("host: overlay of site %s: %w", site, err)
+	}
+	if u, ok := used[t.VNI]; ok {
+		return fmt.Errorf("host: overlay of site %s: transit vni %d is already %s's", site, t.VNI, u)
+	}
+	if t.Via.IsValid() && rec.Edge != "" {
+		return fmt.Errorf("host: overlay of site %s: the site has this host's uplink, so it is not routed out through %v on another host's", site, t.Via)
 	}
 	return nil
 }
@@ -121,7 +142,7 @@ func (h *Local) reapplyOverlay(site string) error {
 	if err := readJSON(h.siteFile(site), &rec); err != nil {
 		return err
 	}
-	if err := overlay.Ensure(*h.Underlay, rec.NS, withGateways(rec, o.Networks), o.Peers); err != nil {
+	if err := overlay.Ensure(*h.Underlay, rec.NS, withGateways(rec, o.Networks), o.Peers, o.Transit); err != nil {
 		return fmt.Errorf("host: site %s: %w", site, err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/haven-dr/haven/internal/vnet"
+	"github.com/haven-dr/haven/internal/vnet/overlay"
 )
 
 var siteRE = regexp.MustCompile(`^[a-z0-9]{1,8}$`)
@@ -218,11 +219,16 @@ func sum(s string) []byte {
 	return b[:]
 }
 
-// transit picks a /30 in 169.254.0.0/16 from the namespace name.
+// transit picks a /30 in 169.254.0.0/16 from the namespace name, outside
+// the overlay's transit link (overlay.TransitPrefix, a /24): the edge
+// host's site holds both.
 func transit(ns string) (edge, site netip.Prefix) {
 	s := sum(ns)
 	n := (uint32(s[0])<<8 | uint32(s[1])) & 0x3fff
 	base := netip.AddrFrom4([4]byte{169, 254, byte(n >> 6), byte(n<<2) & 0xff})
+	if overlay.TransitPrefix.Contains(base) {
+		base = netip.AddrFrom4([4]byte{169, 254, byte(n>>6) ^ 1, byte(n<<2) & 0xff})
+	}
 	return netip.PrefixFrom(base.Next(), 30), netip.PrefixFrom(base.Next().Next(), 30)
 }
 

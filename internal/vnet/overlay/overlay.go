@@ -107,14 +107,15 @@ func tempName(siteNS, network string) string {
 	return fmt.Sprintf("hv%x", s[:5])
 }
 
-// Ensure makes the site's overlay what nets and peers say: a VXLAN device
-// per network of nets (on bridge "br-"+name, which must exist) flooding to
-// every peer, and no VXLAN device for any other network of the site.
+// Ensure makes the site's overlay what nets, peers and transit say: a
+// VXLAN device per network of nets (on bridge "br-"+name, which must
+// exist) flooding to every peer, no VXLAN device for any other network of
+// the site, and the transit link (transit.go) when transit is not nil.
 // Peers equal to the local address are skipped, so every host can be
 // given the same list. A device of the wrong VNI, port or local address
 // is made again; FDB entries are added and removed to match peers. It
 // is idempotent.
-func Ensure(u Underlay, siteNS string, nets []Network, peers []netip.Addr) error {
+func Ensure(u Underlay, siteNS string, nets []Network, peers []netip.Addr, transit *Transit) error {
 	if err := u.Check(); err != nil {
 		return err
 	}
@@ -140,6 +141,9 @@ func Ensure(u Underlay, siteNS string, nets []Network, peers []netip.Addr) error
 			return fmt.Errorf("overlay: %s network %s (vni %d): %w", siteNS, n.Name, n.VNI, err)
 		}
 	}
+	if err := ensureTransit(u, siteNS, under, site, transit, others); err != nil {
+		return err
+	}
 	return removeOthers(site.nl, nets)
 }
 
@@ -152,7 +156,7 @@ func Remove(siteNS string, networks []string) error {
 	}
 	defer under.Close()
 	var errs []error
-	for _, n := range networks {
+	for _, n := range append(slices.Clip(networks), transitKey) {
 		errs = append(errs, delLink(under.nl, tempName(siteNS, n)))
 	}
 	return errors.Join(errs...)
@@ -205,14 +209,14 @@ func ensureNet(u Underlay, siteNS string, under, site handle, n Network, peers [
 	}
 	dev := DeviceName(n.Name)
 	link, err := site.nl.LinkByName(dev)
-	if err == nil && !matches(link, u, n) {
+	if err == nil && !isDevice(link, u, n.VNI) {
 		if err := site.nl.LinkDel(link); err != nil {
 			return err
 		}
 		link = nil
 	}
 	if link == nil || err != nil {
-		if link, err = makeDevice(u, siteNS, under, site, n); err != nil {
+		if link, err = makeDevice(u, under, site, tempName(siteNS, n.Name), dev, n.VNI); err != nil {
 			return err
 		}
 	}
@@ -225,18 +229,20 @@ func ensureNet(u Underlay, siteNS string, under, site handle, n Network, peers [
 	return syncPeers(site.nl, link, peers)
 }
 
-func matches(l netlink.Link, u Underlay, n Network) bool {
+// isDevice says whether l is a VXLAN device of vni on the underlay u.
+func isDevice(l netlink.Link, u Underlay, vni uint32) bool {
 	vx, ok := l.(*netlink.Vxlan)
-	return ok && vx.VxlanId == int(n.VNI) && vx.Port == u.port() && vx.Attrs().MTU == u.mtu() &&
+	return ok && vx.VxlanId == int(vni) && vx.Port == u.port() && vx.Attrs().MTU == u.mtu() &&
 		vx.SrcAddr != nil && vx.SrcAddr.Equal(net.IP(u.Local.AsSlice()))
 }
 
-func makeDevice(u Underlay, siteNS string, under, site handle, n Network) (netlink.Link, error) {
-	tmp := tempName(siteNS, n.Name)
+// makeDevice makes a VXLAN device of vni named tmp in the underlay's
+// namespace, moves it into the site's and names it name there.
+func makeDevice(u Underlay, under, site handle, tmp, name string, vni uint32) (netlink.Link, error) {
 	if err := delLink(under.nl, tmp); err != nil {
 		return nil, err
 	}
-	vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: tmp, MTU: u.mtu()}, VxlanId: int(n.VNI),
+	vx := &netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: tmp, MTU: u.mtu()}, VxlanId: int(vni),
 		SrcAddr: net.IP(u.Local.AsSlice()), Port: u.port(), Learning: true}
 	if err := under.nl.LinkAdd(vx); err != nil {
 		return nil, fmt.Errorf("add vxlan: %w", err)
@@ -247,16 +253,16 @@ func makeDevice(u Underlay, siteNS string, under, site handle, n Network) (netli
 	}
 	if err != nil {
 		under.nl.LinkDel(vx)
-		return nil, fmt.Errorf("move vxlan into %s: %w", siteNS, err)
+		return nil, fmt.Errorf("move vxlan into the site: %w", err)
 	}
 	if l, err = site.nl.LinkByName(tmp); err != nil {
 		return nil, err
 	}
-	if err := site.nl.LinkSetName(l, DeviceName(n.Name)); err != nil {
+	if err := site.nl.LinkSetName(l, name); err != nil {
 		site.nl.LinkDel(l)
 		return nil, err
 	}
-	return site.nl.LinkByName(DeviceName(n.Name))
+	return site.nl.LinkByName(name)
 }
 
 func delLink(nl *netlink.Handle, name string) error {

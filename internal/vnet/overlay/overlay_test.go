@@ -40,7 +40,7 @@ func TestEnsureConverges(t *testing.T) {
 	gw := a("10.50.0.1")
 	ensure := func(nets []Network, peers ...netip.Addr) {
 		t.Helper()
-		if err := vnet.Do(under, func() error { return Ensure(u, site, nets, peers) }); err != nil {
+		if err := vnet.Do(under, func() error { return Ensure(u, site, nets, peers, nil) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -75,8 +75,8 @@ func TestEnsureConverges(t *testing.T) {
 	two := Network{Name: "two", VNI: 300, Gateway: a("10.60.0.1")}
 	ensure([]Network{lan, two}, a("10.9.0.3"))
 	check(map[string]Device{"vx-lan": {VNI: 200, Peers: []netip.Addr{a("10.9.0.3")}}, "vx-two": {VNI: 300, Peers: []netip.Addr{a("10.9.0.3")}}})
-	if n := filterRules(t, site); n != 12 {
-		t.Fatalf("gateway filter has %d rules, want 6 per network", n)
+	if n := filterRules(t, site); n != 14 {
+		t.Fatalf("gateway filter has %d rules, want 7 per network", n)
 	}
 	ensure([]Network{two}, a("10.9.0.3"))
 	check(map[string]Device{"vx-two": {VNI: 300, Peers: []netip.Addr{a("10.9.0.3")}}})
@@ -85,7 +85,7 @@ func TestEnsureConverges(t *testing.T) {
 	if n := filterRules(t, site); n != -1 {
 		t.Fatalf("gateway filter left with %d rules", n)
 	}
-	if err := vnet.Do(under, func() error { return Ensure(u, site, []Network{{Name: "none", VNI: 5}}, nil) }); err == nil {
+	if err := vnet.Do(under, func() error { return Ensure(u, site, []Network{{Name: "none", VNI: 5}}, nil, nil) }); err == nil {
 		t.Fatal("an overlay for a network without a bridge")
 	}
 }
