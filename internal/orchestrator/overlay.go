@@ -37,6 +37,11 @@ type OverlayUse struct {
 	VNIs map[string]uint32 `json:"vnis"`
 	// Hosts: host -> its underlay address (the others' peer).
 	Hosts map[string]netip.Addr `json:"hosts"`
+	// Edge is the host whose uplink the others' transit link routes
+	// to, TransitVNI that link's VNI (none for a test site, or when no
+	// edge host answers).
+	Edge       string `json:"edge,omitempty"`
+	TransitVNI uint32 `json:"transit_vni,omitempty"`
 }
 
 func (o *Orchestrator) overlayOn() bool { return !o.Islands && len(o.hosts()) > 1 }
@@ -73,10 +78,66 @@ func overlayVNIs(cfg *protection.Config) map[string]map[string]uint32 {
 	return out
 }
 
+// transitVNI is the recovery site's transit link's VNI: DefaultVNI of a
+// name no network can have, the next free one past every network's.
+func transitVNI(vnis map[string]map[string]uint32) uint32 {
+	used := map[uint32]bool{}
+	for _, nets := range vnis {
+		for _, v := range nets {
+			used[v] = true
+		}
+	}
+	v := overlay.DefaultVNI(SiteRecovery, "\x00transit")
+	for used[v] {
+		if v++; v > overlay.MaxVNI {
+			v = 4096
+		}
+	}
+	return v
+}
+
+// transits gives each host of up its end of the site's transit link
+// (overlay.Transit): the way out of a site whose uplink is on one host.
+// The first edge host that answers, in server.yaml's order, is where the
+// others route out; other edge hosts use their own uplink. A host's
+// address is its place in server.yaml's hosts, so it does not move when
+// another host is lost. None for a test site (no uplink anywhere: a
+// drill gets no way out it would not have on one host), nor when no edge
+// host answers (the links go, with the routes through them). The edge
+// host lost, the next job that makes the site routes to the next one.
+func (r *run) transits(test bool, up []SiteHost, vni uint32) (map[string]*overlay.Transit, string, error) {
+	i := slices.IndexFunc(up, func(h SiteHost) bool { return r.uplinkOn(h, test) })
+	if i < 0 {
+		return nil, "", nil
+	}
+	all := r.o.hosts()
+	addr := func(h SiteHost) (netip.Prefix, error) {
+		return overlay.TransitAddr(slices.IndexFunc(all, func(x SiteHost) bool { return x.Name == h.Name }))
+	}
+	via, err := addr(up[i])
+	if err != nil {
+		return nil, "", err
+	}
+	out := map[string]*overlay.Transit{}
+	for _, h := range up {
+		a, err := addr(h)
+		if err != nil {
+			return nil, "", err
+		}
+		t := &overlay.Transit{VNI: vni, Addr: a}
+		if !r.uplinkOn(h, test) {
+			t.Via = via.Addr()
+		}
+		out[h.Name] = t
+	}
+	return out, up[i].Name, nil
+}
+
 // joinOverlay joins the site on hosts up (those that have it) into one
-// overlay: each host gets every network of the site with its VNI and the
-// other hosts' underlay addresses as peers. Recorded per host before it
-// is made; idempotent. The caller holds siteMu.
+// overlay: each host gets every network of the site with its VNI, the
+// other hosts' underlay addresses as peers, and its end of the transit
+// link (transits). Recorded per host before it is made; idempotent. The
+// caller holds siteMu.
 func (r *run) joinOverlay(ctx context.Context, site string, test bool, up []SiteHost) error {
 	if !r.o.overlayOn() {
 		return nil
@@ -85,10 +146,16 @@ func (r *run) joinOverlay(ctx context.Context, site string, test bool, up []Site
 	if err != nil {
 		return err
 	}
-	vnis := overlayVNIs(r.cfg)[site]
+	all := overlayVNIs(r.cfg)
+	vnis := all[site]
 	var nets []overlay.Network
 	for _, n := range r.networks(test) {
 		nets = append(nets, overlay.Network{Name: n.Name, VNI: vnis[n.Name]})
+	}
+	tvni := transitVNI(all)
+	trs, edge, err := r.transits(test, up, tvni)
+	if err != nil {
+		return err
 	}
 	for _, h := range up {
 		var peers []netip.Addr
@@ -102,11 +169,15 @@ func (r *run) joinOverlay(ctx context.Context, site string, test bool, up []Site
 			return err
 		}
 		oh := h.Host.(host.OverlayHost) // underlays checked it
-		if err := oh.EnsureOverlay(ctx, site, host.Overlay{Networks: nets, Peers: peers}); err != nil {
+		if err := oh.EnsureOverlay(ctx, site, host.Overlay{Networks: nets, Peers: peers, Transit: trs[h.Name]}); err != nil {
 			return hostCall(h, fmt.Errorf("overlay of site %s: %w", site, err))
 		}
 	}
-	return r.noteOverlay(ctx, site, vnis, addrs)
+	u := &OverlayUse{VNIs: vnis, Hosts: addrs, Edge: edge}
+	if edge != "" {
+		u.TransitVNI = tvni
+	}
+	return r.noteOverlay(ctx, site, u)
 }
 
 // underlays asks each host for its underlay address, refusing a host
@@ -140,20 +211,24 @@ func underlays(ctx context.Context, hs []SiteHost) (map[string]netip.Addr, error
 
 // noteOverlay records the overlay in the job's outputs and logs it when
 // it changed.
-func (r *run) noteOverlay(ctx context.Context, site string, vnis map[string]uint32, addrs map[string]netip.Addr) error {
-	u := &OverlayUse{VNIs: vnis, Hosts: addrs}
-	if old := r.out.Overlay; old != nil && maps.Equal(old.VNIs, u.VNIs) && maps.Equal(old.Hosts, u.Hosts) {
+func (r *run) noteOverlay(ctx context.Context, site string, u *OverlayUse) error {
+	if old := r.out.Overlay; old != nil && maps.Equal(old.VNIs, u.VNIs) && maps.Equal(old.Hosts, u.Hosts) &&
+		old.Edge == u.Edge && old.TransitVNI == u.TransitVNI {
 		return nil
 	}
 	r.out.Overlay = u
 	var nets, hosts []string
-	for _, n := range slices.Sorted(maps.Keys(vnis)) {
-		nets = append(nets, fmt.Sprintf("%s (vni %d)", n, vnis[n]))
+	for _, n := range slices.Sorted(maps.Keys(u.VNIs)) {
+		nets = append(nets, fmt.Sprintf("%s (vni %d)", n, u.VNIs[n]))
 	}
-	for _, h := range slices.Sorted(maps.Keys(addrs)) {
-		hosts = append(hosts, fmt.Sprintf("%s (%s)", h, addrs[h]))
+	for _, h := range slices.Sorted(maps.Keys(u.Hosts)) {
+		hosts = append(hosts, fmt.Sprintf("%s (%s)", h, u.Hosts[h]))
 	}
-	r.logf("info", "site %s joined over hosts %s by overlay networks %s", site, strings.Join(hosts, ", "), strings.Join(nets, ", "))
+	out := "no way out through another host"
+	if u.Edge != "" {
+		out = fmt.Sprintf("the other hosts route out through %s's uplink (transit vni %d)", u.Edge, u.TransitVNI)
+	}
+	r.logf("info", "site %s joined over hosts %s by overlay networks %s; %s", site, strings.Join(hosts, ", "), strings.Join(nets, ", "), out)
 	return r.save(ctx)
 }
 

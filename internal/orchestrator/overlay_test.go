@@ -246,3 +246,57 @@ func TestOverlayCrashAnywhereResumes(t *testing.T) {
 		t.Fatalf("host %s floods to %v after host %s was lost", to, o.Peers, x)
 	}
 }
+
+// wantTransit fails unless each host's overlay of site has the transit
+// link want names (host -> "addr via", "addr" on an edge host, "" none).
+func wantTransit(t *testing.T, fakes map[string]*orchtest.Host, site string, vni uint32, want map[string]string) {
+	t.Helper()
+	for n, w := range want {
+		o, _ := fakes[n].Overlay(site)
+		got := ""
+		if tr := o.Transit; tr != nil {
+			if got = tr.Addr.String(); tr.Via.IsValid() {
+				got += " via " + tr.Via.String()
+			}
+			if tr.VNI != vni {
+				t.Fatalf("host %s: transit vni %d, want %d", n, tr.VNI, vni)
+			}
+		}
+		if got != w {
+			t.Fatalf("host %s: site %s's transit link %q, want %q", n, site, got, w)
+		}
+	}
+}
+
+// TestOverlayTransit: with a and b edge hosts and c not, a failover
+// gives every host its end of the recovery site's transit link (its own
+// VNI, addresses by place in the hosts list): c routes out through a,
+// the first edge host, while a and b use their own uplinks; a drill's
+// test site gets no transit link on any host. With a lost, the next job
+// that makes the site routes c out through b.
+func TestOverlayTransit(t *testing.T) {
+	w, fakes := hostsWorld(t)
+	w.hosts[1].Edge = true
+	w.o.Close()
+	w.start()
+	vnis := overlayVNIs(w.cfg)
+	tv := transitVNI(vnis)
+	if tv == vnis[SiteRecovery]["rec"] || tv == vnis[SiteTest]["drill"] || tv < 4096 {
+		t.Fatalf("transit vni %d beside %v", tv, vnis)
+	}
+	j := w.run(PlannedFailover, "alpha", Params{})
+	wantTransit(t, fakes, SiteRecovery, tv, map[string]string{"a": "169.254.254.1/24", "b": "169.254.254.2/24", "c": "169.254.254.3/24 via 169.254.254.1"})
+	if out := outputsOf(t, j); out.Overlay == nil || out.Overlay.Edge != "a" || out.Overlay.TransitVNI != tv {
+		t.Fatalf("outputs' overlay %+v, want edge a, transit vni %d", out.Overlay, tv)
+	}
+	w.run(TestFailover, "beta", Params{})
+	wantTransit(t, fakes, SiteTest, 0, map[string]string{"a": "", "b": "", "c": ""})
+	w.run(TestCleanup, "beta", Params{})
+
+	fakes["a"].Lose(nil)
+	j = w.run(RecoverMachines, "alpha", Params{})
+	wantTransit(t, fakes, SiteRecovery, tv, map[string]string{"b": "169.254.254.2/24", "c": "169.254.254.3/24 via 169.254.254.2"})
+	if out := outputsOf(t, j); out.Overlay == nil || out.Overlay.Edge != "b" {
+		t.Fatalf("recover-machines' overlay %+v, want edge b", out.Overlay)
+	}
+}

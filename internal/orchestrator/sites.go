@@ -54,11 +54,17 @@ func (r *run) siteOnHosts(ctx context.Context, site string, test bool, down map[
 // adds networks in place and refuses to remake a site machines run on.
 // Only an edge host gets the uplink. The caller holds siteMu.
 func (r *run) makeSite(ctx context.Context, h SiteHost, site string, test bool) error {
-	edge := r.o.Edge
-	if test || !h.Edge {
-		edge = "" // a test network is isolated: no uplink at all
+	edge := ""
+	if r.uplinkOn(h, test) {
+		edge = r.o.Edge
 	}
 	return h.Host.EnsureSite(ctx, site, r.networks(test), edge)
+}
+
+// uplinkOn says whether the site has its uplink on host h: only an edge
+// host's recovery site; a test network is isolated, no uplink at all.
+func (r *run) uplinkOn(h SiteHost, test bool) bool {
+	return !test && h.Edge && r.o.Edge != ""
 }
 
 // releaseSite removes the site from every host where no machine runs on

@@ -65,7 +65,15 @@ func (h *Host) EnsureOverlay(ctx context.Context, site string, o host.Overlay) e
 			}
 		}
 	}
-	h.overlays[site] = host.Overlay{Networks: slices.Clone(o.Networks), Peers: slices.Clone(o.Peers)}
+	if t := o.Transit; t != nil && t.Via.IsValid() && s.Edge != "" {
+		return done(fmt.Errorf("fake host: overlay of site %s: the site has this host's uplink, not routed out through %v", site, t.Via))
+	}
+	c := host.Overlay{Networks: slices.Clone(o.Networks), Peers: slices.Clone(o.Peers)}
+	if o.Transit != nil {
+		t := *o.Transit
+		c.Transit = &t
+	}
+	h.overlays[site] = c
 	return done(nil)
 }
 
