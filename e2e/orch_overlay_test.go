@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -57,10 +58,13 @@ plans:
 // db, web and cache on three hosts and join the recovery site on every
 // host by a VXLAN overlay the server made (same VNI everywhere, the two
 // other hosts as peers); db on one host reaches web and cache on the
-// others over the recovery network. A test failover of shop beside it
-// gets its own VNI on every host: its db reaches its web across hosts
-// but not production's cache. Cleanup and cancels leave no site
-// namespace or VXLAN link on any host.
+// others over the recovery network, and a machine on a host without the
+// edge reaches a server beyond host a's uplink (through the site's
+// transit link). A test failover of shop beside it gets its own VNI on
+// every host: its db reaches its web across hosts but not production's
+// cache, and the test copy on the host without the edge does not reach
+// the outside (no transit link in the test site). Cleanup and cancels
+// leave no site namespace or VXLAN link on any host.
 func TestHostsFailoverOverlay(t *testing.T) {
 	r := newHostRig(t)
 	ctx := context.Background()
@@ -73,8 +77,9 @@ func TestHostsFailoverOverlay(t *testing.T) {
 		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
 	for _, h := range r.hosts {
 		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.name, URL: h.url(), TokenFile: filepath.Join(h.dir, "token"),
-			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
+			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096, Edge: edgeOf(h.name) != ""})
 	}
+	cfg.Edge = server.EdgeConfig{Interface: "eth0"} // each edge host uses its own edge: (host a's eth0)
 	hostsMust(t, cfg.Defaults())
 	c := startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
 		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == hc.Name })
@@ -104,6 +109,12 @@ func TestHostsFailoverOverlay(t *testing.T) {
 	reaches(t, on["db"], orchestrator.SiteRecovery, db, "10.2.0.20", "web")
 	reaches(t, on["web"], orchestrator.SiteRecovery, web, "10.2.0.30", "cache")
 	reaches(t, on["db"], orchestrator.SiteRecovery, db, "10.2.0.30", "cache")
+	out := outsideOf(t, r)
+	away, awayOn := db, on["db"] // a machine of shop on a host without the edge
+	if awayOn == r.hosts[0] {
+		away, awayOn = web, on["web"]
+	}
+	reaches(t, awayOn, orchestrator.SiteRecovery, away, out, "outside") // through the transit link and a's uplink
 
 	runJob(t, c, "shop", orchestrator.TestFailover)
 	if tvni := sameOverlay(t, r, orchestrator.SiteTest, "drill"); tvni == vni {
@@ -114,6 +125,14 @@ func TestHostsFailoverOverlay(t *testing.T) {
 		t.Fatalf("test db -> production cache: %q, %v; want test db to answer that it cannot reach it", body, err)
 	}
 	reaches(t, on["db"], orchestrator.SiteRecovery, db, "10.2.0.30", "cache") // production still reaches it
+	if body, err := fetchVia(awayOn.c.SiteNS(orchestrator.SiteTest), away, out); err == nil || strings.HasPrefix(err.Error(), "reaching") {
+		t.Fatalf("test %s on host %s -> the outside: %q, %v; want it to answer that it cannot reach it", away.Name, awayOn.name, body, err)
+	}
+	for _, h := range r.hosts {
+		if _, _, ok, err := overlay.TransitOf(h.c.SiteNS(orchestrator.SiteTest)); ok || err != nil {
+			t.Fatalf("host %s: the test site has a transit link (%v)", h.name, err)
+		}
+	}
 
 	runJob(t, c, "shop", orchestrator.TestCleanup)
 	runJob(t, c, "shop", orchestrator.CancelFailover)
@@ -122,6 +141,25 @@ func TestHostsFailoverOverlay(t *testing.T) {
 		nss, links, _ := r.leftovers(t)
 		return len(nss)+len(links) == 0
 	})
+}
+
+// outsideOf is a server beyond host a's uplink: a namespace on the
+// underlay that routes the recovery subnet to host a, as the network
+// behind a real edge would; it answers "hello from outside".
+func outsideOf(t *testing.T, r *hostRig) string {
+	const addr = "10.77.0.200"
+	ns := r.machineNS(t, "out", netip.MustParsePrefix(addr+"/24"))
+	if err := (vnet.Netlink{}).AddRoute(ns, netip.MustParsePrefix("10.2.0.0/24"), r.hosts[0].addr); err != nil {
+		t.Fatal(err)
+	}
+	l, err := vnet.Listen(ns, "tcp", addr+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "hello from outside") })}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return addr
 }
 
 // runJob submits a job of plan and waits for it to succeed.
