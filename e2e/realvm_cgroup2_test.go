@@ -30,8 +30,10 @@ const toolsLabel = "hvtools"
 // the kernel; Memory() and ReadMemory report the limit, usage, the
 // at-limit count of memory.events and exactly one OOM kill; its cgroup is
 // gone after Stop. TestCleanupAfterCrash then checks a crashed run's
-// cgroup is found and removed on v2. Nothing of Haven's is left in the
-// guest's cgroup tree afterwards.
+// cgroup is found and removed on v2, and host's TestWaitHealthyNamesMemory
+// that host.Local reports the kill (MachineMemory) and names it when a
+// health check fails. Nothing of Haven's is left in the guest's cgroup
+// tree afterwards.
 func TestRealVMCgroup2(t *testing.T) {
 	l := newRVLab(t)
 	tools := toolsDisk(t)
@@ -56,8 +58,14 @@ func TestRealVMCgroup2(t *testing.T) {
 	out := l.guestExecWithin(10*time.Minute, spec, "/usr/bin/env", "CI=true",
 		machinetest.ImageEnv+"="+mnt+"/machine.img", "HAVEN_TEST_CGROUP=v2",
 		mnt+"/nsdrv.test", "-test.run", "^(TestMemoryLimit|TestCleanupAfterCrash)$", "-test.v", "-test.count=1")
+	// What a host reports up (host.Local.MachineMemory) and its health
+	// check naming the OOM kill, on the same hierarchy.
+	out += l.guestExecWithin(10*time.Minute, spec, "/usr/bin/env", "CI=true",
+		machinetest.ImageEnv+"="+mnt+"/machine.img",
+		mnt+"/host.test", "-test.run", "^TestWaitHealthyNamesMemory$", "-test.v", "-test.count=1")
 	t.Logf("in the guest:\n%s", out)
-	for _, want := range []string{"limits on cgroup v2", "--- PASS: TestMemoryLimit", "--- PASS: TestCleanupAfterCrash"} {
+	for _, want := range []string{"limits on cgroup v2", "--- PASS: TestMemoryLimit", "--- PASS: TestCleanupAfterCrash",
+		"--- PASS: TestWaitHealthyNamesMemory"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the guest's run lacks %q", want)
 		}
@@ -72,8 +80,8 @@ func TestRealVMCgroup2(t *testing.T) {
 	}
 }
 
-// toolsDisk is an ext4 image labelled toolsLabel holding nsdrv's test
-// binary, built static (the guest has no Go), and a pristine machine image
+// toolsDisk is an ext4 image labelled toolsLabel holding the test
+// binaries of nsdrv and host, built static (the guest has no Go), and a pristine machine image
 // the tests copy for each machine (machinetest.ImageEnv).
 func toolsDisk(t *testing.T) string {
 	t.Helper()
@@ -81,11 +89,15 @@ func toolsDisk(t *testing.T) string {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	build := exec.Command(testenv.LookPath(t, "go"), "test", "-c", "-trimpath", "-o", filepath.Join(dir, "nsdrv.test"), "../internal/machine/nsdrv")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build nsdrv.test: %v\n%s", err, out)
+	t0 := time.Now()
+	for name, pkg := range map[string]string{"nsdrv.test": "../internal/machine/nsdrv", "host.test": "../internal/host"} {
+		build := exec.Command(testenv.LookPath(t, "go"), "test", "-c", "-trimpath", "-o", filepath.Join(dir, name), pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
 	}
+	t.Logf("test binaries built in %v", time.Since(t0).Round(time.Millisecond))
 	img, err := os.ReadFile(machinetest.Image(t))
 	if err != nil {
 		t.Fatal(err)

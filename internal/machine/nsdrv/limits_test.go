@@ -20,6 +20,8 @@ import (
 // the kernel (not the machine, not the host), the machine reports it
 // (Memory().Err is ErrOverMemory with the kill counted) and still serves;
 // its limit cgroups are gone after Stop, and the last status is kept.
+// This host takes the v1 path; e2e's TestRealVMCgroup2 runs this test in
+// a VM on cgroup v2.
 func TestMemoryLimit(t *testing.T) {
 	e := newEnv(t)
 	spec := e.Spec("lim", "app", "10.91.0.70/24")
@@ -155,9 +157,9 @@ func limitFiles(l *limits) (mem, cpu string) {
 }
 
 // TestReadMemoryV2Files: the cgroup2 files ReadMemory reads, as the
-// kernel writes them. This host's memory controller is bound to cgroup
-// v1 (TestMemoryLimit runs there), so the v2 path is checked on files
-// laid out like a v2 cgroup's, not on a live one.
+// kernel writes them, laid out in a plain directory: this host's memory
+// controller is bound to cgroup v1, and the live v2 run needs a VM
+// (e2e TestRealVMCgroup2).
 func TestReadMemoryV2Files(t *testing.T) {
 	state, cg := t.TempDir(), t.TempDir()
 	dir := filepath.Join(state, "db")
