@@ -52,6 +52,7 @@ func TestMemoryLimit(t *testing.T) {
 	if err != nil || st.OOMKills != 1 || st.AtLimit == 0 || st.LimitMB != 64 {
 		t.Fatalf("after: %+v %v, want one process killed at 64 MiB", st, err)
 	}
+	t.Logf("after the eater: %+v", st)
 	if after := v2Events(t, in); after != nil &&
 		(st.AtLimit < before["max"] || st.AtLimit > after["max"] || st.OOMKills != after["oom_kill"]) {
 		t.Fatalf("Memory() = %+v; memory.events said %v, then %v", st, before, after)
