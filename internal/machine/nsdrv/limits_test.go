@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/machinetest"
 )
 
 // TestMemoryLimit: a machine with 64 MiB and one CPU gets exactly those
@@ -43,7 +44,8 @@ func TestMemoryLimit(t *testing.T) {
 	if st, err := in.Memory(); err != nil || st.Err() != nil || st.OOMKills != 0 {
 		t.Fatalf("before: %+v %v", st, err)
 	}
-	out := e.MustDo(e.Edge, "POST", m, "/eat?mb=256", "")
+	addr, _ := spec.Addr()
+	out := machinetest.Eat(t, e.Edge, addr, 256)
 	if !strings.Contains(out, "killed by "+syscall.SIGKILL.String()) {
 		t.Fatalf("eater: %q, want it killed", out)
 	}
