@@ -39,7 +39,13 @@ func (l *rvLab) monitor(spec machine.Spec, cmd string, args any) {
 // returns its output; a non-zero exit fails the test.
 func (l *rvLab) guestExec(spec machine.Spec, path string, args ...string) string {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return l.guestExecWithin(2*time.Minute, spec, path, args...)
+}
+
+// guestExecWithin is guestExec for a program that may run up to d.
+func (l *rvLab) guestExecWithin(d time.Duration, spec machine.Spec, path string, args ...string) string {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var c *qmp.Client
 	var err error

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,21 +34,19 @@ func TestWaitHealthyNamesMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.StopMachine(context.Background(), "rec", "lim") })
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // a hang guard; also run in a VM under TCG (e2e TestRealVMCgroup2)
 	defer cancel()
 	if err := h.WaitHealthy(wctx, "rec", spec); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := machine.HTTPClient(h.SiteNS("rec")).Post("http://10.232.1.10/eat?mb=256", "", nil)
-	if err != nil {
-		t.Fatal(err)
+	if out := machinetest.Eat(t, h.SiteNS("rec"), netip.MustParseAddr("10.232.1.10"), 256); !strings.Contains(out, "killed by "+syscall.SIGKILL.String()) {
+		t.Fatalf("eater: %q, want it killed", out)
 	}
-	resp.Body.Close()
 	broken := spec
 	broken.Health = machine.HealthCheck{TCPPort: 81} // nothing listens
 	wctx, cancel = context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	err = h.WaitHealthy(wctx, "rec", broken)
+	err := h.WaitHealthy(wctx, "rec", broken)
 	if !errors.Is(err, machine.ErrUnhealthy) || !errors.Is(err, machine.ErrOverMemory) || !strings.Contains(err.Error(), "64 MiB") {
 		t.Fatalf("WaitHealthy = %v, want unhealthy and over its memory limit", err)
 	}

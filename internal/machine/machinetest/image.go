@@ -96,13 +96,23 @@ func stage(t testing.TB, dir string) {
 	must(t, os.WriteFile(filepath.Join(dir, "etc/haven-image"), []byte("haven test image\n"), 0o644))
 }
 
-// Image builds a fresh ext4 test image in the test's temp dir. Each
-// machine needs its own: an image is a disk, and two machines writing to
-// one disk would corrupt it.
+// ImageEnv names a test image Image copies instead of building one: the
+// driver's tests run inside a Debian VM (e2e's cgroup v2 test) where
+// neither go nor busybox-static is at hand to build it.
+const ImageEnv = "HAVEN_TEST_MACHINE_IMAGE"
+
+// Image builds a fresh ext4 test image in the test's temp dir (or copies
+// the one ImageEnv names). Each machine needs its own: an image is a
+// disk, and two machines writing to one disk would corrupt it.
 func Image(t testing.TB) string {
 	t.Helper()
-	mkfs := testenv.LookPath(t, "mkfs.ext4")
 	dir := t.TempDir()
+	if src := os.Getenv(ImageEnv); src != "" {
+		img := filepath.Join(dir, "disk.img")
+		must(t, copyFile(src, img, 0o644))
+		return img
+	}
+	mkfs := testenv.LookPath(t, "mkfs.ext4")
 	tree := filepath.Join(dir, "tree")
 	stage(t, tree)
 	img := filepath.Join(dir, "disk.img")

@@ -127,3 +127,24 @@ func Run(t *testing.T, cfg Config) {
 		t.Run("TenMachinesNoLeaks", func(t *testing.T) { testNoLeaks(t, cfg) })
 	}
 }
+
+// Eat has the test image's guest at addr, reached from ns, touch mb MiB
+// in a child process (its /eat) and returns how the child ended ("killed
+// by " and the signal's name once the kernel killed it). Before an OOM kill the kernel
+// reclaims what it can, which in a VM under TCG (e2e's cgroup v2 test)
+// can take many seconds: the bound is a hang guard.
+func Eat(t testing.TB, ns string, addr netip.Addr, mb int) string {
+	t.Helper()
+	c := machine.HTTPClient(ns)
+	c.Timeout = 3 * time.Minute
+	resp, err := c.Post(fmt.Sprintf("http://%s/eat?mb=%d", addr, mb), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("eat: %s %q %v", resp.Status, b, err)
+	}
+	return string(b)
+}

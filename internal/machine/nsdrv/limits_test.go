@@ -3,14 +3,17 @@ package nsdrv
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/haven-dr/haven/internal/machine"
+	"github.com/haven-dr/haven/internal/machine/machinetest"
 )
 
 // TestMemoryLimit: a machine with 64 MiB and one CPU gets exactly those
@@ -18,6 +21,8 @@ import (
 // the kernel (not the machine, not the host), the machine reports it
 // (Memory().Err is ErrOverMemory with the kill counted) and still serves;
 // its limit cgroups are gone after Stop, and the last status is kept.
+// This host takes the v1 path; e2e's TestRealVMCgroup2 runs this test in
+// a VM on cgroup v2.
 func TestMemoryLimit(t *testing.T) {
 	e := newEnv(t)
 	spec := e.Spec("lim", "app", "10.91.0.70/24")
@@ -28,6 +33,7 @@ func TestMemoryLimit(t *testing.T) {
 	if in.limits == nil {
 		t.Fatal("no limits applied")
 	}
+	checkHierarchy(t, in)
 	mem, cpu := limitFiles(in.limits)
 	for file, want := range map[string]int{mem: 64 << 20, cpu: 100000} {
 		b, err := os.ReadFile(file)
@@ -38,13 +44,20 @@ func TestMemoryLimit(t *testing.T) {
 	if st, err := in.Memory(); err != nil || st.Err() != nil || st.OOMKills != 0 {
 		t.Fatalf("before: %+v %v", st, err)
 	}
-	out := e.MustDo(e.Edge, "POST", m, "/eat?mb=256", "")
+	addr, _ := spec.Addr()
+	out := machinetest.Eat(t, e.Edge, addr, 256)
 	if !strings.Contains(out, "killed by "+syscall.SIGKILL.String()) {
 		t.Fatalf("eater: %q, want it killed", out)
 	}
+	before := v2Events(t, in)
 	st, err := in.Memory()
-	if err != nil || st.OOMKills == 0 || st.AtLimit == 0 || st.LimitMB != 64 {
-		t.Fatalf("after: %+v %v", st, err)
+	if err != nil || st.OOMKills != 1 || st.AtLimit == 0 || st.LimitMB != 64 {
+		t.Fatalf("after: %+v %v, want one process killed at 64 MiB", st, err)
+	}
+	t.Logf("after the eater: %+v", st)
+	if after := v2Events(t, in); after != nil &&
+		(st.AtLimit < before["max"] || st.AtLimit > after["max"] || st.OOMKills != after["oom_kill"]) {
+		t.Fatalf("Memory() = %+v; memory.events said %v, then %v", st, before, after)
 	}
 	if !errors.Is(st.Err(), machine.ErrOverMemory) {
 		t.Fatalf("Err %v", st.Err())
@@ -74,6 +87,70 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
+// cgroupEnv, set to v1 or v2, is the hierarchy TestMemoryLimit must find
+// the limits on. e2e runs this test inside a Debian VM booted on cgroup v2
+// (TestRealVMCgroup2) and sets it: a silent fall back to v1 files, or to
+// none, fails there.
+const cgroupEnv = "HAVEN_TEST_CGROUP"
+
+// checkHierarchy checks the limits went on the hierarchy cgroupEnv names,
+// and on cgroup2 that the machine's own cgroup, right below the root,
+// holds them and its init.
+func checkHierarchy(t *testing.T, in *instance) {
+	t.Helper()
+	got := "v1"
+	if in.limits.v2 != "" {
+		got = "v2"
+	}
+	if want := os.Getenv(cgroupEnv); want != "" && got != want {
+		t.Fatalf("limits on cgroup %s (%+v), want %s", got, in.limits, want)
+	}
+	t.Logf("limits on cgroup %s", got)
+	if got == "v1" {
+		return
+	}
+	if in.limits.v2 != in.cgroup || len(in.limits.v1) != 0 || filepath.Dir(in.cgroup) != cgroup2Root() {
+		t.Fatalf("limits %+v, machine cgroup %s: want that cgroup below %s only", in.limits, in.cgroup, cgroup2Root())
+	}
+	files := map[string]string{"memory.max": "67108864", "cpu.max": "100000 100000", "memory.swap.max": "0"}
+	for file, want := range files {
+		b, err := os.ReadFile(filepath.Join(in.cgroup, file))
+		if file == "memory.swap.max" && errors.Is(err, fs.ErrNotExist) {
+			continue // a kernel without swap accounting
+		}
+		if got := strings.TrimSpace(string(b)); err != nil || got != want {
+			t.Errorf("%s = %q (%v), want %q", file, got, err, want)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(in.cgroup, "cgroup.procs"))
+	if err != nil || !slices.Contains(strings.Fields(string(b)), strconv.Itoa(in.pid)) {
+		t.Errorf("cgroup.procs %q (%v) lacks the machine's init %d", b, err, in.pid)
+	}
+}
+
+// v2Events reads a cgroup2 machine's memory.events (nil on v1), parsed
+// apart from the code under test.
+func v2Events(t *testing.T, in *instance) map[string]uint64 {
+	t.Helper()
+	if in.limits.v2 == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(in.limits.v2, "memory.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		n, err := strconv.ParseUint(f[len(f)-1], 10, 64)
+		if len(f) != 2 || err != nil {
+			t.Fatalf("memory.events line %q", line)
+		}
+		out[f[0]] = n
+	}
+	return out
+}
+
 // limitFiles are the files holding the memory limit and the CPU quota.
 func limitFiles(l *limits) (mem, cpu string) {
 	if l.v2 != "" {
@@ -83,9 +160,9 @@ func limitFiles(l *limits) (mem, cpu string) {
 }
 
 // TestReadMemoryV2Files: the cgroup2 files ReadMemory reads, as the
-// kernel writes them. This host's memory controller is bound to cgroup
-// v1 (TestMemoryLimit runs there), so the v2 path is checked on files
-// laid out like a v2 cgroup's, not on a live one.
+// kernel writes them, laid out in a plain directory: this host's memory
+// controller is bound to cgroup v1, and the live v2 run needs a VM
+// (e2e TestRealVMCgroup2).
 func TestReadMemoryV2Files(t *testing.T) {
 	state, cg := t.TempDir(), t.TempDir()
 	dir := filepath.Join(state, "db")

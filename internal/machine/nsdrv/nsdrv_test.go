@@ -36,7 +36,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 		New: func(t testing.TB, nets machine.Networks) machine.Driver {
 			return &nsdrv.Driver{Networks: nets, StateDir: state}
 		},
-		Boot: 30 * time.Second,
+		Boot: 2 * time.Minute, // a hang guard; also run in a VM under TCG (e2e TestRealVMCgroup2)
 	})
 	m := e.Start(e.Spec("crash", "app", "10.91.0.30/24"))
 	e.WaitHealthy(m, e.Edge)

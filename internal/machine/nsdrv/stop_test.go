@@ -18,12 +18,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// newEnv's boot bound is a hang guard: TestMemoryLimit also runs in a VM
+// under TCG (e2e TestRealVMCgroup2).
 func newEnv(t *testing.T) *machinetest.Env {
 	return machinetest.NewEnv(t, machinetest.Config{
 		New: func(t testing.TB, nets machine.Networks) machine.Driver {
 			return &Driver{Networks: nets, StateDir: filepath.Join(t.TempDir(), "state")}
 		},
-		Boot: 30 * time.Second,
+		Boot: 2 * time.Minute,
 	})
 }
 
