@@ -79,3 +79,29 @@ func TestProfileTTLOverride(t *testing.T) {
 		t.Fatalf("restart after reset: TTL %d", got)
 	}
 }
+
+// TestMergeAdoptsProfileTTL: a profile's TTL reaches a server that missed
+// the change from a peer's state (as a restarted cluster member catches
+// up), and an older one from a peer does not undo a newer reset.
+func TestMergeAdoptsProfileTTL(t *testing.T) {
+	s := startFrom(t, writeConfig(t, stateConfig))
+	n, err := s.Merge([]EndpointOverride{{Profile: "app.example.test.", Override: Override{TTL: ptr(uint32(0)), Generation: 10}}})
+	if err != nil || n != 1 {
+		t.Fatalf("merge: %d adopted, %v", n, err)
+	}
+	if got := answerTTL(t, s); got != 0 {
+		t.Fatalf("after adopting a peer's TTL 0: answered %d", got)
+	}
+	if _, err := s.ResetProfileAt("app.example.test", 20); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = s.Merge([]EndpointOverride{{Profile: "app.example.test.", Override: Override{TTL: ptr(uint32(0)), Generation: 15}}}); err != nil || n != 0 {
+		t.Fatalf("an older override adopted over a newer reset: %d, %v", n, err)
+	}
+	if got := answerTTL(t, s); got != 5 {
+		t.Fatalf("after the reset and an older peer's TTL: answered %d, want the config's 5", got)
+	}
+	if _, err := s.Merge([]EndpointOverride{{Profile: "app.example.test.", Override: Override{TTL: ptr(uint32(1 << 31)), Generation: 30}}}); err == nil {
+		t.Fatal("a TTL over 2^31-1 from a peer was adopted")
+	}
+}
