@@ -160,15 +160,15 @@ func (rs *responder) profileAnswer(z *zone, p *profile) {
 	}
 	switch {
 	case pk.none:
-		rs.negative(z, dns.RcodeNameError, int64(p.ttl))
+		rs.negative(z, dns.RcodeNameError, int64(p.answerTTL()))
 		return
 	case pk.allDown && p.servfail:
 		rs.m.Rcode = dns.RcodeServerFailure
 		return
 	}
-	rrs, cname := rs.endpointRRs(p.ttl, pk.eps)
+	rrs, cname := rs.endpointRRs(p.answerTTL(), pk.eps)
 	if len(rrs) == 0 {
-		rs.negative(z, dns.RcodeSuccess, int64(p.ttl))
+		rs.negative(z, dns.RcodeSuccess, int64(p.answerTTL()))
 		return
 	}
 	rs.m.Answer = append(rs.m.Answer, rrs...)
@@ -216,7 +216,7 @@ func (rs *responder) chase(target string) {
 		if n.profile != nil {
 			pk := n.profile.route(rs.c)
 			rs.scope = max(rs.scope, pk.scope)
-			rrs, target = rs.endpointRRsFor(target, n.profile.ttl, pk.eps)
+			rrs, target = rs.endpointRRsFor(target, n.profile.answerTTL(), pk.eps)
 		} else {
 			rrs, target = staticData(n, rs.q.Qtype)
 		}

@@ -35,6 +35,8 @@ func (s *Server) Handler() http.Handler {
 	// one's late order is refused (409) after the token check.
 	v1.Handle("PATCH /v1/profiles/{profile}/endpoints/{endpoint}", s.epoch.Wrap(http.HandlerFunc(s.patchEndpoint)))
 	v1.Handle("DELETE /v1/profiles/{profile}/endpoints/{endpoint}/override", s.epoch.Wrap(http.HandlerFunc(s.deleteOverride)))
+	v1.Handle("PATCH /v1/profiles/{profile}", s.epoch.Wrap(http.HandlerFunc(s.patchProfile)))
+	v1.Handle("DELETE /v1/profiles/{profile}/override", s.epoch.Wrap(http.HandlerFunc(s.deleteProfileOverride)))
 	v1.HandleFunc("POST /v1/reload", s.postReload)
 	v1.HandleFunc("GET /v1/state", s.getState)
 	v1.Handle("POST /v1/state", s.epoch.Wrap(http.HandlerFunc(s.postState)))
@@ -104,6 +106,41 @@ func (s *Server) patchEndpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := s.UpdateEndpointAt(r.PathValue("profile"), r.PathValue("endpoint"), patch, gen)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) patchProfile(w http.ResponseWriter, r *http.Request) {
+	var patch ProfilePatch
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&patch); err != nil {
+		writeErr(w, fmt.Errorf("%w: %w", ErrBadRequest, err))
+		return
+	}
+	gen, err := parseGeneration(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	st, err := s.UpdateProfileAt(r.PathValue("profile"), patch, gen)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) deleteProfileOverride(w http.ResponseWriter, r *http.Request) {
+	gen, err := parseGeneration(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	st, err := s.ResetProfileAt(r.PathValue("profile"), gen)
 	if err != nil {
 		writeErr(w, err)
 		return

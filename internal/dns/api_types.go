@@ -4,7 +4,9 @@ package dns
 type ProfileStatus struct {
 	Name      string           `json:"name"`
 	Routing   string           `json:"routing"`
-	TTL       uint32           `json:"ttl"`
+	TTL       uint32           `json:"ttl"` // in effect: Override's where set, else ConfigTTL
+	ConfigTTL uint32           `json:"config_ttl"`
+	Override  *Override        `json:"override,omitempty"` // the API's TTL
 	Enabled   bool             `json:"enabled"`
 	State     string           `json:"state"` // Online, Degraded, CheckingEndpoints, Inactive, Disabled
 	Endpoints []EndpointStatus `json:"endpoints"`
@@ -40,6 +42,11 @@ type EndpointPatch struct {
 	Enabled  *bool `json:"enabled,omitempty"`
 	Priority *int  `json:"priority,omitempty"`
 	Weight   *int  `json:"weight,omitempty"`
+}
+
+// ProfilePatch changes a profile at run time; nil fields stay as they are.
+type ProfilePatch struct {
+	TTL *uint32 `json:"ttl,omitempty"`
 }
 
 type apiError struct {

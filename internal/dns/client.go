@@ -162,6 +162,19 @@ func (c *Client) UpdateEndpoint(ctx context.Context, profile, endpoint string, p
 	return out, c.do(ctx, http.MethodPatch, endpointPath(profile, endpoint), p, &out)
 }
 
+// UpdateProfile changes a profile (its TTL); the next answer carries it.
+func (c *Client) UpdateProfile(ctx context.Context, profile string, p ProfilePatch) (ProfileStatus, error) {
+	var out ProfileStatus
+	return out, c.do(ctx, http.MethodPatch, "/v1/profiles/"+url.PathEscape(profile), p, &out)
+}
+
+// ResetProfile drops the API's override of a profile: the config's TTL
+// applies again.
+func (c *Client) ResetProfile(ctx context.Context, profile string) (ProfileStatus, error) {
+	var out ProfileStatus
+	return out, c.do(ctx, http.MethodDelete, "/v1/profiles/"+url.PathEscape(profile)+"/override", nil, &out)
+}
+
 // SetEnabled enables or disables an endpoint.
 func (c *Client) SetEnabled(ctx context.Context, profile, endpoint string, on bool) (EndpointStatus, error) {
 	return c.UpdateEndpoint(ctx, profile, endpoint, EndpointPatch{Enabled: &on})

@@ -94,7 +94,7 @@ func (s *Server) Merge(in []EndpointOverride) (int, error) {
 	defer s.mu.Unlock()
 	next, adopted := s.overrides(), map[string]Override{}
 	for _, o := range in {
-		if err := (EndpointPatch{Priority: o.Priority, Weight: o.Weight}).check(); err != nil {
+		if err := o.check(); err != nil {
 			return 0, fmt.Errorf("%s/%s: %w", o.Profile, o.Endpoint, err)
 		}
 		k := key(canonical(o.Profile), o.Endpoint)
@@ -111,6 +111,10 @@ func (s *Server) Merge(in []EndpointOverride) (int, error) {
 	}
 	t := s.table.Load()
 	for _, p := range t.profiles {
+		if o, ok := adopted[key(p.name, "")]; ok {
+			o.applyProfile(p)
+			s.log.Info("profile change adopted", "profile", p.name, "generation", o.Generation, "ttl", p.answerTTL())
+		}
 		for _, e := range p.endpoints {
 			if o, ok := adopted[key(p.name, e.name)]; ok {
 				e.reset()

@@ -20,7 +20,8 @@ const (
 type profile struct {
 	name       string // canonical FQDN
 	routing    string
-	ttl        uint32
+	ttl        uint32       // as configured
+	ttlOver    atomic.Int64 // the API's TTL + 1; 0: none
 	enabled    bool
 	maxAnswers int
 	servfail   bool // when all endpoints are down; default is fail open
@@ -50,6 +51,15 @@ type endpoint struct {
 	voted    atomic.Int32   // the cluster's verdict + 1 under probe_quorum; 0: the local checker's
 
 	metrics *endpointMetrics
+}
+
+// answerTTL is the TTL answers carry: the API's override (a planned
+// failover lowers it before it moves the profile) or the config's.
+func (p *profile) answerTTL() uint32 {
+	if v := p.ttlOver.Load(); v > 0 {
+		return uint32(v - 1)
+	}
+	return p.ttl
 }
 
 // state derives the Traffic-Manager endpoint state.

@@ -86,6 +86,76 @@ func (s *Server) ResetEndpointAt(profile, endpoint string, gen uint64) (Endpoint
 	return s.overrides().endpointStatus(p, e), nil
 }
 
+// maxTTL is RFC 2181's largest TTL.
+const maxTTL = 1<<31 - 1
+
+// UpdateProfileAt overrides a profile's TTL (with a generation, as
+// UpdateEndpointAt): a planned failover lowers it ahead of a cut-over, so
+// resolvers hold the old answer for less time when it comes.
+func (s *Server) UpdateProfileAt(profile string, patch ProfilePatch, gen uint64) (ProfileStatus, error) {
+	if patch.TTL != nil && *patch.TTL > maxTTL {
+		return ProfileStatus{}, fmt.Errorf("%w: ttl must be at most %d", ErrBadRequest, maxTTL)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.table.Load().profile(profile)
+	if p == nil {
+		return ProfileStatus{}, fmt.Errorf("profile %q: %w", profile, ErrNotFound)
+	}
+	k := key(p.name, "")
+	o := s.overrides()[k]
+	if patch.TTL != nil {
+		o.TTL = patch.TTL
+	}
+	var err error
+	if o.Generation, err = nextGen(o.Generation, gen); err != nil {
+		return ProfileStatus{}, err
+	}
+	o.Changed = time.Now().UTC()
+	if err := s.keep(s.overrides().with(k, o)); err != nil {
+		return ProfileStatus{}, err
+	}
+	o.applyProfile(p)
+	s.log.Info("profile changed through the API", "profile", p.name, "ttl", p.answerTTL())
+	return s.overrides().profileStatus(p), nil
+}
+
+// ResetProfileAt drops the API's override of a profile: the config's TTL
+// applies again (kept as an empty override with its generation, as
+// ResetEndpointAt).
+func (s *Server) ResetProfileAt(profile string, gen uint64) (ProfileStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.table.Load().profile(profile)
+	if p == nil {
+		return ProfileStatus{}, fmt.Errorf("profile %q: %w", profile, ErrNotFound)
+	}
+	k := key(p.name, "")
+	g, err := nextGen(s.overrides()[k].Generation, gen)
+	if err != nil {
+		return ProfileStatus{}, err
+	}
+	next := s.overrides().without(k)
+	if gen != 0 || s.clustered() {
+		next = s.overrides().with(k, Override{Generation: g, Changed: time.Now().UTC()})
+	}
+	if err := s.keep(next); err != nil {
+		return ProfileStatus{}, err
+	}
+	p.ttlOver.Store(0)
+	s.log.Info("profile override dropped through the API", "profile", p.name, "ttl", p.answerTTL())
+	return s.overrides().profileStatus(p), nil
+}
+
+// applyProfile sets a profile's override (or drops it, when o has none).
+func (o Override) applyProfile(p *profile) {
+	if o.TTL != nil {
+		p.ttlOver.Store(int64(*o.TTL) + 1)
+	} else {
+		p.ttlOver.Store(0)
+	}
+}
+
 // keep persists next and then makes it current; s.mu is held.
 func (s *Server) keep(next overrides) error {
 	if err := next.save(s.statePath); err != nil {
@@ -106,6 +176,14 @@ func (p EndpointPatch) check() error {
 		return fmt.Errorf("%w: weight must be between 1 and 1000", ErrBadRequest)
 	}
 	return nil
+}
+
+// check is what a peer's or the state file's override must satisfy.
+func (o Override) check() error {
+	if o.TTL != nil && *o.TTL > maxTTL {
+		return fmt.Errorf("%w: ttl must be at most %d", ErrBadRequest, maxTTL)
+	}
+	return EndpointPatch{Priority: o.Priority, Weight: o.Weight}.check()
 }
 
 func key(profile, endpoint string) string { return profile + "\x00" + endpoint }
@@ -135,6 +213,10 @@ func (s *Server) applyOverrides(t *table) {
 	ov := s.overrides()
 	used := map[string]bool{}
 	for _, p := range t.profiles {
+		if o, ok := ov[key(p.name, "")]; ok {
+			o.applyProfile(p)
+			used[key(p.name, "")] = true
+		}
 		for _, e := range p.endpoints {
 			e.conf = EndpointValues{Enabled: e.enabled.Load(), Priority: int(e.priority.Load()), Weight: int(e.weight.Load())}
 			if o, ok := ov[key(p.name, e.name)]; ok {
@@ -175,7 +257,10 @@ func (t *table) endpoint(profile, endpoint string) (*profile, *endpoint, error) 
 }
 
 func (ov overrides) profileStatus(p *profile) ProfileStatus {
-	st := ProfileStatus{Name: p.name, Routing: p.routing, TTL: p.ttl, Enabled: p.enabled, State: p.state()}
+	st := ProfileStatus{Name: p.name, Routing: p.routing, TTL: p.answerTTL(), ConfigTTL: p.ttl, Enabled: p.enabled, State: p.state()}
+	if o, ok := ov[key(p.name, "")]; ok && !o.empty() {
+		st.Override = &o
+	}
 	for _, e := range p.endpoints {
 		st.Endpoints = append(st.Endpoints, ov.endpointStatus(p, e))
 	}

@@ -18,10 +18,12 @@ import (
 // and is kept in the state file, so neither a reload nor a restart can send
 // traffic back to a site that a failover took out.
 type Override struct {
-	Enabled  *bool     `json:"enabled,omitempty"`
-	Priority *int      `json:"priority,omitempty"`
-	Weight   *int      `json:"weight,omitempty"`
-	Changed  time.Time `json:"changed"`
+	Enabled  *bool `json:"enabled,omitempty"`
+	Priority *int  `json:"priority,omitempty"`
+	Weight   *int  `json:"weight,omitempty"`
+	// TTL is a profile's (Endpoint ""), the others an endpoint's.
+	TTL     *uint32   `json:"ttl,omitempty"`
+	Changed time.Time `json:"changed"`
 	// Generation orders changes of this endpoint across the servers of a
 	// cluster (generation.go); an override without fields is a reset that
 	// must still win over older overrides a peer may hold.
@@ -29,7 +31,9 @@ type Override struct {
 }
 
 // empty is a reset kept for its generation: the config's values apply.
-func (o Override) empty() bool { return o.Enabled == nil && o.Priority == nil && o.Weight == nil }
+func (o Override) empty() bool {
+	return o.Enabled == nil && o.Priority == nil && o.Weight == nil && o.TTL == nil
+}
 
 // stateVersion is the state file's format; a newer one is refused rather
 // than misread.
@@ -76,7 +80,7 @@ func loadOverrides(path string) (overrides, error) {
 		return nil, fmt.Errorf("state file %s: version %d, this haven reads %d", path, d.Version, stateVersion)
 	}
 	for _, o := range d.Overrides {
-		if err := (EndpointPatch{Priority: o.Priority, Weight: o.Weight}).check(); err != nil {
+		if err := o.check(); err != nil {
 			return nil, fmt.Errorf("state file %s: %s/%s: %w", path, o.Profile, o.Endpoint, err)
 		}
 		out[key(canonical(o.Profile), o.Endpoint)] = o.Override

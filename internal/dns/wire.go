@@ -270,8 +270,10 @@ func (s *Server) fillWire(e *wireEntry, rs *responder, name []byte) {
 	s.metrics.counters(rs, func(c prometheus.Counter) { e.counters = append(e.counters, c) })
 }
 
-// appendState appends what routing of a priority profile depends on.
+// appendState appends what a priority profile's reply depends on: its TTL
+// (the API may lower it) and what routing depends on.
 func (p *profile) appendState(b []byte) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(p.ttlOver.Load()))
 	for _, e := range p.endpoints {
 		en := byte(0)
 		if e.enabled.Load() {

@@ -37,10 +37,10 @@ func steadyRRs(p *profile, owner string) []dns.RR {
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		eps := p.steady(qt)
 		if len(eps) > 0 && eps[0].cname != "" {
-			return []dns.RR{&dns.CNAME{Hdr: hdr(owner, dns.TypeCNAME, p.ttl), Target: eps[0].cname}}
+			return []dns.RR{&dns.CNAME{Hdr: hdr(owner, dns.TypeCNAME, p.answerTTL()), Target: eps[0].cname}}
 		}
 		for _, e := range eps {
-			out = appendAddr(out, owner, p.ttl, e.addr, qt)
+			out = appendAddr(out, owner, p.answerTTL(), e.addr, qt)
 		}
 	}
 	return out

@@ -149,6 +149,7 @@ func (r *run) cutOver(ctx context.Context, a protection.Action, dir string) erro
 				r.warn("DNS: servers not yet answering %s with %s: %s; they catch up from their peers or the server's reconcile",
 					a.Profile, target, strings.Join(others, ", "))
 			}
+			r.restoreTTL(ctx, a.Profile)
 			return nil
 		}
 		if time.Now().After(deadline) {

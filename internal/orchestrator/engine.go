@@ -28,6 +28,9 @@ type run struct {
 	cfg *protection.Config
 	out *Outputs
 	p   Params
+	// ttlDrain: when answers cached under a lowered TTL have expired
+	// (lowerTTL); the stop of a planned failover waits for it.
+	ttlDrain time.Time
 }
 
 func newJobID() string {

@@ -62,7 +62,14 @@ func (r *run) failoverSteps(plan *protection.Plan, typ, site string) []step {
 	case "planned":
 		// Everything that needs no stop comes before it, so customers
 		// wait only for what must follow it.
-		s = append(s, network,
+		// The wait for resolvers comes before the standby's point, not
+		// after: the point is then taken just before the stop, so the
+		// final point differs from it by less and the database's
+		// shutdown checkpoint finds little to write (with the wait after
+		// it, the stop took up to 2 s under load in bench/planned).
+		s = append(s, step{"lower DNS TTL", func(ctx context.Context, r *run) error { return r.lowerTTL(ctx, plan) }},
+			network,
+			step{"resolvers drop answers of the old TTL", func(ctx context.Context, r *run) error { return r.drainTTL(ctx) }},
 			step{"standby at a point taken now", func(ctx context.Context, r *run) error { return r.standbyNow(ctx, all) }},
 			step{"stop primary machines", func(ctx context.Context, r *run) error { return r.stopPrimary(ctx, plan) }},
 			step{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPoints(ctx, all) }},

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,6 +23,14 @@ type Traffic interface {
 	// Answers returns the addresses the DNS server answers for name now.
 	Answers(ctx context.Context, name string) ([]string, error)
 }
+
+// TTLTraffic is a traffic manager that can override a profile's TTL
+// (`haven dns`); nil puts the config's back.
+type TTLTraffic interface {
+	SetProfileTTL(ctx context.Context, profile string, ttl *uint32) error
+}
+
+var errNoTTL = errors.New("this traffic manager cannot change a profile's TTL")
 
 // TrafficDialer connects to the config's traffic manager.
 type TrafficDialer func(t *protection.Traffic) (Traffic, error)
@@ -84,6 +93,16 @@ func (d *dnsTraffic) Profile(ctx context.Context, name string) (dns.ProfileStatu
 
 func (d *dnsTraffic) UpdateEndpoint(ctx context.Context, profile, ep string, p dns.EndpointPatch) error {
 	_, err := d.c.UpdateEndpoint(ctx, profile, ep, p)
+	return err
+}
+
+func (d *dnsTraffic) SetProfileTTL(ctx context.Context, profile string, ttl *uint32) error {
+	var err error
+	if ttl == nil {
+		_, err = d.c.ResetProfile(ctx, profile)
+	} else {
+		_, err = d.c.UpdateProfile(ctx, profile, dns.ProfilePatch{TTL: ttl})
+	}
 	return err
 }
 

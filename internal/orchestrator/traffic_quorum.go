@@ -90,6 +90,9 @@ func (q *quorumTraffic) Profile(ctx context.Context, name string) (dns.ProfileSt
 
 func profileGeneration(p dns.ProfileStatus) uint64 {
 	var g uint64
+	if p.Override != nil {
+		g = p.Override.Generation
+	}
 	for _, e := range p.Endpoints {
 		if e.Override != nil {
 			g = max(g, e.Override.Generation)
@@ -117,6 +120,34 @@ func (q *quorumTraffic) next() uint64 {
 // until its own timeout). The others catch up from their peers or the
 // control plane's reconcile (ReconcileTraffic).
 func (q *quorumTraffic) UpdateEndpoint(ctx context.Context, profile, ep string, p dns.EndpointPatch) error {
+	return q.order(ctx, func(ctx context.Context, tr Traffic) error { return tr.UpdateEndpoint(ctx, profile, ep, p) })
+}
+
+// SetProfileTTL overrides the profile's TTL on every server (nil: the
+// config's again), acknowledged by a majority as UpdateEndpoint.
+func (q *quorumTraffic) SetProfileTTL(ctx context.Context, profile string, ttl *uint32) error {
+	return q.order(ctx, func(ctx context.Context, tr Traffic) error {
+		st, ok := tr.(TTLTraffic)
+		if !ok {
+			return errNoTTL
+		}
+		return st.SetProfileTTL(ctx, profile, ttl)
+	})
+}
+
+// canSetTTL: every dialed server can override a profile's TTL.
+func (q *quorumTraffic) canSetTTL() bool {
+	n := 0
+	for _, s := range q.servers {
+		if _, ok := s.tr.(TTLTraffic); ok && s.err == nil {
+			n++
+		}
+	}
+	return n >= q.quorum()
+}
+
+// order sends one change with a new generation to every server.
+func (q *quorumTraffic) order(ctx context.Context, f func(ctx context.Context, tr Traffic) error) error {
 	ctx = dns.WithGeneration(ctx, q.next())
 	type result struct {
 		i   int
@@ -128,7 +159,7 @@ func (q *quorumTraffic) UpdateEndpoint(ctx context.Context, profile, ep string, 
 			results <- result{i, s.err}
 			continue
 		}
-		go func() { results <- result{i, s.tr.UpdateEndpoint(ctx, profile, ep, p)} }()
+		go func() { results <- result{i, f(ctx, s.tr)} }()
 	}
 	errs := make([]error, len(q.servers))
 	ok := 0

@@ -57,6 +57,8 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 			}
 		case ResDNS:
 			err = r.revertDNS(ctx, cfg, x)
+		case ResDNSTTL:
+			err = r.undoTTL(ctx, cfg, x)
 		case ResPublish:
 			err = r.onHost(ctx, x, func(h host.Host) error { return h.Unpublish(ctx, x.Site, x.Name) })
 		case ResPrimaryStopped:

@@ -314,6 +314,19 @@ func (t fencedTrafficClient) UpdateEndpoint(ctx context.Context, profile, ep str
 	return t.Traffic.UpdateEndpoint(ctx, profile, ep, p)
 }
 
+// SetProfileTTL is an order: fenced like UpdateEndpoint.
+func (t fencedTrafficClient) SetProfileTTL(ctx context.Context, profile string, ttl *uint32) error {
+	st, ok := t.Traffic.(orchestrator.TTLTraffic)
+	if !ok {
+		return fmt.Errorf("this traffic manager cannot change a profile's TTL")
+	}
+	ctx, err := t.enter(ctx)
+	if err != nil {
+		return err
+	}
+	return st.SetProfileTTL(ctx, profile, ttl)
+}
+
 // State passes through (a read) when the server has it.
 func (t fencedTrafficClient) State(ctx context.Context) (dns.ClusterState, error) {
 	st, ok := t.Traffic.(orchestrator.StatefulTraffic)
