@@ -453,7 +453,7 @@ func (w *world) state() worldState {
 	}
 	w.o.reps.mu.Lock()
 	for name, rep := range w.o.reps.m {
-		if rep.cancel != nil {
+		if rep.running() {
 			ws.Replicating = append(ws.Replicating, name)
 		}
 	}

@@ -76,7 +76,7 @@ func (w *world) checkWorld(plan string, e ends) {
 	w.checkDNS(plan, e.dns)
 	w.checkPublished(plan, e.site == "recovery")
 	rep := w.o.replicatorFor(plan)
-	if got := rep != nil && rep.cancel != nil; got != e.replicating {
+	if got := rep != nil && rep.running(); got != e.replicating {
 		w.t.Errorf("plan %s replicating back=%v, want %v", plan, got, e.replicating)
 	}
 }

@@ -143,7 +143,7 @@ func (o *Orchestrator) Close() {
 	o.reps.mu.Lock()
 	defer o.reps.mu.Unlock()
 	for _, rep := range o.reps.m {
-		rep.stop()
+		rep.each(func(x replicator) error { x.release(); return nil })
 	}
 }
 

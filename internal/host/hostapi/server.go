@@ -15,6 +15,7 @@ import (
 	"github.com/haven-dr/haven/internal/buildinfo"
 	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/host/backrep"
 	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/machine"
 )
@@ -37,6 +38,9 @@ type Server struct {
 	DiskDir string // disk paths on the wire are relative to it
 	Info    Info
 	Log     *slog.Logger
+	// Back replicates back the machines this host runs (nil without a
+	// vault: such orders are refused).
+	Back *backrep.Manager
 	// Grace is how long a disk call goes on after its last caller left
 	// (a dropped connection), so the retry joins it; default 2 minutes.
 	Grace   time.Duration
@@ -72,6 +76,12 @@ func (s *Server) Handler() http.Handler {
 		"POST /v1/disks/remove":                         s.removeDisk,
 		"POST /v1/standby/update":                       s.updateStandby,
 		"GET /v1/standby/{machine}/{disk}":              s.standbyPoint,
+		"PUT /v1/replication/{plan}":                    s.ensureReplication,
+		"DELETE /v1/replication/{plan}":                 s.dropReplication,
+		"POST /v1/replication/{plan}/cycle":             s.cycleReplication,
+		"POST /v1/replication/{plan}/snapshot":          s.snapshotReplication,
+		"PUT /v1/replication/{plan}/running":            s.startReplication,
+		"DELETE /v1/replication/{plan}/running":         s.stopReplication,
 	} {
 		mux.Handle(route, s.wrap(h))
 	}

@@ -24,6 +24,12 @@
 //	POST   /v1/disks/remove                          RemoveDisk
 //	POST   /v1/standby/update                        UpdateStandby
 //	GET    /v1/standby/{machine}/{disk}              StandbyPoint
+//	PUT    /v1/replication/{plan}                    EnsureReplication (host.BackReplicator)
+//	DELETE /v1/replication/{plan}                    DropReplication
+//	POST   /v1/replication/{plan}/cycle              CycleReplication
+//	POST   /v1/replication/{plan}/snapshot           SnapshotReplication
+//	PUT    /v1/replication/{plan}/running            StartReplication
+//	DELETE /v1/replication/{plan}/running            StopReplication
 //
 // A call's deadline travels as TimeoutHeader (milliseconds left), so the
 // host stops waiting when the caller does, whatever the connection does.
@@ -34,8 +40,10 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/host/backrep"
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/vault"
 	"github.com/haven-dr/haven/internal/vnet"
@@ -111,6 +119,10 @@ var kinds = []struct {
 	{"no_disk", vault.ErrNoDisk, 404},
 	{"unknown_network", vnet.ErrUnknown, 404},
 	{"bad_request", errBadRequest, 400},
+	{"no_replication", host.ErrNoReplication, 404},
+	{"bad_order", backrep.ErrBadOrder, 400},
+	{"no_group", agent.ErrNoGroup, 404},
+	{"no_vault", ErrNoVault, 409},
 	{"deadline", context.DeadlineExceeded, 504},
 	{"canceled", context.Canceled, 499},
 }
