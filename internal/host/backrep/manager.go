@@ -175,6 +175,10 @@ func (m *Manager) save(plan string, o order) error {
 func (m *Manager) get(plan string) (*managed, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.lookup(plan)
+}
+
+func (m *Manager) lookup(plan string) (*managed, error) {
 	if p := m.plans[plan]; p != nil {
 		return p, nil
 	}
@@ -210,13 +214,15 @@ func (m *Manager) Stop(plan string) error {
 	return m.setRunning(plan, false)
 }
 
+// setRunning holds the lock throughout, so a drop in between cannot
+// leave the order written again.
 func (m *Manager) setRunning(plan string, run bool) error {
-	p, err := m.get(plan)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, err := m.lookup(plan)
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if p.Running != run {
 		o := p.order
 		o.Running = run
