@@ -17,13 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haven-dr/haven/internal/host"
-	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/testenv"
-	"github.com/haven-dr/haven/internal/vault"
 )
 
 // backShop is db and web on two hosts (anti-affinity), each protected by
@@ -73,21 +69,7 @@ func TestHostsReprotectFailback(t *testing.T) {
 	}
 	startPrimaryAgent(t, r, dir, agentPort, agentTok, prim)
 
-	off := false
-	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: "file://" + filepath.Join(r.base, "vault"),
-		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
-	for _, h := range r.hosts {
-		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.name, URL: h.url(), TokenFile: filepath.Join(h.dir, "token"),
-			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
-	}
-	hostsMust(t, cfg.Defaults())
-	c := startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
-		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == hc.Name })
-		if _, err := httpauth.ReadTokenFile(hc.TokenFile); err != nil || i < 0 {
-			return nil, fmt.Errorf("host %s: %v", hc.Name, err)
-		}
-		return r.client(r.hosts[i], filepath.Join(cfg.StateDir, "disks"))
-	})
+	c := startRigServer(t, r, dir)
 	res, err := c.Apply(ctx, []byte(fmt.Sprintf(backShop, agentPort, agentTok)))
 	hostsMust(t, err)
 	on := map[string]*recoveryHost{}
