@@ -72,16 +72,16 @@ func (s *Server) Handler() http.Handler {
 		"GET /v1/sites/{site}/machines/{name}":          s.running,
 		"POST /v1/sites/{site}/machines/{name}/healthy": s.waitHealthy,
 		"GET /v1/sites/{site}/machines/{name}/memory":   s.memory,
-		"POST /v1/disks/prepare":                        s.prepareDisk,
-		"POST /v1/disks/remove":                         s.removeDisk,
-		"POST /v1/standby/update":                       s.updateStandby,
-		"GET /v1/standby/{machine}/{disk}":              s.standbyPoint,
 		"PUT /v1/replication/{plan}":                    s.ensureReplication,
 		"DELETE /v1/replication/{plan}":                 s.dropReplication,
 		"POST /v1/replication/{plan}/cycle":             s.cycleReplication,
 		"POST /v1/replication/{plan}/snapshot":          s.snapshotReplication,
 		"PUT /v1/replication/{plan}/running":            s.startReplication,
 		"DELETE /v1/replication/{plan}/running":         s.stopReplication,
+		"POST /v1/disks/prepare":                        s.prepareDisk,
+		"POST /v1/disks/remove":                         s.removeDisk,
+		"POST /v1/standby/update":                       s.updateStandby,
+		"GET /v1/standby/{machine}/{disk}":              s.standbyPoint,
 	} {
 		mux.Handle(route, s.wrap(h))
 	}

@@ -20,16 +20,16 @@
 //	GET    /v1/sites/{site}/machines/{name}          Running
 //	POST   /v1/sites/{site}/machines/{name}/healthy  WaitHealthy
 //	GET    /v1/sites/{site}/machines/{name}/memory   MachineMemory
-//	POST   /v1/disks/prepare                         PrepareDisk
-//	POST   /v1/disks/remove                          RemoveDisk
-//	POST   /v1/standby/update                        UpdateStandby
-//	GET    /v1/standby/{machine}/{disk}              StandbyPoint
 //	PUT    /v1/replication/{plan}                    EnsureReplication (host.BackReplicator)
 //	DELETE /v1/replication/{plan}                    DropReplication
 //	POST   /v1/replication/{plan}/cycle              CycleReplication
 //	POST   /v1/replication/{plan}/snapshot           SnapshotReplication
 //	PUT    /v1/replication/{plan}/running            StartReplication
 //	DELETE /v1/replication/{plan}/running            StopReplication
+//	POST   /v1/disks/prepare                         PrepareDisk
+//	POST   /v1/disks/remove                          RemoveDisk
+//	POST   /v1/standby/update                        UpdateStandby
+//	GET    /v1/standby/{machine}/{disk}              StandbyPoint
 //
 // A call's deadline travels as TimeoutHeader (milliseconds left), so the
 // host stops waiting when the caller does, whatever the connection does.
