@@ -294,7 +294,9 @@ func (r *run) dropReplication(ctx context.Context, plan *protection.Plan) error 
 	}
 	_, hosts, err := r.replicationOf(ctx, plan)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		// A host the server no longer knows cannot be told: the failback
+		// must not wait for it forever (docs/orchestrator.md).
+		r.warn("replication back of %s not dropped on its remote hosts: %v", plan.Name, err)
 	}
 	for _, h := range hosts {
 		errs = append(errs, dropOn(ctx, h, plan.Name))
