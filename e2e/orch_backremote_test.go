@@ -49,7 +49,8 @@ plans:
 // `haven host` processes in namespaces of their own (newHostRig); shop's
 // machines run on two of them after a planned failover. Reprotect has
 // each host replicate back the machine it runs, with its own vault
-// access, reading the disks where they are; a marker written into each
+// access, reading the disks where they are, and goes on after the host
+// restarts; a marker written into each
 // recovered disk on its host then reaches the primary's disk through the
 // failback's final pass, whose point IDs are the ones the primary's
 // agent restored. Afterwards no host holds the plan's replication, its
@@ -96,6 +97,14 @@ func TestHostsReprotectFailback(t *testing.T) {
 			t.Fatalf("host %s keeps no order to replicate back shop: %v", on[m].name, err)
 		}
 	}
+
+	// db's host restarts: it takes up replication back from its own
+	// state, unasked (the server does not know it restarted).
+	on["db"].stop()
+	r.start(t, on["db"])
+	testenv.Eventually(t, time.Minute, "a point of db from its restarted host", func() bool {
+		return pointCounts(t, r)["db"] > after["db"]
+	})
 
 	marks := map[string][]byte{}
 	const at = 1 << 20 // inside the image, in blocks its filesystem does not use
