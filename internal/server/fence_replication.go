@@ -29,11 +29,11 @@ func (h fencedHost) ReplicationReady(ctx context.Context) error {
 
 // backOrder fences one order and finds the host's replicator.
 func (h fencedHost) backOrder(ctx context.Context) (context.Context, host.BackReplicator, error) {
-	b, err := h.backReplicator()
+	ctx, err := h.enter(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, err = h.enter(ctx)
+	b, err := h.backReplicator()
 	return ctx, b, err
 }
 
