@@ -17,9 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/orchestrator"
+	"github.com/haven-dr/haven/internal/server"
+	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/vault"
 )
 
 // backShop is db and web on two hosts (anti-affinity), each protected by
@@ -196,5 +201,26 @@ func startPrimaryAgent(t *testing.T, r *hostRig, dir string, port int, tok strin
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("agent log:\n%s", b)
 		}
+	})
+}
+
+// startRigServer runs the real server in process (state under dir, no
+// standby images) with the rig's three hosts, 4 CPUs each, dialed from
+// the control namespace, on the rig's vault.
+func startRigServer(t *testing.T, r *hostRig, dir string) *client.Client {
+	off := false
+	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: "file://" + filepath.Join(r.base, "vault"),
+		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
+	for _, h := range r.hosts {
+		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.name, URL: h.url(), TokenFile: filepath.Join(h.dir, "token"),
+			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
+	}
+	hostsMust(t, cfg.Defaults())
+	return startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
+		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == hc.Name })
+		if _, err := httpauth.ReadTokenFile(hc.TokenFile); err != nil || i < 0 {
+			return nil, fmt.Errorf("host %s: %v", hc.Name, err)
+		}
+		return r.client(r.hosts[i], filepath.Join(cfg.StateDir, "disks"))
 	})
 }

@@ -68,7 +68,21 @@ func TestHostsFailoverOverlay(t *testing.T) {
 	for _, m := range []string{"db", "web", "cache"} {
 		mustHaven(t, nil, append([]string{"snapshot", "--machine", m, "--disk", "root=" + machinetest.Image(t)}, r.vault...)...)
 	}
-	c := startRigServer(t, r, dir)
+	off := false
+	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: "file://" + filepath.Join(r.base, "vault"),
+		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
+	for _, h := range r.hosts {
+		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.name, URL: h.url(), TokenFile: filepath.Join(h.dir, "token"),
+			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
+	}
+	hostsMust(t, cfg.Defaults())
+	c := startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
+		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == hc.Name })
+		if _, err := httpauth.ReadTokenFile(hc.TokenFile); err != nil || i < 0 {
+			return nil, fmt.Errorf("host %s: %v", hc.Name, err)
+		}
+		return r.client(r.hosts[i], filepath.Join(cfg.StateDir, "disks"))
+	})
 	res, err := c.Apply(ctx, []byte(overlayShop))
 	hostsMust(t, err)
 	on := map[string]*recoveryHost{}
@@ -107,27 +121,6 @@ func TestHostsFailoverOverlay(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, "no site namespace or link left on the hosts", func() bool {
 		nss, links, _ := r.leftovers(t)
 		return len(nss)+len(links) == 0
-	})
-}
-
-// startRigServer runs the real server in process (state under dir, no
-// standby images) with the rig's three hosts, 4 CPUs each, dialed from
-// the control namespace, on the rig's vault.
-func startRigServer(t *testing.T, r *hostRig, dir string) *client.Client {
-	off := false
-	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: "file://" + filepath.Join(r.base, "vault"),
-		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
-	for _, h := range r.hosts {
-		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.name, URL: h.url(), TokenFile: filepath.Join(h.dir, "token"),
-			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
-	}
-	hostsMust(t, cfg.Defaults())
-	return startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
-		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == hc.Name })
-		if _, err := httpauth.ReadTokenFile(hc.TokenFile); err != nil || i < 0 {
-			return nil, fmt.Errorf("host %s: %v", hc.Name, err)
-		}
-		return r.client(r.hosts[i], filepath.Join(cfg.StateDir, "disks"))
 	})
 }
 
