@@ -272,14 +272,21 @@ func (o *Orchestrator) launch(j *store.Job) {
 	if prev := o.running[j.ID]; prev != nil {
 		// Its goroutine is on its way out (it just stopped at a manual
 		// step or a failure, and approve or retry came at once): start
-		// again once it is gone, from what it saved.
+		// again once it is gone, from what it saved. Wait counts the
+		// relaunch as running meanwhile.
 		o.wg.Add(1)
+		o.relaunching[j.ID]++
 		go func() {
 			defer o.wg.Done()
 			<-prev.done
 			if o.ctx.Err() == nil {
 				o.launch(j)
 			}
+			o.mu.Lock()
+			if o.relaunching[j.ID]--; o.relaunching[j.ID] == 0 {
+				delete(o.relaunching, j.ID)
+			}
+			o.mu.Unlock()
 		}()
 		return
 	}
@@ -549,12 +556,20 @@ func (o *Orchestrator) noReturn(j *store.Job, step string) error {
 	return fmt.Errorf("%w: job %s began %q, which removes what it replaces and cannot be undone: let it finish (haven job retry %s if it failed)", ErrPrecondition, j.ID, step, j.ID)
 }
 
-// Wait blocks until job id is no longer running in this process.
+// Wait blocks until job id is no longer running in this process, nor
+// about to run again (a relaunch waiting for its previous goroutine).
 func (o *Orchestrator) Wait(id string) {
-	o.mu.Lock()
-	rj := o.running[id]
-	o.mu.Unlock()
-	if rj != nil {
-		<-rj.done
+	for {
+		o.mu.Lock()
+		rj, relaunch := o.running[id], o.relaunching[id] > 0
+		o.mu.Unlock()
+		switch {
+		case rj != nil:
+			<-rj.done
+		case relaunch:
+			time.Sleep(10 * time.Millisecond)
+		default:
+			return
+		}
 	}
 }

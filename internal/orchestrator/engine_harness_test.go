@@ -226,7 +226,10 @@ type world struct {
 	hosts   []SiteHost
 	standby bool
 	diskDir string // "" is the default under env.Dir
-	o       *Orchestrator
+	// back, when set, is host replicating back itself (a remote host,
+	// remote_replication_test.go).
+	back *orchtest.BackHost
+	o    *Orchestrator
 	// seed is the instant of the first points (change-point goes back to it).
 	seed time.Time
 }
@@ -440,6 +443,8 @@ type worldState struct {
 	Primaries   map[string]bool
 	DNS         map[string][]dns.EndpointStatus
 	Replicating []string
+	// HostReplicating: the plans a remote host replicates back.
+	HostReplicating []string
 }
 
 func (w *world) state() worldState {
@@ -453,11 +458,18 @@ func (w *world) state() worldState {
 	}
 	w.o.reps.mu.Lock()
 	for name, rep := range w.o.reps.m {
-		if rep.cancel != nil {
+		if rep.running() {
 			ws.Replicating = append(ws.Replicating, name)
 		}
 	}
 	w.o.reps.mu.Unlock()
+	if w.back != nil {
+		for _, p := range planNames {
+			if w.back.Back.Running(p) {
+				ws.HostReplicating = append(ws.HostReplicating, p)
+			}
+		}
+	}
 	sort.Strings(ws.Replicating)
 	return ws
 }

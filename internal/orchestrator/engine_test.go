@@ -76,8 +76,11 @@ func (w *world) checkWorld(plan string, e ends) {
 	w.checkDNS(plan, e.dns)
 	w.checkPublished(plan, e.site == "recovery")
 	rep := w.o.replicatorFor(plan)
-	if got := rep != nil && rep.cancel != nil; got != e.replicating {
+	if got := rep != nil && rep.running(); got != e.replicating {
 		w.t.Errorf("plan %s replicating back=%v, want %v", plan, got, e.replicating)
+	}
+	if w.back != nil && w.back.Back.Running(plan) != e.replicating {
+		w.t.Errorf("plan %s replicating back on the remote host=%v, want %v", plan, w.back.Back.Running(plan), e.replicating)
 	}
 }
 
@@ -153,48 +156,54 @@ func TestEngineCrashAnywhereResumes(t *testing.T) {
 			// Not parallel: the known race of a resumed failback (knownBroken)
 			// would be reported on whatever test runs beside it.
 			gate(t, "crash "+string(k.typ))
-			w := newWorld(t)
-			w.prepare(k, "alpha")
-			before := w.creations()
-			var mu sync.Mutex
-			var stepCrashes, callCrashes int
-			crash := func(steps bool) {
-				mu.Lock()
-				defer mu.Unlock()
-				if w.st.isDead() {
-					return
-				}
-				if steps {
-					stepCrashes++
-				} else {
-					callCrashes++
-				}
-				w.st.setDead(true)
-				w.o.stop()
-			}
-			match := func(j *store.Job) bool { return j.Type == k.typ && j.Plan == "alpha" }
-			w.afterStep(match, 0, func() { crash(true) })
-			w.onEachCallOnce(func(orchtest.Call) error { crash(false); return errCrashed })
-			j := w.submit(k.typ, "alpha", k.paramsFor(w))
-			for n := 0; n < 200; n++ {
-				if j = w.wait(j.ID); !store.Active(j.State) {
-					break
-				}
-				next := firstUndone(j)
-				w.afterStep(match, next, func() { crash(true) })
-				w.restart()
-				w.checkOnce(before, fmt.Sprintf("resumed at step %d", next+1))
-			}
-			w.clearHooks()
-			w.onEachCallOnce(nil)
-			if stepCrashes < len(j.Steps) || (callCrashes == 0 && k.typ != Commit && k.typ != Reprotect) {
-				t.Errorf("crashed after %d of %d steps, before %d calls", stepCrashes, len(j.Steps), callCrashes)
-			}
-			w.checkEnd(k, j)
-			w.checkOnce(before, "after every crash")
-			w.checkWorld("alpha", kindEnds[k.typ])
+			crashAnywhere(t, k, newWorld)
 		})
 	}
+}
+
+// crashAnywhere crashes a job of kind k in a world mk makes after each
+// step and before each side effect, resuming it each time.
+func crashAnywhere(t *testing.T, k jobKind, mk func(testing.TB) *world) {
+	w := mk(t)
+	w.prepare(k, "alpha")
+	before := w.creations()
+	var mu sync.Mutex
+	var stepCrashes, callCrashes int
+	crash := func(steps bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if w.st.isDead() {
+			return
+		}
+		if steps {
+			stepCrashes++
+		} else {
+			callCrashes++
+		}
+		w.st.setDead(true)
+		w.o.stop()
+	}
+	match := func(j *store.Job) bool { return j.Type == k.typ && j.Plan == "alpha" }
+	w.afterStep(match, 0, func() { crash(true) })
+	w.onEachCallOnce(func(orchtest.Call) error { crash(false); return errCrashed })
+	j := w.submit(k.typ, "alpha", k.paramsFor(w))
+	for n := 0; n < 200; n++ {
+		if j = w.wait(j.ID); !store.Active(j.State) {
+			break
+		}
+		next := firstUndone(j)
+		w.afterStep(match, next, func() { crash(true) })
+		w.restart()
+		w.checkOnce(before, fmt.Sprintf("resumed at step %d", next+1))
+	}
+	w.clearHooks()
+	w.onEachCallOnce(nil)
+	if stepCrashes < len(j.Steps) || (callCrashes == 0 && k.typ != Commit && k.typ != Reprotect) {
+		t.Errorf("crashed after %d of %d steps, before %d calls", stepCrashes, len(j.Steps), callCrashes)
+	}
+	w.checkEnd(k, j)
+	w.checkOnce(before, "after every crash")
+	w.checkWorld("alpha", kindEnds[k.typ])
 }
 
 func firstUndone(j *store.Job) int {
@@ -283,51 +292,57 @@ func TestEngineCancelAfterEachStep(t *testing.T) {
 	for _, k := range jobKinds {
 		t.Run(string(k.typ), func(t *testing.T) {
 			t.Parallel()
-			// One world for every case while cancels put it back; a
-			// new one after a case failed. It lives as long as the
-			// parent test.
-			parent := t
-			var w *world
-			var pre worldState
-			var prePlan *store.PlanState
-			fresh := func(t *testing.T) {
-				w = newWorld(parent)
-				w.t = t
-				w.prepare(k, "alpha")
-				pre, prePlan = w.state(), w.plan("alpha")
+			cancelEachStep(t, k, newWorld)
+		})
+	}
+}
+
+// cancelEachStep cancels a job of kind k in a world mk makes after each
+// of its steps and checks the world is put back.
+func cancelEachStep(t *testing.T, k jobKind, mk func(testing.TB) *world) {
+	// One world for every case while cancels put it back; a
+	// new one after a case failed. It lives as long as the
+	// parent test.
+	parent := t
+	var w *world
+	var pre worldState
+	var prePlan *store.PlanState
+	fresh := func(t *testing.T) {
+		w = mk(parent)
+		w.t = t
+		w.prepare(k, "alpha")
+		pre, prePlan = w.state(), w.plan("alpha")
+	}
+	steps := len(w0Steps(t, k))
+	for i := 0; i < steps-1; i++ {
+		name := fmt.Sprintf("cancel %s after step %d", k.typ, i+1)
+		t.Run(fmt.Sprintf("after step %d", i+1), func(t *testing.T) {
+			gate(t, name)
+			if w == nil {
+				fresh(t)
 			}
-			steps := len(w0Steps(t, k))
-			for i := 0; i < steps-1; i++ {
-				name := fmt.Sprintf("cancel %s after step %d", k.typ, i+1)
-				t.Run(fmt.Sprintf("after step %d", i+1), func(t *testing.T) {
-					gate(t, name)
-					if w == nil {
-						fresh(t)
-					}
-					w.t = t
-					defer func() {
-						if t.Failed() {
-							w = nil // next case starts from a clean world
-						}
-					}()
-					if steps := w0Steps(t, k); pastNoReturnAt(k.typ, steps, i) {
-						// Past the step that removes what the job
-						// replaces, cancel is refused and the job
-						// finishes as if never interrupted.
-						j := w.cancelAfter(k, i, true)
-						w.checkEnd(k, j)
-						w.checkWorld("alpha", kindEnds[k.typ])
-						w = nil
-						return
-					}
-					w.cancelAfter(k, i, false)
-					if got := w.state(); w.diffState(pre, got) != "" {
-						t.Errorf("world after the cancel differs from before the job:%s", w.diffState(pre, got))
-					}
-					if st := w.plan("alpha"); st.Phase != prePlan.Phase || st.Test != prePlan.Test || st.Failover != prePlan.Failover {
-						t.Errorf("plan after the cancel: %+v; before the job: %+v", st, prePlan)
-					}
-				})
+			w.t = t
+			defer func() {
+				if t.Failed() {
+					w = nil // next case starts from a clean world
+				}
+			}()
+			if steps := w0Steps(t, k); pastNoReturnAt(k.typ, steps, i) {
+				// Past the step that removes what the job
+				// replaces, cancel is refused and the job
+				// finishes as if never interrupted.
+				j := w.cancelAfter(k, i, true)
+				w.checkEnd(k, j)
+				w.checkWorld("alpha", kindEnds[k.typ])
+				w = nil
+				return
+			}
+			w.cancelAfter(k, i, false)
+			if got := w.state(); w.diffState(pre, got) != "" {
+				t.Errorf("world after the cancel differs from before the job:%s", w.diffState(pre, got))
+			}
+			if st := w.plan("alpha"); st.Phase != prePlan.Phase || st.Test != prePlan.Test || st.Failover != prePlan.Failover {
+				t.Errorf("plan after the cancel: %+v; before the job: %+v", st, prePlan)
 			}
 		})
 	}

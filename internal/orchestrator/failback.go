@@ -88,14 +88,16 @@ func (r *run) stopRecovery(ctx context.Context, machines []string) error {
 // recovery machines stopped and keeps the IDs it wrote: these, and no
 // point found by time, are what the primary gets.
 func (r *run) finalPointsBack(ctx context.Context, plan *protection.Plan) error {
-	rep, err := r.ensureReplicator(plan)
+	rep, err := r.ensureReplicator(ctx, plan)
 	if err != nil {
 		return err
 	}
 	if err := r.intend(ctx, Resource{Kind: ResReplicationStopped, Name: plan.Name}); err != nil {
 		return err
 	}
-	rep.stop()
+	if err := rep.stop(ctx); err != nil {
+		return fmt.Errorf("stop replication back before its final pass: %w", err)
+	}
 	if r.out.Points == nil {
 		r.out.Points = map[string]PointUse{}
 	}
@@ -103,7 +105,7 @@ func (r *run) finalPointsBack(ctx context.Context, plan *protection.Plan) error 
 		if _, ok := r.out.Points[m]; ok {
 			continue // its group's pass was recorded before a crash
 		}
-		ids, err := rep.agent.SnapshotMachine(ctx, m)
+		ids, err := rep.snapshot(ctx, m)
 		if err != nil {
 			return fmt.Errorf("final pass of replication back for %s: %w (nothing was written to the primary; retry)", m, err)
 		}
@@ -201,12 +203,11 @@ func (r *run) restartReplication(ctx context.Context, planName string) error {
 	if plan == nil {
 		return fmt.Errorf("no plan %q in the job's config", planName)
 	}
-	rep, err := r.ensureReplicator(plan)
+	rep, err := r.ensureReplicator(ctx, plan)
 	if err != nil {
 		return err
 	}
-	rep.start()
-	return nil
+	return rep.start(ctx)
 }
 
 // removeRecoveryCopy removes what the failover made, but the DNS changes
@@ -219,7 +220,9 @@ func (r *run) removeRecoveryCopy(ctx context.Context) error {
 }
 
 func (r *run) endFailback(ctx context.Context, plan string) error {
-	r.o.dropReplicator(plan)
+	if err := r.dropReplicationNamed(ctx, plan); err != nil {
+		return fmt.Errorf("drop replication back: %w", err)
+	}
 	return r.setPhase(ctx, PhaseProtected, "")
 }
 

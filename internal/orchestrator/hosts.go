@@ -42,7 +42,8 @@ type SiteHost struct {
 	// that publish services are placed on such a host.
 	Edge bool
 	// Remote: a `haven host` on another machine, whose disk files this
-	// server cannot open (replication back reads them here).
+	// server cannot open: the host replicates them back itself
+	// (host.BackReplicator, replicator.go).
 	Remote bool
 }
 

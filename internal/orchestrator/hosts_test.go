@@ -405,10 +405,11 @@ func TestRecoverMachinesCrashAnywhereResumes(t *testing.T) {
 	}
 }
 
-// TestReprotectRefusesRemoteHosts: replication back reads the failover's
-// disk files on the server's own machine, so a plan with a machine on a
-// remote host is refused at reprotect's first step, naming machine and
-// host, before anything is replicated; on hosts of this machine it runs.
+// TestReprotectRefusesRemoteHosts: a plan with a machine on a remote
+// host that cannot replicate back (this fake has no replication back;
+// a `haven host` without a vault says so) is refused at reprotect's
+// first step, naming machine and host, before anything is replicated;
+// on hosts of this machine it runs.
 func TestReprotectRefusesRemoteHosts(t *testing.T) {
 	w, _ := hostsWorld(t)
 	w.run(PlannedFailover, "alpha", Params{})

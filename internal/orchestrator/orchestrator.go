@@ -92,10 +92,13 @@ type Orchestrator struct {
 
 	mu      sync.Mutex
 	running map[string]*runningJob
-	reps    replicators
-	wg      sync.WaitGroup
-	ctx     context.Context
-	stop    context.CancelFunc
+	// relaunching counts launches waiting for a job's previous goroutine
+	// to end (launch), so Wait does not return in between.
+	relaunching map[string]int
+	reps        replicators
+	wg          sync.WaitGroup
+	ctx         context.Context
+	stop        context.CancelFunc
 
 	// siteMu orders making and removing sites shared by plans (sites.go).
 	siteMu sync.Mutex
@@ -115,7 +118,7 @@ func New(o Options) *Orchestrator {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	return &Orchestrator{Options: o, log: o.Logger, metrics: newMetrics(),
-		running: map[string]*runningJob{}, ctx: ctx, stop: stop}
+		running: map[string]*runningJob{}, relaunching: map[string]int{}, ctx: ctx, stop: stop}
 }
 
 // Start resumes every job that was running or being canceled when the
@@ -143,7 +146,7 @@ func (o *Orchestrator) Close() {
 	o.reps.mu.Lock()
 	defer o.reps.mu.Unlock()
 	for _, rep := range o.reps.m {
-		rep.stop()
+		rep.each(func(x replicator) error { x.release(); return nil })
 	}
 }
 

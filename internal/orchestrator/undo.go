@@ -70,7 +70,7 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 		case ResReplicationStopped:
 			err = r.restartReplication(ctx, x.Name)
 		case ResReplicating:
-			r.o.dropReplicator(x.Name)
+			err = r.dropReplicationNamed(ctx, x.Name)
 		case ResDiskPoint:
 			err = r.diskBack(ctx, x)
 		}

@@ -115,6 +115,7 @@ func TestEveryOrderIsFenced(t *testing.T) {
 		{reflect.TypeFor[host.Host](), fencedHost{nil, enter}, []string{"SiteNS", "Running", "WaitHealthy"}},
 		{reflect.TypeFor[host.OverlayHost](), fencedHost{nil, enter}, []string{"SiteNS", "Running", "WaitHealthy", "UnderlayAddr"}},
 		{reflect.TypeFor[host.Fencer](), fencedHost{nil, enter}, nil},
+		{reflect.TypeFor[host.BackReplicator](), fencedHost{nil, enter}, []string{"ReplicationReady"}},
 		{reflect.TypeFor[orchestrator.AgentClient](), ag, []string{"Status"}},
 		{reflect.TypeFor[orchestrator.Traffic](), tr, []string{"Profile", "Answers"}},
 	} {

@@ -14,6 +14,7 @@ import (
 	"github.com/haven-dr/haven/internal/blob"
 	"github.com/haven-dr/haven/internal/blob/blobopen"
 	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/host/backrep"
 	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/tlsca"
 	"github.com/haven-dr/haven/internal/vault"
@@ -134,6 +135,12 @@ func Run(ctx context.Context, c *Config, ready func(net.Addr)) error {
 		}
 	}
 	s := &Server{B: h, Token: tok, Edge: c.Edge, DiskDir: c.DiskDir(), Info: Info{Vault: v != nil}}
+	if v != nil {
+		if s.Back, err = backrep.Open(filepath.Join(c.StateDir, "replication"), filepath.Join(c.StateDir, "replication-clones"), v, slog.Default()); err != nil {
+			return err
+		}
+		defer s.Back.Close()
+	}
 	if c.Overlay != nil {
 		s.Info.Underlay = c.Overlay.Local
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/haven-dr/haven/internal/buildinfo"
 	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/host/backrep"
 	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/machine"
 )
@@ -38,6 +39,9 @@ type Server struct {
 	DiskDir string // disk paths on the wire are relative to it
 	Info    Info
 	Log     *slog.Logger
+	// Back replicates back the machines this host runs (nil without a
+	// vault: such orders are refused).
+	Back *backrep.Manager
 	// Grace is how long a disk call goes on after its last caller left
 	// (a dropped connection), so the retry joins it; default 2 minutes.
 	Grace   time.Duration
@@ -69,6 +73,12 @@ func (s *Server) Handler() http.Handler {
 		"GET /v1/sites/{site}/machines/{name}":          s.running,
 		"POST /v1/sites/{site}/machines/{name}/healthy": s.waitHealthy,
 		"GET /v1/sites/{site}/machines/{name}/memory":   s.memory,
+		"PUT /v1/replication/{plan}":                    s.ensureReplication,
+		"DELETE /v1/replication/{plan}":                 s.dropReplication,
+		"POST /v1/replication/{plan}/cycle":             s.cycleReplication,
+		"POST /v1/replication/{plan}/snapshot":          s.snapshotReplication,
+		"PUT /v1/replication/{plan}/running":            s.startReplication,
+		"DELETE /v1/replication/{plan}/running":         s.stopReplication,
 		"POST /v1/disks/prepare":                        s.prepareDisk,
 		"POST /v1/disks/remove":                         s.removeDisk,
 		"POST /v1/standby/update":                       s.updateStandby,

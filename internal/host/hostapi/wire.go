@@ -20,6 +20,12 @@
 //	GET    /v1/sites/{site}/machines/{name}          Running
 //	POST   /v1/sites/{site}/machines/{name}/healthy  WaitHealthy
 //	GET    /v1/sites/{site}/machines/{name}/memory   MachineMemory
+//	PUT    /v1/replication/{plan}                    EnsureReplication (host.BackReplicator)
+//	DELETE /v1/replication/{plan}                    DropReplication
+//	POST   /v1/replication/{plan}/cycle              CycleReplication
+//	POST   /v1/replication/{plan}/snapshot           SnapshotReplication
+//	PUT    /v1/replication/{plan}/running            StartReplication
+//	DELETE /v1/replication/{plan}/running            StopReplication
 //	POST   /v1/disks/prepare                         PrepareDisk
 //	POST   /v1/disks/remove                          RemoveDisk
 //	POST   /v1/standby/update                        UpdateStandby
@@ -36,8 +42,10 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/haven-dr/haven/internal/agent"
 	"github.com/haven-dr/haven/internal/fence"
 	"github.com/haven-dr/haven/internal/host"
+	"github.com/haven-dr/haven/internal/host/backrep"
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/vault"
 	"github.com/haven-dr/haven/internal/vnet"
@@ -117,6 +125,10 @@ var kinds = []struct {
 	{"no_disk", vault.ErrNoDisk, 404},
 	{"unknown_network", vnet.ErrUnknown, 404},
 	{"bad_request", errBadRequest, 400},
+	{"no_replication", host.ErrNoReplication, 404},
+	{"bad_order", backrep.ErrBadOrder, 400},
+	{"no_group", agent.ErrNoGroup, 404},
+	{"no_vault", ErrNoVault, 409},
 	{"deadline", context.DeadlineExceeded, 504},
 	{"canceled", context.Canceled, 499},
 }
