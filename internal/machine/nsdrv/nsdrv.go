@@ -19,6 +19,7 @@ import (
 
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/vnet"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultStateDir holds one directory per running machine.
@@ -142,7 +143,19 @@ func (d *Driver) plugNICs(m *instance, atts []vnet.Attachment) error {
 		m.links = append(m.links, [2]string{atts[i].NS, host})
 		// One default route, by the first NIC's gateway (as the qemu guest
 		// does); the others' subnets are reached by their connected routes.
-		if err := vnet.Plug(d.ops(), atts[i], host, fmt.Sprintf("pid:%d", m.pid), n, i == 0); err != nil {
+		err := vnet.Plug(d.ops(), atts[i], host, fmt.Sprintf("pid:%d", m.pid), n, i == 0)
+		if errors.Is(err, unix.EEXIST) {
+			// The name is this machine's and NIC's alone, so the link is a
+			// dead instance's: one killed without its cleanup, whose
+			// namespace the kernel tears down asynchronously (seconds under
+			// load; a failback's restart of a SIGKILLed primary met it).
+			// The caller's run lock says no other instance runs.
+			if derr := d.ops().DelLink(atts[i].NS, host); derr != nil {
+				return fmt.Errorf("NIC %s: %w (and removing the stale link: %v)", n.Name, err, derr)
+			}
+			err = vnet.Plug(d.ops(), atts[i], host, fmt.Sprintf("pid:%d", m.pid), n, i == 0)
+		}
+		if err != nil {
 			return fmt.Errorf("NIC %s: %w", n.Name, err)
 		}
 	}

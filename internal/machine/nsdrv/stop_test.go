@@ -135,3 +135,25 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	spec.Disks[0].FSType = ""
 	e.WaitHealthy(e.Start(spec), e.Edge)
 }
+
+// TestStartOverDeadInstancesLink: the bridge-side veth of a machine killed
+// without its cleanup can outlive it while the kernel tears its namespace
+// down; a start of the same machine meets the name taken, removes the
+// dead instance's link and comes up (it failed with "file exists").
+func TestStartOverDeadInstancesLink(t *testing.T) {
+	e := newEnv(t)
+	spec := e.Spec("a", "app", "10.91.0.42/24")
+	site := e.Lab.ID + "-rec"
+	ops := vnet.Netlink{}
+	dead := vnet.Prefix + "dead" + e.Lab.ID[len(e.Lab.ID)-4:]
+	if err := ops.AddNS(dead); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ops.DelNS(dead) })
+	if err := ops.AddVeth(site, hostLink(spec.Name, "eth0"), dead, "eth0", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := e.Start(spec)
+	e.WaitHealthy(m, e.Edge)
+	stopOK(t, m, "after starting over a dead instance's link")
+}
