@@ -302,3 +302,30 @@ func TestKnotFollowsRestart(t *testing.T) {
 		return slices.Equal(got, []string{"127.0.0.10"})
 	})
 }
+
+// TestTTLOverrideIsANewVersion: a TTL lowered through the API (a planned
+// failover does it) is a new zone version with a higher serial, so
+// secondaries are told and answer with it too.
+func TestTTLOverrideIsANewVersion(t *testing.T) {
+	s := startServer(t, xfrConfig("127.0.0.1:0", 9, newSecret(t), "", ""))
+	testenv.Eventually(t, 10*time.Second, "the first zone version", func() bool { return len(s.versions.history("example.test.")) > 0 })
+	old := s.versions.history("example.test.")[0].serial
+	if _, err := apiClient(t, s).UpdateProfile(context.Background(), "app.example.test", ProfilePatch{TTL: ptr(uint32(0))}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "a second version", func() bool { return len(s.versions.history("example.test.")) > 1 })
+	h := s.versions.history("example.test.")
+	last := h[len(h)-1]
+	if int32(last.serial-old) <= 0 {
+		t.Fatalf("serial %d after the TTL change, %d before", last.serial, old)
+	}
+	var app []string
+	for _, rr := range last.rrs {
+		if rr.Header().Name == "app.example.test." {
+			app = append(app, strings.Join(strings.Fields(rr.String()), " "))
+		}
+	}
+	if len(app) != 1 || app[0] != "app.example.test. 0 IN A 127.0.0.1" {
+		t.Fatalf("the new version's profile records: %q", app)
+	}
+}
