@@ -73,6 +73,19 @@ func TestProfileTTLOverride(t *testing.T) {
 	if got := answerTTL(t, s); got != 5 {
 		t.Fatalf("after reset: TTL %d, want the config's 5", got)
 	}
+	// Lowered again (a failback after a failover), reset again.
+	if _, err := apiClient(t, s).UpdateProfile(ctx, "app.example.test", ProfilePatch{TTL: ptr(uint32(0))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := answerTTL(t, s); got != 0 {
+		t.Fatalf("lowered after a reset: TTL %d, want 0", got)
+	}
+	if _, err := apiClient(t, s).ResetProfile(ctx, "app.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := answerTTL(t, s); got != 5 {
+		t.Fatalf("after the second reset: TTL %d, want the config's 5", got)
+	}
 	s.Close()
 	s = startFrom(t, path)
 	if got := answerTTL(t, s); got != 5 {

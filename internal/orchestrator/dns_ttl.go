@@ -19,8 +19,8 @@ const maxTTLDrain = 30 * time.Second
 // the config's back.
 const ResDNSTTL = "dns-ttl"
 
-// lowerTTL sets the TTL of every profile the plan's failover moves to 0
-// before anything stops: the cut-over is known in advance, and a resolver
+// lowerTTL sets the TTL of every profile the plan's planned failover (or
+// failback: direction) moves to 0 before anything stops: the cut-over is known in advance, and a resolver
 // that cached the primary's answer keeps sending customers there for up to
 // its TTL after haven dns changed it (Unbound counts TTLs in whole seconds,
 // so a TTL of 1 held answers up to 2 s: bench/planned/PROFILE-planned.md).
@@ -28,14 +28,14 @@ const ResDNSTTL = "dns-ttl"
 // (drainTTL), while the primaries still serve. cutOver puts the config's
 // TTL back once the new answer is out. A traffic manager that cannot do it
 // is warned about and the failover goes on as before.
-func (r *run) lowerTTL(ctx context.Context, plan *protection.Plan) error {
+func (r *run) lowerTTL(ctx context.Context, plan *protection.Plan, direction string) error {
 	if r.cfg.Traffic == nil {
 		return errSkipped
 	}
 	var profiles []string
 	for _, g := range plan.Groups {
 		for _, a := range slices.Concat(g.Before, g.After) {
-			if a.Type == protection.ActionDNS && a.Applies("planned", "failover") && !slices.Contains(profiles, a.Profile) {
+			if a.Type == protection.ActionDNS && a.Applies("planned", direction) && !slices.Contains(profiles, a.Profile) {
 				profiles = append(profiles, a.Profile)
 			}
 		}

@@ -38,7 +38,8 @@ func answerAndTTL(addr string) (string, uint32, error) {
 // 0 when the primaries stop, so resolvers hold no answer that outlives the
 // cut-over; once it is done they answer the recovery site with the
 // config's TTL again. A planned failover that fails at the stop puts the
-// config's TTL back when it is canceled.
+// config's TTL back when it is canceled. A failback lowers it the same
+// way before it stops the recovery machines.
 func TestPlannedFailoverLowersTTL(t *testing.T) {
 	bin := buildHaven(t)
 	ps := startCluster(t, bin, []string{"dnsa", "dnsb", "dnsc"}, clusterSpec{
@@ -110,6 +111,46 @@ func TestPlannedFailoverLowersTTL(t *testing.T) {
 	if !found {
 		t.Errorf("the job did not record the lowered TTL: %+v", out.Resources)
 	}
+
+	// Failback moves customers back the same way: TTL 0 while the
+	// recovery machines still serve, the config's TTL once DNS is back.
+	w.run(Commit, "alpha", Params{})
+	w.run(Reprotect, "alpha", Params{})
+	mu.Lock()
+	atStop = nil
+	mu.Unlock()
+	w.agents.SetHook(nil) // the failback fences the old primary first
+	stops := 0
+	w.host.SetHook(func(_ context.Context, c orchtest.Call) error {
+		// The first stops are the step's; the recovery copy's removal
+		// after the cut-back stops them again.
+		mu.Lock()
+		mine := c.Method == "StopMachine" && c.Site == SiteRecovery && stops < 2
+		if mine {
+			stops++
+		}
+		mu.Unlock()
+		if !mine {
+			return nil
+		}
+		for _, p := range ps {
+			a, ttl, err := answerAndTTL(p.dnsAddr())
+			mu.Lock()
+			atStop = append(atStop, seen{p.name, a, ttl, err})
+			mu.Unlock()
+		}
+		return nil
+	})
+	w.run(Failback, "alpha", Params{})
+	if len(atStop) == 0 {
+		t.Fatal("the failback stopped no recovery machine")
+	}
+	for _, s := range atStop {
+		if s.err != nil || s.addr != siteNew || s.ttl != 0 {
+			t.Errorf("%s at the recovery machines' stop: %s TTL %d (%v), want %s with TTL 0", s.server, s.addr, s.ttl, s.err, siteNew)
+		}
+	}
+	answersWithTTL(t, ps, siteOld, 1)
 }
 
 // answersWithTTL waits (generously: a loaded machine) until every server

@@ -33,7 +33,11 @@ func (r *run) failbackSteps(plan *protection.Plan) []step {
 	for i, g := range plan.Groups {
 		s = append(s, r.actionSteps(groupLabel(i, g)+": before", g.Before, "planned", "failback", g.Machines, SiteRecovery)...)
 	}
+	// Customers move back by DNS as they moved over: resolvers get TTL 0
+	// and drop the recovery site's answers while it still serves.
 	s = append(s,
+		step{"lower DNS TTL", func(ctx context.Context, r *run) error { return r.lowerTTL(ctx, plan, "failback") }},
+		step{"resolvers drop answers of the old TTL", func(ctx context.Context, r *run) error { return r.drainTTL(ctx) }},
 		step{"stop recovery machines", func(ctx context.Context, r *run) error { return r.stopRecovery(ctx, all) }},
 		step{"final recovery points", func(ctx context.Context, r *run) error { return r.finalPointsBack(ctx, plan) }},
 		step{"restore primary disks", func(ctx context.Context, r *run) error { return r.restorePrimary(ctx, all) }},

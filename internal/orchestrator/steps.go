@@ -67,7 +67,7 @@ func (r *run) failoverSteps(plan *protection.Plan, typ, site string) []step {
 		// final point differs from it by less and the database's
 		// shutdown checkpoint finds little to write (with the wait after
 		// it, the stop took up to 2 s under load in bench/planned).
-		s = append(s, step{"lower DNS TTL", func(ctx context.Context, r *run) error { return r.lowerTTL(ctx, plan) }},
+		s = append(s, step{"lower DNS TTL", func(ctx context.Context, r *run) error { return r.lowerTTL(ctx, plan, "failover") }},
 			network,
 			step{"resolvers drop answers of the old TTL", func(ctx context.Context, r *run) error { return r.drainTTL(ctx) }},
 			step{"standby at a point taken now", func(ctx context.Context, r *run) error { return r.standbyNow(ctx, all) }},
