@@ -43,6 +43,15 @@ stdio_handler = "file"
 // QEMU it still runs (also when the test binary dies without cleanup).
 func Libvirtd(t testing.TB) string {
 	t.Helper()
+	return LibvirtdIn(t, "")
+}
+
+// LibvirtdIn is Libvirtd in network namespace netns (named, as in
+// /run/netns; "": the test's own). A `haven host` in a namespace standing
+// for its machine needs libvirtd in the same one: it makes each domain's
+// tap in its own namespace, for libvirtd to open by name in libvirtd's.
+func LibvirtdIn(t testing.TB, netns string) string {
+	t.Helper()
 	RequireRoot(t)
 	prog := LookPath(t, "libvirtd")
 	unshare := LookPath(t, "unshare")
@@ -88,8 +97,13 @@ func Libvirtd(t testing.TB) string {
 	// A PID namespace of its own: when the test process dies (a timeout
 	// panic runs no cleanup), Pdeathsig kills unshare, --kill-child its
 	// PID 1, and the kernel every process in the namespace, QEMUs included.
-	cmd := exec.Command(unshare, "--pid", "--fork", "--kill-child", "--mount-proc", "--mount", "--propagation", "private",
-		"sh", "-c", script.String())
+	args := []string{unshare, "--pid", "--fork", "--kill-child", "--mount-proc", "--mount", "--propagation", "private",
+		"sh", "-c", script.String()}
+	if netns != "" {
+		// nsenter execs unshare: the same process, so Pdeathsig holds.
+		args = append([]string{LookPath(t, "nsenter"), "--net=/run/netns/" + netns}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -4,15 +4,16 @@
 // re-addressed), defined and driven through libvirt's RPC protocol in pure
 // Go, so the admin sees it in virsh, virt-manager and Cockpit.
 //
-// NICs: libvirt runs in the root network namespace and opens a domain's
-// tap by name there, while Haven's bridges live in the site namespaces.
-// The driver creates each tap in the root namespace (down, no address),
-// starts the domain paused so QEMU holds the tap while the guest cannot
-// send, moves the tap into the site namespace onto the bridge, and only
-// then resumes the guest. A tap keeps its open files across namespaces,
-// so nothing in the root namespace ever carries or reaches lab traffic.
-// A Haven domain that stopped cannot be started again from virsh (its tap
-// is no longer in the root namespace: libvirt refuses); Haven starts it.
+// NICs: libvirt opens a domain's tap by name in its own network
+// namespace (the root one), while Haven's bridges live in the site
+// namespaces. The driver creates each tap in its own namespace, which
+// must be libvirtd's (CheckNetNS), down and with no address, starts the
+// domain paused so QEMU holds the tap while the guest cannot send, moves
+// the tap into the site namespace onto the bridge, and only then resumes
+// the guest. A tap keeps its open files across namespaces, so nothing in
+// the root namespace ever carries or reaches lab traffic. A Haven domain
+// that stopped cannot be started again from virsh (its tap is no longer
+// in the root namespace: libvirt refuses); Haven starts it.
 package libvirtdrv
 
 import (
@@ -97,6 +98,9 @@ func (d *Driver) client() (*libvirt.Libvirt, error) {
 	sock := d.Socket
 	if sock == "" {
 		sock = DefaultSocket
+	}
+	if err := CheckNetNS(sock); err != nil {
+		return nil, err
 	}
 	l := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sock), dialers.WithLocalTimeout(5*time.Second)))
 	if err := l.ConnectToURI(libvirt.QEMUSystem); err != nil {
