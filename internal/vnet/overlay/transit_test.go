@@ -156,6 +156,11 @@ func serveWho(t *testing.T, ns, addr string) {
 // as: the source address the other end saw. The outside connects from
 // its public address (its link's own is the uplink's link-local one).
 func who(ns, addr string) (string, error) {
+	return whoAt(ns, netip.AddrPortFrom(netip.MustParseAddr(addr), 7000))
+}
+
+// whoAt is who at another port (a published one).
+func whoAt(ns string, to netip.AddrPort) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var c net.Conn
@@ -165,7 +170,7 @@ func who(ns, addr string) (string, error) {
 			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(outsideAddr)}
 		}
 		var err error
-		c, err = d.DialContext(ctx, "tcp", net.JoinHostPort(addr, "7000"))
+		c, err = d.DialContext(ctx, "tcp", to.String())
 		return err
 	})
 	if err != nil {
@@ -180,10 +185,13 @@ func who(ns, addr string) (string, error) {
 // reach waits until ns reaches addr and is seen there as from.
 func reach(t *testing.T, ns, addr, from string) {
 	t.Helper()
-	var got string
-	var err error
-	testenv.Eventually(t, 30*time.Second, ns+" reaches "+addr, func() bool {
-		got, err = who(ns, addr)
+	reachPort(t, ns, netip.AddrPortFrom(netip.MustParseAddr(addr), 7000), from)
+}
+
+func reachPort(t *testing.T, ns string, to netip.AddrPort, from string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, ns+" reaches "+to.String()+" as "+from, func() bool {
+		got, err := whoAt(ns, to)
 		return err == nil && got == from
 	})
 }
