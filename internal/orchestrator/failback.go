@@ -92,7 +92,13 @@ func (r *run) stopRecovery(ctx context.Context, machines []string) error {
 // recovery machines stopped and keeps the IDs it wrote: these, and no
 // point found by time, are what the primary gets.
 func (r *run) finalPointsBack(ctx context.Context, plan *protection.Plan) error {
-	rep, err := r.ensureReplicator(ctx, plan)
+	// A host its machines left must not write points after the final
+	// pass; one that does not answer is warned about, and waited for by
+	// nothing (replication_move.go).
+	if err := r.o.dropLeftReplication(ctx, plan.Name, r.out.From.Failover); err != nil {
+		r.warn("%v", err)
+	}
+	rep, err := r.replicatorWhereMachinesRun(ctx, plan)
 	if err != nil {
 		return err
 	}
@@ -226,6 +232,9 @@ func (r *run) removeRecoveryCopy(ctx context.Context) error {
 func (r *run) endFailback(ctx context.Context, plan string) error {
 	if err := r.dropReplicationNamed(ctx, plan); err != nil {
 		return fmt.Errorf("drop replication back: %w", err)
+	}
+	if err := r.o.dropLeftReplication(ctx, plan, r.out.From.Failover); err != nil {
+		r.warn("%v (remove state_dir/replication/%s.json on it before it comes back)", err, plan)
 	}
 	return r.setPhase(ctx, PhaseProtected, "")
 }

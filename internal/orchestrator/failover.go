@@ -634,13 +634,5 @@ func (r *run) jobOutputs(ctx context.Context, id string) (*store.Job, *Outputs, 
 	if id == "" {
 		return nil, nil, fmt.Errorf("%w: no job recorded for plan %s", ErrPrecondition, r.job.Plan)
 	}
-	j, err := r.o.Store.Job(ctx, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	rr, _, err := r.o.load(j)
-	if err != nil {
-		return nil, nil, err
-	}
-	return j, rr.out, nil
+	return r.o.outputsOf(ctx, id)
 }

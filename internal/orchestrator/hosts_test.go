@@ -355,7 +355,7 @@ func standbyCalls(h *orchtest.Host, m string) int {
 	return n
 }
 
-func outputsOf(t *testing.T, j *store.Job) *Outputs {
+func outputsOf(t testing.TB, j *store.Job) *Outputs {
 	t.Helper()
 	var out Outputs
 	if err := json.Unmarshal(j.Outputs, &out); err != nil {

@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -16,7 +15,8 @@ import (
 // host that answers, its disks prepared there from its newest point (the
 // standby image, if the standby loop rebuilt it there, makes that a
 // delta), started, waited for and published, group by group. The
-// machines keep running on the hosts that answer.
+// machines keep running on the hosts that answer. A reprotected plan's
+// replication back then follows them (replication_move.go).
 const RecoverMachines JobType = "recover-machines"
 
 var recoverMachinesKind = &kind{
@@ -35,7 +35,9 @@ var recoverMachinesKind = &kind{
 				}})
 			}
 		}
-		return s
+		return append(s, step{"replication back follows the machines", func(ctx context.Context, r *run) error {
+			return r.followReplication(ctx, plan)
+		}})
 	},
 }
 
@@ -94,17 +96,16 @@ func (r *run) sharePlacement(ctx context.Context, started []string) error {
 	if r.out.DiskJob == "" {
 		return nil
 	}
-	for try := 0; ; try++ {
-		j, err := r.o.Store.Job(ctx, r.out.DiskJob)
-		if err != nil {
-			return err
-		}
-		fr, _, err := r.o.load(j)
-		if err != nil {
-			return err
-		}
+	err := r.o.updateJob(ctx, r.out.DiskJob, func(fr *run) {
 		if fr.out.Placement == nil {
 			fr.out.Placement = map[string]string{}
+		}
+		for m, to := range r.out.Placement {
+			// The host m leaves may hold the plan's replication back
+			// (replication_move.go).
+			if was := fr.out.Placement[m]; was != "" && was != to && !slices.Contains(fr.out.ReplicationLeft, was) {
+				fr.out.ReplicationLeft = append(fr.out.ReplicationLeft, was)
+			}
 		}
 		maps.Copy(fr.out.Placement, r.out.Placement)
 		for _, m := range started {
@@ -114,14 +115,11 @@ func (r *run) sharePlacement(ctx context.Context, started []string) error {
 			fr.out.Machines[m] = r.out.Machines[m]
 			fr.recordOn(r.cfg, m, r.out.Placement[m])
 		}
-		err = fr.save(ctx)
-		if !errors.Is(err, store.ErrStale) || try == 4 {
-			if err != nil {
-				return fmt.Errorf("record the new hosts in job %s: %w", j.ID, err)
-			}
-			return nil
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("record the new hosts: %w", err)
 	}
+	return nil
 }
 
 // recordOn records in the failover's resources m's disks, machine and

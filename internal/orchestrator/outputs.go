@@ -36,6 +36,11 @@ type Outputs struct {
 	// Lost: machines a recover-machines job found on hosts that do not
 	// answer (job_recover_machines.go).
 	Lost []string `json:"lost,omitempty"`
+	// ReplicationLeft: remote hosts a recover-machines moved the plan's
+	// machines off (they did not answer), which may still hold the plan's
+	// order of replication back; it is dropped there when they answer
+	// (replication_move.go). Kept in the failover job.
+	ReplicationLeft []string `json:"replication_left,omitempty"`
 	// Resources this job created, in order; cancel removes them newest
 	// first. Recorded before they are created.
 	Resources []Resource `json:"resources,omitempty"`
@@ -113,6 +118,10 @@ const (
 	// ResReplicating: replication back of plan Name, set up by a
 	// reprotect; cancel stops it and forgets it.
 	ResReplicating = "replicating"
+	// ResReplicationMoved: replication back of plan Name, set by a
+	// recover-machines to the hosts its machines run on now; cancel sets
+	// it again to where they run then (they are not moved back).
+	ResReplicationMoved = "replication-moved"
 	// ResDiskPoint: a change of point rewrote the disk at Path, which
 	// held Point (of machine Name, disk Disk) before; cancel rewrites it
 	// back.

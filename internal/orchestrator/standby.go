@@ -80,6 +80,7 @@ func (o *Orchestrator) RefreshStandby(ctx context.Context) error {
 	if placed {
 		errs = append(errs, o.dropStrayStandbys(ctx, cfg, where, down, busy))
 	}
+	o.dropAllLeftReplication(ctx, cfg)
 	return errors.Join(errs...)
 }
 

@@ -71,6 +71,8 @@ func (r *run) removeResources(ctx context.Context, cfg *protection.Config, res [
 			err = r.restartReplication(ctx, x.Name)
 		case ResReplicating:
 			err = r.dropReplicationNamed(ctx, x.Name)
+		case ResReplicationMoved:
+			err = r.syncReplicationNamed(ctx, x.Name)
 		case ResDiskPoint:
 			err = r.diskBack(ctx, x)
 		}
