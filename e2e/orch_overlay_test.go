@@ -71,27 +71,27 @@ func TestHostsFailoverOverlay(t *testing.T) {
 	off := false
 	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: "file://" + filepath.Join(r.base, "vault"),
 		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
-	for _, h := range r.hosts {
-		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.name, URL: h.url(), TokenFile: filepath.Join(h.dir, "token"),
-			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
+	for _, h := range r.Hosts {
+		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.Name, URL: h.URL(), TokenFile: filepath.Join(h.Dir, "token"),
+			CAFile: filepath.Join(h.Dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
 	}
 	hostsMust(t, cfg.Defaults())
 	c := startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
-		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == hc.Name })
+		i := slices.IndexFunc(r.Hosts, func(h *recoveryHost) bool { return h.Name == hc.Name })
 		if _, err := httpauth.ReadTokenFile(hc.TokenFile); err != nil || i < 0 {
 			return nil, fmt.Errorf("host %s: %v", hc.Name, err)
 		}
-		return r.client(r.hosts[i], filepath.Join(cfg.StateDir, "disks"))
+		return r.Client(r.Hosts[i], filepath.Join(cfg.StateDir, "disks"))
 	})
 	res, err := c.Apply(ctx, []byte(overlayShop))
 	hostsMust(t, err)
 	on := map[string]*recoveryHost{}
 	for _, m := range []string{"db", "web", "cache"} {
-		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == res.Placement[m] })
-		if i < 0 || slices.Contains(slices.Collect(maps.Values(on)), r.hosts[i]) {
+		i := slices.IndexFunc(r.Hosts, func(h *recoveryHost) bool { return h.Name == res.Placement[m] })
+		if i < 0 || slices.Contains(slices.Collect(maps.Values(on)), r.Hosts[i]) {
 			t.Fatalf("placement %v: want the three machines on the three hosts", res.Placement)
 		}
-		on[m] = r.hosts[i]
+		on[m] = r.Hosts[i]
 	}
 
 	fo := runJob(t, c, "shop", orchestrator.UnplannedFailover)
@@ -110,7 +110,7 @@ func TestHostsFailoverOverlay(t *testing.T) {
 		t.Fatalf("the test network has the recovery network's VNI %d", vni)
 	}
 	reaches(t, on["db"], orchestrator.SiteTest, db, "10.2.0.20", "web") // test db to test web
-	if body, err := fetchVia(on["db"].c.SiteNS(orchestrator.SiteTest), db, "10.2.0.30"); err == nil || strings.HasPrefix(err.Error(), "reaching") {
+	if body, err := fetchVia(on["db"].C.SiteNS(orchestrator.SiteTest), db, "10.2.0.30"); err == nil || strings.HasPrefix(err.Error(), "reaching") {
 		t.Fatalf("test db -> production cache: %q, %v; want test db to answer that it cannot reach it", body, err)
 	}
 	reaches(t, on["db"], orchestrator.SiteRecovery, db, "10.2.0.30", "cache") // production still reaches it
@@ -119,7 +119,7 @@ func TestHostsFailoverOverlay(t *testing.T) {
 	runJob(t, c, "shop", orchestrator.CancelFailover)
 	runJob(t, c, "extra", orchestrator.CancelFailover)
 	testenv.Eventually(t, 30*time.Second, "no site namespace or link left on the hosts", func() bool {
-		nss, links, _ := r.leftovers(t)
+		nss, links, _ := r.Leftovers()
 		return len(nss)+len(links) == 0
 	})
 }
@@ -140,18 +140,18 @@ func runJob(t *testing.T, c *client.Client, plan string, typ orchestrator.JobTyp
 func sameOverlay(t *testing.T, r *hostRig, site, net string) uint32 {
 	t.Helper()
 	var vni uint32
-	for _, h := range r.hosts {
-		devs, err := overlay.Devices(h.c.SiteNS(site))
+	for _, h := range r.Hosts {
+		devs, err := overlay.Devices(h.C.SiteNS(site))
 		hostsMust(t, err)
 		d, ok := devs[overlay.DeviceName(net)]
 		var want []netip.Addr
-		for _, o := range r.hosts {
+		for _, o := range r.Hosts {
 			if o != h {
-				want = append(want, o.addr)
+				want = append(want, o.Addr)
 			}
 		}
 		if !ok || (vni != 0 && d.VNI != vni) || !sameAddrs(d.Peers, want) {
-			t.Fatalf("host %s, site %s: devices %+v, want %s with vni %d (or any first) to %v", h.name, site, devs, overlay.DeviceName(net), vni, want)
+			t.Fatalf("host %s, site %s: devices %+v, want %s with vni %d (or any first) to %v", h.Name, site, devs, overlay.DeviceName(net), vni, want)
 		}
 		vni = d.VNI
 	}
@@ -170,13 +170,13 @@ func reaches(t *testing.T, h *recoveryHost, site string, from machine.Spec, to, 
 	var body string
 	var err error
 	ok := func() bool {
-		body, err = fetchVia(h.c.SiteNS(site), from, to)
+		body, err = fetchVia(h.C.SiteNS(site), from, to)
 		return err == nil && strings.Contains(body, "hello from "+want)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s on host %s (site %s) -> %s: %q, %v; want %s's page", from.Name, h.name, site, to, body, err, want)
+			t.Fatalf("%s on host %s (site %s) -> %s: %q, %v; want %s's page", from.Name, h.Name, site, to, body, err, want)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

@@ -38,6 +38,7 @@ import (
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/testenv/hostrig"
 	"github.com/haven-dr/haven/internal/vault"
 )
 
@@ -137,14 +138,14 @@ func seed(b *testing.B, bin, base, vaultDir, pw string, mib int) {
 // hosts reached from the rig's control namespace), applies the plan and
 // builds the standby images, then checks they are on the hosts the
 // placement chose.
-func (l *layout) start(b *testing.B, r *rig, pw string) {
+func (l *layout) start(b *testing.B, r *hostrig.Rig, pw string) {
 	ctx := context.Background()
 	on := true
 	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: l.dir, Vault: "file://" + l.vault, PasswordFile: pw,
 		Standby: &on, StandbyInterval: time.Hour} // the benchmark refreshes them itself, before timing
 	for _, n := range l.hosts {
-		h := r.hosts[n]
-		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: n, URL: h.url(), TokenFile: h.token(), CAFile: h.caFile(), CPUs: l.cpus})
+		h := r.Named(n)
+		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: n, URL: h.URL(), TokenFile: h.Token(), CAFile: h.CAFile(), CPUs: l.cpus})
 	}
 	if err := cfg.Defaults(); err != nil {
 		b.Fatal(err)
@@ -152,7 +153,7 @@ func (l *layout) start(b *testing.B, r *rig, pw string) {
 	diskDir := filepath.Join(l.dir, "disks")
 	clients := map[string]pinged{}
 	dial := func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
-		c, err := r.client(r.hosts[hc.Name], diskDir)
+		c, err := r.Client(r.Named(hc.Name), diskDir)
 		if err != nil {
 			return nil, err
 		}
@@ -221,11 +222,11 @@ func (p pinged) Ping(ctx context.Context) error {
 // disk came from its standby image on the machine's placed host, then
 // cancels it (untimed) so the next one starts from a protected plan with
 // no site.
-func (l *layout) failover(b *testing.B, r *rig) {
+func (l *layout) failover(b *testing.B, r *hostrig.Rig) {
 	ctx := context.Background()
 	dirs := []string{l.vault}
 	for _, n := range l.hosts {
-		dirs = append(dirs, filepath.Join(r.hosts[n].dir, "standby"))
+		dirs = append(dirs, filepath.Join(r.Named(n).Dir, "standby"))
 	}
 	testenv.Evict(b, dirs...)
 	load := loadAvg()
