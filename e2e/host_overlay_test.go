@@ -44,7 +44,10 @@ type hostRig struct {
 // it travel relative and land in each host's own.
 const serverDisks = "/var/lib/haven/server/disks"
 
-func newHostRig(t *testing.T) *hostRig {
+func newHostRig(t *testing.T) *hostRig { return newHostRigOf(t, "a", "b", "c") }
+
+// newHostRigOf is a rig of the hosts named.
+func newHostRigOf(t *testing.T, names ...string) *hostRig {
 	testenv.RequireRoot(t)
 	testenv.LookPath(t, "mkfs.ext4")
 	base := t.TempDir()
@@ -58,7 +61,7 @@ func newHostRig(t *testing.T) *hostRig {
 		DiskDir: serverDisks, Sites: []string{"rec", "tst", orchestrator.SiteTest},
 		Config: func(name string) string {
 			return fmt.Sprintf("vault: file://%s\npassword_file: %s\n", vaultDir, pw) + edgeOf(name)
-		}}, "a", "b", "c")
+		}}, names...)
 	err := (vnet.Netlink{}).AddRoute(r.Ctl, netip.MustParsePrefix("10.50.0.0/24"), netip.MustParseAddr("10.77.0.1"))
 	if err != nil {
 		t.Fatal(err)

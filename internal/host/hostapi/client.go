@@ -174,6 +174,13 @@ func sitePath(site string) string { return "/v1/sites/" + seg(site) }
 
 func machinePath(site, name string) string { return sitePath(site) + "/machines/" + seg(name) }
 
+// Ping tells whether the host answers, so a lost host is noticed (an
+// alert, its machines placed elsewhere).
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Info(ctx)
+	return err
+}
+
 // Info asks the host who it is (and caches the answer: a host's ID is
 // kept in its state directory for good).
 func (c *Client) Info(ctx context.Context) (Info, error) {

@@ -13,14 +13,18 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// Kill takes h down as a power loss does: its haven host is SIGKILLed,
-// then every process in its namespaces (its own and its sites') or
-// running from its state directory (machines and their runners) until
-// none is left, and its underlay port goes down, so a call to it gets
-// no answer rather than a refusal. Its site namespaces stay, as a dead
-// box's state does; the rig's cleanup deletes them.
+// Kill takes h down as a power loss does: its underlay port goes down
+// first (a call in flight gets no answer, not a reset; a new one finds
+// no route), then its haven host is SIGKILLed and every process in its
+// namespaces (its own and its sites') or running from its state
+// directory (machines and their runners) until none is left. Its site
+// namespaces stay, as a dead box's state does; the rig's cleanup
+// deletes them.
 func (r *Rig) Kill(t testing.TB, h *Host) {
 	t.Helper()
+	if err := linkDown(r.underlay(), "hv"+h.Name); err != nil {
+		t.Fatalf("host %s: underlay port down: %v", h.Name, err)
+	}
 	if h.Cmd != nil && h.Cmd.Process != nil {
 		h.Cmd.Process.Kill()
 		h.Cmd.Wait()
@@ -38,9 +42,6 @@ func (r *Rig) Kill(t testing.TB, h *Host) {
 		for _, p := range pids {
 			syscall.Kill(p, syscall.SIGKILL)
 		}
-	}
-	if err := linkDown(r.underlay(), "hv"+h.Name); err != nil {
-		t.Fatalf("host %s: underlay port down: %v", h.Name, err)
 	}
 }
 
