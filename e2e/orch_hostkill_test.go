@@ -81,6 +81,7 @@ func TestHostsKilled(t *testing.T) {
 		}
 		r.Kill(t, r.Named(webOn))
 		if j = waitHostsJob(t, c, j.ID); j.State != "failed" || !strings.Contains(j.Error, "host "+webOn+": ") {
+			dumpJob(t, c, j)
 			t.Fatalf("failover: %s: %q, want failed naming host %s", j.State, j.Error, webOn)
 		}
 		hostLostAlert(t, c, webOn, "")
@@ -97,6 +98,7 @@ func TestHostsKilled(t *testing.T) {
 			return resp.StatusCode == 200
 		})
 		if j = waitHostsJob(t, c, j.ID); j.State != "succeeded" {
+			dumpJob(t, c, j)
 			t.Fatalf("retry: %s: %s", j.State, j.Error)
 		}
 		run := hostRunners(r)
@@ -135,6 +137,19 @@ func TestHostsKilled(t *testing.T) {
 }
 
 // waitRunner waits until machine m's runner runs on host on.
+// dumpJob logs a job's steps and log, for a failure's reader.
+func dumpJob(t *testing.T, c *client.Client, j *api.Job) {
+	for _, st := range j.Steps {
+		if st.Started != nil && st.Ended != nil {
+			t.Logf("step %q %s %s..%s (%v) tries %d %s", st.Name, st.State, st.Started.Format("15:04:05"), st.Ended.Format("15:04:05"), st.Ended.Sub(*st.Started), st.Tries, st.Error)
+		}
+	}
+	ls, _ := c.Logs(context.Background(), j.ID, 0)
+	for _, l := range ls {
+		t.Logf("%s %s %s", l.Time.Format("15:04:05.0"), l.Level, l.Msg)
+	}
+}
+
 func waitRunner(t *testing.T, r *hostRig, m, on string) {
 	t.Helper()
 	testenv.Eventually(t, 3*time.Minute, m+" started on "+on, func() bool {

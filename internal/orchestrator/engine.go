@@ -28,6 +28,8 @@ type run struct {
 	cfg *protection.Config
 	out *Outputs
 	p   Params
+	// silent: hosts onHost found not answering, with why.
+	silent map[string]error
 }
 
 func newJobID() string {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"os"
@@ -122,7 +123,7 @@ func (c *Client) logger() *slog.Logger {
 }
 
 func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, watchDead), method, c.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
