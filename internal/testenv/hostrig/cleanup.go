@@ -121,5 +121,28 @@ func (r *Rig) cleanup(t testing.TB) func() {
 		for _, n := range append(r.Others, r.Ctl, r.underlay()) {
 			ops.DelNS(n)
 		}
+		r.checkGone(t)
+	}
+}
+
+// checkGone fails the test if anything of the rig's outlives its
+// cleanup (a loop device's autoclear may take a moment).
+func (r *Rig) checkGone(t testing.TB) {
+	var left []string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		nss, _, procs := r.Leftovers()
+		left = append(nss, procs...)
+		ents, _ := os.ReadDir("/run/netns")
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), r.Prefix) {
+				left = append(left, "namespace "+e.Name())
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("left behind by the recovery hosts: %v", left)
 	}
 }
