@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -10,13 +12,13 @@ import (
 
 	"github.com/haven-dr/haven/internal/api"
 	"github.com/haven-dr/haven/internal/host"
-	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/testenv"
 	"github.com/haven-dr/haven/internal/vault"
+	"github.com/haven-dr/haven/internal/vnet"
 )
 
 // rigServer runs the real server in process (its API over HTTP on
@@ -47,20 +49,22 @@ func (r *hostRig) snapshotAll(t *testing.T, machines ...string) {
 // TestHostsKilled: the real server drives three `haven host` processes
 // (newHostRig), and hosts die as in a power loss (hostrig's Kill: the
 // underlay link down, the haven host SIGKILLed, every process of its
-// machines killed). shop's db and web go on two hosts; web's host dies
-// while the failover waits for web's health there (web is healthy only
-// once /ready is on its disk, which the test writes only on the third
-// host): the job fails naming that host, an alert names it, and `job
-// retry` starts web on the third host while db keeps running as the one
-// process it was. Then db's host dies: an alert names it and the plan,
-// and recover-machines brings db up on the host left, from its newest
+// machines killed). shop's db and web go on two hosts. web's health
+// check relays to a listener of the test on the recovery network's
+// gateway of its host (healthGate): on web's host it answers nothing, so
+// the failover waits in web's health call there, and the test kills that
+// host once the check has reached it twice. The job fails naming the
+// host, an alert names it, and `job retry` starts web on the third host
+// (whose gate answers) while db keeps running as the one process it
+// was. Then db's host dies: an alert names it and the plan, and
+// recover-machines brings db up on the host left, from its newest
 // point, where it answers its health check.
 func TestHostsKilled(t *testing.T) {
 	r := newHostRig(t)
 	ctx := context.Background()
 	r.snapshotAll(t, "db", "web")
 	doc := strings.Replace(hostsShop, "health: {http_port: 80, http_path: /}, health_timeout: 1m",
-		`health: {http_port: 80, http_path: "/read?path=ready"}, health_timeout: 30s`, 1)
+		`health: {http_port: 80, http_path: "/fetch?addr=10.2.0.1:8099"}, health_timeout: 30s`, 1)
 	c := rigServer(t, r, false)
 	res, err := c.Apply(ctx, []byte(doc))
 	hostsMust(t, err)
@@ -70,11 +74,21 @@ func TestHostsKilled(t *testing.T) {
 	}
 	third := r.Hosts[slices.IndexFunc(r.Hosts, func(h *recoveryHost) bool { return h.Name != dbOn && h.Name != webOn })].Name
 	var dbRunner []string
+	failedOver := false
 
 	t.Run("killed mid-failover", func(t *testing.T) {
 		j, err := c.Submit(ctx, "shop", string(orchestrator.UnplannedFailover), api.Params{})
 		hostsMust(t, err)
 		waitRunner(t, r, "web", webOn)
+		polled := healthGate(t, r.Named(webOn).C.SiteNS(orchestrator.SiteRecovery), false)
+		healthGate(t, r.Named(third).C.SiteNS(orchestrator.SiteRecovery), true)
+		for i := range 2 {
+			select {
+			case <-polled:
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("web's health check reached the gate on %s %d times in 2 min, want 2", webOn, i)
+			}
+		}
 		dbRunner = hostRunners(r)["db"]
 		if len(dbRunner) != 1 || !strings.HasPrefix(dbRunner[0], dbOn+"/") {
 			t.Fatalf("db runners when web's host dies: %v, want one on %s", dbRunner, dbOn)
@@ -87,16 +101,6 @@ func TestHostsKilled(t *testing.T) {
 		hostLostAlert(t, c, webOn, "")
 		_, err = c.Retry(ctx, j.ID)
 		hostsMust(t, err)
-		waitRunner(t, r, "web", third)
-		ns := r.Named(third).C.SiteNS(orchestrator.SiteRecovery)
-		testenv.Eventually(t, time.Minute, "web on "+third+" takes /ready", func() bool {
-			resp, err := machine.HTTPClient(ns).Post("http://10.2.0.20/write?path=ready", "text/plain", strings.NewReader("ok"))
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == 200
-		})
 		if j = waitHostsJob(t, c, j.ID); j.State != "succeeded" {
 			dumpJob(t, c, j)
 			t.Fatalf("retry: %s: %s", j.State, j.Error)
@@ -108,10 +112,11 @@ func TestHostsKilled(t *testing.T) {
 		if out := outputsOfAPI(t, j); out.Placement["web"] != third || out.Placement["db"] != dbOn {
 			t.Fatalf("job records %v, want db on %s, web on %s", out.Placement, dbOn, third)
 		}
+		failedOver = true
 	})
 
 	t.Run("lost after failover", func(t *testing.T) {
-		if dbRunner == nil {
+		if !failedOver {
 			t.Skip("the failover did not finish")
 		}
 		webRunner := hostRunners(r)["web"]
@@ -134,6 +139,35 @@ func TestHostsKilled(t *testing.T) {
 			t.Fatalf("machines after the cancel: %v", run)
 		}
 	})
+}
+
+// healthGate listens in site namespace ns on the recovery network's
+// gateway (local on every host's bridge), where web's health check
+// relays: ready answers, otherwise each connection is closed unanswered
+// (web stays unhealthy). The channel tells each time a check arrived.
+func healthGate(t *testing.T, ns string, ready bool) <-chan struct{} {
+	ln, err := vnet.Listen(ns, "tcp", "10.2.0.1:8099")
+	hostsMust(t, err)
+	t.Cleanup(func() { ln.Close() })
+	polled := make(chan struct{}, 16)
+	if ready {
+		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ready") }))
+		return polled
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+			select {
+			case polled <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return polled
 }
 
 // waitRunner waits until machine m's runner runs on host on.

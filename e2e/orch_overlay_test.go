@@ -2,25 +2,18 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/haven-dr/haven/internal/api"
-	"github.com/haven-dr/haven/internal/host"
-	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/machine"
-	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/testenv"
-	"github.com/haven-dr/haven/internal/vault"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/overlay"
 )
@@ -64,25 +57,8 @@ plans:
 func TestHostsFailoverOverlay(t *testing.T) {
 	r := newHostRig(t)
 	ctx := context.Background()
-	dir := testenv.Dir(t)
-	for _, m := range []string{"db", "web", "cache"} {
-		mustHaven(t, nil, append([]string{"snapshot", "--machine", m, "--disk", "root=" + machinetest.Image(t)}, r.vault...)...)
-	}
-	off := false
-	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: "file://" + filepath.Join(r.base, "vault"),
-		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
-	for _, h := range r.Hosts {
-		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.Name, URL: h.URL(), TokenFile: filepath.Join(h.Dir, "token"),
-			CAFile: filepath.Join(h.Dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
-	}
-	hostsMust(t, cfg.Defaults())
-	c := startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
-		i := slices.IndexFunc(r.Hosts, func(h *recoveryHost) bool { return h.Name == hc.Name })
-		if _, err := httpauth.ReadTokenFile(hc.TokenFile); err != nil || i < 0 {
-			return nil, fmt.Errorf("host %s: %v", hc.Name, err)
-		}
-		return r.Client(r.Hosts[i], filepath.Join(cfg.StateDir, "disks"))
-	})
+	r.snapshotAll(t, "db", "web", "cache")
+	c := rigServer(t, r, false)
 	res, err := c.Apply(ctx, []byte(overlayShop))
 	hostsMust(t, err)
 	on := map[string]*recoveryHost{}
