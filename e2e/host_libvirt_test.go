@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
@@ -17,6 +15,7 @@ import (
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/libvirtdrv"
 	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/testenv/hostrig"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/vnettest"
 )
@@ -35,48 +34,33 @@ import (
 // RemoveSite no domain, tap, namespace or process is left.
 func TestHostLibvirtProcess(t *testing.T) {
 	testenv.RequireRoot(t)
-	testenv.LookPath(t, "nsenter")
 	virshBin := testenv.LookPath(t, "virsh")
 	testenv.LookPath(t, "qemu-system-x86_64")
-	b := make([]byte, 3)
-	rand.Read(b)
-	r := &hostRig{prefix: "hv" + hex.EncodeToString(b), base: t.TempDir()}
-	r.ctl = r.prefix + "-ctl"
-	h := &recoveryHost{name: "v", ns: r.prefix + "-v", dir: filepath.Join(r.base, "v"),
-		addr: netip.MustParseAddr("10.77.0.1")}
-	r.hosts = []*recoveryHost{h}
-	ops := vnet.Netlink{}
+	var sock string
+	var r *hostrig.Rig
+	r = hostrig.New(t, hostrig.Options{Bin: havenBin, Env: baseEnv(), Base: t.TempDir(), Net: [3]byte{10, 77, 0}, Sites: []string{"rec"},
+		Setup: func(t testing.TB, h *hostrig.Host) string {
+			sock = testenv.LibvirtdIn(t, h.NS)
+			// Runs before libvirtd's own cleanup: the host removes its
+			// sites (and domains) while libvirtd still runs.
+			t.Cleanup(func() {
+				if r != nil {
+					r.RemoveSites(t)
+				}
+			})
+			// Wire disk paths are relative to the host's disk directory.
+			if err := os.WriteFile(filepath.Join(h.Dir, "disks", "blank.img"), make([]byte, 1<<20), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("vm_driver: libvirt\nlibvirt_socket: %s\n", sock)
+		}}, "v")
+	h := r.Hosts[0]
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, ns := range []string{r.prefix + "-ul", r.ctl, h.ns} {
-		must(ops.AddNS(ns))
-	}
-	t.Cleanup(r.cleanup(t)) // namespaces, should libvirtd not start
-	sock := testenv.LibvirtdIn(t, h.ns)
-	// Again, to run first: the host removes its sites (and domains) while
-	// libvirtd still runs.
-	t.Cleanup(r.cleanup(t))
-	must(ops.AddBridge(r.prefix+"-ul", "hvbr"))
-	must(ops.LinkUp(r.prefix+"-ul", "hvbr"))
-	r.join(t, r.ctl, "hvctl", netip.MustParsePrefix("10.77.0.100/24"))
-	r.join(t, h.ns, "hvv", netip.PrefixFrom(h.addr, 24))
-	must(os.MkdirAll(filepath.Join(h.dir, "disks"), 0o700))
-	h.cfg = filepath.Join(h.dir, "host.yaml")
-	must(os.WriteFile(h.cfg, []byte(fmt.Sprintf(`listen: %s:7443
-state_dir: %s
-token_file: %s/token
-tls:
-  dir: %s/tls
-vm_driver: libvirt
-libvirt_socket: %s
-`, h.addr, h.dir, h.dir, h.dir, sock)), 0o600))
-	// Wire disk paths are relative to the host's disk directory.
-	must(os.WriteFile(filepath.Join(h.dir, "disks", "blank.img"), make([]byte, 1<<20), 0o600))
-	r.start(t, h)
 
 	virsh := func(args ...string) string {
 		t.Helper()
@@ -87,12 +71,12 @@ libvirt_socket: %s
 		return strings.TrimSpace(string(out))
 	}
 	ctx := fence.WithEpoch(context.Background(), epoch)
-	must(h.c.EnsureSite(ctx, "rec", []vnet.Network{vnettest.Net("a", "10.233.1.0/24")}, ""))
+	must(h.C.EnsureSite(ctx, "rec", []vnet.Network{vnettest.Net("a", "10.233.1.0/24")}, ""))
 	spec := machine.Spec{Name: "vm", Firmware: "bios", CPUs: 2, MemoryMB: 160,
 		Disks:       []machine.Disk{{Name: "root", Path: "blank.img"}},
 		NICs:        []vnet.NIC{{Name: "eth0", Network: "a", Addr: netip.MustParsePrefix("10.233.1.10/24")}},
 		StopTimeout: time.Second}
-	must(h.c.StartMachine(ctx, "rec", "qemu", spec))
+	must(h.C.StartMachine(ctx, "rec", "qemu", spec))
 	dom := libvirtdrv.DomainName("rec", spec.Name)
 	if list := virsh("list", "--name"); !strings.Contains(list, dom) {
 		t.Fatalf("virsh list lacks %s:\n%s", dom, list)
@@ -104,39 +88,39 @@ libvirt_socket: %s
 		}
 	}
 	tap := libvirtdrv.TapName(dom, "eth0")
-	siteNS := h.c.SiteNS("rec")
+	siteNS := h.C.SiteNS("rec")
 	if out, err := exec.Command("ip", "-n", siteNS, "link", "show", tap).CombinedOutput(); err != nil || !strings.Contains(string(out), "master") {
 		t.Errorf("tap %s not on a bridge in the site %s: %v: %s", tap, siteNS, err, out)
 	}
 	id := virsh("domid", dom)
 
-	h.cmd.Process.Kill()
-	h.cmd.Wait()
-	h.cmd = nil
+	h.Cmd.Process.Kill()
+	h.Cmd.Wait()
+	h.Cmd = nil
 	if st := virsh("domstate", dom); st != "running" {
 		t.Fatalf("after SIGKILL of haven host the domain is %q: a libvirt domain outlives the host", st)
 	}
-	r.start(t, h)
-	if ok, err := h.c.CheckRunning(ctx, "rec", spec.Name); err != nil || !ok {
+	r.Start(t, h)
+	if ok, err := h.C.CheckRunning(ctx, "rec", spec.Name); err != nil || !ok {
 		t.Fatalf("restarted host: running %v, %v; want true", ok, err)
 	}
-	must(h.c.StartMachine(ctx, "rec", "qemu", spec))
+	must(h.C.StartMachine(ctx, "rec", "qemu", spec))
 	if got := virsh("domid", dom); got != id {
 		t.Fatalf("the restarted host started the domain again: id %s, was %s", got, id)
 	}
-	must(h.c.StopMachine(ctx, "rec", spec.Name))
+	must(h.C.StopMachine(ctx, "rec", spec.Name))
 	if all := virsh("list", "--all", "--name"); strings.Contains(all, dom) {
 		t.Fatalf("domain %s still defined after StopMachine:\n%s", dom, all)
 	}
-	if ok, err := h.c.CheckRunning(ctx, "rec", spec.Name); err != nil || ok {
+	if ok, err := h.C.CheckRunning(ctx, "rec", spec.Name); err != nil || ok {
 		t.Fatalf("after StopMachine: running %v, %v; want false", ok, err)
 	}
-	must(h.c.RemoveSite(ctx, "rec"))
+	must(h.C.RemoveSite(ctx, "rec"))
 	if all := virsh("list", "--all", "--name"); all != "" {
 		t.Errorf("domains left after RemoveSite:\n%s", all)
 	}
-	h.stop()
-	nss, links, procs := r.leftovers(t)
+	h.Stop()
+	nss, links, procs := r.Leftovers()
 	if len(nss)+len(links)+len(procs) > 0 {
 		t.Errorf("left behind: namespaces %v, links %v, processes %v", nss, links, procs)
 	}

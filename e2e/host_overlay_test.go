@@ -2,21 +2,16 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,115 +20,53 @@ import (
 	"github.com/haven-dr/haven/internal/host/hostapi"
 	"github.com/haven-dr/haven/internal/machine"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
+	"github.com/haven-dr/haven/internal/orchestrator"
 	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/testenv/hostrig"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/overlay"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 )
 
-// recoveryHost is one `haven host` process in a namespace of its own
-// (its "machine"), on the underlay at addr.
-type recoveryHost struct {
-	name, ns, dir, cfg string
-	addr               netip.Addr
-	cmd                *exec.Cmd
-	c                  *hostapi.Client
-	id                 string
-}
+// recoveryHost is one `haven host` process in a namespace of its own.
+type recoveryHost = hostrig.Host
 
-// hostRig is three recovery hosts joined by an underlay bridge, and a
-// control namespace on the same underlay from which the test (standing
-// for haven server) calls them: nothing in the root namespace talks to
-// a lab address.
+// hostRig is three recovery hosts (hostrig) sharing one vault, host a
+// designated for the recovery network's uplink, and a route from the
+// control namespace (which stands for the outside) into the recovery
+// network through it.
 type hostRig struct {
-	prefix, base, ctl string
-	hosts             []*recoveryHost
-	vault             []string // flags naming the vault every host prepares disks from
-	others            []string // machineNS's
+	*hostrig.Rig
+	base  string
+	vault []string // flags naming the vault every host prepares disks from
 }
 
 // serverDisks stands for the orchestrator's disk directory: paths under
 // it travel relative and land in each host's own.
 const serverDisks = "/var/lib/haven/server/disks"
 
-func newHostRig(t *testing.T) *hostRig {
+func newHostRig(t *testing.T) *hostRig { return newHostRigOf(t, "a", "b", "c") }
+
+// newHostRigOf is a rig of the hosts named.
+func newHostRigOf(t *testing.T, names ...string) *hostRig {
 	testenv.RequireRoot(t)
-	testenv.LookPath(t, "nsenter")
 	testenv.LookPath(t, "mkfs.ext4")
-	b := make([]byte, 3)
-	rand.Read(b)
-	r := &hostRig{prefix: "hv" + hex.EncodeToString(b), base: t.TempDir()}
-	r.ctl = r.prefix + "-ctl"
-	ops := vnet.Netlink{}
-	ul := r.prefix + "-ul"
-	p := netip.MustParsePrefix
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ns := range []string{ul, r.ctl} {
-		must(ops.AddNS(ns))
-	}
-	t.Cleanup(r.cleanup(t))
-	must(ops.AddBridge(ul, "hvbr"))
-	must(ops.LinkUp(ul, "hvbr"))
-	r.join(t, r.ctl, "hvctl", p("10.77.0.100/24"))
-	// The control namespace stands for the outside: it reaches the
-	// recovery network through the host designated for the edge.
-	must(ops.AddRoute(r.ctl, p("10.50.0.0/24"), netip.MustParseAddr("10.77.0.1")))
-	vaultDir, pw := filepath.Join(r.base, "vault"), filepath.Join(r.base, "vault.pw")
-	must(os.WriteFile(pw, []byte("host-rig-password\n"), 0o600))
-	r.vault = []string{"--vault", "file://" + vaultDir, "--password-file", pw}
-	mustHaven(t, nil, append([]string{"vault", "init"}, r.vault...)...)
-	for i, name := range []string{"a", "b", "c"} {
-		h := &recoveryHost{name: name, ns: r.prefix + "-" + name, dir: filepath.Join(r.base, name),
-			addr: netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)})}
-		must(ops.AddNS(h.ns))
-		r.join(t, h.ns, "hv"+name, netip.PrefixFrom(h.addr, 24))
-		must(os.MkdirAll(filepath.Join(h.dir, "disks"), 0o700))
-		h.cfg = filepath.Join(h.dir, "host.yaml")
-		must(os.WriteFile(h.cfg, []byte(fmt.Sprintf(`listen: %s:7443
-state_dir: %s
-token_file: %s/token
-tls:
-  dir: %s/tls
-overlay:
-  local: %s
-vault: file://%s
-password_file: %s
-`, h.addr, h.dir, h.dir, h.dir, h.addr, vaultDir, pw)+edgeOf(name)), 0o600))
-		r.hosts = append(r.hosts, h)
-		r.start(t, h)
-	}
-	return r
-}
-
-// join puts namespace ns on the underlay at addr, through port.
-func (r *hostRig) join(t *testing.T, ns, port string, addr netip.Prefix) {
-	t.Helper()
-	ops, ul := vnet.Netlink{}, r.prefix+"-ul"
-	for _, err := range []error{ops.AddVeth(ul, port, ns, "eth0", nil), ops.SetMaster(ul, port, "hvbr"), ops.LinkUp(ul, port),
-		ops.AddAddr(ns, "eth0", addr), ops.LinkUp(ns, "eth0"), ops.LinkUp(ns, "lo")} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// machineNS is one more "machine" on the underlay: a namespace of the
-// rig's, named and removed with it.
-func (r *hostRig) machineNS(t *testing.T, name string, addr netip.Prefix) string {
-	t.Helper()
-	ns := r.prefix + "-" + name
-	if err := (vnet.Netlink{}).AddNS(ns); err != nil {
+	base := t.TempDir()
+	vaultDir, pw := filepath.Join(base, "vault"), filepath.Join(base, "vault.pw")
+	if err := os.WriteFile(pw, []byte("host-rig-password\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.others = append(r.others, ns)
-	r.join(t, ns, "hv"+name, addr)
-	return ns
+	r := &hostRig{base: base, vault: []string{"--vault", "file://" + vaultDir, "--password-file", pw}}
+	mustHaven(t, nil, append([]string{"vault", "init"}, r.vault...)...)
+	r.Rig = hostrig.New(t, hostrig.Options{Bin: havenBin, Env: baseEnv(), Base: base, Net: [3]byte{10, 77, 0},
+		DiskDir: serverDisks, Sites: []string{"rec", "tst", orchestrator.SiteTest},
+		Config: func(name string) string {
+			return fmt.Sprintf("vault: file://%s\npassword_file: %s\n", vaultDir, pw) + edgeOf(name)
+		}}, names...)
+	err := (vnet.Netlink{}).AddRoute(r.Ctl, netip.MustParsePrefix("10.50.0.0/24"), netip.MustParseAddr("10.77.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // edgeOf designates host a for the uplink: its underlay interface, in
@@ -143,181 +76,6 @@ func edgeOf(host string) string {
 		return "edge: \"@eth0\"\n"
 	}
 	return ""
-}
-
-// start runs (or runs again) h's haven host and waits for its API.
-func (r *hostRig) start(t *testing.T, h *recoveryHost) {
-	t.Helper()
-	logf, err := os.OpenFile(filepath.Join(h.dir, "host.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	h.cmd = exec.Command("nsenter", "--net=/run/netns/"+h.ns, havenBin, "host", "--config", h.cfg)
-	h.cmd.Env = baseEnv()
-	h.cmd.Stdout, h.cmd.Stderr = logf, logf
-	if err := h.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if h.c != nil {
-		h.c.Retries = -1 // the loop below is the retry
-	}
-	testenv.Eventually(t, 30*time.Second, "haven host "+h.name+" up", func() bool {
-		if h.c == nil {
-			c, err := r.client(h, serverDisks)
-			if err != nil {
-				return false
-			}
-			c.Retries = -1
-			h.c = c
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		i, err := h.c.Info(ctx)
-		h.id = i.ID
-		return err == nil
-	})
-	h.c.Retries = 0
-}
-
-// client is a client of h's haven host for a caller whose disk paths are
-// under diskDir, dialing from the control namespace.
-func (r *hostRig) client(h *recoveryHost, diskDir string) (*hostapi.Client, error) {
-	tok, err := os.ReadFile(filepath.Join(h.dir, "token"))
-	if err != nil {
-		return nil, err
-	}
-	c, err := hostapi.NewClient(h.url(), strings.TrimSpace(string(tok)), filepath.Join(h.dir, "tls", "ca.crt"), diskDir)
-	if err != nil {
-		return nil, err
-	}
-	c.HTTP.Transport.(*http.Transport).DialContext = func(ctx context.Context, n, a string) (net.Conn, error) {
-		return vnet.DialContext(ctx, r.ctl, n, a)
-	}
-	return c, nil
-}
-
-func (h *recoveryHost) url() string { return "https://" + h.addr.String() + ":7443" }
-
-// stop ends h's haven host by SIGTERM and waits for it.
-func (h *recoveryHost) stop() {
-	if h.cmd == nil || h.cmd.Process == nil {
-		return
-	}
-	h.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { h.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		h.cmd.Process.Kill()
-		<-done
-	}
-	h.cmd = nil
-}
-
-// leftovers counts what the rig made that must be gone: namespaces named
-// by its prefix or a host's ID, links in the hosts' namespaces and
-// processes running from its directory (hosts and machines).
-func (r *hostRig) leftovers(t *testing.T) (nss, links, procs []string) {
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		n := e.Name()
-		if strings.HasPrefix(n, r.prefix) && !r.isRigNS(n) {
-			nss = append(nss, n)
-		}
-		for _, h := range r.hosts {
-			if h.id != "" && strings.HasPrefix(n, h.id+"-") {
-				nss = append(nss, n)
-			}
-		}
-	}
-	for _, h := range r.hosts {
-		links = append(links, linksIn(t, h.ns)...)
-	}
-	procs = procsUnder(r.base)
-	return nss, links, procs
-}
-
-func (r *hostRig) isRigNS(n string) bool {
-	if n == r.prefix+"-ul" || n == r.ctl || slices.Contains(r.others, n) {
-		return true
-	}
-	return slices.ContainsFunc(r.hosts, func(h *recoveryHost) bool { return h.ns == n })
-}
-
-// linksIn lists the links of a host's namespace beyond its own (lo,
-// eth0): VXLAN devices not yet moved, uplink veth ends.
-func linksIn(t *testing.T, ns string) []string {
-	nh, err := netns.GetFromName(ns)
-	if err != nil {
-		return nil
-	}
-	defer nh.Close()
-	h, err := netlink.NewHandleAt(nh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	links, _ := h.LinkList()
-	var out []string
-	for _, l := range links {
-		if n := l.Attrs().Name; n != "lo" && n != "eth0" {
-			out = append(out, ns+"/"+n+" ("+l.Type()+")")
-		}
-	}
-	return out
-}
-
-// procsUnder lists processes whose command line names dir.
-func procsUnder(dir string) []string {
-	var out []string
-	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err == nil && strings.Contains(string(b), dir) {
-			out = append(out, filepath.Base(filepath.Dir(f))+": "+strings.ReplaceAll(string(b), "\x00", " "))
-		}
-	}
-	return out
-}
-
-// cleanup removes the sites through the hosts, stops them, and deletes
-// what is left even when a step failed.
-func (r *hostRig) cleanup(t *testing.T) func() {
-	return func() {
-		ctx := fence.WithEpoch(context.Background(), epoch)
-		for _, h := range r.hosts {
-			if h.cmd != nil && h.c != nil {
-				for _, s := range []string{"rec", "tst", "test"} { // test: the orchestrator's test site
-					if err := h.c.RemoveSite(ctx, s); err != nil {
-						t.Errorf("remove site %s on %s: %v", s, h.name, err)
-					}
-				}
-			}
-		}
-		for _, h := range r.hosts {
-			h.stop()
-		}
-		ops := vnet.Netlink{}
-		for _, p := range procsUnder(r.base) { // only on failure: machines a failed removal left
-			var pid int
-			fmt.Sscan(p, &pid)
-			if pid > 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		nss, _, _ := r.leftovers(t)
-		for _, n := range nss {
-			ops.DelNS(n)
-		}
-		for _, h := range r.hosts {
-			ops.DelNS(h.ns)
-		}
-		for _, n := range append(r.others, r.ctl, r.prefix+"-ul") {
-			ops.DelNS(n)
-		}
-	}
 }
 
 // epoch is the HA leader epoch the test's orders carry.
@@ -337,19 +95,19 @@ const epoch = 5
 // nothing.
 func TestHostsOverlay(t *testing.T) {
 	r := newHostRig(t)
-	if nss, links, procs := r.leftovers(t); len(nss)+len(links) > 0 || len(procs) != 3 {
+	if nss, links, procs := r.Leftovers(); len(nss)+len(links) > 0 || len(procs) != 3 {
 		t.Fatalf("before: namespaces %v, links %v, processes %v (want the 3 hosts)", nss, links, procs)
 	}
 	o := &overlayRun{r: r, ctx: fence.WithEpoch(context.Background(), epoch), nets: map[string][]vnet.Network{}}
 	o.ensureSites(t)
-	a, b := r.hosts[0], r.hosts[1]
+	a, b := r.Hosts[0], r.Hosts[1]
 	o.recA = r.machine(t, o.ctx, a, "rec", "hvra", "10.50.0.11/24")
 	o.recB = r.restored(t, o.ctx, b, "rec", "hvrb", "10.50.0.12/24")
 	o.tstA = r.machine(t, o.ctx, a, "tst", "hvta", "10.50.0.21/24")
 	o.tstB = r.machine(t, o.ctx, b, "tst", "hvtb", "10.50.0.22/24")
 	// The outside reaches a recovery machine through A's edge; the test
 	// network has no uplink anywhere.
-	if body, err := getFrom(r.ctl, "10.50.0.11"); err != nil || !strings.Contains(body, "hello from hvra") {
+	if body, err := getFrom(r.Ctl, "10.50.0.11"); err != nil || !strings.Contains(body, "hello from hvra") {
 		t.Fatalf("through the edge on A: %q %v", body, err)
 	}
 	o.reach(t, a, "rec", o.recA, "10.50.0.12", true) // A to B over the overlay
@@ -380,19 +138,19 @@ func (o *overlayRun) ensureSites(t *testing.T) {
 		o.nets[site] = []vnet.Network{{Name: name, Subnet: netip.MustParsePrefix("10.50.0.0/24"), Gateway: netip.MustParseAddr("10.50.0.1")}}
 	}
 	var peers []netip.Addr
-	for _, h := range o.r.hosts {
-		peers = append(peers, h.addr)
+	for _, h := range o.r.Hosts {
+		peers = append(peers, h.Addr)
 	}
 	ov := map[string]host.Overlay{}
 	for _, site := range []string{"rec", "tst"} {
 		n := o.nets[site][0].Name
 		ov[site] = host.Overlay{Networks: []overlay.Network{{Name: n, VNI: overlay.DefaultVNI(site, n)}}, Peers: peers}
-		for _, h := range o.r.hosts {
-			if err := h.c.EnsureSite(o.ctx, site, o.nets[site], uplink(site, h)); err != nil {
-				t.Fatalf("ensure site %s on %s: %v", site, h.name, err)
+		for _, h := range o.r.Hosts {
+			if err := h.C.EnsureSite(o.ctx, site, o.nets[site], uplink(site, h)); err != nil {
+				t.Fatalf("ensure site %s on %s: %v", site, h.Name, err)
 			}
-			if err := h.c.EnsureOverlay(o.ctx, site, ov[site]); err != nil {
-				t.Fatalf("overlay of %s on %s: %v", site, h.name, err)
+			if err := h.C.EnsureOverlay(o.ctx, site, ov[site]); err != nil {
+				t.Fatalf("overlay of %s on %s: %v", site, h.Name, err)
 			}
 		}
 	}
@@ -400,17 +158,17 @@ func (o *overlayRun) ensureSites(t *testing.T) {
 	if vni == ov["tst"].Networks[0].VNI {
 		t.Fatal("recovery and test network share a VNI")
 	}
-	for _, h := range o.r.hosts {
-		devs, err := overlay.Devices(h.c.SiteNS("rec"))
+	for _, h := range o.r.Hosts {
+		devs, err := overlay.Devices(h.C.SiteNS("rec"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := slices.DeleteFunc(slices.Clone(peers), func(p netip.Addr) bool { return p == h.addr })
+		want := slices.DeleteFunc(slices.Clone(peers), func(p netip.Addr) bool { return p == h.Addr })
 		if d := devs["vx-lan"]; d.VNI != vni || !sameAddrs(d.Peers, want) {
-			t.Fatalf("host %s: vx-lan %+v, want vni %d peers %v", h.name, d, vni, want)
+			t.Fatalf("host %s: vx-lan %+v, want vni %d peers %v", h.Name, d, vni, want)
 		}
 	}
-	if err := o.r.hosts[1].c.EnsureSite(o.ctx, "edge", o.nets["rec"], "@eth0"); err == nil || !strings.Contains(err.Error(), "has none") {
+	if err := o.r.Hosts[1].C.EnsureSite(o.ctx, "edge", o.nets["rec"], "@eth0"); err == nil || !strings.Contains(err.Error(), "has none") {
 		t.Fatalf("a site with an uplink on a host without edge: %v", err)
 	}
 }
@@ -418,7 +176,7 @@ func (o *overlayRun) ensureSites(t *testing.T) {
 // reach asks machine from (on h's site) to fetch http://to/.
 func (o *overlayRun) reach(t *testing.T, h *recoveryHost, site string, from machine.Spec, to string, want bool) {
 	t.Helper()
-	body, err := fetchVia(h.c.SiteNS(site), from, to)
+	body, err := fetchVia(h.C.SiteNS(site), from, to)
 	switch {
 	case want && (err != nil || !strings.Contains(body, "hello from")):
 		t.Fatalf("%s -> %s: %q, %v; want an answer", from.Name, to, body, err)
@@ -429,14 +187,14 @@ func (o *overlayRun) reach(t *testing.T, h *recoveryHost, site string, from mach
 
 // staleRefused: a deposed leader's order does nothing on a remote host.
 func (o *overlayRun) staleRefused(t *testing.T) {
-	c := o.r.hosts[2]
+	c := o.r.Hosts[2]
 	spec := o.r.spec(t, c, "rec", "hvstale", "10.50.0.31/24")
-	err := c.c.StartMachine(fence.WithEpoch(context.Background(), epoch-1), "rec", "ns", spec)
+	err := c.C.StartMachine(fence.WithEpoch(context.Background(), epoch-1), "rec", "ns", spec)
 	var re *hostapi.RemoteError
 	if !errors.Is(err, fence.ErrStale) || !errors.As(err, &re) || re.Status != http.StatusConflict {
 		t.Fatalf("order of epoch %d after %d: %v", epoch-1, epoch, err)
 	}
-	if ok, err := c.c.CheckRunning(o.ctx, "rec", spec.Name); ok || err != nil {
+	if ok, err := c.C.CheckRunning(o.ctx, "rec", spec.Name); ok || err != nil {
 		t.Fatalf("refused machine running %v (%v)", ok, err)
 	}
 }
@@ -444,20 +202,20 @@ func (o *overlayRun) staleRefused(t *testing.T) {
 // restart: a restarted host keeps its machines; re-ensuring its site
 // gives back an overlay device deleted meanwhile.
 func (o *overlayRun) restart(t *testing.T) {
-	a, b := o.r.hosts[0], o.r.hosts[1]
-	a.stop()
-	if err := (vnet.Netlink{}).DelLink(a.c.SiteNS("rec"), "vx-lan"); err != nil {
+	a, b := o.r.Hosts[0], o.r.Hosts[1]
+	a.Stop()
+	if err := (vnet.Netlink{}).DelLink(a.C.SiteNS("rec"), "vx-lan"); err != nil {
 		t.Fatal(err)
 	}
-	o.r.start(t, a)
-	if !a.c.Running("rec", o.recA.Name) {
+	o.r.Start(t, a)
+	if !a.C.Running("rec", o.recA.Name) {
 		t.Fatal("machine on A stopped with its haven host")
 	}
 	o.reach(t, a, "rec", o.recA, "10.50.0.12", false) // the device is gone
-	if err := a.c.EnsureSite(o.ctx, "rec", o.nets["rec"], uplink("rec", a)); err != nil {
+	if err := a.C.EnsureSite(o.ctx, "rec", o.nets["rec"], uplink("rec", a)); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.c.StartMachine(o.ctx, "rec", "ns", o.recA); err != nil {
+	if err := a.C.StartMachine(o.ctx, "rec", "ns", o.recA); err != nil {
 		t.Fatal(err)
 	}
 	o.reach(t, a, "rec", o.recA, "10.50.0.12", true)
@@ -468,30 +226,30 @@ func (o *overlayRun) restart(t *testing.T) {
 // stops the hosts, and finds nothing left (the kernel deletes a
 // namespace's links asynchronously: they may take a moment).
 func (o *overlayRun) teardown(t *testing.T) {
-	a, b := o.r.hosts[0], o.r.hosts[1]
+	a, b := o.r.Hosts[0], o.r.Hosts[1]
 	for _, m := range []struct {
 		h    *recoveryHost
 		site string
 		s    machine.Spec
 	}{{a, "rec", o.recA}, {b, "rec", o.recB}, {a, "tst", o.tstA}, {b, "tst", o.tstB}} {
-		if err := m.h.c.StopMachine(o.ctx, m.site, m.s.Name); err != nil {
+		if err := m.h.C.StopMachine(o.ctx, m.site, m.s.Name); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, h := range o.r.hosts {
+	for _, h := range o.r.Hosts {
 		for _, s := range []string{"rec", "tst"} {
-			if err := h.c.RemoveSite(o.ctx, s); err != nil {
+			if err := h.C.RemoveSite(o.ctx, s); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	for _, h := range o.r.hosts {
-		h.stop()
+	for _, h := range o.r.Hosts {
+		h.Stop()
 	}
 	var nss, links, procs []string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if nss, links, procs = o.r.leftovers(t); len(nss)+len(links)+len(procs) == 0 {
+		if nss, links, procs = o.r.Leftovers(); len(nss)+len(links)+len(procs) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -504,7 +262,7 @@ func (o *overlayRun) teardown(t *testing.T) {
 // uplink is the edge argument of EnsureSite: the recovery site wants an
 // uplink on the host designated for it (A); the test site nowhere.
 func uplink(site string, h *recoveryHost) string {
-	if site == "rec" && h.name == "a" {
+	if site == "rec" && h.Name == "a" {
 		return "uplink"
 	}
 	return ""
@@ -533,7 +291,7 @@ func sameAddrs(a, b []netip.Addr) bool {
 // by the server's path for it.
 func (r *hostRig) spec(t *testing.T, h *recoveryHost, site, name, addr string) machine.Spec {
 	t.Helper()
-	if err := os.Rename(machinetest.Image(t), filepath.Join(h.dir, "disks", name+".img")); err != nil {
+	if err := os.Rename(machinetest.Image(t), filepath.Join(h.Dir, "disks", name+".img")); err != nil {
 		t.Fatal(err)
 	}
 	return r.specAt(site, name, addr)
@@ -559,11 +317,11 @@ func (r *hostRig) boot(t *testing.T, ctx context.Context, h *recoveryHost, site 
 	name := spec.Name
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := h.c.StartMachine(cctx, site, "ns", spec); err != nil {
-		t.Fatalf("start %s on %s: %v\n%s", name, h.name, err, testenv.TailFile(filepath.Join(h.dir, "host.log")))
+	if err := h.C.StartMachine(cctx, site, "ns", spec); err != nil {
+		t.Fatalf("start %s on %s: %v\n%s", name, h.Name, err, testenv.TailFile(filepath.Join(h.Dir, "host.log")))
 	}
-	if err := h.c.WaitHealthy(cctx, site, spec); err != nil {
-		t.Fatalf("%s on %s: %v", name, h.name, err)
+	if err := h.C.WaitHealthy(cctx, site, spec); err != nil {
+		t.Fatalf("%s on %s: %v", name, h.Name, err)
 	}
 }
 
@@ -578,9 +336,9 @@ func (r *hostRig) restored(t *testing.T, ctx context.Context, h *recoveryHost, s
 	}
 	req := host.DiskRequest{Machine: name, Disk: "root", Point: points[0].ID, Target: filepath.Join(serverDisks, name+".img")}
 	for _, want := range []string{"restore", "existing"} {
-		res, err := h.c.PrepareDisk(ctx, req)
+		res, err := h.C.PrepareDisk(ctx, req)
 		if err != nil || res.Method != want || res.Size == 0 {
-			t.Fatalf("prepare %s on %s: %+v %v, want %s", name, h.name, res, err, want)
+			t.Fatalf("prepare %s on %s: %+v %v, want %s", name, h.Name, res, err, want)
 		}
 	}
 	spec := r.specAt(site, name, addr)

@@ -17,14 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/haven-dr/haven/internal/host"
-	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/server"
-	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/testenv"
-	"github.com/haven-dr/haven/internal/vault"
 )
 
 // backShop is db and web on two hosts (anti-affinity), each protected by
@@ -75,16 +70,16 @@ func TestHostsReprotectFailback(t *testing.T) {
 	}
 	startPrimaryAgent(t, r, dir, agentPort, agentTok, prim)
 
-	c := startRigServer(t, r, dir)
+	c := rigServer(t, r, false, false)
 	res, err := c.Apply(ctx, []byte(fmt.Sprintf(backShop, agentPort, agentTok)))
 	hostsMust(t, err)
 	on := map[string]*recoveryHost{}
 	for _, m := range []string{"db", "web"} {
-		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == res.Placement[m] })
-		if i < 0 || slices.Contains(slices.Collect(maps.Values(on)), r.hosts[i]) {
+		i := slices.IndexFunc(r.Hosts, func(h *recoveryHost) bool { return h.Name == res.Placement[m] })
+		if i < 0 || slices.Contains(slices.Collect(maps.Values(on)), r.Hosts[i]) {
 			t.Fatalf("placement %v: want db and web on two hosts", res.Placement)
 		}
-		on[m] = r.hosts[i]
+		on[m] = r.Hosts[i]
 	}
 
 	fo := runJob(t, c, "shop", orchestrator.PlannedFailover)
@@ -98,15 +93,15 @@ func TestHostsReprotectFailback(t *testing.T) {
 		if after[m] <= before[m] {
 			t.Fatalf("%s: %d points before reprotect, %d after: the host wrote none", m, before[m], after[m])
 		}
-		if _, err := os.Stat(filepath.Join(on[m].dir, "replication", "shop.json")); err != nil {
-			t.Fatalf("host %s keeps no order to replicate back shop: %v", on[m].name, err)
+		if _, err := os.Stat(filepath.Join(on[m].Dir, "replication", "shop.json")); err != nil {
+			t.Fatalf("host %s keeps no order to replicate back shop: %v", on[m].Name, err)
 		}
 	}
 
 	// db's host restarts: it takes up replication back from its own
 	// state, unasked (the server does not know it restarted).
-	on["db"].stop()
-	r.start(t, on["db"])
+	on["db"].Stop()
+	r.Start(t, on["db"])
 	testenv.Eventually(t, time.Minute, "a point of db from its restarted host", func() bool {
 		return pointCounts(t, r)["db"] > after["db"]
 	})
@@ -116,7 +111,7 @@ func TestHostsReprotectFailback(t *testing.T) {
 	for _, m := range []string{"db", "web"} {
 		marks[m] = make([]byte, 16)
 		rand.Read(marks[m])
-		f, err := os.OpenFile(filepath.Join(on[m].dir, "disks", fo.ID, m, "root.img"), os.O_WRONLY, 0)
+		f, err := os.OpenFile(filepath.Join(on[m].Dir, "disks", fo.ID, m, "root.img"), os.O_WRONLY, 0)
 		hostsMust(t, err)
 		_, err = f.WriteAt(marks[m], imageSize(t)-at)
 		hostsMust(t, errors.Join(err, f.Close()))
@@ -130,7 +125,7 @@ func TestHostsReprotectFailback(t *testing.T) {
 		_, err = f.ReadAt(got, imageSize(t)-at)
 		hostsMust(t, errors.Join(err, f.Close()))
 		if !bytes.Equal(got, marks[m]) {
-			t.Errorf("%s: the primary's disk lacks the byte written on host %s", m, on[m].name)
+			t.Errorf("%s: the primary's disk lacks the byte written on host %s", m, on[m].Name)
 		}
 		if p, ok := out.Points[m]; !ok || out.Failback[m+"/root"] == nil || out.Failback[m+"/root"].BytesWritten <= 0 {
 			t.Errorf("%s: failback point %+v, restore %+v", m, p, out.Failback[m+"/root"])
@@ -138,11 +133,11 @@ func TestHostsReprotectFailback(t *testing.T) {
 	}
 	var left []string
 	gone := func() bool {
-		nss, links, _ := r.leftovers(t)
+		nss, links, _ := r.Leftovers()
 		left = append(nss, links...)
 		for _, h := range on {
-			for _, p := range []string{filepath.Join(h.dir, "replication", "shop.json"), filepath.Join(h.dir, "replication", "shop"),
-				filepath.Join(h.dir, "replication-clones", "shop"), filepath.Join(h.dir, "disks", fo.ID, "db", "root.img"), filepath.Join(h.dir, "disks", fo.ID, "web", "root.img")} {
+			for _, p := range []string{filepath.Join(h.Dir, "replication", "shop.json"), filepath.Join(h.Dir, "replication", "shop"),
+				filepath.Join(h.Dir, "replication-clones", "shop"), filepath.Join(h.Dir, "disks", fo.ID, "db", "root.img"), filepath.Join(h.Dir, "disks", fo.ID, "web", "root.img")} {
 				if _, err := os.Stat(p); err == nil {
 					left = append(left, p)
 				}
@@ -201,26 +196,5 @@ func startPrimaryAgent(t *testing.T, r *hostRig, dir string, port int, tok strin
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("agent log:\n%s", b)
 		}
-	})
-}
-
-// startRigServer runs the real server in process (state under dir, no
-// standby images) with the rig's three hosts, 4 CPUs each, dialed from
-// the control namespace, on the rig's vault.
-func startRigServer(t *testing.T, r *hostRig, dir string) *client.Client {
-	off := false
-	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: "file://" + filepath.Join(r.base, "vault"),
-		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
-	for _, h := range r.hosts {
-		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.name, URL: h.url(), TokenFile: filepath.Join(h.dir, "token"),
-			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096})
-	}
-	hostsMust(t, cfg.Defaults())
-	return startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
-		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == hc.Name })
-		if _, err := httpauth.ReadTokenFile(hc.TokenFile); err != nil || i < 0 {
-			return nil, fmt.Errorf("host %s: %v", hc.Name, err)
-		}
-		return r.client(r.hosts[i], filepath.Join(cfg.StateDir, "disks"))
 	})
 }

@@ -40,7 +40,7 @@ func TestHAServersApartShareHosts(t *testing.T) {
 	dir := testenv.Dir(t)
 	s := newBareSite(t, dir)
 	pfx := netip.MustParsePrefix
-	pg := testenv.StartPostgresIn(t, r.machineNS(t, "pg", pfx("10.77.0.30/24")), "10.77.0.30", "fsync=off")
+	pg := testenv.StartPostgresIn(t, r.MachineNS(t, "pg", pfx("10.77.0.30/24")), "10.77.0.30", "fsync=off")
 	if _, err := pg.Query(ctx, "CREATE DATABASE hvha"); err != nil {
 		t.Fatal(err)
 	}
@@ -49,18 +49,18 @@ func TestHAServersApartShareHosts(t *testing.T) {
 	}
 	a := &haMachines{db: pg.URL("hvha"), token: filepath.Join(dir, "admin.token"),
 		dial: func(ctx context.Context, n, addr string) (net.Conn, error) {
-			return vnet.DialContext(ctx, r.ctl, n, addr)
+			return vnet.DialContext(ctx, r.Ctl, n, addr)
 		}}
 	var hosts strings.Builder
-	for _, h := range r.hosts {
-		fmt.Fprintf(&hosts, "  - {name: %s, url: \"https://%s:7443\", token_file: %s/token, ca_file: %s/tls/ca.crt, cpus: 4}\n", h.name, h.addr, h.dir, h.dir)
+	for _, h := range r.Hosts {
+		fmt.Fprintf(&hosts, "  - {name: %s, url: \"https://%s:7443\", token_file: %s/token, ca_file: %s/tls/ca.crt, cpus: 4}\n", h.Name, h.Addr, h.Dir, h.Dir)
 	}
 	// The same tokens on both machines (copied there in a deployment);
 	// plain HTTP between the servers on their private link.
 	a.extra = fmt.Sprintf("vault: %s\npassword_file: %s\nstandby: false\ntls: {mode: off}\ntoken_file: %s\nviewer_token_file: %s/viewer.token\nhosts:\n%s",
 		r.vault[1], r.vault[3], a.token, dir, hosts.String())
 	for i := range 2 {
-		a.ns[i] = r.machineNS(t, fmt.Sprintf("s%d", i), pfx(fmt.Sprintf("10.77.0.%d/24", 11+i)))
+		a.ns[i] = r.MachineNS(t, fmt.Sprintf("s%d", i), pfx(fmt.Sprintf("10.77.0.%d/24", 11+i)))
 		a.addr[i], a.state[i] = fmt.Sprintf("10.77.0.%d", 11+i), filepath.Join(dir, fmt.Sprintf("server%d", i))
 	}
 	p := &haPair{s: s, db: pg.TCPURL("hvha"), ports: [2]int{7780, 7780}, apart: a}
@@ -125,11 +125,11 @@ func TestHAServersApartShareHosts(t *testing.T) {
 	// The killed leader's orders, were it frozen rather than dead, reach
 	// the hosts with its epoch: refused, the machines untouched.
 	for _, m := range []string{"db", "web"} {
-		h := r.hostNamed(place[m])
-		err := h.c.StopMachine(fence.WithEpoch(ctx, epoch), orchestrator.SiteRecovery, m)
+		h := r.Named(place[m])
+		err := h.C.StopMachine(fence.WithEpoch(ctx, epoch), orchestrator.SiteRecovery, m)
 		var re *hostapi.RemoteError
 		if !errors.Is(err, fence.ErrStale) || !errors.As(err, &re) || re.Status != http.StatusConflict {
-			t.Fatalf("stop %s on %s with the old leader's epoch %d: %v, want 409 stale", m, h.name, epoch, err)
+			t.Fatalf("stop %s on %s with the old leader's epoch %d: %v, want 409 stale", m, h.Name, epoch, err)
 		}
 	}
 	if now := hostRunners(r); !maps.EqualFunc(now, after, slices.Equal[[]string]) {
@@ -146,20 +146,11 @@ func TestHAServersApartShareHosts(t *testing.T) {
 	if now := hostRunners(r); len(now) != 0 {
 		t.Fatalf("machines after the cancel: %v", now)
 	}
-	for _, h := range r.hosts {
-		if _, err := os.Stat("/run/netns/" + h.c.SiteNS(orchestrator.SiteRecovery)); err == nil {
-			t.Fatalf("the recovery site's namespace is left on %s", h.name)
+	for _, h := range r.Hosts {
+		if _, err := os.Stat("/run/netns/" + h.C.SiteNS(orchestrator.SiteRecovery)); err == nil {
+			t.Fatalf("the recovery site's namespace is left on %s", h.Name)
 		}
 	}
-}
-
-func (r *hostRig) hostNamed(name string) *recoveryHost {
-	for _, h := range r.hosts {
-		if h.name == name {
-			return h
-		}
-	}
-	panic("no host " + name)
 }
 
 // hostRunners lists the machine processes (`haven machine run`) of the
@@ -173,10 +164,10 @@ func hostRunners(r *hostRig) map[string][]string {
 		if len(args) < 5 || args[1] != "machine" || args[2] != "run" {
 			continue
 		}
-		for _, h := range r.hosts {
-			if strings.HasPrefix(args[4], h.dir+"/") {
+		for _, h := range r.Hosts {
+			if strings.HasPrefix(args[4], h.Dir+"/") {
 				m := strings.TrimSuffix(filepath.Base(args[4]), ".json")
-				out[m] = append(out[m], h.name+"/"+filepath.Base(filepath.Dir(p)))
+				out[m] = append(out[m], h.Name+"/"+filepath.Base(filepath.Dir(p)))
 			}
 		}
 	}

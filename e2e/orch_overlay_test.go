@@ -6,22 +6,16 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/haven-dr/haven/internal/api"
-	"github.com/haven-dr/haven/internal/host"
-	"github.com/haven-dr/haven/internal/httpauth"
 	"github.com/haven-dr/haven/internal/machine"
-	"github.com/haven-dr/haven/internal/machine/machinetest"
 	"github.com/haven-dr/haven/internal/orchestrator"
-	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/testenv"
-	"github.com/haven-dr/haven/internal/vault"
 	"github.com/haven-dr/haven/internal/vnet"
 	"github.com/haven-dr/haven/internal/vnet/overlay"
 )
@@ -68,35 +62,17 @@ plans:
 func TestHostsFailoverOverlay(t *testing.T) {
 	r := newHostRig(t)
 	ctx := context.Background()
-	dir := testenv.Dir(t)
-	for _, m := range []string{"db", "web", "cache"} {
-		mustHaven(t, nil, append([]string{"snapshot", "--machine", m, "--disk", "root=" + machinetest.Image(t)}, r.vault...)...)
-	}
-	off := false
-	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "server"), Vault: "file://" + filepath.Join(r.base, "vault"),
-		PasswordFile: filepath.Join(r.base, "vault.pw"), Standby: &off}
-	for _, h := range r.hosts {
-		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: h.name, URL: h.url(), TokenFile: filepath.Join(h.dir, "token"),
-			CAFile: filepath.Join(h.dir, "tls", "ca.crt"), CPUs: 4, MemoryMB: 4096, Edge: edgeOf(h.name) != ""})
-	}
-	cfg.Edge = server.EdgeConfig{Interface: "eth0"} // each edge host uses its own edge: (host a's eth0)
-	hostsMust(t, cfg.Defaults())
-	c := startHostsServer(t, cfg, func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
-		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == hc.Name })
-		if _, err := httpauth.ReadTokenFile(hc.TokenFile); err != nil || i < 0 {
-			return nil, fmt.Errorf("host %s: %v", hc.Name, err)
-		}
-		return r.client(r.hosts[i], filepath.Join(cfg.StateDir, "disks"))
-	})
+	r.snapshotAll(t, "db", "web", "cache")
+	c := rigServer(t, r, false, true)
 	res, err := c.Apply(ctx, []byte(overlayShop))
 	hostsMust(t, err)
 	on := map[string]*recoveryHost{}
 	for _, m := range []string{"db", "web", "cache"} {
-		i := slices.IndexFunc(r.hosts, func(h *recoveryHost) bool { return h.name == res.Placement[m] })
-		if i < 0 || slices.Contains(slices.Collect(maps.Values(on)), r.hosts[i]) {
+		i := slices.IndexFunc(r.Hosts, func(h *recoveryHost) bool { return h.Name == res.Placement[m] })
+		if i < 0 || slices.Contains(slices.Collect(maps.Values(on)), r.Hosts[i]) {
 			t.Fatalf("placement %v: want the three machines on the three hosts", res.Placement)
 		}
-		on[m] = r.hosts[i]
+		on[m] = r.Hosts[i]
 	}
 
 	fo := runJob(t, c, "shop", orchestrator.UnplannedFailover)
@@ -111,7 +87,7 @@ func TestHostsFailoverOverlay(t *testing.T) {
 	reaches(t, on["db"], orchestrator.SiteRecovery, db, "10.2.0.30", "cache")
 	out := outsideOf(t, r)
 	away, awayOn := db, on["db"] // a machine of shop on a host without the edge
-	if awayOn == r.hosts[0] {
+	if awayOn == r.Hosts[0] {
 		away, awayOn = web, on["web"]
 	}
 	reaches(t, awayOn, orchestrator.SiteRecovery, away, out, "outside") // through the transit link and a's uplink
@@ -121,16 +97,16 @@ func TestHostsFailoverOverlay(t *testing.T) {
 		t.Fatalf("the test network has the recovery network's VNI %d", vni)
 	}
 	reaches(t, on["db"], orchestrator.SiteTest, db, "10.2.0.20", "web") // test db to test web
-	if body, err := fetchVia(on["db"].c.SiteNS(orchestrator.SiteTest), db, "10.2.0.30"); err == nil || strings.HasPrefix(err.Error(), "reaching") {
+	if body, err := fetchVia(on["db"].C.SiteNS(orchestrator.SiteTest), db, "10.2.0.30"); err == nil || strings.HasPrefix(err.Error(), "reaching") {
 		t.Fatalf("test db -> production cache: %q, %v; want test db to answer that it cannot reach it", body, err)
 	}
 	reaches(t, on["db"], orchestrator.SiteRecovery, db, "10.2.0.30", "cache") // production still reaches it
-	if body, err := fetchVia(awayOn.c.SiteNS(orchestrator.SiteTest), away, out); err == nil || strings.HasPrefix(err.Error(), "reaching") {
-		t.Fatalf("test %s on host %s -> the outside: %q, %v; want it to answer that it cannot reach it", away.Name, awayOn.name, body, err)
+	if body, err := fetchVia(awayOn.C.SiteNS(orchestrator.SiteTest), away, out); err == nil || strings.HasPrefix(err.Error(), "reaching") {
+		t.Fatalf("test %s on host %s -> the outside: %q, %v; want it to answer that it cannot reach it", away.Name, awayOn.Name, body, err)
 	}
-	for _, h := range r.hosts {
-		if _, _, ok, err := overlay.TransitOf(h.c.SiteNS(orchestrator.SiteTest)); ok || err != nil {
-			t.Fatalf("host %s: the test site has a transit link (%v)", h.name, err)
+	for _, h := range r.Hosts {
+		if _, _, ok, err := overlay.TransitOf(h.C.SiteNS(orchestrator.SiteTest)); ok || err != nil {
+			t.Fatalf("host %s: the test site has a transit link (%v)", h.Name, err)
 		}
 	}
 
@@ -138,7 +114,7 @@ func TestHostsFailoverOverlay(t *testing.T) {
 	runJob(t, c, "shop", orchestrator.CancelFailover)
 	runJob(t, c, "extra", orchestrator.CancelFailover)
 	testenv.Eventually(t, 30*time.Second, "no site namespace or link left on the hosts", func() bool {
-		nss, links, _ := r.leftovers(t)
+		nss, links, _ := r.Leftovers()
 		return len(nss)+len(links) == 0
 	})
 }
@@ -148,8 +124,8 @@ func TestHostsFailoverOverlay(t *testing.T) {
 // behind a real edge would; it answers "hello from outside".
 func outsideOf(t *testing.T, r *hostRig) string {
 	const addr = "10.77.0.200"
-	ns := r.machineNS(t, "out", netip.MustParsePrefix(addr+"/24"))
-	if err := (vnet.Netlink{}).AddRoute(ns, netip.MustParsePrefix("10.2.0.0/24"), r.hosts[0].addr); err != nil {
+	ns := r.MachineNS(t, "out", netip.MustParsePrefix(addr+"/24"))
+	if err := (vnet.Netlink{}).AddRoute(ns, netip.MustParsePrefix("10.2.0.0/24"), r.Hosts[0].Addr); err != nil {
 		t.Fatal(err)
 	}
 	l, err := vnet.Listen(ns, "tcp", addr+":80")
@@ -178,18 +154,18 @@ func runJob(t *testing.T, c *client.Client, plan string, typ orchestrator.JobTyp
 func sameOverlay(t *testing.T, r *hostRig, site, net string) uint32 {
 	t.Helper()
 	var vni uint32
-	for _, h := range r.hosts {
-		devs, err := overlay.Devices(h.c.SiteNS(site))
+	for _, h := range r.Hosts {
+		devs, err := overlay.Devices(h.C.SiteNS(site))
 		hostsMust(t, err)
 		d, ok := devs[overlay.DeviceName(net)]
 		var want []netip.Addr
-		for _, o := range r.hosts {
+		for _, o := range r.Hosts {
 			if o != h {
-				want = append(want, o.addr)
+				want = append(want, o.Addr)
 			}
 		}
 		if !ok || (vni != 0 && d.VNI != vni) || !sameAddrs(d.Peers, want) {
-			t.Fatalf("host %s, site %s: devices %+v, want %s with vni %d (or any first) to %v", h.name, site, devs, overlay.DeviceName(net), vni, want)
+			t.Fatalf("host %s, site %s: devices %+v, want %s with vni %d (or any first) to %v", h.Name, site, devs, overlay.DeviceName(net), vni, want)
 		}
 		vni = d.VNI
 	}
@@ -208,13 +184,13 @@ func reaches(t *testing.T, h *recoveryHost, site string, from machine.Spec, to, 
 	var body string
 	var err error
 	ok := func() bool {
-		body, err = fetchVia(h.c.SiteNS(site), from, to)
+		body, err = fetchVia(h.C.SiteNS(site), from, to)
 		return err == nil && strings.Contains(body, "hello from "+want)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s on host %s (site %s) -> %s: %q, %v; want %s's page", from.Name, h.name, site, to, body, err, want)
+			t.Fatalf("%s on host %s (site %s) -> %s: %q, %v; want %s's page", from.Name, h.Name, site, to, body, err, want)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

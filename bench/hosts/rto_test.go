@@ -38,6 +38,7 @@ import (
 	"github.com/haven-dr/haven/internal/server"
 	"github.com/haven-dr/haven/internal/server/client"
 	"github.com/haven-dr/haven/internal/testenv"
+	"github.com/haven-dr/haven/internal/testenv/hostrig"
 	"github.com/haven-dr/haven/internal/vault"
 )
 
@@ -137,27 +138,27 @@ func seed(b *testing.B, bin, base, vaultDir, pw string, mib int) {
 // hosts reached from the rig's control namespace), applies the plan and
 // builds the standby images, then checks they are on the hosts the
 // placement chose.
-func (l *layout) start(b *testing.B, r *rig, pw string) {
+func (l *layout) start(b *testing.B, r *hostrig.Rig, pw string) {
 	ctx := context.Background()
 	on := true
 	cfg := &server.Config{Listen: "127.0.0.1:0", StateDir: l.dir, Vault: "file://" + l.vault, PasswordFile: pw,
 		Standby: &on, StandbyInterval: time.Hour} // the benchmark refreshes them itself, before timing
 	for _, n := range l.hosts {
-		h := r.hosts[n]
-		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: n, URL: h.url(), TokenFile: h.token(), CAFile: h.caFile(), CPUs: l.cpus})
+		h := r.Named(n)
+		cfg.Hosts = append(cfg.Hosts, server.HostConfig{Name: n, URL: h.URL(), TokenFile: h.Token(), CAFile: h.CAFile(), CPUs: l.cpus})
 	}
 	if err := cfg.Defaults(); err != nil {
 		b.Fatal(err)
 	}
 	diskDir := filepath.Join(l.dir, "disks")
-	clients := map[string]pinged{}
+	clients := map[string]*hostapi.Client{}
 	dial := func(_ context.Context, hc server.HostConfig, _ *vault.Vault) (host.Host, error) {
-		c, err := r.client(r.hosts[hc.Name], diskDir)
+		c, err := r.Client(r.Named(hc.Name), diskDir)
 		if err != nil {
 			return nil, err
 		}
-		clients[hc.Name] = pinged{c}
-		return pinged{c}, nil
+		clients[hc.Name] = c
+		return c, nil
 	}
 	s, err := server.New(ctx, cfg, server.Options{Hosts: dial, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -208,24 +209,15 @@ func (l *layout) start(b *testing.B, r *rig, pw string) {
 	}
 }
 
-// pinged is a worker's client that tells whether it answers, as the
-// server's own remote host does.
-type pinged struct{ *hostapi.Client }
-
-func (p pinged) Ping(ctx context.Context) error {
-	_, err := p.Info(ctx)
-	return err
-}
-
 // failover times one unplanned failover of the plan, checks that every
 // disk came from its standby image on the machine's placed host, then
 // cancels it (untimed) so the next one starts from a protected plan with
 // no site.
-func (l *layout) failover(b *testing.B, r *rig) {
+func (l *layout) failover(b *testing.B, r *hostrig.Rig) {
 	ctx := context.Background()
 	dirs := []string{l.vault}
 	for _, n := range l.hosts {
-		dirs = append(dirs, filepath.Join(r.hosts[n].dir, "standby"))
+		dirs = append(dirs, filepath.Join(r.Named(n).Dir, "standby"))
 	}
 	testenv.Evict(b, dirs...)
 	load := loadAvg()

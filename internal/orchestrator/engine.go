@@ -31,6 +31,8 @@ type run struct {
 	// ttlDrain: when answers cached under a lowered TTL have expired
 	// (lowerTTL); the stop of a planned failover waits for it.
 	ttlDrain time.Time
+	// silent: hosts onHost found not answering, with why.
+	silent map[string]error
 }
 
 func newJobID() string {

@@ -402,14 +402,26 @@ func (r *run) stopMachine(ctx context.Context, site, m string) error {
 
 // onHost runs fn on the host of a recorded resource. A host that does
 // not answer is skipped: what the job made there went with it (its
-// machines are brought up elsewhere and recorded there).
+// machines are brought up elsewhere and recorded there). Once found
+// silent, a host is not asked again by this run: an undo of many
+// resources on a dead host would wait out each ping.
 func (r *run) onHost(ctx context.Context, x Resource, fn func(h host.Host) error) error {
 	h, err := r.hostOfRes(ctx, x)
 	if err != nil {
 		return err
 	}
 	if p, ok := h.Host.(Pinger); ok {
-		if perr := p.Ping(ctx); perr != nil {
+		perr, asked := r.silent[h.Name]
+		if !asked {
+			perr = p.Ping(ctx)
+			if perr != nil {
+				if r.silent == nil {
+					r.silent = map[string]error{}
+				}
+				r.silent[h.Name] = perr // not asked again for its other resources
+			}
+		}
+		if perr != nil {
 			r.warn("host %s does not answer (%v): %s %s %s there is left as it is", h.Name, perr, x.Kind, x.Name, x.Path)
 			return nil
 		}

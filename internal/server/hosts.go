@@ -148,15 +148,6 @@ func dialHostAPI(diskDir string) HostDialer {
 		if err != nil {
 			return nil, fmt.Errorf("%w: host %s: %v", ErrConfig, hc.Name, err)
 		}
-		return remoteHost{c}, nil
+		return c, nil
 	}
-}
-
-// remoteHost is a worker's client that tells whether it answers, so a
-// lost host is noticed (an alert, its machines placed elsewhere).
-type remoteHost struct{ *hostapi.Client }
-
-func (r remoteHost) Ping(ctx context.Context) error {
-	_, err := r.Info(ctx)
-	return err
 }

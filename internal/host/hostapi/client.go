@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"os"
@@ -122,7 +123,7 @@ func (c *Client) logger() *slog.Logger {
 }
 
 func (c *Client) once(ctx context.Context, method, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, watchDead), method, c.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -173,6 +174,13 @@ func seg(s string) string { return url.PathEscape(s) }
 func sitePath(site string) string { return "/v1/sites/" + seg(site) }
 
 func machinePath(site, name string) string { return sitePath(site) + "/machines/" + seg(name) }
+
+// Ping tells whether the host answers, so a lost host is noticed (an
+// alert, its machines placed elsewhere).
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Info(ctx)
+	return err
+}
 
 // Info asks the host who it is (and caches the answer: a host's ID is
 // kept in its state directory for good).
