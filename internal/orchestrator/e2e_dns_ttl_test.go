@@ -53,10 +53,8 @@ func TestPlannedFailoverLowersTTL(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var atStop []seen
-	w.agents.SetHook(func(_ context.Context, c orchtest.Call) error {
-		if c.Method != "Agent.Stop" {
-			return nil
-		}
+	// record asks every server what it answers now.
+	record := func() error {
 		for _, p := range ps {
 			a, ttl, err := answerAndTTL(p.dnsAddr())
 			mu.Lock()
@@ -64,6 +62,12 @@ func TestPlannedFailoverLowersTTL(t *testing.T) {
 			mu.Unlock()
 		}
 		return nil
+	}
+	w.agents.SetHook(func(_ context.Context, c orchtest.Call) error {
+		if c.Method != "Agent.Stop" {
+			return nil
+		}
+		return record()
 	})
 
 	// A failed one first: the stop fails, the job is undone.
@@ -133,13 +137,7 @@ func TestPlannedFailoverLowersTTL(t *testing.T) {
 		if !mine {
 			return nil
 		}
-		for _, p := range ps {
-			a, ttl, err := answerAndTTL(p.dnsAddr())
-			mu.Lock()
-			atStop = append(atStop, seen{p.name, a, ttl, err})
-			mu.Unlock()
-		}
-		return nil
+		return record()
 	})
 	w.run(Failback, "alpha", Params{})
 	if len(atStop) == 0 {

@@ -584,3 +584,34 @@ func (w *world) machinesOfPlan(plan string) []string {
 func touches(c orchtest.Call, machines []string) bool {
 	return slices.Contains(machines, c.Machine)
 }
+
+// crashThrough runs a job of typ on plan with the server dying right
+// after each of its steps (restarted on the same store each time) until
+// it ends; it fails the test unless the job succeeded after a crash at
+// every step.
+func (w *world) crashThrough(typ JobType, plan string) *store.Job {
+	w.t.Helper()
+	crashes := 0
+	crash := func() {
+		if !w.st.isDead() {
+			crashes++
+			w.st.setDead(true)
+			w.o.stop()
+		}
+	}
+	match := func(j *store.Job) bool { return j.Type == typ }
+	w.afterStep(match, 0, crash)
+	j := w.submit(typ, plan, Params{})
+	for range 50 {
+		if j = w.wait(j.ID); !store.Active(j.State) {
+			break
+		}
+		w.afterStep(match, firstUndone(j), crash)
+		w.restart()
+	}
+	w.clearHooks()
+	if j.State != store.Succeeded || crashes < len(j.Steps) {
+		w.t.Fatalf("%s ended %s (%s) after %d crashes over %d steps", typ, j.State, j.Error, crashes, len(j.Steps))
+	}
+	return j
+}

@@ -373,29 +373,7 @@ func TestRecoverMachinesCrashAnywhereResumes(t *testing.T) {
 	w.run(PlannedFailover, "alpha", Params{})
 	x := w.placed()["alpha-db"]
 	fakes[x].Lose(nil)
-	crashes := 0
-	crash := func() {
-		if w.st.isDead() {
-			return
-		}
-		crashes++
-		w.st.setDead(true)
-		w.o.stop()
-	}
-	match := func(j *store.Job) bool { return j.Type == RecoverMachines }
-	w.afterStep(match, 0, crash)
-	j := w.submit(RecoverMachines, "alpha", Params{})
-	for range 50 {
-		if j = w.wait(j.ID); !store.Active(j.State) {
-			break
-		}
-		w.afterStep(match, firstUndone(j), crash)
-		w.restart()
-	}
-	w.clearHooks()
-	if j.State != store.Succeeded || crashes < len(j.Steps) {
-		t.Fatalf("recover-machines ended %s after %d crashes over %d steps", j.State, crashes, len(j.Steps))
-	}
+	w.crashThrough(RecoverMachines, "alpha")
 	to := w.placed()["alpha-db"]
 	if b := boots(fakes, "alpha-db"); to == x || b[to] != 1 || !fakes[to].Running(SiteRecovery, "alpha-db") {
 		t.Fatalf("alpha-db placed on %s (lost %s), boots per host %v: want once on a host that answers", to, x, b)

@@ -204,28 +204,7 @@ var _ host.OverlayHost = (*orchtest.Host)(nil)
 // leaves it out of the others' peers.
 func TestOverlayCrashAnywhereResumes(t *testing.T) {
 	w, fakes := hostsWorld(t)
-	crashes := 0
-	crash := func() {
-		if !w.st.isDead() {
-			crashes++
-			w.st.setDead(true)
-			w.o.stop()
-		}
-	}
-	match := func(j *store.Job) bool { return j.Type == PlannedFailover }
-	w.afterStep(match, 0, crash)
-	j := w.submit(PlannedFailover, "alpha", Params{})
-	for range 50 {
-		if j = w.wait(j.ID); !store.Active(j.State) {
-			break
-		}
-		w.afterStep(match, firstUndone(j), crash)
-		w.restart()
-	}
-	w.clearHooks()
-	if j.State != store.Succeeded || crashes < len(j.Steps) {
-		t.Fatalf("failover ended %s (%s) after %d crashes over %d steps", j.State, j.Error, crashes, len(j.Steps))
-	}
+	j := w.crashThrough(PlannedFailover, "alpha")
 	rec := overlayVNIs(w.cfg)[SiteRecovery]["rec"]
 	wantOverlay(t, fakes, SiteRecovery, "rec", rec, "a", "b", "c")
 	if hs := overlayRecords(outputsOf(t, j), SiteRecovery); !slices.Equal(hs, []string{"a", "b", "c"}) {

@@ -231,29 +231,7 @@ func TestReplicationBackFollowsHostGoneForGood(t *testing.T) {
 func TestReplicationBackFollowsCrashAnywhere(t *testing.T) {
 	eachMove(t, func(t *testing.T, remoteA bool) {
 		w := newMovedWorld(t, remoteA)
-		crashes := 0
-		crash := func() {
-			if w.st.isDead() {
-				return
-			}
-			crashes++
-			w.st.setDead(true)
-			w.o.stop()
-		}
-		match := func(j *store.Job) bool { return j.Type == RecoverMachines }
-		w.afterStep(match, 0, crash)
-		j := w.submit(RecoverMachines, "alpha", Params{})
-		for range 50 {
-			if j = w.wait(j.ID); !store.Active(j.State) {
-				break
-			}
-			w.afterStep(match, firstUndone(j), crash)
-			w.restart()
-		}
-		w.clearHooks()
-		if j.State != store.Succeeded || crashes < len(j.Steps) {
-			t.Fatalf("recover-machines ended %s (%s) after %d crashes over %d steps", j.State, j.Error, crashes, len(j.Steps))
-		}
+		w.crashThrough(RecoverMachines, "alpha")
 		to := w.checkFollows()
 		if b := boots(w.fakes, "alpha-db"); b[to] != 1 {
 			t.Fatalf("alpha-db boots per host %v: want once on %s", b, to)
