@@ -271,6 +271,9 @@ func TestOrchestratorEndToEnd(t *testing.T) {
 	})
 }
 
+// writePace is the pause after each acknowledged write of writeWhile.
+const writePace = 20 * time.Millisecond
+
 // writeWhile writes numbered files to the machine at addr from the
 // customers' namespace while fn runs, and returns those acknowledged.
 func (s *drSite) writeWhile(t *testing.T, addr, prefix string, fn func()) []string {
@@ -288,6 +291,11 @@ func (s *drSite) writeWhile(t *testing.T, addr, prefix string, fn func()) []stri
 			name := fmt.Sprintf("%s%d", prefix, i)
 			if _, err := s.http(s.inet, "POST", "http://"+addr+"/write?path=/"+name, name); err == nil {
 				acked = append(acked, name)
+				// Paced as customers are: each write is a file of the
+				// guest's 48 MiB disk, and an unpaced writer over ten
+				// rounds of jobs that wait out a DNS TTL ran it out of
+				// inodes ("no space left on device").
+				time.Sleep(writePace)
 			} else {
 				time.Sleep(50 * time.Millisecond)
 			}
