@@ -87,6 +87,32 @@ func cleanup(stateDir, loopPrefix string, force bool) ([]string, error) {
 	return done, errors.Join(errs...)
 }
 
+// RemoveRecordedCgroups removes the cgroups that the machine state
+// directories under stateDir record and leaves the directories: what a
+// host's power loss takes along (the cgroups) while its disk keeps the
+// rest. Its machines' processes must be dead.
+func RemoveRecordedCgroups(stateDir string) error {
+	ents, err := os.ReadDir(stateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		dir := filepath.Join(stateDir, e.Name())
+		cgs := recordedV1(dir)
+		if cg := recordedCgroup(dir); cg != "" {
+			cgs = append(cgs, cg)
+		}
+		for _, cg := range cgs {
+			errs = append(errs, removeCgroup(cg, time.Now().Add(10*time.Second)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func keptLoop(tag string, kept []string) bool {
 	for _, k := range kept {
 		if strings.HasPrefix(tag, LoopName(k, "")) {

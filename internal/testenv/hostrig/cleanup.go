@@ -108,6 +108,13 @@ func (r *Rig) cleanup(t testing.TB) func() {
 				syscall.Kill(p, syscall.SIGKILL)
 			}
 		}
+		for _, h := range r.Hosts {
+			if h.dead { // Kill removed them, unless it failed midway
+				if err := r.removeCgroups(h); err != nil {
+					t.Errorf("host %s: cgroups of its dead machines: %v", h.Name, err)
+				}
+			}
+		}
 		for _, p := range procsUnder(r.opt.Base) {
 			var pid int
 			fmt.Sscan(p, &pid)

@@ -1,6 +1,7 @@
 package hostrig
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/haven-dr/haven/internal/machine/nsdrv"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -43,6 +45,24 @@ func (r *Rig) Kill(t testing.TB, h *Host) {
 			syscall.Kill(p, syscall.SIGKILL)
 		}
 	}
+	// The box's cgroups went with it; here they outlive its processes.
+	if err := r.removeCgroups(h); err != nil {
+		t.Errorf("host %s: cgroups of its dead machines: %v", h.Name, err)
+	}
+}
+
+// removeCgroups removes the cgroups h's ns machines recorded in their
+// state directories (detached machines: <state>/…/machines/<site>/
+// detached/state/<machine>).
+func (r *Rig) removeCgroups(h *Host) error {
+	var errs []error
+	for _, pat := range []string{filepath.Join(h.Dir, "machines", "*", "detached", "state"), filepath.Join(h.Dir, "*", "machines", "*", "detached", "state")} {
+		dirs, _ := filepath.Glob(pat)
+		for _, d := range dirs {
+			errs = append(errs, nsdrv.RemoveRecordedCgroups(d))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // pidsOf lists the processes of h: in its namespace or one of its
